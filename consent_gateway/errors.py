@@ -1,0 +1,51 @@
+"""The exceptions consent-gateway raises.
+
+    ConsentGatewayError
+    ├── ConfigError          a config file or value is wrong (names file, line and key)
+    ├── StoreUnavailable     the consent log cannot take or give events right now
+    ├── SpoolError           neither the log nor the local spool could keep an event
+    └── UpstreamError        the proxied site failed (mapped to 502/504, details logged)
+        └── UpstreamTimeout
+
+A forged or expired consent cookie is *not* an error: it means "no consent".
+"""
+
+from __future__ import annotations
+
+
+class ConsentGatewayError(Exception):
+    """Base class of every error raised by consent-gateway."""
+
+
+class ConfigError(ConsentGatewayError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+    def __init__(self, key: str, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        self.key = key
+        self.file = file
+        self.line = line
+        self.message = message
+        where = file or "<config>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {key}: {message}")
+
+
+class StoreUnavailable(ConsentGatewayError):
+    """The consent log backend cannot be reached or did not answer in time."""
+
+    def __init__(self, message: str, *, original_error: BaseException | None = None) -> None:
+        self.original_error = original_error
+        super().__init__(message)
+
+
+class SpoolError(ConsentGatewayError):
+    """An event could be kept neither by the consent log nor by the local spool."""
+
+
+class UpstreamError(ConsentGatewayError):
+    """The upstream site could not be reached or broke off its answer."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream site did not answer in time."""

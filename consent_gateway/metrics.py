@@ -1,0 +1,73 @@
+"""Process-wide counters, rendered as Prometheus text at ``/_consent/metrics``.
+
+Counting must cost next to nothing on the request path: a dict increment, no locks (one event loop).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+#: name → help text. A counter not listed here is refused, so a typo cannot create a silent series.
+COUNTERS: dict[str, str] = {
+    "consent_events_total": "Consent events recorded, by action.",
+    "consent_grants_total": "Categories granted in recorded consent events, by category.",
+    "consent_cookie_rejected_total": "Consent cookies treated as no consent, by reason.",
+    "held_back_tags_total": "Tags held back in HTML, by vendor.",
+    "dropped_cookies_total": "Set-Cookie headers dropped for lack of consent, by vendor.",
+    "unknown_cookies_total": "Set-Cookie headers of cookies the catalog does not know, by name.",
+    "rewrite_bailouts_total": "HTML rewrites that gave up and held back the rest of the page, by reason.",
+    "rewrite_passthrough_total": "HTML bodies passed through unrewritten, by reason.",
+    "store_errors_total": "Consent log operations that failed, by operation.",
+    "spooled_events_total": "Consent events written to the local spool.",
+    "replayed_events_total": "Spooled consent events replayed into the log.",
+    "upstream_errors_total": "Proxied requests that failed upstream, by kind.",
+}
+
+_counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+_gauges: dict[str, Callable[[], float]] = {}
+
+
+def inc(name: str, amount: int = 1, **labels: str) -> None:
+    if name not in COUNTERS:
+        raise KeyError(f"unknown counter {name!r}")
+    _counts[(name, tuple(sorted(labels.items())))] += amount
+
+
+def value(name: str, **labels: str) -> int:
+    return _counts[(name, tuple(sorted(labels.items())))]
+
+
+def labelled(name: str) -> dict[tuple[tuple[str, str], ...], int]:
+    """Every label set of one counter with its count (for the dashboard's cookie inventory)."""
+    return {labels: count for (n, labels), count in _counts.items() if n == name}
+
+
+def register_gauge(name: str, read: Callable[[], float]) -> None:
+    """A value read at scrape time, such as the spool depth."""
+    _gauges[name] = read
+
+
+def reset() -> None:
+    """Forget every count (tests)."""
+    _counts.clear()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render() -> str:
+    lines: list[str] = []
+    for name, help_text in COUNTERS.items():
+        lines.append(f"# HELP consent_gateway_{name} {help_text}")
+        lines.append(f"# TYPE consent_gateway_{name} counter")
+        for (n, labels), count in sorted(_counts.items()):
+            if n != name:
+                continue
+            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            lines.append(f"consent_gateway_{name}{{{label_text}}} {count}" if label_text else f"consent_gateway_{name} {count}")
+    for name, read in sorted(_gauges.items()):
+        lines.append(f"# TYPE consent_gateway_{name} gauge")
+        lines.append(f"consent_gateway_{name} {read()}")
+    return "\n".join(lines) + "\n"
