@@ -1,0 +1,460 @@
+"""Configuration: one TOML file loaded into frozen, typed dataclasses.
+
+Every section is a dataclass whose defaults are the product's privacy-safe defaults; `config/gateway.toml`
+documents the same values by example (a test keeps the two equal). Loading is strict: an unknown key or a
+wrong type raises `ConfigError` naming the file, the line and the dotted key. Secrets never live here: see
+`signing.load_secret_keys`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "gateway.toml"
+LANGUAGES = ("fr", "en")
+
+
+def _frozen_map(**items: Any) -> Mapping[str, Any]:
+    return types.MappingProxyType(dict(items))
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    prefix: str = "/_consent"
+    #: peers whose X-Forwarded-For is believed (IPs or CIDRs); everything else is the visitor itself
+    trusted_proxies: tuple[str, ...] = ()
+    #: the embedded store, the generated signing key and the spool live here
+    data_dir: str = "consent-data"
+    #: names this process in the log's hash chains; empty → host name and process id
+    instance_id: str = ""
+    #: cookies the catalog does not know: "allow" (counted by name) or "block"
+    unknown_cookies: Literal["allow", "block"] = "allow"
+    #: categories refused without asking when a visitor sends Sec-GPC: 1 and has made no choice
+    gpc_refuses: tuple[str, ...] = ("marketing",)
+    max_body_bytes: int = 16_384
+    rewrite_max_buffer_bytes: int = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class CookieConfig:
+    name: str = "cg_consent"
+    #: empty → host-only cookie
+    domain: str = ""
+    #: "auto" sets Secure when the request came over HTTPS
+    secure: Literal["auto", "always", "never"] = "auto"
+    same_site: Literal["lax", "strict"] = "lax"
+    accept_max_age_days: int = 395  # ~13 months (CNIL)
+    refuse_max_age_days: int = 182  # ~6 months (CNIL)
+    clock_skew_seconds: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    #: bump to ask every visitor again
+    version: str = "1"
+    privacy_policy_url: str = "/privacy"
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    id: str
+    required: bool = False
+    label: Mapping[str, str] = field(default_factory=dict)
+    description: Mapping[str, str] = field(default_factory=dict)
+
+
+DEFAULT_CATEGORIES = (
+    Category(
+        id="necessary",
+        required=True,
+        label=_frozen_map(fr="Strictement nécessaires", en="Strictly necessary"),
+        description=_frozen_map(
+            fr="Indispensables au fonctionnement du site et à la mémorisation de vos choix.",
+            en="Needed for the site to work and to remember your choices.",
+        ),
+    ),
+    Category(
+        id="analytics",
+        label=_frozen_map(fr="Mesure d'audience", en="Analytics"),
+        description=_frozen_map(
+            fr="Nous aident à comprendre comment le site est utilisé.",
+            en="Help us understand how the site is used.",
+        ),
+    ),
+    Category(
+        id="marketing",
+        label=_frozen_map(fr="Marketing", en="Marketing"),
+        description=_frozen_map(
+            fr="Permettent de vous montrer des publicités et des contenus de tiers (vidéos, réseaux sociaux).",
+            en="Let third parties show you ads and embedded content (videos, social networks).",
+        ),
+    ),
+    Category(
+        id="preferences",
+        label=_frozen_map(fr="Préférences", en="Preferences"),
+        description=_frozen_map(
+            fr="Retiennent vos réglages, comme la langue ou la région.",
+            en="Remember your settings, such as language or region.",
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    #: "sqlite:///path/to/consent.db" or "redis://host:6379/0"; empty → SQLite in the data folder
+    url: str = ""
+    #: empty → "<data_dir>/spool"
+    spool_path: str = ""
+    timeout_seconds: float = 2.0
+    batch_max_events: int = 512
+    batch_max_delay_ms: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyConfig:
+    ip_mode: Literal["full", "truncated", "hashed"] = "truncated"
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 48
+    #: a MaxMind .mmdb file; empty → a GeoLite2 database shipped by an installed package, else no country
+    geoip_database: str = ""
+    #: keep the query string of the page path recorded with each event
+    keep_query: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    events_days: int = 395
+    ip_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class RegionsConfig:
+    #: "opt-in" asks before any tracker; "opt-out" allows until refused; "none" shows no banner
+    default: Literal["opt-in", "opt-out", "none"] = "opt-in"
+    #: visitors whose country is unknown (no GeoIP, private IP) — the safe default is opt-in
+    unknown: Literal["opt-in", "opt-out", "none"] = "opt-in"
+    #: ISO country code → mode
+    countries: Mapping[str, Literal["opt-in", "opt-out", "none"]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BannerConfig:
+    default_language: str = "fr"
+    languages: tuple[str, ...] = LANGUAGES
+    position: Literal["bottom", "center", "bottom-left", "bottom-right"] = "bottom"
+    reopen_position: Literal["bottom-left", "bottom-right", "hidden"] = "bottom-left"
+    #: Google Consent Mode v2: "basic" holds Google tags back until consent; "advanced" lets them load denied
+    consent_mode: Literal["basic", "advanced"] = "basic"
+    consent_mode_signals: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: _frozen_map(
+            analytics=("analytics_storage",),
+            marketing=("ad_storage", "ad_user_data", "ad_personalization"),
+            preferences=("functionality_storage", "personalization_storage"),
+        )
+    )
+    #: CSS custom properties without the --cg- prefix, e.g. accent = "#1d4ed8"
+    theme: Mapping[str, str] = field(default_factory=dict)
+    #: language → text key → text; adds languages and overrides built-in texts
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminUser:
+    name: str
+    #: argon2 ("$argon2id$…") or scrypt ("scrypt$…"); `consent-gateway admin hash-password` makes one
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    enabled: bool = True
+    users: tuple[AdminUser, ...] = ()
+    #: environment variable holding comma-separated API tokens
+    tokens_env: str = "CONSENT_GATEWAY_ADMIN_TOKENS"
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
+    login_max_failures: int = 5
+    lockout_minutes: int = 15
+    #: empty → "<data_dir>/admin-audit.jsonl"
+    audit_log: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 30.0
+    max_connections: int = 100
+    websocket: bool = True
+    #: send the visitor's Host header upstream instead of the upstream's own
+    preserve_host: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    gateway: GatewayConfig = GatewayConfig()
+    cookie: CookieConfig = CookieConfig()
+    policy: PolicyConfig = PolicyConfig()
+    categories: tuple[Category, ...] = DEFAULT_CATEGORIES
+    #: the site's [[vendors]] tables, checked against VendorRule's fields; merged by catalog.Catalog.merged
+    vendors: tuple[Mapping[str, Any], ...] = ()
+    store: StoreConfig = StoreConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    retention: RetentionConfig = RetentionConfig()
+    regions: RegionsConfig = RegionsConfig()
+    banner: BannerConfig = BannerConfig()
+    admin: AdminConfig = AdminConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    #: the file this came from, if any
+    source: str | None = None
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.gateway.data_dir)
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.data_path / 'consent.db'}"
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.store.spool_path) if self.store.spool_path else self.data_path / "spool"
+
+    @property
+    def category_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.categories)
+
+    @property
+    def required_categories(self) -> frozenset[str]:
+        return frozenset(c.id for c in self.categories if c.required)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def default_config_path() -> Path:
+    """The shipped, documented default: inside the wheel, or `config/` in a source checkout."""
+    packaged = Path(__file__).parent / "_static" / DEFAULT_CONFIG_NAME
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "config" / DEFAULT_CONFIG_NAME
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and check a config file; without a path, the built-in defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("-", f"cannot read the config file: {exc.strerror}", file=str(path)) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError("-", f"not valid TOML: {exc}", file=str(path), line=line) from exc
+    return parse_config(data, source=str(path), text=text)
+
+
+def parse_config(data: Mapping[str, Any], *, source: str | None = None, text: str | None = None) -> Config:
+    """Check a parsed TOML document (or a dict built in code) and build the frozen `Config`."""
+    loader = _Loader(source, text)
+    sections = {k: v for k, v in data.items() if k != "vendors"}
+    values = loader.fields(Config, sections, "", exclude=("source", "vendors"))
+    values["vendors"] = loader.vendors(data.get("vendors", []))
+    config = Config(**values, source=source)
+    loader.check_semantics(config)
+    return config
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+class _Loader:
+    def __init__(self, source: str | None, text: str | None) -> None:
+        self.source = source
+        self.lines = text.splitlines() if text else []
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(key, message, file=self.source, line=self.line_of(key))
+
+    def line_of(self, key: str) -> int | None:
+        """Best effort: the line where the key's last part is set, after its section header."""
+        if not self.lines:
+            return None
+        parts = [p for p in re.split(r"[.\[\]]", key) if p and not p.isdigit()]
+        if not parts:
+            return None
+        name = parts[-1]
+        section = ".".join(parts[:-1])
+        start = 0
+        if section:
+            header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]\]?\s*$")
+            for number, line in enumerate(self.lines):
+                if header.match(line):
+                    start = number
+                    break
+        pattern = re.compile(rf"^\s*{re.escape(name)}\s*=|^\s*\[\[?\s*{re.escape(key)}\s*\]\]?")
+        for number in range(start, len(self.lines)):
+            if pattern.match(self.lines[number]):
+                return number + 1
+        return None
+
+    def fields(self, cls: type, table: Any, prefix: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Convert one table to the keyword arguments of a dataclass; `exclude`d fields are set elsewhere."""
+        if not isinstance(table, Mapping):
+            raise self.error(prefix.rstrip(".") or "-", f"expected a table, got {_describe(table)}")
+        hints = get_type_hints(cls)
+        known = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
+        for key in table:
+            if key not in known:
+                expected = ", ".join(sorted(known))
+                raise self.error(f"{prefix}{key}", f"unknown key (expected one of: {expected})")
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            key = f"{prefix}{name}"
+            if name in table:
+                values[name] = self.convert(hints[name], table[name], key)
+            elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise self.error(key, "is required")
+        return values
+
+    def convert(self, hint: Any, value: Any, key: str) -> Any:
+        origin = get_origin(hint)
+        args = get_args(hint)
+        if hint is Any:
+            return value
+        if dataclasses.is_dataclass(hint):
+            return hint(**self.fields(hint, value, f"{key}."))  # type: ignore[operator]
+        if origin is Literal:
+            if value not in args:
+                choices = " | ".join(repr(a) for a in args)
+                raise self.error(key, f"expected {choices}, got {value!r}")
+            return value
+        if origin in (Union, types.UnionType):
+            if value is None and type(None) in args:
+                return None
+            last: ConfigError | None = None
+            for arg in args:
+                try:
+                    return self.convert(arg, value, key)
+                except ConfigError as exc:
+                    last = exc
+            assert last is not None  # noqa: S101 - a Union has at least one member
+            raise last
+        if origin is tuple:
+            if not isinstance(value, list):
+                raise self.error(key, f"expected an array, got {_describe(value)}")
+            return tuple(self.convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))
+        if origin in (Mapping, dict) or hint is Mapping:
+            if not isinstance(value, Mapping):
+                raise self.error(key, f"expected a table, got {_describe(value)}")
+            value_hint = args[1] if args else Any
+            return types.MappingProxyType(
+                {str(k): self.convert(value_hint, v, f"{key}.{k}") for k, v in value.items()}
+            )
+        if hint is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.error(key, f"expected a number, got {_describe(value)}")
+            return float(value)
+        if hint in (str, int, bool):
+            if type(value) is not hint:
+                raise self.error(key, f"expected {_TYPE_NAMES[hint]}, got {_describe(value)}")
+            return value
+        raise self.error(key, f"unsupported type {hint!r}")  # a bug in this module, not in the file
+
+    def vendors(self, tables: Any) -> tuple[Mapping[str, Any], ...]:
+        from .catalog import VendorRule  # the catalog owns the vendor shape
+
+        if not isinstance(tables, list):
+            raise self.error("vendors", "expected [[vendors]] tables")
+        hints = get_type_hints(VendorRule)
+        names = {f.name for f in dataclasses.fields(VendorRule)}
+        checked: list[Mapping[str, Any]] = []
+        for index, table in enumerate(tables):
+            key = f"vendors[{index}]"
+            if not isinstance(table, Mapping):
+                raise self.error(key, "expected a table")
+            if "id" not in table:
+                raise self.error(f"{key}.id", "is required")
+            entry: dict[str, Any] = {}
+            for name, value in table.items():
+                if name not in names:
+                    raise self.error(f"{key}.{name}", f"unknown key (expected one of: {', '.join(sorted(names))})")
+                entry[name] = self.convert(hints[name], value, f"{key}.{name}")
+            checked.append(types.MappingProxyType(entry))
+        return tuple(checked)
+
+    def check_semantics(self, config: Config) -> None:
+        prefix = config.gateway.prefix
+        if not prefix.startswith("/") or prefix.endswith("/") or len(prefix) < 2:
+            raise self.error("gateway.prefix", f"must start with '/' and not end with one, got {prefix!r}")
+        for index, network in enumerate(config.gateway.trusted_proxies):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise self.error(f"gateway.trusted_proxies[{index}]", f"not an IP or CIDR: {network!r}") from None
+        ids = [c.id for c in config.categories]
+        if len(set(ids)) != len(ids):
+            raise self.error("categories", f"duplicate category id in {ids}")
+        if not any(c.required for c in config.categories):
+            raise self.error("categories", "one category must be required = true (strictly necessary)")
+        for index, category in enumerate(config.categories):
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", category.id):
+                raise self.error(f"categories[{index}].id", f"use lowercase letters, digits, - or _: {category.id!r}")
+        for name in config.gateway.gpc_refuses:
+            if name not in ids:
+                raise self.error("gateway.gpc_refuses", f"unknown category {name!r} (known: {', '.join(ids)})")
+        for name in config.banner.consent_mode_signals:
+            if name not in ids:
+                raise self.error(f"banner.consent_mode_signals.{name}", f"unknown category (known: {', '.join(ids)})")
+        for index, table in enumerate(config.vendors):
+            category = table.get("category")
+            if category is not None and category not in ids:
+                raise self.error(f"vendors[{index}].category", f"unknown category {category!r}")
+        if config.banner.default_language not in config.banner.languages:
+            raise self.error("banner.default_language", f"must be one of banner.languages {config.banner.languages}")
+        for key, minimum in (
+            ("cookie.accept_max_age_days", 1),
+            ("cookie.refuse_max_age_days", 1),
+            ("gateway.max_body_bytes", 64),
+            ("gateway.rewrite_max_buffer_bytes", 1024),
+            ("retention.events_days", 1),
+            ("retention.ip_days", 0),
+        ):
+            section, name = key.split(".")
+            if getattr(getattr(config, section), name) < minimum:
+                raise self.error(key, f"must be at least {minimum}")
+        if not 0 <= config.privacy.ipv4_prefix <= 32:
+            raise self.error("privacy.ipv4_prefix", "must be between 0 and 32")
+        if not 0 <= config.privacy.ipv6_prefix <= 128:
+            raise self.error("privacy.ipv6_prefix", "must be between 0 and 128")
+        url = config.store.url
+        if url and not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+            raise self.error("store.url", f"expected sqlite:///path or redis://host:port/db, got {url!r}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "a table"
+    return type(value).__name__
