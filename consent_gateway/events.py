@@ -1,12 +1,36 @@
-"""The consent event: what the log keeps as proof of each choice.
+"""The consent event (the log's proof of each choice) and the hash chain that makes it tamper-evident.
 
-The store helper owns the hash chain (``EventChain``); this module fixes the fields the visitor path fills.
+Hash chain
+----------
+Each writer (gateway instance) keeps one chain. An event carries ``instance_id``, ``seq`` (1, 2, 3… per
+instance), ``prev_hash`` (the ``hash`` of the previous event of that chain, ``""`` for the first) and
+``hash``::
+
+    hash = sha256(canonical(body)).hexdigest()
+    canonical(x) = json.dumps(x, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+``body`` is every field of the event except ``hash``, ``salts``, ``erased_at_ms`` and the personal fields
+(:data:`PERSONAL_FIELDS`: IP, user agent, page path, referrer). The personal fields enter the hash through
+``commitments``: for each one that has a value, ``sha256(salt + "\x00" + value)`` with a random per-field
+salt kept in ``salts``. Erasure deletes a field's value *and* its salt and keeps the commitment, so the
+chain still verifies while nothing left can be matched back to the erased value (no dictionary attack on
+a truncated IP: the salt is gone).
+
+Verification recomputes each hash, checks each commitment whose value is still there, and checks that
+``seq`` and ``prev_hash`` follow on: an edited event fails its hash, a deleted one leaves a gap, an inserted
+one breaks the link after it. A truncated tail is found only against a :class:`ChainHead` kept elsewhere
+(``logs checkpoint``). A retention purge deletes a chain's oldest events and leaves an *anchor* (the last
+purged head) where the chain now starts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Final
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 CONSENT_GIVEN: Final = "consent-given"  # first choice of a consent id
 CONSENT_UPDATED: Final = "consent-updated"  # a later choice of the same consent id
@@ -47,3 +71,170 @@ class ConsentEvent:
     instance_id: str = ""
     prev_hash: str = ""
     hash: str = field(default="")
+    #: position in the writer's chain, from 1
+    seq: int = 0
+    #: personal field → salted sha256 of its value (kept after erasure)
+    commitments: dict[str, str] = field(default_factory=dict)
+    #: personal field → the salt of its commitment (erased with the value)
+    salts: dict[str, str] = field(default_factory=dict)
+    #: when the personal fields were erased (not part of the hash)
+    erased_at_ms: int | None = None
+
+
+#: Fields erased on request and committed to by salted hash rather than hashed in clear.
+PERSONAL_FIELDS: Final = ("ip", "user_agent", "page_path", "referrer_host")
+#: Every field name, in declaration order (the storage codec and CSV export use it).
+EVENT_FIELDS: Final = tuple(ConsentEvent.__dataclass_fields__)
+_UNHASHED: Final = frozenset({"hash", "salts", "erased_at_ms", *PERSONAL_FIELDS})
+_HASHED_FIELDS: Final = tuple(name for name in EVENT_FIELDS if name not in _UNHASHED)
+
+
+def canonical(value: Any) -> bytes:
+    """The byte form that is hashed: sorted-key compact JSON in UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def commit(salt: str, value: str) -> str:
+    return hashlib.sha256(f"{salt}\x00{value}".encode()).hexdigest()
+
+
+def event_hash(event: ConsentEvent) -> str:
+    body = {name: getattr(event, name) for name in _HASHED_FIELDS}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def event_to_dict(event: ConsentEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in EVENT_FIELDS}
+
+
+def event_from_dict(data: Mapping[str, Any]) -> ConsentEvent:
+    """Build an event from stored data, ignoring unknown keys (a newer writer may have added fields)."""
+    return ConsentEvent(**{k: v for k, v in data.items() if k in ConsentEvent.__dataclass_fields__})
+
+
+def erase_personal(
+    event: ConsentEvent, *, fields: Iterable[str] = PERSONAL_FIELDS, now_ms: int
+) -> ConsentEvent:
+    """The event without the given personal fields and their salts; commitments stay."""
+    names = tuple(fields)
+    salts = {k: v for k, v in event.salts.items() if k not in names}
+    changes: dict[str, Any] = dict.fromkeys(names)
+    erased_at = now_ms if set(names) == set(PERSONAL_FIELDS) else event.erased_at_ms
+    return replace(event, salts=salts, erased_at_ms=erased_at, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last event of one writer's chain: its position and hash."""
+
+    seq: int
+    hash: str
+
+
+class EventChain:
+    """One writer's chain: stamps events with ``seq``, commitments, ``prev_hash`` and ``hash``, in order.
+
+    Not thread-safe and not shared between processes: each gateway instance needs its own instance id.
+    """
+
+    def __init__(self, instance_id: str, head: ChainHead | None = None) -> None:
+        if not instance_id:
+            raise ValueError("a chain needs a non-empty instance id")
+        self.instance_id = instance_id
+        self.head = head or ChainHead(seq=0, hash="")
+
+    def append(self, event: ConsentEvent) -> ConsentEvent:
+        salts: dict[str, str] = {}
+        commitments: dict[str, str] = {}
+        present = [name for name in PERSONAL_FIELDS if getattr(event, name) is not None]
+        if present:
+            entropy = os.urandom(16 * len(present)).hex()
+            for i, name in enumerate(present):
+                salt = entropy[32 * i : 32 * i + 32]
+                salts[name] = salt
+                commitments[name] = commit(salt, str(getattr(event, name)))
+        chained = replace(
+            event,
+            instance_id=self.instance_id,
+            seq=self.head.seq + 1,
+            prev_hash=self.head.hash,
+            commitments=commitments,
+            salts=salts,
+            hash="",
+        )
+        chained = replace(chained, hash=event_hash(chained))
+        self.head = ChainHead(seq=chained.seq, hash=chained.hash)
+        return chained
+
+
+def check_event(event: ConsentEvent) -> str | None:
+    """Why one event does not match its own hash and commitments, or ``None`` when it does."""
+    for name in PERSONAL_FIELDS:
+        value = getattr(event, name)
+        salt = event.salts.get(name)
+        committed = event.commitments.get(name)
+        if value is None:
+            if salt is not None:
+                return f"personal field {name!r} removed without erasure"
+            continue
+        if salt is None or committed is None or commit(salt, str(value)) != committed:
+            return f"personal field {name!r} altered"
+    if event_hash(event) != event.hash:
+        return "content altered (hash mismatch)"
+    return None
+
+
+class ChainVerifier:
+    """Walks one chain in ``seq`` order (streaming) and collects what is broken.
+
+    :param anchor: where the chain starts after a retention purge (``None``: at seq 1).
+    """
+
+    def __init__(self, instance_id: str, anchor: ChainHead | None = None) -> None:
+        self.instance_id = instance_id
+        self.expected = anchor or ChainHead(seq=0, hash="")
+        self.checked = 0
+        self.problems: list[tuple[str, str]] = []
+        self._seen: dict[int, str] = {}
+        self._anchor = anchor
+
+    def feed(self, event: ConsentEvent) -> None:
+        self.checked += 1
+        problem = check_event(event)
+        if problem:
+            self.problems.append((event.event_id, problem))
+        elif event.seq == self.expected.seq:
+            self.problems.append((event.event_id, f"inserted event: seq {event.seq} appears twice"))
+        elif event.seq != self.expected.seq + 1:
+            missing = f"seq {self.expected.seq + 1}" + (
+                f"..{event.seq - 1}" if event.seq - 1 > self.expected.seq + 1 else ""
+            )
+            reason = f"event(s) deleted before it ({self.instance_id} {missing})"
+            self.problems.append((event.event_id, reason))
+        elif event.prev_hash != self.expected.hash:
+            reason = "prev_hash does not match the previous event (previous event altered or inserted)"
+            self.problems.append((event.event_id, reason))
+        self._seen[event.seq] = event.hash
+        # Resynchronise on this event so one break is reported once, not for every event after it.
+        self.expected = ChainHead(seq=event.seq, hash=event.hash)
+
+    def finish(self, checkpoint_head: ChainHead | None) -> None:
+        """Compare the chain's end with a checkpoint taken earlier (truncated tail, rewritten history)."""
+        if checkpoint_head is None:
+            return
+        if self._anchor is not None and self._anchor.seq >= checkpoint_head.seq:
+            return  # purged by retention since the checkpoint
+        if self.expected.seq < checkpoint_head.seq:
+            first_missing = self.expected.seq + 1
+            self.problems.append(
+                (
+                    f"{self.instance_id}@{first_missing}",
+                    f"chain truncated: events {first_missing}..{checkpoint_head.seq} of {self.instance_id} "
+                    "are missing (the checkpoint saw them)",
+                )
+            )
+            return
+        seen = self._seen.get(checkpoint_head.seq)
+        if seen is not None and seen != checkpoint_head.hash:
+            reason = "chain rewritten since the checkpoint (head differs)"
+            self.problems.append((f"{self.instance_id}@{checkpoint_head.seq}", reason))
