@@ -21,6 +21,8 @@ class Decision:
     explicit: bool = False
     #: The request carried ``Sec-GPC: 1``.
     gpc: bool = False
+    #: The regional rule applied: "opt-in" (ask first), "opt-out" (allowed until refused), "none" (no banner).
+    region: str = "opt-in"
 
     def allows_category(self, category: str) -> bool:
         return category in self.granted
