@@ -1,0 +1,424 @@
+"""Reverse proxy to the site's upstream, as an ASGI app (``consent-gateway proxy --upstream URL``).
+
+Built on aiohttp rather than httpx because of a measurement: on the same loopback set-up a streaming
+proxy on ``httpx.AsyncClient`` served several times fewer requests per second (figures in
+``benchmarks/README.md``). Bodies stream both ways — nothing is buffered whole — so the gateway's
+middleware can rewrite HTML chunk by chunk as the upstream sends it. Content-Encoding passes through
+untouched (``auto_decompress=False``): the gateway decodes HTML itself and leaves everything else alone.
+
+Upstream failures answer a generic 502 (refused, reset, bad answer) or 504 (timeout) and log the details;
+nothing internal reaches the visitor. Once the response has started, a failure can only end the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from . import metrics
+from ._types import Message, Receive, Scope, Send
+
+logger = logging.getLogger("consent_gateway.proxy")
+
+#: RFC 9110 §7.6.1 hop-by-hop headers, plus the Proxy-* family. Connection's own tokens are added per message.
+HOP_BY_HOP_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+#: Request headers the proxy sets itself (Expect is answered by the ASGI server, not forwarded).
+_REQUEST_OWN_HEADERS = frozenset(
+    {"host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+)
+#: The ASGI server adds its own Date and Server; like nginx (proxy_hide_header defaults) the upstream's are
+#: dropped so a response never carries two.
+_RESPONSE_DROPPED_HEADERS = frozenset({"date", "server"})
+#: Headers of the WebSocket handshake that aiohttp generates for its own upstream connection.
+_WEBSOCKET_HANDSHAKE_HEADERS = frozenset(
+    {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
+)
+WEBSOCKET_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_BODY_METHODS_WITHOUT_LENGTH = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
+_INVALID_CLOSE_CODES = frozenset({1005, 1006, 1015})
+#: What the visitor is told (status, error code, message): nothing about the upstream's internals.
+_TIMEOUT = (504, "upstream_timeout", "The site did not answer in time.")
+_UNAVAILABLE = (502, "upstream_unavailable", "The site could not be reached.")
+
+
+def _is_hop_by_hop(name: str) -> bool:
+    return name in HOP_BY_HOP_HEADERS or name.startswith("proxy-")
+
+
+def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:
+    """Header names listed in Connection are hop-by-hop for this message only."""
+    tokens: set[str] = set()
+    for name, value in headers:
+        if name == "connection":
+            tokens.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(tokens)
+
+
+def _error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+class UpstreamProxy:
+    """Forward HTTP and WebSocket requests to one upstream origin, streaming both ways.
+
+    :param upstream: base URL of the site, e.g. ``http://127.0.0.1:8080`` (a path prefix is kept).
+    :param connect_timeout: seconds to open a TCP connection to the upstream.
+    :param read_timeout: seconds the upstream may stay silent while we wait for its headers or body.
+    :param max_connections: size of the keep-alive connection pool.
+    :param websocket: pass WebSocket upgrades through; when False they are answered 501.
+    :param preserve_host: send the visitor's ``Host`` to the upstream instead of the upstream's own.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_connections: int = 100,
+        websocket: bool = True,
+        preserve_host: bool = False,
+    ) -> None:
+        base = URL(upstream)
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ValueError(f"upstream must be an http:// or https:// URL with a host, got {upstream!r}")
+        if base.query_string or base.fragment:
+            raise ValueError(f"upstream must not carry a query or fragment, got {upstream!r}")
+        self.upstream = upstream
+        self._origin = f"{base.scheme}://{base.raw_authority}"
+        self._base_path = base.raw_path.rstrip("/")
+        self._ws_origin = ("wss" if base.scheme == "https" else "ws") + self._origin[len(base.scheme) :]
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.websocket = websocket
+        self.preserve_host = preserve_host
+        # Waiting for a free pooled connection counts against connect + read, never forever.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=connect_timeout + read_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- session -------------------------------------------------------------------------------------
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the loop that serves requests (aiohttp binds to the running loop).
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
+                timeout=self._timeout,
+                auto_decompress=False,
+                # Visitors must never share cookies: the proxy keeps none of its own.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # Forward the visitor's headers as they are; add nothing of aiohttp's.
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- ASGI ----------------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _target(self, scope: Scope, origin: str) -> URL:
+        raw_path: bytes | None = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe="/:@!$&'()*+,;=-._~%")
+        query = scope.get("query_string", b"")
+        text = origin + self._base_path + path
+        if query:
+            text += "?" + query.decode("latin-1")
+        # encoded=True: the visitor's percent-encoding reaches the upstream byte for byte.
+        return URL(text, encoded=True)
+
+    def _request_headers(self, scope: Scope, *, websocket: bool = False) -> list[tuple[str, str]]:
+        incoming = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        dropped = _connection_tokens(incoming)
+        headers: list[tuple[str, str]] = []
+        forwarded_for: list[str] = []
+        host = ""
+        for name, value in incoming:
+            if name == "x-forwarded-for":
+                forwarded_for.append(value)
+            elif name == "host":
+                host = value
+            if _is_hop_by_hop(name) or name in dropped or name in _REQUEST_OWN_HEADERS:
+                continue
+            if websocket and name in _WEBSOCKET_HANDSHAKE_HEADERS:
+                continue
+            headers.append((name, value))
+        client = scope.get("client")
+        if client:
+            forwarded_for.append(str(client[0]))
+        if forwarded_for:
+            headers.append(("x-forwarded-for", ", ".join(forwarded_for)))
+        scheme = scope.get("scheme", "http")
+        headers.append(("x-forwarded-proto", {"ws": "http", "wss": "https"}.get(scheme, scheme)))
+        if host:
+            headers.append(("x-forwarded-host", host))
+            if self.preserve_host:
+                headers.append(("host", host))
+        return headers
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session = self._get_session()
+        method: str = scope["method"]
+        headers = self._request_headers(scope)
+        has_body = any(name in ("content-length", "transfer-encoding") for name, _ in headers) or any(
+            k.lower() == b"transfer-encoding" for k, _ in scope["headers"]
+        )
+        body_state = {"done": not has_body}
+
+        async def request_body() -> Any:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    body_state["done"] = True
+                    raise aiohttp.ClientPayloadError("client disconnected while sending the request body")
+                chunk = message.get("body", b"")
+                if chunk:
+                    yield chunk
+                if not message.get("more_body", False):
+                    body_state["done"] = True
+                    return
+
+        data = request_body() if has_body else None
+        if data is None and method not in _BODY_METHODS_WITHOUT_LENGTH:
+            # A POST without a body still says so, as the visitor's client did (or should have).
+            headers.append(("content-length", "0"))
+        try:
+            response = await session.request(
+                method,
+                self._target(scope, self._origin),
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                compress=None,
+            )
+        except Exception as exc:  # every failure maps to a clean 502/504
+            await self._send_error(scope, send, exc)
+            return
+        try:
+            await self._relay_response(response, receive, send, body_state)
+        finally:
+            response.release()
+
+    async def _relay_response(
+        self, response: aiohttp.ClientResponse, receive: Receive, send: Send, body_state: dict[str, bool]
+    ) -> None:
+        raw = [(k.decode("latin-1").lower(), v) for k, v in response.raw_headers]
+        dropped = _connection_tokens([(k, v.decode("latin-1")) for k, v in raw if k == "connection"])
+        headers = [
+            (k.encode("latin-1"), v)
+            for k, v in raw
+            if not _is_hop_by_hop(k) and k not in dropped and k not in _RESPONSE_DROPPED_HEADERS
+        ]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        content = response.content
+        gone = asyncio.Event()
+        watcher: asyncio.Future[None] | None = None
+
+        async def watch_disconnect() -> None:
+            await _wait_disconnect(receive)
+            gone.set()
+            response.close()  # wakes a pending read: an endless stream (SSE) stops when its reader leaves
+
+        try:
+            while True:
+                if watcher is None and body_state["done"] and not _has_buffered(content):
+                    # Only a read that will wait on the upstream needs to notice the visitor leaving.
+                    watcher = asyncio.ensure_future(watch_disconnect())
+                chunk = await content.readany()
+                if not chunk:
+                    break
+                # Each chunk goes out as soon as it arrives; the last one says so when the end is known.
+                more_body = not content.at_eof()
+                await send({"type": "http.response.body", "body": chunk, "more_body": more_body})
+                if not more_body:
+                    return
+        except Exception as exc:  # the response has started: end the body, log the rest
+            if gone.is_set():
+                return
+            kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "broken_body"
+            metrics.inc("upstream_errors_total", kind=kind)
+            logger.warning("upstream %s broke off the body of %s: %r", self.upstream, response.url, exc)
+            response.close()
+        finally:
+            if watcher is not None and not watcher.done():
+                watcher.cancel()
+        try:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except RuntimeError:
+            # A body shorter than its Content-Length cannot end cleanly: the server drops the
+            # connection instead, so the visitor sees a short answer rather than a complete-looking one.
+            logger.info("ended a short body of %s by closing the connection", response.url)
+
+    async def _send_error(self, scope: Scope, send: Send, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.TimeoutError):
+            (status, code, text), kind = _TIMEOUT, "timeout"
+        else:
+            (status, code, text), kind = _UNAVAILABLE, "connect"
+            if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ServerDisconnectedError):
+                kind = "bad_response"
+        metrics.inc("upstream_errors_total", kind=kind)
+        logger.warning("upstream %s failed for %s %s: %r", self.upstream, scope["method"], scope["path"], exc)
+        body = _error_body(code, text)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    # -- WebSocket -----------------------------------------------------------------------------------
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if not self.websocket:
+            await _deny_websocket(scope, send, 501, "websocket_unsupported", "WebSocket is not proxied here.")
+            return
+        session = self._get_session()
+        try:
+            upstream = await session.ws_connect(
+                self._target(scope, self._ws_origin),
+                headers=self._request_headers(scope, websocket=True),
+                protocols=tuple(scope.get("subprotocols", ())),
+                max_msg_size=WEBSOCKET_MAX_MESSAGE_BYTES,
+                autoping=True,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            metrics.inc("upstream_errors_total", kind="websocket_refused")
+            logger.info("upstream %s refused a WebSocket on %s: %s", self.upstream, scope["path"], exc.status)
+            status = exc.status if 400 <= exc.status < 600 else 502
+            await _deny_websocket(scope, send, status, "websocket_refused", "The site refused the WebSocket.")
+            return
+        except Exception as exc:  # every failure maps to a clean 502/504
+            timeout = isinstance(exc, asyncio.TimeoutError)
+            metrics.inc("upstream_errors_total", kind="timeout" if timeout else "connect")
+            logger.warning("upstream %s WebSocket failed on %s: %r", self.upstream, scope["path"], exc)
+            await _deny_websocket(scope, send, *(_TIMEOUT if timeout else _UNAVAILABLE))
+            return
+        try:
+            await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
+            await _pump_websocket(upstream, receive, send)
+        finally:
+            await upstream.close()
+
+
+def _has_buffered(content: aiohttp.StreamReader) -> bool:
+    """Whether the next read returns at once (aiohttp has no public way to ask)."""
+    return content.is_eof() or bool(getattr(content, "_buffer", True))
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _deny_websocket(scope: Scope, send: Send, status: int, code: str, text: str) -> None:
+    """Refuse a WebSocket before accepting it: an HTTP answer when the server can send one."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = _error_body(code, text)
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1011 if status >= 500 else 1008})
+
+
+async def _pump_websocket(upstream: aiohttp.ClientWebSocketResponse, receive: Receive, send: Send) -> None:
+    async def visitor_to_upstream() -> None:
+        while True:
+            message: Message = await receive()
+            if message["type"] == "websocket.receive":
+                if message.get("text") is not None:
+                    await upstream.send_str(message["text"])
+                else:
+                    await upstream.send_bytes(message.get("bytes") or b"")
+            elif message["type"] == "websocket.disconnect":
+                code = message.get("code", 1000)
+                await upstream.close(code=1000 if code in _INVALID_CLOSE_CODES else code)
+                return
+
+    async def upstream_to_visitor() -> None:
+        while True:
+            message = await upstream.receive()
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await send({"type": "websocket.send", "text": message.data})
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await send({"type": "websocket.send", "bytes": message.data})
+            else:  # CLOSE, CLOSING, CLOSED or ERROR: the upstream side is over
+                code = upstream.close_code
+                if message.type == aiohttp.WSMsgType.ERROR or code is None:
+                    code = 1011 if message.type == aiohttp.WSMsgType.ERROR else 1000
+                elif code in _INVALID_CLOSE_CODES:
+                    code = 1000
+                await send({"type": "websocket.close", "code": code})
+                return
+
+    tasks = [asyncio.ensure_future(visitor_to_upstream()), asyncio.ensure_future(upstream_to_visitor())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, OSError | aiohttp.ClientError):
+            raise exc
