@@ -1,0 +1,161 @@
+"""The `consent-gateway` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from ._types import ASGIApp, Message, Receive, Scope, Send
+from .config import Config, load_config
+from .errors import ConfigError
+
+CONFIG_HELP = "TOML config file (default: the built-in defaults, documented in config/gateway.toml)."
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "CONSENT_GATEWAY"})
+@click.version_option(__version__, prog_name="consent-gateway")
+def main() -> None:
+    """Server-side cookie consent: holds trackers back until each visitor agrees, and keeps the proof."""
+
+
+def _serve(app: ASGIApp, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
+
+
+class _ProxyLifespan:
+    """Closes the upstream connection pool when the server stops."""
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.proxy(scope, receive, send)
+            return
+        while True:
+            message: Message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.proxy.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+@main.command()
+@click.option("--upstream", required=True, metavar="URL", help="The site to put behind the gateway, e.g. http://127.0.0.1:8080.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def proxy(upstream: str, host: str, port: int, config_path: str | None, log_level: str) -> None:
+    """Run the gateway as a reverse proxy in front of any site (PHP, static, Node…)."""
+    from .middleware import ConsentGateway
+    from .proxy import UpstreamProxy
+
+    if not upstream.startswith(("http://", "https://")):
+        raise click.BadParameter("must start with http:// or https://", param_hint="--upstream")
+    config = _load(config_path)
+    upstream_app = UpstreamProxy(
+        upstream,
+        connect_timeout=config.proxy.connect_timeout_seconds,
+        read_timeout=config.proxy.read_timeout_seconds,
+        max_connections=config.proxy.max_connections,
+        websocket=config.proxy.websocket,
+        preserve_host=config.proxy.preserve_host,
+    )
+    _serve(ConsentGateway(_ProxyLifespan(upstream_app), config), host, port, log_level)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def demo(host: str, port: int, config_path: str | None) -> None:
+    """Serve a sample site with real-shaped trackers behind the gateway (nothing leaves this machine)."""
+    from .demo import build_demo_site
+    from .middleware import ConsentGateway
+
+    config = _load(config_path)
+    app = ConsentGateway(build_demo_site(), config)
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - only compared
+    click.echo(f"consent-gateway demo: open http://{shown_host}:{port}/ (consent log: {config.store_url})")
+    click.echo(f"privacy team dashboard: http://{shown_host}:{port}{config.gateway.prefix}/admin/")
+    _serve(app, host, port, "info")
+
+
+@main.command("check-config")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def check_config(config_path: str | None) -> None:
+    """Check a config file and explain what is wrong, with file, line and key."""
+    from .catalog import Catalog
+
+    try:
+        config = load_config(config_path)
+        catalog = Catalog.builtin().merged(config.vendors)
+    except ConfigError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    source = config.source or "built-in defaults"
+    click.echo(f"{source}: ok")
+    click.echo(f"  categories: {', '.join(config.category_ids)} (required: {', '.join(sorted(config.required_categories))})")
+    click.echo(f"  vendors: {len(catalog.vendors)} ({len(config.vendors)} from the config)")
+    click.echo(f"  store: {config.store_url}")
+    click.echo(f"  policy version: {config.policy.version}")
+    unused = sorted({v.category for v in catalog.vendors.values()} - set(config.category_ids))
+    if unused:
+        click.secho(f"warning: vendors use categories the banner does not show: {', '.join(unused)}", fg="yellow")
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys for the consent cookie and the dashboard session."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new signing key. Put it first in CONSENT_GATEWAY_SECRET_KEYS; keep the old ones after it."""
+    from .signing import generate_key
+
+    click.echo(generate_key())
+
+
+@main.group()
+def admin() -> None:
+    """The privacy team's dashboard."""
+
+
+@admin.command("hash-password")
+@click.password_option(help="The password (asked for when not given).")
+def admin_hash_password(password: str) -> None:
+    """Print a password hash for [[admin.users]] in the config."""
+    from .admin import hash_password
+
+    click.echo(hash_password(password))
+
+
+def _register_logs() -> None:
+    from .logs_cli import logs
+
+    main.add_command(logs)
+
+
+_register_logs()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig()
+    main()

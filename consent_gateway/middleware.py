@@ -1,0 +1,181 @@
+"""`ConsentGateway`: the ASGI middleware every request goes through.
+
+    ConsentGateway(app, config=load_config("gateway.toml"))
+
+A path under the prefix (default `/_consent`) is answered by the gateway's own routes. Any other HTTP
+request is read once into a `Decision` (stored in `scope["consent_gateway.decision"]` for the app), runs
+through the app, and its response goes out through `Responder`. Lifespan and WebSocket scopes pass through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from . import metrics
+from ._types import ASGIApp, Message, Receive, Scope, Send
+from .banner import Banner
+from .catalog import Catalog
+from .config import Config, load_config
+from .consent import ConsentCodec
+from .cookies import CookieFilter
+from .decision import Decision
+from .enrich import Enricher
+from .responder import Responder
+from .rewriter import HoldbackRewriter, make_inert
+from .routes import ConsentAPI
+from .signing import load_secret_keys
+from .store import ConsentLog, open_log
+from .store.recorder import EventRecorder
+from .visitor import DECISION_SCOPE_KEY, VisitorReader
+
+logger = logging.getLogger("consent_gateway.middleware")
+
+
+class ConsentGateway:
+    """Makes the wrapped ASGI app honour each visitor's cookie choices.
+
+    :param app: the site: any ASGI application (Starlette, FastAPI, Django's ASGI handler, the proxy…).
+    :param config: a loaded `Config`; `None` → the built-in defaults.
+    :param secret_keys: signing keys, newest first; `None` → `CONSENT_GATEWAY_SECRET_KEYS` or a key
+        generated once into the data folder.
+    :param log: a consent log; `None` → the one `[store] url` names (SQLite in the data folder by default).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: Config | None = None,
+        *,
+        secret_keys: Sequence[str] | None = None,
+        log: ConsentLog | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config = config or load_config()
+        self.prefix = config.gateway.prefix
+        self._prefix_slash = self.prefix + "/"
+        self.catalog = Catalog.builtin().merged(config.vendors)
+        keys = list(secret_keys) if secret_keys else load_secret_keys(config)
+        self.codec = ConsentCodec(config, keys)
+        self.enricher = Enricher(
+            ip_mode=config.privacy.ip_mode,
+            ipv4_prefix=config.privacy.ipv4_prefix,
+            ipv6_prefix=config.privacy.ipv6_prefix,
+            # a key of its own, derived so that rotating nothing else changes the IP hashes
+            ip_hash_key=hmac.new(keys[-1].encode(), b"consent-gateway.ip-hash", hashlib.sha256).digest(),
+            geoip_database=config.privacy.geoip_database or None,
+            region_default=config.regions.default,
+            region_unknown=config.regions.unknown,
+            region_countries=config.regions.countries,
+        )
+        self.visitors = VisitorReader(config, self.codec, self.enricher)
+        self.banner = Banner(config, self.catalog)
+        self.cookie_filter = CookieFilter(
+            self.catalog, config.cookie.name, block_unknown=config.gateway.unknown_cookies == "block"
+        )
+        self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.log = log if log is not None else open_log(config.store_url)
+        self.recorder = EventRecorder(
+            self.log,
+            spool_path=config.spool_path,
+            instance_id=self.instance_id,
+            max_batch=config.store.batch_max_events,
+            max_delay_s=config.store.batch_max_delay_ms / 1000,
+            append_timeout_s=config.store.timeout_seconds,
+        )
+        self.collect_route = self._collect_route()
+        self.admin_app = self._admin_app(keys) if config.admin.enabled else None
+        self.api = ConsentAPI(self)
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    def _collect_route(self) -> Any:
+        from .collect import collect_route
+
+        return collect_route(self.catalog, self.read_decision, prefix=self.prefix)
+
+    def _admin_app(self, keys: Sequence[str]) -> ASGIApp:
+        from .admin import build_admin_app
+
+        return build_admin_app(self.config, self.log, keys)
+
+    # -- the request path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(self._prefix_slash) or path == self.prefix:
+                await self.api(scope, receive, send)
+                return
+            decision = self.visitors.read(scope)
+            scope[DECISION_SCOPE_KEY] = decision
+            await self.app(scope, receive, Responder(self, scope, decision, send).send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def read_decision(self, scope: Scope) -> Decision:
+        decision: Decision | None = scope.get(DECISION_SCOPE_KEY)
+        return decision if decision is not None else self.visitors.read(scope)
+
+    def new_rewriter(self, scope: Scope, decision: Decision, nonce: str | None) -> HoldbackRewriter:
+        language = self.banner.language_for(_header(scope, b"accept-language"))
+        head = self.banner.head_html(decision=decision, language=language, nonce=nonce)
+        return HoldbackRewriter(
+            self.catalog, decision, head, max_buffer_bytes=self.config.gateway.rewrite_max_buffer_bytes
+        )
+
+    @staticmethod
+    def make_inert(chunk: bytes) -> bytes:
+        return make_inert(chunk)
+
+    @staticmethod
+    def count_held_back(rewriter: HoldbackRewriter) -> None:
+        for vendor, count in rewriter.held_back.items():
+            metrics.inc("held_back_tags_total", count, vendor=vendor)
+
+    # -- start and stop of the consent log
+
+    async def ensure_started(self) -> None:
+        """Open the log and replay the spool once; called lazily, since not every server sends lifespan."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if not self._started:
+                await self.recorder.start()
+                self._started = True
+
+    async def aclose(self) -> None:
+        if self._started:
+            await self.recorder.stop()
+            self._started = False
+        await self.collect_route.endpoint.aclose()
+        self.enricher.close()
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_and_stop() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.aclose()
+            return message
+
+        async def send_after_start(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                await self.ensure_started()
+            await send(message)
+
+        await self.app(scope, receive_and_stop, send_after_start)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None

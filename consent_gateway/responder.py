@@ -1,0 +1,229 @@
+"""The per-request `send` wrapper: what leaves the site passes through here on its way to the visitor.
+
+`http.response.start` is held until its headers are fixed: Set-Cookie headers the decision does not allow
+are dropped, and an HTML response loses its Content-Length (the rewriter changes it) and gains
+`Vary: Cookie` and `Cache-Control: private`. HTML body chunks then stream through the holdback rewriter one
+by one — never buffered whole. Everything else passes untouched. Compressed HTML is decoded and sent
+identity-encoded: compress at the edge.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import metrics
+from ._types import Message, Scope, Send
+from .decision import Decision
+
+if TYPE_CHECKING:
+    from .middleware import ConsentGateway
+
+logger = logging.getLogger("consent_gateway.responder")
+
+_HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+#: Charsets that keep ASCII bytes as ASCII, so tags can be found without decoding.
+_ASCII_COMPATIBLE = re.compile(
+    rb"^(utf-?8|us-ascii|ascii|iso-?8859-\d+|latin-?1|windows-125\d|cp125\d|koi8-[ru]|shift_jis|euc-jp|euc-kr|gb2312|gbk|gb18030|big5)$"
+)
+_NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_-]+)'")
+_CHARSET = re.compile(rb"charset=\"?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+#: Headers that describe the original HTML bytes and would lie about the rewritten ones.
+_DROPPED_FOR_HTML = frozenset({b"content-length", b"content-encoding", b"etag", b"last-modified", b"accept-ranges"})
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class _Decoder(Protocol):
+    def decompress(self, data: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+class _BrotliDecoder:
+    def __init__(self) -> None:
+        import brotli
+
+        self._decoder = brotli.Decompressor()
+
+    def decompress(self, data: bytes) -> bytes:
+        return bytes(self._decoder.process(data))
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def _decoder_for(encoding: bytes) -> _Decoder | None:
+    if encoding in (b"gzip", b"x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == b"deflate":
+        return zlib.decompressobj()
+    if encoding == b"br":
+        return _BrotliDecoder()
+    return None
+
+
+class _RawDeflateFallback:
+    """`Content-Encoding: deflate` is zlib-wrapped by the standard, but some servers send raw deflate."""
+
+    def __init__(self) -> None:
+        self._decoder: Any = zlib.decompressobj()
+        self._started = False
+
+    def decompress(self, data: bytes) -> bytes:
+        if not self._started and data:
+            self._started = True
+            try:
+                return bytes(self._decoder.decompress(data))
+            except zlib.error:
+                self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+        return bytes(self._decoder.decompress(data))
+
+    def flush(self) -> bytes:
+        return bytes(self._decoder.flush())
+
+
+def csp_nonce(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for key, value in headers:
+        if key == b"content-security-policy":
+            found = _NONCE.search(value)
+            if found:
+                return found.group(1).decode("ascii")
+    return None
+
+
+def _merge_vary(value: bytes) -> bytes:
+    parts = [p.strip() for p in value.split(b",") if p.strip()]
+    if any(p.lower() in (b"cookie", b"*") for p in parts):
+        return value
+    return b", ".join([*parts, b"Cookie"])
+
+
+def _private_cache_control(value: bytes | None) -> bytes:
+    """Keep the site's directives, minus anything that lets a shared cache store the page."""
+    if not value:
+        return b"private"
+    kept = [
+        p.strip()
+        for p in value.split(b",")
+        if p.strip() and p.strip().lower() != b"public" and not p.strip().lower().startswith(b"s-maxage")
+    ]
+    if not any(p.lower() in (b"private", b"no-store") for p in kept):
+        kept.insert(0, b"private")
+    return b", ".join(kept)
+
+
+class Responder:
+    """Wraps one request's `send`. Created per request; keeps only what the stream needs."""
+
+    __slots__ = ("gateway", "scope", "decision", "_send", "_rewriter", "_decoder", "_skip_body", "_failed")
+
+    def __init__(self, gateway: ConsentGateway, scope: Scope, decision: Decision, send: Send) -> None:
+        self.gateway = gateway
+        self.scope = scope
+        self.decision = decision
+        self._send = send
+        self._rewriter: Any = None
+        self._decoder: _Decoder | None = None
+        self._skip_body = False
+        self._failed = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            await self._send(self._start(message))
+        elif kind == "http.response.body" and self._rewriter is not None:
+            await self._body(message)
+        else:
+            await self._send(message)
+
+    # -- headers
+
+    def _start(self, message: Message) -> Message:
+        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        has_cookies = False
+        content_type = b""
+        for key, value in headers:
+            if key == b"set-cookie":
+                has_cookies = True
+            elif key == b"content-type":
+                content_type = value.lower()
+        if has_cookies:
+            headers = self.gateway.cookie_filter.filter(headers, self.decision)
+        if content_type.startswith(_HTML_TYPES):
+            headers = self._prepare_html(message, headers, content_type)
+        return {**message, "headers": headers}
+
+    def _prepare_html(self, message: Message, headers: list[tuple[bytes, bytes]], content_type: bytes) -> list[tuple[bytes, bytes]]:
+        status = message.get("status", 200)
+        charset = _CHARSET.search(content_type)
+        encoding = b"identity"
+        cache_control: bytes | None = None
+        vary: bytes | None = None
+        for key, value in headers:
+            if key == b"content-encoding":
+                encoding = value.strip().lower()
+            elif key == b"cache-control":
+                cache_control = value
+            elif key == b"vary":
+                vary = value
+        if charset and not _ASCII_COMPATIBLE.match(charset.group(1).lower()):
+            metrics.inc("rewrite_passthrough_total", reason="encoding")
+            return headers
+        if encoding not in (b"identity", b""):
+            decoder: _Decoder | None = _RawDeflateFallback() if encoding == b"deflate" else _decoder_for(encoding)
+            if decoder is None:
+                metrics.inc("rewrite_passthrough_total", reason="content_encoding")
+                return headers
+            self._decoder = decoder
+        fixed = [
+            (k, v) for k, v in headers if k not in _DROPPED_FOR_HTML and k not in (b"cache-control", b"vary")
+        ]
+        fixed.append((b"vary", _merge_vary(vary) if vary else b"Cookie"))
+        fixed.append((b"cache-control", _private_cache_control(cache_control)))
+        if status in _NO_BODY_STATUSES or self.scope.get("method") == "HEAD":
+            self._skip_body = True
+        self._rewriter = self.gateway.new_rewriter(self.scope, self.decision, csp_nonce(headers))
+        return fixed
+
+    # -- body
+
+    async def _body(self, message: Message) -> None:
+        more = message.get("more_body", False)
+        if self._skip_body:
+            await self._send(message)
+            return
+        chunk: bytes = message.get("body", b"")
+        out = self._rewrite(chunk, final=not more)
+        if out or not more:
+            await self._send({"type": "http.response.body", "body": out, "more_body": more})
+
+    def _rewrite(self, chunk: bytes, *, final: bool) -> bytes:
+        try:
+            if self._decoder is not None:
+                chunk = self._decoder.decompress(chunk)
+                if final:
+                    chunk += self._decoder.flush()
+        except Exception:
+            # A corrupt compressed body cannot be read, so it cannot be shown either.
+            if not self._failed:
+                self._failed = True
+                logger.warning("could not decode a %s HTML body; its remainder is dropped", "compressed")
+                metrics.inc("rewrite_bailouts_total", reason="decode")
+            return b""
+        if self._failed:
+            return self.gateway.make_inert(chunk)
+        rewriter = self._rewriter
+        try:
+            out = rewriter.feed(chunk) if chunk else b""
+            if final:
+                out += rewriter.close()
+                self.gateway.count_held_back(rewriter)
+            return out
+        except Exception:
+            # The page must still arrive and no tracker may slip through: from here on every tag that could
+            # load something is made inert.
+            self._failed = True
+            logger.exception("HTML rewrite failed; the rest of the page is made inert")
+            metrics.inc("rewrite_bailouts_total", reason="error")
+            return self.gateway.make_inert(chunk)

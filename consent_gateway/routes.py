@@ -1,0 +1,414 @@
+"""The gateway's own routes under the prefix: the consent API, banner files, receipt, health, metrics.
+
+Only these responses set or clear the consent cookie. Every error is JSON
+(`{"error": {"code": …, "message": …}}`) with a 4xx/5xx status; nothing shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+
+from . import metrics
+from .consent import ConsentRecord, new_consent_id
+from .csrf import is_same_origin
+from .errors import SpoolError
+from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent
+from .visitor import parse_cookies
+
+if TYPE_CHECKING:
+    from .middleware import ConsentGateway
+
+logger = logging.getLogger("consent_gateway.routes")
+
+#: Static banner files are addressed by version, so they can be cached for a year.
+STATIC_CACHE_CONTROL = "public, max-age=31536000, immutable"
+_JSON_TYPES = ("application/json",)
+
+
+class APIError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+        super().__init__(message)
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def new_event_id(now_ms: int) -> str:
+    """Time-ordered and unique: 48 bits of milliseconds, then 80 random bits (like a UUIDv7)."""
+    return f"{now_ms:012x}{os.urandom(10).hex()}"
+
+
+class ConsentAPI:
+    """`/_consent/*`: one instance per gateway, holding nothing per request."""
+
+    def __init__(self, gateway: ConsentGateway) -> None:
+        self.gateway = gateway
+        self.config = gateway.config
+        prefix = self.config.gateway.prefix
+        self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
+        self.required_categories = self.config.required_categories
+        routes: list[BaseRoute] = [
+            Route(f"{prefix}/state", self.state, methods=["GET"]),
+            Route(f"{prefix}/choices", self.choices, methods=["POST", "DELETE"]),
+            Route(f"{prefix}/receipt", self.receipt, methods=["GET"]),
+            Route(f"{prefix}/health", self.health, methods=["GET"]),
+            Route(f"{prefix}/metrics", self.metrics, methods=["GET"]),
+            Route(f"{prefix}/banner.js", self.asset, methods=["GET", "HEAD"]),
+            Route(f"{prefix}/banner.css", self.asset, methods=["GET", "HEAD"]),
+        ]
+        if gateway.collect_route is not None:
+            routes.append(gateway.collect_route)
+        if gateway.admin_app is not None:
+            routes.append(Mount(f"{prefix}/admin", app=gateway.admin_app))
+        self.router = Router(routes=routes, default=self.not_found)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.router(scope, receive, send)
+        except HTTPException as exc:  # 405 from the router
+            code = "method_not_allowed" if exc.status_code == 405 else "http_error"
+            await error_response(exc.status_code, code, exc.detail)(scope, receive, send)
+
+    async def not_found(self, scope: Any, receive: Any, send: Any) -> None:
+        await error_response(404, "not_found", "no such consent-gateway route")(scope, receive, send)
+
+    # -- helpers
+
+    def _record(self, request: Request) -> ConsentRecord | None:
+        header = request.headers.get("cookie")
+        return self.gateway.visitors.record_from_cookie(header) if header else None
+
+    def _secure(self, request: Request) -> bool:
+        mode = self.config.cookie.secure
+        return mode == "always" or (mode == "auto" and request.url.scheme == "https")
+
+    def _set_consent_cookie(self, response: Response, request: Request, value: str, max_age: int) -> None:
+        cookie = self.config.cookie
+        response.set_cookie(
+            cookie.name,
+            value,
+            max_age=max_age,
+            path="/",
+            domain=cookie.domain or None,
+            secure=self._secure(request),
+            httponly=True,
+            samesite=cookie.same_site,
+        )
+
+    def _clear_consent_cookie(self, response: Response, request: Request) -> None:
+        cookie = self.config.cookie
+        response.delete_cookie(
+            cookie.name,
+            path="/",
+            domain=cookie.domain or None,
+            secure=self._secure(request),
+            httponly=True,
+            samesite=cookie.same_site,
+        )
+
+    def _expire_cookies(self, response: Response, request: Request, refused: set[str], vendors_refused: set[str]) -> None:
+        """Expire the visitor's cookies that belong to refused categories or vendors.
+
+        A tracker may have set its cookie on the host or on any parent domain, so each is expired on `/` for
+        the host-only form and for every parent domain variant.
+        """
+        cookies = parse_cookies(request.headers.get("cookie", ""))
+        domains = parent_domains(request.url.hostname or "")
+        for name in cookies:
+            if name == self.config.cookie.name:
+                continue
+            vendor = self.gateway.catalog.vendor_for_cookie(name)
+            if vendor is None or (vendor.category not in refused and vendor.id not in vendors_refused):
+                continue
+            response.raw_headers.append((b"set-cookie", f"{name}=; Max-Age=0; Path=/".encode("latin-1")))
+            for domain in domains:
+                response.raw_headers.append(
+                    (b"set-cookie", f"{name}=; Max-Age=0; Path=/; Domain={domain}".encode("latin-1"))
+                )
+
+    async def _json_body(self, request: Request) -> Mapping[str, Any]:
+        if not is_same_origin(request):
+            raise APIError(403, "cross_site_request", "consent changes must come from this site's own pages")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in _JSON_TYPES:
+            raise APIError(415, "unsupported_media_type", "send the body as application/json")
+        limit = self.config.gateway.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise APIError(413, "body_too_large", f"the body must be at most {limit} bytes")
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise APIError(413, "body_too_large", f"the body must be at most {limit} bytes")
+        except ClientDisconnect:
+            raise APIError(400, "client_disconnected", "the request body did not arrive") from None
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise APIError(400, "malformed_json", "the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise APIError(400, "invalid_type", "the body must be a JSON object")
+        return data
+
+    def _parse_choices(self, data: Mapping[str, Any]) -> tuple[dict[str, bool], dict[str, bool]]:
+        allowed_keys = {"choices", "vendors", "action", "referrer"}
+        for key in data:
+            if key not in allowed_keys:
+                raise APIError(400, "unknown_field", f"unknown field {key!r} (expected: choices, vendors, action)")
+        action = data.get("action")
+        if action is not None:
+            if action not in ("accept_all", "reject_all"):
+                raise APIError(400, "invalid_action", f"action must be 'accept_all' or 'reject_all', not {action!r}")
+            if "choices" in data or "vendors" in data:
+                raise APIError(400, "invalid_body", "send either an action or choices, not both")
+            granted = action == "accept_all"
+            return {c: granted for c in self.optional_categories}, {}
+        raw = data.get("choices")
+        if not isinstance(raw, dict):
+            raise APIError(400, "invalid_type", "choices must be an object of category → true/false")
+        choices = {c: False for c in self.optional_categories}  # nothing is pre-ticked
+        for category, value in raw.items():
+            if category in self.required_categories:
+                if value is not True:
+                    raise APIError(400, "required_category", f"the {category!r} category cannot be refused")
+                continue
+            if category not in choices:
+                raise APIError(400, "unknown_category", f"unknown category {category!r}")
+            if not isinstance(value, bool):
+                raise APIError(400, "invalid_type", f"choices.{category} must be true or false")
+            choices[category] = value
+        raw_vendors = data.get("vendors", {})
+        if not isinstance(raw_vendors, dict):
+            raise APIError(400, "invalid_type", "vendors must be an object of vendor id → true/false")
+        vendors: dict[str, bool] = {}
+        for vendor_id, value in raw_vendors.items():
+            if vendor_id not in self.gateway.catalog.vendors:
+                raise APIError(400, "unknown_vendor", f"unknown vendor {vendor_id!r}")
+            if not isinstance(value, bool):
+                raise APIError(400, "invalid_type", f"vendors.{vendor_id} must be true or false")
+            vendors[vendor_id] = value
+        return choices, vendors
+
+    def _event(
+        self, request: Request, record: ConsentRecord, action: str, now_ms: int, referrer: str | None = None
+    ) -> ConsentEvent:
+        gateway = self.gateway
+        facts = gateway.enricher.facts(gateway.visitors.client_ip(request.scope), request.headers.get("user-agent"))
+        page = urlsplit(request.headers.get("referer", ""))
+        page_path = page.path or None
+        if page_path and self.config.privacy.keep_query and page.query:
+            page_path = f"{page_path}?{page.query}"
+        referrer_host = urlsplit(referrer).hostname if isinstance(referrer, str) and referrer else None
+        return ConsentEvent(
+            event_id=new_event_id(now_ms),
+            consent_id=record.consent_id,
+            action=action,
+            categories=dict(record.choices),
+            vendors=dict(record.vendors),
+            policy_version=record.policy_version,
+            banner_version=gateway.banner.version,
+            timestamp_ms=now_ms,
+            page_path=page_path,
+            referrer_host=referrer_host,
+            ip=facts.ip,
+            user_agent=request.headers.get("user-agent"),
+            browser_family=facts.ua.browser_family,
+            browser_version=facts.ua.browser_version,
+            os_family=facts.ua.os_family,
+            os_version=facts.ua.os_version,
+            device_type=facts.ua.device_type,
+            country=facts.country,
+            is_eu=facts.is_eu,
+            region_rule=facts.region_rule,
+            gpc=record.gpc,
+            instance_id=gateway.instance_id,
+        )
+
+    async def _store(self, event: ConsentEvent) -> bool:
+        """True once the event is durable (log or spool)."""
+        await self.gateway.ensure_started()
+        try:
+            await self.gateway.recorder.record(event)
+        except SpoolError:
+            logger.error("consent event %s could be kept neither in the log nor in the spool", event.event_id)
+            return False
+        metrics.inc("consent_events_total", action=event.action)
+        for category, granted in event.categories.items():
+            if granted:
+                metrics.inc("consent_grants_total", category=category)
+        return True
+
+    # -- endpoints
+
+    async def state(self, request: Request) -> Response:
+        record = self._record(request)
+        gpc = request.headers.get("sec-gpc", "").strip() == "1"
+        return JSONResponse(
+            {
+                "consent": record.to_json() if record else None,
+                "gpc": gpc,
+                "policy_version": self.config.policy.version,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def choices(self, request: Request) -> Response:
+        try:
+            if request.method == "DELETE":
+                return await self.withdraw(request)
+            return await self.choose(request)
+        except APIError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+
+    async def choose(self, request: Request) -> Response:
+        data = await self._json_body(request)
+        choices, vendors = self._parse_choices(data)
+        gpc = request.headers.get("sec-gpc", "").strip() == "1"
+        gpc_narrowed = False
+        if gpc and data.get("action") == "accept_all":
+            # Global Privacy Control refuses these categories; "accept all" does not override it, an
+            # explicit switch does.
+            for category in self.config.gateway.gpc_refuses:
+                if choices.get(category):
+                    choices[category] = False
+                    gpc_narrowed = True
+        previous = self._record(request)
+        now = time.time()
+        record = ConsentRecord(
+            consent_id=previous.consent_id if previous else new_consent_id(),
+            choices=choices,
+            vendors=vendors,
+            policy_version=self.config.policy.version,
+            given_at=int(now),
+            gpc=gpc,
+        )
+        action = GPC_APPLIED if gpc_narrowed else (CONSENT_UPDATED if previous else CONSENT_GIVEN)
+        referrer = data.get("referrer") if isinstance(data.get("referrer"), str) else None
+        event = self._event(request, record, action, int(now * 1000), referrer)
+        durable = await self._store(event)
+        if not durable and record.is_acceptance:
+            # No proof, no "yes": the grant is refused and no cookie claims it.
+            return error_response(
+                503, "consent_not_recorded", "your choice could not be recorded; nothing was enabled, please retry"
+            )
+        body = record.to_json()
+        body["receipt_url"] = f"{self.config.gateway.prefix}/receipt"
+        body["recorded"] = durable
+        response = JSONResponse(body, headers={"Cache-Control": "no-store"})
+        self._set_consent_cookie(response, request, self.gateway.codec.encode(record), record.max_age_seconds(self.config))
+        if previous is not None:
+            refused = {c for c, on in previous.choices.items() if on and not choices.get(c)}
+            vendors_refused = {v for v, on in vendors.items() if not on}
+            if refused or vendors_refused:
+                self._expire_cookies(response, request, refused, vendors_refused)
+        return response
+
+    async def withdraw(self, request: Request) -> Response:
+        if not is_same_origin(request):
+            raise APIError(403, "cross_site_request", "consent changes must come from this site's own pages")
+        previous = self._record(request)
+        now = time.time()
+        record = ConsentRecord(
+            consent_id=previous.consent_id if previous else new_consent_id(),
+            choices={c: False for c in self.optional_categories},
+            vendors={},
+            policy_version=self.config.policy.version,
+            given_at=int(now),
+            gpc=request.headers.get("sec-gpc", "").strip() == "1",
+        )
+        # Withdrawal takes effect at once, whatever the log says.
+        durable = await self._store(self._event(request, record, CONSENT_WITHDRAWN, int(now * 1000)))
+        response = JSONResponse(
+            {"withdrawn": True, "consent_id": record.consent_id, "recorded": durable},
+            headers={"Cache-Control": "no-store"},
+        )
+        self._clear_consent_cookie(response, request)
+        self._expire_cookies(response, request, set(self.optional_categories), set())
+        return response
+
+    async def receipt(self, request: Request) -> Response:
+        record = self._record(request)
+        if record is None:
+            return error_response(404, "no_consent", "this browser has no recorded consent")
+        await self.gateway.ensure_started()
+        try:
+            events = await self.gateway.log.history(record.consent_id)
+        except Exception:
+            logger.exception("receipt: the consent log did not answer")
+            return error_response(503, "store_unavailable", "your history cannot be read right now, please retry")
+        from .events import event_to_dict
+
+        return JSONResponse(
+            {
+                "consent_id": record.consent_id,
+                "current": record.to_json(),
+                "events": [event_to_dict(e) for e in events],
+            },
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'inline; filename="consent-{record.consent_id}.json"',
+            },
+        )
+
+    async def health(self, request: Request) -> Response:
+        gateway = self.gateway
+        await gateway.ensure_started()
+        try:
+            store = await gateway.log.health()
+            status = "ok"
+        except Exception as exc:  # the store's trouble is reported, not raised: liveness stays up
+            store = {"ok": False, "error": type(exc).__name__}
+            status = "degraded"
+        if isinstance(store, dict) and store.get("ok") is False:
+            status = "degraded"
+        return JSONResponse(
+            {"status": status, "store": store, "spool_depth": gateway.recorder.spool_depth},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def asset(self, request: Request) -> Response:
+        name = request.url.path.rsplit("/", 1)[-1]
+        found = self.gateway.banner.asset(name)
+        if found is None:
+            return error_response(404, "not_found", f"no banner file {name!r}")
+        body, media_type = found
+        versioned = request.query_params.get("v") == self.gateway.banner.version
+        headers = {
+            "Cache-Control": STATIC_CACHE_CONTROL if versioned else "public, max-age=300",
+            "ETag": f'"{self.gateway.banner.version}"',
+            "X-Content-Type-Options": "nosniff",
+        }
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type=media_type, headers=headers)
+
+
+def parent_domains(host: str) -> list[str]:
+    """`www.shop.example.org` → `www.shop.example.org`, `shop.example.org`, `example.org`.
+
+    Cookies cannot be set on a public suffix, so the last two labels are the shortest tried (a site on a
+    multi-label suffix such as `.co.uk` gets one harmless extra attempt). IP addresses and single-label
+    hosts such as `localhost` have no domain variants.
+    """
+    if not host or host.replace(".", "").isdigit() or ":" in host or "." not in host:
+        return []
+    labels = host.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
