@@ -56,11 +56,15 @@ class _ProxyLifespan:
 
 
 @main.command()
-@click.option("--upstream", required=True, metavar="URL", help="The site to put behind the gateway, e.g. http://127.0.0.1:8080.")
+@click.option(
+    "--upstream", required=True, metavar="URL", help="The site to put behind the gateway, e.g. http://127.0.0.1:8080."
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
 def proxy(upstream: str, host: str, port: int, config_path: str | None, log_level: str) -> None:
     """Run the gateway as a reverse proxy in front of any site (PHP, static, Node…)."""
     from .middleware import ConsentGateway
@@ -111,7 +115,9 @@ def check_config(config_path: str | None) -> None:
         sys.exit(1)
     source = config.source or "built-in defaults"
     click.echo(f"{source}: ok")
-    click.echo(f"  categories: {', '.join(config.category_ids)} (required: {', '.join(sorted(config.required_categories))})")
+    click.echo(
+        f"  categories: {', '.join(config.category_ids)} (required: {', '.join(sorted(config.required_categories))})"
+    )
     click.echo(f"  vendors: {len(catalog.vendors)} ({len(config.vendors)} from the config)")
     click.echo(f"  store: {config.store_url}")
     click.echo(f"  policy version: {config.policy.version}")

@@ -352,7 +352,7 @@ class _Loader:
                     return self.convert(arg, value, key)
                 except ConfigError as exc:
                     last = exc
-            assert last is not None  # noqa: S101 - a Union has at least one member
+            assert last is not None
             raise last
         if origin is tuple:
             if not isinstance(value, list):
@@ -362,9 +362,7 @@ class _Loader:
             if not isinstance(value, Mapping):
                 raise self.error(key, f"expected a table, got {_describe(value)}")
             value_hint = args[1] if args else Any
-            return types.MappingProxyType(
-                {str(k): self.convert(value_hint, v, f"{key}.{k}") for k, v in value.items()}
-            )
+            return types.MappingProxyType({str(k): self.convert(value_hint, v, f"{key}.{k}") for k, v in value.items()})
         if hint is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise self.error(key, f"expected a number, got {_describe(value)}")

@@ -66,7 +66,9 @@ def render() -> str:
             if n != name:
                 continue
             label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"consent_gateway_{name}{{{label_text}}} {count}" if label_text else f"consent_gateway_{name} {count}")
+            lines.append(
+                f"consent_gateway_{name}{{{label_text}}} {count}" if label_text else f"consent_gateway_{name} {count}"
+            )
     for name, read in sorted(_gauges.items()):
         lines.append(f"# TYPE consent_gateway_{name} gauge")
         lines.append(f"consent_gateway_{name} {read()}")

@@ -154,7 +154,9 @@ class Responder:
             headers = self._prepare_html(message, headers, content_type)
         return {**message, "headers": headers}
 
-    def _prepare_html(self, message: Message, headers: list[tuple[bytes, bytes]], content_type: bytes) -> list[tuple[bytes, bytes]]:
+    def _prepare_html(
+        self, message: Message, headers: list[tuple[bytes, bytes]], content_type: bytes
+    ) -> list[tuple[bytes, bytes]]:
         status = message.get("status", 200)
         charset = _CHARSET.search(content_type)
         encoding = b"identity"
@@ -176,9 +178,7 @@ class Responder:
                 metrics.inc("rewrite_passthrough_total", reason="content_encoding")
                 return headers
             self._decoder = decoder
-        fixed = [
-            (k, v) for k, v in headers if k not in _DROPPED_FOR_HTML and k not in (b"cache-control", b"vary")
-        ]
+        fixed = [(k, v) for k, v in headers if k not in _DROPPED_FOR_HTML and k not in (b"cache-control", b"vary")]
         fixed.append((b"vary", _merge_vary(vary) if vary else b"Cookie"))
         fixed.append((b"cache-control", _private_cache_control(cache_control)))
         if status in _NO_BODY_STATUSES or self.scope.get("method") == "HEAD":

@@ -119,7 +119,9 @@ class ConsentAPI:
             samesite=cookie.same_site,
         )
 
-    def _expire_cookies(self, response: Response, request: Request, refused: set[str], vendors_refused: set[str]) -> None:
+    def _expire_cookies(
+        self, response: Response, request: Request, refused: set[str], vendors_refused: set[str]
+    ) -> None:
         """Expire the visitor's cookies that belong to refused categories or vendors.
 
         A tracker may have set its cookie on the host or on any parent domain, so each is expired on `/` for
@@ -310,7 +312,9 @@ class ConsentAPI:
         body["receipt_url"] = f"{self.config.gateway.prefix}/receipt"
         body["recorded"] = durable
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
-        self._set_consent_cookie(response, request, self.gateway.codec.encode(record), record.max_age_seconds(self.config))
+        self._set_consent_cookie(
+            response, request, self.gateway.codec.encode(record), record.max_age_seconds(self.config)
+        )
         if previous is not None:
             refused = {c for c, on in previous.choices.items() if on and not choices.get(c)}
             vendors_refused = {v for v, on in vendors.items() if not on}

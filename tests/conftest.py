@@ -88,7 +88,10 @@ def chromium_path() -> str:
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see no CONSENT_GATEWAY_* variable of the developer's own, and fresh counters."""
     for name in list(os.environ):
-        if name.startswith("CONSENT_GATEWAY_") and name not in ("CONSENT_GATEWAY_CHROMIUM", "CONSENT_GATEWAY_TEST_REDIS_URL"):
+        if name.startswith("CONSENT_GATEWAY_") and name not in (
+            "CONSENT_GATEWAY_CHROMIUM",
+            "CONSENT_GATEWAY_TEST_REDIS_URL",
+        ):
             monkeypatch.delenv(name)
     metrics.reset()
 
