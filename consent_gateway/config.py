@@ -263,7 +263,8 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        found = re.search(r"at line (\d+)", str(exc))  # tomllib names the line only in its message
+        line = int(found.group(1)) if found else None
         raise ConfigError("-", f"not valid TOML: {exc}", file=str(path), line=line) from exc
     return parse_config(data, source=str(path), text=text)
 
