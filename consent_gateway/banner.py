@@ -1,0 +1,302 @@
+"""The visitor banner's loader: the JSON config block, the stylesheet and the script inserted into pages.
+
+Everything that does not depend on the request (texts in every language, categories, vendors, theme,
+URLs) is rendered once, when the gateway starts; ``head_html`` only adds the visitor's state, so it costs
+a few microseconds per page. The JSON is escaped for HTML: no configured text can close the ``<script>``
+block or become markup (the banner also writes every text with ``textContent``).
+
+``version`` hashes what the visitor is shown — the served JS and CSS and every text — and is recorded in
+each consent event, so the privacy team can show exactly what a visitor saw (a CNIL mode of proof).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .catalog import VendorRule
+from .config import Config
+from .decision import Decision
+from .errors import ConfigError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: Installed wheels carry the assets inside the package; a source checkout has them at the repo root.
+_ASSET_DIRS = (_PACKAGE_DIR / "_static" / "banner", _PACKAGE_DIR.parent / "static" / "banner")
+_ASSETS = {
+    "banner.js": ("banner.min.js", "text/javascript; charset=utf-8"),
+    "banner.css": ("banner.min.css", "text/css; charset=utf-8"),
+}
+#: How long gtag waits for the banner's ``consent update`` before firing tags with the defaults.
+CONSENT_MODE_WAIT_MS = 500
+#: Distinct decisions (and nonces) whose rendered fragments are kept; a handful exist in practice.
+_STATE_CACHE_SIZE = 256
+_SAFE_URL = re.compile(r"^(https?://|/(?!/)|\./|\?|#)", re.IGNORECASE)
+_NONCE = re.compile(r"^[A-Za-z0-9+/=_-]{1,256}$")
+_JSON_FOR_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                                "\u2029": "\\u2029"})
+
+BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
+    "fr": {
+        "title": "Vos choix en matière de cookies",
+        "text": (
+            "Avec votre accord, nous et nos partenaires utilisons des cookies pour mesurer l'audience du "
+            "site, vous montrer des publicités et contenus de tiers (vidéos) et retenir vos préférences. "
+            "Vous pouvez tout accepter, tout refuser ou choisir, et changer d'avis à tout moment "
+            "avec « Gérer les cookies »."
+        ),
+        "privacy_link": "Politique de confidentialité",
+        "accept_all": "Tout accepter",
+        "reject_all": "Tout refuser",
+        "customize": "Personnaliser",
+        "prefs_title": "Paramètres des cookies",
+        "prefs_text": (
+            "Choisissez ce que vous autorisez, catégorie par catégorie ou partenaire par partenaire. "
+            "Rien n'est activé sans votre accord."
+        ),
+        "always_on": "Toujours actifs",
+        "vendors": "Partenaires ({n})",
+        "cookies": "Cookies :",
+        "vendor_policy": "Politique de confidentialité de {vendor}",
+        "save": "Enregistrer mes choix",
+        "close": "Fermer",
+        "reopen": "Gérer les cookies",
+        "consent_id": "Votre identifiant de consentement :",
+        "receipt": "Voir mon reçu de consentement",
+        "withdraw": "Retirer mon consentement",
+        "placeholder": "Ce contenu est fourni par {vendor}, qui dépose des cookies {category}.",
+        "allow_vendor": "Autoriser {vendor}",
+        "error": "Votre choix n'a pas pu être enregistré. Merci de réessayer dans un instant.",
+        "gpc": (
+            "Votre navigateur envoie le signal Global Privacy Control : nous le respectons, les cookies "
+            "marketing restent désactivés."
+        ),
+    },
+    "en": {
+        "title": "Your cookie choices",
+        "text": (
+            "With your consent, we and our partners use cookies to measure the site's audience, show you "
+            "ads and third-party content (videos) and remember your preferences. You can accept all, "
+            "reject all or choose, and change your mind at any time with “Cookie settings”."
+        ),
+        "privacy_link": "Privacy policy",
+        "accept_all": "Accept all",
+        "reject_all": "Reject all",
+        "customize": "Customize",
+        "prefs_title": "Cookie settings",
+        "prefs_text": (
+            "Choose what you allow, by category or by vendor. Nothing is turned on without your consent."
+        ),
+        "always_on": "Always on",
+        "vendors": "Vendors ({n})",
+        "cookies": "Cookies:",
+        "vendor_policy": "{vendor} privacy policy",
+        "save": "Save my choices",
+        "close": "Close",
+        "reopen": "Cookie settings",
+        "consent_id": "Your consent ID:",
+        "receipt": "View my consent receipt",
+        "withdraw": "Withdraw my consent",
+        "placeholder": "This content is provided by {vendor}, which sets {category} cookies.",
+        "allow_vendor": "Allow {vendor}",
+        "error": "Your choice could not be saved. Please try again in a moment.",
+        "gpc": (
+            "Your browser sends the Global Privacy Control signal: we honour it, marketing cookies stay off."
+        ),
+    },
+}
+TEXT_KEYS = frozenset(BUILTIN_TEXTS["en"])
+
+
+def json_for_html(value: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``: no ``</script``, ``<!--`` or ``&``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JSON_FOR_HTML)
+
+
+def _safe_url(url: str) -> str:
+    """Only http(s) and same-site URLs become links; anything else (``javascript:``…) is dropped."""
+    return url if url and _SAFE_URL.match(url.strip()) else ""
+
+
+class Banner:
+    """Renders the banner's head fragment and serves its assets, for one configuration."""
+
+    def __init__(self, config: Config, catalog: Any) -> None:
+        self._config = config
+        banner_config = config.banner
+        prefix = config.gateway.prefix.rstrip("/")
+        self.languages = self._languages(config)
+        self.default_language = banner_config.default_language
+        if self.default_language not in self.languages:
+            raise ConfigError("banner.default_language", f"no texts for language {self.default_language!r}")
+        self._assets = {name: (_read_asset(file), media) for name, (file, media) in _ASSETS.items()}
+
+        category_ids = {category.id for category in config.categories}
+        listed = set(getattr(banner_config, "vendors", ()) or ())
+        vendors = [
+            vendor for vendor in _vendor_rules(catalog)
+            if vendor.category in category_ids and (not listed or vendor.id in listed)
+        ]
+        shown = {
+            "i18n": {lang: self._texts_for(lang) for lang in self.languages},
+            "categories": [{"id": c.id, "required": c.required} for c in config.categories],
+            "vendors": [
+                {
+                    "id": v.id,
+                    "name": v.name or v.id,
+                    "category": v.category,
+                    "policy_url": _safe_url(v.policy_url),
+                    "cookies": [[c.pattern, c.lifetime] for c in v.cookies],
+                }
+                for v in vendors
+            ],
+            "privacy_policy_url": _safe_url(config.policy.privacy_policy_url),
+            "position": banner_config.position,
+            "reopen_position": banner_config.reopen_position,
+            "theme": {key: str(value) for key, value in banner_config.theme.items()},
+        }
+        digest = hashlib.sha256()
+        for name in sorted(self._assets):
+            digest.update(name.encode() + b"\0" + self._assets[name][0] + b"\0")
+        digest.update(json.dumps(shown, ensure_ascii=False, sort_keys=True).encode())
+        #: What the visitor is shown, as a 128-bit hex digest (recorded with each consent event).
+        self.version: str = digest.hexdigest()[:32]
+        #: The canonical JSON of the texts, vendors and theme hashed into ``version``, for the archive.
+        self.shown_json: str = json.dumps(shown, ensure_ascii=False, sort_keys=True, indent=1)
+
+        static = {
+            **shown,
+            "policy_version": config.policy.version,
+            "api": prefix,
+            "receipt_url": f"{prefix}/receipt",
+            "css": f"{prefix}/banner.css?v={self.version}",
+            "consent_mode": {
+                "mode": banner_config.consent_mode,
+                "wait_for_update": CONSENT_MODE_WAIT_MS,
+                "signals": {cat: list(sigs) for cat, sigs in banner_config.consent_mode_signals.items()},
+            },
+        }
+        self._categories = tuple(c.id for c in config.categories if not c.required)
+
+        # The fixed parts of every head fragment, escaped and encoded once.
+        self._open = ('<script type="application/json" id="cg-config">' + json_for_html(static)[:-1] + ",").encode()
+        self._tail_by_nonce: dict[str | None, bytes] = {None: self._tail(None)}
+        self._lang_ranges = {lang.lower(): lang for lang in self.languages}
+        self._lang_set = frozenset(self.languages)
+        self._state_cache: dict[tuple[Any, ...], bytes] = {}
+
+    # -- public ------------------------------------------------------------------------------------------
+
+    def language_for(self, accept_language: str | None) -> str:
+        """The best built-in or configured language for an ``Accept-Language`` header."""
+        best, best_q = self.default_language, 0.0
+        for part in (accept_language or "").split(",")[:20]:
+            tag, _, params = part.strip().partition(";")
+            tag = tag.strip().lower()
+            q = 1.0
+            for param in params.split(";"):
+                name, _, value = param.strip().partition("=")
+                if name == "q":
+                    try:
+                        q = float(value)
+                    except ValueError:
+                        q = 0.0
+            lang = self._lang_ranges.get(tag) or self._lang_ranges.get(tag.split("-")[0])
+            # Strictly greater: earlier entries win ties, the header lists preferences in order.
+            if lang and q > best_q:
+                best, best_q = lang, q
+        return best
+
+    def head_html(self, *, decision: Decision, language: str, nonce: str | None) -> bytes:
+        """The fragment inserted at the top of ``<head>``: JSON config, stylesheet, then the script."""
+        lang = language if language in self._lang_set else self.default_language
+        key = (decision.key, decision.explicit, decision.gpc, lang)
+        middle = self._state_cache.get(key)
+        if middle is None:
+            middle = self._render_state(decision, lang)
+            if len(self._state_cache) >= _STATE_CACHE_SIZE:
+                self._state_cache.clear()
+            self._state_cache[key] = middle
+        tail = self._tail_by_nonce.get(nonce)
+        if tail is None:
+            tail = self._tail(nonce)
+            if len(self._tail_by_nonce) >= _STATE_CACHE_SIZE:  # nonces are per response: keep a few
+                self._tail_by_nonce = {None: self._tail_by_nonce[None]}
+            self._tail_by_nonce[nonce] = tail
+        consent_id = b"null" if decision.consent_id is None else json_for_html(decision.consent_id).encode()
+        return b"".join((self._open, middle, consent_id, tail))
+
+    def asset(self, name: str) -> tuple[bytes, str] | None:
+        """The served body and media type of ``banner.js`` or ``banner.css``; None for any other name."""
+        return self._assets.get(name)
+
+    # -- construction ------------------------------------------------------------------------------------
+
+    def _render_state(self, decision: Decision, lang: str) -> bytes:
+        vendors = {vendor: True for vendor in sorted(decision.vendors_granted)}
+        vendors.update({vendor: False for vendor in sorted(decision.vendors_refused)})
+        state = {
+            "lang": lang,
+            "state": {
+                "explicit": decision.explicit,
+                "choices": {category: category in decision.granted for category in self._categories},
+                "vendors": vendors,
+            },
+            "gpc": decision.gpc,
+        }
+        return (json_for_html(state)[1:-1] + ',"consent_id":').encode()
+
+    def _tail(self, nonce: str | None) -> bytes:
+        prefix = self._config.gateway.prefix.rstrip("/")
+        if nonce is not None and not _NONCE.match(nonce):
+            nonce = None  # never let a malformed nonce into the markup
+        attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
+        return (
+            f'}}</script><link rel="preload" as="style" href="{prefix}/banner.css?v={self.version}"{attr}>'
+            f'<script src="{prefix}/banner.js?v={self.version}"{attr}></script>'
+        ).encode()
+
+    @staticmethod
+    def _languages(config: Config) -> tuple[str, ...]:
+        seen = dict.fromkeys([*config.banner.languages, *config.banner.texts])
+        return tuple(seen)
+
+    def _texts_for(self, lang: str) -> dict[str, Any]:
+        config = self._config
+        overrides = config.banner.texts.get(lang, {})
+        for key in overrides:
+            if key not in TEXT_KEYS:
+                raise ConfigError(f"banner.texts.{lang}.{key}", f"unknown text key; known: {sorted(TEXT_KEYS)}")
+        base = BUILTIN_TEXTS.get(lang) or BUILTIN_TEXTS.get(self.default_language) or BUILTIN_TEXTS["en"]
+        fallback = config.banner.texts.get(self.default_language, {})
+        texts: dict[str, Any] = {key: overrides.get(key) or fallback.get(key) or base[key] for key in TEXT_KEYS}
+        texts = dict(sorted(texts.items()))
+        texts["cats"] = {
+            c.id: [
+                _pick(c.label, lang, self.default_language) or c.id,
+                _pick(c.description, lang, self.default_language),
+            ]
+            for c in config.categories
+        }
+        return texts
+
+
+def _read_asset(file: str) -> bytes:
+    for folder in _ASSET_DIRS:
+        path = folder / file
+        if path.is_file():
+            return path.read_bytes()
+    raise FileNotFoundError(f"banner asset {file} not found in {', '.join(map(str, _ASSET_DIRS))}")
+
+
+def _pick(texts: Mapping[str, str], lang: str, default: str) -> str:
+    return texts.get(lang) or texts.get(default) or next(iter(texts.values()), "")
+
+
+def _vendor_rules(catalog: Any) -> Iterable[VendorRule]:
+    vendors = catalog.vendors
+    return vendors.values() if isinstance(vendors, Mapping) else vendors
