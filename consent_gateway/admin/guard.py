@@ -1,0 +1,250 @@
+"""The gate in front of every dashboard route: who is asking, may they, and did the form come from us.
+
+A request is let in with a live session cookie or an ``Authorization: Bearer`` token. Without either, a
+page answers a redirect to the login form and a data route (the exports) a 401 JSON error. An unsafe
+method must come from this origin (``Sec-Fetch-Site``/``Origin``, the same check as the consent API) and,
+with a session, carry the session's CSRF token: SameSite=Strict alone does not cover a sibling subdomain
+or an old browser. Security headers go on every answer, whichever route or error produced it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+from urllib.parse import parse_qsl, quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from consent_gateway._types import ASGIApp, Message, Receive, Scope, Send
+from consent_gateway.admin.auth import Authenticator, Principal
+from consent_gateway.admin.ratelimit import LoginLimiter
+from consent_gateway.admin.sessions import COOKIE_NAME, AdminSession, SessionManager
+from consent_gateway.csrf import is_same_origin
+from consent_gateway.enrich import Network, client_ip
+
+#: The dashboard has no script at all, and nothing it shows may be framed or cached.
+SECURITY_HEADERS: Final = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'none'; img-src 'self' data:; frame-ancestors 'none'; "
+        b"base-uri 'none'; form-action 'self'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+#: Forms are a few short fields; a bigger body is not a form of ours.
+MAX_FORM_BYTES: Final = 16_384
+_MAX_FORM_FIELDS: Final = 32
+_SAFE_NEXT: Final = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def with_security_headers(app: ASGIApp) -> ASGIApp:
+    """Wrap ``app`` so every response carries :data:`SECURITY_HEADERS` (unless it set one itself)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_security_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend((name, value) for name, value in SECURITY_HEADERS if name not in present)
+                message["headers"] = headers
+            await send(message)
+
+        await app(scope, receive, send_with_security_headers)
+
+    return wrapped
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who is acting on this request, with the session when they came with a cookie."""
+
+    principal: Principal
+    session: AdminSession | None
+
+
+def error_json(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def root_of(request: Request) -> str:
+    """The admin prefix as mounted (``/_consent/admin``), from the scope's ``root_path``."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def local_path(request: Request) -> str:
+    """The request's path and query inside the admin app (for ``?next=``)."""
+    path = request.url.path
+    root = root_of(request)
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    query = request.url.query
+    return path + ("?" + query if query else "")
+
+
+def safe_next(value: str | None) -> str:
+    """A ``next`` target inside the admin app; anything else (another host, ``//evil``) becomes ``/``."""
+    if not value or value.startswith("//") or "\\" in value or not _SAFE_NEXT.match(value):
+        return "/"
+    return value
+
+
+class Guard:
+    """Authentication, CSRF and throttling shared by every route of one admin app."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionManager,
+        authenticator: Authenticator,
+        limiter: LoginLimiter,
+        trusted_proxies: tuple[str, ...],
+        secure_cookie: Literal["auto", "always", "never"] = "auto",
+        on_bad_token: Callable[[Request, str | None], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self._trusted: tuple[Network, ...] = tuple(
+            ipaddress.ip_network(n, strict=False) for n in trusted_proxies
+        )
+        self._secure_cookie = secure_cookie
+        self._on_bad_token = on_bad_token
+
+    # -- request facts -----------------------------------------------------------------------------------
+
+    def client_ip(self, request: Request) -> str:
+        return client_ip(request.scope, self._trusted) or "unknown"
+
+    def session_of(self, request: Request) -> AdminSession | None:
+        return self.sessions.loads(request.cookies.get(COOKIE_NAME))
+
+    async def read_form(self, request: Request) -> dict[str, str] | None:
+        """The urlencoded body as a dict (first value per name), or None when it is not a small form."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return None
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=_MAX_FORM_FIELDS)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        form: dict[str, str] = {}
+        for name, value in pairs:
+            form.setdefault(name, value)
+        return form
+
+    # -- cookies -----------------------------------------------------------------------------------------
+
+    def _is_secure(self, request: Request) -> bool:
+        mode = self._secure_cookie
+        return mode == "always" or (mode == "auto" and request.url.scheme == "https")
+
+    def set_session_cookie(self, response: Response, request: Request, session: AdminSession) -> None:
+        # No Max-Age: a browser session cookie, and the signed payload carries the real expiry.
+        response.set_cookie(
+            COOKIE_NAME,
+            self.sessions.dumps(session),
+            path=root_of(request) or "/",
+            secure=self._is_secure(request),
+            httponly=True,
+            samesite="strict",
+        )
+
+    def clear_session_cookie(self, response: Response, request: Request) -> None:
+        response.delete_cookie(
+            COOKIE_NAME, path=root_of(request) or "/", secure=self._is_secure(request), httponly=True,
+            samesite="strict",
+        )
+
+    # -- the gate ----------------------------------------------------------------------------------------
+
+    def protect(self, handler: Handler, *, kind: Literal["page", "data"] = "page") -> Handler:
+        """``handler`` behind login; it finds :class:`Access` in ``request.state.access`` and a POST's
+        form, already CSRF-checked, in ``request.state.form``."""
+
+        async def guarded(request: Request) -> Response:
+            authorization = request.headers.get("authorization")
+            if authorization is not None:
+                return await self._with_token(request, authorization, handler)
+            session = self.session_of(request)
+            if session is None or session.user is None:
+                if kind == "data":
+                    return error_json(
+                        401, "unauthorized", "log in to the dashboard or send Authorization: Bearer <token>",
+                        {"WWW-Authenticate": "Bearer"},
+                    )
+                login = f"{root_of(request)}/login?next={quote(local_path(request), safe='')}"
+                return RedirectResponse(login, status_code=303)
+            if request.method not in ("GET", "HEAD"):
+                refusal = await self._check_form(request, session)
+                if refusal is not None:
+                    return refusal
+            request.state.access = Access(Principal(session.user), session)
+            response = await handler(request)
+            refreshed = self.sessions.touch(session)
+            if refreshed is not None and COOKIE_NAME.encode() not in _cookie_names(response):
+                self.set_session_cookie(response, request, refreshed)
+            return response
+
+        return guarded
+
+    async def _with_token(self, request: Request, authorization: str, handler: Handler) -> Response:
+        scheme, _, token = authorization.partition(" ")
+        ip_key = f"ip:{self.client_ip(request)}"
+        if self.limiter.locked_for([ip_key]):
+            return error_json(429, "too_many_attempts", "too many failed attempts from this address; try later")
+        principal = self.authenticator.check_token(token.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            self.limiter.record_failure([ip_key])
+            if self._on_bad_token is not None:
+                await self._on_bad_token(request, scheme or None)
+            return error_json(401, "unauthorized", "invalid admin token", {"WWW-Authenticate": "Bearer"})
+        if request.method not in ("GET", "HEAD"):
+            if not is_same_origin(request):
+                return error_json(403, "cross_site", "cross-site request refused")
+            request.state.form = await self.read_form(request) or {}
+        request.state.access = Access(principal, None)
+        return await handler(request)
+
+    async def _check_form(self, request: Request, session: AdminSession) -> Response | None:
+        if not is_same_origin(request):
+            return forbidden()
+        form = await self.read_form(request)
+        if form is None or not self.sessions.is_valid_csrf(session, form.get("csrf_token")):
+            return forbidden()
+        request.state.form = form
+        return None
+
+
+def forbidden() -> Response:
+    """The answer to a missing or wrong CSRF token, or a cross-site form: plain, and changes nothing."""
+    return Response(
+        "Forbidden: this form expired or was sent from another site. Go back, reload the page and try again.",
+        status_code=403,
+        media_type="text/plain",
+    )
+
+
+def _cookie_names(response: Response) -> set[bytes]:
+    return {
+        value.split(b"=", 1)[0].strip() for name, value in response.raw_headers if name == b"set-cookie"
+    }
