@@ -15,11 +15,11 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .catalog import VendorRule
+from .catalog import Catalog
 from .config import Config
 from .decision import Decision
 from .errors import ConfigError
@@ -125,7 +125,7 @@ def _safe_url(url: str) -> str:
 class Banner:
     """Renders the banner's head fragment and serves its assets, for one configuration."""
 
-    def __init__(self, config: Config, catalog: Any) -> None:
+    def __init__(self, config: Config, catalog: Catalog) -> None:
         self._config = config
         banner_config = config.banner
         prefix = config.gateway.prefix.rstrip("/")
@@ -138,7 +138,7 @@ class Banner:
         category_ids = {category.id for category in config.categories}
         listed = set(getattr(banner_config, "vendors", ()) or ())
         vendors = [
-            vendor for vendor in _vendor_rules(catalog)
+            vendor for vendor in catalog.vendors.values()
             if vendor.category in category_ids and (not listed or vendor.id in listed)
         ]
         shown = {
@@ -296,7 +296,3 @@ def _read_asset(file: str) -> bytes:
 def _pick(texts: Mapping[str, str], lang: str, default: str) -> str:
     return texts.get(lang) or texts.get(default) or next(iter(texts.values()), "")
 
-
-def _vendor_rules(catalog: Any) -> Iterable[VendorRule]:
-    vendors = catalog.vendors
-    return vendors.values() if isinstance(vendors, Mapping) else vendors
