@@ -1,0 +1,891 @@
+"""Streaming HTML rewriter: holds back trackers and inserts the banner block at the top of ``<head>``.
+
+Why it looks like this:
+
+* **Never tokenize everything in Python.** One compiled regex (``_Modes.skip``) consumes text and every
+  tag that cannot matter in C, honouring the tokenizer's quoting rules so that a ``<!--`` or ``<script``
+  inside an attribute value is not mistaken for markup. Python only wakes up at *candidates*:
+  ``<script``, ``<iframe``, ``<img``, ``<link``, ``<head``, ``<noscript``, comments, raw-text elements,
+  ``<svg``/``<math`` (CDATA is only special in foreign content) and their ends.
+* **The same bytes whatever the chunking.** Every decision is taken on complete tokens; a token cut by a
+  chunk boundary is kept (``_pending``) until the next chunk completes it. Limits are applied to token
+  lengths, not to buffer states, so a whole page and the same page fed byte by byte give identical output.
+* **Memory is bounded and failure is closed.** Only a tag split across chunks, or the body of an inline
+  script being classified, is buffered. A tag longer than ``max_buffer_bytes`` is made inert without being
+  read and streamed; an inline script longer than that is held back unless its first ``max_buffer_bytes``
+  show an allowed vendor only. An exception switches the rest of the document to a cheap mode that makes
+  every ``<script``/``<iframe``/``<img``/``<link`` inert — the page is never truncated and no tracker runs.
+* **Sites serve the same bytes again and again.** A bounded LRU cache keyed by (catalog, decision, state
+  at chunk start, hash of the chunk) returns the rewritten chunk and the state at its end. The per-request
+  banner block is not in the cached bytes: only its insertion point is.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from . import metrics
+from .catalog import Catalog
+from .decision import Decision
+from .holdback import INERT_ATTRS, hold_back_tag, parse_attributes, script_is_executable
+
+try:  # optional accelerator: ~10x faster than blake2b for the cache key
+    import xxhash as _xxhash
+except ImportError:  # pragma: no cover - exercised by the pure-Python test path
+    _xxhash = None
+
+logger = logging.getLogger("consent_gateway.rewriter")
+
+#: bytes looked at for a BOM and a <meta charset> before anything is emitted (the HTML prescan's window)
+PRESCAN_BYTES = 1024
+#: chunks shorter than this are rewritten without the cache (hashing would cost more than it saves)
+CACHE_MIN_CHUNK_BYTES = 512
+CACHE_MAX_BYTES = 32 * 1024 * 1024
+CACHE_MAX_ENTRIES = 4096
+
+_WS = rb"\t\n\f\r "
+#: the rest of a tag after its name, up to and including ">", with the HTML tokenizer's attribute rules.
+#: An unclosed quoted value makes the match fail (more bytes needed) instead of matching short.
+_TAG_REST_SRC = (
+    rb"(?:[\t\n\f\r /]++|[^\t\n\f\r />][^\t\n\f\r />=]*+"
+    rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)|(?![\t\n\f\r ]*+=)))*+>"
+)
+_TAG_REST = re.compile(_TAG_REST_SRC)
+_DELIM = rb"(?=[\t\n\f\r />])"
+
+_RAWTEXT = ("style", "textarea", "title", "xmp", "noembed", "noframes", "iframe")
+_HOLD_KINDS = ("script", "iframe", "img", "link")
+
+# modes
+_PRESCAN, _DATA, _COMMENT, _BOGUS, _CDATA, _RAWTEXT_MODE, _SCRIPT, _NOSCRIPT, _PLAINTEXT, _GTAG = range(10)
+_BAILED, _PASSTHROUGH = 20, 21
+
+# script data sub-states (the HTML tokenizer's escape states, so "<!--<script>" cannot end a script early)
+_S_DATA, _S_ESCAPED, _S_DOUBLE = 0, 1, 2
+
+# states of a long tag streamed without being buffered
+_G_NAME, _G_BEFORE, _G_ATTR, _G_AFTER_ATTR, _G_BEFORE_VALUE, _G_DQ, _G_SQ, _G_UNQ = range(8)
+
+
+def _names(names: tuple[str, ...]) -> bytes:
+    return b"(?i:" + b"|".join(n.encode() for n in names) + b")"
+
+
+class _Modes:
+    """The compiled scanners of one flavour of data state."""
+
+    def __init__(self, starts: tuple[str, ...], ends: tuple[str, ...], *, comments: bool, cdata: bool) -> None:
+        start_re = _names(starts) + _DELIM
+        end_re = _names(ends) + _DELIM if ends else None
+        not_start = b"(?!" + start_re + b")"
+        not_end = b"(?!" + end_re + b")" if end_re else b""
+        generic_start = b"<" + not_start + rb"[a-zA-Z][^\t\n\f\r />]*+" + _TAG_REST_SRC
+        generic_end = b"</" + not_end + rb"[a-zA-Z][^\t\n\f\r />]*+" + _TAG_REST_SRC
+        text_lt = rb"<(?=[^a-zA-Z!?/])" if comments else rb"<(?=[^a-zA-Z/])|<[!?]"
+        self.skip = re.compile(rb"(?:[^<]++|" + generic_start + b"|" + generic_end + b"|" + text_lt + b")*+")
+        alternatives = [b"(?P<tag>" + _names(starts) + b")" + _DELIM]
+        if end_re:
+            alternatives.append(b"/(?P<etag>" + _names(ends) + b")" + _DELIM)
+        if comments:
+            alternatives.append(b"(?P<comment>!--)")
+            if cdata:
+                alternatives.append(rb"(?P<cdata>!\[CDATA\[)")
+            alternatives.append(rb"(?P<bogus>![^-]|!-[^-]|\?|/[^a-zA-Z])")
+        else:
+            alternatives.append(rb"(?P<bogus>/[^a-zA-Z])")
+        self.cand = re.compile(b"<(?:" + b"|".join(alternatives) + b")")
+
+
+_HTML = _Modes(
+    ("script", "iframe", "img", "link", "head", "noscript", "style", "textarea", "title", "xmp", "noembed",
+     "noframes", "plaintext", "svg", "math"),
+    ("svg", "math"),
+    comments=True,
+    cdata=False,
+)
+_FOREIGN = _Modes(("script", "iframe", "img", "link", "head", "svg", "math"), ("svg", "math"), comments=True,
+                  cdata=True)
+_NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + _names(_HOLD_KINDS) + b")" + _DELIM)
+_NOSCRIPT_END = re.compile(rb"</(?i:noscript)" + _DELIM)
+_PRE_WS = re.compile(rb"[\t\n\f\r ]*+")
+_PRE_CAND = re.compile(
+    rb"<(?:(?P<html>(?i:html))" + _DELIM + rb"|(?P<head>(?i:head))" + _DELIM
+    + rb"|(?P<comment>!--)|(?P<bogus>![^-]|!-[^-]|\?|/[^a-zA-Z])|(?P<other>/?[a-zA-Z])|(?P<text>[^a-zA-Z!?/]))"
+)
+_COMMENT_END = re.compile(rb"--!?>")
+_SCRIPT_TOKENS = re.compile(rb"<!--|-->|<(/?)(?i:script)[\t\n\f\r />]")
+_RAWTEXT_END = {name: re.compile(b"</(?i:" + name.encode() + b")" + _DELIM) for name in (*_RAWTEXT, "noscript")}
+_INERT_ALL = re.compile(b"<(" + _names(_HOLD_KINDS) + b")" + _DELIM)
+_GTAG_UNQ = re.compile(rb"[^\t\n\f\r >]++")
+_GTAG_ATTR = re.compile(rb"[^\t\n\f\r />=]++")
+_GENERIC_NAME = re.compile(rb"</?[a-zA-Z][^\t\n\f\r />]*+")
+_META_UTF16 = re.compile(
+    rb"<meta[^>]*?charset[\t\n\f\r ]*=[\t\n\f\r \"']*(?:utf-?16|utf-?32|ucs-?2|ucs-?4)", re.IGNORECASE
+)
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe")
+
+#: stands for the per-request banner block in output part lists
+_HEAD_MARK = None
+
+
+class _NeedMore(Exception):
+    """Not an error: the token at `pos` continues in the next chunk."""
+
+    def __init__(self, pos: int) -> None:
+        super().__init__(pos)
+        self.pos = pos
+
+
+class _ChunkCache:
+    """A bounded LRU of rewritten chunks, shared by every rewriter of the process (one event loop)."""
+
+    def __init__(self, max_bytes: int = CACHE_MAX_BYTES, max_entries: int = CACHE_MAX_ENTRIES) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.size = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: collections.OrderedDict[Any, tuple[Any, int]] = collections.OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry[0]
+
+    def put(self, key: Any, value: Any, size: int) -> None:
+        if size > self.max_bytes // 4:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.size -= old[1]
+        self._entries[key] = (value, size)
+        self.size += size
+        while self.size > self.max_bytes or len(self._entries) > self.max_entries:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self.size -= dropped
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.size = self.hits = self.misses = 0
+
+
+CHUNK_CACHE = _ChunkCache()
+
+
+def _digest_blake2(pending: bytes, chunk: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(pending)
+    h.update(chunk)
+    return h.digest()
+
+
+def _digest_xxh(pending: bytes, chunk: bytes) -> bytes:
+    if not pending:
+        return _xxhash.xxh3_128_digest(chunk)  # type: ignore[union-attr, no-any-return]
+    h = _xxhash.xxh3_128()  # type: ignore[union-attr]
+    h.update(pending)
+    h.update(chunk)
+    return h.digest()  # type: ignore[no-any-return]
+
+
+_digest: Callable[[bytes, bytes], bytes] = _digest_xxh if _xxhash is not None else _digest_blake2
+
+
+def use_accelerators(enabled: bool) -> None:
+    """Switch the optional native helpers on or off (tests prove both paths give the same bytes)."""
+    global _digest
+    _digest = _digest_xxh if enabled and _xxhash is not None else _digest_blake2
+    CHUNK_CACHE.clear()
+
+
+class HoldbackRewriter:
+    """Rewrites one HTML document, chunk by chunk.
+
+    :param catalog: the vendors to recognise.
+    :param decision: what this visitor allows.
+    :param head_html: the banner block, inserted once right after the ``<head …>`` start tag (or before
+        the first element / text when the document has no head).
+    :param max_buffer_bytes: the longest tag or classified inline script kept in memory.
+    """
+
+    def __init__(self, catalog: Catalog, decision: Decision, head_html: bytes, *,
+                 max_buffer_bytes: int = 65536, cache: _ChunkCache | None = CHUNK_CACHE) -> None:
+        self.catalog = catalog
+        self.decision = decision
+        self.head_html = head_html
+        self.max_buffer_bytes = max(64, max_buffer_bytes)
+        self.held_back: collections.Counter[str] = collections.Counter()
+        self._cache = cache
+        self._cache_prefix = (catalog.token, decision.key, self.max_buffer_bytes)
+        self._mode = _PRESCAN
+        self._pending = b""
+        self._head_pending = True
+        self._foreign = 0
+        self._raw_name = ""
+        self._comment_fresh = False
+        self._script_state = _S_DATA
+        self._script_open: bytes | None = None  # open tag of an inline script being classified
+        self._script_scan = 0  # where the script scan resumes, relative to the body start
+        self._gtag_state = _G_NAME
+        self._gtag_then = _DATA
+        self._closed = False
+        # per-run scratch
+        self._held: list[str] = []
+        self._cacheable = True
+
+    # -- public API ---------------------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        if not chunk:
+            return b""
+        return self._guarded(chunk, final=False)
+
+    def close(self) -> bytes:
+        if self._closed:
+            return b""
+        out = self._guarded(b"", final=True)
+        self._closed = True
+        return out
+
+    # -- driver ---------------------------------------------------------------------------------------------
+
+    def _guarded(self, chunk: bytes, final: bool) -> bytes:
+        try:
+            return self._step(chunk, final)
+        except Exception:
+            logger.exception("HTML rewrite failed; holding back every tag of the rest of the page")
+            metrics.inc("rewrite_bailouts_total", reason="error")
+            held = self._script_open or b""
+            data = self._pending + chunk
+            self._script_open = None
+            self._pending = b""
+            self._mode = _BAILED
+            if held:
+                data = held + data
+            out: list[bytes | None] = []
+            self._pending = data[self._inert_all(data, 0, final, out):]
+            return self._join(out)
+
+    def _step(self, chunk: bytes, final: bool) -> bytes:
+        mode = self._mode
+        if mode == _PASSTHROUGH:
+            return chunk
+        if mode == _PRESCAN:
+            data = self._pending + chunk
+            if len(data) < PRESCAN_BYTES and not final:
+                self._pending = data
+                return b""
+            self._pending = b""
+            reason = self._prescan(data)
+            if reason is not None:
+                self._mode = _PASSTHROUGH
+                metrics.inc("rewrite_passthrough_total", reason=reason)
+                return data
+            self._mode = _DATA
+            if data.startswith(_UTF8_BOM):
+                return _UTF8_BOM + self._step(data[3:], final)
+            return self._step(data, final)
+        if mode == _BAILED:
+            data = self._pending + chunk
+            out: list[bytes | None] = []
+            self._pending = data[self._inert_all(data, 0, final, out):]
+            return self._join(out)
+        if final or self._cache is None or len(chunk) < CACHE_MIN_CHUNK_BYTES:
+            return self._join(self._rewrite(chunk, final))
+        key = (self._cache_prefix, self._state(), len(self._pending), _digest(self._pending, chunk))
+        hit = self._cache.get(key)
+        if hit is not None:
+            parts, state, pending, held = hit
+            self._restore(state)
+            self._pending = pending
+            if held:
+                self.held_back.update(held)
+            return self._join(parts)
+        parts = self._rewrite(chunk, final)
+        if self._cacheable:
+            compact = _compact(parts)
+            size = sum(len(p) for p in compact if p) + len(self._pending) + 256
+            self._cache.put(key, (compact, self._state(), self._pending, tuple(self._held)), size)
+        return self._join(parts)
+
+    def _join(self, parts: list[bytes | None]) -> bytes:
+        if _HEAD_MARK in parts:
+            return b"".join(self.head_html if p is _HEAD_MARK else p for p in parts)  # type: ignore[misc]
+        return b"".join(parts)  # type: ignore[arg-type]
+
+    def _state(self) -> tuple[Any, ...]:
+        return (self._mode, self._head_pending, self._foreign, self._raw_name, self._comment_fresh,
+                self._script_state, self._script_open, self._script_scan, self._gtag_state, self._gtag_then)
+
+    def _restore(self, state: tuple[Any, ...]) -> None:
+        (self._mode, self._head_pending, self._foreign, self._raw_name, self._comment_fresh,
+         self._script_state, self._script_open, self._script_scan, self._gtag_state, self._gtag_then) = state
+
+    @staticmethod
+    def _prescan(data: bytes) -> str | None:
+        head = data[:PRESCAN_BYTES]
+        if head.startswith(_WIDE_BOMS) or b"\x00" in head[:4]:
+            return "encoding"
+        if _META_UTF16.search(head):
+            return "encoding"
+        return None
+
+    def _rewrite(self, chunk: bytes, final: bool) -> list[bytes | None]:
+        """Run the state machine over pending + chunk; keep the unfinished tail as the new pending."""
+        data = self._pending + chunk if self._pending else chunk
+        out: list[bytes | None] = []
+        self._held = []
+        self._cacheable = True
+        pos = self._run(data, final, out)
+        self._pending = data[pos:] if pos < len(data) else b""
+        if self._held:
+            self.held_back.update(self._held)
+        return out
+
+    # -- the state machine -------------------------------------------------------------------------------
+
+    def _run(self, data: bytes, final: bool, out: list[bytes | None]) -> int:
+        pos = 0
+        n = len(data)
+        handlers = {
+            _DATA: self._data,
+            _COMMENT: self._comment,
+            _BOGUS: self._bogus,
+            _CDATA: self._cdata,
+            _RAWTEXT_MODE: self._rawtext,
+            _SCRIPT: self._script,
+            _NOSCRIPT: self._noscript,
+            _GTAG: self._gtag,
+        }
+        while True:
+            mode = self._mode
+            if mode == _PLAINTEXT:
+                if pos < n:
+                    out.append(data[pos:])
+                return n
+            if mode == _BAILED:
+                return self._inert_all(data, pos, final, out)
+            try:
+                pos = handlers[mode](data, pos, final, out)
+            except _NeedMore as stop:
+                return self._need_more(data, stop.pos, final, out)
+
+    def _need_more(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        """The token at ``pos`` is unfinished. At the end of the document, emit it as it is."""
+        n = len(data)
+        if not final:
+            return pos
+        if self._mode == _SCRIPT and self._script_open is not None:
+            # an inline script cut by the end of the document: classify what there is
+            self._emit_classified(data, pos, n, out)
+            return n
+        if self._head_pending and self._mode == _DATA:
+            out.append(_HEAD_MARK)
+            self._head_pending = False
+        if pos < n:
+            out.append(data[pos:])
+        return n
+
+    # data ------------------------------------------------------------------------------------------------
+
+    def _data(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        if self._head_pending:
+            return self._pre_head(data, pos, final, out)
+        modes = _FOREIGN if self._foreign else _HTML
+        n = len(data)
+        while True:
+            end = modes.skip.match(data, pos).end()  # type: ignore[union-attr]
+            if end > pos:
+                out.append(data[pos:end])
+                pos = end
+            if pos >= n:
+                raise _NeedMore(pos)
+            m = modes.cand.match(data, pos)
+            if m is None:
+                if not final and n - pos > self.max_buffer_bytes and _GENERIC_NAME.match(data, pos):
+                    # a tag that does not matter, too long to keep: stream it while tracking its end
+                    self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_NAME, _DATA
+                    return pos
+                raise _NeedMore(pos)
+            group = m.lastgroup
+            if group == "bogus" and modes is _FOREIGN and not final and data[pos + 1 : pos + 2] == b"!":
+                rest = data[pos + 2 : pos + 9]
+                if len(rest) < 7 and b"[CDATA["[: len(rest)] == rest:
+                    raise _NeedMore(pos)  # might still become a CDATA section
+            if group == "tag":
+                name = m.group("tag").lower().decode()
+                pos = self._start_tag(data, pos, m.end(), name, out)
+                if self._mode != _DATA or (self._foreign != 0) != (modes is _FOREIGN):
+                    return pos
+            elif group == "etag":
+                tag_end = self._tag_end(data, m.end(), pos)
+                out.append(data[pos:tag_end])
+                pos = tag_end
+                if self._foreign:
+                    self._foreign -= 1
+                    return pos
+            elif group == "comment":
+                out.append(b"<!--")
+                self._mode, self._comment_fresh = _COMMENT, True
+                return m.end()
+            elif group == "cdata":
+                out.append(data[pos : m.end()])
+                self._mode = _CDATA
+                return m.end()
+            else:  # bogus comment, doctype, processing instruction, "</" + non-letter
+                self._mode = _BOGUS
+                return pos
+
+    def _tag_end(self, data: bytes, after_name: int, start: int) -> int:
+        m = _TAG_REST.match(data, after_name)
+        if m is None:
+            raise _NeedMore(start)
+        return m.end()
+
+    def _start_tag(self, data: bytes, pos: int, name_end: int, name: str, out: list[bytes | None]) -> int:
+        """Handle a complete candidate start tag at ``pos``; return where scanning resumes."""
+        m = _TAG_REST.match(data, name_end)
+        if m is None:
+            if len(data) - pos > self.max_buffer_bytes and name in _HOLD_KINDS:
+                return self._too_long_tag(data, pos, name_end, name, out)
+            if len(data) - pos > self.max_buffer_bytes:
+                out.append(data[pos:name_end])
+                self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, self._mode_after(name, data, pos)
+                return name_end
+            raise _NeedMore(pos)
+        end = m.end()
+        if end - pos > self.max_buffer_bytes and name in _HOLD_KINDS:
+            return self._too_long_tag(data, pos, name_end, name, out)
+        tag = data[pos:end]
+        foreign = self._foreign
+        if name == "script":
+            if foreign:
+                out.append(self._hold(tag, "script"))
+                return end
+            _, attrs = parse_attributes(tag)
+            self._script_state = _S_DATA
+            self._script_scan = 0
+            self._mode = _SCRIPT
+            if script_is_executable(attrs) and not any(a.name == b"src" for a in attrs):
+                self._script_open = tag  # classified once its body is complete
+            else:
+                out.append(self._hold(tag, "script"))
+            return end
+        if name in ("iframe", "img", "link"):
+            out.append(self._hold(tag, name))
+            if name == "iframe" and not foreign:
+                self._mode, self._raw_name = _RAWTEXT_MODE, "iframe"
+            return end
+        out.append(tag)
+        self._mode_after_tag(name, tag)
+        return end
+
+    def _mode_after(self, name: str, data: bytes, pos: int) -> int:
+        """The mode after a long start tag streamed by _gtag (its self-closing slash is not looked at)."""
+        if self._foreign or name in ("head", "img", "link"):
+            if name in ("svg", "math"):
+                self._foreign += 1
+            return _DATA
+        if name == "script":
+            self._script_open, self._script_state, self._script_scan = None, _S_DATA, 0
+            return _SCRIPT
+        if name == "noscript":
+            return _NOSCRIPT
+        if name == "plaintext":
+            return _PLAINTEXT
+        if name in _RAWTEXT:
+            self._raw_name = name
+            return _RAWTEXT_MODE
+        if name in ("svg", "math"):
+            self._foreign += 1
+        return _DATA
+
+    def _mode_after_tag(self, name: str, tag: bytes) -> None:
+        if name in ("svg", "math"):
+            if not tag.endswith(b"/>"):
+                self._foreign += 1
+            return
+        if self._foreign or name == "head":
+            return
+        if name == "noscript":
+            self._mode = _NOSCRIPT
+        elif name == "plaintext":
+            self._mode = _PLAINTEXT
+        elif name in _RAWTEXT:
+            self._mode, self._raw_name = _RAWTEXT_MODE, name
+
+    def _too_long_tag(self, data: bytes, pos: int, name_end: int, name: str, out: list[bytes | None]) -> int:
+        """Fail closed on a tracker-capable tag too long to read: make it inert, stream the rest of it."""
+        metrics.inc("rewrite_bailouts_total", reason="tag_too_long")
+        self._cacheable = False
+        out.append(data[pos:name_end])
+        out.append(INERT_ATTRS[name])
+        then = _DATA
+        if name == "script" and not self._foreign:
+            self._script_open, self._script_state, self._script_scan = None, _S_DATA, 0
+            then = _SCRIPT
+        elif name == "iframe" and not self._foreign:
+            self._raw_name, then = "iframe", _RAWTEXT_MODE
+        self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, then
+        return name_end
+
+    def _hold(self, tag: bytes, kind: str, inline_body: bytes | None = None) -> bytes:
+        held = hold_back_tag(tag, kind, self.catalog, self.decision, inline_body)
+        if held is None:
+            return tag
+        self._held.append(held.vendor.id)
+        return held.tag
+
+    def _pre_head(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        """Before the banner block is placed: skip what may precede <head>, place it at the first content."""
+        n = len(data)
+        while True:
+            end = _PRE_WS.match(data, pos).end()  # type: ignore[union-attr]
+            if end > pos:
+                out.append(data[pos:end])
+                pos = end
+            if pos >= n:
+                if final:
+                    out.append(_HEAD_MARK)
+                    self._head_pending = False
+                raise _NeedMore(pos)
+            if data[pos] != 0x3C:  # text first: the banner goes before it
+                break
+            m = _PRE_CAND.match(data, pos)
+            if m is None:
+                if final:
+                    break
+                raise _NeedMore(pos)
+            group = m.lastgroup
+            if group == "html":
+                rest = _TAG_REST.match(data, m.end())
+                if rest is None:
+                    if len(data) - pos <= self.max_buffer_bytes and not final:
+                        raise _NeedMore(pos)
+                    break
+                out.append(data[pos : rest.end()])
+                pos = rest.end()
+            elif group == "head":
+                rest = _TAG_REST.match(data, m.end())
+                if rest is None:
+                    if len(data) - pos <= self.max_buffer_bytes and not final:
+                        raise _NeedMore(pos)
+                    break
+                out.append(data[pos : rest.end()])
+                out.append(_HEAD_MARK)
+                self._head_pending = False
+                return rest.end()
+            elif group == "comment":
+                out.append(b"<!--")
+                self._mode, self._comment_fresh = _COMMENT, True
+                return m.end()
+            elif group == "bogus":
+                self._mode = _BOGUS
+                return pos
+            else:
+                break
+        out.append(_HEAD_MARK)
+        self._head_pending = False
+        return pos
+
+    # comments and friends -------------------------------------------------------------------------------
+
+    def _comment(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        n = len(data)
+        if self._comment_fresh:
+            # "<!-->" and "<!--->" are complete (empty) comments
+            if pos >= n:
+                raise _NeedMore(pos)
+            if data[pos] == 0x3E:
+                return self._end_special(data, pos, pos + 1, out)
+            if data[pos] == 0x2D:
+                if pos + 1 >= n:
+                    raise _NeedMore(pos)
+                if data[pos + 1] == 0x3E:
+                    return self._end_special(data, pos, pos + 2, out)
+            self._comment_fresh = False
+        m = _COMMENT_END.search(data, pos)
+        if m is not None:
+            return self._end_special(data, pos, m.end(), out)
+        keep = max(pos, n - 3)
+        if keep > pos:
+            out.append(data[pos:keep])
+        raise _NeedMore(keep)
+
+    def _end_special(self, data: bytes, pos: int, end: int, out: list[bytes | None]) -> int:
+        out.append(data[pos:end])
+        self._mode = _DATA
+        self._comment_fresh = False
+        return end
+
+    def _bogus(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        end = data.find(b">", pos)
+        if end == -1:
+            # nothing inside a bogus comment needs a look-ahead: emit it all, keep going
+            out.append(data[pos:])
+            raise _NeedMore(len(data))
+        return self._end_special(data, pos, end + 1, out)
+
+    def _cdata(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        end = data.find(b"]]>", pos)
+        if end == -1:
+            keep = max(pos, len(data) - 2)
+            out.append(data[pos:keep])
+            raise _NeedMore(keep)
+        return self._end_special(data, pos, end + 3, out)
+
+    def _rawtext(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        m = _RAWTEXT_END[self._raw_name].search(data, pos)
+        if m is None:
+            keep = max(pos, len(data) - len(self._raw_name) - 3)
+            if keep > pos:
+                out.append(data[pos:keep])
+            raise _NeedMore(keep)
+        if m.start() > pos:
+            out.append(data[pos : m.start()])
+        tag_end = _TAG_REST.match(data, m.end())
+        if tag_end is None:
+            raise _NeedMore(m.start())
+        out.append(data[m.start() : tag_end.end()])
+        self._mode = _DATA
+        return tag_end.end()
+
+    def _noscript(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        """<noscript> content is text to a browser that runs scripts (so only </noscript> ends it) and
+        markup to one that does not: rewrite the tracker tags in it as tags, and find the end as text."""
+        n = len(data)
+        end_m = _NOSCRIPT_END.search(data, pos)
+        limit = end_m.start() if end_m is not None else max(pos, n - len(b"</noscript"))
+        while True:
+            m = _NOSCRIPT_CAND.search(data, pos)
+            if m is None or m.start() >= limit:
+                break
+            rest = _TAG_REST.match(data, m.end(), end_m.start() if end_m is not None else n)
+            if rest is None:
+                if end_m is None and n - m.start() <= self.max_buffer_bytes:
+                    if m.start() > pos:
+                        out.append(data[pos : m.start()])
+                    raise _NeedMore(m.start())
+                break  # cut by </noscript> (it is text to a scripting browser) or too long: leave it
+            if m.start() > pos:
+                out.append(data[pos : m.start()])
+            out.append(self._hold(data[m.start() : rest.end()], m.group("tag").lower().decode()))
+            pos = rest.end()
+        if end_m is None:
+            if limit > pos:
+                out.append(data[pos:limit])
+            raise _NeedMore(limit)
+        tag_end = _TAG_REST.match(data, end_m.end())
+        if tag_end is None:
+            if end_m.start() > pos:
+                out.append(data[pos : end_m.start()])
+            raise _NeedMore(end_m.start())
+        out.append(data[pos : tag_end.end()])
+        self._mode = _DATA
+        return tag_end.end()
+
+    # scripts --------------------------------------------------------------------------------------------
+
+    def _script(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        """Find the end of a script element's text with the tokenizer's escape states."""
+        n = len(data)
+        classify = self._script_open is not None
+        scan = pos + self._script_scan
+        state = self._script_state
+        limit = self.max_buffer_bytes
+        search = _SCRIPT_TOKENS.search
+        while True:
+            if classify and scan - pos > limit:
+                # too long to keep: decide on the first `limit` bytes, then stream the rest
+                self._emit_classified(data, pos, pos + limit, out, too_long=True)
+                out.append(data[pos + limit : scan])
+                classify = False
+                pos = scan
+            m = search(data, scan)
+            if m is None:
+                keep = max(scan, n - 9)
+                break
+            token = m.group()
+            start = m.start()
+            if token == b"<!--":
+                if state == _S_DATA:
+                    j = m.end()
+                    while j < n and data[j] == 0x2D:
+                        j += 1
+                    if j >= n:
+                        keep = start
+                        break
+                    if data[j] == 0x3E:
+                        scan = j + 1
+                    else:
+                        state, scan = _S_ESCAPED, m.end()
+                else:
+                    scan = start + 2  # a "-->" may overlap "<!-->"
+            elif token == b"-->":
+                if state != _S_DATA:
+                    state = _S_DATA
+                scan = m.end()
+            elif m.group(1):  # </script
+                if state == _S_DOUBLE:
+                    state, scan = _S_ESCAPED, m.end() - 1
+                    continue
+                if classify and start - pos > limit:
+                    scan = start
+                    continue  # handled by the too-long branch above
+                tag_end = _TAG_REST.match(data, m.end() - 1)
+                if tag_end is None:
+                    keep = start
+                    break
+                if classify:
+                    self._emit_classified(data, pos, start, out)
+                elif start > pos:
+                    out.append(data[pos:start])
+                out.append(data[start : tag_end.end()])
+                self._mode = _DATA
+                self._script_state, self._script_scan = _S_DATA, 0
+                return tag_end.end()
+            else:  # <script
+                if state == _S_ESCAPED:
+                    state = _S_DOUBLE
+                scan = m.end() - 1
+        self._script_state = state
+        if classify:
+            if keep - pos > limit:
+                scan = keep
+                self._emit_classified(data, pos, pos + limit, out, too_long=True)
+                out.append(data[pos + limit : keep])
+                pos = keep
+                self._script_scan = 0
+                raise _NeedMore(pos)
+            self._script_scan = keep - pos
+            raise _NeedMore(pos)
+        self._script_scan = 0
+        if keep > pos:
+            out.append(data[pos:keep])
+        raise _NeedMore(keep)
+
+    def _emit_classified(self, data: bytes, body_start: int, body_end: int, out: list[bytes | None], *,
+                         too_long: bool = False) -> None:
+        """Decide on an inline script from its body and emit the open tag and the body."""
+        tag = self._script_open or b"<script>"
+        self._script_open = None
+        body = data[body_start:body_end]
+        held = hold_back_tag(tag, "script", self.catalog, self.decision, body)
+        if held is not None:
+            self._held.append(held.vendor.id)
+            tag = held.tag
+        elif too_long:
+            # nothing disallowed in what could be read, but the rest is unknown: fail closed
+            metrics.inc("rewrite_bailouts_total", reason="inline_script_too_long")
+            self._cacheable = False
+            name_end, _ = parse_attributes(tag)
+            tag = tag[:name_end] + INERT_ATTRS["script"] + tag[name_end:]
+        out.append(tag)
+        out.append(body)
+
+    # long tags ------------------------------------------------------------------------------------------
+
+    def _gtag(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        """Stream a tag too long to buffer, tracking only what decides where it ends."""
+        n = len(data)
+        state = self._gtag_state
+        i = pos
+        while i < n:
+            c = data[i]
+            if state == _G_DQ or state == _G_SQ:
+                j = data.find(b'"' if state == _G_DQ else b"'", i)
+                if j == -1:
+                    i = n
+                    break
+                state, i = _G_BEFORE, j + 1
+                continue
+            if state == _G_UNQ or state == _G_ATTR:
+                j = (_GTAG_UNQ if state == _G_UNQ else _GTAG_ATTR).match(data, i).end()  # type: ignore[union-attr]
+                if j > i:
+                    i = j
+                    continue
+            if c == 0x3E:
+                out.append(data[pos : i + 1])
+                self._mode = self._gtag_then
+                return i + 1
+            ws = c in b"\t\n\f\r "
+            if state == _G_NAME:
+                if ws or c == 0x2F:
+                    state = _G_BEFORE
+            elif state == _G_BEFORE:
+                if not ws and c != 0x2F:
+                    state = _G_ATTR
+            elif state == _G_ATTR:
+                if ws:
+                    state = _G_AFTER_ATTR
+                elif c == 0x2F:
+                    state = _G_BEFORE
+                elif c == 0x3D:
+                    state = _G_BEFORE_VALUE
+            elif state == _G_AFTER_ATTR:
+                if c == 0x3D:
+                    state = _G_BEFORE_VALUE
+                elif c == 0x2F:
+                    state = _G_BEFORE
+                elif not ws:
+                    state = _G_ATTR
+            elif state == _G_BEFORE_VALUE:
+                if c == 0x22:
+                    state = _G_DQ
+                elif c == 0x27:
+                    state = _G_SQ
+                elif not ws:
+                    state = _G_UNQ
+            elif state == _G_UNQ and ws:
+                state = _G_BEFORE
+            i += 1
+        out.append(data[pos:n])
+        self._gtag_state = state
+        raise _NeedMore(n)
+
+    # bail-out -------------------------------------------------------------------------------------------
+
+    def _inert_all(self, data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+        """After a failure: make every tracker-capable tag inert without reading it, cheaply."""
+        n = len(data)
+        end = n
+        if not final:
+            cut = data.rfind(b"<", max(pos, n - 8))
+            if cut != -1:
+                end = cut
+        last = pos
+        for m in _INERT_ALL.finditer(data, pos, end):
+            out.append(data[last : m.end()])
+            out.append(INERT_ATTRS[m.group(1).lower().decode()])
+            last = m.end()
+        out.append(data[last:end])
+        return end
+
+
+def _compact(parts: list[bytes | None]) -> tuple[bytes | None, ...]:
+    """Join output parts into as few byte strings as possible, keeping the banner insertion point."""
+    if _HEAD_MARK not in parts:
+        return (b"".join(parts),)  # type: ignore[arg-type]
+    i = parts.index(_HEAD_MARK)
+    return (b"".join(parts[:i]), _HEAD_MARK, b"".join(parts[i + 1 :]))  # type: ignore[arg-type]
+
+
+def make_inert(chunk: bytes) -> bytes:
+    """Make every ``<script``/``<iframe``/``<img``/``<link`` of a chunk inert without reading it.
+
+    Stateless, for callers that lost the rewriter; a tag cut by the chunk boundary is not seen (a
+    ``HoldbackRewriter`` that fails handles that itself, keeping the tail for the next chunk).
+    """
+    return _INERT_ALL.sub(lambda m: m.group() + INERT_ATTRS[m.group(1).lower().decode()], chunk)
