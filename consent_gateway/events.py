@@ -89,9 +89,26 @@ _UNHASHED: Final = frozenset({"hash", "salts", "erased_at_ms", *PERSONAL_FIELDS}
 _HASHED_FIELDS: Final = tuple(name for name in EVENT_FIELDS if name not in _UNHASHED)
 
 
-def canonical(value: Any) -> bytes:
-    """The byte form that is hashed: sorted-key compact JSON in UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+_canonical_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _canonical_stdlib(value: Any) -> bytes:
+    return _canonical_encode(value).encode("utf-8")
+
+
+def _canonical_orjson(value: Any) -> bytes:
+    # Same bytes as the stdlib form for the types an event holds (str, int, bool, None, dicts of them);
+    # tests/test_events.py checks it. Five times faster, which the grouped-commit path needs.
+    return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)  # type: ignore[no-any-return]
+
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the optional accelerator is missing
+    canonical = _canonical_stdlib
+else:
+    canonical = _canonical_orjson
+canonical.__doc__ = "The byte form that is hashed: sorted-key compact JSON in UTF-8."
 
 
 def commit(salt: str, value: str) -> str:
@@ -112,9 +129,7 @@ def event_from_dict(data: Mapping[str, Any]) -> ConsentEvent:
     return ConsentEvent(**{k: v for k, v in data.items() if k in ConsentEvent.__dataclass_fields__})
 
 
-def erase_personal(
-    event: ConsentEvent, *, fields: Iterable[str] = PERSONAL_FIELDS, now_ms: int
-) -> ConsentEvent:
+def erase_personal(event: ConsentEvent, *, fields: Iterable[str] = PERSONAL_FIELDS, now_ms: int) -> ConsentEvent:
     """The event without the given personal fields and their salts; commitments stay."""
     names = tuple(fields)
     salts = {k: v for k, v in event.salts.items() if k not in names}
@@ -153,16 +168,16 @@ class EventChain:
                 salt = entropy[32 * i : 32 * i + 32]
                 salts[name] = salt
                 commitments[name] = commit(salt, str(getattr(event, name)))
-        chained = replace(
-            event,
+        data = {name: getattr(event, name) for name in EVENT_FIELDS}
+        data.update(
             instance_id=self.instance_id,
             seq=self.head.seq + 1,
             prev_hash=self.head.hash,
             commitments=commitments,
             salts=salts,
-            hash="",
         )
-        chained = replace(chained, hash=event_hash(chained))
+        data["hash"] = hashlib.sha256(canonical({name: data[name] for name in _HASHED_FIELDS})).hexdigest()
+        chained = ConsentEvent(**data)
         self.head = ChainHead(seq=chained.seq, hash=chained.hash)
         return chained
 

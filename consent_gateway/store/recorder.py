@@ -1,0 +1,246 @@
+"""The recorder: the visitor path's one door to the consent log.
+
+``await recorder.record(event)`` returns the chained event once it is durable in the log *or* fsync'd to
+the local spool, and raises :class:`~consent_gateway.errors.SpoolError` when neither could keep it (the
+route then refuses a grant with 503; a refusal still takes effect).
+
+Grouped commits: concurrent ``record`` calls queue up; one writer task chains them in order and hands the
+whole batch to ``ConsentLog.append`` — one fsync for many events. A log that fails or answers slower than
+``append_timeout_s`` sends the batch to the spool instead; while the spool holds anything, new batches go
+there too (the log stays in order) and a replay task moves them to the log as soon as it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+from consent_gateway import metrics
+from consent_gateway.errors import SpoolError, StoreUnavailable
+from consent_gateway.events import ChainHead, ConsentEvent, EventChain
+from consent_gateway.store import ConsentLog
+from consent_gateway.store.spool import AsyncSpool
+
+logger = logging.getLogger("consent_gateway.store.recorder")
+
+_Pending = tuple[ConsentEvent, "asyncio.Future[ConsentEvent]"]
+
+
+class EventRecorder:
+    """Chains, batches and durably stores consent events; falls back to the spool.
+
+    :param instance_id: this writer's chain id; unique per running gateway process (two processes with
+        the same id would fork the chain, which ``verify`` reports).
+    :param max_batch: most events per ``append``.
+    :param max_delay_s: how long the writer waits for more events before committing a batch that is not
+        full (0: commit what is queued as soon as the previous commit returns — batches still grow under
+        load, because events queue while a commit runs).
+    :param append_timeout_s: a log slower than this is treated as down for that batch.
+    :param replay_interval_s: how often replay retries while the log is down.
+    """
+
+    def __init__(
+        self,
+        log: ConsentLog,
+        *,
+        spool_path: str | os.PathLike[str],
+        instance_id: str,
+        max_batch: int = 2000,
+        max_delay_s: float = 0.0,
+        append_timeout_s: float = 2.0,
+        replay_interval_s: float = 1.0,
+        replay_batch: int = 2000,
+    ) -> None:
+        if not instance_id:
+            raise ValueError("EventRecorder needs a non-empty instance_id")
+        self.log = log
+        self.instance_id = instance_id
+        self.spool = AsyncSpool(Path(spool_path))
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.append_timeout_s = append_timeout_s
+        self.replay_interval_s = replay_interval_s
+        self.replay_batch = replay_batch
+        self._chain: EventChain | None = None
+        self._log_head: ChainHead | None = None
+        self._queue: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._replay_kick = asyncio.Event()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._replay_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        #: events chained but kept neither by the log nor the spool: written first next time, so the
+        #: chain never has a hole.
+        self._unsaved: list[ConsentEvent] = []
+
+    @property
+    def spool_depth(self) -> int:
+        return self.spool.depth + len(self._unsaved)
+
+    @property
+    def chain_id(self) -> str:
+        return self._chain.instance_id if self._chain else self.instance_id
+
+    async def start(self) -> None:
+        await self.spool.open()
+        self._chain = EventChain(await self._resume_chain_id(), None)
+        head_spool = await self.spool.last_head(self._chain.instance_id)
+        head_log = self._log_head
+        candidates = [h for h in (head_spool, head_log) if h is not None]
+        if candidates:
+            self._chain.head = max(candidates, key=lambda h: h.seq)
+        metrics.register_gauge("spool_depth", lambda: float(self.spool_depth))
+        self._stopping = False
+        self._writer_task = asyncio.create_task(self._write_loop(), name="consent-gateway recorder writer")
+        self._replay_task = asyncio.create_task(self._replay_loop(), name="consent-gateway spool replay")
+        if self.spool.depth:
+            self._replay_kick.set()
+
+    async def _resume_chain_id(self) -> str:
+        """Continue this instance's chain from the log's head; if the log cannot say, start a new chain.
+
+        Guessing the head would risk forking the chain; a fresh chain id (``<instance>.<ms>``) never does.
+        """
+        self._log_head = None
+        try:
+            heads = await asyncio.wait_for(self.log.chain_heads(), self.append_timeout_s)
+        except (StoreUnavailable, TimeoutError, OSError) as exc:
+            chain_id = f"{self.instance_id}.{int(time.time() * 1000)}"
+            metrics.inc("store_errors_total", operation="chain_heads")
+            logger.warning(
+                "consent log unavailable at start (%s): events go to the spool on a new chain %s", exc, chain_id
+            )
+            return chain_id
+        self._log_head = heads.get(self.instance_id)
+        return self.instance_id
+
+    async def stop(self) -> None:
+        """Commit what is queued, try one last replay, and stop. Does not close the log."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._writer_task is not None:
+            await self._writer_task
+            self._writer_task = None
+        if self._replay_task is not None:
+            self._replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay_task
+            self._replay_task = None
+        if self.spool.depth:
+            with contextlib.suppress(StoreUnavailable, TimeoutError, OSError):
+                await self._replay_once()
+        await self.spool.close()
+
+    async def record(self, event: ConsentEvent) -> ConsentEvent:
+        """Chain ``event`` and return it once durable; raises :class:`SpoolError` if nothing could keep it."""
+        if self._writer_task is None or self._stopping:
+            raise SpoolError("the event recorder is not running")
+        future: asyncio.Future[ConsentEvent] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        self._wakeup.set()
+        return await future
+
+    # -- writer -----------------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        """Chain batches in order and hand them to the committer, one batch ahead of it.
+
+        Chaining (CPU on the loop) of the next batch overlaps the commit (fsync on a thread) of this one.
+        """
+        assert self._chain is not None
+        handoff: asyncio.Queue[tuple[list[_Pending], list[ConsentEvent]] | None] = asyncio.Queue(maxsize=1)
+        committer = asyncio.create_task(self._commit_loop(handoff), name="consent-gateway recorder commit")
+        try:
+            while True:
+                if not self._queue:
+                    if self._stopping:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                if self.max_delay_s and len(self._queue) < self.max_batch and not self._stopping:
+                    await asyncio.sleep(self.max_delay_s)
+                take = min(len(self._queue), self.max_batch)
+                batch = [self._queue.popleft() for _ in range(take)]
+                await handoff.put((batch, [self._chain.append(event) for event, _ in batch]))
+        finally:
+            await handoff.put(None)
+            await committer
+
+    async def _commit_loop(self, handoff: asyncio.Queue[tuple[list[_Pending], list[ConsentEvent]] | None]) -> None:
+        while (item := await handoff.get()) is not None:
+            batch, chained = item
+            try:
+                await self._persist(chained)
+            except SpoolError as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(SpoolError(str(exc)))
+            except Exception as exc:  # the loop must survive anything; callers learn of it
+                logger.exception("consent event writer failed")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(SpoolError(f"event writer failed: {exc!r}"))
+            else:
+                for (_, future), event in zip(batch, chained, strict=True):
+                    if not future.done():
+                        future.set_result(event)
+
+    async def _persist(self, events: list[ConsentEvent]) -> None:
+        events = self._unsaved + events
+        if self.spool.depth == 0:
+            try:
+                await asyncio.wait_for(self.log.append(events), self.append_timeout_s)
+            except (StoreUnavailable, TimeoutError, OSError) as exc:
+                metrics.inc("store_errors_total", operation="append")
+                logger.warning("consent log append failed (%s); spooling %d events", _describe(exc), len(events))
+            else:
+                self._unsaved = []
+                return
+        try:
+            await self.spool.append(events)
+        except OSError as exc:
+            self._unsaved = events
+            metrics.inc("store_errors_total", operation="spool")
+            logger.error("consent spool write failed: %s; %d events not kept", exc, len(events))
+            raise SpoolError(f"neither the consent log nor the spool could keep the event: {exc}") from exc
+        self._unsaved = []
+        metrics.inc("spooled_events_total", len(events))
+        self._replay_kick.set()
+
+    # -- replay -----------------------------------------------------------------------------------------
+
+    async def _replay_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._replay_kick.wait(), self.replay_interval_s)
+            self._replay_kick.clear()
+            if not self.spool.depth:
+                continue
+            try:
+                await self._replay_once()
+            except (StoreUnavailable, TimeoutError, OSError) as exc:
+                metrics.inc("store_errors_total", operation="replay")
+                logger.info("spool replay waits for the consent log: %s", _describe(exc))
+                await asyncio.sleep(self.replay_interval_s)
+
+    async def _replay_once(self) -> None:
+        """Move everything the spool holds into the log, oldest first."""
+        while self.spool.depth:
+            batch = await self.spool.read_pending(self.replay_batch)
+            if batch.lines == 0:
+                return
+            if batch.events:
+                await asyncio.wait_for(self.log.append(batch.events), self.append_timeout_s)
+            await self.spool.mark_replayed(batch)
+            metrics.inc("replayed_events_total", len(batch.events))
+            logger.info("replayed %d spooled consent events (%d left)", len(batch.events), self.spool.depth)
+
+
+def _describe(exc: BaseException) -> str:
+    return "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__

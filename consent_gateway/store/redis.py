@@ -1,0 +1,480 @@
+"""The shared consent log on Redis: several gateway instances, one log.
+
+Key layout (every key carries the hash tag ``{prefix}``, so on Redis Cluster they share one slot and the
+multi-key append script runs there unchanged)::
+
+    {cg}:ev                 HASH  event_id → event JSON
+    {cg}:t                  ZSET  "<ts ms, 13 digits>:<event_id>" (score 0, ordered by member) — time index
+    {cg}:c:<consent_id>     ZSET  same members, one consent id — history and erasure
+    {cg}:chain:<instance>   ZSET  event_id scored by seq — one hash chain per writer
+    {cg}:chains             SET   instance ids
+    {cg}:anchors            HASH  instance → {"seq", "hash", "purged_at_ms"} where a purged chain starts
+
+Appends are one Lua script per batch: atomic, and idempotent by event id (``HSETNX``; the indexes are
+written only for a new event), so a replayed spool never doubles anything. Lexicographic members make
+cursor pagination exact even when events share a millisecond.
+
+Redis is only as durable as its persistence: ``open`` reads ``CONFIG GET appendonly/appendfsync/save``
+and logs a loud warning when a restart would lose consent records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from consent_gateway.errors import StoreUnavailable
+from consent_gateway.events import (
+    ChainHead,
+    ChainVerifier,
+    ConsentEvent,
+    erase_personal,
+    event_from_dict,
+    event_to_dict,
+)
+from consent_gateway.store import (
+    STAT_GROUPS,
+    Checkpoint,
+    EventFilter,
+    EventPage,
+    PurgeResult,
+    StatRow,
+    VerifyResult,
+)
+from consent_gateway.store.sqlite import decode_cursor, encode_cursor
+
+logger = logging.getLogger("consent_gateway.store.redis")
+
+_SCAN_CHUNK = 1000
+
+# KEYS: ev, t, chains, then per event its consent zset and chain zset.
+# ARGV: per event id, time member, instance, seq, json.
+_APPEND_LUA = """
+local added = 0
+local n = #ARGV / 5
+for i = 0, n - 1 do
+  local a = i * 5
+  local id = ARGV[a + 1]
+  if redis.call('HSETNX', KEYS[1], id, ARGV[a + 5]) == 1 then
+    redis.call('ZADD', KEYS[2], 0, ARGV[a + 2])
+    redis.call('ZADD', KEYS[4 + 2 * i], 0, ARGV[a + 2])
+    redis.call('ZADD', KEYS[5 + 2 * i], ARGV[a + 4], id)
+    redis.call('SADD', KEYS[3], ARGV[a + 3])
+    added = added + 1
+  end
+end
+return added
+"""
+
+try:
+    import orjson
+
+    def _dumps(value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover - the optional accelerator is missing
+    _dumps = json.JSONEncoder(separators=(",", ":")).encode
+    _loads = json.loads
+
+
+def _time_member(timestamp_ms: int, event_id: str) -> str:
+    return f"{timestamp_ms:013d}:{event_id}"
+
+
+def _time_bound(ms: int | None, *, low: bool) -> str:
+    """Lex bound for "time >= ms" (low) or "time < ms" (high)."""
+    if ms is None:
+        return "-" if low else "+"
+    return f"[{max(ms, 0):013d}" if low else f"({max(ms, 0):013d}"
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """The URL without our ``prefix`` query parameter, and the prefix (default ``cg``)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), "cg")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+class RedisConsentLog:
+    """:class:`~consent_gateway.store.ConsentLog` on Redis (standalone; Cluster-compatible key layout)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str | None = None,
+        socket_timeout_s: float = 5.0,
+        connect_timeout_s: float = 2.0,
+    ) -> None:
+        self.url = url
+        self._client_url, url_prefix = _split_url(url)
+        self.prefix = prefix or url_prefix
+        tag = "{" + self.prefix + "}"
+        self._k_ev = f"{tag}:ev"
+        self._k_time = f"{tag}:t"
+        self._k_chains = f"{tag}:chains"
+        self._k_anchors = f"{tag}:anchors"
+        self._k_consent = f"{tag}:c:"
+        self._k_chain = f"{tag}:chain:"
+        self._socket_timeout_s = socket_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._client: aioredis.Redis | None = None
+        self._append_script: Any = None
+        self.persistence: dict[str, str] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StoreUnavailable(f"{self.url}: log not opened")
+        return self._client
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        self._client = aioredis.Redis.from_url(
+            self._client_url,
+            decode_responses=True,
+            socket_timeout=self._socket_timeout_s,
+            socket_connect_timeout=self._connect_timeout_s,
+            health_check_interval=30,
+        )
+        self._append_script = self._client.register_script(_APPEND_LUA)
+        try:
+            await self._client.ping()
+            await self._check_persistence()
+        except (RedisError, OSError) as exc:
+            await self.close()
+            raise StoreUnavailable(f"redis at {self._safe_url()} unreachable: {exc}", original_error=exc) from exc
+
+    def _safe_url(self) -> str:
+        parts = urlsplit(self._client_url)
+        host = parts.hostname or ""
+        return f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path}"
+
+    async def _check_persistence(self) -> None:
+        try:
+            config: dict[str, str] = {}
+            for key in ("appendonly", "appendfsync", "save"):
+                config.update(await self.client.config_get(key))
+        except ResponseError as exc:  # CONFIG disabled (managed Redis): say we could not check
+            logger.warning("could not check Redis persistence (%s); make sure AOF or RDB is on", exc)
+            return
+        self.persistence = config
+        aof = config.get("appendonly") == "yes"
+        rdb = bool(config.get("save", "").strip())
+        if not aof and not rdb:
+            logger.warning(
+                "REDIS PERSISTENCE IS OFF at %s (appendonly=no, save=''): a Redis restart LOSES every consent "
+                "record. Set 'appendonly yes' and 'appendfsync always' (or everysec) before production.",
+                self._safe_url(),
+            )
+        elif not aof:
+            logger.warning(
+                "Redis at %s persists by RDB snapshots only: a crash loses the consent records since the last "
+                "snapshot. Set 'appendonly yes' for consent proof.",
+                self._safe_url(),
+            )
+        elif config.get("appendfsync") != "always":
+            logger.info(
+                "Redis AOF with appendfsync=%s: up to a second of consent records can be lost on a power cut",
+                config.get("appendfsync"),
+            )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            try:
+                await client.aclose()
+            except (RedisError, OSError):
+                logger.debug("error while closing the Redis connection", exc_info=True)
+
+    def _unavailable(self, operation: str, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(f"redis {operation} failed: {exc}", original_error=exc)
+
+    async def _load(self, event_ids: Sequence[str]) -> list[ConsentEvent | None]:
+        if not event_ids:
+            return []
+        raw = await self.client.hmget(self._k_ev, list(event_ids))
+        return [event_from_dict(_loads(r)) if r is not None else None for r in raw]
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    async def append(self, events: Sequence[ConsentEvent]) -> None:
+        if not events:
+            return
+        keys = [self._k_ev, self._k_time, self._k_chains]
+        args: list[Any] = []
+        for e in events:
+            keys.append(self._k_consent + e.consent_id)
+            keys.append(self._k_chain + e.instance_id)
+            args += [
+                e.event_id,
+                _time_member(e.timestamp_ms, e.event_id),
+                e.instance_id,
+                e.seq,
+                _dumps(event_to_dict(e)),
+            ]
+        try:
+            await self._append_script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("append", exc) from exc
+
+    async def _rewrite(self, events: Sequence[ConsentEvent]) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            for e in events:
+                pipe.hset(self._k_ev, e.event_id, _dumps(event_to_dict(e)))
+            await pipe.execute()
+
+    async def erase(self, consent_id: str) -> int:
+        now_ms = int(time.time() * 1000)
+        try:
+            events = [e for e in await self.history(consent_id) if e.erased_at_ms is None]
+            await self._rewrite([erase_personal(e, now_ms=now_ms) for e in events])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("erase", exc) from exc
+        return len(events)
+
+    async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
+        now_ms = int(time.time() * 1000)
+        deleted = 0
+        ips = 0
+        try:
+            for instance in sorted(await self.client.smembers(self._k_chains)):
+                deleted += await self._purge_chain(instance, events_before_ms, now_ms)
+            start = "-"
+            while True:
+                members = await self.client.zrange(
+                    self._k_time, start, _time_bound(ip_before_ms, low=False), bylex=True, offset=0, num=_SCAN_CHUNK
+                )
+                if not members:
+                    break
+                start = "(" + members[-1]
+                events = await self._load([m.split(":", 1)[1] for m in members])
+                stale = [
+                    erase_personal(e, fields=("ip",), now_ms=now_ms)
+                    for e in events
+                    if e is not None and e.ip is not None
+                ]
+                if stale:
+                    await self._rewrite(stale)
+                    ips += len(stale)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("purge", exc) from exc
+        return PurgeResult(events_deleted=deleted, ips_removed=ips)
+
+    async def _purge_chain(self, instance: str, before_ms: int, now_ms: int) -> int:
+        """Delete the chain's prefix older than ``before_ms`` (the chain stays contiguous) and anchor it."""
+        chain_key = self._k_chain + instance
+        deleted = 0
+        while True:
+            ids = await self.client.zrange(chain_key, 0, _SCAN_CHUNK - 1)
+            if not ids:
+                break
+            events = await self._load(ids)
+            old: list[ConsentEvent] = []
+            for e in events:
+                if e is None or e.timestamp_ms >= before_ms:
+                    break
+                old.append(e)
+            if not old:
+                break
+            last = old[-1]
+            async with self.client.pipeline(transaction=True) as pipe:
+                for e in old:
+                    member = _time_member(e.timestamp_ms, e.event_id)
+                    pipe.hdel(self._k_ev, e.event_id)
+                    pipe.zrem(self._k_time, member)
+                    pipe.zrem(self._k_consent + e.consent_id, member)
+                    pipe.zrem(chain_key, e.event_id)
+                anchor = {"seq": last.seq, "hash": last.hash, "purged_at_ms": now_ms}
+                pipe.hset(self._k_anchors, instance, _dumps(anchor))
+                await pipe.execute()
+            deleted += len(old)
+            if len(old) < len(ids):
+                break
+        return deleted
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    async def get(self, event_id: str) -> ConsentEvent | None:
+        try:
+            return (await self._load([event_id]))[0]
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("get", exc) from exc
+
+    async def history(self, consent_id: str) -> list[ConsentEvent]:
+        try:
+            members = await self.client.zrange(self._k_consent + consent_id, 0, -1)
+            return [e for e in await self._load([m.split(":", 1)[1] for m in members]) if e is not None]
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("history", exc) from exc
+
+    async def _scan(
+        self, filters: EventFilter, *, descending: bool, after: str | None = None
+    ) -> AsyncIterator[ConsentEvent]:
+        """Selected events in time order; ``after`` is the time member to continue strictly beyond."""
+        key = self._k_time if filters.consent_id is None else self._k_consent + filters.consent_id
+        low = _time_bound(filters.since_ms, low=True)
+        high = _time_bound(filters.until_ms, low=False)
+        while True:
+            if descending:
+                start = high if after is None else "(" + after
+                members = await self.client.zrange(key, start, low, desc=True, bylex=True, offset=0, num=_SCAN_CHUNK)
+            else:
+                start = low if after is None else "(" + after
+                members = await self.client.zrange(key, start, high, bylex=True, offset=0, num=_SCAN_CHUNK)
+            if not members:
+                return
+            after = members[-1]
+            for event in await self._load([m.split(":", 1)[1] for m in members]):
+                if event is not None and filters.matches(event):
+                    yield event
+            if len(members) < _SCAN_CHUNK:
+                return
+
+    async def query(self, filters: EventFilter, *, limit: int = 50, cursor: str | None = None) -> EventPage:
+        after = None
+        if cursor is not None:
+            ts, event_id = decode_cursor(cursor)
+            after = _time_member(ts, event_id)
+        events: list[ConsentEvent] = []
+        try:
+            async for event in self._scan(filters, descending=True, after=after):
+                events.append(event)
+                if len(events) > limit:
+                    break
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("query", exc) from exc
+        if len(events) > limit:
+            last = events[limit - 1]
+            return EventPage(events[:limit], encode_cursor(last.timestamp_ms, last.event_id))
+        return EventPage(events, None)
+
+    async def count(self, filters: EventFilter) -> int:
+        try:
+            if filters == EventFilter():
+                return int(await self.client.hlen(self._k_ev))
+            return sum([1 async for _ in self._scan(filters, descending=False)])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("count", exc) from exc
+
+    async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
+        if by not in STAT_GROUPS:
+            raise ValueError(f"stats by {by!r}: expected one of {', '.join(STAT_GROUPS)}")
+        totals: dict[tuple[str, str], list[int]] = {}
+        try:
+            async for e in self._scan(filters, descending=False):
+                group = _group_of(e, by)
+                for category, granted in e.categories.items():
+                    cell = totals.setdefault((group, category), [0, 0])
+                    cell[0] += 1
+                    cell[1] += 1 if granted else 0
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("stats", exc) from exc
+        return [StatRow(group=g, category=c, total=t, granted=n) for (g, c), (t, n) in sorted(totals.items())]
+
+    async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
+        try:
+            async for event in self._scan(filters, descending=False):
+                yield event
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("export", exc) from exc
+
+    # -- integrity --------------------------------------------------------------------------------------
+
+    async def _anchors(self) -> dict[str, ChainHead]:
+        raw = await self.client.hgetall(self._k_anchors)
+        return {
+            inst: ChainHead(seq=int(a["seq"]), hash=str(a["hash"]))
+            for inst, a in ((i, _loads(v)) for i, v in raw.items())
+        }
+
+    async def chain_heads(self) -> dict[str, ChainHead]:
+        try:
+            heads = await self._anchors()
+            for instance in await self.client.smembers(self._k_chains):
+                last = await self.client.zrange(self._k_chain + instance, -1, -1, withscores=True)
+                if not last:
+                    continue
+                event = (await self._load([last[0][0]]))[0]
+                if event is not None:
+                    heads[instance] = ChainHead(seq=event.seq, hash=event.hash)
+            return heads
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("chain_heads", exc) from exc
+
+    async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
+        try:
+            anchors = await self._anchors()
+            instances = sorted(
+                set(await self.client.smembers(self._k_chains)) | set(checkpoint.heads if checkpoint else ())
+            )
+            checked = 0
+            problems: list[tuple[str, str]] = []
+            for instance in instances:
+                verifier = ChainVerifier(instance, anchors.get(instance))
+                start = 0
+                while True:
+                    ids = await self.client.zrange(self._k_chain + instance, start, start + _SCAN_CHUNK - 1)
+                    if not ids:
+                        break
+                    start += len(ids)
+                    for event_id, event in zip(ids, await self._load(ids), strict=True):
+                        if event is None:
+                            verifier.checked += 1
+                            verifier.problems.append((event_id, "record deleted (its chain entry remains)"))
+                        else:
+                            verifier.feed(event)
+                verifier.finish(checkpoint.heads.get(instance) if checkpoint else None)
+                checked += verifier.checked
+                problems += verifier.problems
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("verify", exc) from exc
+        first = problems[0] if problems else (None, None)
+        return VerifyResult(
+            ok=not problems,
+            events_checked=checked,
+            chains=len(instances),
+            first_broken=first[0],
+            reason=first[1],
+            problems=problems,
+        )
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            events = int(await self.client.hlen(self._k_ev))
+        except (RedisError, OSError, StoreUnavailable) as exc:
+            return {"backend": "redis", "ok": False, "error": str(exc)}
+        durable = self.persistence.get("appendonly") == "yes" or bool(self.persistence.get("save", "").strip())
+        return {
+            "backend": "redis",
+            "ok": True,
+            "events": events,
+            "url": self._safe_url(),
+            "prefix": self.prefix,
+            "durable": durable,
+        }
+
+
+def _group_of(event: ConsentEvent, by: str) -> str:
+    if by == "day":
+        return time.strftime("%Y-%m-%d", time.gmtime(event.timestamp_ms / 1000))
+    if by == "country":
+        return event.country or "unknown"
+    if by == "browser":
+        return event.browser_family or "unknown"
+    if by == "device":
+        return event.device_type or "unknown"
+    return event.policy_version

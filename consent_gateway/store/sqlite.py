@@ -1,0 +1,495 @@
+"""The embedded consent log: one SQLite file in WAL mode, ``synchronous=FULL``.
+
+Durability is bought with an fsync per commit, so appends come in batches (the recorder groups concurrent
+events into one transaction). sqlite3 blocks, so every call runs on one of two dedicated threads — a
+writer and a reader — never on the event loop; WAL lets the reader (dashboard, CLI, verify) run while the
+writer commits.
+"""
+
+# SQL here is assembled only from constant fragments (column names, the WHERE clauses of ``_where``);
+# every value goes through a ``?`` placeholder.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from consent_gateway.errors import ConfigError, StoreUnavailable
+from consent_gateway.events import (
+    EVENT_FIELDS,
+    ChainHead,
+    ChainVerifier,
+    ConsentEvent,
+    erase_personal,
+)
+from consent_gateway.store import (
+    STAT_GROUPS,
+    Checkpoint,
+    EventFilter,
+    EventPage,
+    PurgeResult,
+    StatRow,
+    VerifyResult,
+)
+
+logger = logging.getLogger("consent_gateway.store.sqlite")
+
+T = TypeVar("T")
+
+_JSON_FIELDS = frozenset({"categories", "vendors", "commitments", "salts"})
+_BOOL_FIELDS = frozenset({"is_eu", "gpc"})
+_COLUMNS = ", ".join(EVENT_FIELDS)
+_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES ({', '.join('?' * len(EVENT_FIELDS))})"
+_SELECT = f"SELECT {_COLUMNS} FROM events"
+_EXPORT_PAGE = 1000
+_encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the optional accelerator is missing
+    pass
+else:
+
+    def _encode_json(value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+
+#: Schema migrations, applied in order; ``schema_version`` records the last one applied. Never edit one
+#: that has shipped: add the next.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        rowid_ INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        consent_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        categories TEXT NOT NULL,
+        vendors TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        banner_version TEXT NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        page_path TEXT,
+        referrer_host TEXT,
+        ip TEXT,
+        user_agent TEXT,
+        browser_family TEXT,
+        browser_version TEXT,
+        os_family TEXT,
+        os_version TEXT,
+        device_type TEXT,
+        country TEXT,
+        is_eu INTEGER,
+        region_rule TEXT,
+        gpc INTEGER NOT NULL,
+        instance_id TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        commitments TEXT NOT NULL,
+        salts TEXT NOT NULL,
+        erased_at_ms INTEGER
+    );
+    CREATE INDEX events_time ON events (timestamp_ms, event_id);
+    CREATE INDEX events_consent ON events (consent_id, timestamp_ms);
+    CREATE INDEX events_chain ON events (instance_id, seq);
+    CREATE TABLE chain_anchors (
+        instance_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        purged_at_ms INTEGER NOT NULL
+    );
+    """,
+)
+
+_GROUP_EXPR = {
+    "day": "strftime('%Y-%m-%d', timestamp_ms / 1000, 'unixepoch')",
+    "country": "coalesce(country, 'unknown')",
+    "browser": "coalesce(browser_family, 'unknown')",
+    "device": "coalesce(device_type, 'unknown')",
+    "policy_version": "policy_version",
+}
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///rel/a.db`` → ``rel/a.db``; ``sqlite:////abs/a.db`` → ``/abs/a.db``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ConfigError("store.url", f"expected sqlite:///path/to/file.db, got {url!r}")
+    return Path(url[len(prefix) :].split("?", 1)[0])
+
+
+def _to_row(event: ConsentEvent) -> tuple[Any, ...]:
+    return tuple(
+        _encode_json(getattr(event, name)) if name in _JSON_FIELDS else getattr(event, name) for name in EVENT_FIELDS
+    )
+
+
+def _from_row(row: Sequence[Any]) -> ConsentEvent:
+    data: dict[str, Any] = {}
+    for name, value in zip(EVENT_FIELDS, row, strict=True):
+        if name in _JSON_FIELDS:
+            value = json.loads(value)
+        elif name in _BOOL_FIELDS and value is not None:
+            value = bool(value)
+        data[name] = value
+    return ConsentEvent(**data)
+
+
+def _where(filters: EventFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    simple = (
+        ("action", filters.action),
+        ("country", filters.country),
+        ("browser_family", filters.browser),
+        ("device_type", filters.device),
+        ("policy_version", filters.policy_version),
+        ("consent_id", filters.consent_id),
+    )
+    for column, value in simple:
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if filters.since_ms is not None:
+        clauses.append("timestamp_ms >= ?")
+        params.append(filters.since_ms)
+    if filters.until_ms is not None:
+        clauses.append("timestamp_ms < ?")
+        params.append(filters.until_ms)
+    if filters.category is not None:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(events.categories) WHERE key = ? AND value = 1)")
+        params.append(filters.category)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def encode_cursor(timestamp_ms: int, event_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([timestamp_ms, event_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        ts, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return int(ts), str(event_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+class SQLiteConsentLog:
+    """:class:`~consent_gateway.store.ConsentLog` on one SQLite file (the embedded default)."""
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._local.conn = conn
+        return conn
+
+    def _close_thread_conn(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    async def _run(self, pool: ThreadPoolExecutor | None, operation: str, fn: Callable[[], T]) -> T:
+        if pool is None:
+            raise StoreUnavailable(f"{self.url}: log not opened")
+
+        def call() -> T:
+            try:
+                return fn()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"sqlite {operation} failed: {exc}", original_error=exc) from exc
+
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+    async def _write(self, operation: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(self._writer, operation, lambda: fn(self._connect()))
+
+    async def _read(self, operation: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(self._reader, operation, lambda: fn(self._connect()))
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-writer")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-reader")
+        await self._write("migrate", self._migrate)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> int:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            if current > len(MIGRATIONS):
+                raise StoreUnavailable(
+                    f"database schema version {current} is newer than this consent-gateway knows "
+                    f"({len(MIGRATIONS)}); upgrade consent-gateway"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                logger.info("consent log schema migrated to version %d", version)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(MIGRATIONS)
+
+    async def close(self) -> None:
+        for pool in (self._writer, self._reader):
+            if pool is not None:
+                await asyncio.get_running_loop().run_in_executor(pool, self._close_thread_conn)
+                pool.shutdown(wait=True)
+        self._writer = self._reader = None
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    async def append(self, events: Sequence[ConsentEvent]) -> None:
+        if not events:
+            return
+        rows = [_to_row(e) for e in events]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._write("append", run)
+
+    async def erase(self, consent_id: str) -> int:
+        now_ms = int(time.time() * 1000)
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    f"{_SELECT} WHERE consent_id = ? AND erased_at_ms IS NULL", (consent_id,)
+                ).fetchall()
+                for row in rows:
+                    erased = erase_personal(_from_row(row), now_ms=now_ms)
+                    conn.execute(
+                        "UPDATE events SET ip = NULL, user_agent = NULL, page_path = NULL, referrer_host = NULL,"
+                        " salts = ?, erased_at_ms = ? WHERE event_id = ?",
+                        (json.dumps(erased.salts), now_ms, erased.event_id),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return len(rows)
+
+        return await self._write("erase", run)
+
+    async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
+        now_ms = int(time.time() * 1000)
+
+        def run(conn: sqlite3.Connection) -> PurgeResult:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = 0
+                instances = [r[0] for r in conn.execute("SELECT DISTINCT instance_id FROM events")]
+                for instance in instances:
+                    # Keep each chain contiguous: delete the prefix before its first event still in retention.
+                    row = conn.execute(
+                        "SELECT min(seq) FROM events WHERE instance_id = ? AND timestamp_ms >= ?",
+                        (instance, events_before_ms),
+                    ).fetchone()
+                    keep_from = row[0]
+                    bound = "seq < ?" if keep_from is not None else "seq <= ?"
+                    limit = keep_from if keep_from is not None else 1 << 62
+                    last = conn.execute(
+                        f"SELECT seq, hash FROM events WHERE instance_id = ? AND {bound} ORDER BY seq DESC LIMIT 1",
+                        (instance, limit),
+                    ).fetchone()
+                    if last is None:
+                        continue
+                    cur = conn.execute(f"DELETE FROM events WHERE instance_id = ? AND {bound}", (instance, limit))
+                    deleted += cur.rowcount
+                    conn.execute(
+                        "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+                        " purged_at_ms = excluded.purged_at_ms",
+                        (instance, last[0], last[1], now_ms),
+                    )
+                cur = conn.execute(
+                    "UPDATE events SET ip = NULL, salts = json_remove(salts, '$.ip')"
+                    " WHERE timestamp_ms < ? AND ip IS NOT NULL",
+                    (ip_before_ms,),
+                )
+                ips = cur.rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return PurgeResult(events_deleted=deleted, ips_removed=ips)
+
+        return await self._write("purge", run)
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    async def get(self, event_id: str) -> ConsentEvent | None:
+        def run(conn: sqlite3.Connection) -> ConsentEvent | None:
+            row = conn.execute(f"{_SELECT} WHERE event_id = ?", (event_id,)).fetchone()
+            return _from_row(row) if row else None
+
+        return await self._read("get", run)
+
+    async def history(self, consent_id: str) -> list[ConsentEvent]:
+        def run(conn: sqlite3.Connection) -> list[ConsentEvent]:
+            rows = conn.execute(
+                f"{_SELECT} WHERE consent_id = ? ORDER BY timestamp_ms, event_id", (consent_id,)
+            ).fetchall()
+            return [_from_row(r) for r in rows]
+
+        return await self._read("history", run)
+
+    async def query(self, filters: EventFilter, *, limit: int = 50, cursor: str | None = None) -> EventPage:
+        where, params = _where(filters)
+        if cursor is not None:
+            ts, event_id = decode_cursor(cursor)
+            where += (" AND " if where else " WHERE ") + "(timestamp_ms, event_id) < (?, ?)"
+            params += [ts, event_id]
+        sql = f"{_SELECT}{where} ORDER BY timestamp_ms DESC, event_id DESC LIMIT ?"
+        params.append(limit + 1)
+
+        def run(conn: sqlite3.Connection) -> EventPage:
+            events = [_from_row(r) for r in conn.execute(sql, params).fetchall()]
+            if len(events) > limit:
+                last = events[limit - 1]
+                return EventPage(events[:limit], encode_cursor(last.timestamp_ms, last.event_id))
+            return EventPage(events, None)
+
+        return await self._read("query", run)
+
+    async def count(self, filters: EventFilter) -> int:
+        where, params = _where(filters)
+        sql = f"SELECT count(*) FROM events{where}"
+        return await self._read("count", lambda c: int(c.execute(sql, params).fetchone()[0]))
+
+    async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
+        if by not in STAT_GROUPS:
+            raise ValueError(f"stats by {by!r}: expected one of {', '.join(STAT_GROUPS)}")
+        where, params = _where(filters)
+        sql = (
+            f"SELECT g, j.key, count(*), sum(j.value) FROM"
+            f" (SELECT {_GROUP_EXPR[by]} AS g, categories FROM events{where}) AS e, json_each(e.categories) AS j"
+            " GROUP BY g, j.key ORDER BY g, j.key"
+        )
+
+        def run(conn: sqlite3.Connection) -> list[StatRow]:
+            return [
+                StatRow(group=str(g), category=str(cat), total=int(total), granted=int(granted or 0))
+                for g, cat, total, granted in conn.execute(sql, params)
+            ]
+
+        return await self._read("stats", run)
+
+    async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
+        where, params = _where(filters)
+        after: tuple[int, str] | None = None
+        while True:
+            page_where = where
+            page_params = list(params)
+            if after is not None:
+                page_where += (" AND " if page_where else " WHERE ") + "(timestamp_ms, event_id) > (?, ?)"
+                page_params += list(after)
+            sql = f"{_SELECT}{page_where} ORDER BY timestamp_ms, event_id LIMIT {_EXPORT_PAGE}"
+            rows = await self._read("export", lambda c, s=sql, p=page_params: c.execute(s, p).fetchall())
+            for row in rows:
+                yield _from_row(row)
+            if len(rows) < _EXPORT_PAGE:
+                return
+            last = _from_row(rows[-1])
+            after = (last.timestamp_ms, last.event_id)
+
+    # -- integrity --------------------------------------------------------------------------------------
+
+    async def chain_heads(self) -> dict[str, ChainHead]:
+        def run(conn: sqlite3.Connection) -> dict[str, ChainHead]:
+            heads = {
+                inst: ChainHead(seq=seq, hash=h)
+                for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_anchors")
+            }
+            # SQLite returns the row of max(seq) for the bare columns.
+            for inst, seq, h in conn.execute("SELECT instance_id, max(seq), hash FROM events GROUP BY instance_id"):
+                heads[inst] = ChainHead(seq=seq, hash=h)
+            return heads
+
+        return await self._read("chain_heads", run)
+
+    async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
+        def run(conn: sqlite3.Connection) -> VerifyResult:
+            anchors = {
+                inst: ChainHead(seq=seq, hash=h)
+                for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_anchors")
+            }
+            instances = sorted(
+                {r[0] for r in conn.execute("SELECT DISTINCT instance_id FROM events")}
+                | set(checkpoint.heads if checkpoint else ())
+            )
+            checked = 0
+            problems: list[tuple[str, str]] = []
+            for instance in instances:
+                verifier = ChainVerifier(instance, anchors.get(instance))
+                for row in _iter_rows(conn, f"{_SELECT} WHERE instance_id = ? ORDER BY seq, rowid_", (instance,)):
+                    verifier.feed(_from_row(row))
+                verifier.finish(checkpoint.heads.get(instance) if checkpoint else None)
+                checked += verifier.checked
+                problems += verifier.problems
+            first = problems[0] if problems else (None, None)
+            return VerifyResult(
+                ok=not problems,
+                events_checked=checked,
+                chains=len(instances),
+                first_broken=first[0],
+                reason=first[1],
+                problems=problems,
+            )
+
+        return await self._read("verify", run)
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            events = await self._read("health", lambda c: int(c.execute("SELECT count(*) FROM events").fetchone()[0]))
+        except StoreUnavailable as exc:
+            return {"backend": "sqlite", "ok": False, "error": str(exc)}
+        return {"backend": "sqlite", "ok": True, "events": events, "path": str(self.path), "durable": True}
+
+
+def _iter_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    cur = conn.execute(sql, params)
+    while rows := cur.fetchmany(1000):
+        yield from rows
