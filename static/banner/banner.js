@@ -118,7 +118,7 @@
       var v = vendorOf(f.getAttribute('data-cg-vendor'));
       var cat = T.cats[f.getAttribute('data-category')];
       if (!v || !cat || f.cgPh) return;
-      var host = h('div', { lang: L }), p = h('div', { class: 'cg-ph', role: 'region', 'aria-label': v.name }, [
+      var host = h('div', { class: 'cg-ph-host', lang: L }), p = h('div', { class: 'cg-ph', role: 'region', 'aria-label': v.name }, [
         h('p', { text: fmt(T.placeholder, { vendor: v.name, category: cat[0].toLowerCase() }) }),
         h('button', { type: 'button', class: 'cg-btn cg-pri', 'data-cg-allow': v.id, text: fmt(T.allow_vendor, { vendor: v.name }) }),
         h('p', { class: 'cg-msg', role: 'status' })
@@ -356,6 +356,7 @@
     l.onload = l.onerror = function () {
       if (state.explicit) reopen.hidden = false;
       else if (layer2.hidden) show();
+      host.setAttribute('data-cg-ready', '');
     };
   }
 
