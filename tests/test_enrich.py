@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-from ipaddress import ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consent_gateway import enrich
 from consent_gateway.enrich import (
@@ -411,3 +413,30 @@ def test_region_rule_follows_the_visitors_country() -> None:
     assert enricher.facts("216.160.83.56", None).region_rule == "none"  # US
     assert enricher.facts("2a02:cf40::1", None).region_rule == "opt-in"  # NO: EEA, not EU
     assert enricher.facts("127.0.0.1", None).region_rule == "opt-in"  # unknown
+
+
+# -- properties ---------------------------------------------------------------------------------------
+
+ANY_IP = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6))
+_PROPERTY_ENRICHER = Enricher(geoip_database=str(COUNTRY_DB))
+
+
+@given(ANY_IP)
+def test_truncated_ip_is_the_network_of_the_address(address: IPv4Address | IPv6Address) -> None:
+    truncated = _PROPERTY_ENRICHER.minimise_ip(str(address))
+    assert truncated is not None
+    original = enrich.parse_ip(str(address))  # IPv4-mapped IPv6 counts as IPv4
+    assert original is not None
+    prefix = 24 if original.version == 4 else 48
+    assert ip_network(f"{truncated}/{prefix}").network_address == ip_address(truncated)
+    assert original in ip_network(f"{truncated}/{prefix}")
+
+
+@given(st.lists(st.one_of(ANY_IP.map(str), st.text(max_size=30)), max_size=6))
+def test_client_ip_never_fails_and_never_invents_an_address(hops: list[str]) -> None:
+    found = client_ip(http_scope("10.0.0.2", ", ".join(hops)), PROXIES)
+    assert found is not None
+    assert found == "10.0.0.2" or any(
+        enrich.parse_ip(part) == ip_address(found) for hop in hops for part in hop.split(",")
+    )
+    _PROPERTY_ENRICHER.facts(found, None)  # and the lookups on it never raise
