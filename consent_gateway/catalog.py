@@ -185,6 +185,13 @@ class Catalog:
             for signature in vendor.inline_signatures:
                 signatures.setdefault(signature, vendor)
         self._cookie_prefixes.sort(key=lambda item: -len(item[0]))
+        # Every host and path string of the catalog: a tag whose (lowercased) bytes contain none of them cannot
+        # name a catalog URL, unless it escapes characters, which `tag_may_name_vendor` checks first.
+        needles = {host for table in self._hosts.values() for host in table} | {p for p, _ in self._paths}
+        self._needles_re: re.Pattern[bytes] | None = (
+            re.compile(b"|".join(re.escape(n.encode()) for n in sorted(needles, key=len, reverse=True)))
+            if needles else None
+        )
         self._signature_vendors = signatures
         # longest first, so that of two overlapping signatures the more specific one is reported
         ordered = sorted(signatures, key=len, reverse=True)
@@ -273,6 +280,14 @@ class Catalog:
                 if path.endswith(suffix):
                     return vendor
         return None
+
+    def tag_may_name_vendor(self, tag: bytes) -> bool:
+        """False only when no URL in this tag's bytes can belong to a catalog vendor (a cheap pre-check)."""
+        if self._needles_re is None:
+            return False
+        if b"&" in tag or b"%" in tag or b"\\" in tag:
+            return True  # entity-, percent- or backslash-escaped: only a real parse can tell
+        return self._needles_re.search(tag.lower().translate(None, b"\t\n\r")) is not None
 
     def vendor_for_inline(self, text: str) -> VendorRule | None:
         """The first vendor whose inline signature appears in the text of an inline script."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .catalog import Catalog, VendorRule
 from .decision import Decision
@@ -67,8 +68,7 @@ INERT_ATTRS: dict[str, bytes] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Attribute:
+class Attribute(NamedTuple):
     #: lowercased name
     name: bytes
     name_start: int
@@ -183,6 +183,8 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
     ``kind`` is the lowercased tag name ("script", "iframe", "img" or "link"); ``inline_body`` is the text of
     an inline script, matched against the catalog's inline signatures.
     """
+    if inline_body is None and not catalog.tag_may_name_vendor(tag):
+        return None
     name_end, attrs = parse_attributes(tag)
     vendor = _first_disallowed(vendors_of_tag(kind, attrs, catalog, inline_body), decision)
     if vendor is None:

@@ -56,6 +56,13 @@ _TAG_REST_SRC = (
     rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)|(?![\t\n\f\r ]*+=)))*+>"
 )
 _TAG_REST = re.compile(_TAG_REST_SRC)
+#: the common well-formed subset of a tag (quoted values, plain unquoted values, bare names), which `re` runs
+#: several times faster; whenever it matches, the tokenizer reads the tag the same way, and when it does
+#: not, the exact _TAG_REST_SRC is tried
+_FAST_TAG_SRC = (
+    rb"[^\t\n\f\r />\"'=]*+(?:[\t\n\f\r ]++[^\t\n\f\r />\"'=]++"
+    rb"(?:=(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'=]++))?+)*+[\t\n\f\r /]*+>"
+)
 _DELIM = rb"(?=[\t\n\f\r />])"
 
 _RAWTEXT = ("style", "textarea", "title", "xmp", "noembed", "noframes", "iframe")
@@ -72,6 +79,25 @@ _S_DATA, _S_ESCAPED, _S_DOUBLE = 0, 1, 2
 _G_NAME, _G_BEFORE, _G_ATTR, _G_AFTER_ATTR, _G_BEFORE_VALUE, _G_DQ, _G_SQ, _G_UNQ = range(8)
 
 
+def _trie(names: tuple[str, ...]) -> bytes:
+    """A case-insensitive alternation of tag names as a trie of explicit character classes: `re` runs it
+    much faster at every "<" than ``(?i:script|style|…)``."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name[0], []).append(name[1:])
+    alternatives = []
+    for first, rests in sorted(groups.items()):
+        klass = b"[" + (first + first.upper()).encode() + b"]"
+        longer = tuple(r for r in rests if r)
+        if not longer:
+            alternatives.append(klass)
+        elif len(longer) < len(rests):
+            alternatives.append(klass + b"(?:" + _trie(longer) + b")?")
+        else:
+            alternatives.append(klass + _trie(longer))
+    return b"(?:" + b"|".join(alternatives) + b")"
+
+
 def _names(names: tuple[str, ...]) -> bytes:
     return b"(?i:" + b"|".join(n.encode() for n in names) + b")"
 
@@ -79,25 +105,21 @@ def _names(names: tuple[str, ...]) -> bytes:
 class _Modes:
     """The compiled scanners of one flavour of data state."""
 
-    def __init__(self, starts: tuple[str, ...], ends: tuple[str, ...], *, comments: bool, cdata: bool) -> None:
-        start_re = _names(starts) + _DELIM
-        end_re = _names(ends) + _DELIM if ends else None
-        not_start = b"(?!" + start_re + b")"
-        not_end = b"(?!" + end_re + b")" if end_re else b""
-        generic_start = b"<" + not_start + rb"[a-zA-Z][^\t\n\f\r />]*+" + _TAG_REST_SRC
-        generic_end = b"</" + not_end + rb"[a-zA-Z][^\t\n\f\r />]*+" + _TAG_REST_SRC
-        text_lt = rb"<(?=[^a-zA-Z!?/])" if comments else rb"<(?=[^a-zA-Z/])|<[!?]"
+    def __init__(self, starts: tuple[str, ...], ends: tuple[str, ...], *, cdata: bool) -> None:
+        start_re = _trie(starts) + _DELIM
+        end_re = _trie(ends) + _DELIM if ends else None
+        any_tag = b"(?:" + _FAST_TAG_SRC + rb"|[^\t\n\f\r />]*+" + _TAG_REST_SRC + b")"
+        generic_start = b"<(?!" + start_re + b")[a-zA-Z]" + any_tag
+        generic_end = b"</" + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + any_tag
+        text_lt = rb"<(?=[^a-zA-Z!?/])"
         self.skip = re.compile(rb"(?:[^<]++|" + generic_start + b"|" + generic_end + b"|" + text_lt + b")*+")
         alternatives = [b"(?P<tag>" + _names(starts) + b")" + _DELIM]
         if end_re:
             alternatives.append(b"/(?P<etag>" + _names(ends) + b")" + _DELIM)
-        if comments:
-            alternatives.append(b"(?P<comment>!--)")
-            if cdata:
-                alternatives.append(rb"(?P<cdata>!\[CDATA\[)")
-            alternatives.append(rb"(?P<bogus>![^-]|!-[^-]|\?|/[^a-zA-Z])")
-        else:
-            alternatives.append(rb"(?P<bogus>/[^a-zA-Z])")
+        alternatives.append(b"(?P<comment>!--)")
+        if cdata:
+            alternatives.append(rb"(?P<cdata>!\[CDATA\[)")
+        alternatives.append(rb"(?P<bogus>![^-]|!-[^-]|\?|/[^a-zA-Z])")
         self.cand = re.compile(b"<(?:" + b"|".join(alternatives) + b")")
 
 
@@ -105,11 +127,9 @@ _HTML = _Modes(
     ("script", "iframe", "img", "link", "head", "noscript", "style", "textarea", "title", "xmp", "noembed",
      "noframes", "plaintext", "svg", "math"),
     ("svg", "math"),
-    comments=True,
     cdata=False,
 )
-_FOREIGN = _Modes(("script", "iframe", "img", "link", "head", "svg", "math"), ("svg", "math"), comments=True,
-                  cdata=True)
+_FOREIGN = _Modes(("script", "iframe", "img", "link", "head", "svg", "math"), ("svg", "math"), cdata=True)
 _NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + _names(_HOLD_KINDS) + b")" + _DELIM)
 _NOSCRIPT_END = re.compile(rb"</(?i:noscript)" + _DELIM)
 _PRE_WS = re.compile(rb"[\t\n\f\r ]*+")
