@@ -205,12 +205,13 @@ class ChainVerifier:
     :param anchor: where the chain starts after a retention purge (``None``: at seq 1).
     """
 
-    def __init__(self, instance_id: str, anchor: ChainHead | None = None) -> None:
+    def __init__(self, instance_id: str, anchor: ChainHead | None = None, *, heads: Iterable[ChainHead] = ()) -> None:
         self.instance_id = instance_id
         self.expected = anchor or ChainHead(seq=0, hash="")
         self.checked = 0
         self.problems: list[tuple[str, str]] = []
-        self._seen: dict[int, str] = {}
+        #: hashes seen at the seqs of the heads ``finish`` will compare with (not every hash: memory)
+        self._seen: dict[int, str | None] = dict.fromkeys(h.seq for h in heads)
         self._anchor = anchor
 
     def feed(self, event: ConsentEvent) -> None:
@@ -229,12 +230,13 @@ class ChainVerifier:
         elif event.prev_hash != self.expected.hash:
             reason = "prev_hash does not match the previous event (previous event altered or inserted)"
             self.problems.append((event.event_id, reason))
-        self._seen[event.seq] = event.hash
+        if event.seq in self._seen:
+            self._seen[event.seq] = event.hash
         # Resynchronise on this event so one break is reported once, not for every event after it.
         self.expected = ChainHead(seq=event.seq, hash=event.hash)
 
-    def finish(self, checkpoint_head: ChainHead | None) -> None:
-        """Compare the chain's end with a checkpoint taken earlier (truncated tail, rewritten history)."""
+    def finish(self, checkpoint_head: ChainHead | None, *, source: str = "the checkpoint") -> None:
+        """Compare the chain's end with a head recorded earlier (truncated tail, rewritten history)."""
         if checkpoint_head is None:
             return
         if self._anchor is not None and self._anchor.seq >= checkpoint_head.seq:
@@ -245,11 +247,11 @@ class ChainVerifier:
                 (
                     f"{self.instance_id}@{first_missing}",
                     f"chain truncated: events {first_missing}..{checkpoint_head.seq} of {self.instance_id} "
-                    "are missing (the checkpoint saw them)",
+                    f"are missing ({source} saw them)",
                 )
             )
             return
         seen = self._seen.get(checkpoint_head.seq)
         if seen is not None and seen != checkpoint_head.hash:
-            reason = "chain rewritten since the checkpoint (head differs)"
+            reason = f"chain rewritten since {source} was taken (head differs)"
             self.problems.append((f"{self.instance_id}@{checkpoint_head.seq}", reason))

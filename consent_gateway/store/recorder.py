@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from collections import deque
 from pathlib import Path
@@ -34,6 +35,8 @@ _Pending = tuple[ConsentEvent, "asyncio.Future[ConsentEvent]"]
 class EventRecorder:
     """Chains, batches and durably stores consent events; falls back to the spool.
 
+    :param spool_path: the spool folder; this instance's spool is ``<instance_id>.jsonl`` in it, so
+        several instances can share a data folder.
     :param instance_id: this writer's chain id; unique per running gateway process (two processes with
         the same id would fork the chain, which ``verify`` reports).
     :param max_batch: most events per ``append``.
@@ -60,7 +63,7 @@ class EventRecorder:
             raise ValueError("EventRecorder needs a non-empty instance_id")
         self.log = log
         self.instance_id = instance_id
-        self.spool = AsyncSpool(Path(spool_path))
+        self.spool = AsyncSpool(Path(spool_path) / f"{_file_safe(instance_id)}.jsonl")
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.append_timeout_s = append_timeout_s
@@ -240,6 +243,10 @@ class EventRecorder:
             await self.spool.mark_replayed(batch)
             metrics.inc("replayed_events_total", len(batch.events))
             logger.info("replayed %d spooled consent events (%d left)", len(batch.events), self.spool.depth)
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "instance"
 
 
 def _describe(exc: BaseException) -> str:

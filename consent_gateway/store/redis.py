@@ -424,7 +424,8 @@ class RedisConsentLog:
             checked = 0
             problems: list[tuple[str, str]] = []
             for instance in instances:
-                verifier = ChainVerifier(instance, anchors.get(instance))
+                end = checkpoint.heads.get(instance) if checkpoint else None
+                verifier = ChainVerifier(instance, anchors.get(instance), heads=[end] if end else [])
                 start = 0
                 while True:
                     ids = await self.client.zrange(self._k_chain + instance, start, start + _SCAN_CHUNK - 1)

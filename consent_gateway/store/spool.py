@@ -15,6 +15,7 @@ appends and replay bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from consent_gateway.errors import SpoolError
 from consent_gateway.events import ChainHead, ConsentEvent, event_from_dict, event_to_dict
 
 logger = logging.getLogger("consent_gateway.store.spool")
@@ -54,6 +56,13 @@ class Spool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self.close()
+            raise SpoolError(
+                f"spool {self.path} is in use by another process: give each gateway instance its own instance id"
+            ) from exc
         if created:
             _fsync_dir(self.path.parent)
         size = self._cut_torn_tail()

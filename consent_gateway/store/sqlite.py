@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import itertools
 import json
 import logging
 import sqlite3
@@ -49,7 +51,14 @@ T = TypeVar("T")
 _JSON_FIELDS = frozenset({"categories", "vendors", "commitments", "salts"})
 _BOOL_FIELDS = frozenset({"is_eu", "gpc"})
 _COLUMNS = ", ".join(EVENT_FIELDS)
-_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES ({', '.join('?' * len(EVENT_FIELDS))})"
+_ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(EVENT_FIELDS)) + ")"
+#: Rows per INSERT statement: one statement binds many rows, so the writer thread takes the GIL back
+#: far less often than with executemany (one step per row) while the event loop is busy.
+_ROWS_PER_INSERT = 256
+_UPDATE_HEAD = (
+    "INSERT INTO chain_heads (instance_id, seq, hash) VALUES (?, ?, ?) ON CONFLICT (instance_id)"
+    " DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > chain_heads.seq"
+)
 _SELECT = f"SELECT {_COLUMNS} FROM events"
 _EXPORT_PAGE = 1000
 _encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
@@ -100,7 +109,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_time ON events (timestamp_ms, event_id);
     CREATE INDEX events_consent ON events (consent_id, timestamp_ms);
-    CREATE INDEX events_chain ON events (instance_id, seq);
+    CREATE TABLE chain_heads (
+        instance_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
     CREATE TABLE chain_anchors (
         instance_id TEXT PRIMARY KEY,
         seq INTEGER NOT NULL,
@@ -131,6 +144,25 @@ def _to_row(event: ConsentEvent) -> tuple[Any, ...]:
     return tuple(
         _encode_json(getattr(event, name)) if name in _JSON_FIELDS else getattr(event, name) for name in EVENT_FIELDS
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    return f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW_PLACEHOLDERS] * rows)
+
+
+def _insert_statements(rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, list[Any]]]:
+    """Multi-row INSERTs: full chunks, then the remainder split in powers of two (few distinct statements)."""
+    i = 0
+    while len(rows) - i >= _ROWS_PER_INSERT:
+        yield _insert_sql(_ROWS_PER_INSERT), list(itertools.chain.from_iterable(rows[i : i + _ROWS_PER_INSERT]))
+        i += _ROWS_PER_INSERT
+    size = _ROWS_PER_INSERT // 2
+    while i < len(rows):
+        if len(rows) - i >= size:
+            yield _insert_sql(size), list(itertools.chain.from_iterable(rows[i : i + size]))
+            i += size
+        size //= 2
 
 
 def _from_row(row: Sequence[Any]) -> ConsentEvent:
@@ -277,11 +309,17 @@ class SQLiteConsentLog:
         if not events:
             return
         rows = [_to_row(e) for e in events]
+        heads: dict[str, tuple[str, int, str]] = {}
+        for e in events:
+            if e.instance_id not in heads or e.seq > heads[e.instance_id][1]:
+                heads[e.instance_id] = (e.instance_id, e.seq, e.hash)
 
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_INSERT, rows)
+                for sql, params in _insert_statements(rows):
+                    conn.execute(sql, params)
+                conn.executemany(_UPDATE_HEAD, heads.values())
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -443,9 +481,9 @@ class SQLiteConsentLog:
                 inst: ChainHead(seq=seq, hash=h)
                 for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_anchors")
             }
-            # SQLite returns the row of max(seq) for the bare columns.
-            for inst, seq, h in conn.execute("SELECT instance_id, max(seq), hash FROM events GROUP BY instance_id"):
-                heads[inst] = ChainHead(seq=seq, hash=h)
+            for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_heads"):
+                if inst not in heads or seq > heads[inst].seq:
+                    heads[inst] = ChainHead(seq=seq, hash=h)
             return heads
 
         return await self._read("chain_heads", run)
@@ -456,16 +494,23 @@ class SQLiteConsentLog:
                 inst: ChainHead(seq=seq, hash=h)
                 for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_anchors")
             }
+            recorded = {
+                inst: ChainHead(seq=seq, hash=h)
+                for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_heads")
+            }
             instances = sorted(
                 {r[0] for r in conn.execute("SELECT DISTINCT instance_id FROM events")}
+                | set(recorded)
                 | set(checkpoint.heads if checkpoint else ())
             )
             checked = 0
             problems: list[tuple[str, str]] = []
             for instance in instances:
-                verifier = ChainVerifier(instance, anchors.get(instance))
+                ends = [h for h in (recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
+                verifier = ChainVerifier(instance, anchors.get(instance), heads=ends)
                 for row in _iter_rows(conn, f"{_SELECT} WHERE instance_id = ? ORDER BY seq, rowid_", (instance,)):
                     verifier.feed(_from_row(row))
+                verifier.finish(recorded.get(instance), source="the log's head record")
                 verifier.finish(checkpoint.heads.get(instance) if checkpoint else None)
                 checked += verifier.checked
                 problems += verifier.problems

@@ -1,0 +1,448 @@
+"""One contract, every backend: ``ConsentLogContract`` runs against SQLite and a real Redis.
+
+Each backend subclass adds only how to open the log and how an attacker with raw access would tamper
+with it (edit, delete, insert, truncate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_sync
+
+from consent_gateway.errors import StoreUnavailable
+from consent_gateway.events import PERSONAL_FIELDS, ConsentEvent, EventChain, event_to_dict
+from consent_gateway.store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, open_log
+from consent_gateway.store.redis import RedisConsentLog
+from consent_gateway.store.sqlite import SQLiteConsentLog
+from tests.store.conftest import BASE_MS, make_event
+
+DAY_MS = 86_400_000
+
+
+def chained(events: list[ConsentEvent], instance: str = "gw-1") -> list[ConsentEvent]:
+    chain = EventChain(instance)
+    return [chain.append(e) for e in events]
+
+
+def expected_stats(events: list[ConsentEvent], by: str) -> list[tuple[str, str, int, int]]:
+    import time
+
+    def group(e: ConsentEvent) -> str:
+        return {
+            "day": time.strftime("%Y-%m-%d", time.gmtime(e.timestamp_ms / 1000)),
+            "country": e.country or "unknown",
+            "browser": e.browser_family or "unknown",
+            "device": e.device_type or "unknown",
+            "policy_version": e.policy_version,
+        }[by]
+
+    cells: dict[tuple[str, str], list[int]] = {}
+    for e in events:
+        for cat, granted in e.categories.items():
+            cell = cells.setdefault((group(e), cat), [0, 0])
+            cell[0] += 1
+            cell[1] += int(granted)
+    return [(g, c, t, n) for (g, c), (t, n) in sorted(cells.items())]
+
+
+class ConsentLogContract:
+    """What every ConsentLog backend must do. Subclasses provide the ``log`` fixture and tamper hooks."""
+
+    @pytest.fixture
+    async def log(self) -> AsyncIterator[ConsentLog]:
+        raise NotImplementedError
+        yield
+
+    @pytest.fixture
+    async def events(self, log: ConsentLog) -> list[ConsentEvent]:
+        """40 chained events of two writers, already appended."""
+        first = chained([make_event(i) for i in range(0, 40, 2)], "gw-1")
+        second = chained([make_event(i) for i in range(1, 40, 2)], "gw-2")
+        await log.append(first[:10])
+        await log.append(second)
+        await log.append(first[10:])
+        return first + second
+
+    # -- tamper hooks (raw access, as an attacker with the database would have) -------------------------
+
+    async def tamper_edit(self, log: ConsentLog, event: ConsentEvent, **changes: Any) -> None:
+        raise NotImplementedError
+
+    async def tamper_delete(self, log: ConsentLog, event: ConsentEvent) -> None:
+        raise NotImplementedError
+
+    # -- appending and reading --------------------------------------------------------------------------
+
+    async def test_appended_events_come_back_unchanged(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
+        for event in events[:5]:
+            assert await log.get(event.event_id) == event
+        assert await log.get("no-such-event") is None
+        assert await log.count(EventFilter()) == 40
+
+    async def test_history_is_one_consent_ids_events_oldest_first(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        history = await log.history("consent-3")
+        want = sorted((e for e in events if e.consent_id == "consent-3"), key=lambda e: e.timestamp_ms)
+        assert history == want
+        assert await log.history("nobody") == []
+
+    async def test_append_is_idempotent_by_event_id(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
+        await log.append(events[:15])
+        await log.append(events)
+        assert await log.count(EventFilter()) == 40
+        assert (await log.verify()).ok
+
+    @pytest.mark.parametrize(
+        "filters",
+        [
+            EventFilter(action="consent-withdrawn"),
+            EventFilter(category="analytics"),
+            EventFilter(category="marketing", country="FR"),
+            EventFilter(country="DE"),
+            EventFilter(browser="Firefox"),
+            EventFilter(device="mobile"),
+            EventFilter(policy_version="2025-06"),
+            EventFilter(consent_id="consent-2"),
+            EventFilter(since_ms=BASE_MS + 10 * 3_600_000, until_ms=BASE_MS + 20 * 3_600_000),
+            EventFilter(since_ms=BASE_MS + 30 * 3_600_000, action="consent-given"),
+        ],
+        ids=lambda f: ",".join(f"{k}={v}" for k, v in dataclasses.asdict(f).items() if v is not None),
+    )
+    async def test_query_selects_exactly_the_matching_events_newest_first(
+        self, log: ConsentLog, events: list[ConsentEvent], filters: EventFilter
+    ) -> None:
+        want = sorted((e for e in events if filters.matches(e)), key=lambda e: (e.timestamp_ms, e.event_id))[::-1]
+        assert want, "the filter should select something"
+        page = await log.query(filters, limit=100)
+        assert [e.event_id for e in page.events] == [e.event_id for e in want]
+        assert page.next_cursor is None
+        assert await log.count(filters) == len(want)
+
+    async def test_cursor_pages_cover_every_event_once_even_within_one_millisecond(self, log: ConsentLog) -> None:
+        same_ms = chained([make_event(i, timestamp_ms=BASE_MS) for i in range(12)], "gw-1")
+        later = chained([make_event(i) for i in range(12, 25)], "gw-2")
+        await log.append(same_ms + later)
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            page = await log.query(EventFilter(), limit=7, cursor=cursor)
+            pages += 1
+            assert len(page.events) <= 7
+            seen += [e.event_id for e in page.events]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert pages == 4
+        want = sorted(same_ms + later, key=lambda e: (e.timestamp_ms, e.event_id), reverse=True)
+        assert seen == [e.event_id for e in want]
+
+    async def test_a_bad_cursor_is_a_clear_error(self, log: ConsentLog) -> None:
+        with pytest.raises(ValueError, match="cursor"):
+            await log.query(EventFilter(), cursor="not-a-cursor!")
+
+    @pytest.mark.parametrize("by", STAT_GROUPS)
+    async def test_stats_give_the_consent_rate_per_category(
+        self, log: ConsentLog, events: list[ConsentEvent], by: str
+    ) -> None:
+        rows = await log.stats(EventFilter(), by=by)
+        assert [(r.group, r.category, r.total, r.granted) for r in rows] == expected_stats(events, by)
+        assert all(0.0 <= r.rate <= 1.0 for r in rows)
+
+    async def test_stats_honour_filters_and_refuse_an_unknown_grouping(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        rows = await log.stats(EventFilter(country="FR"), by="day")
+        assert [(r.group, r.category, r.total, r.granted) for r in rows] == expected_stats(
+            [e for e in events if e.country == "FR"], "day"
+        )
+        with pytest.raises(ValueError, match="stats by"):
+            await log.stats(EventFilter(), by="weather")
+
+    async def test_export_streams_every_selected_event_oldest_first(self, log: ConsentLog) -> None:
+        many = chained([make_event(i, timestamp_ms=BASE_MS + i) for i in range(2300)])
+        for start in range(0, len(many), 500):
+            await log.append(many[start : start + 500])
+        exported = [e.event_id async for e in log.export(EventFilter())]
+        assert exported == [e.event_id for e in many]
+        since = BASE_MS + 1000
+        assert [e.event_id async for e in log.export(EventFilter(since_ms=since, device="mobile"))] == [
+            e.event_id for e in many if e.timestamp_ms >= since and e.device_type == "mobile"
+        ]
+
+    # -- erasure and retention --------------------------------------------------------------------------
+
+    async def test_erase_removes_personal_fields_of_one_consent_id_and_the_chain_still_verifies(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        target = [e for e in events if e.consent_id == "consent-4"]
+        assert await log.erase("consent-4") == len(target)
+        for event in await log.history("consent-4"):
+            assert all(getattr(event, f) is None for f in PERSONAL_FIELDS)
+            assert event.salts == {}
+            assert event.commitments  # the non-personal commitment stays
+            assert event.erased_at_ms is not None
+            assert event.categories == next(e.categories for e in target if e.event_id == event.event_id)
+        untouched = await log.history("consent-5")
+        assert all(e.ip is not None and e.user_agent is not None for e in untouched)
+        assert (await log.verify()).ok
+        assert await log.erase("consent-4") == 0  # nothing left to erase
+
+    async def test_purge_deletes_old_events_and_old_ips_and_the_chain_still_verifies(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        cutoff = BASE_MS + 20 * 3_600_000
+        ip_cutoff = BASE_MS + 30 * 3_600_000
+        result = await log.purge(events_before_ms=cutoff, ip_before_ms=ip_cutoff)
+        assert result.events_deleted == 20
+        assert result.ips_removed == 10
+        remaining = [e async for e in log.export(EventFilter())]
+        by_time = sorted(events, key=lambda e: e.timestamp_ms)
+        assert [e.event_id for e in remaining] == [e.event_id for e in by_time if e.timestamp_ms >= cutoff]
+        for event in remaining:
+            assert (event.ip is None) == (event.timestamp_ms < ip_cutoff)
+            assert event.user_agent is not None
+        verified = await log.verify()
+        assert verified.ok, verified.problems
+        # Writers keep chaining after a purge; a second purge finds nothing more to delete.
+        heads = await log.chain_heads()
+        chain = EventChain("gw-1", heads["gw-1"])
+        await log.append([chain.append(make_event(99))])
+        assert await log.purge(events_before_ms=cutoff, ip_before_ms=ip_cutoff) == type(result)(0, 0)
+        assert (await log.verify()).ok
+
+    async def test_purging_a_whole_chain_keeps_its_head_for_the_writer(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        before = await log.chain_heads()
+        await log.purge(events_before_ms=BASE_MS + 1000 * DAY_MS, ip_before_ms=0)
+        assert await log.count(EventFilter()) == 0
+        assert await log.chain_heads() == before
+        chain = EventChain("gw-2", before["gw-2"])
+        await log.append([chain.append(make_event(1))])
+        assert (await log.verify()).ok
+
+    # -- integrity --------------------------------------------------------------------------------------
+
+    async def test_untouched_chains_verify(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
+        result = await log.verify()
+        assert result.ok
+        assert result.events_checked == 40
+        assert result.chains == 2
+        assert result.first_broken is None
+        heads = await log.chain_heads()
+        assert heads["gw-1"].seq == 20 and heads["gw-2"].seq == 20
+        assert heads["gw-1"].hash == events[19].hash
+
+    async def test_verify_names_an_edited_event(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
+        await self.tamper_edit(log, events[5], country="CN")
+        result = await log.verify()
+        assert not result.ok
+        assert result.first_broken == events[5].event_id
+        assert "altered" in (result.reason or "")
+
+    async def test_verify_names_an_event_whose_ip_was_edited(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
+        await self.tamper_edit(log, events[7], ip="198.51.100.7")
+        result = await log.verify()
+        assert result.first_broken == events[7].event_id
+        assert result.reason == "personal field 'ip' altered"
+
+    async def test_verify_names_the_event_after_one_edited_with_a_recomputed_hash(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        forged = dataclasses.replace(events[3], categories={"analytics": True, "marketing": True})
+        from consent_gateway.events import event_hash
+
+        forged = dataclasses.replace(forged, hash=event_hash(forged))
+        await self.tamper_edit(log, events[3], categories=forged.categories, hash=forged.hash)
+        result = await log.verify()
+        assert result.first_broken == events[4].event_id
+        assert "prev_hash" in (result.reason or "")
+
+    async def test_verify_names_the_event_after_a_deleted_one(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        await self.tamper_delete(log, events[8])
+        result = await log.verify()
+        assert not result.ok
+        assert result.first_broken == events[9].event_id
+        assert "deleted" in (result.reason or "")
+
+    async def test_verify_names_an_inserted_event(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
+        # A forged event chained onto event 4 and given seq 6: the real seq 6 no longer links to it.
+        intruder = EventChain("gw-1", _head(events[4])).append(make_event(500))
+        await log.append([intruder])
+        result = await log.verify()
+        assert not result.ok
+        assert result.first_broken in (intruder.event_id, events[5].event_id)
+
+    async def test_a_checkpoint_reveals_a_truncated_tail(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
+        checkpoint = Checkpoint(heads=await log.chain_heads(), created_at_ms=BASE_MS)
+        for event in events[17:20]:
+            await self.tamper_delete(log, event)
+        result = await log.verify(checkpoint)
+        assert not result.ok
+        assert result.first_broken == "gw-1@18"
+        assert "truncated" in (result.reason or "")
+        assert (await log.verify(Checkpoint.from_json(checkpoint.to_json()))).first_broken == "gw-1@18"
+
+    async def test_a_checkpoint_of_an_untouched_log_verifies_after_more_appends(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        checkpoint = Checkpoint(heads=await log.chain_heads(), created_at_ms=BASE_MS)
+        chain = EventChain("gw-1", checkpoint.heads["gw-1"])
+        await log.append([chain.append(make_event(i)) for i in range(3)])
+        await log.erase("consent-1")
+        assert (await log.verify(checkpoint)).ok
+
+    async def test_health_reports_the_backend_and_event_count(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        health = await log.health()
+        assert health["ok"] is True
+        assert health["events"] == 40
+
+
+def _head(event: ConsentEvent) -> Any:
+    from consent_gateway.events import ChainHead
+
+    return ChainHead(seq=event.seq, hash=event.hash)
+
+
+class TestSQLiteConsentLog(ConsentLogContract):
+    @pytest.fixture
+    async def log(self, tmp_path: Path) -> AsyncIterator[ConsentLog]:
+        log = open_log(f"sqlite:///{tmp_path / 'data' / 'consent.db'}")
+        assert isinstance(log, SQLiteConsentLog)
+        await log.open()
+        yield log
+        await log.close()
+
+    def _db(self, log: ConsentLog) -> sqlite3.Connection:
+        assert isinstance(log, SQLiteConsentLog)
+        return sqlite3.connect(log.path, isolation_level=None)
+
+    async def tamper_edit(self, log: ConsentLog, event: ConsentEvent, **changes: Any) -> None:
+        with self._db(log) as db:
+            for column, value in changes.items():
+                stored = json.dumps(value) if isinstance(value, dict) else value
+                db.execute(f"UPDATE events SET {column} = ? WHERE event_id = ?", (stored, event.event_id))
+
+    async def tamper_delete(self, log: ConsentLog, event: ConsentEvent) -> None:
+        with self._db(log) as db:
+            db.execute("DELETE FROM events WHERE event_id = ?", (event.event_id,))
+
+    async def test_the_database_is_durable_wal_with_a_schema_version(self, log: ConsentLog) -> None:
+        with self._db(log) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] >= 1
+        assert isinstance(log, SQLiteConsentLog)
+        on_writer = await log._write("pragma", lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        assert on_writer == 2  # FULL
+
+    async def test_reopening_does_not_migrate_twice(self, log: ConsentLog, tmp_path: Path) -> None:
+        again = open_log(log.url)
+        await again.open()
+        await again.close()
+        with self._db(log) as db:
+            assert db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+
+    async def test_a_newer_schema_is_refused(self, log: ConsentLog) -> None:
+        with self._db(log) as db:
+            db.execute("INSERT INTO schema_version (version) VALUES (99)")
+        newer = open_log(log.url)
+        with pytest.raises(StoreUnavailable, match="newer"):
+            await newer.open()
+        await newer.close()
+
+    async def test_the_logs_own_head_record_reveals_a_truncated_tail(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        await self.tamper_delete(log, events[19])
+        result = await log.verify()
+        assert result.first_broken == "gw-1@20"
+
+
+class TestRedisConsentLog(ConsentLogContract):
+    @pytest.fixture
+    async def log(self, redis_url: str, redis_prefix: str) -> AsyncIterator[ConsentLog]:
+        log = open_log(f"{redis_url}?prefix={redis_prefix}")
+        assert isinstance(log, RedisConsentLog)
+        await log.open()
+        yield log
+        await log.close()
+
+    def _raw(self, log: ConsentLog) -> redis_sync.Redis:
+        assert isinstance(log, RedisConsentLog)
+        return redis_sync.Redis.from_url(log._client_url, decode_responses=True)
+
+    async def tamper_edit(self, log: ConsentLog, event: ConsentEvent, **changes: Any) -> None:
+        assert isinstance(log, RedisConsentLog)
+        with self._raw(log) as raw:
+            data = json.loads(raw.hget(log._k_ev, event.event_id))
+            data.update(changes)
+            raw.hset(log._k_ev, event.event_id, json.dumps(data))
+
+    async def tamper_delete(self, log: ConsentLog, event: ConsentEvent) -> None:
+        assert isinstance(log, RedisConsentLog)
+        with self._raw(log) as raw:
+            raw.hdel(log._k_ev, event.event_id)
+            raw.zrem(log._k_chain + event.instance_id, event.event_id)
+            raw.zrem(log._k_time, f"{event.timestamp_ms:013d}:{event.event_id}")
+
+    async def test_every_key_carries_the_hash_tag(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
+        assert isinstance(log, RedisConsentLog)
+        with self._raw(log) as raw:
+            keys = list(raw.scan_iter(match="*" + log.prefix + "*"))
+        assert keys
+        assert all(k.startswith("{" + log.prefix + "}:") for k in keys)
+
+    async def test_a_record_deleted_behind_its_index_is_named(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        assert isinstance(log, RedisConsentLog)
+        with self._raw(log) as raw:
+            raw.hdel(log._k_ev, events[2].event_id)
+        result = await log.verify()
+        assert result.first_broken == events[2].event_id
+
+    async def test_open_reports_whether_redis_persists(self, log: ConsentLog, caplog: pytest.LogCaptureFixture) -> None:
+        assert isinstance(log, RedisConsentLog)
+        fresh = RedisConsentLog(log.url)
+        with caplog.at_level("INFO", logger="consent_gateway.store.redis"):
+            await fresh.open()
+        health = await fresh.health()
+        await fresh.close()
+        if health["durable"]:
+            assert "PERSISTENCE IS OFF" not in caplog.text
+        else:
+            assert "PERSISTENCE IS OFF" in caplog.text or "RDB" in caplog.text
+
+    async def test_an_unreachable_redis_is_store_unavailable(self) -> None:
+        from tests.conftest import free_port
+
+        log = open_log(f"redis://127.0.0.1:{free_port()}/0")
+        with pytest.raises(StoreUnavailable):
+            await log.open()
+
+
+def test_open_log_refuses_an_unknown_scheme() -> None:
+    from consent_gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="store.url"):
+        open_log("mysql://localhost/consent")
+
+
+def test_event_dicts_round_trip() -> None:
+    event = chained([make_event(3)])[0]
+    from consent_gateway.events import event_from_dict
+
+    assert event_from_dict(json.loads(json.dumps(event_to_dict(event)))) == event
