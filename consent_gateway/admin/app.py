@@ -152,12 +152,12 @@ class _Dashboard:
 
     # -- helpers -----------------------------------------------------------------------------------------
 
-    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(self, request: Request, template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
         access: Access | None = getattr(request.state, "access", None)
         session = access.session if access else None
         context.setdefault("csrf_token", session.csrf if session else "")
         context.setdefault("user", access.principal.name if access else None)
-        html = self.templates.get_template(name).render(
+        html = self.templates.get_template(template).render(
             root=root_of(request), labels=self.labels, categories=self.categories, **context
         )
         return HTMLResponse(html, status_code=status)
@@ -174,8 +174,12 @@ class _Dashboard:
 
     async def _audit_bad_token(self, request: Request, scheme: str | None) -> None:
         await self.audit.write(
-            "token-failed", user=None, target=request.url.path, ip=self.guard.client_ip(request),
-            outcome="refused", scheme=scheme,
+            "token-failed",
+            user=None,
+            target=request.url.path,
+            ip=self.guard.client_ip(request),
+            outcome="refused",
+            scheme=scheme,
         )
 
     def access(self, request: Request) -> Access:
@@ -190,8 +194,13 @@ class _Dashboard:
         logger.warning("consent log unavailable for the dashboard: %s", exc)
         if request.url.path.endswith((".csv", ".jsonl")):
             return error_json(503, "store_unavailable", "the consent log is unavailable; try again shortly")
-        return self.render(request, "error.html", 503, title="Consent log unavailable",
-                           message="The consent log cannot be reached right now. Try again in a moment.")
+        return self.render(
+            request,
+            "error.html",
+            503,
+            title="Consent log unavailable",
+            message="The consent log cannot be reached right now. Try again in a moment.",
+        )
 
     async def not_found(self, request: Request) -> Response:
         return self.render(request, "error.html", 404, title="Not found", message="There is no such page.")
@@ -207,8 +216,12 @@ class _Dashboard:
             return RedirectResponse(f"{root_of(request)}/", status_code=303)
         anonymous = session or self.sessions.new(None)
         response = self.render(
-            request, "login.html", csrf_token=anonymous.csrf, next=safe_next(request.query_params.get("next")),
-            error=None, no_credentials=not self.authenticator.has_credentials,
+            request,
+            "login.html",
+            csrf_token=anonymous.csrf,
+            next=safe_next(request.query_params.get("next")),
+            error=None,
+            no_credentials=not self.authenticator.has_credentials,
         )
         self.guard.set_session_cookie(response, request, anonymous)
         return response
@@ -231,8 +244,14 @@ class _Dashboard:
 
         def again(status: int, error: str) -> Response:
             response = self.render(
-                request, "login.html", status, csrf_token=session.csrf, next=next_path, error=error,
-                no_credentials=not self.authenticator.has_credentials, name=name,
+                request,
+                "login.html",
+                status,
+                csrf_token=session.csrf,
+                next=next_path,
+                error=error,
+                no_credentials=not self.authenticator.has_credentials,
+                name=name,
             )
             return response
 
@@ -293,17 +312,33 @@ class _Dashboard:
             "policy_version": "Consent rate by policy version",
         }
         bar_charts = [
-            (by, titles[by], charts.bar_chart(groups[by], chart_id=f"chart-{by}", title=titles[by],
-                                              labels=self.labels), groups[by])
+            (
+                by,
+                titles[by],
+                charts.bar_chart(groups[by], chart_id=f"chart-{by}", title=titles[by], labels=self.labels),
+                groups[by],
+            )
             for by in titles
         ]
-        line = charts.line_chart(per_day, chart_id="chart-day", title=f"Consent rate per category, last {days} days",
-                                 labels=self.labels)
+        line = charts.line_chart(
+            per_day, chart_id="chart-day", title=f"Consent rate per category, last {days} days", labels=self.labels
+        )
         await self.record(request, "view-overview", f"last {days} days")
         return self.render(
-            request, "overview.html", days=days, day_choices=OVERVIEW_DAYS, total=total, health=health,
-            overall=overall, line=line, per_day=per_day, daily_totals=charts.daily_totals(per_day),
-            bar_charts=bar_charts, first=first.isoformat(), today=today.isoformat(), nav="overview",
+            request,
+            "overview.html",
+            days=days,
+            day_choices=OVERVIEW_DAYS,
+            total=total,
+            health=health,
+            overall=overall,
+            line=line,
+            per_day=per_day,
+            daily_totals=charts.daily_totals(per_day),
+            bar_charts=bar_charts,
+            first=first.isoformat(),
+            today=today.isoformat(),
+            nav="overview",
         )
 
     # -- search and detail -------------------------------------------------------------------------------
@@ -327,11 +362,19 @@ class _Dashboard:
                 page = await self.log.query(form.filters, limit=PAGE_SIZE)
             events, next_cursor = page.events, page.next_cursor
             total = await self.log.count(form.filters)
-        await self.record(request, "search", describe(form), page="next" if cursor else "first",
-                          results=len(events))
+        await self.record(request, "search", describe(form), page="next" if cursor else "first", results=len(events))
         return self.render(
-            request, "events.html", form=form, events=events, total=total, next_cursor=next_cursor,
-            cursor=cursor, cursor_error=cursor_error, actions=ACTIONS, devices=DEVICES, nav="events",
+            request,
+            "events.html",
+            form=form,
+            events=events,
+            total=total,
+            next_cursor=next_cursor,
+            cursor=cursor,
+            cursor_error=cursor_error,
+            actions=ACTIONS,
+            devices=DEVICES,
+            nav="events",
             status=400 if form.errors else 200,
         )
 
@@ -340,8 +383,9 @@ class _Dashboard:
         event = await self.log.get(event_id)
         await self.record(request, "view-event", event_id, outcome="ok" if event else "not-found")
         if event is None:
-            return self.render(request, "error.html", 404, title="No such event",
-                               message=f"No event has the id {event_id}.")
+            return self.render(
+                request, "error.html", 404, title="No such event", message=f"No event has the id {event_id}."
+            )
         return self.render(request, "event.html", event=event, personal=PERSONAL_FIELDS, nav="events")
 
     async def visitor_lookup(self, request: Request) -> Response:
@@ -356,8 +400,13 @@ class _Dashboard:
         await self.record(request, "view-history", consent_id, events=len(events))
         erased = request.query_params.get("erased")
         return self.render(
-            request, "visitor.html", 200 if events else 404, consent_id=consent_id, events=events,
-            erased=int(erased) if erased and erased.isdigit() else None, nav="visitors",
+            request,
+            "visitor.html",
+            200 if events else 404,
+            consent_id=consent_id,
+            events=events,
+            erased=int(erased) if erased and erased.isdigit() else None,
+            nav="visitors",
         )
 
     # -- export ------------------------------------------------------------------------------------------
@@ -381,7 +430,8 @@ class _Dashboard:
         else:
             body, media = stream_jsonl(events), "application/x-ndjson"
         return StreamingResponse(
-            body, media_type=media,
+            body,
+            media_type=media,
             headers={"Content-Disposition": f'attachment; filename="consent-events-{stamp}.{fmt}"'},
         )
 
@@ -405,10 +455,18 @@ class _Dashboard:
         events = await self.log.history(consent_id)
         await self.record(request, "view-erase", consent_id, events=len(events))
         if not events:
-            return self.render(request, "erase.html", 404, consent_id=consent_id,
-                               error="No event has this consent id.", nav="erase")
-        return self.render(request, "erase_confirm.html", consent_id=consent_id, events=events,
-                           personal=PERSONAL_FIELDS, error=None, nav="erase")
+            return self.render(
+                request, "erase.html", 404, consent_id=consent_id, error="No event has this consent id.", nav="erase"
+            )
+        return self.render(
+            request,
+            "erase_confirm.html",
+            consent_id=consent_id,
+            events=events,
+            personal=PERSONAL_FIELDS,
+            error=None,
+            nav="erase",
+        )
 
     async def erase_confirm(self, request: Request) -> Response:
         """Step 2: the confirmed erasure, then back to the visitor's history (now without personal data)."""
@@ -418,12 +476,24 @@ class _Dashboard:
             return self.render(request, "erase.html", 400, consent_id="", error="Enter a consent id.", nav="erase")
         if form.get("confirm") != "yes":
             events = await self.log.history(consent_id)
-            return self.render(request, "erase_confirm.html", 400, consent_id=consent_id, events=events,
-                               personal=PERSONAL_FIELDS, error="Tick the box to confirm the erasure.",
-                               nav="erase")
+            return self.render(
+                request,
+                "erase_confirm.html",
+                400,
+                consent_id=consent_id,
+                events=events,
+                personal=PERSONAL_FIELDS,
+                error="Tick the box to confirm the erasure.",
+                nav="erase",
+            )
         if not await self.record(request, "erase", consent_id, outcome="started"):
-            return self.render(request, "error.html", 503, title="Erasure refused",
-                               message="The admin audit log cannot be written, so nothing was erased.")
+            return self.render(
+                request,
+                "error.html",
+                503,
+                title="Erasure refused",
+                message="The admin audit log cannot be written, so nothing was erased.",
+            )
         try:
             erased = await self.log.erase(consent_id)
         except StoreUnavailable:
@@ -447,20 +517,31 @@ class _Dashboard:
         result: VerifyResult = await self.log.verify()
         seconds = time.perf_counter() - started
         await self.record(
-            request, "verify", outcome="ok" if result.ok else "broken", events=result.events_checked,
-            first_broken=result.first_broken, reason=result.reason,
+            request,
+            "verify",
+            outcome="ok" if result.ok else "broken",
+            events=result.events_checked,
+            first_broken=result.first_broken,
+            reason=result.reason,
         )
         heads = await self.log.chain_heads()
         health = await self.log.health()
-        return self.render(request, "integrity.html", heads=heads, health=health, result=result,
-                           seconds=seconds, nav="integrity")
+        return self.render(
+            request, "integrity.html", heads=heads, health=health, result=result, seconds=seconds, nav="integrity"
+        )
 
     async def cookies(self, request: Request) -> Response:
         unknown = _inventory(metrics.labelled("unknown_cookies_total"))
         dropped = _inventory(metrics.labelled("dropped_cookies_total"))
         await self.record(request, "view-cookies")
-        return self.render(request, "cookies.html", unknown=unknown, dropped=dropped, nav="cookies",
-                           unknown_policy=self.config.gateway.unknown_cookies)
+        return self.render(
+            request,
+            "cookies.html",
+            unknown=unknown,
+            dropped=dropped,
+            nav="cookies",
+            unknown_policy=self.config.gateway.unknown_cookies,
+        )
 
 
 def _inventory(counts: Mapping[tuple[tuple[str, str], ...], int]) -> dict[str, Any]:
@@ -483,4 +564,3 @@ def _utc(timestamp_ms: int | None) -> str:
     if timestamp_ms is None:
         return ""
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-

@@ -33,8 +33,14 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def write_sync(
-        self, action: str, *, user: str | None, target: str | None = None, ip: str | None = None,
-        outcome: str = "ok", **extra: Any,
+        self,
+        action: str,
+        *,
+        user: str | None,
+        target: str | None = None,
+        ip: str | None = None,
+        outcome: str = "ok",
+        **extra: Any,
     ) -> None:
         record: dict[str, Any] = {
             "time": datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds"),
@@ -56,17 +62,21 @@ class AuditLog:
                 os.close(fd)
 
     async def write(
-        self, action: str, *, user: str | None, target: str | None = None, ip: str | None = None,
-        outcome: str = "ok", **extra: Any,
+        self,
+        action: str,
+        *,
+        user: str | None,
+        target: str | None = None,
+        ip: str | None = None,
+        outcome: str = "ok",
+        **extra: Any,
     ) -> bool:
         """Append one line; False (and a loud log) when the file cannot be written.
 
         The caller refuses exports and erasures it could not audit; a page view still shows.
         """
         try:
-            await run_in_threadpool(
-                self.write_sync, action, user=user, target=target, ip=ip, outcome=outcome, **extra
-            )
+            await run_in_threadpool(self.write_sync, action, user=user, target=target, ip=ip, outcome=outcome, **extra)
         except OSError:
             logger.exception("could not write the admin audit log at %s", self.path)
             return False

@@ -172,9 +172,7 @@ class Authenticator:
                 raise ConfigError(f"admin.users.{name}.password_hash", problem)
         self._users = dict(users)
         # Compare digests, not tokens: equal lengths, and the tokens themselves are not kept around.
-        self._token_digests = tuple(
-            (hashlib.sha256(token.encode()).digest(), _token_name(token)) for token in tokens
-        )
+        self._token_digests = tuple((hashlib.sha256(token.encode()).digest(), _token_name(token)) for token in tokens)
         first = next(iter(self._users.values()), None)
         self._dummy_hash = _dummy_hash_like(first) if first is not None else None
 

@@ -28,7 +28,9 @@ _LEFT: Final = 48
 _RIGHT: Final = 16
 _TOP: Final = 16
 _BOTTOM: Final = 36
-_BAR_LABEL_WIDTH: Final = 150
+#: Bar charts sit two to a row, so they get a narrower canvas: their text then scales like the line chart's.
+_BAR_WIDTH: Final = 480
+_BAR_LABEL_WIDTH: Final = 130
 _BAR_HEIGHT: Final = 10
 _BAR_GAP: Final = 2
 _GROUP_GAP: Final = 12
@@ -174,19 +176,19 @@ def bar_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str, 
     n_cat = max(1, len(shown.categories))
     group_h = n_cat * (_BAR_HEIGHT + _BAR_GAP) + _GROUP_GAP
     height = max(60, _TOP + group_h * len(shown.groups) + 24)
-    plot_w = _LINE_WIDTH - _BAR_LABEL_WIDTH - _RIGHT - 40
+    plot_w = _BAR_WIDTH - _BAR_LABEL_WIDTH - _RIGHT - 36
     totals = {g: shown.volume(g) for g in shown.groups}
     hidden = len(table.groups) - len(shown.groups)
     desc = _bar_summary(shown, labels, hidden)
     parts = [
-        f'<svg class="chart" id="{_e(chart_id)}" viewBox="0 0 {_LINE_WIDTH} {height}" role="img" '
+        f'<svg class="chart" id="{_e(chart_id)}" viewBox="0 0 {_BAR_WIDTH} {height}" role="img" '
         f'aria-labelledby="{_e(chart_id)}-title {_e(chart_id)}-desc" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{_e(chart_id)}-title">{_e(title)}</title>',
         f'<desc id="{_e(chart_id)}-desc">{_e(desc)}</desc>',
     ]
     if not shown.groups:
         parts.append(
-            f'<text class="empty" x="{_LINE_WIDTH / 2}" y="{height / 2}" text-anchor="middle">'
+            f'<text class="empty" x="{_BAR_WIDTH / 2}" y="{height / 2}" text-anchor="middle">'
             "No consent events in this period</text></svg>"
         )
         return Markup("".join(parts))  # noqa: S704 - every value above went through _e
@@ -196,11 +198,12 @@ def bar_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str, 
         parts.append(f'<text class="tick" x="{x:.1f}" y="{height - 6}" text-anchor="middle">{tick}%</text>')
     for gi, group in enumerate(shown.groups):
         y0 = _TOP + gi * group_h
-        label = group if len(group) <= 22 else group[:21] + "…"
-        label_y = y0 + (n_cat * (_BAR_HEIGHT + _BAR_GAP)) / 2 + 3
+        label = group if len(group) <= 16 else group[:15] + "…"
+        middle = y0 + (n_cat * (_BAR_HEIGHT + _BAR_GAP)) / 2
+        events = f"{totals[group]} event{'' if totals[group] == 1 else 's'}"
         parts.append(
-            f'<text class="label" x="{_BAR_LABEL_WIDTH - 8}" y="{label_y:.1f}"'
-            f' text-anchor="end">{_e(label)}<tspan class="count"> ({totals[group]})</tspan></text>'
+            f'<text class="label" x="{_BAR_LABEL_WIDTH - 8}" y="{middle - 2:.1f}" text-anchor="end">{_e(label)}'
+            f'<tspan class="count" x="{_BAR_LABEL_WIDTH - 8}" dy="13">{events}</tspan></text>'
         )
         for ci, category in enumerate(shown.categories):
             rate = shown.rate(group, category)
@@ -225,9 +228,7 @@ def _bar_summary(table: RateTable, labels: dict[str, str], hidden: int) -> str:
         return "No consent events in this period."
     pieces = []
     for group in table.groups:
-        rates = ", ".join(
-            f"{labels.get(c, c)} {_percent(table.rate(group, c))}" for c in table.categories
-        )
+        rates = ", ".join(f"{labels.get(c, c)} {_percent(table.rate(group, c))}" for c in table.categories)
         pieces.append(f"{group} ({table.volume(group)} events): {rates}")
     more = f" {hidden} smaller groups are only in the table." if hidden else ""
     return "Share of visitors who granted each category. " + "; ".join(pieces) + "." + more

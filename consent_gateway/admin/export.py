@@ -24,12 +24,34 @@ _ROWS_PER_CHUNK: Final = 500
 _NOT_EXPORTED: Final = frozenset({"salts", "commitments"})
 
 _BASE_COLUMNS: Final = (
-    "event_id", "consent_id", "action", "time_utc", "timestamp_ms", "policy_version", "banner_version",
+    "event_id",
+    "consent_id",
+    "action",
+    "time_utc",
+    "timestamp_ms",
+    "policy_version",
+    "banner_version",
 )
 _TAIL_COLUMNS: Final = (
-    "vendors", "page_path", "referrer_host", "ip", "user_agent", "browser_family", "browser_version",
-    "os_family", "os_version", "device_type", "country", "is_eu", "region_rule", "gpc", "instance_id", "seq",
-    "prev_hash", "hash", "erased_at_ms",
+    "vendors",
+    "page_path",
+    "referrer_host",
+    "ip",
+    "user_agent",
+    "browser_family",
+    "browser_version",
+    "os_family",
+    "os_version",
+    "device_type",
+    "country",
+    "is_eu",
+    "region_rule",
+    "gpc",
+    "instance_id",
+    "seq",
+    "prev_hash",
+    "hash",
+    "erased_at_ms",
 )
 
 

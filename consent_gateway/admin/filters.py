@@ -16,8 +16,7 @@ from consent_gateway.events import ACTIONS
 from consent_gateway.store import EventFilter
 
 DEVICES: Final = ("desktop", "mobile", "tablet", "bot", "other")
-FIELDS: Final = ("since", "until", "action", "category", "country", "browser", "device", "policy_version",
-                 "consent_id")
+FIELDS: Final = ("since", "until", "action", "category", "country", "browser", "device", "policy_version", "consent_id")
 _MAX_TEXT: Final = 200
 
 

@@ -119,9 +119,7 @@ class Guard:
         self.sessions = sessions
         self.authenticator = authenticator
         self.limiter = limiter
-        self._trusted: tuple[Network, ...] = tuple(
-            ipaddress.ip_network(n, strict=False) for n in trusted_proxies
-        )
+        self._trusted: tuple[Network, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
         self._secure_cookie = secure_cookie
         self._on_bad_token = on_bad_token
 
@@ -171,7 +169,10 @@ class Guard:
 
     def clear_session_cookie(self, response: Response, request: Request) -> None:
         response.delete_cookie(
-            COOKIE_NAME, path=root_of(request) or "/", secure=self._is_secure(request), httponly=True,
+            COOKIE_NAME,
+            path=root_of(request) or "/",
+            secure=self._is_secure(request),
+            httponly=True,
             samesite="strict",
         )
 
@@ -189,7 +190,9 @@ class Guard:
             if session is None or session.user is None:
                 if kind == "data":
                     return error_json(
-                        401, "unauthorized", "log in to the dashboard or send Authorization: Bearer <token>",
+                        401,
+                        "unauthorized",
+                        "log in to the dashboard or send Authorization: Bearer <token>",
                         {"WWW-Authenticate": "Bearer"},
                     )
                 login = f"{root_of(request)}/login?next={quote(local_path(request), safe='')}"
@@ -245,6 +248,4 @@ def forbidden() -> Response:
 
 
 def _cookie_names(response: Response) -> set[bytes]:
-    return {
-        value.split(b"=", 1)[0].strip() for name, value in response.raw_headers if name == b"set-cookie"
-    }
+    return {value.split(b"=", 1)[0].strip() for name, value in response.raw_headers if name == b"set-cookie"}

