@@ -110,6 +110,21 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
     },
 }
 TEXT_KEYS = frozenset(BUILTIN_TEXTS["en"])
+#: How a placeholder names a category's cookies ("qui dépose des cookies de mesure d'audience").
+COOKIE_KINDS: Mapping[str, Mapping[str, str]] = {
+    "fr": {"necessary": "nécessaires", "analytics": "de mesure d'audience", "marketing": "marketing",
+           "preferences": "de préférences"},
+    "en": {"necessary": "necessary", "analytics": "analytics", "marketing": "marketing",
+           "preferences": "preference"},
+}
+#: The catalog states cookie lifetimes in English ("13 months"); these words are translated for display.
+LIFETIME_UNITS: Mapping[str, Mapping[str, str]] = {
+    "fr": {"year": "an", "years": "ans", "month": "mois", "months": "mois", "week": "semaine",
+           "weeks": "semaines", "day": "jour", "days": "jours", "hour": "heure", "hours": "heures",
+           "minute": "minute", "minutes": "minutes", "second": "seconde", "seconds": "secondes",
+           "session": "session"},
+}
+_LIFETIME_WORD = re.compile(r"[A-Za-z]+")
 
 
 def json_for_html(value: Any) -> str:
@@ -136,6 +151,7 @@ class Banner:
         self._assets = {name: (_read_asset(file), media) for name, (file, media) in _ASSETS.items()}
 
         category_ids = {category.id for category in config.categories}
+        self._lifetimes = {c.lifetime for v in catalog.vendors.values() for c in v.cookies if c.lifetime}
         listed = set(getattr(banner_config, "vendors", ()) or ())
         vendors = [
             vendor for vendor in catalog.vendors.values()
@@ -271,17 +287,31 @@ class Banner:
         for key in overrides:
             if key not in TEXT_KEYS:
                 raise ConfigError(f"banner.texts.{lang}.{key}", f"unknown text key; known: {sorted(TEXT_KEYS)}")
-        base = BUILTIN_TEXTS.get(lang) or BUILTIN_TEXTS.get(self.default_language) or BUILTIN_TEXTS["en"]
-        fallback = config.banner.texts.get(self.default_language, {})
-        texts: dict[str, Any] = {key: overrides.get(key) or fallback.get(key) or base[key] for key in TEXT_KEYS}
-        texts = dict(sorted(texts.items()))
+        # The language's own texts first, then the default language's, then English.
+        chain = [
+            overrides,
+            BUILTIN_TEXTS.get(lang, {}),
+            config.banner.texts.get(self.default_language, {}),
+            BUILTIN_TEXTS.get(self.default_language, {}),
+            BUILTIN_TEXTS["en"],
+        ]
+        texts: dict[str, Any] = {key: next(t[key] for t in chain if t.get(key)) for key in sorted(TEXT_KEYS)}
+        kinds = COOKIE_KINDS.get(lang, {})
         texts["cats"] = {
             c.id: [
-                _pick(c.label, lang, self.default_language) or c.id,
+                label := _pick(c.label, lang, self.default_language) or c.id,
                 _pick(c.description, lang, self.default_language),
+                # "des cookies de mesure d'audience": how the placeholder names the category's cookies
+                kinds.get(c.id) or label.lower(),
             ]
             for c in config.categories
         }
+        units = LIFETIME_UNITS.get(lang)
+        if units:
+            texts["lifetimes"] = {
+                lifetime: _LIFETIME_WORD.sub(lambda m: units.get(m[0].lower(), m[0]), lifetime)
+                for lifetime in sorted(self._lifetimes)
+            }
         return texts
 
 

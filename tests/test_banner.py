@@ -295,3 +295,25 @@ def test_prefix_is_used_for_every_url() -> None:
     assert cfg["api"] == "/privacy-gw"
     assert cfg["receipt_url"] == "/privacy-gw/receipt"
     assert parse(fragment).tags[2][1]["src"].startswith("/privacy-gw/banner.js?v=")
+
+
+def test_a_default_language_override_does_not_replace_another_language_built_in_text() -> None:
+    cfg = config_of(
+        make_banner(with_banner(texts={"fr": {"title": "Cookies ?"}})).head_html(
+            decision=FIRST_VISIT, language="en", nonce=None
+        )
+    )
+    assert cfg["i18n"]["fr"]["title"] == "Cookies ?"
+    assert cfg["i18n"]["en"]["title"] == BUILTIN_TEXTS["en"]["title"]
+
+
+def test_cookie_lifetimes_and_kinds_are_shown_in_french() -> None:
+    catalog = Catalog([VendorRule(id="a", category="analytics", name="A", cookies=(CookieRule("_a", "13 months"),
+                                                                                   CookieRule("_b", "1 day")))])
+    cfg = config_of(make_banner(catalog=catalog).head_html(decision=FIRST_VISIT, language="fr", nonce=None))
+    assert cfg["i18n"]["fr"]["lifetimes"] == {"13 months": "13 mois", "1 day": "1 jour"}
+    assert "lifetimes" not in cfg["i18n"]["en"]
+    fr = cfg["i18n"]["fr"]
+    placeholder = fr["placeholder"].format(vendor="YouTube", category=fr["cats"]["marketing"][2])
+    assert placeholder == "Ce contenu est fourni par YouTube, qui dépose des cookies marketing."
+    assert cfg["i18n"]["fr"]["cats"]["analytics"][2] == "de mesure d'audience"

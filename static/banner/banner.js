@@ -119,7 +119,7 @@
       var cat = T.cats[f.getAttribute('data-category')];
       if (!v || !cat || f.cgPh) return;
       var host = h('div', { class: 'cg-ph-host', lang: L }), p = h('div', { class: 'cg-ph', role: 'region', 'aria-label': v.name }, [
-        h('p', { text: fmt(T.placeholder, { vendor: v.name, category: cat[0].toLowerCase() }) }),
+        h('p', { text: fmt(T.placeholder, { vendor: v.name, category: cat[2] }) }),
         h('button', { type: 'button', class: 'cg-btn cg-pri', 'data-cg-allow': v.id, text: fmt(T.allow_vendor, { vendor: v.name }) }),
         h('p', { class: 'cg-msg', role: 'status' })
       ]);
@@ -156,7 +156,8 @@
   }
   function build() {
     var cookiesLine = function (v) {
-      return v.cookies.map(function (c) { return c[1] ? c[0] + ' (' + c[1] + ')' : c[0]; }).join(', ');
+      var lt = T.lifetimes || {};
+      return v.cookies.map(function (c) { return c[1] ? c[0] + ' (' + (lt[c[1]] || c[1]) + ')' : c[0]; }).join(', ');
     };
     layer1 = h('div', { class: 'cg-b', role: 'dialog', 'aria-labelledby': 'cg-t', 'aria-describedby': 'cg-d', tabindex: '-1', hidden: true }, [
       h('h2', { id: 'cg-t', text: T.title }),
