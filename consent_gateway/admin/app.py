@@ -33,6 +33,7 @@ from consent_gateway.admin.filters import DEVICES, SearchForm, day_start_ms, des
 from consent_gateway.admin.guard import (
     Access,
     Guard,
+    Handler,
     error_json,
     forbidden,
     root_of,
@@ -55,6 +56,10 @@ _TEMPLATES: Final = Path(__file__).with_name("templates")
 _STYLESHEET: Final = Path(__file__).with_name("static") / "admin.css"
 _MAX_CONSENT_ID: Final = 200
 _LOGIN_FAILED: Final = "Wrong user name or password."
+
+
+class ExportInterrupted(Exception):
+    """The log failed mid-export: the connection is cut so the download is seen to fail, not to end."""
 
 
 def build_admin_app(
@@ -125,7 +130,11 @@ class _Dashboard:
         )
         self.templates.filters["utc"] = _utc
         self.stylesheet = _STYLESHEET.read_bytes()
-        page, data = self.guard.protect, (lambda h: self.guard.protect(h, kind="data"))
+        page = self.guard.protect
+
+        def data(handler: Handler) -> Handler:
+            return self.guard.protect(handler, kind="data")
+
         routes = [
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
@@ -366,6 +375,7 @@ class _Dashboard:
         return self.render(
             request,
             "events.html",
+            400 if form.errors else 200,
             form=form,
             events=events,
             total=total,
@@ -375,7 +385,6 @@ class _Dashboard:
             actions=ACTIONS,
             devices=DEVICES,
             nav="events",
-            status=400 if form.errors else 200,
         )
 
     async def event(self, request: Request) -> Response:
@@ -423,12 +432,26 @@ class _Dashboard:
         if not await self.record(request, "export", describe(form), format=fmt):
             return error_json(503, "audit_unavailable", "the admin audit log cannot be written; export refused")
         stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
-        events = self.log.export(form.filters)
+        source = self.log.export(form.filters)
+        # A log that is down answers 503 here, before the first byte; later, the download breaks off.
+        first = await anext(source, None)
+
+        async def events() -> AsyncIterator[ConsentEvent]:
+            if first is None:
+                return
+            yield first
+            try:
+                async for event in source:
+                    yield event
+            except StoreUnavailable as exc:
+                logger.error("export broken off: %s", exc)
+                raise ExportInterrupted("the consent log failed during an export") from exc
+
         body: AsyncIterator[bytes]
         if fmt == "csv":
-            body, media = stream_csv(events, self.categories), "text/csv; charset=utf-8"
+            body, media = stream_csv(events(), self.categories), "text/csv; charset=utf-8"
         else:
-            body, media = stream_jsonl(events), "application/x-ndjson"
+            body, media = stream_jsonl(events()), "application/x-ndjson"
         return StreamingResponse(
             body,
             media_type=media,

@@ -163,8 +163,8 @@ def _line_summary(table: RateTable, labels: dict[str, str]) -> str:
     for category in table.categories:
         granted = sum(table.cells.get((d, category), (0, 0))[0] for d in table.groups)
         total = sum(table.cells.get((d, category), (0, 0))[1] for d in table.groups)
-        overall = granted / total if total else None
-        pieces.append(f"{labels.get(category, category)} {_percent(overall)}")
+        rate = granted / total if total else None
+        pieces.append(f"{labels.get(category, category)} {_percent(rate)}")
     period = f"{table.groups[0]} to {table.groups[-1]}"
     overall = ", ".join(pieces)
     return f"Share of visitors who granted each category per day, {period}. Overall: {overall}."

@@ -1,0 +1,152 @@
+"""What the privacy team sees: charts with text alternatives, search, detail, history, integrity, cookies."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from datetime import UTC, datetime
+
+from starlette.testclient import TestClient
+
+from consent_gateway import metrics
+from consent_gateway.config import Config
+from consent_gateway.store import ConsentLog
+
+from .conftest import NOW, PREFIX, VISITOR, csrf_of, make_events
+
+
+def _in_last_30_days() -> list[object]:
+    first = datetime(2026, 2, 9, tzinfo=UTC).timestamp() * 1000
+    end = datetime(2026, 3, 11, tzinfo=UTC).timestamp() * 1000
+    return [e for e in make_events() if first <= e.timestamp_ms < end]
+
+
+def test_the_overview_shows_each_chart_as_an_image_with_a_text_alternative(logged_in: TestClient) -> None:
+    page = logged_in.get(f"{PREFIX}/").text
+    for chart_id in ("chart-day", "chart-country", "chart-browser", "chart-device", "chart-policy_version"):
+        svg = re.search(rf'<svg class="chart" id="{chart_id}"[^>]*>', page)
+        assert svg and 'role="img"' in svg.group(0), chart_id
+        assert f'aria-labelledby="{chart_id}-title {chart_id}-desc"' in svg.group(0)
+        assert re.search(rf'<desc id="{chart_id}-desc">[^<]*Share of visitors', page), chart_id
+    assert page.count("Show the data as a table") == 5
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched elsewhere
+
+
+def test_the_overview_figures_match_the_log(logged_in: TestClient) -> None:
+    events = _in_last_30_days()
+    granted = sum(1 for e in events if e.categories["analytics"])  # type: ignore[attr-defined]
+    page = logged_in.get(f"{PREFIX}/").text
+    assert f'<p class="figure">{len(events):,}</p><p>consent events</p>' in page
+    card = (
+        f'{100 * granted / len(events):.0f}%</p><p>granted Analytics <span class="muted">({granted} of {len(events)})'
+    )
+    assert card in page
+    fr = [e for e in events if e.country == "FR"]  # type: ignore[attr-defined]
+    fr_marketing = sum(1 for e in fr if e.categories["marketing"])  # type: ignore[attr-defined]
+    row = re.search(r'<tr><th scope="row">FR</th><td>(\d+)</td>\s*<td>[^<]*</td><td>([^<]*)</td>', page)
+    assert row and int(row.group(1)) == len(fr)
+    assert row.group(2) == f"{100 * fr_marketing / len(fr):.0f}%"
+
+
+def test_the_overview_period_can_be_changed(logged_in: TestClient) -> None:
+    page = logged_in.get(f"{PREFIX}/?days=7").text
+    assert "Consent events from 2026-03-04 to 2026-03-10 (UTC)." in page
+    assert '<a href="/_consent/admin/?days=7" aria-current="page">' in page
+    assert "Consent events from 2026-02-09" in logged_in.get(f"{PREFIX}/?days=oops").text  # default 30
+
+
+def test_the_event_search_pages_with_a_cursor(logged_in: TestClient) -> None:
+    french = sorted((e for e in make_events() if e.country == "FR"), key=lambda e: (e.timestamp_ms, e.event_id))
+    page = logged_in.get(f"{PREFIX}/events", params={"country": "FR"})
+    assert f"{len(french)} matching events" in page.text
+    assert "First page" not in page.text
+    ids: list[str] = []
+    while True:
+        ids += re.findall(r'href="/_consent/admin/events/(ev-[^"]+)"', page.text)
+        next_link = re.search(r'rel="next" href="([^"]+)"', page.text)
+        if next_link is None:
+            break
+        page = logged_in.get(next_link.group(1).replace("&amp;", "&"))
+        assert "First page" in page.text
+    assert len(french) > 100  # three pages at least
+    assert ids == [e.event_id for e in reversed(french)]
+
+
+def test_a_bad_search_filter_is_explained_and_nothing_is_listed(logged_in: TestClient) -> None:
+    response = logged_in.get(f"{PREFIX}/events", params={"since": "31/12/2025", "device": "fridge"})
+    assert response.status_code == 400
+    assert "Use a date like 2025-03-31." in response.text and "Unknown device type." in response.text
+    assert 'aria-invalid="true" aria-describedby="err-since"' in response.text
+    assert "matching event" not in response.text
+
+
+def test_a_stale_cursor_falls_back_to_the_first_page(logged_in: TestClient) -> None:
+    response = logged_in.get(f"{PREFIX}/events", params={"cursor": "not-a-cursor"})
+    assert response.status_code == 200
+    assert "This page link is no longer valid" in response.text
+
+
+def test_the_event_detail_shows_every_field(logged_in: TestClient, consent_log: ConsentLog) -> None:
+    event = asyncio.run(consent_log.get("ev-0007"))
+    assert event is not None
+    page = logged_in.get(f"{PREFIX}/events/ev-0007").text
+    for value in (event.consent_id, event.ip, event.user_agent, event.hash, event.country, event.browser_family):
+        assert str(value) in page
+    assert logged_in.get(f"{PREFIX}/events/nope").status_code == 404
+
+
+def test_a_visitors_history_is_listed_oldest_first_with_its_downloads(logged_in: TestClient) -> None:
+    found = logged_in.get(f"{PREFIX}/visitors", params={"consent_id": VISITOR})
+    assert found.status_code == 303 and found.headers["location"] == f"{PREFIX}/visitors/{VISITOR}"
+    page = logged_in.get(found.headers["location"]).text
+    actions = re.findall(r'<strong class="action">([^<]+)</strong>', page)
+    assert actions == ["consent-given", "consent-updated", "consent-withdrawn"]
+    assert f"export.jsonl?consent_id={VISITOR}" in page
+    assert logged_in.get(f"{PREFIX}/visitors/unknown-id").status_code == 404
+
+
+def test_integrity_verifies_the_log_and_names_a_tampered_event(
+    logged_in: TestClient, consent_log: ConsentLog, admin_config: Config
+) -> None:
+    page = logged_in.get(f"{PREFIX}/integrity")
+    assert "test-instance" in page.text  # the chain head
+    ok = logged_in.post(f"{PREFIX}/integrity", data={"csrf_token": csrf_of(page.text)})
+    assert f"Verified.</strong> {len(make_events())} events in 1 chain are intact" in ok.text
+
+    with sqlite3.connect(admin_config.store_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE events SET categories = ? WHERE event_id = ?", ('{"analytics": true}', "ev-0100"))
+    broken = logged_in.post(f"{PREFIX}/integrity", data={"csrf_token": csrf_of(page.text)})
+    assert "The log has been altered." in broken.text
+    assert "First broken: <code>ev-0100</code>" in broken.text
+
+
+def test_the_cookie_inventory_lists_what_the_filter_counted(logged_in: TestClient) -> None:
+    assert "No unknown cookie seen yet." in logged_in.get(f"{PREFIX}/cookies").text
+    metrics.inc("unknown_cookies_total", 3, cookie="_hjSession")
+    metrics.inc("unknown_cookies_total", 1, cookie="<script>x")
+    metrics.inc("dropped_cookies_total", 7, vendor="google-analytics")
+    page = logged_in.get(f"{PREFIX}/cookies").text
+    assert '<th scope="row" class="mono">_hjSession</th><td>3</td>' in page
+    assert "&lt;script&gt;x" in page and "<script>x" not in page
+    assert '<th scope="row" class="mono">google-analytics</th><td>7</td>' in page
+    assert page.index("_hjSession") < page.index("&lt;script&gt;x")  # largest count first
+
+
+def test_an_unreachable_log_gives_a_503_page_not_a_traceback(logged_in: TestClient, consent_log: ConsentLog) -> None:
+    asyncio.run(consent_log.close())
+    try:
+        page = logged_in.get(f"{PREFIX}/events")
+        assert page.status_code == 503
+        assert "The consent log cannot be reached right now." in page.text
+        export = logged_in.get(f"{PREFIX}/export.csv")
+        assert export.status_code == 503
+        assert export.json()["error"]["code"] == "store_unavailable"
+    finally:
+        asyncio.run(consent_log.open())
+
+
+def test_times_are_shown_in_utc(logged_in: TestClient) -> None:
+    assert datetime.fromtimestamp(NOW, UTC).hour == 12
+    page = logged_in.get(f"{PREFIX}/visitors/{VISITOR}").text
+    assert "2026-03-09 10:00:00 UTC" in page
