@@ -141,8 +141,8 @@ _COMMENT_END = re.compile(rb"--!?>")
 _SCRIPT_TOKENS = re.compile(rb"<!--|-->|<(/?)(?i:script)[\t\n\f\r />]")
 _RAWTEXT_END = {name: re.compile(b"</(?i:" + name.encode() + b")" + _DELIM) for name in (*_RAWTEXT, "noscript")}
 _INERT_ALL = re.compile(b"<(" + _names(_HOLD_KINDS) + b")" + _DELIM)
-_GTAG_UNQ = re.compile(rb"[^\t\n\f\r >]++")
-_GTAG_ATTR = re.compile(rb"[^\t\n\f\r />=]++")
+_GTAG_UNQ = re.compile(rb"[^\t\n\f\r >]*+")
+_GTAG_ATTR = re.compile(rb"[^\t\n\f\r />=]*+")
 _GENERIC_NAME = re.compile(rb"</?[a-zA-Z][^\t\n\f\r />]*+")
 _META_UTF16 = re.compile(
     rb"<meta[^>]*?charset[\t\n\f\r ]*=[\t\n\f\r \"']*(?:utf-?16|utf-?32|ucs-?2|ucs-?4)", re.IGNORECASE
@@ -275,6 +275,9 @@ class HoldbackRewriter:
     def close(self) -> bytes:
         if self._closed:
             return b""
+        if self._mode == _PRESCAN and not self._pending:
+            self._closed = True
+            return b""  # an empty body stays empty
         out = self._guarded(b"", final=True)
         self._closed = True
         return out
@@ -282,18 +285,17 @@ class HoldbackRewriter:
     # -- driver ---------------------------------------------------------------------------------------------
 
     def _guarded(self, chunk: bytes, final: bool) -> bytes:
+        # what is not yet emitted when this step starts: the step only commits it at its end
+        held, pending = self._script_open, self._pending
         try:
             return self._step(chunk, final)
         except Exception:
             logger.exception("HTML rewrite failed; holding back every tag of the rest of the page")
             metrics.inc("rewrite_bailouts_total", reason="error")
-            held = self._script_open or b""
-            data = self._pending + chunk
+            data = (held or b"") + pending + chunk
             self._script_open = None
             self._pending = b""
             self._mode = _BAILED
-            if held:
-                data = held + data
             out: list[bytes | None] = []
             self._pending = data[self._inert_all(data, 0, final, out):]
             return self._join(out)
@@ -706,7 +708,7 @@ class HoldbackRewriter:
         if end_m is None:
             if limit > pos:
                 out.append(data[pos:limit])
-            raise _NeedMore(limit)
+            raise _NeedMore(max(pos, limit))
         tag_end = _TAG_REST.match(data, end_m.end())
         if tag_end is None:
             if end_m.start() > pos:

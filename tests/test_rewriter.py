@@ -1,0 +1,342 @@
+"""The streaming holdback rewriter: golden pages at every chunking, head insertion, encodings, bail-outs,
+the chunk cache and the optional native helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from consent_gateway import metrics
+from consent_gateway import rewriter as rewriter_module
+from consent_gateway.catalog import Catalog
+from consent_gateway.decision import Decision
+from consent_gateway.rewriter import CHUNK_CACHE, HoldbackRewriter, make_inert
+
+GOLDEN = Path(__file__).parent / "data" / "rewriter"
+CASES = sorted(p.name.removesuffix(".src.html") for p in GOLDEN.glob("*.src.html"))
+HEAD = b'<script type="application/json" id="cg-config">{}</script><script src="/_consent/banner.js" defer></script>'
+NOTHING = Decision(granted=frozenset({"necessary"}))
+CATALOG = Catalog.builtin()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    CHUNK_CACHE.clear()
+    yield
+    CHUNK_CACHE.clear()
+    rewriter_module.use_accelerators(True)
+
+
+def rewrite(page: bytes, chunk_size: int | None = None, *, decision: Decision = NOTHING, head: bytes = HEAD,
+            cached: bool = False, max_buffer_bytes: int = 65536, catalog: Catalog = CATALOG
+            ) -> tuple[bytes, HoldbackRewriter]:
+    rw = HoldbackRewriter(catalog, decision, head, max_buffer_bytes=max_buffer_bytes,
+                          cache=CHUNK_CACHE if cached else None)
+    size = chunk_size or max(1, len(page))
+    out = b"".join(rw.feed(page[i : i + size]) for i in range(0, len(page), size)) + rw.close()
+    return out, rw
+
+
+class _LoadedUrls(HTMLParser):
+    """An independent reading of a page (the standard library's parser): the URLs a browser would load
+    from script/iframe/img/link tags, honouring first-duplicate-wins and script types."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        first: dict[str, str] = {}
+        for name, value in attrs:
+            first.setdefault(name, value or "")
+        if tag == "script":
+            kind = first.get("type", "").strip().lower()
+            if kind not in ("", "module", "text/javascript", "application/javascript"):
+                return
+            self.urls.append(first.get("src", ""))
+        elif tag in ("iframe", "img"):
+            self.urls.append(first.get("src", ""))
+            self.urls.extend(part.split()[0] for part in first.get("srcset", "").split(",") if part.split())
+        elif tag == "link" and set(first.get("rel", "").lower().split()) & {
+            "preload", "prefetch", "preconnect", "dns-prefetch", "modulepreload"
+        }:
+            self.urls.append(first.get("href", ""))
+
+    handle_startendtag = handle_starttag
+
+
+def live_tracker_urls(html: bytes) -> list[str]:
+    """Catalog tracker URLs still in an attribute the browser loads."""
+    parser = _LoadedUrls()
+    parser.feed(html.decode("utf-8", "replace"))
+    parser.close()
+    return [u for u in parser.urls if u and any(CATALOG.vendor_for_url(u, k) for k in ("script", "iframe", "img"))]
+
+
+# -- golden pages ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 4096])
+@pytest.mark.parametrize("case", CASES)
+def test_golden_page_is_rewritten_the_same_at_every_chunking(case: str, chunk_size: int | None) -> None:
+    source = (GOLDEN / f"{case}.src.html").read_bytes()
+    expected = (GOLDEN / f"{case}.expected.html").read_bytes()
+    out, _ = rewrite(source, chunk_size)
+    assert out == expected
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+@pytest.mark.parametrize("case", CASES)
+def test_golden_page_is_the_same_from_the_chunk_cache_with_and_without_native_helpers(
+    case: str, accelerated: bool
+) -> None:
+    rewriter_module.use_accelerators(accelerated)
+    source = (GOLDEN / f"{case}.src.html").read_bytes()
+    source *= 4096 // len(source) + 2  # several chunks long enough for the cache
+    first, rw1 = rewrite(source, 1024, cached=True)
+    hits = CHUNK_CACHE.hits
+    second, rw2 = rewrite(source, 1024, cached=True, head=b"<!--another visitor-->")
+    assert CHUNK_CACHE.hits > hits
+    uncached, _ = rewrite(source, 1024)
+    assert first == uncached
+    assert second == uncached.replace(HEAD, b"<!--another visitor-->", 1)
+    assert rw2.held_back == rw1.held_back
+
+
+def test_golden_pages_hold_back_every_tracker() -> None:
+    for case in CASES:
+        if case == "raw_text":
+            continue  # html.parser reads <title>, <textarea>, <xmp> and CDATA as markup; the golden file rules
+        source = (GOLDEN / f"{case}.src.html").read_bytes()
+        assert live_tracker_urls(rewrite(source)[0]) == [], case
+    assert live_tracker_urls((GOLDEN / "head_trackers.src.html").read_bytes())  # the check itself sees them
+
+
+# -- what the page looks like after ------------------------------------------------------------------------
+
+
+def test_held_back_script_keeps_its_attributes_and_moves_src_and_type() -> None:
+    page = (b'<head></head><script async defer nonce="n1" crossorigin="anonymous" integrity="sha384-x" '
+            b'type="module" src="https://connect.facebook.net/en_US/fbevents.js" id="fb"></script>')
+    out, rw = rewrite(page)
+    assert (b'<script type="text/plain" data-category="marketing" data-cg-vendor="meta-pixel" async defer '
+            b'nonce="n1" crossorigin="anonymous" integrity="sha384-x" data-cg-type="module" '
+            b'data-cg-src="https://connect.facebook.net/en_US/fbevents.js" id="fb"></script>') in out
+    assert rw.held_back == {"meta-pixel": 1}
+
+
+def test_allowed_vendors_pass_untouched() -> None:
+    source = (GOLDEN / "head_trackers.src.html").read_bytes()
+    everything = Decision(granted=frozenset({"necessary", "analytics", "marketing", "preferences"}))
+    out, rw = rewrite(source, 7, decision=everything)
+    assert out == source.replace(b"<head>", b"<head>" + HEAD, 1)
+    assert not rw.held_back
+
+
+def test_a_vendor_refused_by_name_is_held_back_though_its_category_is_granted() -> None:
+    page = (b'<head></head><iframe src="https://www.youtube.com/embed/a"></iframe>'
+            b'<iframe src="https://player.vimeo.com/video/1"></iframe>')
+    decision = Decision(granted=frozenset({"necessary", "preferences"}), vendors_refused=frozenset({"youtube"}))
+    out, rw = rewrite(page, decision=decision)
+    assert b'data-cg-src="https://www.youtube.com/embed/a"' in out
+    assert b'<iframe src="https://player.vimeo.com/video/1">' in out
+    assert rw.held_back == {"youtube": 1}
+
+
+def test_a_vendor_granted_by_name_passes_though_its_category_is_not() -> None:
+    page = b'<head></head><script src="https://static.hotjar.com/c/hotjar-1.js"></script>'
+    decision = Decision(granted=frozenset({"necessary"}), vendors_granted=frozenset({"hotjar"}))
+    out, _ = rewrite(page, decision=decision)
+    assert out == page.replace(b"<head>", b"<head>" + HEAD)
+
+
+def test_inline_script_with_an_allowed_and_a_refused_vendor_is_held_back_for_the_refused_one() -> None:
+    page = b"<head></head><script>gtag('js', new Date()); fbq('init', '1');</script>"
+    decision = Decision(granted=frozenset({"necessary", "analytics"}))
+    out, rw = rewrite(page, decision=decision)
+    assert b'<script type="text/plain" data-category="marketing" data-cg-vendor="meta-pixel">' in out
+    assert rw.held_back == {"meta-pixel": 1}
+
+
+# -- banner block -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        (b"<!DOCTYPE html><html><head lang=en><title>t</title>", b"<!DOCTYPE html><html><head lang=en>@@<title>t"),
+        (b"<!doctype html>\n<html>\n<body><p>x", b"<!doctype html>\n<html>\n@@<body><p>x"),
+        (b"<!-- <head> --><script>var s = '<head>';</script><head>",
+         b"<!-- <head> -->@@<script>var s = '<head>';</script><head>"),
+        (b"  Hello <head>", b"  @@Hello <head>"),
+        (b"", b""),
+        (b"<!DOCTYPE html>", b"<!DOCTYPE html>@@"),
+        (b"<html><head><head>", b"<html><head>@@<head>"),
+        (b"<?xml version='1.0'?><!-- x --><HTML\nlang=fr><HEAD>",
+         b"<?xml version='1.0'?><!-- x --><HTML\nlang=fr><HEAD>@@"),
+    ],
+)
+@pytest.mark.parametrize("chunk_size", [None, 1, 3])
+def test_banner_block_is_inserted_once_at_the_top_of_head_or_before_the_first_content(
+    page: bytes, expected: bytes, chunk_size: int | None
+) -> None:
+    out, _ = rewrite(page, chunk_size, head=b"@@")
+    assert out.startswith(expected)
+    assert out.count(b"@@") == (1 if page else 0)
+
+
+def test_banner_block_appears_exactly_once() -> None:
+    page = b"<html><head><title>a</title></head><body><head><p>x</p><head></body></html>" * 2
+    for size in (None, 1, 5):
+        out, _ = rewrite(page, size, head=b"<!--BANNER-->")
+        assert out.count(b"<!--BANNER-->") == 1
+
+
+# -- encodings --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<html><head><script src='https://www.googletagmanager.com/gtm.js'></script>".encode("utf-16"),
+        "<html><head><script src='https://www.googletagmanager.com/gtm.js'></script>".encode("utf-16-be"),
+        "<html><head><script src='https://www.googletagmanager.com/gtm.js'></script>".encode("utf-32"),
+        b'<html><head><meta charset="UTF-16"><script src="https://www.googletagmanager.com/gtm.js"></script>',
+        b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-16le">',
+    ],
+)
+@pytest.mark.parametrize("chunk_size", [None, 1, 7])
+def test_non_ascii_compatible_documents_pass_through_untouched_and_are_counted(
+    page: bytes, chunk_size: int | None
+) -> None:
+    out, rw = rewrite(page, chunk_size)
+    assert out == page
+    assert metrics.value("rewrite_passthrough_total", reason="encoding") == 1
+    assert not rw.held_back
+
+
+def test_utf8_bom_is_kept_and_the_page_rewritten() -> None:
+    page = b'\xef\xbb\xbf<html><head></head><img src="https://bat.bing.com/action/0?ti=1">'
+    out, rw = rewrite(page, 1)
+    assert out.startswith(b"\xef\xbb\xbf<html><head>" + HEAD)
+    assert rw.held_back == {"microsoft-uet": 1}
+    assert metrics.value("rewrite_passthrough_total", reason="encoding") == 0
+
+
+# -- memory bound and failing closed ----------------------------------------------------------------------
+
+
+def test_only_a_split_tag_is_kept_between_chunks() -> None:
+    rw = HoldbackRewriter(CATALOG, NOTHING, HEAD, cache=None)
+    rw.feed(b"<html><head></head><body>" + b"x" * 2000)
+    for _ in range(200):
+        out = rw.feed(b"<p class='a'>" + b"text " * 200 + b"</p>\n<!-- c -->")
+        assert len(out) > 1000
+        assert len(rw._pending) < 16
+    rw.feed(b'<img alt="a" src="https://www.faceb')
+    assert rw._pending.startswith(b"<img")
+    out = rw.feed(b'ook.com/tr?id=1">') + rw.close()
+    assert out == b'<img data-category="marketing" data-cg-vendor="meta-pixel" alt="a" data-cg-src="https://www.facebook.com/tr?id=1">'
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
+def test_tag_longer_than_the_buffer_is_made_inert_and_the_page_continues(chunk_size: int | None) -> None:
+    long_tag = b'<img data-x="' + b"a" * 5000 + b'" src="https://ct.pinterest.com/v3/?tid=1">'
+    page = b"<html><head></head><body>" + long_tag + b'<p>after</p><script src="https://bat.bing.com/bat.js"></script>'
+    out, rw = rewrite(page, chunk_size, max_buffer_bytes=1024)
+    assert out.startswith(b"<html><head>" + HEAD + b'</head><body><img src="data:," srcset="" data-cg-bailout=""')
+    assert b"a" * 5000 in out and b"<p>after</p>" in out
+    assert b'data-cg-vendor="microsoft-uet"' in out
+    assert metrics.value("rewrite_bailouts_total", reason="tag_too_long") == 1
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
+def test_generic_tag_longer_than_the_buffer_streams_through_unchanged(chunk_size: int | None) -> None:
+    page = (b"<html><head></head><body><div data-x='" + b"b>" * 3000 + b"'>x</div>"
+            b'<script src="https://bat.bing.com/bat.js"></script>')
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=1024)
+    assert out == page.replace(b"<head>", b"<head>" + HEAD).replace(
+        b'<script src="https://bat.bing.com/bat.js">',
+        b'<script type="text/plain" data-category="marketing" data-cg-vendor="microsoft-uet" '
+        b'data-cg-src="https://bat.bing.com/bat.js">',
+    )
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
+def test_inline_script_longer_than_the_buffer_is_held_back_unless_known(chunk_size: int | None) -> None:
+    unknown = b"<script>var a = 1;" + b"/* padding */" * 200 + b"</script>"
+    known = b"<script>fbq('init', '1');" + b"/* padding */" * 200 + b"</script>"
+    page = b"<html><head></head><body>" + unknown + known + b"<p>end</p>"
+    out, rw = rewrite(page, chunk_size, max_buffer_bytes=512)
+    assert b'<script type="text/plain" data-cg-bailout="">var a = 1;' in out
+    assert b'<script type="text/plain" data-category="marketing" data-cg-vendor="meta-pixel">fbq(' in out
+    assert out.endswith(b"</script><p>end</p>")
+    assert metrics.value("rewrite_bailouts_total", reason="inline_script_too_long") == 1
+    assert rw.held_back == {"meta-pixel": 1}
+
+
+class _BrokenCatalog(Catalog):
+    """A catalog whose URL pre-check breaks after a few tags, as a bug in the rewriter path would."""
+
+    def __init__(self, fail_after: int) -> None:
+        super().__init__(CATALOG.vendors.values())
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def tag_may_name_vendor(self, tag: bytes) -> bool:
+        self.calls += 1
+        if self.calls > self.fail_after:
+            raise RuntimeError("boom")
+        return super().tag_may_name_vendor(tag)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 50])
+def test_an_error_mid_page_never_truncates_it_nor_lets_a_tracker_through(chunk_size: int | None) -> None:
+    source = (GOLDEN / "head_trackers.src.html").read_bytes()
+    out, _ = rewrite(source, chunk_size, catalog=_BrokenCatalog(fail_after=3))
+    assert live_tracker_urls(out) == []
+    assert b"</body>\n</html>" in out and len(out) >= len(source)
+    assert b'src="/static/app.js"' in out  # the site's own tags are still there, only inert
+    assert metrics.value("rewrite_bailouts_total", reason="error") == 1
+
+
+def test_make_inert_disarms_every_loading_tag_of_a_chunk() -> None:
+    chunk = b'<SCRIPT src="a.js"></SCRIPT><iframe src="b"></iframe><img src="c"><link rel=preload href="d"><p>'
+    out = make_inert(chunk)
+    assert out.count(b"data-cg-bailout") == 4
+    assert out.startswith(b'<SCRIPT type="text/plain" data-cg-bailout="" src="a.js">')
+
+
+def test_feed_after_close_is_an_error() -> None:
+    rw = HoldbackRewriter(CATALOG, NOTHING, HEAD)
+    rw.feed(b"<p>x</p>")
+    rw.close()
+    assert rw.close() == b""
+    with pytest.raises(RuntimeError):
+        rw.feed(b"more")
+
+
+# -- cache ------------------------------------------------------------------------------------------------
+
+
+def test_cache_is_keyed_by_decision() -> None:
+    page = (GOLDEN / "head_trackers.src.html").read_bytes()
+    everything = Decision(granted=frozenset({"necessary", "analytics", "marketing", "preferences"}))
+    refused, _ = rewrite(page, cached=True)
+    granted, _ = rewrite(page, cached=True, decision=everything)
+    refused_again, rw = rewrite(page, cached=True)
+    assert granted != refused and refused_again == refused
+    assert sum(rw.held_back.values()) == 14
+    assert CHUNK_CACHE.hits >= 1
+
+
+def test_cache_stays_within_its_byte_budget() -> None:
+    cache = rewriter_module._ChunkCache(max_bytes=200_000, max_entries=1000)
+    for i in range(100):
+        rw = HoldbackRewriter(CATALOG, NOTHING, HEAD, cache=cache)
+        rw.feed(b"<html><head></head><body>" + str(i).encode() * 5000)
+        rw.close()
+    assert cache.size <= 200_000
