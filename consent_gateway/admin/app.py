@@ -8,6 +8,7 @@ another site, so the CSP can forbid both.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from consent_gateway import metrics
 from consent_gateway._types import ASGIApp
 from consent_gateway.admin import charts
 from consent_gateway.admin.audit import AUDIT_FILE_NAME, AuditLog
-from consent_gateway.admin.auth import Authenticator, tokens_from_env
+from consent_gateway.admin.auth import Authenticator, Principal, tokens_from_env
 from consent_gateway.admin.export import stream_csv, stream_jsonl
 from consent_gateway.admin.filters import DEVICES, SearchForm, day_start_ms, describe, parse_search
 from consent_gateway.admin.guard import (
@@ -130,6 +131,7 @@ class _Dashboard:
         )
         self.templates.filters["utc"] = _utc
         self.stylesheet = _STYLESHEET.read_bytes()
+        self.login_lock = asyncio.Lock()
         page = self.guard.protect
 
         def data(handler: Handler) -> Handler:
@@ -264,17 +266,23 @@ class _Dashboard:
             )
             return response
 
-        locked = self.limiter.locked_for(keys)
+        # One check at a time: a burst of parallel guesses is counted in order, so the lockout stops it
+        # at the limit instead of after every guess already in flight (and memory-hard hashes do not pile up).
+        principal: Principal | None = None
+        async with self.login_lock:
+            locked = self.limiter.locked_for(keys)
+            if not locked:
+                if name:
+                    principal = await run_in_threadpool(self.authenticator.check_password, name, password)
+                else:  # an API token typed as the password: lets a token-only setup use the pages too
+                    principal = self.authenticator.check_token(password)
+                if principal is None:
+                    self.limiter.record_failure(keys)
         if locked:
             await self.audit.write("login-locked", user=name or None, ip=ip, outcome="refused")
             minutes = max(1, round(locked / 60))
             return again(429, f"Too many failed attempts. Try again in {minutes} minutes.")
-        if name:
-            principal = await run_in_threadpool(self.authenticator.check_password, name, password)
-        else:  # an API token typed in the password field: lets a token-only setup use the pages too
-            principal = self.authenticator.check_token(password)
         if principal is None:
-            self.limiter.record_failure(keys)
             await self.audit.write("login-failed", user=name or None, ip=ip, outcome="refused")
             return again(401, _LOGIN_FAILED)
         self.limiter.record_success(keys[:1])

@@ -187,3 +187,21 @@ def test_without_users_or_tokens_the_login_page_says_how_to_add_them(
         page = client.get(f"{PREFIX}/login")
         assert "No dashboard user is configured" in page.text
         assert login(client, "admin", "admin").status_code == 401
+
+
+async def test_a_burst_of_parallel_guesses_is_stopped_at_the_limit(admin_app: object) -> None:
+    import asyncio
+
+    import httpx
+
+    transport = httpx.ASGITransport(app=admin_app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        page = await client.get(f"{PREFIX}/login")
+        token = csrf_of(page.text)
+
+        async def guess(i: int) -> int:
+            data = {"csrf_token": token, "name": "dpo", "password": f"guess {i}"}
+            return (await client.post(f"{PREFIX}/login", data=data)).status_code
+
+        codes = await asyncio.gather(*(guess(i) for i in range(12)))
+    assert sorted(codes) == [401] * 5 + [429] * 7
