@@ -90,11 +90,12 @@ def proxy(upstream: str, host: str, port: int, config_path: str | None, log_leve
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 def demo(host: str, port: int, config_path: str | None) -> None:
     """Serve a sample site with real-shaped trackers behind the gateway (nothing leaves this machine)."""
-    from .demo import build_demo_site
+    from .demo import build_demo_site, bypass_for_vendor_hosts
     from .middleware import ConsentGateway
 
     config = _load(config_path)
-    app = ConsentGateway(build_demo_site(), config)
+    site = build_demo_site()
+    app = bypass_for_vendor_hosts(ConsentGateway(site, config), site)
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - only compared
     click.echo(f"consent-gateway demo: open http://{shown_host}:{port}/ (consent log: {config.store_url})")
     click.echo(f"privacy team dashboard: http://{shown_host}:{port}{config.gateway.prefix}/admin/")

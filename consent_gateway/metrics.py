@@ -28,14 +28,14 @@ _counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
 _gauges: dict[str, Callable[[], float]] = {}
 
 
-def inc(name: str, amount: int = 1, **labels: str) -> None:
-    if name not in COUNTERS:
-        raise KeyError(f"unknown counter {name!r}")
-    _counts[(name, tuple(sorted(labels.items())))] += amount
+def inc(counter: str, amount: int = 1, /, **labels: str) -> None:
+    if counter not in COUNTERS:
+        raise KeyError(f"unknown counter {counter!r}")
+    _counts[(counter, tuple(sorted(labels.items())))] += amount
 
 
-def value(name: str, **labels: str) -> int:
-    return _counts[(name, tuple(sorted(labels.items())))]
+def value(counter: str, /, **labels: str) -> int:
+    return _counts[(counter, tuple(sorted(labels.items())))]
 
 
 def labelled(name: str) -> dict[tuple[tuple[str, str], ...], int]:

@@ -92,6 +92,8 @@ class ConsentGateway:
         self.collect_route = self._collect_route()
         self.admin_app = self._admin_app(keys) if config.admin.enabled else None
         self.api = ConsentAPI(self)
+        #: False while neither the log nor the spool can take events
+        self.recording = False
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -115,6 +117,7 @@ class ConsentGateway:
                 return
             decision = self.visitors.read(scope)
             scope[DECISION_SCOPE_KEY] = decision
+            _drop_range_for_html(scope)
             await self.app(scope, receive, Responder(self, scope, decision, send).send)
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -149,12 +152,24 @@ class ConsentGateway:
             return
         async with self._start_lock:
             if not self._started:
-                await self.recorder.start()
+                try:
+                    await self.log.open()
+                except Exception as exc:  # the site is still served; events wait in the spool
+                    metrics.inc("store_errors_total", operation="open")
+                    logger.error("the consent log could not be opened: %s", exc)
+                try:
+                    await self.recorder.start()
+                    self.recording = True
+                except Exception as exc:  # no spool either: refusals still work, grants get a 503
+                    metrics.inc("store_errors_total", operation="spool_open")
+                    logger.error("the consent spool could not be opened: %s", exc)
                 self._started = True
 
     async def aclose(self) -> None:
         if self._started:
-            await self.recorder.stop()
+            if self.recording:
+                await self.recorder.stop()
+            await self.log.close()
             self._started = False
         await self.collect_route.endpoint.aclose()
         self.enricher.close()
@@ -172,6 +187,19 @@ class ConsentGateway:
             await send(message)
 
         await self.app(scope, receive_and_stop, send_after_start)
+
+
+def _drop_range_for_html(scope: Scope) -> None:
+    """A page asked for in pieces cannot be rewritten: ask the site for the whole page instead.
+
+    Only requests that accept HTML lose their Range header; media and downloads keep resuming and seeking.
+    """
+    headers = scope["headers"]
+    if not any(key == b"range" for key, _ in headers):
+        return
+    accept = _header(scope, b"accept") or ""
+    if "text/html" in accept or "application/xhtml+xml" in accept:
+        scope["headers"] = [(k, v) for k, v in headers if k not in (b"range", b"if-range")]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -148,9 +148,12 @@ class Responder:
                 has_cookies = True
             elif key == b"content-type":
                 content_type = value.lower()
+        is_html = content_type.startswith(_HTML_TYPES)
+        if not (has_cookies or is_html):
+            return message  # the common case for assets and APIs: nothing to change
         if has_cookies:
             headers = self.gateway.cookie_filter.filter(headers, self.decision)
-        if content_type.startswith(_HTML_TYPES):
+        if is_html:
             headers = self._prepare_html(message, headers, content_type)
         return {**message, "headers": headers}
 

@@ -76,6 +76,7 @@ class ConsentAPI:
         self.router = Router(routes=routes, default=self.not_found)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope.setdefault("app", self)  # so the router raises HTTPException (405) for us to answer in JSON
         try:
             await self.router(scope, receive, send)
         except HTTPException as exc:  # 405 from the router
@@ -245,6 +246,8 @@ class ConsentAPI:
         """True once the event is durable (log or spool)."""
         await self.gateway.ensure_started()
         try:
+            if not self.gateway.recording:
+                raise SpoolError("the consent spool is not open")
             await self.gateway.recorder.record(event)
         except SpoolError:
             logger.error("consent event %s could be kept neither in the log nor in the spool", event.event_id)

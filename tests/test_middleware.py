@@ -95,13 +95,13 @@ def cookie_names(response: Any) -> list[str]:
 def test_tracker_is_held_back_and_banner_inserted_without_consent(client: TestClient) -> None:
     response = client.get("/")
     body = response.text
-    assert 'src="https://www.googletagmanager.com' not in body
+    assert ' src="https://www.googletagmanager.com' not in body
     assert 'data-cg-src="https://www.googletagmanager.com/gtag/js?id=G-TEST"' in body
     assert 'type="text/plain"' in body and 'data-category="analytics"' in body
     head = body.index("<head>") + len("<head>")
     assert body[head:].startswith("<script") and "cg-config" in body[head : head + 400]
     assert "/_consent/banner.js" in body
-    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers.get("content-length") in (None, str(len(response.content)))  # never the site's stale one
 
 
 def test_personalised_html_is_never_shared_cached(client: TestClient) -> None:
@@ -178,11 +178,11 @@ def test_the_app_sees_the_decision(config: Config) -> None:
     seen: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        seen.append(scope[DECISION_SCOPE_KEY])
-        await JSONResponse({})(scope, receive, send)
+        if scope["type"] == "http":
+            seen.append(scope[DECISION_SCOPE_KEY])
+            await JSONResponse({})(scope, receive, send)
 
-    with TestClient(ConsentGateway(app, config, secret_keys=TEST_SECRET_KEYS)) as client:
-        client.get("/")
+    TestClient(ConsentGateway(app, config, secret_keys=TEST_SECRET_KEYS)).get("/")  # no lifespan: a bare app
     assert seen[0].granted == {"necessary"}
 
 
@@ -204,8 +204,11 @@ def test_html_streams_chunk_by_chunk(config: Config) -> None:
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
-        await send({"type": "http.response.body", "body": b"<html><head></head><body>first", "more_body": True})
-        # The server has the first chunk already: streaming, not buffering.
+        await send(
+            {"type": "http.response.body", "body": b"<html><head></head><body>first" + b"." * 2048, "more_body": True}
+        )
+        # The server has the first chunk already: streaming, not buffering (only the first 1 KiB is held, to
+        # sniff the encoding as browsers do).
         assert any(b"first" in m.get("body", b"") for m in sent)
         await send({"type": "http.response.body", "body": b"<scr", "more_body": True})
         await send(
