@@ -53,6 +53,8 @@ TARGETS = {
 }
 PATHS = {"json": "/api/items", "page60": "/page60", "page500": "/page500"}
 STARTUP_SECONDS = 20.0
+#: 1-minute load average above which the machine is not quiet enough for trustworthy figures
+QUIET_LOAD = 1.5
 
 # -- the site ----------------------------------------------------------------------------------------
 HEAD_TRACKERS = """\
@@ -276,6 +278,12 @@ def serve(kind: str, port: int, upstream: str | None, config_path: str | None) -
         from consent_gateway.proxy import UpstreamProxy
 
         app = UpstreamProxy(upstream or "")
+    elif kind == "proxy":  # what `consent-gateway proxy` composes, for when the CLI cannot start
+        from consent_gateway.config import load_config
+        from consent_gateway.middleware import ConsentGateway
+        from consent_gateway.proxy import UpstreamProxy
+
+        app = ConsentGateway(UpstreamProxy(upstream or ""), load_config(config_path))
     elif kind == "proxy-httpx":
         app = _httpx_proxy(upstream or "")
     else:
@@ -318,7 +326,7 @@ class Servers:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.env = dict(os.environ, PYTHONPATH=str(ROOT))
         # A fixed key: no "generated a key" warning, nothing written outside the temp dir.
-        self.env.setdefault("CONSENT_GATEWAY_SECRET_KEYS", "bench-" + os.urandom(16).hex())
+        self.env["CONSENT_GATEWAY_SECRET_KEYS"] = "bench-" + os.urandom(24).hex()
         self.config_path = workdir / "gateway.toml"
         self.config_path.write_text(f'[gateway]\ndata_dir = "{(workdir / "data").as_posix()}"\n')
 
@@ -469,6 +477,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is kept (default 3)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="also print the figures as a Markdown table")
     parser.add_argument("--clients", action="store_true", help="also compare httpx and aiohttp proxies")
     parser.add_argument(
         "--only", default="", help="comma-separated subset of bare,gateway,proxy,nginx,proxy-raw (default: all)"
@@ -490,11 +499,15 @@ def main() -> int:
     server_cpu, load_cpu = cpu_plan()
     upstream_cpu = load_cpu  # the proxied site shares the load generator's core in both proxy set-ups
     pages = {"page60": build_page(60_000), "page500": build_page(500_000)}
+    load_before = os.getloadavg()[0]
     print(
         f"bench_http: pages of {len(pages['page60']):,} and {len(pages['page500']):,} bytes; "
         f"wrk -c{args.connections}, {args.repeats} x {args.duration:g} s per figure; "
         + (f"server on core {server_cpu[-1]}, wrk on core {load_cpu[-1]}" if server_cpu else "no CPU pinning")
     )
+    if load_before > QUIET_LOAD:
+        print(f"  warning: load average {load_before:.1f} before the run: other work shares these cores, "
+              "so absolute figures are low and ratios noisy")  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp, _servers(Path(tmp), server_cpu, load_cpu) as srv:
         urls: dict[str, str] = {"bare": srv.python("bare", "bare", server_cpu)}
@@ -516,7 +529,12 @@ def main() -> int:
             try:
                 urls["proxy"] = srv.cli_proxy(site)
             except RuntimeError as exc:
-                skipped["proxy"] = str(exc).splitlines()[-1]
+                print(f"  `consent-gateway proxy` did not start ({str(exc).splitlines()[-1]}); "
+                      "composing ConsentGateway(UpstreamProxy(...)) here instead")  # fmt: skip
+                try:
+                    urls["proxy"] = srv.python("proxy", "proxy", server_cpu, upstream=site)
+                except RuntimeError as exc2:
+                    skipped["proxy"] = str(exc2).splitlines()[-1]
         if ("proxy-raw" in wanted or args.clients) and site:
             urls["proxy-raw"] = srv.python("proxy-raw", "proxy-raw", server_cpu, upstream=site)
         if args.clients and site:
@@ -540,6 +558,7 @@ def main() -> int:
                 runs[f"{name}/{page}"].append(wrk(urls[name] + PATHS[page], args.duration, args.connections, load_cpu))
             print(f"  round {repeat + 1}/{args.repeats} done")
 
+    load_after = os.getloadavg()[0]
     results = {key: _summary(values) for key, values in runs.items()}
     print()
     print(f"{'server/path':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}  runs")
@@ -563,10 +582,14 @@ def main() -> int:
             ratio = results[numerator]["rps"] / results[denominator]["rps"]
             ratios[f"{numerator} / {denominator}"] = {"ratio": round(ratio, 3)}
             print(f"         {numerator} / {denominator}: {ratio:.2f}x")
+    if args.markdown:
+        print()
+        print(_markdown(results, ratios))
     if args.json_path:
         Path(args.json_path).write_text(
             json.dumps(
                 {
+                    "load_average": {"before": load_before, "after": load_after},
                     "settings": {"duration_s": args.duration, "repeats": args.repeats,
                                  "connections": args.connections, "pinned": bool(server_cpu),
                                  "page_bytes": {k: len(v) for k, v in pages.items()}},  # fmt: skip
@@ -581,6 +604,20 @@ def main() -> int:
         )
         print(f"\nwrote {args.json_path}")
     return 0
+
+
+def _markdown(results: dict[str, dict[str, float]], ratios: dict[str, Any]) -> str:
+    lines = ["| set-up | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
+    for key, summary in results.items():
+        lines.append(f"| {key} | {summary['rps']:.0f} | {summary['p50_ms']:.1f} | {summary['p99_ms']:.1f} |")
+    lines += ["", "| ratio | measured | target |", "|---|---:|---:|"]
+    for label, entry in ratios.items():
+        if "target" in entry:
+            mark = "met" if entry["met"] else "**missed**"
+            lines.append(f"| {entry['of']} | {entry['ratio']:.2f}x | >= {entry['target']}x ({mark}) |")
+        else:
+            lines.append(f"| {label} | {entry['ratio']:.2f}x | |")
+    return "\n".join(lines)
 
 
 def _summary(values: list[dict[str, float]]) -> dict[str, float]:
