@@ -403,3 +403,52 @@ def test_screenshots_of_both_layers(visit: Open, artifacts: Path, lang: str, wid
     dialog(v, ".cg-m").locator("details").first.locator("summary").click()
     v.page.screenshot(path=str(artifacts / f"banner-{lang}-{width}-layer2.png"))
     assert v.page.evaluate("() => document.documentElement.scrollWidth") <= width
+
+
+def test_site_css_cannot_restyle_the_banner_nor_be_touched_by_it(visit: Open) -> None:
+    v = visit()
+    v.goto("/")
+    before = styles(v, FR["accept"], ".cg-b")
+    v.page.add_style_tag(
+        content="* { color: red !important; background: yellow !important; font-size: 40px !important; "
+        "padding: 0 !important; border: 0 !important } div { display: inline !important }"
+    )
+    assert styles(v, FR["accept"], ".cg-b") == before
+    # The stylesheet only applies inside the banner's shadow roots, never to the page.
+    sheets = v.page.evaluate("() => [...document.styleSheets].map((s) => s.href || '')")
+    assert not [href for href in sheets if "banner.css" in href]
+
+
+def test_site_link_marked_data_cg_open_reopens_the_preferences(visit: Open) -> None:
+    v = visit()
+    v.goto("/")
+    button(v, FR["reject"]).click()
+    expect(button(v, FR["reopen"])).to_be_visible()
+    link = v.page.locator("footer [data-cg-open]")
+    link.focus()
+    v.page.keyboard.press("Enter")
+    expect(dialog(v, ".cg-m")).to_be_visible()
+    assert not v.page.get_by_role("switch", name=FR["analytics"], exact=True).is_checked()
+    v.page.keyboard.press("Escape")
+    expect(dialog(v, ".cg-m")).to_be_hidden()
+    assert v.page.evaluate("() => document.activeElement.hasAttribute('data-cg-open')")  # focus came back
+
+
+def test_a_grant_the_log_could_not_record_shows_a_polite_message(visit: Open) -> None:
+    v = visit()
+    v.goto("/")
+    # The gateway's documented answer when neither the log nor the spool can keep the event.
+    v.page.route(
+        "**/_consent/choices",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/json",
+            body='{"error": {"code": "consent_not_recorded", "message": "The consent log is unavailable."}}',
+        ),
+    )
+    button(v, FR["accept"]).click()
+    status = dialog(v, ".cg-b").get_by_role("status")
+    expect(status).to_have_text(re.compile("n'a pas pu être enregistré"))
+    assert dialog(v, ".cg-b").is_visible()  # still asking: nothing was saved
+    settle(v)
+    assert v.vendors_loaded() == set()
