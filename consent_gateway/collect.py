@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
 
 import aiohttp
 from starlette.requests import Request
@@ -25,7 +24,7 @@ from yarl import URL
 
 from . import metrics
 from ._types import Receive, Scope, Send
-from .catalog import VendorRule
+from .catalog import Catalog, VendorRule
 from .csrf import SAFE_METHODS, is_same_origin
 from .decision import Decision
 
@@ -42,16 +41,10 @@ _COUNTER = "beacons_total"
 metrics.COUNTERS.setdefault(_COUNTER, "Beacons at /_consent/collect, by vendor and outcome.")
 
 
-class VendorSource(Protocol):
-    """A catalog lookup by vendor id (a ``dict[str, VendorRule]`` will do)."""
-
-    def get(self, vendor_id: str, /) -> VendorRule | None: ...
-
-
 class BeaconForwarder:
     """The ASGI endpoint behind ``collect_route``; one per gateway, holding nothing per request.
 
-    :param catalog: vendor lookup by id.
+    :param catalog: the merged vendor catalog (or a plain ``{id: VendorRule}`` mapping).
     :param read_decision: the visitor's decision for this request (``VisitorReader.read``).
     :param session_factory: returns the aiohttp session to forward with; by default the forwarder makes
         its own (no cookie jar) on first use and closes it in :meth:`aclose`.
@@ -59,14 +52,14 @@ class BeaconForwarder:
 
     def __init__(
         self,
-        catalog: VendorSource,
+        catalog: Catalog | Mapping[str, VendorRule],
         read_decision: Callable[[Scope], Decision],
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         *,
         timeout_seconds: float = BEACON_TIMEOUT_SECONDS,
         max_body_bytes: int = BEACON_MAX_BODY_BYTES,
     ) -> None:
-        self.catalog = catalog
+        self.vendors: Mapping[str, VendorRule] = catalog.vendors if isinstance(catalog, Catalog) else catalog
         self.read_decision = read_decision
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.max_body_bytes = max_body_bytes
@@ -91,7 +84,7 @@ class BeaconForwarder:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         params = scope.get("path_params", {})
-        vendor = self.catalog.get(params.get("vendor", ""))
+        vendor = self.vendors.get(params.get("vendor", ""))
         if vendor is None:
             await _send_json(send, 404, "unknown_vendor", "No vendor of that id is known to the gateway.")
             return
@@ -153,7 +146,7 @@ class BeaconForwarder:
 
 
 def collect_route(
-    catalog: VendorSource,
+    catalog: Catalog | Mapping[str, VendorRule],
     read_decision: Callable[[Scope], Decision],
     session_factory: Callable[[], aiohttp.ClientSession] | None = None,
     *,

@@ -207,13 +207,13 @@ class UpstreamProxy:
         has_body = any(name in ("content-length", "transfer-encoding") for name, _ in headers) or any(
             k.lower() == b"transfer-encoding" for k, _ in scope["headers"]
         )
-        body_state = {"done": not has_body}
+        body_state = {"done": not has_body, "visitor_gone": False}
 
         async def request_body() -> Any:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    body_state["done"] = True
+                    body_state["done"] = body_state["visitor_gone"] = True
                     raise aiohttp.ClientPayloadError("client disconnected while sending the request body")
                 chunk = message.get("body", b"")
                 if chunk:
@@ -236,6 +236,8 @@ class UpstreamProxy:
                 compress=None,
             )
         except Exception as exc:  # every failure maps to a clean 502/504
+            if body_state["visitor_gone"]:
+                return  # the visitor gave up mid-upload: nobody to answer, nothing wrong upstream
             await self._send_error(scope, send, exc)
             return
         try:
@@ -268,7 +270,16 @@ class UpstreamProxy:
                 if watcher is None and body_state["done"] and not _has_buffered(content):
                     # Only a read that will wait on the upstream needs to notice the visitor leaving.
                     watcher = asyncio.ensure_future(watch_disconnect())
-                chunk = await content.readany()
+                try:
+                    chunk = await content.readany()
+                except Exception as exc:  # the response has started: end the body, log the rest
+                    if gone.is_set():
+                        return
+                    kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "broken_body"
+                    metrics.inc("upstream_errors_total", kind=kind)
+                    logger.warning("upstream %s broke off the body of %s: %r", self.upstream, response.url, exc)
+                    response.close()
+                    break
                 if not chunk:
                     break
                 # Each chunk goes out as soon as it arrives; the last one says so when the end is known.
@@ -276,13 +287,6 @@ class UpstreamProxy:
                 await send({"type": "http.response.body", "body": chunk, "more_body": more_body})
                 if not more_body:
                     return
-        except Exception as exc:  # the response has started: end the body, log the rest
-            if gone.is_set():
-                return
-            kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "broken_body"
-            metrics.inc("upstream_errors_total", kind=kind)
-            logger.warning("upstream %s broke off the body of %s: %r", self.upstream, response.url, exc)
-            response.close()
         finally:
             if watcher is not None and not watcher.done():
                 watcher.cancel()

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from consent_gateway import metrics
-from consent_gateway.catalog import VendorRule
+from consent_gateway.catalog import Catalog
 from consent_gateway.collect import collect_route
 from consent_gateway.decision import Decision
 
@@ -119,16 +119,15 @@ def vendor() -> Iterator[tuple[Vendor, str]]:
 @pytest.fixture(scope="module")
 def gateway(vendor: tuple[Vendor, str]) -> Iterator[str]:
     _, url = vendor
-    catalog = {
-        "google-analytics": VendorRule(
-            id="google-analytics", category="analytics", beacon_endpoints=(f"{url}/g/collect", f"{url}/px.gif")
-        ),
-        "slowpoke": VendorRule(id="slowpoke", category="analytics", beacon_endpoints=(f"{url}/slow",)),
-        "gone": VendorRule(
-            id="gone", category="analytics", beacon_endpoints=(f"http://127.0.0.1:{_closed_port()}/hit",)
-        ),
-        "no-endpoints": VendorRule(id="no-endpoints", category="analytics"),
-    }
+    # The built-in catalog with the site's overrides, as the gateway builds it: beacons go to loopback.
+    catalog = Catalog.builtin().merged(
+        [
+            {"id": "google-analytics", "beacon_endpoints": [f"{url}/g/collect", f"{url}/px.gif"]},
+            {"id": "slowpoke", "category": "analytics", "beacon_endpoints": [f"{url}/slow"]},
+            {"id": "gone", "category": "analytics", "beacon_endpoints": [f"http://127.0.0.1:{_closed_port()}/hit"]},
+            {"id": "no-endpoints", "category": "analytics"},
+        ]
+    )
     route = collect_route(catalog, read_decision, timeout_seconds=0.5, max_body_bytes=1024)
 
     @contextlib.asynccontextmanager
