@@ -510,3 +510,59 @@ async def test_websocket_disabled_answers_501(upstream: ServerThread) -> None:
 def test_upstream_must_be_an_http_url() -> None:
     with pytest.raises(ValueError, match="http"):
         UpstreamProxy("ftp://example.org")
+
+
+# -- end to end: the gateway in front of the proxy (what `consent-gateway proxy` runs) ---------------
+TRACKED_PAGE = (
+    "<!doctype html><html><head><title>shop</title>"
+    '<script async src="https://www.googletagmanager.com/gtag/js?id=G-E2E"></script></head>'
+    "<body><h1>Welcome</h1>"
+    '<iframe src="https://www.youtube.com/embed/abc123"></iframe></body></html>'
+)
+
+
+def tracked_site() -> Starlette:
+    async def home(request: Request) -> Response:
+        response = Response(
+            gzip.compress(TRACKED_PAGE.encode()), media_type="text/html", headers={"content-encoding": "gzip"}
+        )
+        response.set_cookie("_ga", "GA1.1.1.1")
+        response.set_cookie("session", "s1")
+        return response
+
+    async def ws_echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("echo:" + await websocket.receive_text())
+        await websocket.close()
+
+    return Starlette(routes=[Route("/", home), WebSocketRoute("/ws", ws_echo)])
+
+
+@pytest.fixture
+def gateway_proxy(config: Any) -> Iterator[str]:
+    from consent_gateway.middleware import ConsentGateway
+    from tests.conftest import TEST_SECRET_KEYS
+
+    with ServerThread(tracked_site()) as site:
+        app = ConsentGateway(UpstreamProxy(site.url), config, secret_keys=TEST_SECRET_KEYS)
+        with ServerThread(app) as gateway:
+            yield gateway.url
+
+
+def test_gateway_through_proxy_holds_back_trackers_of_a_compressed_page(gateway_proxy: str) -> None:
+    response = httpx.get(gateway_proxy + "/", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    html = response.text
+    assert "<h1>Welcome</h1>" in html
+    assert '<script async src="https://www.googletagmanager.com' not in html
+    assert 'data-cg-src="https://www.googletagmanager.com/gtag/js?id=G-E2E"' in html
+    assert '<iframe src="https://www.youtube.com' not in html
+    assert [c.split("=")[0] for c in response.headers.get_list("set-cookie")] == ["session"]
+    assert "Cookie" in response.headers["vary"]
+
+
+async def test_gateway_through_proxy_passes_websockets(gateway_proxy: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(gateway_proxy + "/ws") as ws:
+            await ws.send_str("hi")
+            assert await ws.receive_str(timeout=WAIT_SECONDS) == "echo:hi"
