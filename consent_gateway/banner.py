@@ -37,8 +37,9 @@ CONSENT_MODE_WAIT_MS = 500
 _STATE_CACHE_SIZE = 256
 _SAFE_URL = re.compile(r"^(https?://|/(?!/)|\./|\?|#)", re.IGNORECASE)
 _NONCE = re.compile(r"^[A-Za-z0-9+/=_-]{1,256}$")
-_JSON_FOR_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
-                                "\u2029": "\\u2029"})
+_JSON_FOR_HTML = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
 BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
     "fr": {
@@ -88,9 +89,7 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
         "reject_all": "Reject all",
         "customize": "Customize",
         "prefs_title": "Cookie settings",
-        "prefs_text": (
-            "Choose what you allow, by category or by vendor. Nothing is turned on without your consent."
-        ),
+        "prefs_text": "Choose what you allow, by category or by vendor. Nothing is turned on without your consent.",
         "always_on": "Always on",
         "vendors": "Vendors ({n})",
         "cookies": "Cookies:",
@@ -104,25 +103,39 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
         "placeholder": "This content is provided by {vendor}, which sets {category} cookies.",
         "allow_vendor": "Allow {vendor}",
         "error": "Your choice could not be saved. Please try again in a moment.",
-        "gpc": (
-            "Your browser sends the Global Privacy Control signal: we honour it, marketing cookies stay off."
-        ),
+        "gpc": "Your browser sends the Global Privacy Control signal: we honour it, marketing cookies stay off.",
     },
 }
 TEXT_KEYS = frozenset(BUILTIN_TEXTS["en"])
 #: How a placeholder names a category's cookies ("qui dépose des cookies de mesure d'audience").
 COOKIE_KINDS: Mapping[str, Mapping[str, str]] = {
-    "fr": {"necessary": "nécessaires", "analytics": "de mesure d'audience", "marketing": "marketing",
-           "preferences": "de préférences"},
-    "en": {"necessary": "necessary", "analytics": "analytics", "marketing": "marketing",
-           "preferences": "preference"},
+    "fr": {
+        "necessary": "nécessaires",
+        "analytics": "de mesure d'audience",
+        "marketing": "marketing",
+        "preferences": "de préférences",
+    },
+    "en": {"necessary": "necessary", "analytics": "analytics", "marketing": "marketing", "preferences": "preference"},
 }
 #: The catalog states cookie lifetimes in English ("13 months"); these words are translated for display.
 LIFETIME_UNITS: Mapping[str, Mapping[str, str]] = {
-    "fr": {"year": "an", "years": "ans", "month": "mois", "months": "mois", "week": "semaine",
-           "weeks": "semaines", "day": "jour", "days": "jours", "hour": "heure", "hours": "heures",
-           "minute": "minute", "minutes": "minutes", "second": "seconde", "seconds": "secondes",
-           "session": "session"},
+    "fr": {
+        "year": "an",
+        "years": "ans",
+        "month": "mois",
+        "months": "mois",
+        "week": "semaine",
+        "weeks": "semaines",
+        "day": "jour",
+        "days": "jours",
+        "hour": "heure",
+        "hours": "heures",
+        "minute": "minute",
+        "minutes": "minutes",
+        "second": "seconde",
+        "seconds": "secondes",
+        "session": "session",
+    },
 }
 _LIFETIME_WORD = re.compile(r"[A-Za-z]+")
 
@@ -154,7 +167,8 @@ class Banner:
         self._lifetimes = {c.lifetime for v in catalog.vendors.values() for c in v.cookies if c.lifetime}
         listed = set(getattr(banner_config, "vendors", ()) or ())
         vendors = [
-            vendor for vendor in catalog.vendors.values()
+            vendor
+            for vendor in catalog.vendors.values()
             if vendor.category in category_ids and (not listed or vendor.id in listed)
         ]
         shown = {
@@ -325,4 +339,3 @@ def _read_asset(file: str) -> bytes:
 
 def _pick(texts: Mapping[str, str], lang: str, default: str) -> str:
     return texts.get(lang) or texts.get(default) or next(iter(texts.values()), "")
-

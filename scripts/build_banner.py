@@ -101,8 +101,10 @@ def _starts_regex(before: str) -> bool:
         return True
     if stripped[-1] in _REGEX_AFTER:
         return True
-    return any(stripped.endswith(word) and not _IDENT.match(stripped[-len(word) - 1 : -len(word)] or " ")
-               for word in _REGEX_AFTER_WORDS)
+    return any(
+        stripped.endswith(word) and not _IDENT.match(stripped[-len(word) - 1 : -len(word)] or " ")
+        for word in _REGEX_AFTER_WORDS
+    )
 
 
 def minify_css(source: str) -> str:

@@ -308,8 +308,16 @@ def test_a_default_language_override_does_not_replace_another_language_built_in_
 
 
 def test_cookie_lifetimes_and_kinds_are_shown_in_french() -> None:
-    catalog = Catalog([VendorRule(id="a", category="analytics", name="A", cookies=(CookieRule("_a", "13 months"),
-                                                                                   CookieRule("_b", "1 day")))])
+    catalog = Catalog(
+        [
+            VendorRule(
+                id="a",
+                category="analytics",
+                name="A",
+                cookies=(CookieRule("_a", "13 months"), CookieRule("_b", "1 day")),
+            )
+        ]
+    )
     cfg = config_of(make_banner(catalog=catalog).head_html(decision=FIRST_VISIT, language="fr", nonce=None))
     assert cfg["i18n"]["fr"]["lifetimes"] == {"13 months": "13 mois", "1 day": "1 jour"}
     assert "lifetimes" not in cfg["i18n"]["en"]

@@ -27,8 +27,13 @@ from consent_gateway.config import Config, GatewayConfig, StoreConfig
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SECRET_KEYS = ["browser-test-signing-key-0123456789-abcdefghij"]
 ROOT = Path(__file__).resolve().parents[2]

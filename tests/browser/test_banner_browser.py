@@ -23,19 +23,43 @@ pytestmark = pytest.mark.browser
 ANALYTICS = CATEGORY_VENDORS["analytics"]
 MARKETING = CATEGORY_VENDORS["marketing"]
 TEXTS = {
-    "fr": {"accept": "Tout accepter", "reject": "Tout refuser", "customize": "Personnaliser",
-           "save": "Enregistrer mes choix", "reopen": "Gérer les cookies", "analytics": "Mesure d'audience",
-           "withdraw": "Retirer mon consentement"},
-    "en": {"accept": "Accept all", "reject": "Reject all", "customize": "Customize", "save": "Save my choices",
-           "reopen": "Cookie settings", "analytics": "Analytics", "withdraw": "Withdraw my consent"},
+    "fr": {
+        "accept": "Tout accepter",
+        "reject": "Tout refuser",
+        "customize": "Personnaliser",
+        "save": "Enregistrer mes choix",
+        "reopen": "Gérer les cookies",
+        "analytics": "Mesure d'audience",
+        "withdraw": "Retirer mon consentement",
+    },
+    "en": {
+        "accept": "Accept all",
+        "reject": "Reject all",
+        "customize": "Customize",
+        "save": "Save my choices",
+        "reopen": "Cookie settings",
+        "analytics": "Analytics",
+        "withdraw": "Withdraw my consent",
+    },
 }
 FR = TEXTS["fr"]
 #: What the demo's home page loads once everything is allowed (vendor stand-ins and the hand-marked tag).
 HOME_ANALYTICS = {"google-analytics", "hand-marked"}
 HOME_MARKETING = {"meta-pixel"}
 #: Computed styles that make two buttons look the same.
-PROMINENCE = ("background-color", "color", "font-size", "font-weight", "font-family", "padding-top",
-              "padding-left", "border-top-width", "border-top-color", "border-radius", "text-decoration-line")
+PROMINENCE = (
+    "background-color",
+    "color",
+    "font-size",
+    "font-weight",
+    "font-family",
+    "padding-top",
+    "padding-left",
+    "border-top-width",
+    "border-top-color",
+    "border-radius",
+    "text-decoration-line",
+)
 
 Open = Callable[..., Visit]
 
@@ -310,11 +334,15 @@ def test_keyboard_only_flow(visit: Open) -> None:
 
 
 def styles(v: Visit, name: str, scope: str) -> dict[str, Any]:
-    return dialog(v, scope).get_by_role("button", name=name, exact=True).evaluate(
-        """(b, props) => { const s = getComputedStyle(b), r = b.getBoundingClientRect();
+    return (
+        dialog(v, scope)
+        .get_by_role("button", name=name, exact=True)
+        .evaluate(
+            """(b, props) => { const s = getComputedStyle(b), r = b.getBoundingClientRect();
              const out = Object.fromEntries(props.map((p) => [p, s.getPropertyValue(p)]));
              out.width = Math.round(r.width); out.height = Math.round(r.height); return out; }""",
-        list(PROMINENCE),
+            list(PROMINENCE),
+        )
     )
 
 
