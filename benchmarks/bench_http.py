@@ -55,6 +55,8 @@ PATHS = {"json": "/api/items", "page60": "/page60", "page500": "/page500"}
 STARTUP_SECONDS = 20.0
 #: 1-minute load average above which the machine is not quiet enough for trustworthy figures
 QUIET_LOAD = 1.5
+#: with --wait-quiet, a run starts once other work keeps the CPUs at most this busy
+QUIET_BUSY_SHARE = 0.1
 
 # -- the site ----------------------------------------------------------------------------------------
 HEAD_TRACKERS = """\
@@ -427,6 +429,32 @@ _ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), ti
 _LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 
 
+def _cpu_busy_share(interval: float = 0.5) -> float:
+    """Share of all CPU time spent busy over ``interval`` seconds (Linux /proc/stat), 0 when unknown."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(interval)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_quiet(max_seconds: float) -> float:
+    """Wait (up to ``max_seconds``) until other work leaves the CPUs mostly idle; return the busy share seen."""
+    deadline = time.monotonic() + max_seconds
+    busy = _cpu_busy_share()
+    while busy > QUIET_BUSY_SHARE and time.monotonic() < deadline:
+        busy = _cpu_busy_share()
+    return busy
+
+
 def wrk(url: str, seconds: float, connections: int, load_cpu: list[str]) -> dict[str, float]:
     command = load_cpu + ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
@@ -477,6 +505,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is kept (default 3)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+        help="before each run, wait up to SECONDS for other work to leave the CPUs idle (shared machines)",
+    )  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="also print the figures as a Markdown table")
     parser.add_argument("--clients", action="store_true", help="also compare httpx and aiohttp proxies")
     parser.add_argument(
@@ -555,7 +587,10 @@ def main() -> int:
         runs: dict[str, list[dict[str, float]]] = {f"{n}/{p}": [] for n, p in plan}
         for repeat in range(args.repeats):
             for name, page in plan:
-                runs[f"{name}/{page}"].append(wrk(urls[name] + PATHS[page], args.duration, args.connections, load_cpu))
+                busy = wait_quiet(args.wait_quiet) if args.wait_quiet else 0.0
+                result = wrk(urls[name] + PATHS[page], args.duration, args.connections, load_cpu)
+                result["busy_before"] = round(busy, 3)
+                runs[f"{name}/{page}"].append(result)
             print(f"  round {repeat + 1}/{args.repeats} done")
 
     load_after = os.getloadavg()[0]
