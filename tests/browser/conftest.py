@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 import uvicorn
 
 from consent_gateway.catalog import URL_KINDS, Catalog
-from consent_gateway.config import Config, GatewayConfig, StoreConfig
+from consent_gateway.config import BannerConfig, Config, GatewayConfig, StoreConfig
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM_ARGS = [
@@ -108,20 +109,9 @@ def _is_third_party(url: str, base_url: str) -> bool:
     return urlsplit(url).hostname != urlsplit(base_url).hostname and urlsplit(url).scheme in ("http", "https")
 
 
-@pytest.fixture(scope="package")
-def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The demo site behind ``ConsentGateway``, as ``consent-gateway demo`` serves it."""
-    from consent_gateway.demo import build_demo_site, bypass_for_vendor_hosts
-    from consent_gateway.middleware import ConsentGateway
-
-    data = tmp_path_factory.mktemp("browser-consent-data")
-    config = replace(
-        Config(),
-        gateway=replace(GatewayConfig(), data_dir=str(data), instance_id="browser-tests"),
-        store=StoreConfig(url=f"sqlite:///{data / 'consent.db'}"),
-    )
-    site = build_demo_site()
-    app = bypass_for_vendor_hosts(ConsentGateway(site, config, secret_keys=SECRET_KEYS), site)
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serves an ASGI app with uvicorn on a free loopback port, in a thread, for the duration."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -131,12 +121,36 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     deadline = time.monotonic() + 15
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start the demo behind the gateway")
+            pytest.fail("uvicorn did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def gateway_config(data: Path, **banner: Any) -> Config:
+    """The built-in defaults with the consent log in ``data``, and ``banner`` changes to ``[banner]``."""
+    return replace(
+        Config(),
+        gateway=replace(GatewayConfig(), data_dir=str(data), instance_id="browser-tests"),
+        store=StoreConfig(url=f"sqlite:///{data / 'consent.db'}"),
+        banner=replace(BannerConfig(), **banner),
+    )
+
+
+@pytest.fixture(scope="package")
+def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo site behind ``ConsentGateway``, as ``consent-gateway demo`` serves it."""
+    from consent_gateway.demo import build_demo_site, bypass_for_vendor_hosts
+    from consent_gateway.middleware import ConsentGateway
+
+    config = gateway_config(tmp_path_factory.mktemp("browser-consent-data"))
+    site = build_demo_site()
+    with serve(bypass_for_vendor_hosts(ConsentGateway(site, config, secret_keys=SECRET_KEYS), site)) as url:
+        yield url
 
 
 @pytest.fixture(scope="package")
@@ -163,16 +177,17 @@ def axe_source() -> str:
 
 @pytest.fixture
 def visit(browser: Any, gateway_url: str) -> Iterator[Callable[..., Visit]]:
-    """Opens a fresh browser context (no cookies) on the gateway; keyword arguments go to new_context."""
+    """Opens a fresh browser context (no cookies) on the gateway; keyword arguments go to new_context
+    (``base_url=`` points it at another server)."""
     contexts: list[Any] = []
 
-    def open_context(**options: Any) -> Visit:
+    def open_context(base_url: str = gateway_url, **options: Any) -> Visit:
         options.setdefault("viewport", {"width": 1280, "height": 800})
         context = browser.new_context(**options)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)
-        v = Visit(context, page, gateway_url)
+        v = Visit(context, page, base_url)
 
         def route(r: Any) -> None:
             if is_loopback(urlsplit(r.request.url).hostname or ""):
