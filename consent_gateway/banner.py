@@ -165,7 +165,10 @@ class Banner:
 
         category_ids = {category.id for category in config.categories}
         self._lifetimes = {c.lifetime for v in catalog.vendors.values() for c in v.cookies if c.lifetime}
-        listed = set(getattr(banner_config, "vendors", ()) or ())
+        listed = set(banner_config.vendors)
+        unknown = sorted(listed - set(catalog.vendors))
+        if unknown:
+            raise ConfigError("banner.vendors", f"unknown vendor {unknown[0]!r}: not in the catalog nor [[vendors]]")
         vendors = [
             vendor
             for vendor in catalog.vendors.values()

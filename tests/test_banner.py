@@ -325,3 +325,17 @@ def test_cookie_lifetimes_and_kinds_are_shown_in_french() -> None:
     placeholder = fr["placeholder"].format(vendor="YouTube", category=fr["cats"]["marketing"][2])
     assert placeholder == "Ce contenu est fourni par YouTube, qui dépose des cookies marketing."
     assert cfg["i18n"]["fr"]["cats"]["analytics"][2] == "de mesure d'audience"
+
+
+def test_listed_vendors_restrict_the_second_layer() -> None:
+    banner = make_banner(with_banner(vendors=("google-analytics", "youtube")))
+    cfg = config_of(banner.head_html(decision=FIRST_VISIT, language="fr", nonce=None))
+    assert [v["id"] for v in cfg["vendors"]] == ["google-analytics", "youtube"]
+    assert banner.version != make_banner().version
+
+
+def test_an_unknown_listed_vendor_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_banner(with_banner(vendors=("google-analytic",)))
+    assert caught.value.key == "banner.vendors"
+    assert "google-analytic" in caught.value.message
