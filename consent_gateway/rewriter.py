@@ -129,7 +129,18 @@ _HTML = _Modes(
     ("svg", "math"),
     cdata=False,
 )
-_FOREIGN = _Modes(("script", "iframe", "img", "link", "head", "svg", "math"), ("svg", "math"), cdata=True)
+#: HTML start tags that end foreign content (the tree builder's breakout list; <font> only with attributes)
+_BREAKOUT = ("b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed", "h1",
+             "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr", "ol",
+             "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul",
+             "var")
+_BREAKOUT_SET = frozenset(_BREAKOUT)
+_FOREIGN = _Modes(
+    # raw-text elements are not raw text in svg/math: their content is markup there
+    tuple(dict.fromkeys(("script", "iframe", "img", "link", "svg", "math", *_BREAKOUT))),
+    ("svg", "math"),
+    cdata=True,
+)
 _NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + _names(_HOLD_KINDS) + b")" + _DELIM)
 _NOSCRIPT_END = re.compile(rb"</(?i:noscript)" + _DELIM)
 _PRE_WS = re.compile(rb"[\t\n\f\r ]*+")
@@ -138,6 +149,7 @@ _PRE_CAND = re.compile(
     + rb"|(?P<comment>!--)|(?P<bogus>![^-]|!-[^-]|\?|/[^a-zA-Z])|(?P<other>/?[a-zA-Z])|(?P<text>[^a-zA-Z!?/]))"
 )
 _COMMENT_END = re.compile(rb"--!?>")
+_SCRIPT_END = re.compile(rb"</(?i:script)" + _DELIM)
 _SCRIPT_TOKENS = re.compile(rb"<!--|-->|<(/?)(?i:script)[\t\n\f\r />]")
 _RAWTEXT_END = {name: re.compile(b"</(?i:" + name.encode() + b")" + _DELIM) for name in (*_RAWTEXT, "noscript")}
 _INERT_ALL = re.compile(b"<(" + _names(_HOLD_KINDS) + b")" + _DELIM)
@@ -448,7 +460,7 @@ class HoldbackRewriter:
                     raise _NeedMore(pos)  # might still become a CDATA section
             if group == "tag":
                 name = m.group("tag").lower().decode()
-                pos = self._start_tag(data, pos, m.end(), name, out)
+                pos = self._start_tag(data, pos, m.end(), name, final, out)
                 if self._mode != _DATA or (self._foreign != 0) != (modes is _FOREIGN):
                     return pos
             elif group == "etag":
@@ -476,7 +488,8 @@ class HoldbackRewriter:
             raise _NeedMore(start)
         return m.end()
 
-    def _start_tag(self, data: bytes, pos: int, name_end: int, name: str, out: list[bytes | None]) -> int:
+    def _start_tag(self, data: bytes, pos: int, name_end: int, name: str, final: bool,
+                   out: list[bytes | None]) -> int:
         """Handle a complete candidate start tag at ``pos``; return where scanning resumes."""
         m = _TAG_REST.match(data, name_end)
         if m is None:
@@ -484,18 +497,25 @@ class HoldbackRewriter:
                 return self._too_long_tag(data, pos, name_end, name, out)
             if len(data) - pos > self.max_buffer_bytes:
                 out.append(data[pos:name_end])
-                self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, self._mode_after(name, data, pos)
+                if self._foreign and name in _BREAKOUT_SET:
+                    self._foreign = 0
+                self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, self._mode_after(name, None)
                 return name_end
             raise _NeedMore(pos)
         end = m.end()
         if end - pos > self.max_buffer_bytes and name in _HOLD_KINDS:
             return self._too_long_tag(data, pos, name_end, name, out)
         tag = data[pos:end]
-        foreign = self._foreign
-        if name == "script":
-            if foreign:
-                out.append(self._hold(tag, "script"))
+        if self._foreign:
+            if name in _BREAKOUT_SET:
+                self._foreign = 0  # an HTML element closes every open svg/math element
+            elif tag.endswith(b"/>") and name not in ("svg", "math"):
+                # self-closing is honoured in foreign content: no text follows
+                out.append(self._hold(tag, name) if name in _HOLD_KINDS else tag)
                 return end
+        if name == "script" and self._foreign:
+            return self._foreign_script(data, pos, end, final, out)
+        if name == "script":
             _, attrs = parse_attributes(tag)
             self._script_state = _S_DATA
             self._script_scan = 0
@@ -505,20 +525,37 @@ class HoldbackRewriter:
             else:
                 out.append(self._hold(tag, "script"))
             return end
-        if name in ("iframe", "img", "link"):
+        if name in _HOLD_KINDS:
             out.append(self._hold(tag, name))
-            if name == "iframe" and not foreign:
-                self._mode, self._raw_name = _RAWTEXT_MODE, "iframe"
-            return end
-        out.append(tag)
-        self._mode_after_tag(name, tag)
+        else:
+            out.append(tag)
+        self._mode = self._mode_after(name, tag)
         return end
 
-    def _mode_after(self, name: str, data: bytes, pos: int) -> int:
-        """The mode after a long start tag streamed by _gtag (its self-closing slash is not looked at)."""
-        if self._foreign or name in ("head", "img", "link"):
-            if name in ("svg", "math"):
+    def _foreign_script(self, data: bytes, pos: int, end: int, final: bool, out: list[bytes | None]) -> int:
+        """An svg/math <script>: its content is markup to the parser (scanned as such), but it runs, so it
+        is classified by the text up to its end tag."""
+        close = _SCRIPT_END.search(data, end)
+        tag = data[pos:end]
+        if close is None and not final:
+            if len(data) - pos <= self.max_buffer_bytes:
+                raise _NeedMore(pos)
+            metrics.inc("rewrite_bailouts_total", reason="inline_script_too_long")
+            self._cacheable = False
+            name_end, _ = parse_attributes(tag)
+            out.append(tag[:name_end] + INERT_ATTRS["script"] + tag[name_end:])
+            return end
+        body = data[end : close.start() if close is not None else len(data)]
+        out.append(self._hold(tag, "script", body))
+        return end
+
+    def _mode_after(self, name: str, tag: bytes | None) -> int:
+        """The mode after a start tag (``tag`` is None for a long one streamed unread)."""
+        if name in ("svg", "math"):
+            if tag is None or not tag.endswith(b"/>"):
                 self._foreign += 1
+            return _DATA
+        if self._foreign:
             return _DATA
         if name == "script":
             self._script_open, self._script_state, self._script_scan = None, _S_DATA, 0
@@ -530,23 +567,7 @@ class HoldbackRewriter:
         if name in _RAWTEXT:
             self._raw_name = name
             return _RAWTEXT_MODE
-        if name in ("svg", "math"):
-            self._foreign += 1
         return _DATA
-
-    def _mode_after_tag(self, name: str, tag: bytes) -> None:
-        if name in ("svg", "math"):
-            if not tag.endswith(b"/>"):
-                self._foreign += 1
-            return
-        if self._foreign or name == "head":
-            return
-        if name == "noscript":
-            self._mode = _NOSCRIPT
-        elif name == "plaintext":
-            self._mode = _PLAINTEXT
-        elif name in _RAWTEXT:
-            self._mode, self._raw_name = _RAWTEXT_MODE, name
 
     def _too_long_tag(self, data: bytes, pos: int, name_end: int, name: str, out: list[bytes | None]) -> int:
         """Fail closed on a tracker-capable tag too long to read: make it inert, stream the rest of it."""
@@ -554,13 +575,9 @@ class HoldbackRewriter:
         self._cacheable = False
         out.append(data[pos:name_end])
         out.append(INERT_ATTRS[name])
-        then = _DATA
-        if name == "script" and not self._foreign:
-            self._script_open, self._script_state, self._script_scan = None, _S_DATA, 0
-            then = _SCRIPT
-        elif name == "iframe" and not self._foreign:
-            self._raw_name, then = "iframe", _RAWTEXT_MODE
-        self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, then
+        if self._foreign and name == "img":
+            self._foreign = 0
+        self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, self._mode_after(name, None)
         return name_end
 
     def _hold(self, tag: bytes, kind: str, inline_body: bytes | None = None) -> bytes:

@@ -1,0 +1,113 @@
+"""Property: for random HTML built from tricky fragments and random chunkings, the rewriter gives the same
+bytes, and a spec-compliant parser (html5lib, as a browser that runs scripts) finds no catalog tracker that
+would load or run when the visitor granted nothing."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import html5lib
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consent_gateway.catalog import Catalog
+from consent_gateway.decision import Decision
+from consent_gateway.holdback import JS_TYPES
+from consent_gateway.rewriter import HoldbackRewriter
+
+CATALOG = Catalog.builtin()
+NOTHING = Decision(granted=frozenset({"necessary"}))
+EVERYTHING = Decision(granted=frozenset({"necessary", "analytics", "marketing", "preferences"}))
+HEAD = b"<!--cg-head-->"
+
+TRACKERS = [
+    b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>',
+    b"<script>window.dataLayer=[];function gtag(){dataLayer.push(arguments)};gtag('js',new Date());</script>",
+    b"<script>fbq('init', '1'); fbq('track', 'PageView');</script>",
+    b'<img height=1 width=1 src="https://www.facebook.com/tr?id=1&amp;ev=PageView&amp;noscript=1">',
+    b'<noscript><iframe src="https://www.googletagmanager.com/ns.html?id=GTM-1" height=0></iframe></noscript>',
+    b"<iframe src='https://www.youtube.com/embed/abc' allowfullscreen></iframe>",
+    b'<link rel=preload as=script href=//static.hotjar.com/c/hotjar-1.js>',
+    b"<SCRIPT SRC=https://bat.bing.com/bat.js ASYNC></SCRIPT>",
+    b'<script src="//www.clarity.ms.localhost/tag/x" type="text/javascript"></script>',
+    b'<noscript><img src="https://px.ads.linkedin.com/collect/?pid=1&fmt=gif"/></noscript>',
+    b'<img src="/a.png" srcset="https://ct.pinterest.com/v3/?tid=1 1x">',
+    b"<script>var _paq = window._paq || []; _paq.push(['trackPageView']);</script>",
+    b'<script src="/js/matomo.js"></script>',
+    b'<script\nsrc="https://snap.licdn.com/li.lms-analytics/insight.min.js"\n></script>',
+]
+TRICKY = [
+    b"<!--", b"-->", b"<!-->", b"<script>", b"</script>", b"<style>", b"</style>", b"<title>", b"</title>",
+    b"<textarea>", b"</textarea>", b'<div title="', b"'", b'"', b'">', b"<", b">", b"<![CDATA[", b"]]>",
+    b"<svg>", b"</svg>", b"<noscript>", b"</noscript>", b"<head>", b"<html>", b"<!DOCTYPE html>", b"hello ",
+    b"&amp;", b"\n", b"  ", b"<p class=x>", b"<br/>", b"<!--<script>", b"</p>", b"<?php ?>", b"</", b"<a href='",
+    b"<script type=text/plain data-category=analytics>", b'<script type="application/json">', b"=",
+    b"<iframe>", b"</iframe>", b"<xmp>", b"</xmp>", b"\xc3\xa9t\xc3\xa9", b"<math>", b"</math>",
+    b"<foreignObject>", b"<p>", b"<table>", b"<noembed>", b"</noembed>", b"<a title='<!--'>", b"<!--[if IE]>",
+    b"<![endif]-->", b"<script/>", b"<style/>", b"<img alt='", b"<template>", b"</template>",
+]
+
+fragments = st.lists(st.sampled_from(TRACKERS + TRICKY), min_size=1, max_size=30)
+
+
+def rewrite(page: bytes, cuts: list[int], decision: Decision, max_buffer_bytes: int = 256) -> bytes:
+    rw = HoldbackRewriter(CATALOG, decision, HEAD, max_buffer_bytes=max_buffer_bytes, cache=None)
+    out = []
+    last = 0
+    for cut in sorted(c % (len(page) + 1) for c in cuts):
+        out.append(rw.feed(page[last:cut]) if cut > last else b"")
+        last = max(last, cut)
+    out.append(rw.feed(page[last:]))
+    out.append(rw.close())
+    return b"".join(out)
+
+
+def live_trackers(page: bytes) -> list[str]:
+    """What a script-running browser would load or run from the catalog, read by html5lib."""
+    tree = html5lib.parse(page, scripting=True, namespaceHTMLElements=False)
+    found = []
+    for element in tree.iter():
+        tag = element.tag if isinstance(element.tag, str) else ""
+        attrs = element.attrib
+        if tag == "script":
+            if attrs.get("type", "").strip().lower().encode() not in JS_TYPES:
+                continue
+            if "src" in attrs:
+                if CATALOG.vendor_for_url(attrs["src"], "script"):
+                    found.append(f"script {attrs['src']}")
+            elif CATALOG.vendor_for_inline(ET.tostring(element, encoding="unicode", method="text")):
+                found.append("inline script")
+        elif tag in ("iframe", "img"):
+            urls = [attrs.get("src", "")] + [p.split()[0] for p in attrs.get("srcset", "").split(",") if p.split()]
+            found += [f"{tag} {u}" for u in urls if u and CATALOG.vendor_for_url(u, tag)]
+        elif tag == "link":
+            rels = set(attrs.get("rel", "").lower().split())
+            if rels & {"preload", "prefetch", "preconnect", "dns-prefetch", "modulepreload"}:
+                href = attrs.get("href", "")
+                if href and CATALOG.vendor_for_url(href, "link"):
+                    found.append(f"link {href}")
+    return found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=fragments, cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12))
+def test_random_html_is_rewritten_the_same_at_any_chunking_and_no_tracker_survives(
+    parts: list[bytes], cuts: list[int]
+) -> None:
+    page = b"".join(parts)
+    whole = rewrite(page, [], NOTHING)
+    assert rewrite(page, cuts, NOTHING) == whole
+    assert rewrite(page, list(range(0, len(page), 7)), NOTHING) == whole
+    assert live_trackers(whole) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(parts=fragments)
+def test_with_everything_granted_only_the_banner_block_is_added(parts: list[bytes]) -> None:
+    page = b"".join(parts)
+    out = rewrite(page, [], EVERYTHING, max_buffer_bytes=65536)
+    if out.count(HEAD) == 0:  # a page that is one unterminated comment has no place for it
+        assert out == page and page.lstrip().startswith((b"<!--", b"<?", b"<!"))
+        return
+    index = out.index(HEAD)
+    assert out[:index] + out[index + len(HEAD) :] == page
