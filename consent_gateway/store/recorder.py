@@ -240,8 +240,8 @@ class EventRecorder:
                 return
             if batch.events:
                 await asyncio.wait_for(self.log.append(batch.events), self.append_timeout_s)
-            await self.spool.mark_replayed(batch)
             metrics.inc("replayed_events_total", len(batch.events))
+            await self.spool.mark_replayed(batch)
             logger.info("replayed %d spooled consent events (%d left)", len(batch.events), self.spool.depth)
 
 
