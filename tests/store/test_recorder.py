@@ -77,7 +77,7 @@ async def test_concurrent_records_are_committed_together(sqlite_log: CountingSQL
 
 
 async def test_a_restarted_recorder_continues_its_chain(sqlite_log: CountingSQLiteLog, tmp_path: Path) -> None:
-    for round_ in range(2):
+    for _ in range(2):
         recorder = EventRecorder(sqlite_log, spool_path=tmp_path / "spool", instance_id="gw-a")
         await recorder.start()
         await asyncio.gather(*(recorder.record(make_event(i)) for i in range(10)))
@@ -85,7 +85,6 @@ async def test_a_restarted_recorder_continues_its_chain(sqlite_log: CountingSQLi
     heads = await sqlite_log.chain_heads()
     assert heads["gw-a"].seq == 20
     assert (await sqlite_log.verify()).ok
-    assert round_ == 1
 
 
 async def test_a_closed_log_sends_events_to_the_spool_which_replays_them(tmp_path: Path) -> None:
