@@ -68,7 +68,10 @@
   /* ---- bringing held-back elements back, in document order ---- */
   function restore() {
     run($$(SEL_HELD).filter(function (el) {
-      return allowed(state, el.getAttribute('data-cg-vendor'), el.getAttribute('data-category'));
+      // Claimed once: a second grant while scripts still load must not run them twice.
+      var ok = !el.cgRun && allowed(state, el.getAttribute('data-cg-vendor'), el.getAttribute('data-category'));
+      if (ok) el.cgRun = 1;
+      return ok;
     }), 0);
   }
   function run(list, i) {
