@@ -191,7 +191,14 @@ def test_second_layer_lists_vendors_cookies_and_consent_id(visit: Open) -> None:
     assert "_ga" in text and "Politique de confidentialité de Google Analytics" in text
     assert "Votre identifiant de consentement" in text
     receipt = layer.get_by_role("link", name="Voir mon reçu de consentement")
-    assert receipt.get_attribute("href").endswith("/receipt")
+    href = receipt.get_attribute("href")
+    assert href is not None and href.endswith("/receipt")
+    # Proof of what was shown: the recorded event names the banner version this page loaded.
+    history = v.page.evaluate("(url) => fetch(url).then((r) => r.json())", href)
+    script = v.page.locator('script[src*="/banner.js?v="]').get_attribute("src")
+    assert script is not None
+    assert history["events"][-1]["banner_version"] == script.rsplit("v=", 1)[1]
+    assert history["consent_id"] in text
 
 
 def test_vendor_refused_by_name_stays_out_of_a_granted_category(visit: Open) -> None:
@@ -367,6 +374,13 @@ def test_accept_and_reject_have_equal_prominence(visit: Open, scheme: str) -> No
         accept, reject = styles(v, FR["accept"], scope), styles(v, FR["reject"], scope)
         assert accept == reject, (scope, accept, reject)
         assert contrast(accept["color"], accept["background-color"]) >= 4.5
+
+
+@pytest.mark.parametrize(("motion", "animation"), [("reduce", "none"), ("no-preference", "cg-in")])
+def test_banner_animates_only_without_a_reduced_motion_preference(visit: Open, motion: str, animation: str) -> None:
+    v = visit(reduced_motion=motion)
+    v.goto("/")
+    assert dialog(v, ".cg-b").evaluate("(b) => getComputedStyle(b).animationName") == animation
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -21,6 +21,7 @@ CSP = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 ACCENT = "#7c2d12"
+HOSTILE_TITLE = '</script><img src=x onerror="window.cgPwned = 1"> Cookies & <b>you</b>'
 PAGE = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Strict CSP</title>
 <script nonce="{NONCE}">window.cgDemoLoaded = [];</script>
@@ -54,6 +55,7 @@ def strict_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         theme={"accent": ACCENT},
         position="bottom-right",
         reopen_position="hidden",
+        texts={"en": {"title": HOSTILE_TITLE}},
     )
     with serve(ConsentGateway(strict_site, config, secret_keys=SECRET_KEYS)) as url:
         yield url
@@ -74,6 +76,9 @@ def test_banner_works_under_a_nonce_only_csp_with_theme_and_position(visit: Any,
     assert accept.evaluate("(b) => getComputedStyle(b).backgroundColor") == "rgb(124, 45, 18)"
     box = v.page.locator("#cg-root .cg-b").bounding_box()
     assert box is not None and box["x"] > 1280 / 2 and box["x"] + box["width"] >= 1280 - 32  # bottom-right
+    # A configured text is shown as text, never parsed as markup.
+    expect(v.page.locator("#cg-root .cg-b h2")).to_have_text(HOSTILE_TITLE)
+    assert v.page.evaluate("() => window.cgPwned") is None
     accept.click()
     v.page.wait_for_function("() => ['matomo', 'hand-marked'].every((id) => window.cgDemoLoaded.includes(id))")
     assert v.page.evaluate("() => window.cgViolations") == []
