@@ -141,9 +141,9 @@ class RedisConsentLog:
         return self._client
 
     async def open(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self.persistence:
             return
-        self._client = aioredis.Redis.from_url(
+        self._client = self._client or aioredis.Redis.from_url(
             self._client_url,
             decode_responses=True,
             socket_timeout=self._socket_timeout_s,
@@ -155,7 +155,8 @@ class RedisConsentLog:
             await self._client.ping()
             await self._check_persistence()
         except (RedisError, OSError) as exc:
-            await self.close()
+            # The client stays: it reconnects by itself, so a gateway started while Redis is down spools
+            # its events and the recorder replays them once Redis answers.
             raise StoreUnavailable(f"redis at {self._safe_url()} unreachable: {exc}", original_error=exc) from exc
 
     def _safe_url(self) -> str:

@@ -432,6 +432,10 @@ class TestRedisConsentLog(ConsentLogContract):
         log = open_log(f"redis://127.0.0.1:{free_port()}/0")
         with pytest.raises(StoreUnavailable):
             await log.open()
+        with pytest.raises(StoreUnavailable):
+            await log.append([make_event(1)])
+        assert (await log.health())["ok"] is False
+        await log.close()
 
 
 def test_open_log_refuses_an_unknown_scheme() -> None:
