@@ -339,3 +339,28 @@ def test_an_unknown_listed_vendor_is_a_config_error() -> None:
         make_banner(with_banner(vendors=("google-analytic",)))
     assert caught.value.key == "banner.vendors"
     assert "google-analytic" in caught.value.message
+
+
+def test_what_the_gateway_serves_fits_the_size_budget(config: Config) -> None:
+    from starlette.testclient import TestClient
+
+    from consent_gateway.middleware import ConsentGateway
+
+    async def site(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        raise AssertionError("the banner files are answered by the gateway itself")
+
+    gateway = ConsentGateway(site, config, secret_keys=["banner-test-key-0123456789-abcdefghijklmnop"])
+    total = 0
+    with TestClient(gateway) as client:
+        for name, media in (("banner.js", "text/javascript"), ("banner.css", "text/css")):
+            response = client.get(f"/_consent/{name}", params={"v": gateway.banner.version})
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith(media)
+            assert response.content == gateway.banner.asset(name)[0]
+            total += len(gzip.compress(response.content, compresslevel=9))
+    assert total <= SIZE_BUDGET_BYTES
