@@ -1,0 +1,419 @@
+"""``consent-gateway logs …``: the privacy team's command line on the consent log.
+
+Same config file and store URL as the gateway. Exit codes: 0 done; 1 the log failed verification or
+could not be reached; 2 bad usage (click); 3 nothing found for the consent id asked about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+from .config import Config, load_config
+from .errors import ConfigError, ConsentGatewayError
+from .events import EVENT_FIELDS, ConsentEvent, event_to_dict
+from .store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, open_log
+
+T = TypeVar("T")
+
+EXIT_BROKEN = 1
+EXIT_NOT_FOUND = 3
+DAY_MS = 86_400_000
+#: Cells starting with these are formulas to a spreadsheet: prefixed with ' in CSV exports.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class _Context:
+    config: Config
+    store_url: str
+
+
+def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--store",
+        "store_url",
+        metavar="URL",
+        envvar="CONSENT_GATEWAY_STORE_URL",
+        help="Consent log URL (sqlite:///path or redis://host:port/db); default: the config's [store] url.",
+    )(fn)
+    fn = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="CONSENT_GATEWAY_CONFIG",
+        help="TOML config file (default: the built-in defaults).",
+    )(fn)
+    return fn
+
+
+def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--since", metavar="WHEN", help="From this UTC time: 2026-01-31, 2026-01-31T12:00 or 7d ago."),
+        click.option("--until", metavar="WHEN", help="Before this UTC time (same forms as --since)."),
+        click.option("--action", metavar="ACTION", help="consent-given, consent-updated, consent-withdrawn…"),
+        click.option("--category", metavar="ID", help="Only events that granted this category."),
+        click.option("--country", metavar="CC", help="ISO country code."),
+        click.option("--browser", metavar="FAMILY", help="Browser family, e.g. Firefox."),
+        click.option("--device", type=click.Choice(["mobile", "tablet", "desktop", "bot", "other"])),
+        click.option("--policy-version", metavar="VERSION"),
+        click.option("--consent-id", metavar="ID"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def parse_when(value: str | None, *, now_ms: int | None = None) -> int | None:
+    """``2026-01-31``, ``2026-01-31T12:00[:00]`` (UTC unless an offset is given) or ``7d`` (days ago) → ms."""
+    if value is None:
+        return None
+    relative = re.fullmatch(r"(\d+)d", value.strip())
+    if relative:
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        return now - int(relative.group(1)) * DAY_MS
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected 2026-01-31, 2026-01-31T12:00 or 7d") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def _filters(**options: Any) -> EventFilter:
+    return EventFilter(
+        since_ms=parse_when(options.get("since")),
+        until_ms=parse_when(options.get("until")),
+        action=options.get("action"),
+        category=options.get("category"),
+        country=options.get("country"),
+        browser=options.get("browser"),
+        device=options.get("device"),
+        policy_version=options.get("policy_version"),
+        consent_id=options.get("consent_id"),
+    )
+
+
+def _context(config_path: str | None, store_url: str | None) -> _Context:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    return _Context(config=config, store_url=store_url or config.store_url)
+
+
+def _run(ctx: _Context, work: Callable[[ConsentLog], Awaitable[T]], *, must_exist: bool = True) -> T:
+    """Open the log, run ``work`` on it, close it; store failures become a clear message and exit 1."""
+    if must_exist and ctx.store_url.startswith("sqlite:///"):
+        from .store.sqlite import path_from_url
+
+        path = path_from_url(ctx.store_url)
+        if not path.exists():
+            raise click.ClickException(f"no consent log at {path} (check --store or the config's [store] url)")
+
+    async def main() -> T:
+        log = open_log(ctx.store_url)
+        try:
+            await log.open()
+            return await work(log)
+        finally:
+            await log.close()
+
+    try:
+        return asyncio.run(main())
+    except ConsentGatewayError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def format_time(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain aligned table (numbers right-aligned) that reads well in a terminal and in a log."""
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [all(re.fullmatch(r"-?[\d.,%]+", row[i] or "0") for row in cells[1:]) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True))
+
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(s.rstrip() for s in out)
+
+
+def _granted(event: ConsentEvent) -> str:
+    return ",".join(sorted(c for c, ok in event.categories.items() if ok)) or "-"
+
+
+def escape_csv_cell(value: str) -> str:
+    """Keep a spreadsheet from running a cell as a formula (CSV injection)."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def _csv_row(event: ConsentEvent) -> list[str]:
+    row: list[str] = []
+    for name, value in event_to_dict(event).items():
+        if value is None:
+            text = ""
+        elif isinstance(value, dict):
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        row.append(escape_csv_cell(text) if name not in ("timestamp_ms", "seq", "erased_at_ms") else text)
+    return row
+
+
+@click.group()
+def logs() -> None:
+    """The consent log: search, export, stats, access, erasure, retention, integrity.
+
+    Exit codes: 0 done, 1 log broken or unreachable, 2 bad usage, 3 nothing found for that consent id.
+    """
+
+
+@logs.command()
+@_store_options
+@_filter_options
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="Events per page.")
+@click.option("--cursor", metavar="CURSOR", help="Continue after a previous page (printed at its end).")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table.")
+def search(
+    config_path: str | None, store_url: str | None, limit: int, cursor: str | None, as_json: bool, **options: Any
+) -> None:
+    """Find consent events, newest first."""
+    ctx = _context(config_path, store_url)
+    filters = _filters(**options)
+    try:
+        page = _run(ctx, lambda log: log.query(filters, limit=limit, cursor=cursor))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cursor") from None
+    if as_json:
+        for event in page.events:
+            click.echo(json.dumps(event_to_dict(event), sort_keys=True))
+        return
+    if not page.events:
+        click.echo("No events match.")
+        return
+    rows = [
+        (
+            format_time(e.timestamp_ms),
+            e.event_id,
+            e.consent_id,
+            e.action,
+            _granted(e),
+            e.country or "",
+            e.browser_family or "",
+            e.device_type or "",
+            e.policy_version,
+        )
+        for e in page.events
+    ]
+    headers = ("time (UTC)", "event", "consent id", "action", "granted", "country", "browser", "device", "policy")
+    click.echo(render_table(headers, rows))
+    if page.next_cursor:
+        click.echo(f"\nMore: --cursor {page.next_cursor}")
+
+
+@logs.command()
+@_store_options
+@_filter_options
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: -)."
+)
+def export(config_path: str | None, store_url: str | None, fmt: str, output: str, **options: Any) -> None:
+    """Export events oldest first: CSV (cells escaped against formula injection) or JSON Lines."""
+    ctx = _context(config_path, store_url)
+    filters = _filters(**options)
+
+    async def work(log: ConsentLog) -> int:
+        total = await log.count(filters)
+        stream: IO[str] = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
+        written = 0
+        try:
+            writer = csv.writer(stream) if fmt == "csv" else None
+            if writer is not None:
+                writer.writerow(EVENT_FIELDS)
+            with click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar:
+                async for event in log.export(filters):
+                    if writer is not None:
+                        writer.writerow(_csv_row(event))
+                    else:
+                        stream.write(json.dumps(event_to_dict(event), sort_keys=True) + "\n")
+                    written += 1
+                    if written % 500 == 0:
+                        bar.update(500)
+                bar.update(written % 500)
+        finally:
+            if stream is not sys.stdout:
+                stream.close()
+        return written
+
+    written = _run(ctx, work)
+    click.echo(f"{written} events exported.", err=True)
+
+
+@logs.command()
+@_store_options
+@_filter_options
+@click.option("--by", type=click.Choice(STAT_GROUPS), default="day", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def stats(config_path: str | None, store_url: str | None, by: str, as_json: bool, **options: Any) -> None:
+    """Consent rate per category, by day, country, browser, device or policy version."""
+    ctx = _context(config_path, store_url)
+    filters = _filters(**options)
+    rows = _run(ctx, lambda log: log.stats(filters, by=by))
+    if as_json:
+        data = [{"group": r.group, "category": r.category, "total": r.total, "granted": r.granted} for r in rows]
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not rows:
+        click.echo("No events match.")
+        return
+    table = [(r.group, r.category, r.granted, r.total, f"{r.rate:.1%}") for r in rows]
+    click.echo(render_table((by, "category", "granted", "choices", "rate"), table))
+
+
+@logs.command()
+@_store_options
+@click.option("--consent-id", required=True, metavar="ID", help="The visitor's consent id (from their receipt).")
+def access(config_path: str | None, store_url: str | None, consent_id: str) -> None:
+    """A visitor's full history as JSON (right of access and portability)."""
+    ctx = _context(config_path, store_url)
+    history = _run(ctx, lambda log: log.history(consent_id))
+    if not history:
+        click.echo(f"No events for consent id {consent_id!r}.", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+    document = {"consent_id": consent_id, "events": [event_to_dict(e) for e in history]}
+    click.echo(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@logs.command()
+@_store_options
+@click.option("--consent-id", required=True, metavar="ID")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def erase(config_path: str | None, store_url: str | None, consent_id: str, yes: bool) -> None:
+    """Erase a visitor's personal data (IP, user agent, page, referrer); the proof of consent stays."""
+    ctx = _context(config_path, store_url)
+    history = _run(ctx, lambda log: log.history(consent_id))
+    pending = [e for e in history if e.erased_at_ms is None]
+    if not history:
+        click.echo(f"No events for consent id {consent_id!r}.", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+    if not pending:
+        click.echo(f"The {len(history)} events of {consent_id!r} are already erased.")
+        return
+    if not yes:
+        click.confirm(
+            f"Erase IP, user agent, page and referrer from {len(pending)} events of {consent_id!r}?",
+            abort=True,
+        )
+    erased = _run(ctx, lambda log: log.erase(consent_id))
+    click.echo(f"Erased the personal data of {erased} events of {consent_id!r}; the chain still verifies.")
+
+
+@logs.command()
+@_store_options
+@click.option("--events-days", type=click.IntRange(1), help="Delete events older than this [config: retention].")
+@click.option("--ip-days", type=click.IntRange(0), help="Remove IPs older than this [config: retention].")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def purge(
+    config_path: str | None, store_url: str | None, events_days: int | None, ip_days: int | None, yes: bool
+) -> None:
+    """Retention: delete old events and remove old IPs (defaults from the config's [retention])."""
+    ctx = _context(config_path, store_url)
+    events_days = events_days or ctx.config.retention.events_days
+    ip_days = ctx.config.retention.ip_days if ip_days is None else ip_days
+    now_ms = int(time.time() * 1000)
+    events_before = now_ms - events_days * DAY_MS
+    ip_before = now_ms - ip_days * DAY_MS
+    if not yes:
+        click.confirm(
+            f"Delete events before {format_time(events_before)} UTC and IPs before {format_time(ip_before)} UTC?",
+            abort=True,
+        )
+
+    async def work(log: ConsentLog) -> tuple[int, int]:
+        oldest = None
+        async for event in log.export(EventFilter(until_ms=events_before)):
+            oldest = event.timestamp_ms
+            break
+        deleted = 0
+        if oldest is not None:
+            # Purge in steps from the oldest event on, so a long backlog shows progress.
+            steps = max(1, min(50, (events_before - oldest) // DAY_MS))
+            with click.progressbar(range(1, steps + 1), label="Purging", file=sys.stderr) as bar:
+                for step in bar:
+                    cutoff = oldest + (events_before - oldest) * step // steps + (1 if step == steps else 0)
+                    result = await log.purge(events_before_ms=min(cutoff, events_before), ip_before_ms=0)
+                    deleted += result.events_deleted
+        ips = (await log.purge(events_before_ms=events_before, ip_before_ms=ip_before)).ips_removed
+        return deleted, ips
+
+    deleted, ips = _run(ctx, work)
+    click.echo(f"Deleted {deleted} events older than {events_days} days; removed {ips} IPs older than {ip_days} days.")
+
+
+@logs.command()
+@_store_options
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file written by `logs checkpoint`: also detects a truncated tail.",
+)
+def verify(config_path: str | None, store_url: str | None, checkpoint_path: str | None) -> None:
+    """Check every hash chain; exits 1 and names the first broken event if the log was altered."""
+    ctx = _context(config_path, store_url)
+    try:
+        checkpoint = Checkpoint.load(checkpoint_path) if checkpoint_path else None
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.BadParameter(f"unreadable checkpoint: {exc}", param_hint="--checkpoint") from None
+    result = _run(ctx, lambda log: log.verify(checkpoint))
+    if result.ok:
+        against = f", against the checkpoint of {format_time(checkpoint.created_at_ms)} UTC" if checkpoint else ""
+        click.echo(f"OK: {result.events_checked} events in {result.chains} chains verified{against}.")
+        return
+    click.echo(f"BROKEN: first broken event {result.first_broken}: {result.reason}", err=True)
+    for event_id, reason in result.problems[1:20]:
+        click.echo(f"  also: {event_id}: {reason}", err=True)
+    if len(result.problems) > 20:
+        click.echo(f"  … and {len(result.problems) - 20} more", err=True)
+    sys.exit(EXIT_BROKEN)
+
+
+@logs.command()
+@_store_options
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    required=True,
+    help="Where to write the checkpoint: keep it outside the store (another host, a signed mail…).",
+)
+def checkpoint(config_path: str | None, store_url: str | None, output: str) -> None:
+    """Record the chain heads, so that `verify --checkpoint` detects a truncated tail later."""
+    ctx = _context(config_path, store_url)
+    heads = _run(ctx, lambda log: log.chain_heads())
+    cp = Checkpoint(heads=heads, created_at_ms=int(time.time() * 1000))
+    if output == "-":
+        click.echo(cp.to_json())
+        return
+    cp.save(Path(output))
+    click.echo(f"Checkpoint of {len(heads)} chains written to {output}.")
