@@ -45,10 +45,9 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
     "fr": {
         "title": "Vos choix en matière de cookies",
         "text": (
-            "Avec votre accord, nous et nos partenaires utilisons des cookies pour mesurer l'audience du "
-            "site, vous montrer des publicités et contenus de tiers (vidéos) et retenir vos préférences. "
-            "Vous pouvez tout accepter, tout refuser ou choisir, et changer d'avis à tout moment "
-            "avec « Gérer les cookies »."
+            "Avec votre accord, nous et nos partenaires utilisons des cookies pour mesurer l'audience, "
+            "afficher des publicités et contenus de tiers (vidéos) et retenir vos préférences. Vous pouvez "
+            "changer d'avis à tout moment avec «\u00a0Gérer les cookies\u00a0»."
         ),
         "privacy_link": "Politique de confidentialité",
         "accept_all": "Tout accepter",
@@ -61,28 +60,28 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
         ),
         "always_on": "Toujours actifs",
         "vendors": "Partenaires ({n})",
-        "cookies": "Cookies :",
+        "cookies": "Cookies\u00a0:",
         "vendor_policy": "Politique de confidentialité de {vendor}",
         "save": "Enregistrer mes choix",
         "close": "Fermer",
         "reopen": "Gérer les cookies",
-        "consent_id": "Votre identifiant de consentement :",
+        "consent_id": "Votre identifiant de consentement\u00a0:",
         "receipt": "Voir mon reçu de consentement",
         "withdraw": "Retirer mon consentement",
         "placeholder": "Ce contenu est fourni par {vendor}, qui dépose des cookies {category}.",
         "allow_vendor": "Autoriser {vendor}",
         "error": "Votre choix n'a pas pu être enregistré. Merci de réessayer dans un instant.",
         "gpc": (
-            "Votre navigateur envoie le signal Global Privacy Control : nous le respectons, les cookies "
+            "Votre navigateur envoie le signal Global Privacy Control\u00a0: nous le respectons, les cookies "
             "marketing restent désactivés."
         ),
     },
     "en": {
         "title": "Your cookie choices",
         "text": (
-            "With your consent, we and our partners use cookies to measure the site's audience, show you "
-            "ads and third-party content (videos) and remember your preferences. You can accept all, "
-            "reject all or choose, and change your mind at any time with “Cookie settings”."
+            "With your consent, we and our partners use cookies to measure the audience, show ads and "
+            "third-party content (videos) and remember your preferences. You can change your mind at any time "
+            "with “Cookie settings”."
         ),
         "privacy_link": "Privacy policy",
         "accept_all": "Accept all",
