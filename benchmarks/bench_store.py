@@ -1,0 +1,160 @@
+"""Durable consent events per second through ``EventRecorder``, on SQLite and on Redis.
+
+Many concurrent visitors each ``await recorder.record(event)`` in a loop, as the consent route does; an
+event counts once ``record`` has returned, i.e. once it is committed (SQLite ``synchronous=FULL``: fsync'd;
+Redis: acknowledged by the server, durable as far as its persistence goes). Chaining (hashes, salted
+commitments) is included: it is part of the cost of every real event.
+
+    python benchmarks/bench_store.py [--backend sqlite|redis|both] [--events 100000] [--visitors 2000]
+                                     [--batch 2000] [--redis-url redis://127.0.0.1:6379/0] [--one-per-commit]
+
+The Redis run uses a key prefix of its own and deletes its keys afterwards (never the whole database).
+Targets (issue 4): SQLite >= 25,000 events/s, Redis >= 20,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from consent_gateway.events import ConsentEvent  # noqa: E402
+from consent_gateway.store import ConsentLog, open_log  # noqa: E402
+from consent_gateway.store.recorder import EventRecorder  # noqa: E402
+
+TARGETS = {"sqlite": 25_000, "redis": 20_000}
+UAS = [
+    (
+        "Chrome",
+        "desktop",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0",
+    ),
+    ("Mobile Safari", "mobile", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 Mobile"),
+    ("Firefox", "desktop", "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"),
+]
+
+
+def make_events(n: int) -> list[ConsentEvent]:
+    now = int(time.time() * 1000)
+    events = []
+    for i in range(n):
+        browser, device, ua = UAS[i % len(UAS)]
+        events.append(
+            ConsentEvent(
+                event_id=uuid.uuid4().hex,
+                consent_id=uuid.uuid4().hex,
+                action="consent-given",
+                categories={"analytics": i % 3 != 0, "marketing": i % 4 == 0, "preferences": True},
+                vendors={},
+                policy_version="2026-01",
+                banner_version="0123456789abcdef",
+                timestamp_ms=now + i,
+                page_path="/pricing",
+                referrer_host="www.example.org",
+                ip="203.0.113.0",  # truncated, as the default ip_mode stores it
+                user_agent=ua,
+                browser_family=browser,
+                browser_version="120",
+                os_family="Windows",
+                os_version="10",
+                device_type=device,
+                country="FR",
+                is_eu=True,
+                region_rule="opt-in",
+            )
+        )
+    return events
+
+
+async def run(log: ConsentLog, events: list[ConsentEvent], visitors: int, batch: int, spool: Path) -> dict[str, float]:
+    await log.open()
+    recorder = EventRecorder(log, spool_path=spool, instance_id=f"bench-{uuid.uuid4().hex[:8]}", max_batch=batch)
+    await recorder.start()
+
+    async def visitor(k: int) -> None:
+        for event in events[k::visitors]:
+            await recorder.record(event)
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    await asyncio.gather(*(visitor(k) for k in range(visitors)))
+    elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    spooled = recorder.spool_depth
+    await recorder.stop()
+    verified = await log.verify()
+    await log.close()
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return {
+        "events_per_s": len(events) / elapsed,
+        "cpu_us_per_event": cpu / len(events) * 1e6,
+        "spooled": spooled,
+        "verified": float(verified.ok and verified.events_checked == len(events)),
+    }
+
+
+def cleanup_redis(url: str) -> None:
+    import redis
+
+    prefix = url.split("prefix=", 1)[1]
+    with redis.Redis.from_url(url.split("?", 1)[0]) as client:
+        keys = list(client.scan_iter(match="{" + prefix + "}:*", count=5000))
+        for i in range(0, len(keys), 5000):
+            client.delete(*keys[i : i + 5000])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "redis", "both"], default="both")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--visitors", type=int, default=2000, help="concurrent record() callers")
+    parser.add_argument("--batch", type=int, default=2000, help="EventRecorder max_batch")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("CONSENT_GATEWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument("--one-per-commit", action="store_true", help="max_batch=1, for contrast")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+        loop_name = "uvloop"
+    except ImportError:
+        loop_factory = asyncio.new_event_loop
+        loop_name = "asyncio"
+    batch = 1 if args.one_per_commit else args.batch
+    backends = ["sqlite", "redis"] if args.backend == "both" else [args.backend]
+    print(f"{args.events} events, {args.visitors} concurrent visitors, batches up to {batch}, {loop_name}")
+    for backend in backends:
+        events = make_events(args.events)
+        with tempfile.TemporaryDirectory() as tmp:
+            if backend == "sqlite":
+                url = f"sqlite:///{tmp}/consent.db"
+            else:
+                url = f"{args.redis_url}?prefix=cg-bench-{uuid.uuid4().hex[:8]}"
+            try:
+                with asyncio.Runner(loop_factory=loop_factory) as runner:
+                    result = runner.run(run(open_log(url), events, args.visitors, batch, Path(tmp) / "spool"))
+            finally:
+                if backend == "redis":
+                    cleanup_redis(url)
+        target = TARGETS[backend]
+        verdict = "meets" if result["events_per_s"] >= target else "BELOW"
+        print(
+            f"{backend:6}  {result['events_per_s']:>9,.0f} durable events/s  "
+            f"({result['cpu_us_per_event']:.1f} µs CPU/event; {verdict} the {target:,}/s target; "
+            f"spooled {result['spooled']:.0f}; chains verify: {'yes' if result['verified'] else 'NO'})"
+        )
+
+
+if __name__ == "__main__":
+    main()
