@@ -189,8 +189,7 @@ class Catalog:
         # name a catalog URL, unless it escapes characters, which `tag_may_name_vendor` checks first.
         needles = {host for table in self._hosts.values() for host in table} | {p for p, _ in self._paths}
         self._needles_re: re.Pattern[bytes] | None = (
-            re.compile(b"|".join(re.escape(n.encode()) for n in sorted(needles, key=len, reverse=True)))
-            if needles else None
+            re.compile(_literal_trie([n.encode() for n in needles])) if needles else None
         )
         self._signature_vendors = signatures
         # longest first, so that of two overlapping signatures the more specific one is reported
@@ -322,6 +321,25 @@ class Catalog:
 
     def __repr__(self) -> str:
         return f"<Catalog {len(self.vendors)} vendors>"
+
+
+def _literal_trie(words: list[bytes]) -> bytes:
+    """A regex matching any of the words, shaped as a trie: `re` tries one branch per position instead of
+    every word (several times faster than a plain alternation)."""
+    groups: dict[bytes, list[bytes]] = {}
+    for word in words:
+        groups.setdefault(word[:1], []).append(word[1:])
+    branches = []
+    for first, rests in sorted(groups.items()):
+        longer = [r for r in rests if r]
+        head = re.escape(first)
+        if not longer:
+            branches.append(head)
+        elif len(longer) < len(rests):
+            branches.append(head + b"(?:" + _literal_trie(longer) + b")?")
+        else:
+            branches.append(head + _literal_trie(longer))
+    return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
 
 
 def _vendor_from_table(

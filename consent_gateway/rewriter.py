@@ -47,6 +47,8 @@ PRESCAN_BYTES = 1024
 CACHE_MIN_CHUNK_BYTES = 512
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 CACHE_MAX_ENTRIES = 4096
+#: nested svg/math elements tracked (deeper ones are read as if the outer ones were closed)
+_MAX_FOREIGN_DEPTH = 64
 
 _WS = rb"\t\n\f\r "
 #: the rest of a tag after its name, up to and including ">", with the HTML tokenizer's attribute rules.
@@ -64,6 +66,9 @@ _FAST_TAG_SRC = (
     rb"(?:=(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'=]++))?+)*+[\t\n\f\r /]*+>"
 )
 _DELIM = rb"(?=[\t\n\f\r />])"
+#: a quoted attribute value holding "<" or ">" (a quote opens a value only after "="): where a tag does not
+#: end at its first ">", or a "<" is not markup
+_QUOTED_LT_GT = re.compile(rb"=[\t\n\f\r ]*+(?:\"[^\"<>]*+[<>]|'[^'<>]*+[<>])")
 
 _RAWTEXT = ("style", "textarea", "title", "xmp", "noembed", "noframes", "iframe")
 _HOLD_KINDS = ("script", "iframe", "img", "link")
@@ -113,6 +118,13 @@ class _Modes:
         generic_end = b"</" + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + any_tag
         text_lt = rb"<(?=[^a-zA-Z!?/])"
         self.skip = re.compile(rb"(?:[^<]++|" + generic_start + b"|" + generic_end + b"|" + text_lt + b")*+")
+        # The same, ending every tag at its first ">": several times faster, and the same as `skip` unless a
+        # quoted attribute value holds a "<" or ">" — which `_QUOTED_LT_GT` detects, sending the region to `skip`.
+        loose_tag = rb"[^>]*+>"
+        self.loose = re.compile(
+            rb"(?:[^<]++|<(?!" + start_re + rb")[a-zA-Z]" + loose_tag + b"|</"
+            + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + loose_tag + b"|" + text_lt + b")*+"
+        )
         alternatives = [b"(?P<tag>" + _names(starts) + b")" + _DELIM]
         if end_re:
             alternatives.append(b"/(?P<etag>" + _names(ends) + b")" + _DELIM)
@@ -135,9 +147,13 @@ _BREAKOUT = ("b", "big", "blockquote", "body", "br", "center", "code", "dd", "di
              "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul",
              "var")
 _BREAKOUT_SET = frozenset(_BREAKOUT)
+#: svg/math elements whose content the parser reads with HTML rules. Past one, the rest is read as HTML
+#: (the way back to svg after it is not tracked: reading more as HTML only ever finds more tags)
+_INTEGRATION_POINTS = ("foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml")
+_INTEGRATION_SET = frozenset(_INTEGRATION_POINTS)
 _FOREIGN = _Modes(
     # raw-text elements are not raw text in svg/math: their content is markup there
-    tuple(dict.fromkeys(("script", "iframe", "img", "link", "svg", "math", *_BREAKOUT))),
+    tuple(dict.fromkeys(("script", "iframe", "img", "link", "svg", "math", *_BREAKOUT, *_INTEGRATION_POINTS))),
     ("svg", "math"),
     cdata=True,
 )
@@ -262,7 +278,7 @@ class HoldbackRewriter:
         self._mode = _PRESCAN
         self._pending = b""
         self._head_pending = True
-        self._foreign = 0
+        self._foreign: tuple[str, ...] = ()  # the open svg/math elements
         self._raw_name = ""
         self._comment_fresh = False
         self._script_state = _S_DATA
@@ -317,7 +333,7 @@ class HoldbackRewriter:
         if mode == _PASSTHROUGH:
             return chunk
         if mode == _PRESCAN:
-            data = self._pending + chunk
+            data = self._pending + chunk if self._pending else chunk
             if len(data) < PRESCAN_BYTES and not final:
                 self._pending = data
                 return b""
@@ -440,7 +456,9 @@ class HoldbackRewriter:
         modes = _FOREIGN if self._foreign else _HTML
         n = len(data)
         while True:
-            end = modes.skip.match(data, pos).end()  # type: ignore[union-attr]
+            end = modes.loose.match(data, pos).end()  # type: ignore[union-attr]
+            if end > pos and _QUOTED_LT_GT.search(data, pos, end + 1) is not None:
+                end = modes.skip.match(data, pos).end()  # type: ignore[union-attr]
             if end > pos:
                 out.append(data[pos:end])
                 pos = end
@@ -461,14 +479,15 @@ class HoldbackRewriter:
             if group == "tag":
                 name = m.group("tag").lower().decode()
                 pos = self._start_tag(data, pos, m.end(), name, final, out)
-                if self._mode != _DATA or (self._foreign != 0) != (modes is _FOREIGN):
+                if self._mode != _DATA or bool(self._foreign) != (modes is _FOREIGN):
                     return pos
             elif group == "etag":
                 tag_end = self._tag_end(data, m.end(), pos)
                 out.append(data[pos:tag_end])
                 pos = tag_end
-                if self._foreign:
-                    self._foreign -= 1
+                closed = m.group("etag").lower().decode()
+                if closed in self._foreign:  # an end tag without its start tag open is ignored
+                    self._foreign = self._foreign[: len(self._foreign) - 1 - self._foreign[::-1].index(closed)]
                     return pos
             elif group == "comment":
                 out.append(b"<!--")
@@ -498,7 +517,7 @@ class HoldbackRewriter:
             if len(data) - pos > self.max_buffer_bytes:
                 out.append(data[pos:name_end])
                 if self._foreign and name in _BREAKOUT_SET:
-                    self._foreign = 0
+                    self._foreign = ()
                 self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, self._mode_after(name, None)
                 return name_end
             raise _NeedMore(pos)
@@ -507,8 +526,12 @@ class HoldbackRewriter:
             return self._too_long_tag(data, pos, name_end, name, out)
         tag = data[pos:end]
         if self._foreign:
+            if name in _INTEGRATION_SET and not tag.endswith(b"/>"):
+                self._foreign = ()
+                out.append(tag)
+                return end  # its content is markup with HTML rules (an svg <title> is not RCDATA)
             if name in _BREAKOUT_SET:
-                self._foreign = 0  # an HTML element closes every open svg/math element
+                self._foreign = ()  # an HTML element closes every open svg/math element
             elif tag.endswith(b"/>") and name not in ("svg", "math"):
                 # self-closing is honoured in foreign content: no text follows
                 out.append(self._hold(tag, name) if name in _HOLD_KINDS else tag)
@@ -553,7 +576,7 @@ class HoldbackRewriter:
         """The mode after a start tag (``tag`` is None for a long one streamed unread)."""
         if name in ("svg", "math"):
             if tag is None or not tag.endswith(b"/>"):
-                self._foreign += 1
+                self._foreign = (*self._foreign, name)[-_MAX_FOREIGN_DEPTH:]
             return _DATA
         if self._foreign:
             return _DATA
@@ -576,7 +599,7 @@ class HoldbackRewriter:
         out.append(data[pos:name_end])
         out.append(INERT_ATTRS[name])
         if self._foreign and name == "img":
-            self._foreign = 0
+            self._foreign = ()
         self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, self._mode_after(name, None)
         return name_end
 
