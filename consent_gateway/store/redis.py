@@ -54,19 +54,22 @@ logger = logging.getLogger("consent_gateway.store.redis")
 
 _SCAN_CHUNK = 1000
 
-# KEYS: ev, t, chains, then per event its consent zset and chain zset.
-# ARGV: per event id, time member, instance, seq, json.
+# KEYS: ev, t, chains. ARGV[1]: the key prefix ("{cg}:"); ARGV[2]: a JSON array of
+# [event_id, time member, consent_id, instance, seq, event JSON] — one argument for the whole batch,
+# because packing thousands of small arguments costs the client more than the script costs Redis.
+# The per-consent and per-chain keys are derived here; they share the hash tag, hence the slot.
 _APPEND_LUA = """
+local prefix = ARGV[1]
+local batch = cjson.decode(ARGV[2])
 local added = 0
-local n = #ARGV / 5
-for i = 0, n - 1 do
-  local a = i * 5
-  local id = ARGV[a + 1]
-  if redis.call('HSETNX', KEYS[1], id, ARGV[a + 5]) == 1 then
-    redis.call('ZADD', KEYS[2], 0, ARGV[a + 2])
-    redis.call('ZADD', KEYS[4 + 2 * i], 0, ARGV[a + 2])
-    redis.call('ZADD', KEYS[5 + 2 * i], ARGV[a + 4], id)
-    redis.call('SADD', KEYS[3], ARGV[a + 3])
+for i = 1, #batch do
+  local e = batch[i]
+  local id = e[1]
+  if redis.call('HSETNX', KEYS[1], id, e[6]) == 1 then
+    redis.call('ZADD', KEYS[2], 0, e[2])
+    redis.call('ZADD', prefix .. 'c:' .. e[3], 0, e[2])
+    redis.call('ZADD', prefix .. 'chain:' .. e[4], e[5], id)
+    redis.call('SADD', KEYS[3], e[4])
     added = added + 1
   end
 end
@@ -120,6 +123,7 @@ class RedisConsentLog:
         self._client_url, url_prefix = _split_url(url)
         self.prefix = prefix or url_prefix
         tag = "{" + self.prefix + "}"
+        self._tag = f"{tag}:"
         self._k_ev = f"{tag}:ev"
         self._k_time = f"{tag}:t"
         self._k_chains = f"{tag}:chains"
@@ -215,20 +219,19 @@ class RedisConsentLog:
     async def append(self, events: Sequence[ConsentEvent]) -> None:
         if not events:
             return
-        keys = [self._k_ev, self._k_time, self._k_chains]
-        args: list[Any] = []
-        for e in events:
-            keys.append(self._k_consent + e.consent_id)
-            keys.append(self._k_chain + e.instance_id)
-            args += [
+        batch = [
+            [
                 e.event_id,
                 _time_member(e.timestamp_ms, e.event_id),
+                e.consent_id,
                 e.instance_id,
                 e.seq,
                 _dumps(event_to_dict(e)),
             ]
+            for e in events
+        ]
         try:
-            await self._append_script(keys=keys, args=args)
+            await self._append_script(keys=[self._k_ev, self._k_time, self._k_chains], args=[self._tag, _dumps(batch)])
         except (RedisError, OSError) as exc:
             raise self._unavailable("append", exc) from exc
 
