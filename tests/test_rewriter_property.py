@@ -92,7 +92,7 @@ def live_trackers(page: bytes) -> list[str]:
     return found
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(parts=fragments, cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12))
 def test_random_html_is_rewritten_the_same_at_any_chunking_and_no_tracker_survives(
     parts: list[bytes], cuts: list[int]
@@ -110,7 +110,7 @@ def test_with_everything_granted_only_the_banner_block_is_added(parts: list[byte
     page = b"".join(parts)
     out = rewrite(page, [], EVERYTHING, max_buffer_bytes=65536)
     if out.count(HEAD) == 0:  # a page that is one unterminated comment has no place for it
-        assert out == page and page.lstrip().startswith((b"<!--", b"<?", b"<!"))
+        assert out == page and page.lstrip()[:2] in (b"<!", b"<?", b"</")  # (bogus) comment to the end
         return
     index = out.index(HEAD)
     assert out[:index] + out[index + len(HEAD) :] == page
