@@ -274,20 +274,30 @@
       throw e;
     }).finally(function () { busy = false; });
   }
+  function applied(res) {
+    var prev = state;
+    state = { explicit: true, choices: res.choices || {}, vendors: res.vendors || {} };
+    consentId = res.consent_id;
+    receiptUrl = res.receipt_url || receiptUrl;
+    gtag('consent', 'update', signals(state));
+    d.dispatchEvent(new CustomEvent('cg:consent', { detail: { choices: state.choices, vendors: state.vendors } }));
+    // Running trackers cannot be stopped: narrowing reloads a page the server rewrote without them.
+    var narrowed = CATS.some(function (c) { return catOn(prev, c.id) && !catOn(state, c.id); }) ||
+      VENDORS.some(function (v) { return allowed(prev, v.id, v.category) && !allowed(state, v.id, v.category); });
+    if (narrowed) return w.location.reload();
+    restore();
+    if (!layer1.hidden || !layer2.hidden) hideAll();
+  }
   function choose(body, msg) {
-    return api('POST', body, msg).then(function (res) {
-      var prev = state;
-      state = { explicit: true, choices: res.choices || {}, vendors: res.vendors || {} };
-      consentId = res.consent_id;
-      receiptUrl = res.receipt_url || receiptUrl;
-      gtag('consent', 'update', signals(state));
-      d.dispatchEvent(new CustomEvent('cg:consent', { detail: { choices: state.choices, vendors: state.vendors } }));
-      // Running trackers cannot be stopped: narrowing reloads a page the server rewrote without them.
-      var narrowed = CATS.some(function (c) { return catOn(prev, c.id) && !catOn(state, c.id); }) ||
-        VENDORS.some(function (v) { return allowed(prev, v.id, v.category) && !allowed(state, v.id, v.category); });
-      if (narrowed) return w.location.reload();
-      restore();
-      if (!layer1.hidden || !layer2.hidden) hideAll();
+    return api('POST', body, msg).then(applied, function () {});
+  }
+  // A page restored by Back from the back/forward cache may predate the visitor's last choice (the HTTP
+  // cache cannot serve one: pages vary on Cookie).
+  function recheck(e) {
+    if (!e.persisted) return;
+    fetch(C.api + '/state', { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (j) {
+      if (j.consent) applied(j.consent);
+      else if (state.explicit) w.location.reload();
     }, function () {});
   }
   function saveCustom() {
@@ -356,6 +366,8 @@
     d.addEventListener('click', onClick);
     layer2.addEventListener('change', onChange);
     d.addEventListener('keydown', onKey);
+    w.addEventListener('pageshow', recheck);
+    restore(); // hand-marked tags the visitor's current choice already allows
     // Shown once styled: an unstyled flash would be worse than a few ms of wait.
     l.onload = l.onerror = function () {
       if (state.explicit) reopen.hidden = false;

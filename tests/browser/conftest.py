@@ -154,16 +154,28 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Any]:
+def launch() -> Iterator[Callable[..., Any]]:
+    """Launches Debian's Chromium (or ``CONSENT_GATEWAY_CHROMIUM``) with Playwright; options go to launch."""
     path = os.environ.get("CONSENT_GATEWAY_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
         missing("Chromium (install Debian's chromium or set CONSENT_GATEWAY_CHROMIUM)")
     from playwright.sync_api import sync_playwright
 
+    browsers: list[Any] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+
+        def start(**options: Any) -> Any:
+            browsers.append(playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, **options))
+            return browsers[-1]
+
+        yield start
+        for browser in browsers:
+            browser.close()
+
+
+@pytest.fixture(scope="package")
+def browser(launch: Callable[..., Any]) -> Any:
+    return launch()
 
 
 @pytest.fixture(scope="package")
@@ -179,6 +191,17 @@ def axe_source() -> str:
 def visit(browser: Any, gateway_url: str) -> Iterator[Callable[..., Visit]]:
     """Opens a fresh browser context (no cookies) on the gateway; keyword arguments go to new_context
     (``base_url=`` points it at another server)."""
+    yield from _visits(browser, gateway_url)
+
+
+@pytest.fixture
+def visit_with_bfcache(launch: Callable[..., Any], gateway_url: str) -> Iterator[Callable[..., Visit]]:
+    """As ``visit``, in a Chromium that keeps the back/forward cache (Playwright turns it off by default).
+    Request interception keeps pages out of that cache, so these contexts record requests without it."""
+    yield from _visits(launch(ignore_default_args=["--disable-back-forward-cache"]), gateway_url, intercept=False)
+
+
+def _visits(browser: Any, gateway_url: str, intercept: bool = True) -> Iterator[Callable[..., Visit]]:
     contexts: list[Any] = []
 
     def open_context(base_url: str = gateway_url, **options: Any) -> Visit:
@@ -196,7 +219,8 @@ def visit(browser: Any, gateway_url: str) -> Iterator[Callable[..., Visit]]:
                 v.aborted.append(r.request.url)
                 r.abort()
 
-        context.route("**/*", route)
+        if intercept:
+            context.route("**/*", route)
         context.on("request", lambda request: v.requests.append(request.url))
         page.on("console", lambda m: v.console_errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: v.console_errors.append(f"uncaught: {e}"))

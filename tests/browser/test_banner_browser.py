@@ -12,11 +12,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import CATEGORY_VENDORS, Visit
+from .conftest import CATEGORY_VENDORS, Visit, is_loopback
 
 pytestmark = pytest.mark.browser
 
@@ -494,3 +495,18 @@ def test_a_grant_the_log_could_not_record_shows_a_polite_message(visit: Open) ->
     assert dialog(v, ".cg-b").is_visible()  # still asking: nothing was saved
     settle(v)
     assert v.vendors_loaded() == set()
+
+
+def test_a_page_restored_by_back_honours_the_choice_made_since(visit_with_bfcache: Open) -> None:
+    v = visit_with_bfcache()
+    v.goto("/")  # shown before the choice…
+    v.page.evaluate("() => { window.cgStillHere = true; }")
+    v.goto("/blog")
+    button(v, FR["accept"]).click()  # …made on another page
+    wait_loaded(v, {"google-analytics"})
+    v.page.go_back(wait_until="commit")  # a restore from the cache fires no new "load"
+    assert v.page.evaluate("() => window.cgStillHere") is True  # restored from the back/forward cache
+    expect(button(v, FR["reopen"])).to_be_visible()
+    expect(dialog(v, ".cg-b")).to_be_hidden()
+    wait_loaded(v, HOME_ANALYTICS)
+    assert all(is_loopback(urlsplit(url).hostname or "") for url in v.requests)  # nothing was aborted
