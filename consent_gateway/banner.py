@@ -137,6 +137,8 @@ LIFETIME_UNITS: Mapping[str, Mapping[str, str]] = {
     },
 }
 _LIFETIME_WORD = re.compile(r"[A-Za-z]+")
+#: The CSS custom properties ``[banner] theme`` may set (``accent`` → ``--cg-accent``), see banner.css.
+THEME_KEYS = frozenset({"bg", "fg", "muted", "accent", "accent-fg", "off", "line", "shadow", "radius", "font"})
 
 
 def json_for_html(value: Any) -> str:
@@ -165,6 +167,9 @@ class Banner:
         category_ids = {category.id for category in config.categories}
         self._lifetimes = {c.lifetime for v in catalog.vendors.values() for c in v.cookies if c.lifetime}
         listed = set(banner_config.vendors)
+        for key in banner_config.theme:
+            if key not in THEME_KEYS:
+                raise ConfigError(f"banner.theme.{key}", f"unknown theme property; known: {sorted(THEME_KEYS)}")
         unknown = sorted(listed - set(catalog.vendors))
         if unknown:
             raise ConfigError("banner.vendors", f"unknown vendor {unknown[0]!r}: not in the catalog nor [[vendors]]")

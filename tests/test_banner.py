@@ -364,3 +364,9 @@ def test_what_the_gateway_serves_fits_the_size_budget(config: Config) -> None:
             assert response.content == gateway.banner.asset(name)[0]
             total += len(gzip.compress(response.content, compresslevel=9))
     assert total <= SIZE_BUDGET_BYTES
+
+
+def test_an_unknown_theme_property_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_banner(with_banner(theme={"acent": "#000"}))
+    assert caught.value.key == "banner.theme.acent"
