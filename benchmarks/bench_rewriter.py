@@ -5,6 +5,8 @@
 * ``cold``  a new rewriter per page with the chunk cache off: what a page that never repeats costs.
 * ``warm``  a new rewriter per page with the chunk cache on, after a first page: what a site that serves
             the same bytes again costs (the per-request banner block still differs per visitor).
+* ``dyn``   like warm, but every page carries a different CSRF token half-way down (a dynamic page): the
+            cache works in ~8 KiB segments, so only the segment with the token is rewritten again.
 Each is run with the optional native helpers (xxhash) and with the pure-Python fallback, fed as one chunk
 (how Starlette sends an ``HTMLResponse``) and in 16 KiB chunks (how a proxy streams).
 The pages are those of ``bench_http.py``: ~60 KB and ~500 KB, each with 13 real-shaped tracker tags.
@@ -13,6 +15,7 @@ The pages are those of ``bench_http.py``: ~60 KB and ~500 KB, each with 13 real-
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -39,13 +42,19 @@ def rewrite(catalog: Catalog, decision: Decision, page: bytes, chunk: int, cache
     return b"".join(parts)
 
 
-def per_page_us(catalog: Catalog, decision: Decision, page: bytes, chunk: int, cached: bool, rounds: int) -> float:
-    rewrite(catalog, decision, page, chunk, cached)  # warm the caches (and the regex compile)
+def per_page_us(catalog: Catalog, decision: Decision, page: bytes, chunk: int, cached: bool, rounds: int,
+                dynamic: bool = False) -> float:
+    middle = page.index(b"\n", len(page) // 2) + 1
+    pages = [page]
+    if dynamic:
+        pages = [page[:middle] + b'<input type="hidden" name="csrf" value="%032x">\n' % random.getrandbits(128)
+                 + page[middle:] for _ in range(rounds)]
+    rewrite(catalog, decision, pages[0], chunk, cached)  # warm the caches (and the regex compile)
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
-        for _ in range(rounds):
-            rewrite(catalog, decision, page, chunk, cached)
+        for i in range(rounds):
+            rewrite(catalog, decision, pages[i % len(pages)], chunk, cached)
         best = min(best, (time.perf_counter() - start) / rounds)
     return best * 1e6
 
@@ -64,7 +73,7 @@ def main() -> int:
         rw.close()
         print(f"page {name}: {len(page):,} bytes in, {len(out):,} out, held back {sum(rw.held_back.values())} tags "
               f"({', '.join(sorted(rw.held_back))})")
-    print(f"{'page':>7} {'chunks':>9} {'helpers':>8} {'cold µs':>10} {'warm µs':>10} {'cold MB/s':>10}")
+    print(f"{'page':>7} {'chunks':>9} {'helpers':>8} {'cold µs':>10} {'warm µs':>10} {'dyn µs':>10} {'cold MB/s':>10}")
     for accelerated in (True, False):
         rewriter_module.use_accelerators(accelerated)
         for name, page in pages.items():
@@ -72,8 +81,10 @@ def main() -> int:
             for chunk_name, chunk in (("whole", len(page)), ("16 KiB", 16384)):
                 cold = per_page_us(catalog, decision, page, chunk, False, rounds)
                 warm = per_page_us(catalog, decision, page, chunk, True, rounds * 4)
+                dyn = per_page_us(catalog, decision, page, chunk, True, rounds, dynamic=True)
                 helpers = "native" if accelerated else "pure"
-                print(f"{name:>7} {chunk_name:>9} {helpers:>8} {cold:10.1f} {warm:10.1f} {len(page) / cold:10.1f}")
+                print(f"{name:>7} {chunk_name:>9} {helpers:>8} {cold:10.1f} {warm:10.1f} {dyn:10.1f} "
+                      f"{len(page) / cold:10.1f}")
     rewriter_module.use_accelerators(True)
     return 0
 

@@ -26,7 +26,7 @@ import collections
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import metrics
@@ -34,9 +34,10 @@ from .catalog import Catalog
 from .decision import Decision
 from .holdback import INERT_ATTRS, hold_back_tag, parse_attributes, script_is_executable
 
+_xxhash: Any
 try:  # optional accelerator: ~10x faster than blake2b for the cache key
     import xxhash as _xxhash
-except ImportError:  # pragma: no cover - exercised by the pure-Python test path
+except ImportError:  # pragma: no cover - the pure-Python path is tested with use_accelerators(False)
     _xxhash = None
 
 logger = logging.getLogger("consent_gateway.rewriter")
@@ -45,6 +46,8 @@ logger = logging.getLogger("consent_gateway.rewriter")
 PRESCAN_BYTES = 1024
 #: chunks shorter than this are rewritten without the cache (hashing would cost more than it saves)
 CACHE_MIN_CHUNK_BYTES = 512
+#: a chunk longer than twice this is cached in segments of about this size (cut after a newline)
+CACHE_SEGMENT_BYTES = 8192
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 CACHE_MAX_ENTRIES = 4096
 #: nested svg/math elements tracked (deeper ones are read as if the outer ones were closed)
@@ -239,8 +242,8 @@ def _digest_blake2(pending: bytes, chunk: bytes) -> bytes:
 
 def _digest_xxh(pending: bytes, chunk: bytes) -> bytes:
     if not pending:
-        return _xxhash.xxh3_128_digest(chunk)  # type: ignore[union-attr, no-any-return]
-    h = _xxhash.xxh3_128()  # type: ignore[union-attr]
+        return _xxhash.xxh3_128_digest(chunk)  # type: ignore[no-any-return]
+    h = _xxhash.xxh3_128()
     h.update(pending)
     h.update(chunk)
     return h.digest()  # type: ignore[no-any-return]
@@ -354,26 +357,63 @@ class HoldbackRewriter:
             return self._join(out)
         if final or self._cache is None or len(chunk) < CACHE_MIN_CHUNK_BYTES:
             return self._join(self._rewrite(chunk, final))
+        if len(chunk) < 2 * CACHE_SEGMENT_BYTES:
+            return self._join(self._cached_rewrite(chunk)[0])
+        # A long chunk is looked up whole first (a page served again), then in segments cut after a newline:
+        # a page that differs in one place from request to request (a CSRF token, a user name) still finds
+        # its other segments in the cache. The rewriter gives the same bytes whatever the chunking, so the
+        # cut points cannot change the output.
+        whole_key = (self._cache_prefix, self._state(), len(self._pending), _digest(self._pending, chunk))
+        hit = self._cache.get(whole_key)
+        if hit is not None:
+            return self._join(self._replay(hit))
+        parts: list[bytes | None] = []
+        held: list[str] = []
+        cacheable, any_hit = True, False
+        start, n = 0, len(chunk)
+        while start < n:
+            cut = chunk.find(b"\n", start + CACHE_SEGMENT_BYTES)
+            end = n if cut == -1 or n - cut < CACHE_SEGMENT_BYTES else cut + 1
+            segment_parts, segment_held, hit_or_cacheable = self._cached_rewrite(chunk[start:end])
+            parts.extend(segment_parts)
+            held.extend(segment_held)
+            any_hit = any_hit or hit_or_cacheable is None
+            cacheable = cacheable and hit_or_cacheable is not False
+            start = end
+        if cacheable and not any_hit:  # a page seen for the first time; one that varies would not come back
+            self._store(whole_key, parts, held)
+        return self._join(parts)
+
+    def _cached_rewrite(self, chunk: bytes) -> tuple[Sequence[bytes | None], Sequence[str], bool | None]:
+        """(output parts, vendors held back, cacheable or None for a cache hit) of one chunk."""
+        assert self._cache is not None
         key = (self._cache_prefix, self._state(), len(self._pending), _digest(self._pending, chunk))
         hit = self._cache.get(key)
         if hit is not None:
-            parts, state, pending, held = hit
-            self._restore(state)
-            self._pending = pending
-            if held:
-                self.held_back.update(held)
-            return self._join(parts)
-        parts = self._rewrite(chunk, final)
+            return self._replay(hit), hit[3], None
+        parts = self._rewrite(chunk, False)
         if self._cacheable:
-            compact = _compact(parts)
-            size = sum(len(p) for p in compact if p) + len(self._pending) + 256
-            self._cache.put(key, (compact, self._state(), self._pending, tuple(self._held)), size)
-        return self._join(parts)
+            self._store(key, parts, self._held)
+        return parts, self._held, self._cacheable
 
-    def _join(self, parts: list[bytes | None]) -> bytes:
+    def _replay(self, hit: Any) -> Sequence[bytes | None]:
+        parts, state, pending, held = hit
+        self._restore(state)
+        self._pending = pending
+        if held:
+            self.held_back.update(held)
+        return parts  # type: ignore[no-any-return]
+
+    def _store(self, key: Any, parts: list[bytes | None], held: list[str]) -> None:
+        assert self._cache is not None
+        compact = _compact(parts)
+        size = sum(len(p) for p in compact if p) + len(self._pending) + 256
+        self._cache.put(key, (compact, self._state(), self._pending, tuple(held)), size)
+
+    def _join(self, parts: Sequence[bytes | None]) -> bytes:
         if _HEAD_MARK in parts:
-            return b"".join(self.head_html if p is _HEAD_MARK else p for p in parts)  # type: ignore[misc]
-        return b"".join(parts)  # type: ignore[arg-type]
+            return b"".join(self.head_html if p is _HEAD_MARK else p for p in parts)
+        return b"".join(parts)  # type: ignore[arg-type]  # no None in it
 
     def _state(self) -> tuple[Any, ...]:
         return (self._mode, self._head_pending, self._foreign, self._raw_name, self._comment_fresh,

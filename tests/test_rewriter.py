@@ -340,3 +340,18 @@ def test_cache_stays_within_its_byte_budget() -> None:
         rw.feed(b"<html><head></head><body>" + str(i).encode() * 5000)
         rw.close()
     assert cache.size <= 200_000
+
+
+def test_a_page_that_differs_in_one_place_is_served_from_the_cache_but_for_that_segment() -> None:
+    source = (GOLDEN / "head_trackers.src.html").read_bytes()
+    body = b"".join(b'<p class="para">paragraph %d with <a href="/x">a link</a></p>\n' % i for i in range(2000))
+    pages = [source.replace(b"<h1>", body[:60_000] + b'<input name="csrf" value="%d">\n' % token
+                            + body[60_000:] + b"<h1>") for token in (1, 22, 333)]
+    first, _ = rewrite(pages[0], cached=True)
+    misses = CHUNK_CACHE.misses
+    second, rw = rewrite(pages[1], cached=True)
+    assert CHUNK_CACHE.misses - misses == 2  # the whole page, then the one segment with the token
+    assert second == rewrite(pages[1])[0]
+    assert rw.held_back == rewrite(pages[1])[1].held_back
+    third, _ = rewrite(pages[2], 7)  # and the same bytes as without any cache
+    assert rewrite(pages[2], cached=True)[0] == third
