@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,24 @@ PERSONAL_FIELDS: Final = ("ip", "user_agent", "page_path", "referrer_host")
 EVENT_FIELDS: Final = tuple(ConsentEvent.__dataclass_fields__)
 _UNHASHED: Final = frozenset({"hash", "salts", "erased_at_ms", *PERSONAL_FIELDS})
 _HASHED_FIELDS: Final = tuple(name for name in EVENT_FIELDS if name not in _UNHASHED)
+# C-level getters: chaining runs once per event on the event loop, so it is kept lean.
+_all_values = operator.attrgetter(*EVENT_FIELDS)
+_hashed_values = operator.itemgetter(*_HASHED_FIELDS)
+_personal_values = operator.attrgetter(*PERSONAL_FIELDS)
+_slot_setters = tuple(ConsentEvent.__dict__[name].__set__ for name in EVENT_FIELDS)
+
+
+def event_from_values(values: Iterable[Any]) -> ConsentEvent:
+    """Build an event from every field's value, in :data:`EVENT_FIELDS` order.
+
+    Same result as ``ConsentEvent(*values)`` at a third of the cost: a frozen dataclass's ``__init__``
+    goes through ``object.__setattr__`` per field, which dominates chaining and reading thousands of
+    events. Nothing is checked: callers pass complete, well-typed values.
+    """
+    event = object.__new__(ConsentEvent)
+    for set_value, value in zip(_slot_setters, values, strict=True):
+        set_value(event, value)
+    return event
 
 
 _canonical_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -116,12 +135,15 @@ def commit(salt: str, value: str) -> str:
 
 
 def event_hash(event: ConsentEvent) -> str:
-    body = {name: getattr(event, name) for name in _HASHED_FIELDS}
-    return hashlib.sha256(canonical(body)).hexdigest()
+    return _hash_of(event_to_dict(event))
+
+
+def _hash_of(data: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(dict(zip(_HASHED_FIELDS, _hashed_values(data), strict=True)))).hexdigest()
 
 
 def event_to_dict(event: ConsentEvent) -> dict[str, Any]:
-    return {name: getattr(event, name) for name in EVENT_FIELDS}
+    return dict(zip(EVENT_FIELDS, _all_values(event), strict=True))
 
 
 def event_from_dict(data: Mapping[str, Any]) -> ConsentEvent:
@@ -161,23 +183,20 @@ class EventChain:
     def append(self, event: ConsentEvent) -> ConsentEvent:
         salts: dict[str, str] = {}
         commitments: dict[str, str] = {}
-        present = [name for name in PERSONAL_FIELDS if getattr(event, name) is not None]
-        if present:
-            entropy = os.urandom(16 * len(present)).hex()
-            for i, name in enumerate(present):
+        entropy = os.urandom(16 * len(PERSONAL_FIELDS)).hex()
+        for i, (name, value) in enumerate(zip(PERSONAL_FIELDS, _personal_values(event), strict=True)):
+            if value is not None:
                 salt = entropy[32 * i : 32 * i + 32]
                 salts[name] = salt
-                commitments[name] = commit(salt, str(getattr(event, name)))
-        data = {name: getattr(event, name) for name in EVENT_FIELDS}
-        data.update(
-            instance_id=self.instance_id,
-            seq=self.head.seq + 1,
-            prev_hash=self.head.hash,
-            commitments=commitments,
-            salts=salts,
-        )
-        data["hash"] = hashlib.sha256(canonical({name: data[name] for name in _HASHED_FIELDS})).hexdigest()
-        chained = ConsentEvent(**data)
+                commitments[name] = hashlib.sha256(f"{salt}\x00{value}".encode()).hexdigest()
+        data = event_to_dict(event)
+        data["instance_id"] = self.instance_id
+        data["seq"] = self.head.seq + 1
+        data["prev_hash"] = self.head.hash
+        data["commitments"] = commitments
+        data["salts"] = salts
+        data["hash"] = _hash_of(data)
+        chained = event_from_values(data.values())
         self.head = ChainHead(seq=chained.seq, hash=chained.hash)
         return chained
 

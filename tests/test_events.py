@@ -151,3 +151,11 @@ def test_the_fast_canonical_form_is_byte_identical_to_the_stdlib_one(value: dict
     assert canonical(value) == stdlib
     if hasattr(ev, "_orjson"):
         assert ev._canonical_orjson(value) == stdlib
+
+
+def test_the_fast_constructor_builds_the_same_event_as_the_dataclass() -> None:
+    chained = EventChain("gw").append(event())
+    values = [getattr(chained, name) for name in ev.EVENT_FIELDS]
+    assert ev.event_from_values(values) == ConsentEvent(*values) == chained
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        chained.seq = 5  # type: ignore[misc]

@@ -18,6 +18,7 @@ import functools
 import itertools
 import json
 import logging
+import operator
 import sqlite3
 import threading
 import time
@@ -33,6 +34,7 @@ from consent_gateway.events import (
     ChainVerifier,
     ConsentEvent,
     erase_personal,
+    event_from_values,
 )
 from consent_gateway.store import (
     STAT_GROUPS,
@@ -62,11 +64,13 @@ _UPDATE_HEAD = (
 _SELECT = f"SELECT {_COLUMNS} FROM events"
 _EXPORT_PAGE = 1000
 _encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+_decode_json: Callable[[str], Any] = json.loads
 try:
     import orjson
 except ImportError:  # pragma: no cover - the optional accelerator is missing
     pass
 else:
+    _decode_json = orjson.loads
 
     def _encode_json(value: Any) -> str:
         return orjson.dumps(value).decode()
@@ -140,10 +144,16 @@ def path_from_url(url: str) -> Path:
     return Path(url[len(prefix) :].split("?", 1)[0])
 
 
-def _to_row(event: ConsentEvent) -> tuple[Any, ...]:
-    return tuple(
-        _encode_json(getattr(event, name)) if name in _JSON_FIELDS else getattr(event, name) for name in EVENT_FIELDS
-    )
+_JSON_INDEXES = tuple(i for i, name in enumerate(EVENT_FIELDS) if name in _JSON_FIELDS)
+_BOOL_INDEXES = tuple(i for i, name in enumerate(EVENT_FIELDS) if name in _BOOL_FIELDS)
+_all_values = operator.attrgetter(*EVENT_FIELDS)
+
+
+def _to_row(event: ConsentEvent) -> list[Any]:
+    row = list(_all_values(event))
+    for i in _JSON_INDEXES:
+        row[i] = _encode_json(row[i])
+    return row
 
 
 @functools.lru_cache(maxsize=64)
@@ -151,7 +161,7 @@ def _insert_sql(rows: int) -> str:
     return f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW_PLACEHOLDERS] * rows)
 
 
-def _insert_statements(rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, list[Any]]]:
+def _insert_statements(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[str, list[Any]]]:
     """Multi-row INSERTs: full chunks, then the remainder split in powers of two (few distinct statements)."""
     i = 0
     while len(rows) - i >= _ROWS_PER_INSERT:
@@ -166,14 +176,13 @@ def _insert_statements(rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, l
 
 
 def _from_row(row: Sequence[Any]) -> ConsentEvent:
-    data: dict[str, Any] = {}
-    for name, value in zip(EVENT_FIELDS, row, strict=True):
-        if name in _JSON_FIELDS:
-            value = json.loads(value)
-        elif name in _BOOL_FIELDS and value is not None:
-            value = bool(value)
-        data[name] = value
-    return ConsentEvent(**data)
+    values = list(row)
+    for i in _JSON_INDEXES:
+        values[i] = _decode_json(values[i])
+    for i in _BOOL_INDEXES:
+        if values[i] is not None:
+            values[i] = bool(values[i])
+    return event_from_values(values)
 
 
 def _where(filters: EventFilter) -> tuple[str, list[Any]]:
