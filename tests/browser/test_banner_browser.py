@@ -88,7 +88,7 @@ def settle(v: Visit) -> None:
 
 def test_nothing_is_contacted_before_consent(visit: Open) -> None:
     v = visit()
-    for path in ("/", "/video", "/blog"):
+    for path in ("/en/", "/video", "/blog", "/contact", "/"):
         v.goto(path)
         settle(v)
     assert v.tracker_requests() == []
