@@ -197,8 +197,10 @@ class Catalog:
         self._inline_re: re.Pattern[str] | None = (
             re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
         )
+        # signatures are searched in every inline script body: a trie is several times faster in `re`. At one
+        # position the longest signature is preferred (a trie's greedy optional tails do the same).
         self._inline_bytes_re: re.Pattern[bytes] | None = (
-            re.compile(b"|".join(re.escape(s.encode()) for s in ordered)) if ordered else None
+            re.compile(_literal_trie([s.encode() for s in ordered])) if ordered else None
         )
 
     def _add_host_pattern(self, kind: str, pattern: str, vendor: VendorRule) -> None:
