@@ -231,6 +231,10 @@ class EventRecorder:
                 metrics.inc("store_errors_total", operation="replay")
                 logger.info("spool replay waits for the consent log: %s", _describe(exc))
                 await asyncio.sleep(self.replay_interval_s)
+                # A log that could not be opened at start (database locked, Redis down) is opened here
+                # once it can be: opening is idempotent on both backends.
+                with contextlib.suppress(StoreUnavailable, TimeoutError, OSError):
+                    await asyncio.wait_for(self.log.open(), self.append_timeout_s)
 
     async def _replay_once(self) -> None:
         """Move everything the spool holds into the log, oldest first."""

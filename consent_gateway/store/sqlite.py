@@ -276,10 +276,17 @@ class SQLiteConsentLog:
     async def open(self) -> None:
         if self._writer is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the folder of {self.path}: {exc}", original_error=exc) from exc
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-writer")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-reader")
-        await self._write("migrate", self._migrate)
+        try:
+            await self._write("migrate", self._migrate)
+        except BaseException:
+            await self.close()  # a later open() starts afresh
+            raise
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> int:
