@@ -3,6 +3,8 @@ with a themed, repositioned banner from the config, on a bare ASGI site behind t
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,17 +22,19 @@ CSP = (
     f"default-src 'self'; script-src 'nonce-{NONCE}'; style-src 'nonce-{NONCE}'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+MATOMO_JS = b'window.cgDemoLoaded.push("matomo"); document.cookie = "_pk_id.1.abcd=1; path=/";'
+#: Subresource integrity of the script: kept on the restored tag, the browser still checks it.
+MATOMO_SRI = "sha384-" + base64.b64encode(hashlib.sha384(MATOMO_JS).digest()).decode()
 ACCENT = "#7c2d12"
 HOSTILE_TITLE = '</script><img src=x onerror="window.cgPwned = 1"> Cookies & <b>you</b>'
 PAGE = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Strict CSP</title>
 <script nonce="{NONCE}">window.cgDemoLoaded = [];</script>
-<script async src="/matomo.js" nonce="{NONCE}"></script>
+<script async src="/matomo.js" integrity="{MATOMO_SRI}" crossorigin="anonymous" nonce="{NONCE}"></script>
 <script type="text/plain" data-category="analytics" nonce="{NONCE}">window.cgDemoLoaded.push("hand-marked");</script>
 </head><body><main><h1>A strict site</h1><p>Only scripts and styles carrying the nonce may run.</p></main>
 </body></html>
 """.encode()
-MATOMO_JS = b'window.cgDemoLoaded.push("matomo"); document.cookie = "_pk_id.1.abcd=1; path=/";'
 
 
 async def strict_site(scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,6 +86,10 @@ def test_banner_works_under_a_nonce_only_csp_with_theme_and_position(visit: Any,
     accept.click()
     v.page.wait_for_function("() => ['matomo', 'hand-marked'].every((id) => window.cgDemoLoaded.includes(id))")
     assert v.page.evaluate("() => window.cgViolations") == []
+    restored = v.page.locator('script[src="/matomo.js"]')
+    assert restored.get_attribute("integrity") == MATOMO_SRI
+    assert restored.get_attribute("crossorigin") == "anonymous"
+    assert restored.evaluate("(s) => [s.async, s.type, s.nonce]") == [True, "", NONCE]
     assert not [e for e in v.console_errors if "Content Security Policy" in e]
     # The reopen control is hidden by the config; the API still opens the preferences.
     expect(v.page.locator("#cg-root .cg-re")).to_be_hidden()
