@@ -118,7 +118,7 @@ def _canonical_stdlib(value: Any) -> bytes:
 def _canonical_orjson(value: Any) -> bytes:
     # Same bytes as the stdlib form for the types an event holds (str, int, bool, None, dicts of them);
     # tests/test_events.py checks it. Five times faster, which the grouped-commit path needs.
-    return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)  # type: ignore[no-any-return]
+    return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
 
 
 try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -76,16 +76,18 @@ end
 return added
 """
 
+_dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+_loads: Callable[[str], Any] = json.loads
 try:
     import orjson
+except ImportError:  # pragma: no cover - the optional accelerator is missing
+    pass
+else:
 
     def _dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
 
     _loads = orjson.loads
-except ImportError:  # pragma: no cover - the optional accelerator is missing
-    _dumps = json.JSONEncoder(separators=(",", ":")).encode
-    _loads = json.loads
 
 
 def _time_member(timestamp_ms: int, event_id: str) -> str:
@@ -132,14 +134,15 @@ class RedisConsentLog:
         self._k_chain = f"{tag}:chain:"
         self._socket_timeout_s = socket_timeout_s
         self._connect_timeout_s = connect_timeout_s
-        self._client: aioredis.Redis | None = None
+        # Any: redis-py types every reply as bytes | str | list…, whatever decode_responses says.
+        self._client: Any = None
         self._append_script: Any = None
         self.persistence: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> Any:
         if self._client is None:
             raise StoreUnavailable(f"{self.url}: log not opened")
         return self._client

@@ -481,7 +481,7 @@ class SQLiteConsentLog:
                 page_where += (" AND " if page_where else " WHERE ") + "(timestamp_ms, event_id) > (?, ?)"
                 page_params += list(after)
             sql = f"{_SELECT}{page_where} ORDER BY timestamp_ms, event_id LIMIT {_EXPORT_PAGE}"
-            rows = await self._read("export", lambda c, s=sql, p=page_params: c.execute(s, p).fetchall())
+            rows = await self._read("export", functools.partial(_fetch_all, sql=sql, params=page_params))
             for row in rows:
                 yield _from_row(row)
             if len(rows) < _EXPORT_PAGE:
@@ -548,6 +548,10 @@ class SQLiteConsentLog:
         except StoreUnavailable as exc:
             return {"backend": "sqlite", "ok": False, "error": str(exc)}
         return {"backend": "sqlite", "ok": True, "events": events, "path": str(self.path), "durable": True}
+
+
+def _fetch_all(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
 
 
 def _iter_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
