@@ -64,7 +64,8 @@ def make_event(i: int, *, consent_id: str | None = None, timestamp_ms: int | Non
 class RedisProcess:
     """A redis-server of this test's own (AOF on, fsync always), which the test may stop and restart."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, persistent: bool = True) -> None:
+        self.persistent = persistent
         server = shutil.which("redis-server")
         if server is None:
             missing("redis-server (needed to stop and restart a Redis of the test's own)")
@@ -82,7 +83,8 @@ class RedisProcess:
             [
                 self.server,
                 *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)),
-                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+                *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ("--appendonly", "no")),
+                *("--save", ""),
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -106,6 +108,16 @@ class RedisProcess:
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     redis = RedisProcess(tmp_path / "redis")
+    redis.workdir.mkdir()
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server with persistence off, as on many development machines."""
+    redis = RedisProcess(tmp_path / "volatile-redis", persistent=False)
     redis.workdir.mkdir()
     redis.start()
     yield redis

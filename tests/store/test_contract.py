@@ -21,7 +21,7 @@ from consent_gateway.events import PERSONAL_FIELDS, ConsentEvent, EventChain, ev
 from consent_gateway.store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, open_log
 from consent_gateway.store.redis import RedisConsentLog
 from consent_gateway.store.sqlite import SQLiteConsentLog
-from tests.store.conftest import BASE_MS, make_event
+from tests.store.conftest import BASE_MS, RedisProcess, make_event
 
 DAY_MS = 86_400_000
 
@@ -414,17 +414,25 @@ class TestRedisConsentLog(ConsentLogContract):
         result = await log.verify()
         assert result.first_broken == events[2].event_id
 
-    async def test_open_reports_whether_redis_persists(self, log: ConsentLog, caplog: pytest.LogCaptureFixture) -> None:
-        assert isinstance(log, RedisConsentLog)
-        fresh = RedisConsentLog(log.url)
+    async def test_open_warns_loudly_when_redis_does_not_persist(
+        self, volatile_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        log = RedisConsentLog(volatile_redis.url)
+        with caplog.at_level("WARNING", logger="consent_gateway.store.redis"):
+            await log.open()
+        assert "REDIS PERSISTENCE IS OFF" in caplog.text
+        assert (await log.health())["durable"] is False
+        await log.close()
+
+    async def test_open_is_quiet_when_redis_persists_every_write(
+        self, own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        log = RedisConsentLog(own_redis.url)
         with caplog.at_level("INFO", logger="consent_gateway.store.redis"):
-            await fresh.open()
-        health = await fresh.health()
-        await fresh.close()
-        if health["durable"]:
-            assert "PERSISTENCE IS OFF" not in caplog.text
-        else:
-            assert "PERSISTENCE IS OFF" in caplog.text or "RDB" in caplog.text
+            await log.open()
+        assert caplog.records == []
+        assert (await log.health())["durable"] is True
+        await log.close()
 
     async def test_an_unreachable_redis_is_store_unavailable(self) -> None:
         from tests.conftest import free_port
