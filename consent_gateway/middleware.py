@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import metrics
@@ -36,6 +37,10 @@ from .store.recorder import EventRecorder
 from .visitor import DECISION_SCOPE_KEY, VisitorReader
 
 logger = logging.getLogger("consent_gateway.middleware")
+
+#: Google tags that honour Consent Mode: in "advanced" mode they load before consent, with every signal
+#: denied by the banner's `consent default`, and send only cookieless pings until `consent update`.
+CONSENT_MODE_VENDORS = frozenset({"google-analytics", "google-tag-manager", "google-ads"})
 
 
 class ConsentGateway:
@@ -92,6 +97,7 @@ class ConsentGateway:
         self.collect_route = self._collect_route()
         self.admin_app = self._admin_app(keys) if config.admin.enabled else None
         self.api = ConsentAPI(self)
+        self._advanced_consent_mode = config.banner.consent_mode == "advanced"
         #: False while neither the log nor the spool can take events
         self.recording = False
         self._started = False
@@ -131,6 +137,9 @@ class ConsentGateway:
     def new_rewriter(self, scope: Scope, decision: Decision, nonce: str | None) -> HoldbackRewriter:
         language = self.banner.language_for(_header(scope, b"accept-language"))
         head = self.banner.head_html(decision=decision, language=language, nonce=nonce)
+        if self._advanced_consent_mode:
+            loaded = CONSENT_MODE_VENDORS - decision.vendors_refused
+            decision = replace(decision, vendors_granted=decision.vendors_granted | loaded)
         return HoldbackRewriter(
             self.catalog, decision, head, max_buffer_bytes=self.config.gateway.rewrite_max_buffer_bytes
         )

@@ -268,3 +268,13 @@ def test_websocket_and_lifespan_pass_through(config: Config) -> None:
         with client.websocket_connect("/ws") as ws:
             assert ws.receive_text() == "hi"
     assert events == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_advanced_consent_mode_lets_google_tags_load_before_consent(config: Config) -> None:
+    from dataclasses import replace
+
+    advanced = replace(config, banner=replace(config.banner, consent_mode="advanced"))
+    with TestClient(ConsentGateway(starlette_site(), advanced, secret_keys=TEST_SECRET_KEYS)) as client:
+        response = client.get("/")
+        assert GTAG in response.text  # loads with every Consent Mode signal denied
+        assert "_ga" not in cookie_names(response)  # but its cookies still wait for consent
