@@ -188,6 +188,7 @@ class Catalog:
         # Every host and path string of the catalog: a tag whose (lowercased) bytes contain none of them cannot
         # name a catalog URL, unless it escapes characters, which `tag_may_name_vendor` checks first.
         needles = {host for table in self._hosts.values() for host in table} | {p for p, _ in self._paths}
+        self._path_needles = tuple({p.encode() for p, _ in self._paths})
         self._needles_re: re.Pattern[bytes] | None = (
             re.compile(_literal_trie([n.encode() for n in needles])) if needles else None
         )
@@ -288,7 +289,11 @@ class Catalog:
             return False
         if b"&" in tag or b"%" in tag or b"\\" in tag:
             return True  # entity-, percent- or backslash-escaped: only a real parse can tell
-        return self._needles_re.search(tag.lower().translate(None, b"\t\n\r")) is not None
+        text = tag.lower().translate(None, b"\t\n\r")
+        if b"//" not in text and b":" not in text:
+            # only relative URLs (no host): only the path patterns can match
+            return any(path in text for path in self._path_needles)
+        return self._needles_re.search(text) is not None
 
     def vendor_for_inline(self, text: str) -> VendorRule | None:
         """The first vendor whose inline signature appears in the text of an inline script."""
