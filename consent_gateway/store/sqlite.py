@@ -373,31 +373,31 @@ class SQLiteConsentLog:
         def run(conn: sqlite3.Connection) -> PurgeResult:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                deleted = 0
-                instances = [r[0] for r in conn.execute("SELECT DISTINCT instance_id FROM events")]
-                for instance in instances:
-                    # Keep each chain contiguous: delete the prefix before its first event still in retention.
-                    row = conn.execute(
-                        "SELECT min(seq) FROM events WHERE instance_id = ? AND timestamp_ms >= ?",
-                        (instance, events_before_ms),
-                    ).fetchone()
-                    keep_from = row[0]
-                    bound = "seq < ?" if keep_from is not None else "seq <= ?"
-                    limit = keep_from if keep_from is not None else 1 << 62
-                    last = conn.execute(
-                        f"SELECT seq, hash FROM events WHERE instance_id = ? AND {bound} ORDER BY seq DESC LIMIT 1",
-                        (instance, limit),
-                    ).fetchone()
-                    if last is None:
-                        continue
-                    cur = conn.execute(f"DELETE FROM events WHERE instance_id = ? AND {bound}", (instance, limit))
-                    deleted += cur.rowcount
-                    conn.execute(
-                        "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms) VALUES (?, ?, ?, ?)"
-                        " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
-                        " purged_at_ms = excluded.purged_at_ms",
-                        (instance, last[0], last[1], now_ms),
-                    )
+                # Each chain stays contiguous: only its prefix before its first event still in retention
+                # goes (a chain with none goes whole), and an anchor records where it now starts.
+                # One pass over the time index, however many chains there are.
+                conn.execute(
+                    "CREATE TEMP TABLE purge_keep AS SELECT instance_id, min(seq) AS keep FROM events"
+                    " WHERE timestamp_ms >= ? GROUP BY instance_id",
+                    (events_before_ms,),
+                )
+                doomed = (
+                    "timestamp_ms < ? AND seq < coalesce("
+                    "(SELECT keep FROM purge_keep AS k WHERE k.instance_id = events.instance_id), 1 << 62)"
+                )
+                # SQLite gives the bare column (hash) of the row holding max(seq).
+                anchors = conn.execute(
+                    f"SELECT instance_id, max(seq), hash FROM events WHERE {doomed} GROUP BY instance_id",
+                    (events_before_ms,),
+                ).fetchall()
+                deleted = conn.execute(f"DELETE FROM events WHERE {doomed}", (events_before_ms,)).rowcount
+                conn.executemany(
+                    "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+                    " purged_at_ms = excluded.purged_at_ms",
+                    [(inst, seq, h, now_ms) for inst, seq, h in anchors],
+                )
+                conn.execute("DROP TABLE purge_keep")
                 cur = conn.execute(
                     "UPDATE events SET ip = NULL, salts = json_remove(salts, '$.ip')"
                     " WHERE timestamp_ms < ? AND ip IS NOT NULL",
@@ -514,22 +514,37 @@ class SQLiteConsentLog:
                 inst: ChainHead(seq=seq, hash=h)
                 for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_heads")
             }
-            instances = sorted(
-                {r[0] for r in conn.execute("SELECT DISTINCT instance_id FROM events")}
-                | set(recorded)
-                | set(checkpoint.heads if checkpoint else ())
-            )
+            walked: set[str] = set()
             checked = 0
             problems: list[tuple[str, str]] = []
-            for instance in instances:
+
+            def verifier_for(instance: str) -> ChainVerifier:
                 ends = [h for h in (recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
-                verifier = ChainVerifier(instance, anchors.get(instance), heads=ends)
-                for row in _iter_rows(conn, f"{_SELECT} WHERE instance_id = ? ORDER BY seq, rowid_", (instance,)):
-                    verifier.feed(_from_row(row))
-                verifier.finish(recorded.get(instance), source="the log's head record")
-                verifier.finish(checkpoint.heads.get(instance) if checkpoint else None)
+                return ChainVerifier(instance, anchors.get(instance), heads=ends)
+
+            def finish(verifier: ChainVerifier) -> None:
+                nonlocal checked
+                verifier.finish(recorded.get(verifier.instance_id), source="the log's head record")
+                verifier.finish(checkpoint.heads.get(verifier.instance_id) if checkpoint else None)
                 checked += verifier.checked
-                problems += verifier.problems
+                problems.extend(verifier.problems)
+
+            # One sorted pass over every chain (no per-chain scan: restarts may leave many chains).
+            current: ChainVerifier | None = None
+            for row in _iter_rows(conn, f"{_SELECT} ORDER BY instance_id, seq, rowid_", ()):
+                event = _from_row(row)
+                if current is None or event.instance_id != current.instance_id:
+                    if current is not None:
+                        finish(current)
+                    current = verifier_for(event.instance_id)
+                    walked.add(event.instance_id)
+                current.feed(event)
+            if current is not None:
+                finish(current)
+            # Chains the log's head records or the checkpoint know of but which have no event left.
+            instances = walked | set(recorded) | set(checkpoint.heads if checkpoint else ())
+            for instance in sorted(instances - walked):
+                finish(verifier_for(instance))
             first = problems[0] if problems else (None, None)
             return VerifyResult(
                 ok=not problems,
