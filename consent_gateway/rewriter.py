@@ -2,9 +2,10 @@
 
 Why it looks like this:
 
-* **Never tokenize everything in Python.** One compiled regex (``_Modes.skip``) consumes text and every
-  tag that cannot matter in C, honouring the tokenizer's quoting rules so that a ``<!--`` or ``<script``
-  inside an attribute value is not mistaken for markup. Python only wakes up at *candidates*:
+* **Never tokenize everything in Python.** One compiled regex (``_Modes.loose``) consumes text and every
+  tag that cannot matter in C; where a quoted attribute value holds "<" or ">", the exact ``_Modes.skip``
+  (the tokenizer's quoting rules) takes over, so that a ``<!--`` or ``<script`` inside an attribute value
+  is never mistaken for markup. Python only wakes up at *candidates*:
   ``<script``, ``<iframe``, ``<img``, ``<link``, ``<head``, ``<noscript``, comments, raw-text elements,
   ``<svg``/``<math`` (CDATA is only special in foreign content) and their ends.
 * **The same bytes whatever the chunking.** Every decision is taken on complete tokens; a token cut by a
@@ -16,8 +17,9 @@ Why it looks like this:
   show an allowed vendor only. An exception switches the rest of the document to a cheap mode that makes
   every ``<script``/``<iframe``/``<img``/``<link`` inert — the page is never truncated and no tracker runs.
 * **Sites serve the same bytes again and again.** A bounded LRU cache keyed by (catalog, decision, state
-  at chunk start, hash of the chunk) returns the rewritten chunk and the state at its end. The per-request
-  banner block is not in the cached bytes: only its insertion point is.
+  at chunk start, hash of the chunk) returns the rewritten chunk and the state at its end; a long chunk is
+  also cached in ~8 KiB segments, so a page that differs in one place (a CSRF token) is mostly served from
+  it. The per-request banner block is not in the cached bytes: only its insertion point is.
 """
 
 from __future__ import annotations
