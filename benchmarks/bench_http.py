@@ -249,7 +249,9 @@ def _httpx_proxy(upstream: str) -> Any:
         if scope["type"] != "http":
             return
         if client is None:
-            client = httpx.AsyncClient(base_url=upstream, limits=httpx.Limits(max_connections=100))
+            client = httpx.AsyncClient(
+                base_url=upstream, limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            )
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"host", b"connection")]
         request = client.build_request(scope["method"], scope["path"], headers=headers)
         response = await client.send(request, stream=True)
