@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from consent_gateway.events import ConsentEvent  # noqa: E402
-from consent_gateway.store import ConsentLog, open_log  # noqa: E402
+from consent_gateway.store import ConsentLog, EventFilter, open_log  # noqa: E402
 from consent_gateway.store.recorder import EventRecorder  # noqa: E402
 
 TARGETS = {"sqlite": 25_000, "redis": 20_000}
@@ -91,14 +91,24 @@ async def run(log: ConsentLog, events: list[ConsentEvent], visitors: int, batch:
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     spooled = recorder.spool_depth
     await recorder.stop()
+    t0 = time.perf_counter()
     verified = await log.verify()
+    t1 = time.perf_counter()
+    await log.stats(EventFilter(), by="day")
+    t2 = time.perf_counter()
+    exported = sum([1 async for _ in log.export(EventFilter())])
+    t3 = time.perf_counter()
     await log.close()
+    assert exported == len(events)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return {
         "events_per_s": len(events) / elapsed,
         "cpu_us_per_event": cpu / len(events) * 1e6,
         "spooled": spooled,
         "verified": float(verified.ok and verified.events_checked == len(events)),
+        "verify_per_s": len(events) / (t1 - t0),
+        "stats_per_s": len(events) / (t2 - t1),
+        "export_per_s": len(events) / (t3 - t2),
     }
 
 
@@ -152,7 +162,9 @@ def main() -> None:
         print(
             f"{backend:6}  {result['events_per_s']:>9,.0f} durable events/s  "
             f"({result['cpu_us_per_event']:.1f} µs CPU/event; {verdict} the {target:,}/s target; "
-            f"spooled {result['spooled']:.0f}; chains verify: {'yes' if result['verified'] else 'NO'})"
+            f"spooled {result['spooled']:.0f}; chains verify: {'yes' if result['verified'] else 'NO'})\n"
+            f"        reads: verify {result['verify_per_s']:,.0f} events/s,"
+            f" stats {result['stats_per_s']:,.0f} events/s, export {result['export_per_s']:,.0f} events/s"
         )
 
 
