@@ -50,7 +50,7 @@ def make_events(n: int) -> list[ConsentEvent]:
         browser, device, ua = UAS[i % len(UAS)]
         events.append(
             ConsentEvent(
-                event_id=uuid.uuid4().hex,
+                event_id=f"{now + i:012x}{os.urandom(10).hex()}",  # time-ordered, as routes.new_event_id makes them
                 consent_id=uuid.uuid4().hex,
                 action="consent-given",
                 categories={"analytics": i % 3 != 0, "marketing": i % 4 == 0, "preferences": True},

@@ -141,7 +141,7 @@ class EventRecorder:
 
     async def record(self, event: ConsentEvent) -> ConsentEvent:
         """Chain ``event`` and return it once durable; raises :class:`SpoolError` if nothing could keep it."""
-        if self._writer_task is None or self._stopping:
+        if self._writer_task is None or self._writer_task.done() or self._stopping:
             raise SpoolError("the event recorder is not running")
         future: asyncio.Future[ConsentEvent] = asyncio.get_running_loop().create_future()
         self._queue.append((event, future))
@@ -169,8 +169,20 @@ class EventRecorder:
                 if self.max_delay_s and len(self._queue) < self.max_batch and not self._stopping:
                     await asyncio.sleep(self.max_delay_s)
                 take = min(len(self._queue), self.max_batch)
-                batch = [self._queue.popleft() for _ in range(take)]
-                await handoff.put((batch, [self._chain.append(event) for event, _ in batch]))
+                batch: list[_Pending] = []
+                chained: list[ConsentEvent] = []
+                for _ in range(take):
+                    event, future = self._queue.popleft()
+                    try:
+                        chained.append(self._chain.append(event))
+                    except (TypeError, ValueError) as exc:  # a field that cannot be serialised: this event only
+                        logger.error("consent event %s cannot be chained: %s", event.event_id, exc)
+                        if not future.done():
+                            future.set_exception(exc)
+                        continue
+                    batch.append((event, future))
+                if batch:
+                    await handoff.put((batch, chained))
         finally:
             await handoff.put(None)
             await committer
@@ -199,7 +211,7 @@ class EventRecorder:
         if self.spool.depth == 0:
             try:
                 await asyncio.wait_for(self.log.append(events), self.append_timeout_s)
-            except (StoreUnavailable, TimeoutError, OSError) as exc:
+            except Exception as exc:  # whatever the backend raised, the spool is the safety net
                 metrics.inc("store_errors_total", operation="append")
                 logger.warning("consent log append failed (%s); spooling %d events", _describe(exc), len(events))
             else:

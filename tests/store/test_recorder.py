@@ -267,3 +267,19 @@ def test_the_spool_file_is_private(tmp_path: Path) -> None:
     spool.open()
     spool.close()
     assert (tmp_path / "s.jsonl").stat().st_mode & 0o077 == 0
+
+
+async def test_an_event_that_cannot_be_serialised_fails_alone(sqlite_log: CountingSQLiteLog, tmp_path: Path) -> None:
+    import dataclasses
+
+    recorder = EventRecorder(sqlite_log, spool_path=tmp_path / "spool", instance_id="gw-a")
+    await recorder.start()
+    bad = dataclasses.replace(make_event(1), categories={"analytics": object()})  # type: ignore[dict-item]
+    results = await asyncio.gather(
+        recorder.record(make_event(0)), recorder.record(bad), recorder.record(make_event(2)), return_exceptions=True
+    )
+    assert isinstance(results[1], TypeError)
+    assert [r.seq for r in (results[0], results[2])] == [1, 2]  # type: ignore[union-attr]
+    assert (await recorder.record(make_event(3))).seq == 3  # the writer is still alive
+    await recorder.stop()
+    assert (await sqlite_log.verify()).ok
