@@ -218,6 +218,7 @@ def redis_store(redis_url: str) -> Iterator[str]:
             client.delete(*keys)
 
 
+@pytest.mark.redis
 def test_the_cli_works_on_redis_too(runner: CliRunner, redis_store: str) -> None:
     store = redis_store
     events = fill(store, 12)

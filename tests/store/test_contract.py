@@ -371,6 +371,7 @@ class TestSQLiteConsentLog(ConsentLogContract):
         assert result.first_broken == "gw-1@20"
 
 
+@pytest.mark.redis
 class TestRedisConsentLog(ConsentLogContract):
     @pytest.fixture
     async def log(self, redis_url: str, redis_prefix: str) -> AsyncIterator[ConsentLog]:

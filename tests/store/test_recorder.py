@@ -185,6 +185,7 @@ def test_a_spool_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
         Spool(tmp_path / "s.jsonl").open()
 
 
+@pytest.mark.redis
 async def test_a_slow_redis_sends_the_batch_to_the_spool_and_nothing_is_doubled(
     own_redis: RedisProcess, tmp_path: Path
 ) -> None:
@@ -208,6 +209,7 @@ async def test_a_slow_redis_sends_the_batch_to_the_spool_and_nothing_is_doubled(
     await log.close()
 
 
+@pytest.mark.redis
 async def test_redis_stopped_mid_burst_loses_and_doubles_nothing(own_redis: RedisProcess, tmp_path: Path) -> None:
     log = RedisConsentLog(own_redis.url, socket_timeout_s=0.5, connect_timeout_s=0.5)
     await log.open()
