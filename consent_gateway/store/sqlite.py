@@ -125,6 +125,13 @@ MIGRATIONS: tuple[str, ...] = (
         purged_at_ms INTEGER NOT NULL
     );
     """,
+    # 2: indexes for the dashboard's selective filters, newest first. Action and device type have a handful
+    # of values each: the time index serves them better than an index would, and every index costs appends.
+    """
+    CREATE INDEX events_country ON events (country, timestamp_ms);
+    CREATE INDEX events_policy ON events (policy_version, timestamp_ms);
+    CREATE INDEX events_browser ON events (browser_family, timestamp_ms);
+    """,
 )
 
 _GROUP_EXPR = {

@@ -353,7 +353,28 @@ class TestSQLiteConsentLog(ConsentLogContract):
         await again.open()
         await again.close()
         with self._db(log) as db:
-            assert db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+            from consent_gateway.store.sqlite import MIGRATIONS
+
+            assert db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+
+    async def test_an_older_database_is_migrated_in_place(self, tmp_path: Path) -> None:
+        from consent_gateway.store.sqlite import MIGRATIONS
+
+        path = tmp_path / "old.db"
+        event = chained([make_event(1)])[0]
+        with sqlite3.connect(path, isolation_level=None) as db:  # as version 1 left it
+            db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            db.executescript(MIGRATIONS[0])
+            db.execute("INSERT INTO schema_version (version) VALUES (1)")
+        old = open_log(f"sqlite:///{path}")
+        await old.open()
+        await old.append([event])
+        assert await old.get(event.event_id) == event
+        await old.close()
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+            indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"events_country", "events_policy", "events_browser"} <= indexes
 
     async def test_a_newer_schema_is_refused(self, log: ConsentLog) -> None:
         with self._db(log) as db:
