@@ -308,9 +308,9 @@ class HoldbackRewriter:
     def close(self) -> bytes:
         if self._closed:
             return b""
-        if self._mode == _PRESCAN and not self._pending:
+        if not self._pending and self._script_open is None and not (self._head_pending and self._mode == _DATA):
             self._closed = True
-            return b""  # an empty body stays empty
+            return b""  # nothing held: the common end of a page (and an empty body stays empty)
         out = self._guarded(b"", final=True)
         self._closed = True
         return out
@@ -360,7 +360,14 @@ class HoldbackRewriter:
         if final or self._cache is None or len(chunk) < CACHE_MIN_CHUNK_BYTES:
             return self._join(self._rewrite(chunk, final))
         if len(chunk) < 2 * CACHE_SEGMENT_BYTES:
-            return self._join(self._cached_rewrite(chunk)[0])
+            key = (self._cache_prefix, self._state(), len(self._pending), _digest(self._pending, chunk))
+            hit = self._cache.get(key)
+            if hit is not None:
+                return self._replayed_bytes(hit)
+            parts = self._rewrite(chunk, False)
+            if self._cacheable:
+                self._store(key, parts, self._held)
+            return self._join(parts)
         # A long chunk is looked up whole first (a page served again), then in segments cut after a newline:
         # a page that differs in one place from request to request (a CSRF token, a user name) still finds
         # its other segments in the cache. The rewriter gives the same bytes whatever the chunking, so the
@@ -368,8 +375,8 @@ class HoldbackRewriter:
         whole_key = (self._cache_prefix, self._state(), len(self._pending), _digest(self._pending, chunk))
         hit = self._cache.get(whole_key)
         if hit is not None:
-            return self._join(self._replay(hit))
-        parts: list[bytes | None] = []
+            return self._replayed_bytes(hit)
+        parts = []
         held: list[str] = []
         cacheable, any_hit = True, False
         start, n = 0, len(chunk)
@@ -398,8 +405,21 @@ class HoldbackRewriter:
             self._store(key, parts, self._held)
         return parts, self._held, self._cacheable
 
+    def _replayed_bytes(self, hit: Any) -> bytes:
+        """The output of a cached chunk as one bytes object, reused as it is when it can be: building a new
+        half-megabyte string per request costs more than the whole rewrite (fresh pages for each copy)."""
+        parts = self._replay(hit)
+        if len(parts) == 1:
+            return parts[0]  # type: ignore[return-value]  # no banner block in this chunk
+        memo = hit[4]
+        if memo[0] == self.head_html:  # the same banner block as last time (visitors without consent)
+            return memo[1]  # type: ignore[no-any-return]
+        out = self._join(parts)
+        memo[0], memo[1] = self.head_html, out
+        return out
+
     def _replay(self, hit: Any) -> Sequence[bytes | None]:
-        parts, state, pending, held = hit
+        parts, state, pending, held, _ = hit
         self._restore(state)
         self._pending = pending
         if held:
@@ -409,8 +429,9 @@ class HoldbackRewriter:
     def _store(self, key: Any, parts: list[bytes | None], held: list[str]) -> None:
         assert self._cache is not None
         compact = _compact(parts)
-        size = sum(len(p) for p in compact if p) + len(self._pending) + 256
-        self._cache.put(key, (compact, self._state(), self._pending, tuple(held)), size)
+        size = sum(len(p) for p in compact if p) * (2 if len(compact) > 1 else 1) + len(self._pending) + 256
+        memo: list[bytes | None] = [None, None]  # the last banner block and the output joined with it
+        self._cache.put(key, (compact, self._state(), self._pending, tuple(held), memo), size)
 
     def _join(self, parts: Sequence[bytes | None]) -> bytes:
         if _HEAD_MARK in parts:

@@ -355,3 +355,13 @@ def test_a_page_that_differs_in_one_place_is_served_from_the_cache_but_for_that_
     assert rw.held_back == rewrite(pages[1])[1].held_back
     third, _ = rewrite(pages[2], 7)  # and the same bytes as without any cache
     assert rewrite(pages[2], cached=True)[0] == third
+
+
+def test_a_page_served_again_to_the_same_banner_block_reuses_the_rewritten_bytes() -> None:
+    source = (GOLDEN / "head_trackers.src.html").read_bytes() * 20
+    rewrite(source, cached=True)
+    rw1 = HoldbackRewriter(CATALOG, NOTHING, HEAD)
+    rw2 = HoldbackRewriter(CATALOG, NOTHING, HEAD)
+    first, second = rw1.feed(source), rw2.feed(source)
+    assert first is second  # no new half-megabyte string per request
+    assert first + rw1.close() == rewrite(source)[0]
