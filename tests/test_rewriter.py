@@ -365,3 +365,29 @@ def test_a_page_served_again_to_the_same_banner_block_reuses_the_rewritten_bytes
     first, second = rw1.feed(source), rw2.feed(source)
     assert first is second  # no new half-megabyte string per request
     assert first + rw1.close() == rewrite(source)[0]
+
+
+@pytest.mark.parametrize(
+    ("opening", "filler", "closing"),
+    [
+        (b"<!--", b"a comment line <p> -- - ->\n", b"-->"),
+        (b"<style>", b"p { color: red } /* <div> */\n", b"</style>"),
+        (b"<script src='/app.js'>", b"var a = '<!--' + '-->';\n", b"</script>"),
+        (b"<noscript>", b"<p>enable scripts</p>\n", b"</noscript>"),
+        (b"<textarea>", b"<b>not bold</b>\n", b"</textarea>"),
+        (b"<svg><![CDATA[", b"x < y ]] >\n", b"]]></svg>"),
+        (b"<!DOCTYPE html", b" long doctype", b">"),
+    ],
+)
+def test_memory_stays_bounded_inside_long_comments_raw_text_and_scripts(
+    opening: bytes, filler: bytes, closing: bytes
+) -> None:
+    rw = HoldbackRewriter(CATALOG, NOTHING, HEAD, max_buffer_bytes=1024, cache=None)
+    out = [rw.feed(b"<html><head></head><body>" + opening)]
+    for _ in range(3000):
+        out.append(rw.feed(filler))
+        assert len(rw._pending) <= 1024
+    out.append(rw.feed(closing + b'<img src="https://bat.bing.com/action/0">') + rw.close())
+    page = b"".join(out)
+    assert page.count(filler) == 3000
+    assert b'data-cg-src="https://bat.bing.com/action/0"' in page
