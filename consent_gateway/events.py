@@ -148,6 +148,11 @@ def event_to_dict(event: ConsentEvent) -> dict[str, Any]:
 
 def event_from_dict(data: Mapping[str, Any]) -> ConsentEvent:
     """Build an event from stored data, ignoring unknown keys (a newer writer may have added fields)."""
+    if len(data) == len(EVENT_FIELDS):
+        try:
+            return event_from_values([data[name] for name in EVENT_FIELDS])
+        except KeyError:
+            pass
     return ConsentEvent(**{k: v for k, v in data.items() if k in ConsentEvent.__dataclass_fields__})
 
 

@@ -159,3 +159,13 @@ def test_the_fast_constructor_builds_the_same_event_as_the_dataclass() -> None:
     assert ev.event_from_values(values) == ConsentEvent(*values) == chained
     with pytest.raises(dataclasses.FrozenInstanceError):
         chained.seq = 5  # type: ignore[misc]
+
+
+def test_stored_dicts_from_older_or_newer_writers_still_load() -> None:
+    chained = EventChain("gw").append(event())
+    data = ev.event_to_dict(chained)
+    assert ev.event_from_dict(data) == chained
+    newer = {**data, "some_future_field": 1}
+    assert ev.event_from_dict(newer) == chained
+    older = {k: v for k, v in data.items() if k not in ("erased_at_ms", "salts")}
+    assert ev.event_from_dict(older) == dataclasses.replace(chained, salts={})
