@@ -205,6 +205,7 @@ class _ChunkCache:
         self.hits = 0
         self.misses = 0
         self._entries: collections.OrderedDict[Any, tuple[Any, int]] = collections.OrderedDict()
+        self._seen: collections.OrderedDict[Any, None] = collections.OrderedDict()
 
     def get(self, key: Any) -> Any:
         entry = self._entries.get(key)
@@ -227,8 +228,18 @@ class _ChunkCache:
             _, (_, dropped) = self._entries.popitem(last=False)
             self.size -= dropped
 
+    def seen_before(self, key: Any) -> bool:
+        """Whether this key was asked about recently (remembers the last `max_entries` keys asked)."""
+        if key in self._seen:
+            return True
+        self._seen[key] = None
+        if len(self._seen) > self.max_entries:
+            self._seen.popitem(last=False)
+        return False
+
     def clear(self) -> None:
         self._entries.clear()
+        self._seen.clear()
         self.size = self.hits = self.misses = 0
 
 
@@ -378,7 +389,7 @@ class HoldbackRewriter:
             return self._replayed_bytes(hit)
         parts = []
         held: list[str] = []
-        cacheable, any_hit = True, False
+        cacheable = True
         start, n = 0, len(chunk)
         while start < n:
             cut = chunk.find(b"\n", start + CACHE_SEGMENT_BYTES)
@@ -386,10 +397,10 @@ class HoldbackRewriter:
             segment_parts, segment_held, hit_or_cacheable = self._cached_rewrite(chunk[start:end])
             parts.extend(segment_parts)
             held.extend(segment_held)
-            any_hit = any_hit or hit_or_cacheable is None
             cacheable = cacheable and hit_or_cacheable is not False
             start = end
-        if cacheable and not any_hit:  # a page seen for the first time; one that varies would not come back
+        # Kept whole from its second time on: a page that varies from request to request never comes back.
+        if cacheable and self._cache.seen_before(whole_key):
             self._store(whole_key, parts, held)
         return self._join(parts)
 
