@@ -31,6 +31,25 @@ from consent_gateway.events import ChainHead, ConsentEvent, event_from_dict, eve
 
 logger = logging.getLogger("consent_gateway.store.spool")
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _dump_line(value: Any) -> bytes:
+    return (_encode(value) + "\n").encode()
+
+
+_loads: Callable[[bytes], Any] = json.loads
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the optional accelerator is missing
+    pass
+else:
+
+    def _dump_line(value: Any) -> bytes:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+
+    _loads = orjson.loads
+
 T = TypeVar("T")
 
 
@@ -87,7 +106,7 @@ class Spool:
         """Write and fsync; returns only once the events would survive a crash."""
         if self._fd is None:
             raise OSError(f"spool {self.path} is not open")
-        data = "".join(json.dumps(event_to_dict(e), separators=(",", ":")) + "\n" for e in events).encode()
+        data = b"".join(_dump_line(event_to_dict(e)) for e in events)
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -103,7 +122,7 @@ class Spool:
             end = line_end
             lines += 1
             try:
-                events.append(event_from_dict(json.loads(line)))
+                events.append(event_from_dict(_loads(line)))
             except (ValueError, TypeError) as exc:
                 logger.error("spool %s: skipping unreadable line ending at byte %d: %s", self.path, line_end, exc)
         return SpoolBatch(events=events, end_offset=end, lines=lines)
@@ -127,7 +146,7 @@ class Spool:
         head: ChainHead | None = None
         for _, line in self._lines(self._offset, None):
             try:
-                data = json.loads(line)
+                data = _loads(line)
             except ValueError:
                 continue
             if data.get("instance_id") == instance_id and (head is None or data["seq"] > head.seq):
