@@ -92,6 +92,10 @@ _HASHED_FIELDS: Final = tuple(name for name in EVENT_FIELDS if name not in _UNHA
 _all_values = operator.attrgetter(*EVENT_FIELDS)
 _hashed_values = operator.itemgetter(*_HASHED_FIELDS)
 _personal_values = operator.attrgetter(*PERSONAL_FIELDS)
+_hashed_attrs = operator.attrgetter(*_HASHED_FIELDS)
+_I_INSTANCE, _I_SEQ, _I_PREV_HASH, _I_COMMITMENTS, _I_SALTS, _I_HASH = (
+    EVENT_FIELDS.index(name) for name in ("instance_id", "seq", "prev_hash", "commitments", "salts", "hash")
+)
 _slot_setters = tuple(ConsentEvent.__dict__[name].__set__ for name in EVENT_FIELDS)
 
 
@@ -189,21 +193,30 @@ class EventChain:
         salts: dict[str, str] = {}
         commitments: dict[str, str] = {}
         entropy = os.urandom(16 * len(PERSONAL_FIELDS)).hex()
-        for i, (name, value) in enumerate(zip(PERSONAL_FIELDS, _personal_values(event), strict=True)):
+        offset = 0
+        for name, value in zip(PERSONAL_FIELDS, _personal_values(event), strict=True):
             if value is not None:
-                salt = entropy[32 * i : 32 * i + 32]
+                salt = entropy[offset : offset + 32]
                 salts[name] = salt
                 commitments[name] = hashlib.sha256(f"{salt}\x00{value}".encode()).hexdigest()
-        data = event_to_dict(event)
-        data["instance_id"] = self.instance_id
-        data["seq"] = self.head.seq + 1
-        data["prev_hash"] = self.head.hash
-        data["commitments"] = commitments
-        data["salts"] = salts
-        data["hash"] = _hash_of(data)
-        chained = event_from_values(data.values())
-        self.head = ChainHead(seq=chained.seq, hash=chained.hash)
-        return chained
+            offset += 32
+        seq = self.head.seq + 1
+        prev_hash = self.head.hash
+        body = dict(zip(_HASHED_FIELDS, _hashed_attrs(event), strict=True))
+        body["instance_id"] = self.instance_id
+        body["seq"] = seq
+        body["prev_hash"] = prev_hash
+        body["commitments"] = commitments
+        digest = hashlib.sha256(canonical(body)).hexdigest()
+        values = list(_all_values(event))
+        values[_I_INSTANCE] = self.instance_id
+        values[_I_SEQ] = seq
+        values[_I_PREV_HASH] = prev_hash
+        values[_I_COMMITMENTS] = commitments
+        values[_I_SALTS] = salts
+        values[_I_HASH] = digest
+        self.head = ChainHead(seq=seq, hash=digest)
+        return event_from_values(values)
 
 
 def check_event(event: ConsentEvent) -> str | None:
