@@ -283,6 +283,12 @@ class Catalog:
                     return vendor
         return None
 
+    def scan_strings(self) -> tuple[list[bytes], list[bytes]]:
+        """(host and path strings, inline signatures) for a native scanner: the same strings the pure-Python
+        pre-checks look for."""
+        needles = sorted({host for table in self._hosts.values() for host in table} | {p for p, _ in self._paths})
+        return [n.encode() for n in needles], [s.encode() for s in sorted(self._signature_vendors)]
+
     def tag_may_name_vendor(self, tag: bytes) -> bool:
         """False only when no URL in this tag's bytes can belong to a catalog vendor (a cheap pre-check)."""
         if self._needles_re is None:

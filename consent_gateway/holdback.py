@@ -177,14 +177,18 @@ def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_b
 
 
 def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
-                  inline_body: bytes | None = None) -> HeldBack | None:
+                  inline_body: bytes | None = None, *, may_name_vendor: bool | None = None) -> HeldBack | None:
     """The held-back form of a complete start tag, or None when the decision lets it through.
 
     ``kind`` is the lowercased tag name ("script", "iframe", "img" or "link"); ``inline_body`` is the text of
-    an inline script, matched against the catalog's inline signatures.
+    an inline script, matched against the catalog's inline signatures. ``may_name_vendor`` is a caller's
+    pre-check (False: no catalog string in the tag); None runs the catalog's own.
     """
-    if inline_body is None and not catalog.tag_may_name_vendor(tag):
-        return None
+    if inline_body is None:
+        if may_name_vendor is None:
+            may_name_vendor = catalog.tag_may_name_vendor(tag)
+        if not may_name_vendor:
+            return None
     name_end, attrs = parse_attributes(tag)
     vendor = _first_disallowed(vendors_of_tag(kind, attrs, catalog, inline_body), decision)
     if vendor is None:

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import metrics
+from . import _hsscan, metrics
 from .catalog import Catalog
 from .decision import Decision
 from .holdback import INERT_ATTRS, hold_back_tag, parse_attributes, script_is_executable
@@ -140,12 +140,12 @@ class _Modes:
         self.cand = re.compile(b"<(?:" + b"|".join(alternatives) + b")")
 
 
-_HTML = _Modes(
-    ("script", "iframe", "img", "link", "head", "noscript", "style", "textarea", "title", "xmp", "noembed",
-     "noframes", "plaintext", "svg", "math"),
-    ("svg", "math"),
-    cdata=False,
-)
+_HTML_STARTS = ("script", "iframe", "img", "link", "head", "noscript", "style", "textarea", "title", "xmp",
+                "noembed", "noframes", "plaintext", "svg", "math")
+_HTML_ENDS = ("svg", "math")
+_HTML = _Modes(_HTML_STARTS, _HTML_ENDS, cdata=False)
+#: characters that make a URL in a tag differ from its bytes (entities, percent-escapes, stripped whitespace)
+_ESCAPES = re.compile(rb"[&%\\\t\n\r]")
 #: HTML start tags that end foreign content (the tree builder's breakout list; <font> only with attributes)
 _BREAKOUT = ("b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed", "h1",
              "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr", "ol",
@@ -263,12 +263,15 @@ def _digest_xxh(pending: bytes, chunk: bytes) -> bytes:
 
 
 _digest: Callable[[bytes, bytes], bytes] = _digest_xxh if _xxhash is not None else _digest_blake2
+_native_scan = True
 
 
 def use_accelerators(enabled: bool) -> None:
-    """Switch the optional native helpers on or off (tests prove both paths give the same bytes)."""
-    global _digest
+    """Switch the optional native helpers (xxhash, hyperscan) on or off, for rewriters created from now on
+    (the tests prove both paths give the same bytes)."""
+    global _digest, _native_scan
     _digest = _digest_xxh if enabled and _xxhash is not None else _digest_blake2
+    _native_scan = enabled
     CHUNK_CACHE.clear()
 
 
@@ -303,6 +306,8 @@ class HoldbackRewriter:
         self._gtag_state = _G_NAME
         self._gtag_then = _DATA
         self._closed = False
+        self._scanner = _hsscan.scanner_for(catalog, _HTML_STARTS, _HTML_ENDS) if _native_scan else None
+        self._scan: _hsscan.BufferScan | None = None  # what the scanner found in the current buffer
         # per-run scratch
         self._held: list[str] = []
         self._cacheable = True
@@ -472,7 +477,12 @@ class HoldbackRewriter:
         out: list[bytes | None] = []
         self._held = []
         self._cacheable = True
-        pos = self._run(data, final, out)
+        if self._scanner is not None and len(data) >= _hsscan.MIN_SCAN_BYTES:
+            self._scan = self._scanner.scan(data)
+        try:
+            pos = self._run(data, final, out)
+        finally:
+            self._scan = None
         self._pending = data[pos:] if pos < len(data) else b""
         if self._held:
             self.held_back.update(self._held)
@@ -528,11 +538,22 @@ class HoldbackRewriter:
         if self._head_pending:
             return self._pre_head(data, pos, final, out)
         modes = _FOREIGN if self._foreign else _HTML
+        scan = None if self._foreign else self._scan
         n = len(data)
         while True:
-            end = modes.loose.match(data, pos).end()  # type: ignore[union-attr]
-            if end > pos and _QUOTED_LT_GT.search(data, pos, end + 1) is not None:
-                end = modes.skip.match(data, pos).end()  # type: ignore[union-attr]
+            end = -1
+            if scan is not None:
+                # the scanner's next candidate; the text before it is plain when no quoted value holds "<"
+                # or ">" and every "<" in it is closed: exactly where the regexes below would stop
+                p = scan.next_candidate(pos, n)
+                if not scan.quoted_between(pos, p + 1):
+                    last_lt = data.rfind(b"<", pos, p)
+                    if last_lt == -1 or data.find(b">", last_lt, p) != -1:
+                        end = p
+            if end < 0:
+                end = modes.loose.match(data, pos).end()  # type: ignore[union-attr]
+                if end > pos and _QUOTED_LT_GT.search(data, pos, end + 1) is not None:
+                    end = modes.skip.match(data, pos).end()  # type: ignore[union-attr]
             if end > pos:
                 out.append(data[pos:end])
                 pos = end
@@ -608,7 +629,7 @@ class HoldbackRewriter:
                 self._foreign = ()  # an HTML element closes every open svg/math element
             elif tag.endswith(b"/>") and name not in ("svg", "math"):
                 # self-closing is honoured in foreign content: no text follows
-                out.append(self._hold(tag, name) if name in _HOLD_KINDS else tag)
+                out.append(self._hold(tag, name, pos) if name in _HOLD_KINDS else tag)
                 return end
         if name == "script" and self._foreign:
             return self._foreign_script(data, pos, end, final, out)
@@ -620,10 +641,10 @@ class HoldbackRewriter:
             if script_is_executable(attrs) and not any(a.name == b"src" for a in attrs):
                 self._script_open = tag  # classified once its body is complete
             else:
-                out.append(self._hold(tag, "script"))
+                out.append(self._hold(tag, "script", pos))
             return end
         if name in _HOLD_KINDS:
-            out.append(self._hold(tag, name))
+            out.append(self._hold(tag, name, pos))
         else:
             out.append(tag)
         self._mode = self._mode_after(name, tag)
@@ -643,7 +664,11 @@ class HoldbackRewriter:
             out.append(tag[:name_end] + INERT_ATTRS["script"] + tag[name_end:])
             return end
         body = data[end : close.start() if close is not None else len(data)]
-        out.append(self._hold(tag, "script", body))
+        held = hold_back_tag(tag, "script", self.catalog, self.decision, body)
+        if held is not None:
+            self._held.append(held.vendor.id)
+            tag = held.tag
+        out.append(tag)
         return end
 
     def _mode_after(self, name: str, tag: bytes | None) -> int:
@@ -677,8 +702,12 @@ class HoldbackRewriter:
         self._mode, self._gtag_state, self._gtag_then = _GTAG, _G_BEFORE, self._mode_after(name, None)
         return name_end
 
-    def _hold(self, tag: bytes, kind: str, inline_body: bytes | None = None) -> bytes:
-        held = hold_back_tag(tag, kind, self.catalog, self.decision, inline_body)
+    def _hold(self, tag: bytes, kind: str, at: int = -1) -> bytes:
+        """The tag or its held-back form; ``at`` is its offset in the current buffer, for the scanner."""
+        may: bool | None = None
+        if self._scan is not None and at >= 0 and not _ESCAPES.search(tag):
+            may = self._scan.needle_within(at, at + len(tag))
+        held = hold_back_tag(tag, kind, self.catalog, self.decision, may_name_vendor=may)
         if held is None:
             return tag
         self._held.append(held.vendor.id)
@@ -817,7 +846,7 @@ class HoldbackRewriter:
                 break  # cut by </noscript> (it is text to a scripting browser) or too long: leave it
             if m.start() > pos:
                 out.append(data[pos : m.start()])
-            out.append(self._hold(data[m.start() : rest.end()], m.group("tag").lower().decode()))
+            out.append(self._hold(data[m.start() : rest.end()], m.group("tag").lower().decode(), m.start()))
             pos = rest.end()
         if end_m is None:
             if limit > pos:
@@ -918,7 +947,10 @@ class HoldbackRewriter:
         tag = self._script_open or b"<script>"
         self._script_open = None
         body = data[body_start:body_end]
-        held = hold_back_tag(tag, "script", self.catalog, self.decision, body)
+        if self._scan is not None and not self._scan.signature_within(body_start, body_end):
+            held = None  # no signature anywhere in it
+        else:
+            held = hold_back_tag(tag, "script", self.catalog, self.decision, body)
         if held is not None:
             self._held.append(held.vendor.id)
             tag = held.tag

@@ -10,6 +10,7 @@ import html5lib
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from consent_gateway import rewriter as rewriter_module
 from consent_gateway.catalog import Catalog
 from consent_gateway.decision import Decision
 from consent_gateway.holdback import JS_TYPES
@@ -50,7 +51,9 @@ TRICKY = [
 fragments = st.lists(st.sampled_from(TRACKERS + TRICKY), min_size=1, max_size=30)
 
 
-def rewrite(page: bytes, cuts: list[int], decision: Decision, max_buffer_bytes: int = 256) -> bytes:
+def rewrite(page: bytes, cuts: list[int], decision: Decision, max_buffer_bytes: int = 256,
+            accelerated: bool = True) -> bytes:
+    rewriter_module.use_accelerators(accelerated)
     rw = HoldbackRewriter(CATALOG, decision, HEAD, max_buffer_bytes=max_buffer_bytes, cache=None)
     out = []
     last = 0
@@ -93,12 +96,14 @@ def live_trackers(page: bytes) -> list[str]:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(parts=fragments, cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12))
+@given(parts=fragments, cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
+       repeat=st.sampled_from([1, 1, 40]))
 def test_random_html_is_rewritten_the_same_at_any_chunking_and_no_tracker_survives(
-    parts: list[bytes], cuts: list[int]
+    parts: list[bytes], cuts: list[int], repeat: int
 ) -> None:
-    page = b"".join(parts)
+    page = b"".join(parts) * repeat  # long pages go through the native scanner when it is installed
     whole = rewrite(page, [], NOTHING)
+    assert rewrite(page, [], NOTHING, accelerated=False) == whole
     assert rewrite(page, cuts, NOTHING) == whole
     assert rewrite(page, list(range(0, len(page), 7)), NOTHING) == whole
     assert live_trackers(whole) == []
