@@ -537,6 +537,58 @@ def check_outputs(urls: dict[str, str], pages: dict[str, bytes]) -> dict[str, An
     return notes
 
 
+def in_process(repeats: int = 5) -> dict[str, dict[str, float]]:
+    """The gateway's own CPU cost per request, without sockets: both apps called directly, best of N.
+
+    Over HTTP a request also pays the server and the kernel; this separates what the gateway adds.
+    """
+    import asyncio
+
+    from consent_gateway.config import parse_config
+    from consent_gateway.middleware import ConsentGateway
+
+    with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
+        bare = build_site()
+        gateway = ConsentGateway(build_site(), parse_config({"gateway": {"data_dir": tmp}}),
+                                 secret_keys=["bench-" + os.urandom(24).hex()])  # fmt: skip
+
+        def scope(path: str) -> dict[str, Any]:
+            return {
+                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+                "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+                "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")],
+            }  # fmt: skip
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            pass
+
+        async def per_request(app: Any, path: str, count: int) -> float:
+            for _ in range(count // 10):
+                await app(scope(path), receive, send)
+            best = float("inf")
+            for _ in range(repeats):
+                started = time.perf_counter()
+                for _ in range(count):
+                    await app(scope(path), receive, send)
+                best = min(best, (time.perf_counter() - started) / count)
+            return best * 1e6
+
+        async def measure() -> dict[str, dict[str, float]]:
+            out = {}
+            for page, count in (("json", 3000), ("page60", 1000), ("page500", 300)):
+                bare_us = await per_request(bare, PATHS[page], count)
+                gateway_us = await per_request(gateway, PATHS[page], count)
+                out[page] = {"bare_us": round(bare_us, 1), "gateway_us": round(gateway_us, 1),
+                             "added_us": round(gateway_us - bare_us, 1)}  # fmt: skip
+            return out
+
+        return asyncio.run(measure())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
@@ -555,6 +607,10 @@ def main() -> int:
         "--stat", choices=("median", "best"), default="median",
         help="figure kept of the repeats: the median (default) or the best run (shared, noisy machines)",
     )  # fmt: skip
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="only measure the gateway's own CPU cost per request, calling the apps without sockets",
+    )  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="also print the figures as a Markdown table")
     parser.add_argument("--clients", action="store_true", help="also compare httpx and aiohttp proxies")
     parser.add_argument(
@@ -565,6 +621,12 @@ def main() -> int:
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.in_process:
+        print("in-process cost per request (no sockets, best of 5), microseconds:")
+        for page, entry in in_process().items():
+            print(f"  {page:<8} bare {entry['bare_us']:7.1f}  gateway {entry['gateway_us']:7.1f}  "
+                  f"added {entry['added_us']:7.1f}")  # fmt: skip
+        return 0
     if args.serve:
         serve(args.serve, args.port, args.upstream, args.config)
         return 0
@@ -648,6 +710,9 @@ def main() -> int:
             print(f"  round {repeat + 1}/{args.repeats} done")
 
     load_after = os.getloadavg()[0]
+    breakdown: dict[str, dict[str, float]] = {}
+    if "gateway" in urls:
+        breakdown = in_process()
     results = {key: _summary(values, args.stat) for key, values in runs.items()}
     print()
     print(f"{'server/path':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}  runs (req/s, CPU share taken by others)")
@@ -671,6 +736,11 @@ def main() -> int:
             ratio = results[numerator]["rps"] / results[denominator]["rps"]
             ratios[f"{numerator} / {denominator}"] = {"ratio": round(ratio, 3)}
             print(f"         {numerator} / {denominator}: {ratio:.2f}x")
+    if breakdown:
+        print("\nin-process cost per request (no sockets, best of 5), microseconds:")
+        for page, entry in breakdown.items():
+            print(f"  {page:<8} bare {entry['bare_us']:7.1f}  gateway {entry['gateway_us']:7.1f}  "
+                  f"added {entry['added_us']:7.1f}")  # fmt: skip
     if args.markdown:
         print()
         print(_markdown(results, ratios))
@@ -686,6 +756,7 @@ def main() -> int:
                     "results": results,
                     "runs": runs,
                     "ratios": ratios,
+                    "in_process_us": breakdown,
                     "skipped": skipped,
                 },
                 indent=2,
