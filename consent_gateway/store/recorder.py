@@ -62,7 +62,9 @@ class EventRecorder:
         if not instance_id:
             raise ValueError("EventRecorder needs a non-empty instance_id")
         self.log = log
+        #: this writer's chain id: ``instance_id``, or ``<instance_id>.<ms>`` when it had to start afresh
         self.instance_id = instance_id
+        self._base_instance_id = instance_id
         self.spool = AsyncSpool(Path(spool_path) / f"{_file_safe(instance_id)}.jsonl")
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
@@ -70,7 +72,6 @@ class EventRecorder:
         self.replay_interval_s = replay_interval_s
         self.replay_batch = replay_batch
         self._chain: EventChain | None = None
-        self._log_head: ChainHead | None = None
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._replay_kick = asyncio.Event()
@@ -85,18 +86,10 @@ class EventRecorder:
     def spool_depth(self) -> int:
         return self.spool.depth + len(self._unsaved)
 
-    @property
-    def chain_id(self) -> str:
-        return self._chain.instance_id if self._chain else self.instance_id
-
     async def start(self) -> None:
         await self.spool.open()
-        self._chain = EventChain(await self._resume_chain_id(), None)
-        head_spool = await self.spool.last_head(self._chain.instance_id)
-        head_log = self._log_head
-        candidates = [h for h in (head_spool, head_log) if h is not None]
-        if candidates:
-            self._chain.head = max(candidates, key=lambda h: h.seq)
+        head = await self._resume_head()  # may switch self.instance_id to a fresh chain id
+        self._chain = EventChain(self.instance_id, head)
         metrics.register_gauge("spool_depth", lambda: float(self.spool_depth))
         self._stopping = False
         self._writer_task = asyncio.create_task(self._write_loop(), name="consent-gateway recorder writer")
@@ -104,23 +97,31 @@ class EventRecorder:
         if self.spool.depth:
             self._replay_kick.set()
 
-    async def _resume_chain_id(self) -> str:
-        """Continue this instance's chain from the log's head; if the log cannot say, start a new chain.
+    async def _resume_head(self) -> ChainHead | None:
+        """Where this instance's chain continues: the newest of its events in the spool or the log.
 
-        Guessing the head would risk forking the chain; a fresh chain id (``<instance>.<ms>``) never does.
+        Spooled events are always newer than the log's (while the spool holds anything, new events go
+        there), so a spool head needs no log. With neither, guessing would risk forking the chain: the
+        recorder starts a fresh chain id (``<instance>.<ms>``) instead, which never does.
         """
-        self._log_head = None
+        self.instance_id = self._base_instance_id
+        spooled = await self.spool.last_head(self.instance_id)
         try:
             heads = await asyncio.wait_for(self.log.chain_heads(), self.append_timeout_s)
         except (StoreUnavailable, TimeoutError, OSError) as exc:
-            chain_id = f"{self.instance_id}.{int(time.time() * 1000)}"
             metrics.inc("store_errors_total", operation="chain_heads")
+            if spooled is not None:
+                logger.warning("consent log unavailable at start (%s): continuing the chain from the spool", exc)
+                return spooled
+            self.instance_id = f"{self.instance_id}.{int(time.time() * 1000)}"
             logger.warning(
-                "consent log unavailable at start (%s): events go to the spool on a new chain %s", exc, chain_id
+                "consent log unavailable at start (%s): events go to the spool on a new chain %s",
+                exc,
+                self.instance_id,
             )
-            return chain_id
-        self._log_head = heads.get(self.instance_id)
-        return self.instance_id
+            return None
+        candidates = [h for h in (spooled, heads.get(self.instance_id)) if h is not None]
+        return max(candidates, key=lambda h: h.seq) if candidates else None
 
     async def stop(self) -> None:
         """Commit what is queued, try one last replay, and stop. Does not close the log."""

@@ -130,6 +130,29 @@ async def test_the_spool_survives_a_restart_and_replay_doubles_nothing(tmp_path:
     await log.close()
 
 
+async def test_a_log_down_at_start_continues_the_chain_from_the_spool(tmp_path: Path) -> None:
+    log = open_log(f"sqlite:///{tmp_path / 'consent.db'}")
+    await log.open()
+    first = EventRecorder(log, spool_path=tmp_path / "spool", instance_id="gw-a")
+    await first.start()
+    for i in range(3):
+        await first.record(make_event(i))
+    await log.close()
+    for i in range(3, 6):
+        await first.record(make_event(i))  # spooled
+    await first.stop()
+    second = EventRecorder(log, spool_path=tmp_path / "spool", instance_id="gw-a", replay_interval_s=0.05)
+    await second.start()  # the log is still down: the spool knows the head
+    nxt = await second.record(make_event(6))
+    assert (nxt.instance_id, nxt.seq) == ("gw-a", 7)
+    await log.open()
+    await wait_until(lambda: second.spool_depth == 0)
+    await second.stop()
+    assert await log.count(EventFilter()) == 7
+    assert (await log.verify()).ok
+    await log.close()
+
+
 async def test_a_log_down_at_start_gets_a_fresh_chain_and_is_opened_once_it_can_be(tmp_path: Path) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("a file where the log's folder should be: opening fails")
