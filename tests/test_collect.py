@@ -268,3 +268,38 @@ def test_slow_vendor_is_a_clean_504(gateway: str) -> None:
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "vendor_timeout"
     assert metrics.value("beacons_total", vendor="slowpoke", outcome="timeout") == before + 1
+
+
+# -- through the whole gateway: the consent API's real cookie decides --------------------------------
+@pytest.fixture
+def full_gateway(config: Any, vendor: tuple[Vendor, str]) -> Iterator[str]:
+    from dataclasses import replace
+
+    from consent_gateway.middleware import ConsentGateway
+    from tests.conftest import TEST_SECRET_KEYS
+
+    site_config = replace(
+        config, vendors=({"id": "google-analytics", "beacon_endpoints": [f"{vendor[1]}/g/collect"]},)
+    )
+    site = Starlette(routes=[Route("/", lambda request: Response("home", media_type="text/plain"))])
+    with ServerThread(ConsentGateway(site, site_config, secret_keys=TEST_SECRET_KEYS)) as server:
+        yield server.url
+
+
+def test_gateway_forwards_beacons_only_after_the_visitor_accepts(
+    full_gateway: str, received: list[dict[str, Any]]
+) -> None:
+    beacon = "/_consent/collect/google-analytics/g/collect?v=2&tid=G-E2E&en=page_view"
+    same_origin = {"sec-fetch-site": "same-origin"}
+    with httpx.Client(base_url=full_gateway, headers=same_origin) as visitor:
+        assert visitor.post(beacon, content=b"").status_code == 204
+        assert received == []  # no choice yet: nothing leaves
+        accepted = visitor.post("/_consent/choices", json={"choices": {"analytics": True}})
+        assert accepted.status_code == 200
+        assert visitor.post(beacon, content=b"").status_code == 204
+        assert [hit["query"] for hit in received] == ["v=2&tid=G-E2E&en=page_view"]
+        assert "cookie" not in received[0]["headers"]  # the consent cookie stays on the site
+        refused = visitor.post("/_consent/choices", json={"action": "reject_all"})
+        assert refused.status_code == 200
+        assert visitor.post(beacon, content=b"").status_code == 204
+    assert len(received) == 1
