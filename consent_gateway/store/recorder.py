@@ -163,7 +163,7 @@ class EventRecorder:
             while True:
                 if not self._queue:
                     if self._stopping:
-                        return
+                        break
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
@@ -184,9 +184,13 @@ class EventRecorder:
                     batch.append((event, future))
                 if batch:
                     await handoff.put((batch, chained))
-        finally:
-            await handoff.put(None)
-            await committer
+        except BaseException:
+            # Cancelled (the server is going down without stop()): do not wait on a committer that may be
+            # cancelled too; the callers still waiting are cancelled with their requests.
+            committer.cancel()
+            raise
+        await handoff.put(None)
+        await committer
 
     async def _commit_loop(self, handoff: asyncio.Queue[tuple[list[_Pending], list[ConsentEvent]] | None]) -> None:
         while (item := await handoff.get()) is not None:

@@ -308,3 +308,16 @@ async def test_an_event_that_cannot_be_serialised_fails_alone(sqlite_log: Counti
     assert (await recorder.record(make_event(3))).seq == 3  # the writer is still alive
     await recorder.stop()
     assert (await sqlite_log.verify()).ok
+
+
+async def test_cancelling_the_recorders_tasks_does_not_hang(sqlite_log: CountingSQLiteLog, tmp_path: Path) -> None:
+    recorder = EventRecorder(sqlite_log, spool_path=tmp_path / "spool", instance_id="gw-a")
+    await recorder.start()
+    await recorder.record(make_event(0))
+    tasks = [recorder._writer_task, recorder._replay_task]
+    for task in tasks:
+        assert task is not None
+        task.cancel()
+    done, pending = await asyncio.wait([t for t in tasks if t], timeout=2)
+    assert not pending
+    await recorder.spool.close()
