@@ -54,6 +54,7 @@ _WEBSOCKET_HANDSHAKE_HEADERS = frozenset(
 WEBSOCKET_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _BODY_METHODS_WITHOUT_LENGTH = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 _INVALID_CLOSE_CODES = frozenset({1005, 1006, 1015})
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}
 #: What the visitor is told (status, error code, message): nothing about the upstream's internals.
 _TIMEOUT = (504, "upstream_timeout", "The site did not answer in time.")
 _UNAVAILABLE = (502, "upstream_unavailable", "The site could not be reached.")
@@ -191,8 +192,8 @@ class UpstreamProxy:
             forwarded_for.append(str(client[0]))
         if forwarded_for:
             headers.append(("x-forwarded-for", ", ".join(forwarded_for)))
-        scheme = scope.get("scheme", "http")
-        headers.append(("x-forwarded-proto", {"ws": "http", "wss": "https"}.get(scheme, scheme)))
+        scheme: str = scope.get("scheme", "http")
+        headers.append(("x-forwarded-proto", _HTTP_SCHEMES.get(scheme, scheme)))
         if host:
             headers.append(("x-forwarded-host", host))
             if self.preserve_host:
