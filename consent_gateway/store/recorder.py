@@ -78,6 +78,8 @@ class EventRecorder:
         self._writer_task: asyncio.Task[None] | None = None
         self._replay_task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: the last append or replay succeeded
+        self._log_ok = True
         #: events chained but kept neither by the log nor the spool: written first next time, so the
         #: chain never has a hole.
         self._unsaved: list[ConsentEvent] = []
@@ -105,10 +107,12 @@ class EventRecorder:
         recorder starts a fresh chain id (``<instance>.<ms>``) instead, which never does.
         """
         self.instance_id = self._base_instance_id
+        self._log_ok = True
         spooled = await self.spool.last_head(self.instance_id)
         try:
             heads = await asyncio.wait_for(self.log.chain_heads(), self.append_timeout_s)
         except (StoreUnavailable, TimeoutError, OSError) as exc:
+            self._log_ok = False
             metrics.inc("store_errors_total", operation="chain_heads")
             if spooled is not None:
                 logger.warning("consent log unavailable at start (%s): continuing the chain from the spool", exc)
@@ -213,10 +217,13 @@ class EventRecorder:
 
     async def _persist(self, events: list[ConsentEvent]) -> None:
         events = self._unsaved + events
-        if self.spool.depth == 0:
+        # While the log is known to fail, go straight to the spool rather than wait for a timeout per
+        # batch; once a replay succeeds, write directly again while the replay drains the rest.
+        if self.spool.depth == 0 or self._log_ok:
             try:
                 await asyncio.wait_for(self.log.append(events), self.append_timeout_s)
             except Exception as exc:  # whatever the backend raised, the spool is the safety net
+                self._log_ok = False
                 metrics.inc("store_errors_total", operation="append")
                 logger.warning("consent log append failed (%s); spooling %d events", _describe(exc), len(events))
             else:
@@ -260,7 +267,12 @@ class EventRecorder:
             if batch.lines == 0:
                 return
             if batch.events:
-                await asyncio.wait_for(self.log.append(batch.events), self.append_timeout_s)
+                try:
+                    await asyncio.wait_for(self.log.append(batch.events), self.append_timeout_s)
+                except BaseException:
+                    self._log_ok = False
+                    raise
+                self._log_ok = True
             metrics.inc("replayed_events_total", len(batch.events))
             await self.spool.mark_replayed(batch)
             logger.info("replayed %d spooled consent events (%d left)", len(batch.events), self.spool.depth)

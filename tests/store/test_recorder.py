@@ -321,3 +321,23 @@ async def test_cancelling_the_recorders_tasks_does_not_hang(sqlite_log: Counting
     done, pending = await asyncio.wait([t for t in tasks if t], timeout=2)
     assert not pending
     await recorder.spool.close()
+
+
+async def test_once_the_log_is_back_new_events_skip_the_spool(tmp_path: Path) -> None:
+    log = open_log(f"sqlite:///{tmp_path / 'consent.db'}")
+    await log.open()
+    recorder = EventRecorder(log, spool_path=tmp_path / "spool", instance_id="gw-a", replay_interval_s=0.05)
+    await recorder.start()
+    await log.close()
+    await asyncio.gather(*(recorder.record(make_event(i)) for i in range(10)))
+    await recorder.record(make_event(10))  # the log is known down: straight to the spool, no timeout
+    assert metrics.value("spooled_events_total") == 11
+    assert metrics.value("store_errors_total", operation="append") == 1
+    await log.open()
+    await wait_until(lambda: recorder.spool_depth == 0)
+    await asyncio.gather(*(recorder.record(make_event(i)) for i in range(11, 20)))
+    assert metrics.value("spooled_events_total") == 11  # the later ones went to the log directly
+    await recorder.stop()
+    assert await log.count(EventFilter()) == 20
+    assert (await log.verify()).ok
+    await log.close()
