@@ -144,7 +144,7 @@ class RedisConsentLog:
     @property
     def client(self) -> Any:
         if self._client is None:
-            raise StoreUnavailable(f"{self.url}: log not opened")
+            raise StoreUnavailable(f"{self._safe_url()}: log not opened")
         return self._client
 
     async def open(self) -> None:

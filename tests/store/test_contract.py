@@ -459,12 +459,15 @@ class TestRedisConsentLog(ConsentLogContract):
     async def test_an_unreachable_redis_is_store_unavailable(self) -> None:
         from tests.conftest import free_port
 
-        log = open_log(f"redis://127.0.0.1:{free_port()}/0")
-        with pytest.raises(StoreUnavailable):
+        log = open_log(f"redis://:s3cret-password@127.0.0.1:{free_port()}/0")
+        with pytest.raises(StoreUnavailable) as opening:
             await log.open()
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(StoreUnavailable) as appending:
             await log.append([make_event(1)])
-        assert (await log.health())["ok"] is False
+        health = await log.health()
+        assert health["ok"] is False
+        for text in (str(opening.value), str(appending.value), str(health)):
+            assert "s3cret" not in text
         await log.close()
 
 
