@@ -467,7 +467,8 @@ class HoldbackRewriter:
         head = data[:PRESCAN_BYTES]
         if head.startswith(_WIDE_BOMS) or b"\x00" in head[:4]:
             return "encoding"
-        if _META_UTF16.search(head):
+        lowered = head.lower()
+        if (b"16" in lowered or b"32" in lowered or b"ucs" in lowered) and _META_UTF16.search(head):
             return "encoding"
         return None
 
