@@ -86,6 +86,20 @@ class ConsentLogContract:
         assert await log.get("no-such-event") is None
         assert await log.count(EventFilter()) == 40
 
+    async def test_non_ascii_and_json_special_characters_round_trip(self, log: ConsentLog) -> None:
+        odd = dataclasses.replace(
+            make_event(1),
+            page_path='/café/日本語?q="x"',
+            referrer_host="bücher.example",
+            user_agent='Mozilla/5.0 "quoted" \\ back\\slash \u2028 é',
+            categories={"analytics": True, "statistiques-ü": False},
+        )
+        events = chained([odd, make_event(2), odd.__class__(**{**dataclasses.asdict(odd), "event_id": "e-ü"})])
+        await log.append(events)
+        for event in events:
+            assert await log.get(event.event_id) == event
+        assert (await log.verify()).ok
+
     async def test_history_is_one_consent_ids_events_oldest_first(
         self, log: ConsentLog, events: list[ConsentEvent]
     ) -> None:
