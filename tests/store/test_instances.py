@@ -1,4 +1,4 @@
-"""Several gateway processes on one Redis: nothing lost, nothing doubled, every chain verifies.
+"""Several gateway processes on one log (Redis, or one SQLite file): nothing lost or doubled, chains verify.
 
 Each writer is a separate OS process with its own EventRecorder and instance id; the tests count every
 acknowledged event against what the log holds, through a Redis restart and a writer killed mid-burst.
@@ -16,18 +16,19 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
-from consent_gateway.store import open_log
+from consent_gateway.store import EventFilter, open_log
 from tests.store.conftest import RedisProcess
 
 WRITER = Path(__file__).with_name("writer_process.py")
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 
-def start_writer(redis: RedisProcess, tmp_path: Path, instance: str, **options: object) -> subprocess.Popen[str]:
+def start_writer(redis: RedisProcess | str, tmp_path: Path, instance: str, **options: object) -> subprocess.Popen[str]:
+    url = redis if isinstance(redis, str) else redis.url
     args = [
         sys.executable,
         str(WRITER),
-        *("--url", redis.url, "--instance", instance),
+        *("--url", url, "--instance", instance),
         *("--spool", str(tmp_path / "spool"), "--acked", str(tmp_path / f"{instance}.acked")),
     ]
     for key, value in options.items():
@@ -74,6 +75,26 @@ async def check_log(redis: RedisProcess, acknowledged: set[str], instances: list
     assert result.events_checked == len(stored)
 
 
+async def test_three_writer_processes_on_one_sqlite_file_lose_and_double_nothing(tmp_path: Path) -> None:
+    """As under ``uvicorn --workers 3``: one file, three processes, each its own chain and spool."""
+    url = f"sqlite:///{tmp_path / 'consent.db'}"
+    instances = ["gw-1", "gw-2", "gw-3"]
+    writers = [start_writer(url, tmp_path, inst, count=300) for inst in instances]
+    for writer in writers:
+        finish(writer)
+    acknowledged = {eid for inst in instances for eid in acked(tmp_path, inst)}
+    assert len(acknowledged) == 900
+    log = open_log(url)
+    await log.open()
+    stored = [e.event_id async for e in log.export(EventFilter())]
+    result = await log.verify()
+    await log.close()
+    assert len(stored) == len(set(stored)) == 900
+    assert set(stored) == acknowledged
+    assert result.ok and result.chains == 3
+
+
+@pytest.mark.redis
 async def test_three_writers_on_one_redis_lose_and_double_nothing(own_redis: RedisProcess, tmp_path: Path) -> None:
     instances = ["gw-1", "gw-2", "gw-3"]
     writers = [start_writer(own_redis, tmp_path, inst, count=400) for inst in instances]
@@ -84,6 +105,7 @@ async def test_three_writers_on_one_redis_lose_and_double_nothing(own_redis: Red
     await check_log(own_redis, acknowledged, instances)
 
 
+@pytest.mark.redis
 async def test_redis_restarted_mid_burst_under_three_writers(own_redis: RedisProcess, tmp_path: Path) -> None:
     instances = ["gw-1", "gw-2", "gw-3"]
     writers = [start_writer(own_redis, tmp_path, inst, count=400, pause=0.02) for inst in instances]
@@ -98,6 +120,7 @@ async def test_redis_restarted_mid_burst_under_three_writers(own_redis: RedisPro
     await check_log(own_redis, acknowledged, instances)
 
 
+@pytest.mark.redis
 async def test_a_writer_killed_mid_burst_replays_its_spool_on_restart(own_redis: RedisProcess, tmp_path: Path) -> None:
     # Redis is down while the writer runs, so its events are in the spool when it is killed.
     own_redis.stop()
