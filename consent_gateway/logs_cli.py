@@ -388,7 +388,8 @@ def verify(config_path: str | None, store_url: str | None, checkpoint_path: str 
     result = _run(ctx, lambda log: log.verify(checkpoint))
     if result.ok:
         against = f", against the checkpoint of {format_time(checkpoint.created_at_ms)} UTC" if checkpoint else ""
-        click.echo(f"OK: {result.events_checked} events in {result.chains} chains verified{against}.")
+        chains = f"{result.chains} chain" + ("" if result.chains == 1 else "s")
+        click.echo(f"OK: {result.events_checked} events in {chains} verified{against}.")
         return
     click.echo(f"BROKEN: first broken event {result.first_broken}: {result.reason}", err=True)
     for event_id, reason in result.problems[1:20]:
