@@ -59,6 +59,24 @@ class BufferScan:
     def signature_within(self, start: int, end: int) -> bool:
         return self._any_within(self.signatures, start, end)
 
+    def signatures_in_order(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The signature matches inside [start, end) that a left-to-right search for the longest signature
+        at each position finds (leftmost, then longest, never overlapping): what ``re.finditer`` finds."""
+        spans = self.signatures
+        i = bisect_left(spans, (start, -1))
+        inside = []
+        while i < len(spans) and spans[i][0] < end:
+            if spans[i][1] <= end:
+                inside.append(spans[i])
+            i += 1
+        inside.sort(key=lambda span: (span[0], span[0] - span[1]))
+        chosen, last_end = [], start
+        for span in inside:
+            if span[0] >= last_end:
+                chosen.append(span)
+                last_end = span[1]
+        return chosen
+
 
 class Scanner:
     """A compiled hyperscan database for one catalog and one set of candidate names."""

@@ -319,6 +319,10 @@ class Catalog:
                 found.append(vendor)
         return found
 
+    def vendor_for_signature(self, signature: bytes) -> VendorRule:
+        """The vendor of one of the catalog's inline signatures (as found by a native scanner)."""
+        return self._signature_vendors[signature.decode()]
+
     def vendor_for_cookie(self, name: str) -> VendorRule | None:
         """The vendor that sets a cookie of this name (exact names first, then the longest prefix)."""
         vendor = self._cookie_exact.get(name)

@@ -138,8 +138,8 @@ def _first_disallowed(vendors: list[VendorRule], decision: Decision) -> VendorRu
     return None
 
 
-def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_body: bytes | None = None
-                   ) -> list[VendorRule]:
+def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_body: bytes | None = None,
+                   inline_vendors: list[VendorRule] | None = None) -> list[VendorRule]:
     """Every catalog vendor a start tag (or an inline script body) would contact or run."""
     found: list[VendorRule] = []
 
@@ -155,6 +155,8 @@ def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_b
         src = first_value(attrs, b"src")
         if src is not None:
             add_url(src, "script")
+        elif inline_vendors is not None:
+            found.extend(inline_vendors)
         elif inline_body:
             found.extend(catalog.vendors_for_inline_bytes(inline_body))
     elif kind == "iframe":
@@ -177,12 +179,14 @@ def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_b
 
 
 def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
-                  inline_body: bytes | None = None, *, may_name_vendor: bool | None = None) -> HeldBack | None:
+                  inline_body: bytes | None = None, *, may_name_vendor: bool | None = None,
+                  inline_vendors: list[VendorRule] | None = None) -> HeldBack | None:
     """The held-back form of a complete start tag, or None when the decision lets it through.
 
     ``kind`` is the lowercased tag name ("script", "iframe", "img" or "link"); ``inline_body`` is the text of
     an inline script, matched against the catalog's inline signatures. ``may_name_vendor`` is a caller's
-    pre-check (False: no catalog string in the tag); None runs the catalog's own.
+    pre-check (False: no catalog string in the tag); None runs the catalog's own. ``inline_vendors`` are
+    the vendors of the inline body's signatures when a caller found them already, in order of appearance.
     """
     if inline_body is None:
         if may_name_vendor is None:
@@ -190,7 +194,7 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
         if not may_name_vendor:
             return None
     name_end, attrs = parse_attributes(tag)
-    vendor = _first_disallowed(vendors_of_tag(kind, attrs, catalog, inline_body), decision)
+    vendor = _first_disallowed(vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors), decision)
     if vendor is None:
         return None
     return HeldBack(rewrite_held_back(tag, kind, name_end, attrs, vendor.category, vendor.id), vendor)

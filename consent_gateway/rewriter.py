@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _hsscan, metrics
-from .catalog import Catalog
+from .catalog import Catalog, VendorRule
 from .decision import Decision
 from .holdback import INERT_ATTRS, hold_back_tag, parse_attributes, script_is_executable
 
@@ -159,7 +159,7 @@ _INTEGRATION_SET = frozenset(_INTEGRATION_POINTS)
 _FOREIGN = _Modes(
     # raw-text elements are not raw text in svg/math: their content is markup there
     tuple(dict.fromkeys(("script", "iframe", "img", "link", "svg", "math", *_BREAKOUT, *_INTEGRATION_POINTS))),
-    ("svg", "math"),
+    ("svg", "math", "p", "br"),  # </p> and </br> end foreign content too
     cdata=True,
 )
 _NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + _names(_HOLD_KINDS) + b")" + _DELIM)
@@ -582,6 +582,9 @@ class HoldbackRewriter:
                 out.append(data[pos:tag_end])
                 pos = tag_end
                 closed = m.group("etag").lower().decode()
+                if closed in ("p", "br") and self._foreign:
+                    self._foreign = ()
+                    return pos
                 if closed in self._foreign:  # an end tag without its start tag open is ignored
                     self._foreign = self._foreign[: len(self._foreign) - 1 - self._foreign[::-1].index(closed)]
                     return pos
@@ -948,8 +951,13 @@ class HoldbackRewriter:
         tag = self._script_open or b"<script>"
         self._script_open = None
         body = data[body_start:body_end]
-        if self._scan is not None and not self._scan.signature_within(body_start, body_end):
-            held = None  # no signature anywhere in it
+        if self._scan is not None:
+            vendors: list[VendorRule] = []
+            for start, end in self._scan.signatures_in_order(body_start, body_end):
+                vendor = self.catalog.vendor_for_signature(data[start:end])
+                if vendor not in vendors:
+                    vendors.append(vendor)
+            held = hold_back_tag(tag, "script", self.catalog, self.decision, body, inline_vendors=vendors)
         else:
             held = hold_back_tag(tag, "script", self.catalog, self.decision, body)
         if held is not None:
