@@ -80,24 +80,47 @@ class EventRecorder:
         self._stopping = False
         #: the last append or replay succeeded
         self._log_ok = True
+        #: spools of instances that are gone (their lock is free), replayed then deleted
+        self._orphans: list[AsyncSpool] = []
         #: events chained but kept neither by the log nor the spool: written first next time, so the
         #: chain never has a hole.
         self._unsaved: list[ConsentEvent] = []
 
     @property
     def spool_depth(self) -> int:
-        return self.spool.depth + len(self._unsaved)
+        return self.spool.depth + len(self._unsaved) + sum(o.depth for o in self._orphans)
 
     async def start(self) -> None:
         await self.spool.open()
+        await self._adopt_orphans()
         head = await self._resume_head()  # may switch self.instance_id to a fresh chain id
         self._chain = EventChain(self.instance_id, head)
         metrics.register_gauge("spool_depth", lambda: float(self.spool_depth))
         self._stopping = False
         self._writer_task = asyncio.create_task(self._write_loop(), name="consent-gateway recorder writer")
         self._replay_task = asyncio.create_task(self._replay_loop(), name="consent-gateway spool replay")
-        if self.spool.depth:
+        if self.spool_depth:
             self._replay_kick.set()
+
+    async def _adopt_orphans(self) -> None:
+        """Take over the spools of instances that are gone, so a restart under a new instance id (the
+        default id names the process) still replays what the old process spooled. A spool whose lock
+        is held belongs to a live instance and is left alone."""
+        own = self.spool.spool.path
+        for path in sorted(own.parent.glob("*.jsonl")):
+            if path == own:
+                continue
+            orphan = AsyncSpool(path)
+            try:
+                await orphan.open()
+            except (SpoolError, OSError):
+                await orphan.close()
+                continue
+            if orphan.depth:
+                logger.warning("adopting %d spooled consent events of a stopped instance (%s)", orphan.depth, path)
+                self._orphans.append(orphan)
+            else:
+                await orphan.remove()
 
     async def _resume_head(self) -> ChainHead | None:
         """Where this instance's chain continues: the newest of its events in the spool or the log.
@@ -139,9 +162,12 @@ class EventRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._replay_task
             self._replay_task = None
-        if self.spool.depth:
+        if self.spool_depth:
             with contextlib.suppress(StoreUnavailable, TimeoutError, OSError):
                 await self._replay_once()
+        for orphan in self._orphans:
+            await orphan.close()
+        self._orphans = []
         await self.spool.close()
 
     async def record(self, event: ConsentEvent) -> ConsentEvent:
@@ -247,7 +273,7 @@ class EventRecorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._replay_kick.wait(), self.replay_interval_s)
             self._replay_kick.clear()
-            if not self.spool.depth:
+            if not self.spool_depth:
                 continue
             try:
                 await self._replay_once()
@@ -261,9 +287,15 @@ class EventRecorder:
                     await asyncio.wait_for(self.log.open(), self.append_timeout_s)
 
     async def _replay_once(self) -> None:
-        """Move everything the spool holds into the log, oldest first."""
-        while self.spool.depth:
-            batch = await self.spool.read_pending(self.replay_batch)
+        """Move everything the spools hold into the log, oldest first; adopted spools are then deleted."""
+        while self._orphans:
+            await self._replay_spool(self._orphans[0])
+            await self._orphans.pop(0).remove()
+        await self._replay_spool(self.spool)
+
+    async def _replay_spool(self, spool: AsyncSpool) -> None:
+        while spool.depth:
+            batch = await spool.read_pending(self.replay_batch)
             if batch.lines == 0:
                 return
             if batch.events:
@@ -274,8 +306,8 @@ class EventRecorder:
                     raise
                 self._log_ok = True
             metrics.inc("replayed_events_total", len(batch.events))
-            await self.spool.mark_replayed(batch)
-            logger.info("replayed %d spooled consent events (%d left)", len(batch.events), self.spool.depth)
+            await spool.mark_replayed(batch)
+            logger.info("replayed %d spooled consent events (%d left)", len(batch.events), spool.depth)
 
 
 def _file_safe(name: str) -> str:

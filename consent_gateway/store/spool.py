@@ -74,18 +74,29 @@ class Spool:
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        created = not self.path.exists()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+        for _ in range(3):
+            created = not self.path.exists()
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                self.close()
+                raise SpoolError(f"spool {self.path} is not a regular file")
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                self.close()
+                raise SpoolError(
+                    f"spool {self.path} is in use by another process: give each gateway instance its own instance id"
+                ) from exc
+            # Another instance may have adopted and deleted this file between our open and our lock:
+            # then we hold a lock on a deleted file, and start again on the path.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             self.close()
-            raise SpoolError(f"spool {self.path} is not a regular file")
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            self.close()
-            raise SpoolError(
-                f"spool {self.path} is in use by another process: give each gateway instance its own instance id"
-            ) from exc
+        else:
+            raise SpoolError(f"spool {self.path} keeps disappearing")
         if created:
             _fsync_dir(self.path.parent)
         size = self._cut_torn_tail()
@@ -101,6 +112,12 @@ class Spool:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def remove(self) -> None:
+        """Delete an empty spool's files (while still holding its lock), then close it."""
+        self.offset_path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
+        self.close()
 
     def append(self, events: Sequence[ConsentEvent]) -> None:
         """Write and fsync; returns only once the events would survive a crash."""
@@ -233,6 +250,12 @@ class AsyncSpool:
     async def close(self) -> None:
         if self._pool is not None:
             await self._call(self.spool.close)
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    async def remove(self) -> None:
+        if self._pool is not None:
+            await self._call(self.spool.remove)
             self._pool.shutdown(wait=True)
             self._pool = None
 

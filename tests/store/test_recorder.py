@@ -341,3 +341,37 @@ async def test_once_the_log_is_back_new_events_skip_the_spool(tmp_path: Path) ->
     assert await log.count(EventFilter()) == 20
     assert (await log.verify()).ok
     await log.close()
+
+
+async def test_a_restart_under_a_new_instance_id_replays_the_old_processs_spool(tmp_path: Path) -> None:
+    # The default instance id names the process, so a restarted gateway has a new one.
+    from consent_gateway.events import EventChain
+
+    log = open_log(f"sqlite:///{tmp_path / 'consent.db'}")
+    await log.open()
+    chain = EventChain("host-1234")
+    left_behind = [chain.append(make_event(i)) for i in range(7)]
+    old = Spool(tmp_path / "spool" / "host-1234.jsonl")
+    old.open()
+    old.append(left_behind)
+    old.close()  # the process died: its lock is gone
+    empty = Spool(tmp_path / "spool" / "host-999.jsonl")
+    empty.open()
+    empty.close()
+    alive = Spool(tmp_path / "spool" / "host-5678.jsonl")  # another instance, still running
+    alive.open()
+    alive.append([EventChain("host-5678").append(make_event(50))])
+
+    recorder = EventRecorder(log, spool_path=tmp_path / "spool", instance_id="host-4321", replay_interval_s=0.05)
+    await recorder.start()
+    assert not (tmp_path / "spool" / "host-999.jsonl").exists()
+    await wait_until(lambda: recorder.spool_depth == 0)
+    await recorder.record(make_event(8))
+    await recorder.stop()
+    assert not (tmp_path / "spool" / "host-1234.jsonl").exists()
+    assert (tmp_path / "spool" / "host-5678.jsonl").exists()  # left to its live owner
+    assert {e.event_id async for e in log.export(EventFilter())} >= {e.event_id for e in left_behind}
+    assert await log.count(EventFilter()) == 8
+    assert (await log.verify()).ok
+    alive.close()
+    await log.close()
