@@ -155,7 +155,8 @@ _BREAKOUT_SET = frozenset(_BREAKOUT)
 #: svg/math elements whose content the parser reads with HTML rules. Past one, the rest is read as HTML
 #: (the way back to svg after it is not tracked: reading more as HTML only ever finds more tags)
 _INTEGRATION_POINTS = ("foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml")
-_INTEGRATION_SET = frozenset(_INTEGRATION_POINTS)
+_INTEGRATION_SET = {"svg": frozenset(("foreignobject", "desc", "title")),
+                    "math": frozenset(("mi", "mo", "mn", "ms", "mtext", "annotation-xml"))}
 _FOREIGN = _Modes(
     # raw-text elements are not raw text in svg/math: their content is markup there
     tuple(dict.fromkeys(("script", "iframe", "img", "link", "svg", "math", *_BREAKOUT, *_INTEGRATION_POINTS))),
@@ -625,7 +626,7 @@ class HoldbackRewriter:
             return self._too_long_tag(data, pos, name_end, name, out)
         tag = data[pos:end]
         if self._foreign:
-            if name in _INTEGRATION_SET and not tag.endswith(b"/>"):
+            if name in _INTEGRATION_SET[self._foreign[-1]] and not tag.endswith(b"/>"):
                 self._foreign = ()
                 out.append(tag)
                 return end  # its content is markup with HTML rules (an svg <title> is not RCDATA)
