@@ -121,8 +121,12 @@ async def test_redis_restarted_mid_burst_under_three_writers(own_redis: RedisPro
 
 
 @pytest.mark.redis
-async def test_a_writer_killed_mid_burst_replays_its_spool_on_restart(own_redis: RedisProcess, tmp_path: Path) -> None:
-    # Redis is down while the writer runs, so its events are in the spool when it is killed.
+@pytest.mark.parametrize("restart_as", ["gw-1", "gw-1-restarted"], ids=["same-instance-id", "new-instance-id"])
+async def test_a_writer_killed_mid_burst_replays_its_spool_on_restart(
+    own_redis: RedisProcess, tmp_path: Path, restart_as: str
+) -> None:
+    # Redis is down while the writer runs, so its events are in the spool when it is killed. The default
+    # instance id names the process, so a real restart usually comes back under a new one.
     own_redis.stop()
     victim = start_writer(own_redis, tmp_path, "gw-1", count=400, pause=0.01)
     wait_for_lines(tmp_path / "gw-1.acked", 100)
@@ -130,7 +134,7 @@ async def test_a_writer_killed_mid_burst_replays_its_spool_on_restart(own_redis:
     victim.communicate(timeout=10)
     before_restart = set(acked(tmp_path, "gw-1"))
     own_redis.start()
-    finish(start_writer(own_redis, tmp_path, "gw-1", count=100))
-    acknowledged = set(acked(tmp_path, "gw-1"))
+    finish(start_writer(own_redis, tmp_path, restart_as, count=100))
+    acknowledged = set(acked(tmp_path, "gw-1")) | set(acked(tmp_path, restart_as))
     assert len(acknowledged) >= len(before_restart) + 100
-    await check_log(own_redis, acknowledged, ["gw-1"])
+    await check_log(own_redis, acknowledged, sorted({"gw-1", restart_as}))
