@@ -395,3 +395,23 @@ def test_memory_stays_bounded_inside_long_comments_raw_text_and_scripts(
     page = b"".join(out)
     assert page.count(filler) == 3000
     assert b'data-cg-src="https://bat.bing.com/action/0"' in page
+
+
+def test_native_scanner_finds_what_the_regexes_find() -> None:
+    from consent_gateway import _hsscan
+
+    scanner = _hsscan.scanner_for(CATALOG, rewriter_module._HTML_STARTS, rewriter_module._HTML_ENDS)
+    if scanner is None:
+        pytest.skip("hyperscan is not installed (optional): the pure-Python path is the one tested")
+    data = (b"<p title='a>b'>x</p><SCRIPT src=//WWW.Google-Analytics.com/ga.js></script><!-- c -->"
+            b"<script>fbq('init'); gtag('js'); fbq('track')</script><img src=/a.png>")
+    scan = scanner.scan(data)
+    assert [data[p : p + 4] for p in scan.candidates] == [b"<SCR", b"<!--", b"<scr", b"<img"]
+    assert scan.quoted_between(0, 20) and not scan.quoted_between(20, len(data))
+    start = data.index(b"<SCRIPT")
+    assert scan.needle_within(start, data.index(b">", start) + 1)
+    assert not scan.needle_within(data.index(b"<img"), len(data))
+    body = (data.index(b"fbq"), data.index(b"</script>", data.index(b"fbq")))
+    found = [data[s:e] for s, e in scan.signatures_in_order(*body)]
+    assert found == [m.group() for m in CATALOG._inline_bytes_re.finditer(data[body[0] : body[1]])]  # type: ignore[union-attr]
+    assert found == [b"fbq(", b"gtag(", b"fbq("]
