@@ -6,7 +6,7 @@ Counting must cost next to nothing on the request path: a dict increment, no loc
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 #: name → help text. A counter not listed here is refused, so a typo cannot create a silent series.
 COUNTERS: dict[str, str] = {
@@ -32,6 +32,14 @@ def inc(counter: str, amount: int = 1, /, **labels: str) -> None:
     if counter not in COUNTERS:
         raise KeyError(f"unknown counter {counter!r}")
     _counts[(counter, tuple(sorted(labels.items())))] += amount
+
+
+def inc_each(counter: str, label: str, counts: Mapping[str, int]) -> None:
+    """Many increments of one single-label counter at once (per-page tallies on the hot path)."""
+    if counter not in COUNTERS:
+        raise KeyError(f"unknown counter {counter!r}")
+    for value_, amount in counts.items():
+        _counts[(counter, ((label, value_),))] += amount
 
 
 def value(counter: str, /, **labels: str) -> int:

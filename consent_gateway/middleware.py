@@ -150,8 +150,8 @@ class ConsentGateway:
 
     @staticmethod
     def count_held_back(rewriter: HoldbackRewriter) -> None:
-        for vendor, count in rewriter.held_back.items():
-            metrics.inc("held_back_tags_total", count, vendor=vendor)
+        if rewriter.held_back:
+            metrics.inc_each("held_back_tags_total", "vendor", rewriter.held_back)
 
     # -- start and stop of the consent log
 
@@ -204,7 +204,10 @@ def _drop_range_for_html(scope: Scope) -> None:
     Only requests that accept HTML lose their Range header; media and downloads keep resuming and seeking.
     """
     headers = scope["headers"]
-    if not any(key == b"range" for key, _ in headers):
+    for key, _ in headers:
+        if key == b"range":
+            break
+    else:
         return
     accept = _header(scope, b"accept") or ""
     if "text/html" in accept or "application/xhtml+xml" in accept:

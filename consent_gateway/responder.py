@@ -116,7 +116,17 @@ def _private_cache_control(value: bytes | None) -> bytes:
 class Responder:
     """Wraps one request's `send`. Created per request; keeps only what the stream needs."""
 
-    __slots__ = ("gateway", "scope", "decision", "_send", "_rewriter", "_decoder", "_skip_body", "_failed")
+    __slots__ = (
+        "gateway",
+        "scope",
+        "decision",
+        "_send",
+        "_rewriter",
+        "_decoder",
+        "_held_start",
+        "_skip_body",
+        "_failed",
+    )
 
     def __init__(self, gateway: ConsentGateway, scope: Scope, decision: Decision, send: Send) -> None:
         self.gateway = gateway
@@ -125,13 +135,20 @@ class Responder:
         self._send = send
         self._rewriter: Any = None
         self._decoder: _Decoder | None = None
+        #: an HTML response's start, sent with the first body chunk: a page sent in one piece then gets
+        #: an exact Content-Length instead of chunked encoding
+        self._held_start: Message | None = None
         self._skip_body = False
         self._failed = False
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            await self._send(self._start(message))
+            message = self._start(message)
+            if self._rewriter is not None and not self._skip_body:
+                self._held_start = message
+            else:
+                await self._send(message)
         elif kind == "http.response.body" and self._rewriter is not None:
             await self._body(message)
         else:
@@ -140,10 +157,9 @@ class Responder:
     # -- headers
 
     def _start(self, message: Message) -> Message:
-        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
         has_cookies = False
         content_type = b""
-        for key, value in headers:
+        for key, value in message.get("headers", ()):
             if key == b"set-cookie":
                 has_cookies = True
             elif key == b"content-type":
@@ -151,6 +167,7 @@ class Responder:
         is_html = content_type.startswith(_HTML_TYPES)
         if not (has_cookies or is_html):
             return message  # the common case for assets and APIs: nothing to change
+        headers: list[tuple[bytes, bytes]] = list(message["headers"])
         if has_cookies:
             headers = self.gateway.cookie_filter.filter(headers, self.decision)
         if is_html:
@@ -196,8 +213,13 @@ class Responder:
         if self._skip_body:
             await self._send(message)
             return
-        chunk: bytes = message.get("body", b"")
-        out = self._rewrite(chunk, final=not more)
+        out = self._rewrite(message.get("body", b""), final=not more)
+        start = self._held_start
+        if start is not None:
+            self._held_start = None
+            if not more:
+                start["headers"].append((b"content-length", str(len(out)).encode("ascii")))
+            await self._send(start)
         if out or not more:
             await self._send({"type": "http.response.body", "body": out, "more_body": more})
 
