@@ -199,7 +199,7 @@ def test_site_vendors_override_fields_of_builtin_entries_and_add_new_ones() -> N
     assert merged.vendor_for_url("https://px.acme.example/p.js", "script").id == "acme-pixel"  # type: ignore[union-attr]
     assert merged.vendor_for_inline("acmeTrack('x')").id == "acme-pixel"  # type: ignore[union-attr]
     assert merged.vendor_for_cookie("_acme_session").id == "acme-pixel"  # type: ignore[union-attr]
-    assert CATALOG.vendors["youtube"].category == "preferences"  # the built-in catalog is unchanged
+    assert CATALOG.vendors["youtube"].category == "marketing"  # the built-in catalog is unchanged
     assert merged.token != CATALOG.token
     assert CATALOG.merged([]) is CATALOG
 
