@@ -225,23 +225,28 @@ class Catalog:
             cls._builtin = cls(vendors)
         return cls._builtin
 
-    def merged(self, overrides: Sequence[Mapping[str, Any]]) -> Catalog:
+    def merged(self, overrides: Sequence[Mapping[str, Any]], *, source: str | None = None) -> Catalog:
         """This catalog with the site's ``[[vendors]]`` tables applied.
 
         Same ``id``: the given fields replace the built-in entry's. New ``id``: a new entry (``category``
-        required).
+        required). ``source`` is the config file named in errors.
         """
         if not overrides:
             return self
         vendors = dict(self.vendors)
-        for index, table in enumerate(overrides):
-            key = f"vendors[{index}]"
-            if not isinstance(table, Mapping):
-                raise ConfigError(key, "expected a table")
-            vendor_id = table.get("id")
-            if not isinstance(vendor_id, str) or not vendor_id:
-                raise ConfigError(f"{key}.id", "is required and must be a non-empty string")
-            vendors[vendor_id] = _vendor_from_table(table, key, vendors.get(vendor_id), None)
+        try:
+            for index, table in enumerate(overrides):
+                key = f"vendors[{index}]"
+                if not isinstance(table, Mapping):
+                    raise ConfigError(key, "expected a table")
+                vendor_id = table.get("id")
+                if not isinstance(vendor_id, str) or not vendor_id:
+                    raise ConfigError(f"{key}.id", "is required and must be a non-empty string")
+                vendors[vendor_id] = _vendor_from_table(table, key, vendors.get(vendor_id), None)
+        except ConfigError as exc:
+            if source is None or exc.file is not None:
+                raise
+            raise ConfigError(exc.key, exc.message, file=source) from None
         return Catalog(vendors.values())
 
     # -- lookups --------------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def check_config(config_path: str | None) -> None:
 
     try:
         config = load_config(config_path)
-        catalog = Catalog.builtin().merged(config.vendors)
+        catalog = Catalog.builtin().merged(config.vendors, source=config.source)
     except ConfigError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)

@@ -65,7 +65,7 @@ class ConsentGateway:
         self.config = config = config or load_config()
         self.prefix = config.gateway.prefix
         self._prefix_slash = self.prefix + "/"
-        self.catalog = Catalog.builtin().merged(config.vendors)
+        self.catalog = Catalog.builtin().merged(config.vendors, source=config.source)
         keys = list(secret_keys) if secret_keys else load_secret_keys(config)
         self.codec = ConsentCodec(config, keys)
         self.enricher = Enricher(

@@ -50,3 +50,11 @@ def test_proxy_refuses_a_bad_upstream() -> None:
     result = CliRunner().invoke(main, ["proxy", "--upstream", "ftp://example.org"])
     assert result.exit_code == 2
     assert "http://" in result.output
+
+
+def test_check_config_names_the_file_of_a_bad_vendor_table(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text('[[vendors]]\nid = "acme"\nscript_hosts = ["cdn.acme.test"]\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["check-config", "--config", str(path)])
+    assert result.exit_code == 1
+    assert str(path) in result.output and "vendors[0].category" in result.output
