@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -24,42 +23,7 @@ from starlette.websockets import WebSocket
 
 from consent_gateway import metrics
 from consent_gateway.proxy import UpstreamProxy
-
-WAIT_SECONDS = 5.0
-
-
-class ServerThread:
-    """A uvicorn server on an ephemeral loopback port, in a thread with its own event loop."""
-
-    def __init__(self, app: Any, **options: Any) -> None:
-        options.setdefault("lifespan", "on")
-        options.setdefault("proxy_headers", False)  # the peer's address is what the proxy must forward
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1, **options
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-        return self
-
-    @property
-    def port(self) -> int:
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(WAIT_SECONDS)
+from tests.servers import WAIT_SECONDS, ServerThread
 
 
 # -- the upstream site -------------------------------------------------------------------------------

