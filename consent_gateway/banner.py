@@ -219,8 +219,14 @@ class Banner:
         }
         self._categories = tuple(c.id for c in config.categories if not c.required)
 
+        # What is the same for every visitor (texts, vendors, theme…) is a versioned script cached for a year,
+        # so each page carries only the visitor's state: ~0.3 KB instead of ~9 KB of JSON per page.
+        self._assets["banner-data.js"] = (
+            b"window.cgBannerData=" + json_for_html(static).encode() + b";\n",
+            "text/javascript; charset=utf-8",
+        )
         # The fixed parts of every head fragment, escaped and encoded once.
-        self._open = ('<script type="application/json" id="cg-config">' + json_for_html(static)[:-1] + ",").encode()
+        self._open = b'<script type="application/json" id="cg-config">{'
         self._tail_by_nonce: dict[str | None, bytes] = {None: self._tail(None)}
         self._lang_ranges = {lang.lower(): lang for lang in self.languages}
         self._lang_set = frozenset(self.languages)
@@ -268,7 +274,7 @@ class Banner:
         return b"".join((self._open, middle, consent_id, tail))
 
     def asset(self, name: str) -> tuple[bytes, str] | None:
-        """The served body and media type of ``banner.js`` or ``banner.css``; None for any other name."""
+        """The served body and media type of ``banner.js``, ``banner-data.js`` or ``banner.css``; else None."""
         return self._assets.get(name)
 
     # -- construction ------------------------------------------------------------------------------------
@@ -294,6 +300,7 @@ class Banner:
         attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
         return (
             f'}}</script><link rel="preload" as="style" href="{prefix}/banner.css?v={self.version}"{attr}>'
+            f'<script src="{prefix}/banner-data.js?v={self.version}"{attr}></script>'
             f'<script src="{prefix}/banner.js?v={self.version}"{attr}></script>'
         ).encode()
 

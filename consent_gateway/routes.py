@@ -68,6 +68,7 @@ class ConsentAPI:
             Route(f"{prefix}/metrics", self.metrics, methods=["GET"]),
             Route(f"{prefix}/banner.js", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner.css", self.asset, methods=["GET", "HEAD"]),
+            Route(f"{prefix}/banner-data.js", self.asset, methods=["GET", "HEAD"]),
         ]
         if gateway.collect_route is not None:
             routes.append(gateway.collect_route)

@@ -26,8 +26,13 @@ HOSTILE = '</script><script>alert("x")</script><!-- <img src=x onerror=alert(1)>
 FIRST_VISIT = Decision(granted=frozenset({"necessary"}))
 
 
+_BANNERS: dict[str, Banner] = {}
+
+
 def make_banner(config: Config | None = None, catalog: Catalog | None = None) -> Banner:
-    return Banner(config or Config(), catalog or Catalog.builtin())
+    banner = Banner(config or Config(), catalog or Catalog.builtin())
+    _BANNERS[banner.version] = banner
+    return banner
 
 
 def with_banner(**changes: Any) -> Config:
@@ -60,18 +65,26 @@ def parse(fragment: bytes) -> _Tags:
 
 
 def config_of(fragment: bytes) -> dict[str, Any]:
-    return json.loads(parse(fragment).scripts[0])
+    """What banner.js sees: the site-wide data of banner-data.js, then the page's own state over it."""
+    version = re.search(rb"banner-data\.js\?v=([0-9a-f]+)", fragment)
+    assert version is not None, fragment
+    data = _BANNERS[version.group(1).decode()].asset("banner-data.js")
+    assert data is not None
+    site_wide = json.loads(data[0].decode().removeprefix("window.cgBannerData=").rstrip().rstrip(";"))
+    return {**site_wide, **json.loads(parse(fragment).scripts[0])}
 
 
 def test_head_fragment_is_config_then_stylesheet_then_script() -> None:
     banner = make_banner()
     fragment = banner.head_html(decision=FIRST_VISIT, language="fr", nonce=None)
     tags = parse(fragment).tags
-    assert [tag for tag, _ in tags] == ["script", "link", "script"]
+    assert [tag for tag, _ in tags] == ["script", "link", "script", "script"]
     assert tags[0][1] == {"type": "application/json", "id": "cg-config"}
     assert tags[1][1]["href"] == f"/_consent/banner.css?v={banner.version}"
-    assert tags[2][1] == {"src": f"/_consent/banner.js?v={banner.version}"}
-    assert fragment.count(b"</script>") == 2
+    assert tags[2][1] == {"src": f"/_consent/banner-data.js?v={banner.version}"}
+    assert tags[3][1] == {"src": f"/_consent/banner.js?v={banner.version}"}
+    assert fragment.count(b"</script>") == 3
+    assert len(fragment) < 1024  # only the visitor's state travels with each page
 
 
 def test_config_carries_texts_categories_vendors_and_state() -> None:
@@ -125,10 +138,13 @@ def test_configured_texts_cannot_break_out_of_the_json_block() -> None:
     banner = make_banner(config, catalog)
     fragment = banner.head_html(decision=replace(FIRST_VISIT, consent_id=HOSTILE), language="fr", nonce=None)
     parsed = parse(fragment)
-    assert [tag for tag, _ in parsed.tags] == ["script", "link", "script"]
+    assert [tag for tag, _ in parsed.tags] == ["script", "link", "script", "script"]
     block = parsed.scripts[0]
-    assert "<" not in block and ">" not in block and "&" not in block and "\u2028" not in block
-    cfg = json.loads(block)
+    data = banner.asset("banner-data.js")
+    assert data is not None
+    for text in (block, data[0].decode()):
+        assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    cfg = config_of(fragment)
     assert cfg["i18n"]["fr"]["title"] == HOSTILE
     assert cfg["i18n"]["fr"]["cats"]["necessary"][0] == HOSTILE
     assert cfg["vendors"][0]["name"] == HOSTILE
@@ -294,7 +310,7 @@ def test_prefix_is_used_for_every_url() -> None:
     cfg = config_of(fragment)
     assert cfg["api"] == "/privacy-gw"
     assert cfg["receipt_url"] == "/privacy-gw/receipt"
-    assert parse(fragment).tags[2][1]["src"].startswith("/privacy-gw/banner.js?v=")
+    assert parse(fragment).tags[3][1]["src"].startswith("/privacy-gw/banner.js?v=")
 
 
 def test_a_default_language_override_does_not_replace_another_language_built_in_text() -> None:

@@ -275,6 +275,9 @@ def test_banner_files_are_versioned_and_long_cached(client: TestClient) -> None:
     assert js.status_code == 200
     assert "javascript" in js.headers["content-type"]
     assert "immutable" in js.headers["cache-control"]
+    data = client.get(f"/_consent/banner-data.js?v={version}")
+    assert data.status_code == 200 and data.text.startswith("window.cgBannerData={")
+    assert "Tout accepter" in data.text and "immutable" in data.headers["cache-control"]
     css = client.get(f"/_consent/banner.css?v={version}")
     assert css.status_code == 200 and "text/css" in css.headers["content-type"]
     unversioned = client.get("/_consent/banner.js")

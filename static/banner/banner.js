@@ -1,12 +1,14 @@
 /* consent-gateway visitor banner. Vanilla JS, no third-party request, no eval, no inline handler.
- * Loaded synchronously at the top of <head>, right after its JSON config (#cg-config): the Consent Mode
+ * Loaded synchronously at the top of <head>, after the visitor's state (#cg-config) and the site's texts and
+ * vendors (banner-data.js, window.cgBannerData): the Consent Mode
  * default below runs before any Google tag; the UI is built once the DOM is parsed.
  * Public: window.consentGateway.{show, showPreferences, acceptedCategory, acceptedVendor}. */
 (function (w, d) {
   'use strict';
   var cfgEl = d.getElementById('cg-config');
-  if (!cfgEl || w.consentGateway) return;
-  var C = JSON.parse(cfgEl.textContent);
+  if (!cfgEl || !w.cgBannerData || w.consentGateway) return;
+  // The site-wide part (texts, vendors) comes cached from banner-data.js; the page carries the visitor's state.
+  var C = Object.assign({}, w.cgBannerData, JSON.parse(cfgEl.textContent));
   var me = d.currentScript, NONCE = me && me.nonce;
   var CATS = C.categories, VENDORS = C.vendors, CM = C.consent_mode;
   var REQUIRED = {};
