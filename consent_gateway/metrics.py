@@ -25,6 +25,7 @@ COUNTERS: dict[str, str] = {
 }
 
 _counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+_tallies: Counter[tuple[str, str, tuple[tuple[str, int], ...]]] = Counter()
 _gauges: dict[str, Callable[[], float]] = {}
 
 
@@ -35,19 +36,30 @@ def inc(counter: str, amount: int = 1, /, **labels: str) -> None:
 
 
 def inc_each(counter: str, label: str, counts: Mapping[str, int]) -> None:
-    """Many increments of one single-label counter at once (per-page tallies on the hot path)."""
+    """Many increments of one single-label counter at once: a page's tally of held-back tags.
+
+    Pages repeat, so the whole tally is counted as one key and spread over its labels only when read.
+    """
     if counter not in COUNTERS:
         raise KeyError(f"unknown counter {counter!r}")
-    for value_, amount in counts.items():
-        _counts[(counter, ((label, value_),))] += amount
+    _tallies[(counter, label, tuple(counts.items()))] += 1
+
+
+def _spread_tallies() -> None:
+    for (counter, label, counts), times in _tallies.items():
+        for label_value, amount in counts:
+            _counts[(counter, ((label, label_value),))] += amount * times
+    _tallies.clear()
 
 
 def value(counter: str, /, **labels: str) -> int:
+    _spread_tallies()
     return _counts[(counter, tuple(sorted(labels.items())))]
 
 
 def labelled(name: str) -> dict[tuple[tuple[str, str], ...], int]:
     """Every label set of one counter with its count (for the dashboard's cookie inventory)."""
+    _spread_tallies()
     return {labels: count for (n, labels), count in _counts.items() if n == name}
 
 
@@ -59,6 +71,7 @@ def register_gauge(name: str, read: Callable[[], float]) -> None:
 def reset() -> None:
     """Forget every count (tests)."""
     _counts.clear()
+    _tallies.clear()
 
 
 def _escape(value: str) -> str:
@@ -66,6 +79,7 @@ def _escape(value: str) -> str:
 
 
 def render() -> str:
+    _spread_tallies()
     lines: list[str] = []
     for name, help_text in COUNTERS.items():
         lines.append(f"# HELP consent_gateway_{name} {help_text}")

@@ -98,6 +98,7 @@ class ConsentGateway:
         self.admin_app = self._admin_app(keys) if config.admin.enabled else None
         self.api = ConsentAPI(self)
         self._advanced_consent_mode = config.banner.consent_mode == "advanced"
+        self._languages: dict[str | None, str] = {}
         #: False while neither the log nor the spool can take events
         self.recording = False
         self._started = False
@@ -135,7 +136,12 @@ class ConsentGateway:
         return decision if decision is not None else self.visitors.read(scope)
 
     def new_rewriter(self, scope: Scope, decision: Decision, nonce: str | None) -> HoldbackRewriter:
-        language = self.banner.language_for(_header(scope, b"accept-language"))
+        accept_language = _header(scope, b"accept-language")
+        language = self._languages.get(accept_language)
+        if language is None:
+            language = self.banner.language_for(accept_language)
+            if len(self._languages) < 1024:  # browsers send a few hundred distinct headers at most
+                self._languages[accept_language] = language
         head = self.banner.head_html(decision=decision, language=language, nonce=nonce)
         if self._advanced_consent_mode:
             loaded = CONSENT_MODE_VENDORS - decision.vendors_refused

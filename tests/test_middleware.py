@@ -279,3 +279,10 @@ def test_advanced_consent_mode_lets_google_tags_load_before_consent(config: Conf
         response = client.get("/")
         assert GTAG in response.text  # loads with every Consent Mode signal denied
         assert "_ga" not in cookie_names(response)  # but its cookies still wait for consent
+
+
+def test_held_back_tags_are_counted_by_vendor_in_the_metrics(client: TestClient) -> None:
+    client.get("/")
+    client.get("/")
+    assert metrics.value("held_back_tags_total", vendor="google-analytics") == 2
+    assert 'consent_gateway_held_back_tags_total{vendor="google-analytics"} 2' in client.get("/_consent/metrics").text
