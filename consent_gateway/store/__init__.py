@@ -116,6 +116,11 @@ class VerifyResult:
     #: every problem found, in chain order (``first_broken`` is ``problems[0]``)
     problems: list[tuple[str, str]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]], *, events_checked: int, chains: int) -> VerifyResult:
+        first_broken, reason = problems[0] if problems else (None, None)
+        return cls(not problems, events_checked, chains, first_broken, reason, problems)
+
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:

@@ -460,15 +460,7 @@ class RedisConsentLog:
                 problems += verifier.problems
         except (RedisError, OSError) as exc:
             raise self._unavailable("verify", exc) from exc
-        first = problems[0] if problems else (None, None)
-        return VerifyResult(
-            ok=not problems,
-            events_checked=checked,
-            chains=len(instances),
-            first_broken=first[0],
-            reason=first[1],
-            problems=problems,
-        )
+        return VerifyResult.of(problems, events_checked=checked, chains=len(instances))
 
     async def health(self) -> dict[str, Any]:
         try:

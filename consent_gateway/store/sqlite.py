@@ -552,15 +552,7 @@ class SQLiteConsentLog:
             instances = walked | set(recorded) | set(checkpoint.heads if checkpoint else ())
             for instance in sorted(instances - walked):
                 finish(verifier_for(instance))
-            first = problems[0] if problems else (None, None)
-            return VerifyResult(
-                ok=not problems,
-                events_checked=checked,
-                chains=len(instances),
-                first_broken=first[0],
-                reason=first[1],
-                problems=problems,
-            )
+            return VerifyResult.of(problems, events_checked=checked, chains=len(instances))
 
         return await self._read("verify", run)
 
