@@ -17,12 +17,13 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from . import metrics
 from ._types import ASGIApp, Message, Receive, Scope, Send
+from .admin import build_admin_app
 from .banner import Banner
 from .catalog import Catalog
+from .collect import collect_route
 from .config import Config, load_config
 from .consent import ConsentCodec
 from .cookies import CookieFilter
@@ -72,7 +73,7 @@ class ConsentGateway:
             ip_mode=config.privacy.ip_mode,
             ipv4_prefix=config.privacy.ipv4_prefix,
             ipv6_prefix=config.privacy.ipv6_prefix,
-            # a key of its own, derived so that rotating nothing else changes the IP hashes
+            # derived from the oldest key: putting a new signing key first does not change the IP hashes
             ip_hash_key=hmac.new(keys[-1].encode(), b"consent-gateway.ip-hash", hashlib.sha256).digest(),
             geoip_database=config.privacy.geoip_database or None,
             region_default=config.regions.default,
@@ -94,8 +95,8 @@ class ConsentGateway:
             max_delay_s=config.store.batch_max_delay_ms / 1000,
             append_timeout_s=config.store.timeout_seconds,
         )
-        self.collect_route = self._collect_route()
-        self.admin_app = self._admin_app(keys) if config.admin.enabled else None
+        self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
+        self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
         self.api = ConsentAPI(self)
         self._advanced_consent_mode = config.banner.consent_mode == "advanced"
         self._languages: dict[str | None, str] = {}
@@ -103,16 +104,6 @@ class ConsentGateway:
         self.recording = False
         self._started = False
         self._start_lock = asyncio.Lock()
-
-    def _collect_route(self) -> Any:
-        from .collect import collect_route
-
-        return collect_route(self.catalog, self.read_decision, prefix=self.prefix)
-
-    def _admin_app(self, keys: Sequence[str]) -> ASGIApp:
-        from .admin import build_admin_app
-
-        return build_admin_app(self.config, self.log, keys)
 
     # -- the request path
 
