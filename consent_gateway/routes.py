@@ -23,7 +23,7 @@ from . import metrics
 from .consent import ConsentRecord, new_consent_id
 from .csrf import is_same_origin
 from .errors import SpoolError
-from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent
+from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
 from .visitor import parse_cookies
 
 if TYPE_CHECKING:
@@ -173,7 +173,9 @@ class ConsentAPI:
         allowed_keys = {"choices", "vendors", "action", "referrer"}
         for key in data:
             if key not in allowed_keys:
-                raise APIError(400, "unknown_field", f"unknown field {key!r} (expected: choices, vendors, action)")
+                raise APIError(
+                    400, "unknown_field", f"unknown field {key!r} (expected: choices, vendors, action, referrer)"
+                )
         action = data.get("action")
         if action is not None:
             if action not in ("accept_all", "reject_all"):
@@ -359,8 +361,6 @@ class ConsentAPI:
         except Exception:
             logger.exception("receipt: the consent log did not answer")
             return error_response(503, "store_unavailable", "your history cannot be read right now, please retry")
-        from .events import event_to_dict
-
         return JSONResponse(
             {
                 "consent_id": record.consent_id,
