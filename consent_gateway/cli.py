@@ -98,7 +98,11 @@ def demo(host: str, port: int, config_path: str | None) -> None:
     app = bypass_for_vendor_hosts(ConsentGateway(site, config), site)
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - only compared
     click.echo(f"consent-gateway demo: open http://{shown_host}:{port}/ (consent log: {config.store_url})")
-    click.echo(f"privacy team dashboard: http://{shown_host}:{port}{config.gateway.prefix}/admin/")
+    click.echo(
+        f"privacy team dashboard: http://{shown_host}:{port}{config.gateway.prefix}/admin/ "
+        f"(users in [admin] of a --config file, or a token of 16+ characters in {config.admin.tokens_env}, "
+        "entered as the password with an empty user name)"
+    )
     _serve(app, host, port, "info")
 
 
