@@ -16,7 +16,8 @@
   var state = C.state;
   var consentId = C.consent_id, receiptUrl = C.receipt_url;
   var HELD = 'data-cg-src';
-  var SEL_HELD = 'script[type="text/plain"][data-category],[data-cg-src],[data-cg-srcset],[data-cg-href]';
+  // Held back by the gateway (data-cg-vendor) or marked by hand.
+  var SEL_HELD = 'script[type="text/plain"][data-category],[data-cg-vendor],[data-cg-src],[data-cg-srcset],[data-cg-href]';
 
   function catOn(st, cat) { return !!(REQUIRED[cat] || st.choices[cat]); }
   // A vendor is allowed when granted by name, or its category is granted and it was not refused by name.
@@ -78,36 +79,44 @@
   }
   function run(list, i) {
     for (; i < list.length; i++) {
-      var el = list[i], src = el.getAttribute(HELD);
-      if (el.tagName === 'SCRIPT') {
-        var s = d.createElement('script');
+      var el = list[i], n = el.localName, p = el.parentNode;
+      // An SVG script loads from href (or xlink:href) and is re-created in its own namespace.
+      var src = el.getAttribute(HELD) || el.getAttribute('data-cg-href') || el.getAttribute('data-cg-xlink:href');
+      if (n === 'script') {
+        var svg = el instanceof SVGElement;
+        var s = d.createElementNS(el.namespaceURI, n);
         [].forEach.call(el.attributes, function (a) {
           if (a.name !== 'type' && a.name !== 'nonce' && a.name.indexOf('data-cg-') && a.name !== 'src') {
             s.setAttribute(a.name, a.value);
           }
         });
         var t = el.getAttribute('data-cg-type');
-        if (t) s.type = t;
+        if (t) s.setAttribute('type', t);
         if (el.nonce) s.nonce = el.nonce;
         src = src || el.getAttribute('src');
         if (src) {
           s.async = el.hasAttribute('async');
-          s.src = src;
-        } else s.text = el.text;
-        el.parentNode.replaceChild(s, el);
+          s.setAttribute(svg ? 'href' : 'src', src);
+        } else s.textContent = el.textContent;
+        p.replaceChild(s, el);
         if (src && !s.async) {
           // Wait for this one before the next, as the parser would have.
           s.onload = s.onerror = run.bind(null, list, i + 1);
           return;
         }
       } else {
-        ['src', 'srcset', 'href'].forEach(function (a) {
-          var v = el.getAttribute('data-cg-' + a);
-          if (v != null) {
-            el.setAttribute(a, v);
-            el.removeAttribute('data-cg-' + a);
+        // Every fetching attribute X was renamed data-cg-X: put them all back.
+        [].slice.call(el.attributes).forEach(function (a) {
+          var k = a.name.slice(8);
+          if (!a.name.indexOf('data-cg-') && k !== 'vendor' && k !== 'bailout') {
+            if (k === 'xlink:href') el.setAttributeNS('http://www.w3.org/1999/xlink', k, a.value);
+            else el.setAttribute(k, a.value);
+            el.removeAttribute(a.name);
           }
         });
+        // A refresh or a plugin acts on insertion, a media element chooses its source on load().
+        if (/^(meta|object|embed)$/.test(n)) p.replaceChild(el.cloneNode(true), el);
+        else if (p.load) p.load();
         if (el.cgPh) {
           el.cgPh.remove();
           el.hidden = false;
@@ -119,7 +128,7 @@
   /* ---- placeholders for held-back iframes ---- */
   function vendorOf(id) { return VENDORS.filter(function (v) { return v.id === id; })[0]; }
   function placeholders() {
-    $$('iframe[' + HELD + ']').forEach(function (f) {
+    $$('iframe[data-cg-vendor]').forEach(function (f) {
       var v = vendorOf(f.getAttribute('data-cg-vendor'));
       var cat = T.cats[f.getAttribute('data-category')];
       if (!v || !cat || f.cgPh) return;
