@@ -9,7 +9,6 @@ through the app, and its response goes out through `Responder`. Lifespan and Web
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -18,12 +17,13 @@ import socket
 from collections.abc import Sequence
 from dataclasses import replace
 
-from . import metrics
+from starlette.routing import BaseRoute, Mount
+
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .admin import build_admin_app
 from .banner import Banner
 from .catalog import Catalog
-from .collect import collect_route
+from .collect import BeaconForwarder, collect_route
 from .config import Config, load_config
 from .consent import ConsentCodec
 from .cookies import CookieFilter
@@ -33,8 +33,8 @@ from .responder import Responder
 from .rewriter import HoldbackRewriter, make_inert
 from .routes import ConsentAPI
 from .signing import load_secret_keys
-from .store import ConsentLog, open_log
-from .store.recorder import EventRecorder
+from .store import ConsentLog, EventRecorder, open_log
+from .store.keeper import LogKeeper
 from .visitor import DECISION_SCOPE_KEY, VisitorReader
 
 logger = logging.getLogger("consent_gateway.middleware")
@@ -42,6 +42,34 @@ logger = logging.getLogger("consent_gateway.middleware")
 #: Google tags that honour Consent Mode: in "advanced" mode they load before consent, with every signal
 #: denied by the banner's `consent default`, and send only cookieless pings until `consent update`.
 CONSENT_MODE_VENDORS = frozenset({"google-analytics", "google-tag-manager", "google-ads"})
+
+
+class PageRewriters:
+    """Makes each page's `HoldbackRewriter`: the banner in the visitor's language, the decision to apply."""
+
+    def __init__(self, config: Config, catalog: Catalog, banner: Banner) -> None:
+        self._catalog = catalog
+        self._banner = banner
+        self._max_buffer_bytes = config.gateway.rewrite_max_buffer_bytes
+        self._advanced_consent_mode = config.banner.consent_mode == "advanced"
+        self._languages: dict[str | None, str] = {}
+
+    def new(self, scope: Scope, decision: Decision, nonce: str | None) -> HoldbackRewriter:
+        accept_language = _header(scope, b"accept-language")
+        language = self._languages.get(accept_language)
+        if language is None:
+            language = self._banner.language_for(accept_language)
+            if len(self._languages) < 1024:  # browsers send a few hundred distinct headers at most
+                self._languages[accept_language] = language
+        head = self._banner.head_html(decision=decision, language=language, nonce=nonce)
+        if self._advanced_consent_mode:
+            loaded = CONSENT_MODE_VENDORS - decision.vendors_refused
+            decision = replace(decision, vendors_granted=decision.vendors_granted | loaded)
+        return HoldbackRewriter(self._catalog, decision, head, max_buffer_bytes=self._max_buffer_bytes)
+
+    @staticmethod
+    def make_inert(chunk: bytes) -> bytes:
+        return make_inert(chunk)
 
 
 class ConsentGateway:
@@ -87,7 +115,7 @@ class ConsentGateway:
         )
         self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}"
         self.log = log if log is not None else open_log(config.store_url)
-        self.recorder = EventRecorder(
+        recorder = EventRecorder(
             self.log,
             spool_path=config.spool_path,
             instance_id=self.instance_id,
@@ -95,15 +123,24 @@ class ConsentGateway:
             max_delay_s=config.store.batch_max_delay_ms / 1000,
             append_timeout_s=config.store.timeout_seconds,
         )
+        self.keeper = LogKeeper(self.log, recorder)
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
-        self.api = ConsentAPI(self)
-        self._advanced_consent_mode = config.banner.consent_mode == "advanced"
-        self._languages: dict[str | None, str] = {}
-        #: False while neither the log nor the spool can take events
-        self.recording = False
-        self._started = False
-        self._start_lock = asyncio.Lock()
+        extra_routes: list[BaseRoute] = [self.collect_route]
+        if self.admin_app is not None:
+            extra_routes.append(Mount(f"{self.prefix}/admin", app=self.admin_app))
+        self.api = ConsentAPI(
+            config,
+            catalog=self.catalog,
+            visitors=self.visitors,
+            enricher=self.enricher,
+            banner=self.banner,
+            codec=self.codec,
+            keeper=self.keeper,
+            instance_id=self.instance_id,
+            extra_routes=extra_routes,
+        )
+        self.rewriters = PageRewriters(config, self.catalog, self.banner)
 
     # -- the request path
 
@@ -116,7 +153,7 @@ class ConsentGateway:
             decision = self.visitors.read(scope)
             scope[DECISION_SCOPE_KEY] = decision
             _drop_range_for_html(scope)
-            await self.app(scope, receive, Responder(self, scope, decision, send).send)
+            await self.app(scope, receive, Responder(scope, decision, send, self.cookie_filter, self.rewriters).send)
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
         else:
@@ -126,58 +163,17 @@ class ConsentGateway:
         decision: Decision | None = scope.get(DECISION_SCOPE_KEY)
         return decision if decision is not None else self.visitors.read(scope)
 
-    def new_rewriter(self, scope: Scope, decision: Decision, nonce: str | None) -> HoldbackRewriter:
-        accept_language = _header(scope, b"accept-language")
-        language = self._languages.get(accept_language)
-        if language is None:
-            language = self.banner.language_for(accept_language)
-            if len(self._languages) < 1024:  # browsers send a few hundred distinct headers at most
-                self._languages[accept_language] = language
-        head = self.banner.head_html(decision=decision, language=language, nonce=nonce)
-        if self._advanced_consent_mode:
-            loaded = CONSENT_MODE_VENDORS - decision.vendors_refused
-            decision = replace(decision, vendors_granted=decision.vendors_granted | loaded)
-        return HoldbackRewriter(
-            self.catalog, decision, head, max_buffer_bytes=self.config.gateway.rewrite_max_buffer_bytes
-        )
-
-    @staticmethod
-    def make_inert(chunk: bytes) -> bytes:
-        return make_inert(chunk)
-
-    @staticmethod
-    def count_held_back(rewriter: HoldbackRewriter) -> None:
-        if rewriter.held_back:
-            metrics.inc_each("held_back_tags_total", "vendor", rewriter.held_back)
-
     # -- start and stop of the consent log
 
     async def ensure_started(self) -> None:
         """Open the log and replay the spool once; called lazily, since not every server sends lifespan."""
-        if self._started:
-            return
-        async with self._start_lock:
-            if not self._started:
-                try:
-                    await self.log.open()
-                except Exception as exc:  # the site is still served; events wait in the spool
-                    metrics.inc("store_errors_total", operation="open")
-                    logger.error("the consent log could not be opened: %s", exc)
-                try:
-                    await self.recorder.start()
-                    self.recording = True
-                except Exception as exc:  # no spool either: refusals still work, grants get a 503
-                    metrics.inc("store_errors_total", operation="spool_open")
-                    logger.error("the consent spool could not be opened: %s", exc)
-                self._started = True
+        await self.keeper.ensure_started()
 
     async def aclose(self) -> None:
-        if self._started:
-            if self.recording:
-                await self.recorder.stop()
-            await self.log.close()
-            self._started = False
-        await self.collect_route.endpoint.aclose()
+        await self.keeper.aclose()
+        forwarder = self.collect_route.endpoint
+        if isinstance(forwarder, BeaconForwarder):
+            await forwarder.aclose()
         self.enricher.close()
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

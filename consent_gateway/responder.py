@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import re
 import zlib
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from . import metrics
 from ._types import Message, Scope, Send
+from .cookies import CookieFilter
 from .decision import Decision
-
-if TYPE_CHECKING:
-    from .middleware import ConsentGateway
 
 logger = logging.getLogger("consent_gateway.responder")
 
@@ -51,6 +50,22 @@ class _BrotliDecoder:
 
     def flush(self) -> bytes:
         return b""
+
+
+class PageRewriter(Protocol):
+    """One page's streaming rewriter: `feed` each chunk, `close` at the end; counts what it held back."""
+
+    @property
+    def held_back(self) -> Mapping[str, int]: ...
+    def feed(self, chunk: bytes) -> bytes: ...
+    def close(self) -> bytes: ...
+
+
+class RewriterFactory(Protocol):
+    """Makes a page's rewriter for one visitor, and disarms what a failed rewriter could not read."""
+
+    def new(self, scope: Scope, decision: Decision, nonce: str | None) -> PageRewriter: ...
+    def make_inert(self, chunk: bytes) -> bytes: ...
 
 
 def _decoder_for(encoding: bytes) -> _Decoder | None:
@@ -117,10 +132,11 @@ class Responder:
     """Wraps one request's `send`. Created per request; keeps only what the stream needs."""
 
     __slots__ = (
-        "gateway",
         "scope",
         "decision",
         "_send",
+        "_cookie_filter",
+        "_rewriters",
         "_rewriter",
         "_decoder",
         "_held_start",
@@ -128,12 +144,15 @@ class Responder:
         "_failed",
     )
 
-    def __init__(self, gateway: ConsentGateway, scope: Scope, decision: Decision, send: Send) -> None:
-        self.gateway = gateway
+    def __init__(
+        self, scope: Scope, decision: Decision, send: Send, cookie_filter: CookieFilter, rewriters: RewriterFactory
+    ) -> None:
         self.scope = scope
         self.decision = decision
         self._send = send
-        self._rewriter: Any = None
+        self._cookie_filter = cookie_filter
+        self._rewriters = rewriters
+        self._rewriter: PageRewriter | None = None
         self._decoder: _Decoder | None = None
         #: an HTML response's start, sent with the first body chunk: a page sent in one piece then gets
         #: an exact Content-Length instead of chunked encoding
@@ -169,7 +188,7 @@ class Responder:
             return message  # the common case for assets and APIs: nothing to change
         headers: list[tuple[bytes, bytes]] = list(message["headers"])
         if has_cookies:
-            headers = self.gateway.cookie_filter.filter(headers, self.decision)
+            headers = self._cookie_filter.filter(headers, self.decision)
         if is_html:
             headers = self._prepare_html(message, headers, content_type)
         return {**message, "headers": headers}
@@ -203,7 +222,7 @@ class Responder:
         fixed.append((b"cache-control", _private_cache_control(cache_control)))
         if status in _NO_BODY_STATUSES or self.scope.get("method") == "HEAD":
             self._skip_body = True
-        self._rewriter = self.gateway.new_rewriter(self.scope, self.decision, csp_nonce(headers))
+        self._rewriter = self._rewriters.new(self.scope, self.decision, csp_nonce(headers))
         return fixed
 
     # -- body
@@ -237,13 +256,15 @@ class Responder:
                 metrics.inc("rewrite_bailouts_total", reason="decode")
             return b""
         if self._failed:
-            return self.gateway.make_inert(chunk)
+            return self._rewriters.make_inert(chunk)
         rewriter = self._rewriter
+        assert rewriter is not None  # only HTML bodies come here
         try:
             out = rewriter.feed(chunk) if chunk else b""
             if final:
                 out += rewriter.close()
-                self.gateway.count_held_back(rewriter)
+                if rewriter.held_back:
+                    metrics.inc_each("held_back_tags_total", "vendor", rewriter.held_back)
             return out
         except Exception:
             # The page must still arrive and no tracker may slip through: from here on every tag that could
@@ -251,4 +272,4 @@ class Responder:
             self._failed = True
             logger.exception("HTML rewrite failed; the rest of the page is made inert")
             metrics.inc("rewrite_bailouts_total", reason="error")
-            return self.gateway.make_inert(chunk)
+            return self._rewriters.make_inert(chunk)

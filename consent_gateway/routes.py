@@ -10,24 +10,26 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.routing import BaseRoute, Route, Router
 
 from . import metrics
-from .consent import ConsentRecord, new_consent_id
+from .banner import Banner
+from .catalog import Catalog
+from .config import Config
+from .consent import ConsentCodec, ConsentRecord, new_consent_id
 from .csrf import is_same_origin
+from .enrich import Enricher
 from .errors import SpoolError
 from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
-from .visitor import parse_cookies
-
-if TYPE_CHECKING:
-    from .middleware import ConsentGateway
+from .store.keeper import LogKeeper
+from .visitor import VisitorReader, parse_cookies
 
 logger = logging.getLogger("consent_gateway.routes")
 
@@ -54,9 +56,27 @@ def new_event_id(now_ms: int) -> str:
 class ConsentAPI:
     """`/_consent/*`: one instance per gateway, holding nothing per request."""
 
-    def __init__(self, gateway: ConsentGateway) -> None:
-        self.gateway = gateway
-        self.config = gateway.config
+    def __init__(
+        self,
+        config: Config,
+        *,
+        catalog: Catalog,
+        visitors: VisitorReader,
+        enricher: Enricher,
+        banner: Banner,
+        codec: ConsentCodec,
+        keeper: LogKeeper,
+        instance_id: str,
+        extra_routes: Sequence[BaseRoute] = (),
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.visitors = visitors
+        self.enricher = enricher
+        self.banner = banner
+        self.codec = codec
+        self.keeper = keeper
+        self.instance_id = instance_id
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
         self.required_categories = self.config.required_categories
@@ -69,11 +89,8 @@ class ConsentAPI:
             Route(f"{prefix}/banner.js", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner.css", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner-data.js", self.asset, methods=["GET", "HEAD"]),
+            *extra_routes,
         ]
-        if gateway.collect_route is not None:
-            routes.append(gateway.collect_route)
-        if gateway.admin_app is not None:
-            routes.append(Mount(f"{prefix}/admin", app=gateway.admin_app))
         self.router = Router(routes=routes, default=self.not_found)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -91,7 +108,7 @@ class ConsentAPI:
 
     def _record(self, request: Request) -> ConsentRecord | None:
         header = request.headers.get("cookie")
-        return self.gateway.visitors.record_from_cookie(header) if header else None
+        return self.visitors.record_from_cookie(header) if header else None
 
     def _secure(self, request: Request) -> bool:
         mode = self.config.cookie.secure
@@ -134,7 +151,7 @@ class ConsentAPI:
         for name in cookies:
             if name == self.config.cookie.name:
                 continue
-            vendor = self.gateway.catalog.vendor_for_cookie(name)
+            vendor = self.catalog.vendor_for_cookie(name)
             if vendor is None or (vendor.category not in refused and vendor.id not in vendors_refused):
                 continue
             response.raw_headers.append((b"set-cookie", f"{name}=; Max-Age=0; Path=/".encode("latin-1")))
@@ -203,7 +220,7 @@ class ConsentAPI:
             raise APIError(400, "invalid_type", "vendors must be an object of vendor id → true/false")
         vendors: dict[str, bool] = {}
         for vendor_id, value in raw_vendors.items():
-            if vendor_id not in self.gateway.catalog.vendors:
+            if vendor_id not in self.catalog.vendors:
                 raise APIError(400, "unknown_vendor", f"unknown vendor {vendor_id!r}")
             if not isinstance(value, bool):
                 raise APIError(400, "invalid_type", f"vendors.{vendor_id} must be true or false")
@@ -213,8 +230,7 @@ class ConsentAPI:
     def _event(
         self, request: Request, record: ConsentRecord, action: str, now_ms: int, referrer: str | None = None
     ) -> ConsentEvent:
-        gateway = self.gateway
-        facts = gateway.enricher.facts(gateway.visitors.client_ip(request.scope), request.headers.get("user-agent"))
+        facts = self.enricher.facts(self.visitors.client_ip(request.scope), request.headers.get("user-agent"))
         page = urlsplit(request.headers.get("referer", ""))
         page_path = page.path or None
         if page_path and self.config.privacy.keep_query and page.query:
@@ -227,7 +243,7 @@ class ConsentAPI:
             categories=dict(record.choices),
             vendors=dict(record.vendors),
             policy_version=record.policy_version,
-            banner_version=gateway.banner.version,
+            banner_version=self.banner.version,
             timestamp_ms=now_ms,
             page_path=page_path,
             referrer_host=referrer_host,
@@ -242,16 +258,13 @@ class ConsentAPI:
             is_eu=facts.is_eu,
             region_rule=facts.region_rule,
             gpc=record.gpc,
-            instance_id=gateway.instance_id,
+            instance_id=self.instance_id,
         )
 
     async def _store(self, event: ConsentEvent) -> bool:
         """True once the event is durable (log or spool)."""
-        await self.gateway.ensure_started()
         try:
-            if not self.gateway.recording:
-                raise SpoolError("the consent spool is not open")
-            await self.gateway.recorder.record(event)
+            await self.keeper.record(event)
         except SpoolError:
             logger.error("consent event %s could be kept neither in the log nor in the spool", event.event_id)
             return False
@@ -318,9 +331,7 @@ class ConsentAPI:
         body["receipt_url"] = f"{self.config.gateway.prefix}/receipt"
         body["recorded"] = durable
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
-        self._set_consent_cookie(
-            response, request, self.gateway.codec.encode(record), record.max_age_seconds(self.config)
-        )
+        self._set_consent_cookie(response, request, self.codec.encode(record), record.max_age_seconds(self.config))
         if previous is not None:
             refused = {c for c, on in previous.choices.items() if on and not choices.get(c)}
             vendors_refused = {v for v, on in vendors.items() if not on}
@@ -355,9 +366,9 @@ class ConsentAPI:
         record = self._record(request)
         if record is None:
             return error_response(404, "no_consent", "this browser has no recorded consent")
-        await self.gateway.ensure_started()
+        await self.keeper.ensure_started()
         try:
-            events = await self.gateway.log.history(record.consent_id)
+            events = await self.keeper.log.history(record.consent_id)
         except Exception:
             logger.exception("receipt: the consent log did not answer")
             return error_response(503, "store_unavailable", "your history cannot be read right now, please retry")
@@ -374,10 +385,9 @@ class ConsentAPI:
         )
 
     async def health(self, request: Request) -> Response:
-        gateway = self.gateway
-        await gateway.ensure_started()
+        await self.keeper.ensure_started()
         try:
-            store = await gateway.log.health()
+            store = await self.keeper.log.health()
             status = "ok"
         except Exception as exc:  # the store's trouble is reported, not raised: liveness stays up
             store = {"ok": False, "error": type(exc).__name__}
@@ -385,7 +395,7 @@ class ConsentAPI:
         if isinstance(store, dict) and store.get("ok") is False:
             status = "degraded"
         return JSONResponse(
-            {"status": status, "store": store, "spool_depth": gateway.recorder.spool_depth},
+            {"status": status, "store": store, "spool_depth": self.keeper.recorder.spool_depth},
             headers={"Cache-Control": "no-store"},
         )
 
@@ -394,14 +404,14 @@ class ConsentAPI:
 
     async def asset(self, request: Request) -> Response:
         name = request.url.path.rsplit("/", 1)[-1]
-        found = self.gateway.banner.asset(name)
+        found = self.banner.asset(name)
         if found is None:
             return error_response(404, "not_found", f"no banner file {name!r}")
         body, media_type = found
-        versioned = request.query_params.get("v") == self.gateway.banner.version
+        versioned = request.query_params.get("v") == self.banner.version
         headers = {
             "Cache-Control": STATIC_CACHE_CONTROL if versioned else "public, max-age=300",
-            "ETag": f'"{self.gateway.banner.version}"',
+            "ETag": f'"{self.banner.version}"',
             "X-Content-Type-Options": "nosniff",
         }
         if request.headers.get("if-none-match") == headers["ETag"]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from consent_gateway import metrics
 from consent_gateway.errors import SpoolError, StoreUnavailable
 from consent_gateway.events import ChainHead, ConsentEvent, EventChain
-from consent_gateway.store import ConsentLog
+from consent_gateway.store.base import ConsentLog
 from consent_gateway.store.spool import AsyncSpool
 
 logger = logging.getLogger("consent_gateway.store.recorder")

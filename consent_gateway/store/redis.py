@@ -39,7 +39,7 @@ from consent_gateway.events import (
     event_from_dict,
     event_to_dict,
 )
-from consent_gateway.store import (
+from consent_gateway.store.base import (
     STAT_GROUPS,
     Checkpoint,
     EventFilter,
@@ -47,8 +47,9 @@ from consent_gateway.store import (
     PurgeResult,
     StatRow,
     VerifyResult,
+    decode_cursor,
+    encode_cursor,
 )
-from consent_gateway.store.sqlite import decode_cursor, encode_cursor
 
 logger = logging.getLogger("consent_gateway.store.redis")
 

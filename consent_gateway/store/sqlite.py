@@ -13,7 +13,6 @@ writer commits.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import itertools
 import json
@@ -36,7 +35,7 @@ from consent_gateway.events import (
     erase_personal,
     event_from_values,
 )
-from consent_gateway.store import (
+from consent_gateway.store.base import (
     STAT_GROUPS,
     Checkpoint,
     EventFilter,
@@ -44,6 +43,8 @@ from consent_gateway.store import (
     PurgeResult,
     StatRow,
     VerifyResult,
+    decode_cursor,
+    encode_cursor,
 )
 
 logger = logging.getLogger("consent_gateway.store.sqlite")
@@ -217,18 +218,6 @@ def _where(filters: EventFilter) -> tuple[str, list[Any]]:
         clauses.append("EXISTS (SELECT 1 FROM json_each(events.categories) WHERE key = ? AND value = 1)")
         params.append(filters.category)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def encode_cursor(timestamp_ms: int, event_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([timestamp_ms, event_id]).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        ts, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(ts), str(event_id)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid cursor {cursor!r}") from exc
 
 
 class SQLiteConsentLog:

@@ -1,0 +1,188 @@
+"""What every consent log backend shares: the `ConsentLog` Protocol and the values it takes and gives.
+
+Backends (`sqlite.py`, `redis.py`) and the recorder import this module, never the package, so the package
+can import them without a cycle.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from consent_gateway.events import ChainHead, ConsentEvent
+
+#: Keys ``stats(by=…)`` accepts.
+STAT_GROUPS = ("day", "country", "browser", "device", "policy_version")
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """What ``query``, ``stats`` and ``export`` select. ``None`` means any; UTC ms, ``until`` exclusive."""
+
+    since_ms: int | None = None
+    until_ms: int | None = None
+    action: str | None = None
+    #: only events where this category was granted
+    category: str | None = None
+    country: str | None = None
+    browser: str | None = None
+    device: str | None = None
+    policy_version: str | None = None
+    consent_id: str | None = None
+
+    def matches(self, event: ConsentEvent) -> bool:
+        """The same selection in Python (the Redis backend filters this way; tests compare both)."""
+        return (
+            (self.since_ms is None or event.timestamp_ms >= self.since_ms)
+            and (self.until_ms is None or event.timestamp_ms < self.until_ms)
+            and (self.action is None or event.action == self.action)
+            and (self.category is None or event.categories.get(self.category) is True)
+            and (self.country is None or event.country == self.country)
+            and (self.browser is None or event.browser_family == self.browser)
+            and (self.device is None or event.device_type == self.device)
+            and (self.policy_version is None or event.policy_version == self.policy_version)
+            and (self.consent_id is None or event.consent_id == self.consent_id)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of ``query``, newest first; pass ``next_cursor`` back for the next (``None``: last page)."""
+
+    events: list[ConsentEvent]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatRow:
+    """Consent rate of one category within one group (a day ``YYYY-MM-DD``, a country, a browser…)."""
+
+    group: str
+    category: str
+    #: events that carried a choice for this category
+    total: int
+    #: of which granted it
+    granted: int
+
+    @property
+    def rate(self) -> float:
+        return self.granted / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    events_deleted: int
+    ips_removed: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """``ok`` is False when a chain is broken; ``first_broken`` names the first event found broken and why."""
+
+    ok: bool
+    events_checked: int
+    chains: int
+    #: event id (or ``"<instance>@<seq>"`` for an event missing at a chain's tail)
+    first_broken: str | None = None
+    reason: str | None = None
+    #: every problem found, in chain order (``first_broken`` is ``problems[0]``)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]], *, events_checked: int, chains: int) -> VerifyResult:
+        first_broken, reason = problems[0] if problems else (None, None)
+        return cls(not problems, events_checked, chains, first_broken, reason, problems)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Chain heads at one moment, kept *outside* the store so a truncated tail is noticed."""
+
+    heads: dict[str, ChainHead]
+    created_at_ms: int
+
+    def to_json(self) -> str:
+        heads = {inst: {"seq": h.seq, "hash": h.hash} for inst, h in sorted(self.heads.items())}
+        return json.dumps({"created_at_ms": self.created_at_ms, "heads": heads}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Checkpoint:
+        data = json.loads(text)
+        heads = {inst: ChainHead(seq=int(h["seq"]), hash=str(h["hash"])) for inst, h in data["heads"].items()}
+        return cls(heads=heads, created_at_ms=int(data["created_at_ms"]))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Checkpoint:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def encode_cursor(timestamp_ms: int, event_id: str) -> str:
+    """A page cursor both backends read: the last event's time and id, URL-safe."""
+    return base64.urlsafe_b64encode(json.dumps([timestamp_ms, event_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        ts, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return int(ts), str(event_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+@runtime_checkable
+class ConsentLog(Protocol):
+    """The consent log. Every method may raise :class:`~consent_gateway.errors.StoreUnavailable`."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema; Redis: check persistence and warn loudly if off."""
+
+    async def close(self) -> None: ...
+
+    async def append(self, events: Sequence[ConsentEvent]) -> None:
+        """Store a batch, durable on return. Idempotent by event id: an event already stored is skipped."""
+
+    async def history(self, consent_id: str) -> list[ConsentEvent]:
+        """Every event of one consent id, oldest first (right of access)."""
+
+    async def get(self, event_id: str) -> ConsentEvent | None: ...
+
+    async def query(self, filters: EventFilter, *, limit: int = 50, cursor: str | None = None) -> EventPage:
+        """Newest first, ``limit`` per page, cursor-paginated."""
+
+    async def count(self, filters: EventFilter) -> int: ...
+
+    async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
+        """Consent rate per category grouped ``by`` one of :data:`STAT_GROUPS`, sorted by group, category."""
+
+    def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
+        """Every selected event, oldest first, streamed (constant memory)."""
+
+    async def erase(self, consent_id: str) -> int:
+        """Remove the personal fields (IP, UA, page, referrer) of a consent id's events; returns the count.
+
+        The chain still verifies: each event keeps a salted commitment whose salt is erased too.
+        """
+
+    async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
+        """Retention: delete events before ``events_before_ms``; drop IPs of those before ``ip_before_ms``."""
+
+    async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
+        """Walk every chain; with a checkpoint, also check that no chain lost its tail since."""
+
+    async def chain_heads(self) -> dict[str, ChainHead]:
+        """Instance id → last event of its chain (what a :class:`Checkpoint` keeps)."""
+
+    async def health(self) -> dict[str, Any]:
+        """``{"backend": …, "ok": bool, "events": int, …}`` for ``/_consent/health`` and the dashboard."""
