@@ -1,0 +1,827 @@
+"""Real saved pages through the gateway, judged by an HTML5 parser and an independent tracker list.
+
+    python benchmarks/bench_real_pages.py [--pages DIR] [--json FILE] [--limit N] [--bytewise-budget MB]
+                                          [--tracker-list third-party-web|ghostery-trackerdb|FILE] [--details]
+
+Every page of ``../shared/data/real-pages/`` (``manifest.tsv`` + ``pages/<id>.html.gz``; ``--pages`` names
+another folder) goes through ``ConsentGateway`` exactly as a site would use it: the public middleware, the
+default (EU, opt-in) config, around a tiny ASGI app that serves the page's bytes with its charset, called
+in-process with the body in chunks, a visitor without consent cookie, and the page's original host as
+``Host`` when the manifest knows it. Then html5lib — as a browser with scripting on (``<noscript>`` is text)
+and off (``<noscript>`` content is live) — reads the page before and after, and the script reports:
+
+* third-party elements that fetch or run and are still live before consent, by host and by kind (a vendor
+  of the gateway's catalog, a functional host the config allows, or unclassified), and which of them are
+  trackers according to an **independent** list (not the gateway's catalog), plus inline scripts that
+  still carry a tracker's loader;
+* elements held back that are first-party or allowed (over-holding);
+* pages whose own visible text or element counts changed, and inline scripts made inert that carry no
+  tracker (a broken page: its own start-up code never runs);
+* pages whose output differs across chunk sizes 1, 7, 4096 and whole (chunk size 1 on a subset: see
+  ``--bytewise-budget``);
+* the cold rewrite throughput (the rewriter's chunk cache cleared before every page, accelerators on).
+
+The tracker list: by default the MIT-licensed ``third-party-web`` npm package (a development dependency in
+``package.json``, installed by ``scripts/install`` into ``node_modules/``). Its categories ad, analytics,
+social, video, marketing, customer-success and tag-manager count as trackers. ``--tracker-list
+ghostery-trackerdb`` uses Ghostery's tracker database instead (CC-BY-NC-SA-4.0, so not a dependency of the
+project: ``npm install --no-save @ghostery/trackerdb`` for a one-off comparison). The list only judges;
+the gateway's catalog is never built from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import gzip
+import json
+import re
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from consent_gateway import ConsentGateway, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PAGES = REPO.parent / "shared" / "data" / "real-pages"
+CHUNK_SIZES = (1, 7, 4096)
+#: the rewriter's buffer: an inline script longer than this was made inert by the old fallback
+BUFFER_BYTES = 65536
+NEUTRAL_HOST = "site.example"  # for pages whose original address is unknown
+
+SVG = "{http://www.w3.org/2000/svg}"
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+JS_TYPES = {
+    "", "module", "application/ecmascript", "application/javascript", "application/x-ecmascript",
+    "application/x-javascript", "text/ecmascript", "text/javascript", "text/javascript1.0",
+    "text/javascript1.1", "text/javascript1.2", "text/javascript1.3", "text/javascript1.4",
+    "text/javascript1.5", "text/jscript", "text/livescript", "text/x-ecmascript", "text/x-javascript",
+}
+LINK_FETCH_RELS = {"preload", "prefetch", "preconnect", "dns-prefetch", "stylesheet", "modulepreload", "prerender"}
+#: text of these elements is not shown to the reader
+NON_TEXT = {"script", "style", "template", "noscript", "noembed", "noframes", "iframe", "xmp", "textarea"}
+#: the third-party-web categories that track, and Ghostery's
+TRACKING_CATEGORIES = {
+    "third-party-web": {"ad", "analytics", "social", "video", "marketing", "customer-success", "tag-manager"},
+    "ghostery-trackerdb": {"advertising", "site_analytics", "social_media", "audio_video_player",
+                           "customer_interaction", "pornvertising", "misc"},
+}
+#: an inline script that fetches or injects something (with a tracker's host in it, it is a loader)
+LOADER_RE = re.compile(
+    r"\.src\s*=|createElement|document\.write|new\s+Image\b|sendBeacon|setAttribute\(\s*['\"]src|"
+    r"insertBefore|appendChild|XMLHttpRequest|fetch\(|importScripts|\.load\(|loadScript|getScript"
+)
+HOST_IN_TEXT_RE = re.compile(r"(?<![\w.-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})(?![\w-])", re.I)
+META_CHARSET_RE = re.compile(
+    rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([a-zA-Z0-9_:.-]+)", re.I
+)
+
+
+# -- the independent tracker list
+
+
+@dataclass
+class TrackerList:
+    name: str
+    version: str
+    licence: str
+    #: exact host or "*."-suffix → (entity, category)
+    exact: dict[str, tuple[str, str]]
+    suffix: dict[str, tuple[str, str]]
+    tracking: set[str]
+    _memo: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+
+    def lookup(self, host: str) -> tuple[str, str] | None:
+        """(entity, category) of a host, whether it tracks or not; None when the list does not know it."""
+        if host in self._memo:
+            return self._memo[host]
+        found = self.exact.get(host)
+        if found is None:
+            labels = host.split(".")
+            for i in range(len(labels) - 1):
+                found = self.suffix.get(".".join(labels[i:]))
+                if found is not None:
+                    break
+        self._memo[host] = found
+        return found
+
+    def tracker(self, host: str) -> tuple[str, str] | None:
+        found = self.lookup(host)
+        return found if found is not None and found[1] in self.tracking else None
+
+
+def load_tracker_list(choice: str) -> TrackerList:
+    if choice in ("third-party-web", "ghostery-trackerdb"):
+        package = REPO / "node_modules" / ("third-party-web" if choice == "third-party-web" else "@ghostery/trackerdb")
+        data_file = package / "dist" / ("entities-nostats.json" if choice == "third-party-web" else "trackerdb.json")
+    else:
+        data_file = Path(choice)
+        package = data_file.parent.parent
+        choice = "third-party-web" if "entities" in data_file.name else "ghostery-trackerdb"
+    if not data_file.exists():
+        install = ("npm ci (or scripts/install) in the repository" if choice == "third-party-web"
+                   else "npm install --no-save @ghostery/trackerdb (CC-BY-NC-SA-4.0)")
+        raise SystemExit(f"bench_real_pages: the tracker list {choice} is not installed ({data_file} is missing); "
+                         f"install it with: {install}")
+    meta = json.loads((package / "package.json").read_text()) if (package / "package.json").exists() else {}
+    data = json.loads(data_file.read_text())
+    exact: dict[str, tuple[str, str]] = {}
+    suffix: dict[str, tuple[str, str]] = {}
+    if choice == "third-party-web":
+        for entity in data:
+            value = (entity["name"], entity.get("category") or (entity.get("categories") or ["other"])[0])
+            for domain in entity["domains"]:
+                if domain.startswith("*."):
+                    suffix.setdefault(domain[2:].lower(), value)
+                else:
+                    exact.setdefault(domain.lower(), value)
+    else:
+        patterns = data["patterns"]
+        for domain, pattern_id in data["domains"].items():
+            pattern = patterns[pattern_id]
+            suffix.setdefault(domain.lower(), (pattern["name"], pattern["category"]))
+    return TrackerList(choice, meta.get("version", "?"), meta.get("license", "?"), exact, suffix,
+                       TRACKING_CATEGORIES[choice])
+
+
+# -- URLs and hosts
+
+
+class Sites:
+    """Registrable domains through the Public Suffix List (the ``publicsuffixlist`` package when present)."""
+
+    def __init__(self) -> None:
+        self.source = "publicsuffixlist"
+        try:
+            from publicsuffixlist import PublicSuffixList
+            self._psl: Any = PublicSuffixList()
+        except ImportError:
+            self._psl = None
+            self.source = "last two labels (pip install publicsuffixlist for the Public Suffix List)"
+        self._memo: dict[str, str] = {}
+
+    def site(self, host: str) -> str:
+        found = self._memo.get(host)
+        if found is None:
+            if re.fullmatch(r"[\d.]+|\[.*\]", host):
+                found = host
+            elif self._psl is not None:
+                found = self._psl.privatesuffix(host) or host
+            else:
+                found = ".".join(host.split(".")[-2:])
+            self._memo[host] = found
+        return found
+
+
+def resolve(base: str, raw: str) -> str | None:
+    """An attribute's URL as a browser resolves it (WHATWG-like: trim, strip tabs/newlines, backslashes)."""
+    url = raw.strip(" \t\n\f\r\x00").replace("\t", "").replace("\n", "").replace("\r", "")
+    if not url or url.startswith("#"):
+        return None
+    url = url.replace("\\", "/") if not url.lower().startswith(("data:", "javascript:")) else url
+    try:
+        absolute = urllib.parse.urljoin(base, url)
+        parts = urllib.parse.urlsplit(absolute)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return absolute
+
+
+def host_of(url: str) -> str:
+    return (urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
+
+
+def srcset_urls(value: str) -> list[str]:
+    return [part.strip().split(None, 1)[0] for part in value.split(",") if part.strip()]
+
+
+# -- the HTML5 judge
+
+
+def parse(data: bytes | str, encoding: str | None, scripting: bool) -> ElementTree.Element:
+    """The tree a browser builds, with scripting on (``<noscript>`` is text) or off (it is markup)."""
+    import html5lib  # type: ignore[import-untyped]
+
+    parser = html5lib.HTMLParser(tree=html5lib.getTreeBuilder("etree"), namespaceHTMLElements=False)
+    if isinstance(data, str):
+        tree: ElementTree.Element = parser.parse(data, scripting=scripting)
+    else:
+        tree = parser.parse(data, scripting=scripting, transport_encoding=encoding)
+    return tree
+
+
+def walk(root: ElementTree.Element, inside: tuple[str, ...] = ()
+         ) -> Iterator[tuple[ElementTree.Element, tuple[str, ...]]]:
+    """Every element in document order, with the names of its ancestors."""
+    for child in root:
+        if not isinstance(child.tag, str):
+            continue  # comments
+        yield child, inside
+        yield from walk(child, (*inside, child.tag))
+
+
+def is_executable_script(element: ElementTree.Element) -> bool:
+    kind = element.get("type")
+    if kind is None:
+        return True
+    return kind.strip(" \t\n\f\r").lower().partition(";")[0].strip() in JS_TYPES
+
+
+def inserted_by_gateway(element: ElementTree.Element, prefix: str) -> bool:
+    """The banner block: its elements name the gateway's prefix or carry a cg- id."""
+    if (element.get("id") or "").startswith("cg-"):
+        return True
+    return any((element.get(name) or "").startswith(prefix) for name in ("src", "href"))
+
+
+def url_attributes(element: ElementTree.Element, inside: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(attribute, kind) of every attribute through which this element fetches or runs something."""
+    tag = element.tag
+    if tag == "script":
+        return [("src", "script")]
+    if tag == SVG + "script":
+        return [("href", "svg script"), (XLINK_HREF, "svg script")]
+    if tag == SVG + "image":
+        return [("href", "svg image"), (XLINK_HREF, "svg image")]
+    if tag in ("iframe", "frame"):
+        return [("src", tag)]
+    if tag == "img":
+        return [("src", "img"), ("srcset", "img srcset")]
+    if tag == "link":
+        rels = set((element.get("rel") or element.get("data-cg-rel") or "").lower().split())
+        if rels & LINK_FETCH_RELS or element.get("data-cg-href") is not None:
+            kind = "link " + "/".join(sorted(rels & LINK_FETCH_RELS) or ["?"])
+            return [("href", kind), ("imagesrcset", kind)]
+        return []
+    if tag == "source":
+        return [("src", "source"), ("srcset", "picture source" if inside and inside[-1] == "picture" else "source")]
+    if tag == "video":
+        return [("src", "video"), ("poster", "video poster")]
+    if tag in ("audio", "track", "embed"):
+        return [("src", tag)]
+    if tag == "object":
+        return [("data", "object")]
+    if tag == "input" and (element.get("type") or "").strip().lower() == "image":
+        return [("src", "input image")]
+    if tag in ("a", "area"):
+        return [("ping", "a ping")]
+    if tag == "meta" and (element.get("http-equiv") or "").strip().lower() == "refresh":
+        return [("content", "meta refresh")]
+    if tag == "body":
+        return [("background", "body background")]
+    return []
+
+
+def urls_of(attribute: str, value: str) -> list[str]:
+    if attribute in ("srcset", "imagesrcset"):
+        return srcset_urls(value)
+    if attribute == "ping":
+        return value.split()
+    if attribute == "content":  # meta refresh: "5; url=…"
+        found = re.search(r"url\s*=\s*['\"]?([^'\"]+)", value, re.I)
+        return [found.group(1)] if found else []
+    return [value]
+
+
+@dataclass
+class Fetch:
+    kind: str
+    url: str
+    host: str
+    held: bool
+    in_noscript: bool = False
+
+
+def fetches(root: ElementTree.Element, page_url: str, prefix: str, only_in_noscript: bool = False,
+            depth: int = 0) -> list[Fetch]:
+    """Every URL an element would fetch or run (live), or would once restored (held: ``data-cg-*``)."""
+    base = page_url
+    for element, _ in walk(root):
+        if element.tag == "base" and element.get("href"):
+            base = resolve(page_url, element.get("href") or "") or page_url
+            break
+    found: list[Fetch] = []
+    for element, inside in walk(root):
+        in_noscript = "noscript" in inside
+        if only_in_noscript and not in_noscript:
+            continue
+        if inserted_by_gateway(element, prefix):
+            continue
+        tag = element.tag
+        script_runs = tag != "script" or is_executable_script(element)
+        for attribute, kind in url_attributes(element, inside):
+            for held, name in ((False, attribute), (True, "data-cg-" + attribute.rpartition("}")[2])):
+                value = element.get(name)
+                if value is None or (not held and not script_runs):
+                    continue
+                for raw in urls_of(attribute, value):
+                    url = resolve(base, raw)
+                    if url is not None:
+                        found.append(Fetch(kind, url, host_of(url), held, in_noscript))
+        if tag == "iframe" and depth < 3:  # an inline document is a page of its own
+            for held, name in ((False, "srcdoc"), (True, "data-cg-srcdoc")):
+                value = element.get(name)
+                if value:
+                    for inner in fetches(parse(value, None, True), base, prefix, depth=depth + 1):
+                        inner.kind = "iframe srcdoc > " + inner.kind
+                        inner.held = inner.held or held
+                        found.append(inner)
+    return found
+
+
+def inline_scripts(root: ElementTree.Element, prefix: str) -> list[tuple[bool, str, dict[str, str]]]:
+    """(executable, text, attributes) of every script element without src, in document order."""
+    scripts = []
+    for element, _ in walk(root):
+        if element.tag in ("script", SVG + "script") and not inserted_by_gateway(element, prefix):
+            if element.get("src") is None and element.get("data-cg-src") is None:
+                scripts.append((is_executable_script(element), element.text or "", dict(element.attrib)))
+    return scripts
+
+
+def visible_text(root: ElementTree.Element, prefix: str) -> str:
+    parts: list[str] = []
+
+    def collect(element: ElementTree.Element) -> None:
+        for child in element:
+            if not isinstance(child.tag, str):
+                if child.tail:
+                    parts.append(child.tail)
+                continue
+            if child.tag not in NON_TEXT and not inserted_by_gateway(child, prefix):
+                if child.text:
+                    parts.append(child.text)
+                collect(child)
+            if child.tail:
+                parts.append(child.tail)
+
+    collect(root)
+    return " ".join(" ".join(parts).split())
+
+
+def element_counts(root: ElementTree.Element, prefix: str) -> collections.Counter[str]:
+    return collections.Counter(
+        element.tag for element, _ in walk(root) if not inserted_by_gateway(element, prefix)
+    )
+
+
+def tracker_hosts_in_script(text: str, trackers: TrackerList) -> list[str]:
+    """Hosts of the list's trackers named in a script's text (only those that track)."""
+    hosts: list[str] = []
+    text = text.replace("\\u002f", "/").replace("\\u002F", "/").replace("\\x2f", "/").replace("\\/", "/")
+    for match in HOST_IN_TEXT_RE.finditer(text):
+        host = match.group(1).lower()
+        if trackers.tracker(host) is not None and host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
+def carries_tracker_code(text: str, trackers: TrackerList) -> list[str]:
+    """A script that names a tracker's host *and* loads or sends something: a tracker's loader or beacon."""
+    hosts = tracker_hosts_in_script(text, trackers)
+    return hosts if hosts and LOADER_RE.search(text) else []
+
+
+# -- the gateway, driven in-process
+
+
+def charset_of(page: bytes) -> str | None:
+    if page.startswith(b"\xef\xbb\xbf"):
+        return "utf-8"
+    found = META_CHARSET_RE.search(page[:4096])
+    return found.group(1).decode("ascii").lower() if found else None
+
+
+async def through_gateway(gateway: ConsentGateway, page: bytes, content_type: bytes, host: str, path: str,
+                          chunk: int | None) -> bytes:
+    async def site(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
+        if chunk is None:
+            await send({"type": "http.response.body", "body": page, "more_body": False})
+            return
+        for start in range(0, len(page), chunk):
+            await send({"type": "http.response.body", "body": page[start:start + chunk], "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    out: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            out.append(message.get("body", b""))
+
+    gateway.app = site
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "https",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", host.encode()), (b"accept-language", b"en-GB,en;q=0.8"),
+                    (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"),
+                    (b"accept", b"text/html")],
+        "client": ("192.0.2.10", 50000), "server": (host, 443),
+    }
+    await gateway(scope, receive, send)
+    return b"".join(out)
+
+
+def clear_chunk_cache() -> bool:
+    """The rewriter's chunk cache, wherever the package keeps it (its module moves)."""
+    for module_name in ("consent_gateway.html.rewriter", "consent_gateway.html", "consent_gateway.rewriter"):
+        try:
+            module = __import__(module_name, fromlist=["CHUNK_CACHE"])
+        except ImportError:
+            continue
+        cache = getattr(module, "CHUNK_CACHE", None)
+        if cache is not None:
+            cache.clear()
+            return True
+    return False
+
+
+def accelerators() -> str:
+    names = []
+    for module in ("hyperscan", "xxhash"):
+        try:
+            __import__(module)
+            names.append(module)
+        except ImportError:
+            pass
+    return ", ".join(names) or "none"
+
+
+# -- one page
+
+
+@dataclass
+class Page:
+    id: str
+    url: str
+    host: str
+    size: int
+    data: bytes
+
+
+def read_pages(folder: Path, limit: int | None) -> list[Page]:
+    pages = []
+    with open(folder / "manifest.tsv", encoding="utf-8") as manifest:
+        header = manifest.readline().rstrip("\n").split("\t")
+        for line in manifest:
+            row = dict(zip(header, line.rstrip("\n").split("\t"), strict=False))
+            path = folder / "pages" / f"{row['id']}.html.gz"
+            if not path.exists():
+                continue
+            data = gzip.decompress(path.read_bytes())
+            page_url = row.get("page_url") or ""
+            host = (urllib.parse.urlsplit(page_url).hostname or "") if page_url else ""
+            if not host:
+                host, page_url = NEUTRAL_HOST, f"https://{NEUTRAL_HOST}/{row['id']}.html"
+            pages.append(Page(row["id"], page_url, host, len(data), data))
+            if limit and len(pages) >= limit:
+                break
+    return pages
+
+
+class Judge:
+    def __init__(self, gateway: ConsentGateway, trackers: TrackerList, sites: Sites) -> None:
+        self.gateway = gateway
+        self.trackers = trackers
+        self.sites = sites
+        self.prefix = gateway.config.gateway.prefix + "/"
+        self.first_party_hosts = set(getattr(gateway.config.gateway, "first_party_hosts", ()) or ())
+        self.allowed = self._allowed_hosts()
+
+    def _allowed_hosts(self) -> set[str]:
+        """Hosts the config (and the built-in allow-list, where the gateway has one) lets through."""
+        hosts: set[str] = set()
+        third = getattr(self.gateway.config, "third_parties", None)
+        for entry in getattr(third, "allow", ()) or ():
+            host = entry.get("host") if isinstance(entry, dict) else getattr(entry, "host", entry)
+            if isinstance(host, str):
+                hosts.add(host.lower().lstrip("*."))
+        return hosts
+
+    def first_party(self, host: str, page_host: str) -> bool:
+        if host == page_host or host in self.first_party_hosts:
+            return True
+        return self.sites.site(host) == self.sites.site(page_host)
+
+    def is_allowed(self, host: str) -> bool:
+        labels = host.split(".")
+        return any(".".join(labels[i:]) in self.allowed for i in range(len(labels) - 1))
+
+    def catalog_vendor(self, url: str) -> str | None:
+        catalog = self.gateway.catalog
+        for kind in ("script", "iframe", "img", "link"):
+            try:
+                vendor = catalog.vendor_for_url(url, kind)
+            except Exception:  # noqa: S112 — a kind this catalog version does not know
+                continue
+            if vendor is not None:
+                return str(vendor.id)
+        return None
+
+    def kind_of(self, fetch: Fetch) -> str:
+        if self.catalog_vendor(fetch.url) is not None:
+            return "catalog"
+        if self.is_allowed(fetch.host):
+            return "allowed"
+        return "unclassified"
+
+    def judge(self, page: Page, encoding: str | None, out: bytes) -> dict[str, Any]:
+        before = parse(page.data, encoding, scripting=True)
+        after = parse(out, encoding, scripting=True)
+        result: dict[str, Any] = {"id": page.id, "url": page.url, "bytes": page.size, "out_bytes": len(out)}
+
+        live: list[dict[str, Any]] = []
+        held: list[dict[str, Any]] = []
+        after_fetches = fetches(after, page.url, self.prefix)
+        if b"<noscript" in out.lower():  # a browser without scripting reads <noscript> as markup
+            after_fetches += fetches(parse(out, encoding, scripting=False), page.url, self.prefix,
+                                     only_in_noscript=True)
+        for fetch in after_fetches:
+            if self.first_party(fetch.host, page.host):
+                if fetch.held:
+                    held.append({"kind": fetch.kind, "host": fetch.host, "why": "first-party"})
+                continue
+            tracker = self.trackers.tracker(fetch.host)
+            record = {"kind": fetch.kind, "host": fetch.host, "class": self.kind_of(fetch),
+                      "tracker": tracker[0] if tracker else None, "noscript": fetch.in_noscript, "url": fetch.url}
+            if fetch.held:
+                if record["class"] == "allowed":
+                    held.append({"kind": fetch.kind, "host": fetch.host, "why": "allowed"})
+            else:
+                live.append(record)
+        result["live"] = live
+        result["held_wrongly"] = held
+
+        # inline scripts: still live with a tracker's loader, or made inert without one
+        scripts_before = inline_scripts(before, self.prefix)
+        scripts_after = inline_scripts(after, self.prefix)
+        live_inline = []
+        for executable, text, _ in scripts_after:
+            if executable:
+                hosts = carries_tracker_code(text, self.trackers)
+                if hosts:
+                    live_inline.append({"hosts": hosts, "bytes": len(text.encode()), "start": text[:120]})
+        result["live_inline"] = live_inline
+        inert = []
+        if len(scripts_before) == len(scripts_after):
+            for (was_run, text, _), (runs, _, attributes) in zip(scripts_before, scripts_after, strict=True):
+                if was_run and not runs and not carries_tracker_code(text, self.trackers):
+                    marks = {k: v for k, v in attributes.items() if k.startswith("data-c")}
+                    # restorable: the banner brings back what carries a category (and is no bail-out)
+                    restorable = "data-category" in marks and "data-cg-bailout" not in marks
+                    inert.append({"bytes": len(text.encode()), "start": text[:120], "restorable": restorable,
+                                  "held_as": marks.get("data-cg-vendor") or marks.get("data-category"),
+                                  "mentions": tracker_hosts_in_script(text, self.trackers)[:3], "marked": marks})
+        else:
+            result["script_count_changed"] = [len(scripts_before), len(scripts_after)]
+        result["inert_inline"] = inert
+
+        # the page's own content
+        text_before, text_after = visible_text(before, self.prefix), visible_text(after, self.prefix)
+        if text_before != text_after:
+            at = next((i for i, (a, b) in enumerate(zip(text_before, text_after, strict=False)) if a != b),
+                      min(len(text_before), len(text_after)))
+            result["text_changed"] = {"at": at, "before": text_before[max(0, at - 40):at + 80],
+                                      "after": text_after[max(0, at - 40):at + 80]}
+        counts_before, counts_after = element_counts(before, self.prefix), element_counts(after, self.prefix)
+        if counts_before != counts_after:
+            result["counts_changed"] = {tag: [counts_before[tag], counts_after[tag]]
+                                        for tag in counts_before | counts_after
+                                        if counts_before[tag] != counts_after[tag]}
+        meta_before = META_CHARSET_RE.search(page.data[:1024])
+        if meta_before and not META_CHARSET_RE.search(out[:1024]):
+            result["meta_charset_pushed_out"] = True
+        return result
+
+
+# -- the run
+
+
+def pick_bytewise(pages: list[Page], budget: int) -> set[str]:
+    """Pages fed one byte at a time: every page when the budget allows, else an even spread by size."""
+    if sum(page.size for page in pages) <= budget:
+        return {page.id for page in pages}
+    chosen: set[str] = set()
+    total = 0
+    by_size = sorted(pages, key=lambda page: page.size)
+    step = max(1, len(by_size) // 40)
+    for page in by_size[::step] + by_size:
+        if page.id not in chosen and total + page.size <= budget:
+            chosen.add(page.id)
+            total += page.size
+    return chosen
+
+
+async def run(args: argparse.Namespace, pages: list[Page], trackers: TrackerList, sites: Sites) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cg-eval-") as data_dir:
+        config_file = Path(data_dir) / "gateway.toml"
+        config_file.write_text(f"[gateway]\ndata_dir = {json.dumps(data_dir)}\n", encoding="utf-8")
+        gateway = ConsentGateway(lambda *_: None, config=load_config(config_file),  # type: ignore[arg-type]
+                                 secret_keys=["bench-real-pages-" + "k" * 32])
+        judge = Judge(gateway, trackers, sites)
+        bytewise = pick_bytewise(pages, int(args.bytewise_budget * 1e6))
+        results = []
+        cold_seconds = 0.0
+        cache_found = True
+        for number, page in enumerate(pages, 1):
+            encoding = charset_of(page.data)
+            content_type = b"text/html" + (f"; charset={encoding}".encode() if encoding else b"")
+            path = urllib.parse.urlsplit(page.url).path or "/"
+            best = float("inf")
+            whole = b""
+            for _ in range(3):
+                cache_found = clear_chunk_cache() and cache_found
+                start = time.perf_counter()
+                whole = await through_gateway(gateway, page.data, content_type, page.host, path, None)
+                best = min(best, time.perf_counter() - start)
+            cold_seconds += best
+            differs = []
+            for chunk in CHUNK_SIZES:
+                if chunk == 1 and page.id not in bytewise:
+                    continue
+                out = await through_gateway(gateway, page.data, content_type, page.host, path, chunk)
+                if out != whole:
+                    differs.append(chunk)
+            result = judge.judge(page, encoding, whole)
+            result["chunkings_differ"] = differs
+            result["bytewise"] = page.id in bytewise
+            result["cold_ms"] = round(best * 1000, 3)
+            results.append(result)
+            if args.progress:
+                print(f"  {number}/{len(pages)} {page.id} {page.size:,} B", file=sys.stderr)
+        await gateway.aclose()
+    return {"results": results, "cold_seconds": cold_seconds, "cache_cleared": cache_found,
+            "bytewise_pages": len(bytewise), "bytewise_bytes": sum(p.size for p in pages if p.id in bytewise)}
+
+
+def summarise(run_data: dict[str, Any], pages: list[Page], trackers: TrackerList, sites: Sites,
+              seconds: float) -> dict[str, Any]:
+    results = run_data["results"]
+    total_bytes = sum(page.size for page in pages)
+
+    def pages_with(predicate: Any) -> int:
+        return sum(1 for r in results if predicate(r))
+
+    live = [f | {"page": r["id"]} for r in results for f in r["live"]]
+    live_js = [f for f in live if not f["noscript"]]
+    live_noscript = [f for f in live if f["noscript"]]
+    tracker_live = [f for f in live if f["tracker"]]
+    by_class = collections.Counter(f["class"] for f in tracker_live)
+    hosts: dict[str, dict[str, Any]] = {}
+    for f in tracker_live:
+        entry = hosts.setdefault(f["host"], {"host": f["host"], "entity": f["tracker"], "class": f["class"],
+                                             "elements": 0, "pages": set(), "kinds": collections.Counter()})
+        entry["elements"] += 1
+        entry["pages"].add(f["page"])
+        entry["kinds"][f["kind"]] += 1
+    top_hosts = sorted(hosts.values(), key=lambda e: (-len(e["pages"]), -e["elements"], e["host"]))
+    inert = [s | {"page": r["id"]} for r in results for s in r["inert_inline"]]
+    held_wrongly = [h | {"page": r["id"]} for r in results for h in r["held_wrongly"]]
+    broken = [x for x in inert if not x["restorable"]]
+    held_inline = [x for x in inert if x["restorable"]]
+    summary = {
+        "pages": len(pages),
+        "bytes": total_bytes,
+        "tracker_list": {"name": trackers.name, "version": trackers.version, "licence": trackers.licence},
+        "public_suffix_list": sites.source,
+        "accelerators": accelerators(),
+        "third_party_live": {"elements": len(live_js), "pages": len({f["page"] for f in live_js})},
+        "third_party_live_noscript": {"elements": len(live_noscript),
+                                      "pages": len({f["page"] for f in live_noscript})},
+        "tracker_live": {"elements": len(tracker_live), "pages": len({f["page"] for f in tracker_live}),
+                         "by_class": dict(by_class),
+                         "noscript_elements": sum(1 for f in tracker_live if f["noscript"])},
+        "third_party_live_by_class": dict(collections.Counter(f["class"] for f in live)),
+        "tracker_inline_live": {"scripts": sum(len(r["live_inline"]) for r in results),
+                                "pages": pages_with(lambda r: r["live_inline"])},
+        "held_first_party": {"elements": sum(1 for h in held_wrongly if h["why"] == "first-party"),
+                             "pages": len({h["page"] for h in held_wrongly if h["why"] == "first-party"})},
+        "held_allowed": {"elements": sum(1 for h in held_wrongly if h["why"] == "allowed"),
+                         "pages": len({h["page"] for h in held_wrongly if h["why"] == "allowed"})},
+        "broken_inline": {"scripts": len(broken), "pages": len({x["page"] for x in broken}),
+                          "over_buffer": sum(1 for x in broken if x["bytes"] > BUFFER_BYTES)},
+        "held_inline_no_tracker": {"scripts": len(held_inline), "pages": len({x["page"] for x in held_inline}),
+                                   "catalog": sum(1 for x in held_inline if x["held_as"] != "unclassified"),
+                                   "unclassified": sum(1 for x in held_inline if x["held_as"] == "unclassified")},
+        "text_changed_pages": pages_with(lambda r: "text_changed" in r),
+        "counts_changed_pages": pages_with(lambda r: "counts_changed" in r or "script_count_changed" in r),
+        "meta_charset_pushed_out_pages": pages_with(lambda r: r.get("meta_charset_pushed_out")),
+        "chunkings_differ_pages": pages_with(lambda r: r["chunkings_differ"]),
+        "bytewise_pages": run_data["bytewise_pages"],
+        "bytewise_bytes": run_data["bytewise_bytes"],
+        "cold_mb_per_s": total_bytes / run_data["cold_seconds"] / 1e6 if run_data["cold_seconds"] else None,
+        "cache_cleared": run_data["cache_cleared"],
+        "seconds": round(seconds, 1),
+        "top_tracker_hosts": [{**e, "pages": len(e["pages"]), "kinds": dict(e["kinds"])} for e in top_hosts[:25]],
+    }
+    return summary
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    s = summary
+    tl = s["tracker_list"]
+    mb = s["bytes"] / 1e6
+    by_class = s["tracker_live"]["by_class"]
+    lines = [
+        f"Real pages: {s['pages']} ({mb:.1f} MB), default config (opt-in), no consent; tracker judge: "
+        f"{tl['name']} {tl['version']} ({tl['licence']}); registrable domains: {s['public_suffix_list']}.",
+        "",
+        "| measure | result | target |",
+        "|---|---:|---:|",
+        f"| tracker elements live before consent (scripting on + `<noscript>` with scripting off) | "
+        f"{s['tracker_live']['elements']} on {s['tracker_live']['pages']} pages | 0 |",
+        f"| … of which catalog vendor / allowed host / unclassified | {by_class.get('catalog', 0)} / "
+        f"{by_class.get('allowed', 0)} / {by_class.get('unclassified', 0)} | |",
+        f"| … of which inside `<noscript>` | {s['tracker_live']['noscript_elements']} | |",
+        f"| inline scripts still carrying a tracker's loader | {s['tracker_inline_live']['scripts']} on "
+        f"{s['tracker_inline_live']['pages']} pages | 0 |",
+        f"| third-party elements live, any (scripting on) | {s['third_party_live']['elements']} on "
+        f"{s['third_party_live']['pages']} pages | |",
+        f"| first-party elements held back | {s['held_first_party']['elements']} on "
+        f"{s['held_first_party']['pages']} pages | 0 |",
+        f"| allowed-host elements held back | {s['held_allowed']['elements']} on {s['held_allowed']['pages']} pages"
+        f" | 0 |",
+        f"| inline scripts made inert for good (not restorable) without tracker code | "
+        f"{s['broken_inline']['scripts']} on {s['broken_inline']['pages']} pages "
+        f"({s['broken_inline']['over_buffer']} longer than 64 KiB) | 0 |",
+        f"| inline scripts held back restorably without tracker code: as a catalog vendor / unclassified | "
+        f"{s['held_inline_no_tracker']['catalog']} / {s['held_inline_no_tracker']['unclassified']} on "
+        f"{s['held_inline_no_tracker']['pages']} pages | |",
+        f"| pages whose visible text changed | {s['text_changed_pages']} | 0 |",
+        f"| pages whose element counts changed | {s['counts_changed_pages']} | 0 |",
+        f"| pages whose `<meta charset>` left the first 1024 bytes | {s['meta_charset_pushed_out_pages']} | 0 |",
+        f"| pages whose output differs across chunk sizes 1, 7, 4096, whole | {s['chunkings_differ_pages']} of "
+        f"{s['pages']} (size 1 on {s['bytewise_pages']} pages, {s['bytewise_bytes'] / 1e6:.1f} MB) | 0 |",
+        f"| cold rewrite through the middleware (cache cleared per page; accelerators: {s['accelerators']}) | "
+        f"{s['cold_mb_per_s']:.0f} MB/s | ≥ 150 MB/s |",
+        "",
+        "| live tracker host | entity (list) | gateway's view | elements | pages |",
+        "|---|---|---|---:|---:|",
+    ]
+    for entry in s["top_tracker_hosts"][:15]:
+        lines.append(f"| {entry['host']} | {entry['entity']} | {entry['class']} | {entry['elements']} | "
+                     f"{entry['pages']} |")
+    lines.append("")
+    lines.append(f"({s['seconds']} s)")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=Path, default=DEFAULT_PAGES, help="folder with manifest.tsv and pages/")
+    parser.add_argument("--json", type=Path, help="write the summary and every page's findings here")
+    parser.add_argument("--limit", type=int, help="only the first N pages")
+    parser.add_argument("--bytewise-budget", type=float, default=2.0,
+                        help="MB of pages also fed one byte at a time (slow: ~1 s per 100 KB)")
+    parser.add_argument("--tracker-list", default="third-party-web",
+                        help="third-party-web (default), ghostery-trackerdb, or the path of either's JSON")
+    parser.add_argument("--details", action="store_true", help="also print every finding, page by page")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args()
+    if not (args.pages / "manifest.tsv").exists():
+        print(f"bench_real_pages: skipped, no real pages at {args.pages} (give --pages DIR)")
+        return 0
+    try:
+        import html5lib  # noqa: F401
+    except ImportError:
+        print("bench_real_pages: needs html5lib: pip install -e '.[eval]'", file=sys.stderr)
+        return 1
+    trackers = load_tracker_list(args.tracker_list)
+    sites = Sites()
+    pages = read_pages(args.pages, args.limit)
+    start = time.perf_counter()
+    run_data = asyncio.run(run(args, pages, trackers, sites))
+    summary = summarise(run_data, pages, trackers, sites, time.perf_counter() - start)
+    print(markdown(summary))
+    if args.details:
+        for result in run_data["results"]:
+            findings = {k: v for k, v in result.items() if v and k not in ("id", "url", "bytes", "out_bytes",
+                                                                          "cold_ms", "bytewise", "live")}
+            trackers_live = [f"{f['kind']} {f['url'][:100]}" for f in result["live"] if f["tracker"]]
+            if trackers_live:
+                findings["trackers_live"] = trackers_live
+            if findings:
+                print(json.dumps({"id": result["id"], "url": result["url"], **findings}, ensure_ascii=False))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"summary": summary, "pages": run_data["results"]}, indent=1,
+                                        ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
