@@ -339,8 +339,8 @@ class _Loader:
         args = get_args(hint)
         if hint is Any:
             return value
-        if dataclasses.is_dataclass(hint):
-            return hint(**self.fields(hint, value, f"{key}."))  # type: ignore[operator]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            return hint(**self.fields(hint, value, f"{key}."))
         if origin is Literal:
             if value not in args:
                 choices = " | ".join(repr(a) for a in args)
@@ -422,9 +422,9 @@ class _Loader:
             if name not in ids:
                 raise self.error(f"banner.consent_mode_signals.{name}", f"unknown category (known: {', '.join(ids)})")
         for index, table in enumerate(config.vendors):
-            category = table.get("category")
-            if category is not None and category not in ids:
-                raise self.error(f"vendors[{index}].category", f"unknown category {category!r}")
+            vendor_category = table.get("category")
+            if vendor_category is not None and vendor_category not in ids:
+                raise self.error(f"vendors[{index}].category", f"unknown category {vendor_category!r}")
         if config.banner.default_language not in config.banner.languages:
             raise self.error("banner.default_language", f"must be one of banner.languages {config.banner.languages}")
         for key, minimum in (

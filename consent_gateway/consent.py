@@ -93,10 +93,11 @@ class ConsentCodec:
                 self._cache.move_to_end(value)
                 return record
             del self._cache[value]
-        record, reason = self._verify(value, now)
-        if record is None:
+        verified, reason = self._verify(value, now)
+        if verified is None:
             metrics.inc("consent_cookie_rejected_total", reason=reason)
             return None
+        record = verified
         expires_at = record.given_at + record.max_age_seconds(self.config) + self.config.cookie.clock_skew_seconds
         self._cache[value] = (record, expires_at)
         if len(self._cache) > _CACHE_SIZE:
