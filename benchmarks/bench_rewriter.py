@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_http import build_page
 
-from consent_gateway import rewriter as rewriter_module
+from consent_gateway import html as rewriter_module
 from consent_gateway.catalog import Catalog
 from consent_gateway.decision import Decision
-from consent_gateway.rewriter import CHUNK_CACHE, HoldbackRewriter
+from consent_gateway.html import CHUNK_CACHE, HoldbackRewriter
 
 HEAD = b'<script type="application/json" id="cg-config">{"categories":["analytics"]}</script>'
 

@@ -29,8 +29,8 @@ from .consent import ConsentCodec
 from .cookies import CookieFilter
 from .decision import Decision
 from .enrich import Enricher
+from .html import HoldbackRewriter, make_inert
 from .responder import Responder
-from .rewriter import HoldbackRewriter, make_inert
 from .routes import ConsentAPI
 from .signing import load_secret_keys
 from .store import ConsentLog, EventRecorder, open_log

@@ -6,7 +6,7 @@ import pytest
 
 from consent_gateway.catalog import Catalog
 from consent_gateway.decision import Decision
-from consent_gateway.holdback import first_value, hold_back_tag, parse_attributes, script_is_executable
+from consent_gateway.html.holdback import first_value, hold_back_tag, parse_attributes, script_is_executable
 
 CATALOG = Catalog.builtin()
 NOTHING = Decision(granted=frozenset({"necessary"}))

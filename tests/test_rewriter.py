@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from consent_gateway import html as rewriter_module
 from consent_gateway import metrics
-from consent_gateway import rewriter as rewriter_module
 from consent_gateway.catalog import Catalog, VendorRule
 from consent_gateway.decision import Decision
-from consent_gateway.rewriter import CHUNK_CACHE, HoldbackRewriter, make_inert
+from consent_gateway.html import CHUNK_CACHE, HoldbackRewriter, make_inert
 
 GOLDEN = Path(__file__).parent / "data" / "rewriter"
 CASES = sorted(p.name.removesuffix(".src.html") for p in GOLDEN.glob("*.src.html"))
@@ -337,7 +337,7 @@ def test_cache_is_keyed_by_decision() -> None:
 
 
 def test_cache_stays_within_its_byte_budget() -> None:
-    cache = rewriter_module._ChunkCache(max_bytes=200_000, max_entries=1000)
+    cache = rewriter_module.ChunkCache(max_bytes=200_000, max_entries=1000)
     for i in range(100):
         rw = HoldbackRewriter(CATALOG, NOTHING, HEAD, cache=cache)
         rw.feed(b"<html><head></head><body>" + str(i).encode() * 5000)
@@ -398,9 +398,9 @@ def test_memory_stays_bounded_inside_long_comments_raw_text_and_scripts(
 
 
 def test_native_scanner_finds_what_the_regexes_find() -> None:
-    from consent_gateway import _hsscan
+    from consent_gateway.html import scanner as native
 
-    scanner = _hsscan.scanner_for(CATALOG, rewriter_module._HTML_STARTS, rewriter_module._HTML_ENDS)
+    scanner = native.native_scanner_for(CATALOG, native.HTML_STARTS, native.HTML_ENDS)
     if scanner is None:
         pytest.skip("hyperscan is not installed (optional): the pure-Python path is the one tested")
     data = (b"<p title='a>b'>x</p><SCRIPT src=//WWW.Google-Analytics.com/ga.js></script><!-- c -->"

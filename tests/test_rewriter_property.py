@@ -10,11 +10,11 @@ import html5lib
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from consent_gateway import rewriter as rewriter_module
+from consent_gateway import html as rewriter_module
 from consent_gateway.catalog import Catalog
 from consent_gateway.decision import Decision
-from consent_gateway.holdback import JS_TYPES
-from consent_gateway.rewriter import HoldbackRewriter
+from consent_gateway.html import HoldbackRewriter
+from consent_gateway.html.holdback import JS_TYPES
 
 CATALOG = Catalog.builtin()
 NOTHING = Decision(granted=frozenset({"necessary"}))

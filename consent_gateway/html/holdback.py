@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .catalog import Catalog, VendorRule
-from .decision import Decision
+from .. import metrics
+from ..catalog import Catalog, VendorRule
+from ..decision import Decision
 
 #: one attribute, with the tokenizer's rules: a quote only opens a value right after "=", a name may start
 #: with "=" or contain quotes, an unquoted value runs to whitespace or ">"
@@ -26,6 +27,8 @@ _ATTR_RE = re.compile(
     rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"([^\"]*+)\"|'([^']*+)'|([^\t\n\f\r >]*+)))?+"
 )
 _NAME_END_RE = re.compile(rb"<[^\t\n\f\r />]*")
+#: the start of every tag that can fetch or run something, for bail-outs that do not read tags
+_INERT_ALL = re.compile(rb"<((?i:script|iframe|img|link))(?=[\t\n\f\r />])")
 
 #: script types the browser runs (HTML's JavaScript MIME type essence list, plus "module")
 JS_TYPES = frozenset(
@@ -223,3 +226,88 @@ def rewrite_held_back(tag: bytes, kind: str, name_end: int, attrs: list[Attribut
 def inert_prefix(kind: str) -> bytes:
     """Attributes that make a tag of this kind inert when inserted right after its name (bail-outs)."""
     return INERT_ATTRS[kind]
+
+
+def inert_all(data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
+    """After a failure: make every tracker-capable tag from ``pos`` inert without reading it, cheaply.
+    Returns where a possibly cut tag starts (kept for the next chunk)."""
+    n = len(data)
+    end = n
+    if not final:
+        cut = data.rfind(b"<", max(pos, n - 8))
+        if cut != -1:
+            end = cut
+    last = pos
+    for m in _INERT_ALL.finditer(data, pos, end):
+        out.append(data[last : m.end()])
+        out.append(INERT_ATTRS[m.group(1).lower().decode()])
+        last = m.end()
+    out.append(data[last:end])
+    return end
+
+
+def make_inert(chunk: bytes) -> bytes:
+    """Make every ``<script``/``<iframe``/``<img``/``<link`` of a chunk inert without reading it.
+
+    Stateless, for callers that lost the rewriter; a tag cut by the chunk boundary is not seen (a
+    ``HoldbackRewriter`` that fails handles that itself, keeping the tail for the next chunk).
+    """
+    return _INERT_ALL.sub(lambda m: m.group() + INERT_ATTRS[m.group(1).lower().decode()], chunk)
+
+
+class DocumentHoldback:
+    """The holdback decisions of one document: what this visitor's decision makes of each tag the tokenizer
+    hands over, and which vendors were held back during the current run (a chunk, or a cached segment)."""
+
+    __slots__ = ("catalog", "decision", "held", "cacheable")
+
+    def __init__(self, catalog: Catalog, decision: Decision) -> None:
+        self.catalog = catalog
+        self.decision = decision
+        self.held: list[str] = []
+        #: False once the run made a decision that must not be replayed from the cache (a bail-out)
+        self.cacheable = True
+
+    def start_run(self) -> None:
+        self.held = []
+        self.cacheable = True
+
+    def tag(self, tag: bytes, kind: str, may_name_vendor: bool | None = None) -> bytes:
+        """The start tag or its held-back form (``may_name_vendor``: see :func:`hold_back_tag`)."""
+        held = hold_back_tag(tag, kind, self.catalog, self.decision, may_name_vendor=may_name_vendor)
+        if held is None:
+            return tag
+        self.held.append(held.vendor.id)
+        return held.tag
+
+    def inline_script(self, tag: bytes, body: bytes, signatures: list[bytes] | None = None, *,
+                      too_long: bool = False) -> bytes:
+        """The open tag of an inline script, decided on its body (``signatures``: the catalog signatures a
+        caller found in it already, in order). ``too_long``: the body is only the script's first part."""
+        vendors: list[VendorRule] | None = None
+        if signatures is not None:
+            vendors = []
+            for signature in signatures:
+                vendor = self.catalog.vendor_for_signature(signature)
+                if vendor not in vendors:
+                    vendors.append(vendor)
+        held = hold_back_tag(tag, "script", self.catalog, self.decision, body, inline_vendors=vendors)
+        if held is not None:
+            self.held.append(held.vendor.id)
+            return held.tag
+        if too_long:
+            # nothing disallowed in what could be read, but the rest is unknown: fail closed
+            return self.inert_tag(tag, "script", "inline_script_too_long")
+        return tag
+
+    def inert_tag(self, tag: bytes, kind: str, reason: str) -> bytes:
+        """Fail closed on a whole start tag that cannot be judged."""
+        name_end, _ = parse_attributes(tag)
+        return tag[:name_end] + self.inert_attributes(kind, reason) + tag[name_end:]
+
+    def inert_attributes(self, kind: str, reason: str) -> bytes:
+        """Fail closed on a tag that cannot be read: what to write right after its name. Counted, and never
+        cached (the decision depends on where the buffer limit fell)."""
+        metrics.inc("rewrite_bailouts_total", reason=reason)
+        self.cacheable = False
+        return INERT_ATTRS[kind]

@@ -1,0 +1,233 @@
+"""The driver: ``HoldbackRewriter.feed(chunk) -> bytes`` and ``close() -> bytes`` for one document.
+
+It owns what lies between chunks: the bytes of an unfinished token (``_pending``), the prescan of the first
+KiB (a BOM, a UTF-16/32 ``<meta charset>`` the rewriter does not read), the chunk cache, and the error path.
+An exception switches the rest of the document to a cheap mode that makes every
+``<script``/``<iframe``/``<img``/``<link`` inert — the page is never truncated and no tracker runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+from collections.abc import Sequence
+
+from .. import metrics
+from ..catalog import Catalog
+from ..decision import Decision
+from . import cache as _cache
+from . import scanner as _scanner
+from .cache import CACHE_MIN_CHUNK_BYTES, CACHE_SEGMENT_BYTES, CHUNK_CACHE, CachedChunk, ChunkCache, join_parts
+from .holdback import DocumentHoldback, inert_all
+from .states import Mode
+from .tokenizer import Tokenizer
+
+logger = logging.getLogger("consent_gateway.html")
+
+#: bytes looked at for a BOM and a <meta charset> before anything is emitted (the HTML prescan's window)
+PRESCAN_BYTES = 1024
+_META_UTF16 = re.compile(
+    rb"<meta[^>]*?charset[\t\n\f\r ]*=[\t\n\f\r \"']*(?:utf-?16|utf-?32|ucs-?2|ucs-?4)", re.IGNORECASE
+)
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe")
+
+
+def use_accelerators(enabled: bool) -> None:
+    """Switch the optional native helpers (xxhash, hyperscan) on or off, for rewriters created from now on
+    (the tests prove both paths give the same bytes)."""
+    _cache.use_xxhash(enabled)
+    _scanner.use_native(enabled)
+
+
+class HoldbackRewriter:
+    """Rewrites one HTML document, chunk by chunk.
+
+    :param catalog: the vendors to recognise.
+    :param decision: what this visitor allows.
+    :param head_html: the banner block, inserted once right after the ``<head …>`` start tag (or before
+        the first element / text when the document has no head).
+    :param max_buffer_bytes: the longest tag or classified inline script kept in memory.
+    """
+
+    def __init__(self, catalog: Catalog, decision: Decision, head_html: bytes, *,
+                 max_buffer_bytes: int = 65536, cache: ChunkCache | None = CHUNK_CACHE) -> None:
+        self.catalog = catalog
+        self.decision = decision
+        self.head_html = head_html
+        self.max_buffer_bytes = max(64, max_buffer_bytes)
+        self.held_back: collections.Counter[str] = collections.Counter()
+        self._cache = cache
+        self._cache_prefix = (catalog.token, decision.key, self.max_buffer_bytes)
+        self._pending = b""
+        self._closed = False
+        self._holdback = DocumentHoldback(catalog, decision)
+        self._tokenizer = Tokenizer(catalog, self._holdback, self.max_buffer_bytes)
+
+    # -- public API ---------------------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        if not chunk:
+            return b""
+        return self._guarded(chunk, final=False)
+
+    def close(self) -> bytes:
+        if self._closed:
+            return b""
+        if not self._pending and not self._tokenizer.has_unfinished_tokens():
+            self._closed = True
+            return b""  # nothing held: the common end of a page (and an empty body stays empty)
+        out = self._guarded(b"", final=True)
+        self._closed = True
+        return out
+
+    # -- driver ---------------------------------------------------------------------------------------------
+
+    def _guarded(self, chunk: bytes, final: bool) -> bytes:
+        # what is not yet emitted when this step starts: the step only commits it at its end
+        held, pending = self._tokenizer.script_open, self._pending
+        try:
+            return self._step(chunk, final)
+        except Exception:
+            logger.exception("HTML rewrite failed; holding back every tag of the rest of the page")
+            metrics.inc("rewrite_bailouts_total", reason="error")
+            self._tokenizer.script_open = None
+            self._tokenizer.mode = Mode.BAILED
+            self._pending = b""
+            return self._inert_rest((held or b"") + pending + chunk, final)
+
+    def _inert_rest(self, data: bytes, final: bool) -> bytes:
+        out: list[bytes | None] = []
+        self._pending = data[inert_all(data, 0, final, out):]
+        return self._join(out)
+
+    def _step(self, chunk: bytes, final: bool) -> bytes:
+        mode = self._tokenizer.mode
+        if mode == Mode.PASSTHROUGH:
+            return chunk
+        if mode == Mode.PRESCAN:
+            return self._prescan_step(chunk, final)
+        if mode == Mode.BAILED:
+            return self._inert_rest(self._pending + chunk, final)
+        if final or self._cache is None or len(chunk) < CACHE_MIN_CHUNK_BYTES:
+            return self._join(self._rewrite(chunk, final))
+        return self._cached_step(self._cache, chunk)
+
+    def _prescan_step(self, chunk: bytes, final: bool) -> bytes:
+        """Nothing is emitted before the first KiB is in: it decides whether the page is read at all."""
+        data = self._pending + chunk if self._pending else chunk
+        if len(data) < PRESCAN_BYTES and not final:
+            self._pending = data
+            return b""
+        self._pending = b""
+        reason = self._prescan(data)
+        if reason is not None:
+            self._tokenizer.mode = Mode.PASSTHROUGH
+            metrics.inc("rewrite_passthrough_total", reason=reason)
+            return data
+        self._tokenizer.mode = Mode.DATA
+        if data.startswith(_UTF8_BOM):
+            return _UTF8_BOM + self._step(data[3:], final)
+        return self._step(data, final)
+
+    @staticmethod
+    def _prescan(data: bytes) -> str | None:
+        head = data[:PRESCAN_BYTES]
+        if head.startswith(_WIDE_BOMS) or b"\x00" in head[:4]:
+            return "encoding"
+        lowered = head.lower()
+        if (b"16" in lowered or b"32" in lowered or b"ucs" in lowered) and _META_UTF16.search(head):
+            return "encoding"
+        return None
+
+    # -- the chunk cache ---------------------------------------------------------------------------------
+
+    def _key(self, chunk: bytes) -> tuple[object, ...]:
+        return (self._cache_prefix, self._tokenizer.state(), len(self._pending),
+                _cache.digest(self._pending, chunk))
+
+    def _cached_step(self, cache: ChunkCache, chunk: bytes) -> bytes:
+        if len(chunk) < 2 * CACHE_SEGMENT_BYTES:
+            key = self._key(chunk)
+            hit = cache.get(key)
+            if hit is not None:
+                return self._replayed_bytes(hit)
+            chunk_parts = self._rewrite(chunk, False)
+            if self._holdback.cacheable:
+                cache.put(key, chunk_parts, self._tokenizer.state(), self._pending, self._holdback.held)
+            return self._join(chunk_parts)
+        # A long chunk is looked up whole first (a page served again), then in segments cut after a newline:
+        # a page that differs in one place from request to request (a CSRF token, a user name) still finds
+        # its other segments in the cache. The rewriter gives the same bytes whatever the chunking, so the
+        # cut points cannot change the output.
+        whole_key = self._key(chunk)
+        hit = cache.get(whole_key)
+        if hit is not None:
+            return self._replayed_bytes(hit)
+        parts: list[bytes | None] = []
+        held: list[str] = []
+        cacheable = True
+        start, n = 0, len(chunk)
+        while start < n:
+            cut = chunk.find(b"\n", start + CACHE_SEGMENT_BYTES)
+            end = n if cut == -1 or n - cut < CACHE_SEGMENT_BYTES else cut + 1
+            segment_parts, segment_held, hit_or_cacheable = self._cached_rewrite(cache, chunk[start:end])
+            parts.extend(segment_parts)
+            held.extend(segment_held)
+            cacheable = cacheable and hit_or_cacheable is not False
+            start = end
+        # Kept whole from its second time on: a page that varies from request to request never comes back.
+        if cacheable and cache.seen_before(whole_key):
+            cache.put(whole_key, parts, self._tokenizer.state(), self._pending, held)
+        return self._join(parts)
+
+    def _cached_rewrite(self, cache: ChunkCache, chunk: bytes
+                        ) -> tuple[Sequence[bytes | None], Sequence[str], bool | None]:
+        """(output parts, vendors held back, cacheable or None for a cache hit) of one chunk."""
+        key = self._key(chunk)
+        hit = cache.get(key)
+        if hit is not None:
+            return self._replay(hit), hit.held, None
+        parts = self._rewrite(chunk, False)
+        if self._holdback.cacheable:
+            cache.put(key, parts, self._tokenizer.state(), self._pending, self._holdback.held)
+        return parts, self._holdback.held, self._holdback.cacheable
+
+    def _replayed_bytes(self, hit: CachedChunk) -> bytes:
+        """The output of a cached chunk as one bytes object, reused as it is when it can be: building a new
+        half-megabyte string per request costs more than the whole rewrite (fresh pages for each copy)."""
+        parts = self._replay(hit)
+        if len(parts) == 1:
+            return parts[0]  # type: ignore[return-value]  # no banner block in this chunk
+        memo = hit.memo
+        if memo[0] == self.head_html:  # the same banner block as last time (visitors without consent)
+            return memo[1]  # type: ignore[return-value]
+        out = self._join(parts)
+        memo[0], memo[1] = self.head_html, out
+        return out
+
+    def _replay(self, hit: CachedChunk) -> Sequence[bytes | None]:
+        self._tokenizer.restore(hit.state)
+        self._pending = hit.pending
+        if hit.held:
+            self.held_back.update(hit.held)
+        return hit.parts
+
+    def _join(self, parts: Sequence[bytes | None]) -> bytes:
+        return join_parts(parts, self.head_html)
+
+    # -- one run of the tokenizer ------------------------------------------------------------------------
+
+    def _rewrite(self, chunk: bytes, final: bool) -> list[bytes | None]:
+        """Run the tokenizer over pending + chunk; keep the unfinished tail as the new pending."""
+        data = self._pending + chunk if self._pending else chunk
+        out: list[bytes | None] = []
+        self._holdback.start_run()
+        pos = self._tokenizer.run(data, final, out)
+        self._pending = data[pos:] if pos < len(data) else b""
+        if self._holdback.held:
+            self.held_back.update(self._holdback.held)
+        return out

@@ -1,0 +1,280 @@
+"""The scanner: finds *candidates* (the few tokens the tokenizer must read) and skips everything else in C.
+
+Two paths behind one interface, :func:`text_end`:
+
+* **Pure Python.** One compiled regex per flavour of data state (``Modes.loose``) consumes text and every
+  tag that cannot matter; where a quoted attribute value holds "<" or ">", the exact ``Modes.skip`` (the
+  tokenizer's quoting rules) takes over, so that a ``<!--`` or ``<script`` inside an attribute value is never
+  mistaken for markup.
+* **Hyperscan (optional).** One pass over a buffer finds every candidate token, catalog host/path string,
+  inline-script signature and quoted attribute value holding "<" or ">" (a :class:`BufferScan`). Everything
+  it reports is a *hint*: the tokenizer confirms each one with the code the pure path runs, and only skips
+  work where the scan proves there is nothing to find. So both paths give the same bytes (the tests run both).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from typing import Any
+
+_hs: Any
+try:
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - the pure-Python path is tested with use_accelerators(False)
+    _hs = None
+
+#: below this many bytes a buffer is not worth a native scan (the call costs a few microseconds)
+MIN_SCAN_BYTES = 2048
+
+#: the rest of a tag after its name, up to and including ">", with the HTML tokenizer's attribute rules.
+#: An unclosed quoted value makes the match fail (more bytes needed) instead of matching short.
+TAG_REST_SRC = (
+    rb"(?:[\t\n\f\r /]++|[^\t\n\f\r />][^\t\n\f\r />=]*+"
+    rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)|(?![\t\n\f\r ]*+=)))*+>"
+)
+TAG_REST = re.compile(TAG_REST_SRC)
+#: the common well-formed subset of a tag (quoted values, plain unquoted values, bare names), which `re` runs
+#: several times faster; whenever it matches, the tokenizer reads the tag the same way, and when it does
+#: not, the exact TAG_REST_SRC is tried
+_FAST_TAG_SRC = (
+    rb"[^\t\n\f\r />\"'=]*+(?:[\t\n\f\r ]++[^\t\n\f\r />\"'=]++"
+    rb"(?:=(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'=]++))?+)*+[\t\n\f\r /]*+>"
+)
+DELIM = rb"(?=[\t\n\f\r />])"
+#: a quoted attribute value holding "<" or ">" (a quote opens a value only after "="): where a tag does not
+#: end at its first ">", or a "<" is not markup
+_QUOTED_LT_GT = re.compile(rb"=[\t\n\f\r ]*+(?:\"[^\"<>]*+[<>]|'[^'<>]*+[<>])")
+
+#: elements whose content is raw text or escapable raw text (iframe content is never rendered as markup)
+RAWTEXT = ("style", "textarea", "title", "xmp", "noembed", "noframes", "iframe")
+#: the elements that can fetch or run something (what a hold-back decision is asked about)
+HOLD_KINDS = ("script", "iframe", "img", "link")
+#: start tags the HTML data state stops at, and end tags (only foreign content's ends matter there)
+HTML_STARTS = ("script", "iframe", "img", "link", "head", "noscript", "style", "textarea", "title", "xmp",
+               "noembed", "noframes", "plaintext", "svg", "math")
+HTML_ENDS = ("svg", "math")
+#: HTML start tags that end foreign content (the tree builder's breakout list; <font> only with attributes)
+_BREAKOUT = ("b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed", "h1",
+             "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr", "ol",
+             "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul",
+             "var")
+BREAKOUT = frozenset(_BREAKOUT)
+#: svg/math elements whose content the parser reads with HTML rules. Past one, the rest is read as HTML
+#: (the way back to svg after it is not tracked: reading more as HTML only ever finds more tags)
+_INTEGRATION_NAMES = ("foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml")
+INTEGRATION_POINTS = {"svg": frozenset(("foreignobject", "desc", "title")),
+                      "math": frozenset(("mi", "mo", "mn", "ms", "mtext", "annotation-xml"))}
+_FOREIGN_STARTS = tuple(dict.fromkeys(("script", "iframe", "img", "link", "svg", "math", *_BREAKOUT,
+                                       *_INTEGRATION_NAMES)))
+_FOREIGN_ENDS = ("svg", "math", "p", "br")  # </p> and </br> end foreign content too
+
+
+def _trie(names: tuple[str, ...]) -> bytes:
+    """A case-insensitive alternation of tag names as a trie of explicit character classes: `re` runs it
+    much faster at every "<" than ``(?i:script|style|…)``."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name[0], []).append(name[1:])
+    alternatives = []
+    for first, rests in sorted(groups.items()):
+        klass = b"[" + (first + first.upper()).encode() + b"]"
+        longer = tuple(r for r in rests if r)
+        if not longer:
+            alternatives.append(klass)
+        elif len(longer) < len(rests):
+            alternatives.append(klass + b"(?:" + _trie(longer) + b")?")
+        else:
+            alternatives.append(klass + _trie(longer))
+    return b"(?:" + b"|".join(alternatives) + b")"
+
+
+def names_re(names: tuple[str, ...]) -> bytes:
+    """A case-insensitive alternation of tag names, for patterns that are not run at every "<"."""
+    return b"(?i:" + b"|".join(n.encode() for n in names) + b")"
+
+
+class Modes:
+    """The compiled scanners of one flavour of data state (HTML, or svg/math foreign content)."""
+
+    def __init__(self, starts: tuple[str, ...], ends: tuple[str, ...], *, cdata: bool) -> None:
+        start_re = _trie(starts) + DELIM
+        end_re = _trie(ends) + DELIM if ends else None
+        any_tag = b"(?:" + _FAST_TAG_SRC + rb"|[^\t\n\f\r />]*+" + TAG_REST_SRC + b")"
+        generic_start = b"<(?!" + start_re + b")[a-zA-Z]" + any_tag
+        generic_end = b"</" + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + any_tag
+        text_lt = rb"<(?=[^a-zA-Z!?/])"
+        self.skip = re.compile(rb"(?:[^<]++|" + generic_start + b"|" + generic_end + b"|" + text_lt + b")*+")
+        # The same, ending every tag at its first ">": several times faster, and the same as `skip` unless a
+        # quoted attribute value holds a "<" or ">" — which `_QUOTED_LT_GT` detects, sending the region to `skip`.
+        loose_tag = rb"[^>]*+>"
+        self.loose = re.compile(
+            rb"(?:[^<]++|<(?!" + start_re + rb")[a-zA-Z]" + loose_tag + b"|</"
+            + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + loose_tag + b"|" + text_lt + b")*+"
+        )
+        alternatives = [b"(?P<tag>" + names_re(starts) + b")" + DELIM]
+        if end_re:
+            alternatives.append(b"/(?P<etag>" + names_re(ends) + b")" + DELIM)
+        alternatives.append(b"(?P<comment>!--)")
+        if cdata:
+            alternatives.append(rb"(?P<cdata>!\[CDATA\[)")
+        alternatives.append(rb"(?P<bogus>![^-]|!-[^-]|\?|/[^a-zA-Z])")
+        #: what the candidate at a "<" is (a named group per kind)
+        self.cand = re.compile(b"<(?:" + b"|".join(alternatives) + b")")
+
+
+HTML_MODES = Modes(HTML_STARTS, HTML_ENDS, cdata=False)
+# raw-text elements are not raw text in svg/math: their content is markup there
+FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True)
+
+
+def text_end(data: bytes, pos: int, n: int, modes: Modes, hints: BufferScan | None) -> int:
+    """Where the text (and the tags that do not matter) starting at ``pos`` ends: the next candidate, or
+    ``n``. The native hints answer when they prove the text before their next candidate is plain (no quoted
+    value holds "<" or ">" and every "<" in it is closed): exactly where the regexes would stop."""
+    if hints is not None:
+        p = hints.next_candidate(pos, n)
+        if not hints.quoted_between(pos, p + 1):
+            last_lt = data.rfind(b"<", pos, p)
+            if last_lt == -1 or data.find(b">", last_lt, p) != -1:
+                return p
+    end: int = modes.loose.match(data, pos).end()  # type: ignore[union-attr]  # matches the empty string
+    if end > pos and _QUOTED_LT_GT.search(data, pos, end + 1) is not None:
+        end = modes.skip.match(data, pos).end()  # type: ignore[union-attr]
+    return end
+
+
+# -- the native path --------------------------------------------------------------------------------------
+
+_CANDIDATE, _QUOTED, _NEEDLE, _SIGNATURE = 0, 1, 2, 3
+_native_enabled = True
+
+
+class BufferScan:
+    """What one native scan found in one buffer, as sorted offsets."""
+
+    __slots__ = ("candidates", "quoted_ends", "needles", "signatures")
+
+    def __init__(self) -> None:
+        self.candidates: list[int] = []  # start offsets of candidate tokens
+        self.quoted_ends: list[int] = []  # end offsets of quoted values holding "<" or ">"
+        self.needles: list[tuple[int, int]] = []  # (start, end) of catalog host/path strings, any case
+        self.signatures: list[tuple[int, int]] = []  # (start, end) of inline signatures
+
+    def next_candidate(self, pos: int, default: int) -> int:
+        i = bisect_left(self.candidates, pos)
+        return self.candidates[i] if i < len(self.candidates) else default
+
+    def quoted_between(self, start: int, end: int) -> bool:
+        """A quoted value with "<" or ">" ending in (start, end]."""
+        i = bisect_right(self.quoted_ends, start)
+        return i < len(self.quoted_ends) and self.quoted_ends[i] <= end
+
+    @staticmethod
+    def _any_within(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+        i = bisect_left(spans, (start, -1))
+        while i < len(spans) and spans[i][0] < end:
+            if spans[i][1] <= end:
+                return True
+            i += 1
+        return False
+
+    def needle_within(self, start: int, end: int) -> bool:
+        return self._any_within(self.needles, start, end)
+
+    def signature_within(self, start: int, end: int) -> bool:
+        return self._any_within(self.signatures, start, end)
+
+    def signatures_in_order(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The signature matches inside [start, end) that a left-to-right search for the longest signature
+        at each position finds (leftmost, then longest, never overlapping): what ``re.finditer`` finds."""
+        spans = self.signatures
+        i = bisect_left(spans, (start, -1))
+        inside = []
+        while i < len(spans) and spans[i][0] < end:
+            if spans[i][1] <= end:
+                inside.append(spans[i])
+            i += 1
+        inside.sort(key=lambda span: (span[0], span[0] - span[1]))
+        chosen, last_end = [], start
+        for span in inside:
+            if span[0] >= last_end:
+                chosen.append(span)
+                last_end = span[1]
+        return chosen
+
+
+class NativeScanner:
+    """A compiled hyperscan database for one catalog and one set of candidate names."""
+
+    def __init__(self, start_names: tuple[str, ...], end_names: tuple[str, ...], needles: list[bytes],
+                 signatures: list[bytes]) -> None:
+        if _hs is None:
+            raise RuntimeError("hyperscan is not installed")
+        candidate = (
+            b"<(?:" + b"|".join(n.encode() for n in start_names) + rb")[\t\n\f\r />]"
+            + b"|</(?:" + b"|".join(n.encode() for n in end_names) + rb")[\t\n\f\r />]"
+            + rb"|<[!?]|</[^a-zA-Z]"
+        )
+        quoted = rb"""=[\t\n\f\r ]*(?:"[^"<>]*[<>]|'[^'<>]*[<>])"""
+        expressions = [candidate, quoted]
+        flags = [_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SOM_LEFTMOST, 0]
+        self._kinds = [_CANDIDATE, _QUOTED]
+        self._lengths = [0, 0]
+        for needle in needles:
+            expressions.append(re.escape(needle))
+            flags.append(_hs.HS_FLAG_CASELESS)
+            self._kinds.append(_NEEDLE)
+            self._lengths.append(len(needle))
+        for signature in signatures:
+            expressions.append(re.escape(signature))
+            flags.append(0)
+            self._kinds.append(_SIGNATURE)
+            self._lengths.append(len(signature))
+        self._db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+        self._db.compile(expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions),
+                         flags=flags)
+
+    def scan(self, data: bytes) -> BufferScan:
+        result = BufferScan()
+        kinds, lengths = self._kinds, self._lengths
+        candidates, quoted = result.candidates, result.quoted_ends
+        needles, signatures = result.needles, result.signatures
+
+        def on_match(ident: int, start: int, end: int, _flags: int, _context: Any) -> None:
+            kind = kinds[ident]
+            if kind == _CANDIDATE:
+                candidates.append(start)
+            elif kind == _QUOTED:
+                quoted.append(end)
+            elif kind == _NEEDLE:
+                needles.append((end - lengths[ident], end))
+            else:
+                signatures.append((end - lengths[ident], end))
+
+        self._db.scan(data, match_event_handler=on_match)
+        # matches arrive in order of their end; the candidates and spans are wanted by start
+        candidates.sort()
+        needles.sort()
+        signatures.sort()
+        return result
+
+
+def native_scanner_for(catalog: Any, start_names: tuple[str, ...] = HTML_STARTS,
+                       end_names: tuple[str, ...] = HTML_ENDS) -> NativeScanner | None:
+    """The native scanner of a catalog (compiled once per catalog), or None without hyperscan or when the
+    accelerators are switched off."""
+    if _hs is None or not _native_enabled:
+        return None
+    scanner: NativeScanner | None = getattr(catalog, "_hs_scanner", None)
+    if scanner is None:
+        needles, signatures = catalog.scan_strings()
+        scanner = NativeScanner(start_names, end_names, needles, signatures)
+        catalog._hs_scanner = scanner
+    return scanner
+
+
+def use_native(enabled: bool) -> None:
+    """Switch the native path on or off for scanners asked for from now on."""
+    global _native_enabled
+    _native_enabled = enabled

@@ -1,0 +1,235 @@
+"""The tokenizer states whose content is text to the tokenizer: comments, bogus comments, CDATA, raw text,
+``<noscript>``, script data and a long tag streamed unread. Each finds where its content ends; only
+``<noscript>`` (markup to a browser without scripts) and an inline script (classified on its body) ask the
+holdback layer anything.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .holdback import DocumentHoldback
+from .scanner import DELIM, HOLD_KINDS, RAWTEXT, TAG_REST, BufferScan, names_re
+from .states import SCRIPT_TOKENS, LongTag, Mode, NeedMore, ScriptState, script_escape_step, stream_long_tag
+
+_COMMENT_END = re.compile(rb"--!?>")
+_RAWTEXT_END = {name: re.compile(b"</(?i:" + name.encode() + b")" + DELIM) for name in (*RAWTEXT, "noscript")}
+_NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + names_re(HOLD_KINDS) + b")" + DELIM)
+_NOSCRIPT_END = _RAWTEXT_END["noscript"]
+#: characters that make a URL in a tag differ from its bytes (entities, percent-escapes, stripped whitespace)
+_ESCAPES = re.compile(rb"[&%\\\t\n\r]")
+_DATA = Mode.DATA
+_S_DATA, _S_DOUBLE = ScriptState.DATA, ScriptState.DOUBLE_ESCAPED
+
+#: the output of a run: bytes, and None where the banner block goes
+Out = list[bytes | None]
+
+
+class TextStates:
+    """The text-content states of :class:`~consent_gateway.html.tokenizer.Tokenizer` (its base class)."""
+
+    max_buffer_bytes: int
+    mode: Mode
+    script_open: bytes | None
+    _holdback: DocumentHoldback
+    _hints: BufferScan | None
+    _comment_fresh: bool
+    _raw_name: str
+    _script_state: ScriptState
+    _script_scan: int
+    _long_tag_state: LongTag
+    _long_tag_then: Mode
+
+    def _hold(self, tag: bytes, kind: str, at: int = -1) -> bytes:
+        """The tag or its held-back form; ``at`` is its offset in the current buffer, for the native hints."""
+        may: bool | None = None
+        if self._hints is not None and at >= 0 and not _ESCAPES.search(tag):
+            may = self._hints.needle_within(at, at + len(tag))
+        return self._holdback.tag(tag, kind, may)
+
+    # comments and friends -------------------------------------------------------------------------------
+
+    def _comment(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        n = len(data)
+        if self._comment_fresh:
+            # "<!-->" and "<!--->" are complete (empty) comments
+            if pos >= n:
+                raise NeedMore(pos)
+            if data[pos] == 0x3E:
+                return self._end_special(data, pos, pos + 1, out)
+            if data[pos] == 0x2D:
+                if pos + 1 >= n:
+                    raise NeedMore(pos)
+                if data[pos + 1] == 0x3E:
+                    return self._end_special(data, pos, pos + 2, out)
+            self._comment_fresh = False
+        m = _COMMENT_END.search(data, pos)
+        if m is not None:
+            return self._end_special(data, pos, m.end(), out)
+        keep = max(pos, n - 3)
+        if keep > pos:
+            out.append(data[pos:keep])
+        raise NeedMore(keep)
+
+    def _end_special(self, data: bytes, pos: int, end: int, out: Out) -> int:
+        out.append(data[pos:end])
+        self.mode = _DATA
+        self._comment_fresh = False
+        return end
+
+    def _bogus(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        end = data.find(b">", pos)
+        if end == -1:
+            # nothing inside a bogus comment needs a look-ahead: emit it all, keep going
+            out.append(data[pos:])
+            raise NeedMore(len(data))
+        return self._end_special(data, pos, end + 1, out)
+
+    def _cdata(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        end = data.find(b"]]>", pos)
+        if end == -1:
+            keep = max(pos, len(data) - 2)
+            out.append(data[pos:keep])
+            raise NeedMore(keep)
+        return self._end_special(data, pos, end + 3, out)
+
+    def _rawtext(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        m = _RAWTEXT_END[self._raw_name].search(data, pos)
+        if m is None:
+            keep = max(pos, len(data) - len(self._raw_name) - 3)
+            if keep > pos:
+                out.append(data[pos:keep])
+            raise NeedMore(keep)
+        if m.start() > pos:
+            out.append(data[pos : m.start()])
+        tag_end = TAG_REST.match(data, m.end())
+        if tag_end is None:
+            raise NeedMore(m.start())
+        out.append(data[m.start() : tag_end.end()])
+        self.mode = _DATA
+        return tag_end.end()
+
+    def _noscript(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        """<noscript> content is text to a browser that runs scripts (so only </noscript> ends it) and
+        markup to one that does not: rewrite the tracker tags in it as tags, and find the end as text."""
+        n = len(data)
+        end_m = _NOSCRIPT_END.search(data, pos)
+        limit = end_m.start() if end_m is not None else max(pos, n - len(b"</noscript"))
+        while True:
+            m = _NOSCRIPT_CAND.search(data, pos)
+            if m is None or m.start() >= limit:
+                break
+            rest = TAG_REST.match(data, m.end(), end_m.start() if end_m is not None else n)
+            if rest is None:
+                if end_m is None and n - m.start() <= self.max_buffer_bytes:
+                    if m.start() > pos:
+                        out.append(data[pos : m.start()])
+                    raise NeedMore(m.start())
+                break  # cut by </noscript> (it is text to a scripting browser) or too long: leave it
+            if m.start() > pos:
+                out.append(data[pos : m.start()])
+            out.append(self._hold(data[m.start() : rest.end()], m.group("tag").lower().decode(), m.start()))
+            pos = rest.end()
+        if end_m is None:
+            if limit > pos:
+                out.append(data[pos:limit])
+            raise NeedMore(max(pos, limit))
+        tag_end = TAG_REST.match(data, end_m.end())
+        if tag_end is None:
+            if end_m.start() > pos:
+                out.append(data[pos : end_m.start()])
+            raise NeedMore(end_m.start())
+        out.append(data[pos : tag_end.end()])
+        self.mode = _DATA
+        return tag_end.end()
+
+    # scripts --------------------------------------------------------------------------------------------
+
+    def _script(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        """Find the end of a script element's text with the tokenizer's escape states. While the script is
+        being classified (``script_open``), nothing of it is emitted until its end or the buffer limit."""
+        n = len(data)
+        classify = self.script_open is not None
+        scan = pos + self._script_scan
+        state = self._script_state
+        limit = self.max_buffer_bytes
+        search = SCRIPT_TOKENS.search
+        while True:
+            if classify and scan - pos > limit:
+                # too long to keep: decide on the first `limit` bytes, then stream the rest
+                self._emit_classified(data, pos, pos + limit, out, too_long=True)
+                out.append(data[pos + limit : scan])
+                classify = False
+                pos = scan
+            m = search(data, scan)
+            if m is None:
+                keep = max(scan, n - 9)
+                break
+            start = m.start()
+            if m.group(1) and state != _S_DOUBLE:  # "</script": the end, once complete
+                if classify and start - pos > limit:
+                    scan = start
+                    continue  # handled by the too-long branch above
+                tag_end = TAG_REST.match(data, m.end() - 1)
+                if tag_end is None:
+                    keep = start
+                    break
+                return self._end_script(data, pos, start, tag_end.end(), classify, out)
+            step = script_escape_step(data, m, state)
+            if step is None:
+                keep = start
+                break
+            state, scan = step
+        self._script_state = state
+        return self._script_cut(data, pos, keep, classify, out)
+
+    def _end_script(self, data: bytes, pos: int, start: int, end: int, classify: bool, out: Out) -> int:
+        """Emit a script's text up to its end tag at ``start`` and the end tag itself."""
+        if classify:
+            self._emit_classified(data, pos, start, out)
+        elif start > pos:
+            out.append(data[pos:start])
+        out.append(data[start:end])
+        self.mode = _DATA
+        self._script_state, self._script_scan = _S_DATA, 0
+        return end
+
+    def _script_cut(self, data: bytes, pos: int, keep: int, classify: bool, out: Out) -> int:
+        """The buffer ends inside a script's text: emit what is decided, keep the rest."""
+        limit = self.max_buffer_bytes
+        if classify:
+            if keep - pos > limit:
+                self._emit_classified(data, pos, pos + limit, out, too_long=True)
+                out.append(data[pos + limit : keep])
+                self._script_scan = 0
+                raise NeedMore(keep)
+            self._script_scan = keep - pos
+            raise NeedMore(pos)
+        self._script_scan = 0
+        if keep > pos:
+            out.append(data[pos:keep])
+        raise NeedMore(keep)
+
+    def _emit_classified(self, data: bytes, body_start: int, body_end: int, out: Out, *,
+                         too_long: bool = False) -> None:
+        """Decide on an inline script from its body and emit the open tag and the body."""
+        tag = self.script_open or b"<script>"
+        self.script_open = None
+        signatures = None
+        if self._hints is not None:
+            signatures = [data[s:e] for s, e in self._hints.signatures_in_order(body_start, body_end)]
+        body = data[body_start:body_end]
+        out.append(self._holdback.inline_script(tag, body, signatures, too_long=too_long))
+        out.append(body)
+
+    # long tags ------------------------------------------------------------------------------------------
+
+    def _long_tag(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        """Stream a tag too long to buffer, tracking only what decides where it ends."""
+        end, self._long_tag_state = stream_long_tag(data, pos, self._long_tag_state)
+        if end < 0:
+            out.append(data[pos:])
+            raise NeedMore(len(data))
+        out.append(data[pos:end])
+        self.mode = self._long_tag_then
+        return end

@@ -1,0 +1,348 @@
+"""The tokenizer: a state machine over one buffer that reads only the candidates the scanner finds.
+
+Every decision is taken on complete tokens; a token cut by the end of the buffer is reported with
+:class:`~consent_gateway.html.states.NeedMore` and the driver keeps it until the next chunk completes it.
+Limits are applied to token lengths, not to buffer states, so a whole page and the same page fed byte by
+byte give identical output. The data state (tags, svg/math foreign content, where the banner block goes)
+lives here; the states whose content is text are in ``text_states``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from ..catalog import Catalog
+from .cache import HEAD_MARK
+from .holdback import DocumentHoldback, inert_all, parse_attributes, script_is_executable
+from .scanner import (
+    BREAKOUT,
+    DELIM,
+    FOREIGN_MODES,
+    HOLD_KINDS,
+    HTML_MODES,
+    INTEGRATION_POINTS,
+    MIN_SCAN_BYTES,
+    RAWTEXT,
+    TAG_REST,
+    native_scanner_for,
+    text_end,
+)
+from .states import LongTag, Mode, NeedMore, ScriptState, TokenizerState
+from .text_states import Out, TextStates
+
+#: nested svg/math elements tracked (deeper ones are read as if the outer ones were closed)
+_MAX_FOREIGN_DEPTH = 64
+_PRE_WS = re.compile(rb"[\t\n\f\r ]*+")
+_PRE_CAND = re.compile(
+    rb"<(?:(?P<html>(?i:html))" + DELIM + rb"|(?P<head>(?i:head))" + DELIM
+    + rb"|(?P<comment>!--)|(?P<bogus>![^-]|!-[^-]|\?|/[^a-zA-Z])|(?P<other>/?[a-zA-Z])|(?P<text>[^a-zA-Z!?/]))"
+)
+_SCRIPT_END = re.compile(rb"</(?i:script)" + DELIM)
+_GENERIC_NAME = re.compile(rb"</?[a-zA-Z][^\t\n\f\r />]*+")
+# enum members as module constants: looking one up on its class costs ten times more in the hot loops
+_DATA = Mode.DATA
+
+
+class Tokenizer(TextStates):
+    """The tokenizer state of one document, and the state machine that advances it over a buffer."""
+
+    def __init__(self, catalog: Catalog, holdback: DocumentHoldback, max_buffer_bytes: int) -> None:
+        self.max_buffer_bytes = max_buffer_bytes
+        self.mode = Mode.PRESCAN
+        self.head_pending = True
+        self.script_open = None
+        self._holdback = holdback
+        self._native = native_scanner_for(catalog)
+        self._hints = None
+        self._foreign: tuple[str, ...] = ()
+        self._raw_name = ""
+        self._comment_fresh = False
+        self._script_state = ScriptState.DATA
+        self._script_scan = 0
+        self._long_tag_state = LongTag.NAME
+        self._long_tag_then = Mode.DATA
+        self._handlers: dict[Mode, Callable[[bytes, int, bool, Out], int]] = {
+            Mode.DATA: self._data,
+            Mode.COMMENT: self._comment,
+            Mode.BOGUS: self._bogus,
+            Mode.CDATA: self._cdata,
+            Mode.RAWTEXT: self._rawtext,
+            Mode.SCRIPT: self._script,
+            Mode.NOSCRIPT: self._noscript,
+            Mode.LONG_TAG: self._long_tag,
+        }
+
+    def state(self) -> TokenizerState:
+        return TokenizerState(self.mode, self.head_pending, self._foreign, self._raw_name, self._comment_fresh,
+                              self._script_state, self.script_open, self._script_scan, self._long_tag_state,
+                              self._long_tag_then)
+
+    def restore(self, state: TokenizerState) -> None:
+        (self.mode, self.head_pending, self._foreign, self._raw_name, self._comment_fresh,
+         self._script_state, self.script_open, self._script_scan, self._long_tag_state,
+         self._long_tag_then) = state
+
+    def has_unfinished_tokens(self) -> bool:
+        """Whether the end of the document still has something to emit besides the pending bytes."""
+        return self.script_open is not None or (self.head_pending and self.mode == _DATA)
+
+    def run(self, data: bytes, final: bool, out: Out) -> int:
+        """Advance over ``data``; return where the unfinished token starts (``len(data)`` if none)."""
+        if self._native is not None and len(data) >= MIN_SCAN_BYTES:
+            self._hints = self._native.scan(data)
+        try:
+            return self._run(data, final, out)
+        finally:
+            self._hints = None
+
+    def _run(self, data: bytes, final: bool, out: Out) -> int:
+        pos = 0
+        n = len(data)
+        handlers = self._handlers
+        while True:
+            mode = self.mode
+            if mode == Mode.PLAINTEXT:
+                if pos < n:
+                    out.append(data[pos:])
+                return n
+            if mode == Mode.BAILED:
+                return inert_all(data, pos, final, out)
+            try:
+                pos = handlers[mode](data, pos, final, out)
+            except NeedMore as stop:
+                return self._need_more(data, stop.pos, final, out)
+
+    def _need_more(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        """The token at ``pos`` is unfinished. At the end of the document, emit it as it is."""
+        n = len(data)
+        if not final:
+            return pos
+        if self.mode == Mode.SCRIPT and self.script_open is not None:
+            # an inline script cut by the end of the document: classify what there is
+            self._emit_classified(data, pos, n, out)
+            return n
+        if self.head_pending and self.mode == _DATA:
+            out.append(HEAD_MARK)
+            self.head_pending = False
+        if pos < n:
+            out.append(data[pos:])
+        return n
+
+    # data ------------------------------------------------------------------------------------------------
+
+    def _data(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        if self.head_pending:
+            return self._pre_head(data, pos, final, out)
+        foreign = self._foreign
+        modes = FOREIGN_MODES if foreign else HTML_MODES
+        hints = None if foreign else self._hints
+        n = len(data)
+        while True:
+            end = text_end(data, pos, n, modes, hints)
+            if end > pos:
+                out.append(data[pos:end])
+                pos = end
+            if pos >= n:
+                raise NeedMore(pos)
+            m = modes.cand.match(data, pos)
+            if m is None:
+                return self._not_a_candidate(data, pos, final)
+            group = m.lastgroup
+            if group == "tag":
+                pos = self._start_tag(data, pos, m.end(), m.group("tag").lower().decode(), final, out)
+                if self.mode != _DATA or bool(self._foreign) != bool(foreign):
+                    return pos
+            elif group == "etag":
+                pos = self._end_tag(data, pos, m.end(), m.group("etag").lower().decode(), out)
+                if self._foreign != foreign:
+                    return pos
+            elif group == "comment":
+                out.append(b"<!--")
+                self.mode, self._comment_fresh = Mode.COMMENT, True
+                return m.end()
+            elif group == "cdata":
+                out.append(data[pos : m.end()])
+                self.mode = Mode.CDATA
+                return m.end()
+            else:  # bogus comment, doctype, processing instruction, "</" + non-letter
+                return self._bogus_start(data, pos, final)
+
+    def _not_a_candidate(self, data: bytes, pos: int, final: bool) -> int:
+        """A "<" the candidate patterns do not read: a tag that does not matter, still incomplete."""
+        if not final and len(data) - pos > self.max_buffer_bytes and _GENERIC_NAME.match(data, pos):
+            # too long to keep: stream it while tracking its end
+            self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.NAME, _DATA
+            return pos
+        raise NeedMore(pos)
+
+    def _bogus_start(self, data: bytes, pos: int, final: bool) -> int:
+        if self._foreign and not final and data[pos + 1 : pos + 2] == b"!":
+            rest = data[pos + 2 : pos + 9]
+            if len(rest) < 7 and b"[CDATA["[: len(rest)] == rest:
+                raise NeedMore(pos)  # might still become a CDATA section
+        self.mode = Mode.BOGUS
+        return pos
+
+    def _end_tag(self, data: bytes, pos: int, after_name: int, closed: str, out: Out) -> int:
+        """An end tag that may close svg/math content."""
+        m = TAG_REST.match(data, after_name)
+        if m is None:
+            raise NeedMore(pos)
+        out.append(data[pos : m.end()])
+        if closed in ("p", "br") and self._foreign:
+            self._foreign = ()
+        elif closed in self._foreign:  # an end tag without its start tag open is ignored
+            self._foreign = self._foreign[: len(self._foreign) - 1 - self._foreign[::-1].index(closed)]
+        return m.end()
+
+    def _pre_head(self, data: bytes, pos: int, final: bool, out: Out) -> int:
+        """Before the banner block is placed: skip what may precede <head>, place it at the first content."""
+        n = len(data)
+        while True:
+            end = _PRE_WS.match(data, pos).end()  # type: ignore[union-attr]
+            if end > pos:
+                out.append(data[pos:end])
+                pos = end
+            if pos >= n:
+                if final:
+                    out.append(HEAD_MARK)
+                    self.head_pending = False
+                raise NeedMore(pos)
+            if data[pos] != 0x3C:  # text first: the banner goes before it
+                break
+            m = _PRE_CAND.match(data, pos)
+            if m is None:
+                if final:
+                    break
+                raise NeedMore(pos)
+            group = m.lastgroup
+            if group == "html" or group == "head":
+                rest = TAG_REST.match(data, m.end())
+                if rest is None:
+                    if len(data) - pos <= self.max_buffer_bytes and not final:
+                        raise NeedMore(pos)
+                    break
+                out.append(data[pos : rest.end()])
+                pos = rest.end()
+                if group == "head":
+                    out.append(HEAD_MARK)
+                    self.head_pending = False
+                    return pos
+            elif group == "comment":
+                out.append(b"<!--")
+                self.mode, self._comment_fresh = Mode.COMMENT, True
+                return m.end()
+            elif group == "bogus":
+                self.mode = Mode.BOGUS
+                return pos
+            else:
+                break
+        out.append(HEAD_MARK)
+        self.head_pending = False
+        return pos
+
+    # start tags ------------------------------------------------------------------------------------------
+
+    def _start_tag(self, data: bytes, pos: int, name_end: int, name: str, final: bool, out: Out) -> int:
+        """Handle a complete candidate start tag at ``pos``; return where scanning resumes."""
+        m = TAG_REST.match(data, name_end)
+        if m is None:
+            return self._unfinished_start_tag(data, pos, name_end, name, out)
+        end = m.end()
+        if end - pos > self.max_buffer_bytes and name in HOLD_KINDS:
+            return self._too_long_tag(data, pos, name_end, name, out)
+        tag = data[pos:end]
+        if self._foreign:
+            if self._foreign_start_tag(tag, name, pos, out):
+                return end
+            if self._foreign and name == "script":
+                return self._foreign_script(data, pos, end, final, out)
+        if name == "script":
+            return self._script_start(tag, pos, end, out)
+        out.append(self._hold(tag, name, pos) if name in HOLD_KINDS else tag)
+        self.mode = self._mode_after(name, tag)
+        return end
+
+    def _unfinished_start_tag(self, data: bytes, pos: int, name_end: int, name: str, out: Out) -> int:
+        if len(data) - pos <= self.max_buffer_bytes:
+            raise NeedMore(pos)
+        if name in HOLD_KINDS:
+            return self._too_long_tag(data, pos, name_end, name, out)
+        out.append(data[pos:name_end])
+        if self._foreign and name in BREAKOUT:
+            self._foreign = ()
+        then = self._mode_after(name, None)
+        self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.BEFORE_ATTR, then
+        return name_end
+
+    def _foreign_start_tag(self, tag: bytes, name: str, pos: int, out: Out) -> bool:
+        """A start tag inside svg/math; True when it is emitted already."""
+        if name in INTEGRATION_POINTS[self._foreign[-1]] and not tag.endswith(b"/>"):
+            self._foreign = ()
+            out.append(tag)
+            return True  # its content is markup with HTML rules (an svg <title> is not RCDATA)
+        if name in BREAKOUT:
+            self._foreign = ()  # an HTML element closes every open svg/math element
+            return False
+        if tag.endswith(b"/>") and name not in ("svg", "math"):
+            # self-closing is honoured in foreign content: no text follows
+            out.append(self._hold(tag, name, pos) if name in HOLD_KINDS else tag)
+            return True
+        return False
+
+    def _script_start(self, tag: bytes, pos: int, end: int, out: Out) -> int:
+        _, attrs = parse_attributes(tag)
+        self._script_state = ScriptState.DATA
+        self._script_scan = 0
+        self.mode = Mode.SCRIPT
+        if script_is_executable(attrs) and not any(a.name == b"src" for a in attrs):
+            self.script_open = tag  # classified once its body is complete
+        else:
+            out.append(self._hold(tag, "script", pos))
+        return end
+
+    def _foreign_script(self, data: bytes, pos: int, end: int, final: bool, out: Out) -> int:
+        """An svg/math <script>: its content is markup to the parser (scanned as such), but it runs, so it
+        is classified by the text up to its end tag."""
+        close = _SCRIPT_END.search(data, end)
+        tag = data[pos:end]
+        if close is None and not final:
+            if len(data) - pos <= self.max_buffer_bytes:
+                raise NeedMore(pos)
+            out.append(self._holdback.inert_tag(tag, "script", "inline_script_too_long"))
+            return end
+        body = data[end : close.start() if close is not None else len(data)]
+        out.append(self._holdback.inline_script(tag, body))
+        return end
+
+    def _mode_after(self, name: str, tag: bytes | None) -> Mode:
+        """The mode after a start tag (``tag`` is None for a long one streamed unread)."""
+        if name in ("svg", "math"):
+            if tag is None or not tag.endswith(b"/>"):
+                self._foreign = (*self._foreign, name)[-_MAX_FOREIGN_DEPTH:]
+            return _DATA
+        if self._foreign:
+            return _DATA
+        if name == "script":
+            self.script_open, self._script_state, self._script_scan = None, ScriptState.DATA, 0
+            return Mode.SCRIPT
+        if name == "noscript":
+            return Mode.NOSCRIPT
+        if name == "plaintext":
+            return Mode.PLAINTEXT
+        if name in RAWTEXT:
+            self._raw_name = name
+            return Mode.RAWTEXT
+        return _DATA
+
+    def _too_long_tag(self, data: bytes, pos: int, name_end: int, name: str, out: Out) -> int:
+        """Fail closed on a tracker-capable tag too long to read: make it inert, stream the rest of it."""
+        out.append(data[pos:name_end])
+        out.append(self._holdback.inert_attributes(name, "tag_too_long"))
+        if self._foreign and name == "img":
+            self._foreign = ()
+        then = self._mode_after(name, None)
+        self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.BEFORE_ATTR, then
+        return name_end
+
