@@ -12,7 +12,6 @@ matching pattern wins, so the more specific vendor takes the URL.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import itertools
 import re
@@ -22,7 +21,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar
 
+from .catalog_schema import CookieRule, VendorRule, vendor_from_table
+from .cookie_database import CookieDatabase
 from .errors import ConfigError
+
+__all__ = ["URL_KINDS", "Catalog", "CookieRule", "VendorRule", "split_url"]
 
 #: tag kinds a URL can be looked up for, and the VendorRule field holding their host patterns
 URL_KINDS: dict[str, str] = {
@@ -32,54 +35,9 @@ URL_KINDS: dict[str, str] = {
     "link": "link_hosts",
 }
 _URL_CACHE_MAX_ENTRIES = 4096
+BUILTIN_FILE = "catalog_data.toml"
 _SCHEME_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
-
-
-@dataclass(frozen=True, slots=True)
-class CookieRule:
-    #: exact cookie name, or a prefix when it ends with ``*`` (``_ga_*``)
-    pattern: str
-    #: lifetime shown to visitors, e.g. "13 months", "session"
-    lifetime: str = ""
-    purpose: str = ""
-
-    def matches(self, name: str) -> bool:
-        if self.pattern.endswith("*"):
-            return name.startswith(self.pattern[:-1])
-        return name == self.pattern
-
-
-@dataclass(frozen=True, slots=True)
-class VendorRule:
-    id: str
-    category: str
-    name: str = ""
-    policy_url: str = ""
-    #: host patterns, matched label-aligned anywhere in the URL's host (see docs/architecture.md)
-    script_hosts: tuple[str, ...] = ()
-    iframe_hosts: tuple[str, ...] = ()
-    img_hosts: tuple[str, ...] = ()
-    link_hosts: tuple[str, ...] = ()
-    #: URL path patterns for self-hosted tools on any host (Matomo: "/matomo.js", "/piwik.php")
-    paths: tuple[str, ...] = ()
-    #: substrings that identify the vendor's inline scripts ("fbq('init'", "gtag(")
-    inline_signatures: tuple[str, ...] = ()
-    cookies: tuple[CookieRule, ...] = ()
-    #: vendor endpoints that /_consent/collect/{vendor}/… forwards to, only with consent
-    beacon_endpoints: tuple[str, ...] = ()
-
-
-_STRING_FIELDS = ("id", "category", "name", "policy_url")
-_TUPLE_FIELDS = (
-    "script_hosts",
-    "iframe_hosts",
-    "img_hosts",
-    "link_hosts",
-    "paths",
-    "inline_signatures",
-    "beacon_endpoints",
-)
 
 
 def split_url(raw: str) -> tuple[str, str, str]:
@@ -142,9 +100,14 @@ class _HostPattern:
     query: str
     #: longer patterns are more specific and win
     weight: int
+    #: the path compiled when it has ``*`` segments ("/*/sdk.js": any one segment, such as a locale)
+    path_re: re.Pattern[str] | None = None
 
     def matches(self, path: str, query: str) -> bool:
-        if self.path:
+        if self.path_re is not None:
+            if self.path_re.match(path) is None:
+                return False
+        elif self.path:
             if not path.startswith(self.path):
                 return False
             if len(path) > len(self.path) and self.path[-1] != "/" and path[len(self.path)].isalnum():
@@ -155,20 +118,31 @@ class _HostPattern:
         return True
 
 
+def _segment_pattern(path: str) -> re.Pattern[str] | None:
+    """A path prefix with ``*`` standing for one whole segment, ending on a boundary like a plain prefix."""
+    if "*" not in path:
+        return None
+    body = "[^/]+".join(re.escape(part) for part in path.split("*"))
+    return re.compile(body if path.endswith("/") else body + r"(?![A-Za-z0-9])")
+
+
 class Catalog:
     """The vendors known to the gateway, indexed for fast lookups by URL, inline script and cookie."""
 
     _builtin: ClassVar[Catalog | None] = None
     _tokens: ClassVar[itertools.count[int]] = itertools.count(1)
 
-    def __init__(self, vendors: Iterable[VendorRule]) -> None:
+    def __init__(self, vendors: Iterable[VendorRule], *, cookie_database: CookieDatabase | None = None) -> None:
         self.vendors: Mapping[str, VendorRule] = {v.id: v for v in vendors}
         #: identifies this catalog's content in caches that outlive one request (catalogs are immutable)
         self.token = next(self._tokens)
         self._hosts: dict[str, dict[str, list[_HostPattern]]] = {kind: {} for kind in URL_KINDS}
         self._paths: list[tuple[str, VendorRule]] = []
-        self._cookie_exact: dict[str, VendorRule] = {}
-        self._cookie_prefixes: list[tuple[str, VendorRule]] = []
+        self._cookies = _CookieIndex()  # every rule: what a cookie name may belong to
+        self._site_cookies = _CookieIndex()  # rules for cookies set on the site itself (no vendor domain)
+        self._domain_cookies: dict[str, _CookieIndex] = {}  # vendor domain -> rules for cookies set there
+        #: the Set-Cookie filter's fallback for names no vendor claims (None: catalog entries only)
+        self.cookie_database = cookie_database
         self._url_cache: dict[tuple[str, str], VendorRule | None] = {}
         signatures: dict[str, VendorRule] = {}
         for vendor in self.vendors.values():
@@ -178,38 +152,34 @@ class Catalog:
             for path in vendor.paths:
                 self._paths.append((path.lower(), vendor))
             for cookie in vendor.cookies:
-                if cookie.pattern.endswith("*"):
-                    self._cookie_prefixes.append((cookie.pattern[:-1], vendor))
+                self._cookies.add(cookie.pattern, vendor)
+                if cookie.domain:
+                    self._domain_cookies.setdefault(cookie.domain, _CookieIndex()).add(cookie.pattern, vendor)
                 else:
-                    self._cookie_exact.setdefault(cookie.pattern, vendor)
+                    self._site_cookies.add(cookie.pattern, vendor)
             for signature in vendor.inline_signatures:
                 signatures.setdefault(signature, vendor)
-        self._cookie_prefixes.sort(key=lambda item: -len(item[0]))
         # Every host and path string of the catalog: a tag whose (lowercased) bytes contain none of them cannot
         # name a catalog URL, unless it escapes characters, which `tag_may_name_vendor` checks first.
         needles = {host for table in self._hosts.values() for host in table} | {p for p, _ in self._paths}
         self._path_needles = tuple({p.encode() for p, _ in self._paths})
         self._needles_re: re.Pattern[bytes] | None = (
-            re.compile(_literal_trie([n.encode() for n in needles])) if needles else None
+            re.compile(_literal_trie(sorted(needles)).encode()) if needles else None
         )
         self._signature_vendors = signatures
-        # longest first, so that of two overlapping signatures the more specific one is reported
-        ordered = sorted(signatures, key=len, reverse=True)
-        self._inline_re: re.Pattern[str] | None = (
-            re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
-        )
-        # signatures are searched in every inline script body: a trie is several times faster in `re`. At one
-        # position the longest signature is preferred (a trie's greedy optional tails do the same).
-        self._inline_bytes_re: re.Pattern[bytes] | None = (
-            re.compile(_literal_trie([s.encode() for s in ordered])) if ordered else None
-        )
+        # Signatures are searched in every inline script body: a trie is several times faster in `re`. At one
+        # position the longest signature is reported (the more specific of two overlapping ones).
+        trie = _literal_trie(sorted(signatures)) if signatures else None
+        self._inline_re: re.Pattern[str] | None = re.compile(trie) if trie else None
+        self._inline_bytes_re: re.Pattern[bytes] | None = re.compile(trie.encode()) if trie else None
 
     def _add_host_pattern(self, kind: str, pattern: str, vendor: VendorRule) -> None:
         text, _, query = pattern.strip().partition("?")
         text = text.lower().removeprefix("//")
         host, slash, path = text.partition("/")
         host = host.strip(".")
-        entry = _HostPattern(vendor, slash + path if slash else "", query, len(pattern))
+        path = slash + path if slash else ""
+        entry = _HostPattern(vendor, path, query, len(pattern), _segment_pattern(path))
         self._hosts[kind].setdefault(host, []).append(entry)
 
     # -- construction -------------------------------------------------------------------------------
@@ -218,11 +188,10 @@ class Catalog:
     def builtin(cls) -> Catalog:
         """The built-in catalog, loaded from ``catalog_data.toml`` once per process."""
         if cls._builtin is None:
-            text = resources.files(__package__).joinpath("catalog_data.toml").read_text(encoding="utf-8")
+            text = resources.files(__package__).joinpath(BUILTIN_FILE).read_text(encoding="utf-8")
             tables = tomllib.loads(text).get("vendors", [])
-            vendors = [_vendor_from_table(table, f"vendors[{i}]", None, "catalog_data.toml") for i, table in
-                       enumerate(tables)]
-            cls._builtin = cls(vendors)
+            vendors = [vendor_from_table(t, f"vendors[{i}]", None, BUILTIN_FILE) for i, t in enumerate(tables)]
+            cls._builtin = cls(vendors, cookie_database=CookieDatabase.bundled())
         return cls._builtin
 
     def merged(self, overrides: Sequence[Mapping[str, Any]], *, source: str | None = None) -> Catalog:
@@ -234,20 +203,15 @@ class Catalog:
         if not overrides:
             return self
         vendors = dict(self.vendors)
-        try:
-            for index, table in enumerate(overrides):
-                key = f"vendors[{index}]"
-                if not isinstance(table, Mapping):
-                    raise ConfigError(key, "expected a table")
-                vendor_id = table.get("id")
-                if not isinstance(vendor_id, str) or not vendor_id:
-                    raise ConfigError(f"{key}.id", "is required and must be a non-empty string")
-                vendors[vendor_id] = _vendor_from_table(table, key, vendors.get(vendor_id), None)
-        except ConfigError as exc:
-            if source is None or exc.file is not None:
-                raise
-            raise ConfigError(exc.key, exc.message, file=source) from None
-        return Catalog(vendors.values())
+        for index, table in enumerate(overrides):
+            key = f"vendors[{index}]"
+            if not isinstance(table, Mapping):
+                raise ConfigError(key, "expected a table", file=source)
+            vendor_id = table.get("id")
+            if not isinstance(vendor_id, str) or not vendor_id:
+                raise ConfigError(f"{key}.id", "is required and must be a non-empty string", file=source)
+            vendors[vendor_id] = vendor_from_table(table, key, vendors.get(vendor_id), source)
+        return Catalog(vendors.values(), cookie_database=self.cookie_database)
 
     # -- lookups --------------------------------------------------------------------------------------
 
@@ -329,14 +293,26 @@ class Catalog:
         return self._signature_vendors[signature.decode()]
 
     def vendor_for_cookie(self, name: str) -> VendorRule | None:
-        """The vendor that sets a cookie of this name (exact names first, then the longest prefix)."""
-        vendor = self._cookie_exact.get(name)
+        """The vendor that sets a cookie of this name, on the site or on its own domain (exact names first,
+        then the longest prefix)."""
+        return self._cookies.find(name)
+
+    def vendor_for_set_cookie(self, name: str, domain: str = "") -> VendorRule | None:
+        """The vendor of a cookie the site's response sets, ``domain`` being its Domain attribute (empty for a
+        host-only cookie). A rule for a cookie on the vendor's own domain matches only that domain; then the
+        cookie database, for names no vendor claims."""
+        vendor = self._site_cookies.find(name)
         if vendor is not None:
             return vendor
-        for prefix, candidate in self._cookie_prefixes:
-            if name.startswith(prefix):
-                return candidate
-        return None
+        domain = domain.strip().lstrip(".").lower()
+        if domain and self._domain_cookies:
+            labels = domain.split(".")
+            for start in range(len(labels) - 1):
+                index = self._domain_cookies.get(".".join(labels[start:]))
+                vendor = index.find(name) if index is not None else None
+                if vendor is not None:
+                    return vendor
+        return self.cookie_database.lookup(name, domain) if self.cookie_database is not None else None
 
     def categories_used(self) -> set[str]:
         return {vendor.category for vendor in self.vendors.values()}
@@ -345,10 +321,39 @@ class Catalog:
         return f"<Catalog {len(self.vendors)} vendors>"
 
 
-def _literal_trie(words: list[bytes]) -> bytes:
+class _CookieIndex:
+    """Cookie patterns by name: exact names in a dict, prefixes grouped by length, so a lookup costs one dict
+    probe per distinct prefix length however many vendors the catalog holds."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, VendorRule] = {}
+        self.prefixes: dict[int, dict[str, VendorRule]] = {}
+        self.lengths: list[int] = []
+
+    def add(self, pattern: str, vendor: VendorRule) -> None:
+        if pattern.endswith("*"):
+            prefix = pattern[:-1]
+            self.prefixes.setdefault(len(prefix), {}).setdefault(prefix, vendor)
+            self.lengths = sorted(self.prefixes, reverse=True)
+        else:
+            self.exact.setdefault(pattern, vendor)
+
+    def find(self, name: str) -> VendorRule | None:
+        vendor = self.exact.get(name)
+        if vendor is not None:
+            return vendor
+        for length in self.lengths:
+            vendor = self.prefixes[length].get(name[:length])
+            if vendor is not None:
+                return vendor
+        return None
+
+
+def _literal_trie(words: list[str]) -> str:
     """A regex matching any of the words, shaped as a trie: `re` tries one branch per position instead of
-    every word (several times faster than a plain alternation)."""
-    groups: dict[bytes, list[bytes]] = {}
+    every word (several times faster than a plain alternation, and it stays fast as the catalog grows). At one
+    position the longest word wins: the greedy optional tails prefer it."""
+    groups: dict[str, list[str]] = {}
     for word in words:
         groups.setdefault(word[:1], []).append(word[1:])
     branches = []
@@ -358,65 +363,7 @@ def _literal_trie(words: list[bytes]) -> bytes:
         if not longer:
             branches.append(head)
         elif len(longer) < len(rests):
-            branches.append(head + b"(?:" + _literal_trie(longer) + b")?")
+            branches.append(head + "(?:" + _literal_trie(longer) + ")?")
         else:
             branches.append(head + _literal_trie(longer))
-    return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
-
-
-def _vendor_from_table(
-    table: Mapping[str, Any], key: str, base: VendorRule | None, file: str | None
-) -> VendorRule:
-    names = {f.name for f in dataclasses.fields(VendorRule)}
-    values: dict[str, Any] = dataclasses.asdict(base) if base is not None else {}
-    if base is not None:
-        values["cookies"] = base.cookies
-    for name, value in table.items():
-        where = f"{key}.{name}"
-        if name not in names:
-            raise ConfigError(where, f"unknown key (expected one of: {', '.join(sorted(names))})", file=file)
-        if name in _STRING_FIELDS:
-            if not isinstance(value, str):
-                raise ConfigError(where, f"expected a string, got {type(value).__name__}", file=file)
-            values[name] = value
-        elif name == "cookies":
-            values[name] = _cookie_rules(value, where, file)
-        else:
-            if isinstance(value, str) or not isinstance(value, Sequence):
-                raise ConfigError(where, "expected a list of strings", file=file)
-            for position, item in enumerate(value):
-                if not isinstance(item, str) or not item.strip():
-                    raise ConfigError(f"{where}[{position}]", "expected a non-empty string", file=file)
-            values[name] = tuple(value)
-    if not values.get("category"):
-        raise ConfigError(f"{key}.category", "is required for a vendor the catalog does not know", file=file)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", values["id"]):
-        raise ConfigError(f"{key}.id", f"use letters, digits, '-', '_' or '.': {values['id']!r}", file=file)
-    return VendorRule(**values)
-
-
-def _cookie_rules(value: Any, where: str, file: str | None) -> tuple[CookieRule, ...]:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ConfigError(where, "expected a list of cookie names or {pattern, lifetime, purpose} tables", file=file)
-    rules: list[CookieRule] = []
-    for position, item in enumerate(value):
-        item_key = f"{where}[{position}]"
-        if isinstance(item, CookieRule):
-            rules.append(item)
-        elif isinstance(item, str) and item:
-            rules.append(CookieRule(item))
-        elif isinstance(item, Mapping):
-            unknown = set(item) - {"pattern", "name", "lifetime", "purpose"}
-            if unknown:
-                raise ConfigError(f"{item_key}.{sorted(unknown)[0]}", "unknown key (expected pattern, lifetime, "
-                                  "purpose)", file=file)
-            pattern = item.get("pattern", item.get("name"))
-            if not isinstance(pattern, str) or not pattern:
-                raise ConfigError(f"{item_key}.pattern", "is required and must be a string", file=file)
-            for field in ("lifetime", "purpose"):
-                if not isinstance(item.get(field, ""), str):
-                    raise ConfigError(f"{item_key}.{field}", "expected a string", file=file)
-            rules.append(CookieRule(pattern, item.get("lifetime", ""), item.get("purpose", "")))
-        else:
-            raise ConfigError(item_key, "expected a cookie name or a {pattern, lifetime, purpose} table", file=file)
-    return tuple(rules)
+    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"

@@ -377,25 +377,19 @@ class _Loader:
         raise self.error(key, f"unsupported type {hint!r}")  # a bug in this module, not in the file
 
     def vendors(self, tables: Any) -> tuple[Mapping[str, Any], ...]:
-        from .catalog import VendorRule  # the catalog owns the vendor shape
+        from .catalog_schema import vendor_fields  # the one vendor validation, shared with the catalog
 
         if not isinstance(tables, list):
             raise self.error("vendors", "expected [[vendors]] tables")
-        hints = get_type_hints(VendorRule)
-        names = {f.name for f in dataclasses.fields(VendorRule)}
         checked: list[Mapping[str, Any]] = []
         for index, table in enumerate(tables):
             key = f"vendors[{index}]"
-            if not isinstance(table, Mapping):
-                raise self.error(key, "expected a table")
-            if "id" not in table:
+            if isinstance(table, Mapping) and "id" not in table:
                 raise self.error(f"{key}.id", "is required")
-            entry: dict[str, Any] = {}
-            for name, value in table.items():
-                if name not in names:
-                    raise self.error(f"{key}.{name}", f"unknown key (expected one of: {', '.join(sorted(names))})")
-                entry[name] = self.convert(hints[name], value, f"{key}.{name}")
-            checked.append(types.MappingProxyType(entry))
+            try:
+                checked.append(types.MappingProxyType(vendor_fields(table, key)))
+            except ConfigError as exc:
+                raise self.error(exc.key, exc.message) from None
         return tuple(checked)
 
     def check_semantics(self, config: Config) -> None:

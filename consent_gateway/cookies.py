@@ -25,16 +25,18 @@ class CookieFilter:
         self.catalog = catalog
         self.consent_cookie = consent_cookie_name.encode("latin-1")
         self.block_unknown = block_unknown
-        self._vendors: dict[bytes, VendorRule | None] = {}
+        self._vendors: dict[tuple[bytes, bytes], VendorRule | None] = {}
         self._unknown_names: set[str] = set()
 
-    def vendor_of(self, name: bytes) -> VendorRule | None:
+    def vendor_of(self, name: bytes, domain: bytes = b"") -> VendorRule | None:
+        """The vendor of a cookie the response sets; ``domain`` is its Domain attribute (empty: host-only)."""
+        key = (name, domain)
         try:
-            return self._vendors[name]
+            return self._vendors[key]
         except KeyError:
-            vendor = self.catalog.vendor_for_cookie(name.decode("latin-1"))
+            vendor = self.catalog.vendor_for_set_cookie(name.decode("latin-1"), domain.decode("latin-1"))
             if len(self._vendors) < 10_000:
-                self._vendors[name] = vendor
+                self._vendors[key] = vendor
             return vendor
 
     def filter(self, headers: list[tuple[bytes, bytes]], decision: Decision) -> list[tuple[bytes, bytes]]:
@@ -46,7 +48,7 @@ class CookieFilter:
             name = value.split(b"=", 1)[0].strip()
             if name == self.consent_cookie:
                 continue
-            vendor = self.vendor_of(name)
+            vendor = self.vendor_of(name, _domain_attribute(value))
             if vendor is None:
                 self._count_unknown(name.decode("latin-1"))
                 if self.block_unknown:
@@ -64,3 +66,13 @@ class CookieFilter:
             else:
                 self._unknown_names.add(name)
         metrics.inc("unknown_cookies_total", name=name)
+
+
+def _domain_attribute(value: bytes) -> bytes:
+    """The Domain attribute of a Set-Cookie value (the last one wins, as in browsers), or b""."""
+    domain = b""
+    for attribute in value.split(b";")[1:]:
+        key, _, attr_value = attribute.partition(b"=")
+        if key.strip().lower() == b"domain":
+            domain = attr_value.strip()
+    return domain

@@ -151,7 +151,7 @@ class ConsentAPI:
         for name in cookies:
             if name == self.config.cookie.name:
                 continue
-            vendor = self.catalog.vendor_for_cookie(name)
+            vendor = self.catalog.vendor_for_set_cookie(name)  # a cookie the site holds, not a vendor domain's
             if vendor is None or (vendor.category not in refused and vendor.id not in vendors_refused):
                 continue
             response.raw_headers.append((b"set-cookie", f"{name}=; Max-Age=0; Path=/".encode("latin-1")))

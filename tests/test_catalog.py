@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from consent_gateway.catalog import Catalog, CookieRule, VendorRule, split_url
+from consent_gateway.catalog import BUILTIN_FILE, Catalog, CookieRule, VendorRule, split_url
+from consent_gateway.catalog_schema import ROLES, vendor_from_table
+from consent_gateway.cookie_database import GENERIC_NAMES
 from consent_gateway.errors import ConfigError
 
 CATALOG = Catalog.builtin()
@@ -235,3 +239,151 @@ def test_tag_pre_check_never_hides_a_vendor_url() -> None:
     assert CATALOG.tag_may_name_vendor(b'<img src="https://www.facebook&#46;com/tr">')
     assert CATALOG.tag_may_name_vendor(b'<script src="/js/matomo.js">')
     assert not CATALOG.tag_may_name_vendor(b'<img src="/static/logo.png" alt="Logo">')
+
+
+# -- the grown catalog: every entry complete, sourced and unambiguous ------------------------------------------
+
+def test_every_builtin_vendor_names_its_source_role_and_real_category() -> None:
+    assert len(CATALOG.vendors) >= 80
+    for vendor in CATALOG.vendors.values():
+        assert vendor.source.startswith("https://"), vendor.id
+        assert vendor.role in ROLES, vendor.id
+        assert vendor.category in {"analytics", "marketing", "preferences"}, vendor.id
+        assert vendor.inline_signatures or vendor.script_hosts or vendor.iframe_hosts or vendor.img_hosts, vendor.id
+
+
+def test_no_host_pattern_is_claimed_by_two_vendors() -> None:
+    owners: dict[tuple[str, str], str] = {}
+    for vendor in CATALOG.vendors.values():
+        for field in ("script_hosts", "iframe_hosts", "img_hosts", "link_hosts"):
+            for pattern in getattr(vendor, field):
+                key = (field, pattern.lower().removeprefix("//"))
+                assert owners.setdefault(key, vendor.id) == vendor.id, f"{key} in {owners[key]} and {vendor.id}"
+
+
+def test_inline_signatures_are_loader_or_queue_code_not_bare_host_names() -> None:
+    for vendor in CATALOG.vendors.values():
+        for signature in vendor.inline_signatures:
+            assert len(signature) >= 4, (vendor.id, signature)
+            bare_host = re.fullmatch(r"[a-z0-9.-]+\.(com|net|org|io|de|fr|ru|tv|co|uk|be|at|eu|me|pl|ly)/?", signature)
+            assert not bare_host, (vendor.id, signature)
+
+
+def test_short_or_generic_cookie_names_are_bound_to_the_vendor_domain() -> None:
+    """A rule like `uid` without a domain would drop the site's own `uid` cookie."""
+    for vendor in CATALOG.vendors.values():
+        for cookie in vendor.cookies:
+            exact = not cookie.pattern.endswith("*")
+            if exact and (len(cookie.pattern) <= 3 or cookie.pattern.lower() in GENERIC_NAMES):
+                assert cookie.domain or cookie.pattern in {"_ga", "fr", "IDE", "NID", "YSC", "_cb", "xbc"}, (
+                    vendor.id, cookie.pattern)
+            assert len(cookie.pattern.rstrip("*")) >= 2, (vendor.id, cookie.pattern)
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "expected"),
+    [
+        ("https://www.googletagservices.com/tag/js/gpt.js", "script", "google-publisher-tag"),
+        ("https://securepubads.g.doubleclick.net/tag/js/gpt.js", "script", "google-publisher-tag"),
+        ("https://securepubads.g.doubleclick.net/gampad/ads?iu=/1/x", "img", "google-ads"),
+        ("https://connect.facebook.net/de_DE/fbevents.js", "script", "meta-pixel"),
+        ("https://sb.scorecardresearch.com/beacon.js", "script", "comscore"),
+        ("https://sb.scorecardresearch.com/p?c1=2&c2=6035737&cv=2.0&cj=1", "img", "comscore"),
+        ("https://cdn.taboola.com/libtrc/tmz/loader.js", "script", "taboola"),
+        ("//cdn.taboolasyndication.com/libtrc/x/loader.js", "script", "taboola"),
+        ("https://widgets.outbrain.com/outbrain.js", "script", "outbrain"),
+        ("https://c.amazon-adsystem.com/aax2/apstag.js", "script", "amazon-ads"),
+        ("https://acdn.adnxs.com/ast/ast.js", "script", "xandr"),
+        ("https://ib.adnxs.com/getuid?x", "img", "xandr"),
+        ("https://js-sec.indexww.com/ht/p/183973-93942139695505.js", "script", "index-exchange"),
+        ("https://fastlane.rubiconproject.com/a/api/fastlane.js", "script", "magnite"),
+        ("https://ads.pubmatic.com/AdServer/js/pwt/1/2/pwt.js", "script", "pubmatic"),
+        ("https://pixel.quantserve.com/pixel/p-423IyeSlam-w-.gif", "img", "quantcast"),
+        ("https://secure.quantserve.com/quant.js", "script", "quantcast"),
+        ("https://static.chartbeat.com/js/chartbeat.js", "script", "chartbeat"),
+        ("https://logc2.xiti.com/hit.xiti?s=1", "img", "piano-analytics"),
+        ("https://mc.yandex.ru/metrika/tag.js", "script", "yandex-metrica"),
+        ("https://mc.yandex.ru/watch/1936822", "img", "yandex-metrica"),
+        ("https://stats.wp.com/e-201947.js", "script", "wordpress-stats"),
+        ("https://pixel.wp.com/g.gif?v=ext", "img", "wordpress-stats"),
+        ("https://i0.wp.com/example.org/photo.jpg", "img", None),  # Jetpack's image CDN is not the stats
+        ("https://assets.adobedtm.com/launch-EN03682f.min.js", "script", "adobe-launch"),
+        ("https://script.ioam.de/iam.js", "script", "infonline"),
+        ("https://secure-us.imrworldwide.com/cgi-bin/m?ci=x", "img", "nielsen"),
+        ("https://z.moatads.com/x/moatad.js", "script", "moat"),
+        ("https://ww690.smartadserver.com/call/pubi/50270/", "img", "smart-adserver"),
+        ("https://cdn.mxpnl.com/libs/mixpanel-2.2.min.js", "script", "mixpanel"),
+        ("https://cdn.parsely.com/keys/livescience.com/p.js", "script", "parsely"),
+        ("https://static.criteo.net/js/ld/publishertag.js", "script", "criteo-publisher"),
+        ("https://static.criteo.net/js/ld/ld.js", "script", "criteo"),
+    ],
+)
+def test_real_tags_are_attributed_to_their_vendor(url: str, kind: str, expected: str | None) -> None:
+    assert vendor_id(url, kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("var googletag = googletag || {}; googletag.cmd = googletag.cmd || [];", "google-publisher-tag"),
+        ('var _comscore = _comscore || []; _comscore.push({ c1: "2", c2: "6035737" });', "comscore"),
+        ("var _qevents = _qevents || []; _qevents.push({qacct:\"p-x\"});", "quantcast"),
+        ("_stq = window._stq || []; _stq.push([ 'view', {blog:'1'} ]);", "wordpress-stats"),
+        ("apstag.init({ pubID: '3', adServer: 'googletag' });", "amazon-ads"),
+        ("window._taboola = window._taboola || []; _taboola.push({article:'auto'});", "taboola"),
+        ("var _sf_async_config = _sf_async_config || {}; _sf_async_config.uid = 1;", "chartbeat"),
+        ('xtsite = "381060"; xtn2 = "42";', "piano-analytics"),
+        ("window.iom.c(oewa_data, 1);", "infonline"),
+        ("(function(m,e,t,r,i,k,a){})(window, document, 'script', 'https://mc.yandex.ru/metrika/tag.js', 'ym');",
+         "yandex-metrica"),
+        # a first-party configuration that merely names tracker hosts is not a tracker
+        ('window.__CONFIG__ = {"csp": ["https://www.googletagservices.com", "https://cdn.taboola.com", '
+         '"https://sb.scorecardresearch.com", "https://stats.wp.com", "https://connect.facebook.net"]};', None),
+        ('{"symbols": "sym(\'x\')", "xtsite": 1}', None),
+    ],
+)
+def test_loader_snippets_and_queue_calls_identify_the_vendor(text: str, expected: str | None) -> None:
+    vendor = CATALOG.vendor_for_inline(text)
+    assert (vendor.id if vendor else None) == expected
+    found = CATALOG.vendors_for_inline_bytes(text.encode())
+    assert (found[0].id if found else None) == expected
+
+
+def test_set_cookie_rules_for_a_vendor_domain_match_only_that_domain() -> None:
+    catalog = Catalog(CATALOG.vendors.values())  # without the cookie database: catalog rules only
+    assert catalog.vendor_for_set_cookie("_ga").id == "google-analytics"  # type: ignore[union-attr]
+    assert catalog.vendor_for_set_cookie("uuid2") is None  # the site's own cookie of that name passes
+    assert catalog.vendor_for_set_cookie("uuid2", ".adnxs.com").id == "xandr"  # type: ignore[union-attr]
+    assert catalog.vendor_for_set_cookie("uuid2", "ib.adnxs.com").id == "xandr"  # type: ignore[union-attr]
+    assert catalog.vendor_for_set_cookie("uuid2", "notadnxs.com") is None
+    assert catalog.vendor_for_cookie("uuid2").id == "xandr"  # type: ignore[union-attr]  # what the name says
+
+
+def test_cookie_rules_with_a_domain_are_validated() -> None:
+    table = {"id": "x", "category": "marketing", "cookies": [{"pattern": "u", "domain": ".X.example"}]}
+    merged = CATALOG.merged([table])
+    assert merged.vendors["x"].cookies == (CookieRule("u", domain="x.example"),)
+    with pytest.raises(ConfigError) as info:
+        CATALOG.merged([{"id": "x", "category": "marketing", "cookies": [{"pattern": "u", "domain": "not a domain"}]}])
+    assert info.value.key == "vendors[0].cookies[0].domain"
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"id": "youtube", "role": "spying"}, "vendors[0].role"),
+        ({"id": "youtube", "source": "vendor docs"}, "vendors[0].source"),
+        ({"id": "youtube", "storage": "key"}, "vendors[0].storage"),
+        ({"id": "youtube", "storage": [{"pattern": "k", "ttl": "1"}]}, "vendors[0].storage[0].ttl"),
+    ],
+)
+def test_new_vendor_fields_are_validated_naming_the_key(table: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        CATALOG.merged([table], source="site.toml")
+    assert (info.value.key, info.value.file) == (key, "site.toml")
+
+
+def test_builtin_data_errors_name_the_data_file() -> None:
+    with pytest.raises(ConfigError) as info:
+        vendor_from_table({"id": "x", "category": "marketing", "role": "nope"}, "vendors[7]", None, BUILTIN_FILE)
+    assert str(info.value).startswith("catalog_data.toml: vendors[7].role:")
