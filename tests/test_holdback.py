@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from consent_gateway.catalog import Catalog
+from consent_gateway.catalog import Catalog, VendorRule
 from consent_gateway.decision import Decision
-from consent_gateway.html.holdback import first_value, hold_back_tag, parse_attributes, script_is_executable
+from consent_gateway.html.holdback import (
+    fetched_urls,
+    first_value,
+    hold_back_tag,
+    parse_attributes,
+    script_is_executable,
+)
 
 CATALOG = Catalog.builtin()
 NOTHING = Decision(granted=frozenset({"necessary"}))
@@ -82,3 +88,66 @@ def test_vendor_category_and_id_are_escaped_in_the_held_back_form() -> None:
     catalog = CATALOG.merged([{"id": "x", "category": 'we"ird', "script_hosts": ["x.example"]}])
     held = hold_back_tag(b'<script src="https://x.example/a.js">', "script", catalog, NOTHING)
     assert held is not None and b'data-category="we&quot;ird"' in held.tag
+
+
+# -- every element that fetches (issue 8.3) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "tag", "urls"),
+    [
+        ("video", b'<video src="/v.mp4" poster=//t.example/p.jpg>', [b"/v.mp4", b"//t.example/p.jpg"]),
+        ("source", b'<source srcset="/a.jpg 1x, https://t.example/b.jpg 2x">', [b"/a.jpg", b"https://t.example/b.jpg"]),
+        ("input", b"<input type=IMAGE src=/go.png>", [b"/go.png"]),
+        ("input", b"<input type=text src=/not-fetched.png>", []),
+        ("a", b'<a href="/x" ping=" /p1  https://t.example/p2 ">', [b"/p1", b"https://t.example/p2"]),
+        ("a", b'<a href="https://t.example/">', []),  # following a plain link is the visitor's choice
+        ("meta", b'<meta http-equiv="Refresh" content="5; URL=\'https://t.example/next\'">', [b"https://t.example/next"]),
+        ("meta", b'<meta http-equiv=refresh content="0;url=/next">', [b"/next"]),
+        ("meta", b"<meta http-equiv=refresh content=30>", [b""]),  # a reload of the page itself
+        ("meta", b'<meta name=description content="https://t.example/">', []),
+        ("link", b'<link rel="alternate stylesheet" href=/dark.css>', [b"/dark.css"]),
+        ("link", b'<link rel=canonical href="https://t.example/">', []),
+        ("body", b"<body background=/bg.gif>", [b"/bg.gif"]),
+        ("svg:image", b'<image xlink:href="/i.png">', [b"/i.png"]),
+        ("svg:script", b'<script href="/s.js">', [b"/s.js"]),
+    ],
+)
+def test_the_urls_an_element_fetches(kind: str, tag: bytes, urls: list[bytes]) -> None:
+    assert fetched_urls(kind, parse_attributes(tag)[1]) == urls
+
+
+def test_a_held_element_has_every_fetching_attribute_renamed_and_the_others_kept() -> None:
+    held = hold_back_tag(b'<video controls src=/v.mp4 poster="https://i.ytimg.com/vi/x/0.jpg" width=9>', "video",
+                         CATALOG, NOTHING)
+    assert held is not None and held.vendor.id == "youtube"
+    assert held.tag == (b'<video data-category="marketing" data-cg-vendor="youtube" controls data-cg-src=/v.mp4 '
+                        b'data-cg-poster="https://i.ytimg.com/vi/x/0.jpg" width=9>')
+    held = hold_back_tag(b'<a href=/x ping="https://www.google-analytics.com/p">', "a", CATALOG, NOTHING)
+    assert held is not None
+    assert held.tag == (b'<a data-category="analytics" data-cg-vendor="google-analytics" href=/x '
+                        b'data-cg-ping="https://www.google-analytics.com/p">')
+
+
+def test_relative_urls_after_a_base_that_names_a_vendor_are_that_vendors() -> None:
+    tag = b'<img src="pixel.gif">'
+    assert hold_back_tag(tag, "img", CATALOG, NOTHING) is None
+    held = hold_back_tag(tag, "img", CATALOG, NOTHING, base="https://www.google-analytics.com/")
+    assert held is not None and held.vendor.id == "google-analytics"
+    assert hold_back_tag(tag, "img", CATALOG, NOTHING, base="https://cdn.example.org/") is None
+
+
+def test_an_iframe_is_held_when_its_inline_document_holds_a_tracker() -> None:
+    seen: list[str] = []
+
+    def srcdoc_vendors(document: str) -> list[VendorRule]:
+        seen.append(document)
+        return [CATALOG.vendors["meta-pixel"]] if "fbq" in document else []
+
+    held = hold_back_tag(b'<iframe srcdoc="&lt;script&gt;fbq()&lt;/script&gt;">', "iframe", CATALOG, NOTHING,
+                         srcdoc_vendors=srcdoc_vendors)
+    assert held is not None and held.tag.startswith(b'<iframe data-category="marketing" data-cg-vendor="meta-pixel" '
+                                                    b"data-cg-srcdoc=")
+    assert seen == ["<script>fbq()</script>"]
+    assert hold_back_tag(b'<iframe srcdoc="<p>hi</p>">', "iframe", CATALOG, NOTHING,
+                         srcdoc_vendors=srcdoc_vendors) is None

@@ -11,7 +11,7 @@ import pytest
 
 from consent_gateway import html as rewriter_module
 from consent_gateway import metrics
-from consent_gateway.catalog import Catalog, VendorRule
+from consent_gateway.catalog import URL_KINDS, Catalog, VendorRule
 from consent_gateway.decision import Decision
 from consent_gateway.html import CHUNK_CACHE, HoldbackRewriter, make_inert
 
@@ -42,16 +42,18 @@ def rewrite(page: bytes, chunk_size: int | None = None, *, decision: Decision = 
 
 class _LoadedUrls(HTMLParser):
     """An independent reading of a page (the standard library's parser): the URLs a browser would load
-    from script/iframe/img/link tags, honouring first-duplicate-wins and script types."""
+    from the elements that fetch, honouring first-duplicate-wins and script types."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.urls: list[str] = []
+        self.any_kind: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         first: dict[str, str] = {}
         for name, value in attrs:
             first.setdefault(name, value or "")
+        before = len(self.urls)
         if tag == "script":
             kind = first.get("type", "").strip().lower()
             if kind not in ("", "module", "text/javascript", "application/javascript"):
@@ -61,9 +63,22 @@ class _LoadedUrls(HTMLParser):
             self.urls.append(first.get("src", ""))
             self.urls.extend(part.split()[0] for part in first.get("srcset", "").split(",") if part.split())
         elif tag == "link" and set(first.get("rel", "").lower().split()) & {
-            "preload", "prefetch", "preconnect", "dns-prefetch", "modulepreload"
+            "preload", "prefetch", "preconnect", "dns-prefetch", "modulepreload", "stylesheet"
         }:
             self.urls.append(first.get("href", ""))
+        else:
+            # the other elements that fetch: looked up as any kind of the catalog (the gateway does the same)
+            if tag in ("video", "audio", "source", "track", "embed", "frame", "object", "image", "body"):
+                self.urls.extend(first.get(a, "") for a in ("src", "poster", "data", "href", "xlink:href",
+                                                            "background"))
+                self.urls.extend(part.split()[0] for part in first.get("srcset", "").split(",") if part.split())
+            elif tag == "input" and first.get("type", "").strip().lower() == "image":
+                self.urls.append(first.get("src", ""))
+            elif tag == "a":
+                self.urls.extend(first.get("ping", "").split())
+            elif tag == "meta" and first.get("http-equiv", "").strip().lower() == "refresh":
+                self.urls.append(first.get("content", "").partition("=")[2].strip("'\" "))
+            self.any_kind.extend(self.urls[before:])
 
     handle_startendtag = handle_starttag
 
@@ -73,7 +88,10 @@ def live_tracker_urls(html: bytes) -> list[str]:
     parser = _LoadedUrls()
     parser.feed(html.decode("utf-8", "replace"))
     parser.close()
-    return [u for u in parser.urls if u and any(CATALOG.vendor_for_url(u, k) for k in ("script", "iframe", "img"))]
+    any_kind = set(parser.any_kind)
+    return [u for u in parser.urls if u and any(
+        CATALOG.vendor_for_url(u, k) for k in (URL_KINDS if u in any_kind else ("script", "iframe", "img"))
+    )]
 
 
 # -- golden pages ---------------------------------------------------------------------------------------

@@ -5,13 +5,14 @@ would load or run when the visitor granted nothing."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from urllib.parse import urljoin
 
 import html5lib
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from consent_gateway import html as rewriter_module
-from consent_gateway.catalog import Catalog
+from consent_gateway.catalog import URL_KINDS, Catalog
 from consent_gateway.decision import Decision
 from consent_gateway.html import HoldbackRewriter
 from consent_gateway.html.holdback import JS_TYPES
@@ -20,6 +21,8 @@ CATALOG = Catalog.builtin()
 NOTHING = Decision(granted=frozenset({"necessary"}))
 EVERYTHING = Decision(granted=frozenset({"necessary", "analytics", "marketing", "preferences"}))
 HEAD = b"<!--cg-head-->"
+SVG = "{http://www.w3.org/2000/svg}"
+XLINK = "{http://www.w3.org/1999/xlink}"
 
 TRACKERS = [
     b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>',
@@ -36,6 +39,24 @@ TRACKERS = [
     b"<script>var _paq = window._paq || []; _paq.push(['trackPageView']);</script>",
     b'<script src="/js/matomo.js"></script>',
     b'<script\nsrc="https://snap.licdn.com/li.lms-analytics/insight.min.js"\n></script>',
+    # every other element that fetches (issue 8.3)
+    b'<video controls poster="https://i.ytimg.com/vi/a/0.jpg" src=/v.mp4></video>',
+    b"<audio src=https://bat.bing.com/action/0></audio>",
+    b'<picture><source srcset="https://www.facebook.com/tr?id=1 1x"><img src=/a.png></picture>',
+    b'<video><source src="//ad.doubleclick.net/v.mp4"><track src="https://px.ads.linkedin.com/v.vtt"></video>',
+    b'<object data="https://www.youtube.com/embed/x"></object>',
+    b'<embed src="https://googleads.g.doubleclick.net/pagead/x">',
+    b'<input type=image src="https://analytics.tiktok.com/p.gif">',
+    b"<iframe srcdoc=\"<img src='https://www.facebook.com/tr?id=1'>\"></iframe>",
+    b'<iframe srcdoc="&lt;script&gt;fbq(&#39;init&#39;, &#39;1&#39;);&lt;/script&gt;"></iframe>',
+    b'<svg><script href="https://connect.facebook.net/x.js"></script><image xlink:href="https://i.ytimg.com/x.jpg"/></svg>',
+    b'<a href=/x ping="/own https://www.google-analytics.com/collect">x</a>',
+    b'<A title="a>b" PING=//bat.bing.com/action/0 href=/y>y</A>',
+    b'<meta http-equiv=refresh content="0;url=https://www.googleadservices.com/x">',
+    b'<body background="https://www.google-analytics.com/b.gif">',
+    b'<link rel=stylesheet href="https://static.hotjar.com/c.css">',
+    b"<image src='https://tr.snapchat.com/p'>",
+    b'<base href="https://www.google-analytics.com/"><img src="collect?v=1">',
 ]
 TRICKY = [
     b"<!--", b"-->", b"<!-->", b"<script>", b"</script>", b"<style>", b"</style>", b"<title>", b"</title>",
@@ -46,6 +67,8 @@ TRICKY = [
     b"<iframe>", b"</iframe>", b"<xmp>", b"</xmp>", b"\xc3\xa9t\xc3\xa9", b"<math>", b"</math>",
     b"<foreignObject>", b"<p>", b"<table>", b"<noembed>", b"</noembed>", b"<a title='<!--'>", b"<!--[if IE]>",
     b"<![endif]-->", b"<script/>", b"<style/>", b"<img alt='", b"<template>", b"</template>",
+    b"<a href=/shopping>", b"</a>", b" ping ", b"<video>", b"</video>", b"<picture>", b"<object>", b"</object>",
+    b"<frameset>", b"<base href=/en/>", b"<a ping='", b"<meta http-equiv=refresh content='",
 ]
 
 fragments = st.lists(st.sampled_from(TRACKERS + TRICKY), min_size=1, max_size=30)
@@ -65,33 +88,69 @@ def rewrite(page: bytes, cuts: list[int], decision: Decision, max_buffer_bytes: 
     return b"".join(out)
 
 
-def live_trackers(page: bytes) -> list[str]:
+def _vendor(url: str, kind: str | None, base: str) -> bool:
+    """A catalog tracker URL: looked up as its element's own kind (script, iframe, img), or as any kind."""
+    url = url.strip(" \t\n\f\r")
+    if base and "//" not in url[:8]:
+        url = urljoin(base, url)
+    return any(CATALOG.vendor_for_url(url, k) for k in ((kind,) if kind and not base else URL_KINDS))
+
+
+def _refresh_url(content: str) -> str:
+    _, _, rest = content.partition(";")
+    rest = rest.strip()
+    return rest[4:].strip(" '\"") if rest[:4].lower() == "url=" else rest
+
+
+def live_trackers(page: bytes | str) -> list[str]:
     """What a script-running browser would load or run from the catalog, read by html5lib."""
     try:
         tree = html5lib.parse(page, scripting=True, namespaceHTMLElements=False)
     except AssertionError:  # html5lib 1.1 trips on a few foreign-content corner cases ("<table><svg><html>")
         reject()
     found = []
+    base = ""
     for element in tree.iter():
         tag = element.tag if isinstance(element.tag, str) else ""
         attrs = element.attrib
-        if tag == "script":
+        urls: list[str] = []
+        kind: str | None = None
+        if tag in ("script", SVG + "script"):
             if attrs.get("type", "").strip().lower().encode() not in JS_TYPES:
                 continue
-            if "src" in attrs:
-                if CATALOG.vendor_for_url(attrs["src"], "script"):
-                    found.append(f"script {attrs['src']}")
+            src = attrs.get("src") if tag == "script" else attrs.get("href", attrs.get(XLINK + "href"))
+            if src is not None:
+                urls, kind = [src], "script"
             elif CATALOG.vendor_for_inline(ET.tostring(element, encoding="unicode", method="text")):
                 found.append("inline script")
         elif tag in ("iframe", "img"):
+            kind = tag
             urls = [attrs.get("src", "")] + [p.split()[0] for p in attrs.get("srcset", "").split(",") if p.split()]
-            found += [f"{tag} {u}" for u in urls if u and CATALOG.vendor_for_url(u, tag)]
+            if tag == "iframe" and "srcdoc" in attrs:
+                found += [f"srcdoc {t}" for t in live_trackers(attrs["srcdoc"])]
         elif tag == "link":
             rels = set(attrs.get("rel", "").lower().split())
-            if rels & {"preload", "prefetch", "preconnect", "dns-prefetch", "modulepreload"}:
-                href = attrs.get("href", "")
-                if href and CATALOG.vendor_for_url(href, "link"):
-                    found.append(f"link {href}")
+            if rels & {"preload", "prefetch", "preconnect", "dns-prefetch", "modulepreload", "stylesheet"}:
+                urls = [attrs.get("href", "")]
+        elif tag in ("video", "audio", "source", "track", "embed", "frame"):
+            urls = [attrs.get(a, "") for a in ("src", "poster")]
+            urls += [p.split()[0] for p in attrs.get("srcset", "").split(",") if p.split()]
+        elif tag == "object":
+            urls = [attrs.get("data", "")]
+        elif tag == "input" and attrs.get("type", "").strip().lower() == "image":
+            urls = [attrs.get("src", "")]
+        elif tag == SVG + "image":
+            urls = [attrs.get("href", ""), attrs.get(XLINK + "href", "")]
+        elif tag == "a":
+            urls = attrs.get("ping", "").split()
+        elif tag == "meta" and attrs.get("http-equiv", "").strip().lower() == "refresh":
+            urls = [_refresh_url(attrs.get("content", ""))]
+        elif tag == "body":
+            urls = [attrs.get("background", "")]
+        elif tag == "base" and not base and "href" in attrs:
+            href = attrs["href"].strip()
+            base = href if href.startswith(("https://", "http://", "//")) else "-"
+        found += [f"{tag} {u}" for u in urls if u and _vendor(u, kind, base if base != "-" else "")]
     return found
 
 

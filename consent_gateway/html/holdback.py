@@ -1,24 +1,29 @@
-"""Per-tag decision and rewrite: is this ``<script>``/``<iframe>``/``<img>``/``<link>`` a tracker the visitor
-has not allowed, and if so, what does its held-back form look like?
+"""Per-tag decision and rewrite: does this element fetch or run something from a tracker the visitor has not
+allowed, and if so, what does its held-back form look like?
 
-The held-back form is what the banner restores from (vanilla-cookieconsent's convention): a script gets
-``type="text/plain" data-category=… data-cg-vendor=…`` and its ``src`` renamed ``data-cg-src`` (an original
-``type`` becomes ``data-cg-type``); iframes and images get ``src``/``srcset`` renamed ``data-cg-src`` /
-``data-cg-srcset``; links get ``href`` renamed ``data-cg-href``. Every other attribute (nonce, async, defer,
-integrity, …) is kept byte for byte. The new attributes are inserted right after the tag name: in HTML the
-first of two duplicate attributes wins, so nothing later in the tag can override them.
+The held-back form is what the banner restores from (vanilla-cookieconsent's convention, generalised): every
+attribute through which the element fetches (``src``, ``srcset``, ``href``, ``poster``, ``data``, ``ping``,
+``srcdoc``, ``background``, a refresh's ``content``…) is renamed ``data-cg-<name>``, and ``data-category`` /
+``data-cg-vendor`` say whose it is. A script also gets ``type="text/plain"`` (an original ``type`` becomes
+``data-cg-type``). Every other attribute (nonce, async, integrity, width, …) is kept byte for byte. The new
+attributes are inserted right after the tag name: in HTML the first of two duplicate attributes wins, so
+nothing later in the tag can override them.
+
+URLs are read as the browser's URL parser reads them (``urls``), against the ``<base href>`` in force.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .. import metrics
-from ..catalog import Catalog, VendorRule
+from ..catalog import URL_KINDS, Catalog, VendorRule
 from ..decision import Decision
+from ..urls import attribute_url, resolve_url
 
 #: one attribute, with the tokenizer's rules: a quote only opens a value right after "=", a name may start
 #: with "=" or contain quotes, an unquoted value runs to whitespace or ">"
@@ -27,8 +32,6 @@ _ATTR_RE = re.compile(
     rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"([^\"]*+)\"|'([^']*+)'|([^\t\n\f\r >]*+)))?+"
 )
 _NAME_END_RE = re.compile(rb"<[^\t\n\f\r />]*")
-#: the start of every tag that can fetch or run something, for bail-outs that do not read tags
-_INERT_ALL = re.compile(rb"<((?i:script|iframe|img|link))(?=[\t\n\f\r />])")
 
 #: script types the browser runs (HTML's JavaScript MIME type essence list, plus "module")
 JS_TYPES = frozenset(
@@ -53,14 +56,54 @@ JS_TYPES = frozenset(
         b"text/x-javascript",
     }
 )
-#: <link rel> tokens that make the browser contact a host before any script runs
-LINK_FETCH_RELS = frozenset({b"preload", b"prefetch", b"preconnect", b"dns-prefetch", b"modulepreload", b"prerender"})
+#: <link rel> tokens that make the browser fetch ``href`` (or contact its host) without any script
+LINK_FETCH_RELS = frozenset(
+    {b"preload", b"prefetch", b"preconnect", b"dns-prefetch", b"modulepreload", b"prerender", b"stylesheet"}
+)
+
+
+class ElementKind(NamedTuple):
+    """How one kind of element fetches: the catalog's URL kind its URLs are looked up as, and its attributes
+    holding URLs (renamed ``data-cg-<name>`` when held back)."""
+
+    url_kind: str
+    #: attributes holding one URL
+    urls: tuple[bytes, ...]
+    #: looked up in its own URL kind's table only (the kinds the catalog was written for)
+    strict: bool = False
+    #: attributes holding a srcset (URLs with descriptors, comma-separated)
+    srcsets: tuple[bytes, ...] = ()
+    #: other attributes renamed when held back (they would change what the restored element loads)
+    renamed: tuple[bytes, ...] = ()
+
+
+#: Every element that fetches or runs, by kind. A kind is the lowercased tag name, except in svg content:
+#: "svg:script" and "svg:image" (HTML reads an ``<image>`` tag as ``<img>``).
+ELEMENT_KINDS: dict[str, ElementKind] = {
+    "script": ElementKind("script", (b"src",), True, renamed=(b"type",)),
+    "svg:script": ElementKind("script", (b"href", b"xlink:href"), renamed=(b"type",)),
+    "iframe": ElementKind("iframe", (b"src",), True, renamed=(b"srcdoc",)),
+    "frame": ElementKind("iframe", (b"src",)),
+    "object": ElementKind("iframe", (b"data",)),
+    "embed": ElementKind("iframe", (b"src",)),
+    "meta": ElementKind("iframe", (), renamed=(b"content",)),  # http-equiv=refresh: navigates to its URL
+    "img": ElementKind("img", (b"src",), True, (b"srcset",)),
+    "svg:image": ElementKind("img", (b"href", b"xlink:href")),
+    "video": ElementKind("img", (b"src", b"poster")),
+    "audio": ElementKind("img", (b"src",)),
+    "source": ElementKind("img", (b"src",), srcsets=(b"srcset",)),
+    "track": ElementKind("img", (b"src",)),
+    "input": ElementKind("img", (b"src",)),  # type=image only
+    "body": ElementKind("img", (b"background",)),
+    "a": ElementKind("img", (), renamed=(b"ping",)),  # each URL of ping gets a POST when the link is followed
+    "link": ElementKind("link", (b"href",), srcsets=(b"imagesrcset",)),
+}
+#: the tag names of the kinds (what a tokenizer looks for)
+HOLD_TAG_NAMES = tuple(dict.fromkeys(kind.rpartition(":")[2] for kind in ELEMENT_KINDS))
 
 _RENAMES: dict[str, dict[bytes, bytes]] = {
-    "script": {b"src": b"data-cg-src", b"type": b"data-cg-type"},
-    "iframe": {b"src": b"data-cg-src", b"srcdoc": b"data-cg-srcdoc"},
-    "img": {b"src": b"data-cg-src", b"srcset": b"data-cg-srcset"},
-    "link": {b"href": b"data-cg-href", b"imagesrcset": b"data-cg-imagesrcset"},
+    kind: {name: b"data-cg-" + name for name in (*spec.urls, *spec.srcsets, *spec.renamed)}
+    for kind, spec in ELEMENT_KINDS.items()
 }
 #: what a bail-out writes after the tag name to make a tag inert without reading it (first duplicate wins)
 INERT_ATTRS: dict[str, bytes] = {
@@ -68,7 +111,26 @@ INERT_ATTRS: dict[str, bytes] = {
     "iframe": b' src="about:blank" srcdoc="" data-cg-bailout=""',
     "img": b' src="data:," srcset="" data-cg-bailout=""',
     "link": b' rel="cg-held" href="" data-cg-bailout=""',
+    "image": b' src="data:," href="" xlink:href="" data-cg-bailout=""',
+    "frame": b' src="about:blank" data-cg-bailout=""',
+    "object": b' data="about:blank" data-cg-bailout=""',
+    "embed": b' src="about:blank" data-cg-bailout=""',
+    "video": b' src="" poster="" data-cg-bailout=""',
+    "audio": b' src="" data-cg-bailout=""',
+    "source": b' src="" srcset="" data-cg-bailout=""',
+    "track": b' src="" data-cg-bailout=""',
+    "input": b' src="" data-cg-bailout=""',
+    "body": b' background="" data-cg-bailout=""',
+    "meta": b' http-equiv="" data-cg-bailout=""',
+    "a": b' ping="" data-cg-bailout=""',
 }
+#: the start of every tag that can fetch or run something, for bail-outs that do not read tags
+_INERT_ALL = re.compile(b"<((?i:" + b"|".join(n.encode() for n in HOLD_TAG_NAMES) + rb"))(?=[\t\n\f\r />])")
+#: a refresh's content: the delay, then "; url=" (each part optional) and the URL, maybe quoted
+_REFRESH_RE = re.compile(
+    r"[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:[uU][rR][lL][\t\n\f\r ]*=[\t\n\f\r ]*)?(.*)", re.DOTALL
+)
+_ASCII_WS = " \t\n\f\r"
 
 
 class Attribute(NamedTuple):
@@ -141,63 +203,119 @@ def _first_disallowed(vendors: list[VendorRule], decision: Decision) -> VendorRu
     return None
 
 
-def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_body: bytes | None = None,
-                   inline_vendors: list[VendorRule] | None = None) -> list[VendorRule]:
-    """Every catalog vendor a start tag (or an inline script body) would contact or run."""
-    found: list[VendorRule] = []
+def _refresh_url(content: bytes) -> bytes:
+    """The URL of a ``<meta http-equiv=refresh>`` content ("5; url='/next'"), b"" for a plain reload."""
+    text = _decode(content)
+    match = _REFRESH_RE.match(text)
+    url = match.group(1) if match else ""
+    if url[:1] in ("'", '"'):
+        url = url[1:].partition(url[0])[0]
+    return url.encode()
 
-    def add_url(raw: bytes | None, url_kind: str) -> None:
-        if raw:
-            vendor = catalog.vendor_for_url(_decode(raw), url_kind)
-            if vendor is not None and vendor not in found:
-                found.append(vendor)
 
-    if kind == "script":
-        if not script_is_executable(attrs):
-            return found
-        src = first_value(attrs, b"src")
-        if src is not None:
-            add_url(src, "script")
-        elif inline_vendors is not None:
-            found.extend(inline_vendors)
-        elif inline_body:
-            found.extend(catalog.vendors_for_inline_bytes(inline_body))
-    elif kind == "iframe":
-        add_url(first_value(attrs, b"src"), "iframe")
-    elif kind == "img":
-        add_url(first_value(attrs, b"src"), "img")
-        srcset = first_value(attrs, b"srcset")
-        if srcset:
-            for url in _srcset_urls(srcset):
-                add_url(url.encode(), "img")
+def _vendor_for_url(catalog: Catalog, url: str, spec: ElementKind, strict: bool) -> VendorRule | None:
+    """The vendor a (resolved) URL belongs to, for an element of this kind. Scripts, iframes and images are
+    looked up in their own tables (``strict``: the catalog was written for them); any other element (a
+    video, an ``<a ping>``…), and any URL made absolute by a ``<base>``, in all of them, its own kind's
+    first: a tracker host is a tracker whatever element loads from it."""
+    vendor = catalog.vendor_for_url(url, spec.url_kind)
+    if vendor is not None or strict:
+        return vendor
+    for url_kind in URL_KINDS:
+        if url_kind != spec.url_kind:
+            vendor = catalog.vendor_for_url(url, url_kind)
+            if vendor is not None:
+                return vendor
+    return None
+
+
+def fetched_urls(kind: str, attrs: list[Attribute]) -> list[bytes]:
+    """The raw URL values this element would fetch from (entity-encoded, not yet resolved), in order."""
+    spec = ELEMENT_KINDS[kind]
+    if kind == "input":
+        value = first_value(attrs, b"type")
+        if value is None or _decode(value).strip(_ASCII_WS).lower() != "image":
+            return []
     elif kind == "link":
         rel = first_value(attrs, b"rel")
-        if rel and any(token in LINK_FETCH_RELS for token in rel.lower().split()):
-            add_url(first_value(attrs, b"href"), "link")
-            srcset = first_value(attrs, b"imagesrcset")
-            if srcset:
-                for url in _srcset_urls(srcset):
-                    add_url(url.encode(), "link")
+        if not rel or not any(token in LINK_FETCH_RELS for token in rel.lower().split()):
+            return []
+    elif kind == "meta":
+        equiv = first_value(attrs, b"http-equiv")
+        content = first_value(attrs, b"content")
+        if equiv is None or content is None or _decode(equiv).strip(_ASCII_WS).lower() != "refresh":
+            return []
+        return [_refresh_url(content)]
+    elif kind == "a":
+        ping = first_value(attrs, b"ping")
+        return [url.encode() for url in _decode(ping).split()] if ping else []
+    urls = [value for name in spec.urls if (value := first_value(attrs, name))]
+    for name in spec.srcsets:
+        srcset = first_value(attrs, name)
+        if srcset:
+            urls.extend(url.encode() for url in _srcset_urls(srcset))
+    return urls
+
+
+def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_body: bytes | None = None,
+                   inline_vendors: list[VendorRule] | None = None, *, base: str = "",
+                   srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None) -> list[VendorRule]:
+    """Every catalog vendor a start tag (or an inline script body) would contact or run.
+
+    ``base`` is the ``<base href>`` in force (``urls.base_url``); ``srcdoc_vendors`` reads an iframe's
+    inline document (it is a page of its own: the caller rewrites it as one).
+    """
+    found: list[VendorRule] = []
+    spec = ELEMENT_KINDS[kind]
+    if spec.url_kind == "script":
+        if not script_is_executable(attrs):
+            return found
+        if not any(first_value(attrs, name) is not None for name in spec.urls):
+            if inline_vendors is not None:
+                found.extend(inline_vendors)
+            elif inline_body:
+                found.extend(catalog.vendors_for_inline_bytes(inline_body))
+            return found
+    for raw in fetched_urls(kind, attrs):
+        url = attribute_url(raw) if raw else ""
+        if base or not url.isascii():  # else the catalog reads it the same way (and caches what it read)
+            url = resolve_url(url, base)
+        vendor = _vendor_for_url(catalog, url, spec, spec.strict and not base) if url else None
+        if vendor is not None and vendor not in found:
+            found.append(vendor)
+    if kind == "iframe" and srcdoc_vendors is not None:
+        srcdoc = first_value(attrs, b"srcdoc")
+        if srcdoc is not None:
+            found.extend(v for v in srcdoc_vendors(_decode(srcdoc)) if v not in found)
     return found
 
 
 def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
                   inline_body: bytes | None = None, *, may_name_vendor: bool | None = None,
-                  inline_vendors: list[VendorRule] | None = None) -> HeldBack | None:
+                  inline_vendors: list[VendorRule] | None = None, base: str = "",
+                  srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None) -> HeldBack | None:
     """The held-back form of a complete start tag, or None when the decision lets it through.
 
-    ``kind`` is the lowercased tag name ("script", "iframe", "img" or "link"); ``inline_body`` is the text of
-    an inline script, matched against the catalog's inline signatures. ``may_name_vendor`` is a caller's
-    pre-check (False: no catalog string in the tag); None runs the catalog's own. ``inline_vendors`` are
-    the vendors of the inline body's signatures when a caller found them already, in order of appearance.
+    ``kind`` is a key of ``ELEMENT_KINDS`` (the lowercased tag name, "svg:script" or "svg:image");
+    ``inline_body`` is the text of an inline script, matched against the catalog's inline signatures.
+    ``may_name_vendor`` is a caller's pre-check (False: no catalog string in the tag); None runs the
+    catalog's own, unless a string search cannot judge the tag: after a ``<base>`` that names a vendor, and
+    for an iframe's srcdoc. ``inline_vendors`` are the vendors of the inline body's signatures when a caller
+    found them already, in order of appearance. ``base`` and ``srcdoc_vendors``: see ``vendors_of_tag``.
     """
     if inline_body is None:
-        if may_name_vendor is None:
+        if (base and catalog.tag_may_name_vendor(base.encode())) or (
+            kind == "iframe" and srcdoc_vendors is not None and b"srcdoc" in tag.lower()
+        ):
+            may_name_vendor = True
+        elif may_name_vendor is None:
             may_name_vendor = catalog.tag_may_name_vendor(tag)
         if not may_name_vendor:
             return None
     name_end, attrs = parse_attributes(tag)
-    vendor = _first_disallowed(vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors), decision)
+    vendors = vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors, base=base,
+                             srcdoc_vendors=srcdoc_vendors)
+    vendor = _first_disallowed(vendors, decision)
     if vendor is None:
         return None
     return HeldBack(rewrite_held_back(tag, kind, name_end, attrs, vendor.category, vendor.id), vendor)
@@ -208,7 +326,7 @@ def rewrite_held_back(tag: bytes, kind: str, name_end: int, attrs: list[Attribut
     marks = (
         f' data-category="{html.escape(category, quote=True)}" data-cg-vendor="{html.escape(vendor_id, quote=True)}"'
     ).encode()
-    if kind == "script":
+    if ELEMENT_KINDS[kind].url_kind == "script":
         marks = b' type="text/plain"' + marks
     renames = _RENAMES[kind]
     parts = [tag[:name_end], marks]
@@ -247,7 +365,7 @@ def inert_all(data: bytes, pos: int, final: bool, out: list[bytes | None]) -> in
 
 
 def make_inert(chunk: bytes) -> bytes:
-    """Make every ``<script``/``<iframe``/``<img``/``<link`` of a chunk inert without reading it.
+    """Make every tag of a chunk that can fetch or run something inert without reading it.
 
     Stateless, for callers that lost the rewriter; a tag cut by the chunk boundary is not seen (a
     ``HoldbackRewriter`` that fails handles that itself, keeping the tail for the next chunk).
@@ -259,7 +377,7 @@ class DocumentHoldback:
     """The holdback decisions of one document: what this visitor's decision makes of each tag the tokenizer
     hands over, and which vendors were held back during the current run (a chunk, or a cached segment)."""
 
-    __slots__ = ("catalog", "decision", "held", "cacheable")
+    __slots__ = ("catalog", "decision", "held", "cacheable", "srcdoc_vendors")
 
     def __init__(self, catalog: Catalog, decision: Decision) -> None:
         self.catalog = catalog
@@ -267,23 +385,33 @@ class DocumentHoldback:
         self.held: list[str] = []
         #: False once the run made a decision that must not be replayed from the cache (a bail-out)
         self.cacheable = True
+        #: the vendors an iframe's inline document holds back, as read by the driver (see ``vendors_of_tag``)
+        self.srcdoc_vendors: Callable[[str, str], list[VendorRule]] | None = None
 
     def start_run(self) -> None:
         self.held = []
         self.cacheable = True
 
-    def tag(self, tag: bytes, kind: str, may_name_vendor: bool | None = None) -> bytes:
-        """The start tag or its held-back form (``may_name_vendor``: see :func:`hold_back_tag`)."""
-        held = hold_back_tag(tag, kind, self.catalog, self.decision, may_name_vendor=may_name_vendor)
+    def tag(self, tag: bytes, kind: str, may_name_vendor: bool | None = None, base: str = "") -> bytes:
+        """The start tag or its held-back form (``may_name_vendor``, ``base``: see :func:`hold_back_tag`)."""
+        srcdoc = self.srcdoc_vendors
+        inner: Callable[[str], list[VendorRule]] | None = None
+        if srcdoc is not None and kind == "iframe":
+            def inner(document: str) -> list[VendorRule]:
+                assert srcdoc is not None
+                return srcdoc(document, base)
+        held = hold_back_tag(tag, kind, self.catalog, self.decision, may_name_vendor=may_name_vendor, base=base,
+                             srcdoc_vendors=inner)
         if held is None:
             return tag
         self.held.append(held.vendor.id)
         return held.tag
 
     def inline_script(self, tag: bytes, body: bytes, signatures: list[bytes] | None = None, *,
-                      too_long: bool = False) -> bytes:
+                      too_long: bool = False, kind: str = "script", base: str = "") -> bytes:
         """The open tag of an inline script, decided on its body (``signatures``: the catalog signatures a
-        caller found in it already, in order). ``too_long``: the body is only the script's first part."""
+        caller found in it already, in order). ``too_long``: the body is only the script's first part.
+        ``kind`` is "svg:script" for an svg script (which may also load from its ``href``)."""
         vendors: list[VendorRule] | None = None
         if signatures is not None:
             vendors = []
@@ -291,7 +419,7 @@ class DocumentHoldback:
                 vendor = self.catalog.vendor_for_signature(signature)
                 if vendor not in vendors:
                     vendors.append(vendor)
-        held = hold_back_tag(tag, "script", self.catalog, self.decision, body, inline_vendors=vendors)
+        held = hold_back_tag(tag, kind, self.catalog, self.decision, body, inline_vendors=vendors, base=base)
         if held is not None:
             self.held.append(held.vendor.id)
             return held.tag

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 
 from .. import metrics
-from ..catalog import Catalog
+from ..catalog import Catalog, VendorRule
 from ..decision import Decision
 from . import cache as _cache
 from . import scanner as _scanner
@@ -63,7 +63,18 @@ class HoldbackRewriter:
         self._pending = b""
         self._closed = False
         self._holdback = DocumentHoldback(catalog, decision)
+        self._holdback.srcdoc_vendors = self._srcdoc_vendors
         self._tokenizer = Tokenizer(catalog, self._holdback, self.max_buffer_bytes)
+
+    def _srcdoc_vendors(self, document: str, base: str) -> list[VendorRule]:
+        """The vendors an iframe's inline document holds back, rewritten as a page of its own (its URLs
+        resolve against this page's base, as about:srcdoc's do)."""
+        inner = HoldbackRewriter(self.catalog, self.decision, b"", max_buffer_bytes=self.max_buffer_bytes, cache=None)
+        inner._tokenizer.base = base or None
+        inner.feed(document.encode("utf-8", "surrogatepass"))
+        inner.close()
+        return [self.catalog.vendors.get(vendor_id) or VendorRule(vendor_id, vendor_id)
+                for vendor_id in inner.held_back]
 
     # -- public API ---------------------------------------------------------------------------------------
 

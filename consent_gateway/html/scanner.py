@@ -18,6 +18,8 @@ import re
 from bisect import bisect_left, bisect_right
 from typing import Any
 
+from .holdback import HOLD_TAG_NAMES
+
 _hs: Any
 try:
     import hyperscan as _hs
@@ -49,10 +51,21 @@ _QUOTED_LT_GT = re.compile(rb"=[\t\n\f\r ]*+(?:\"[^\"<>]*+[<>]|'[^'<>]*+[<>])")
 #: elements whose content is raw text or escapable raw text (iframe content is never rendered as markup)
 RAWTEXT = ("style", "textarea", "title", "xmp", "noembed", "noframes", "iframe")
 #: the elements that can fetch or run something (what a hold-back decision is asked about)
-HOLD_KINDS = ("script", "iframe", "img", "link")
-#: start tags the HTML data state stops at, and end tags (only foreign content's ends matter there)
-HTML_STARTS = ("script", "iframe", "img", "link", "head", "noscript", "style", "textarea", "title", "xmp",
-               "noembed", "noframes", "plaintext", "svg", "math")
+HOLD_KINDS = HOLD_TAG_NAMES
+#: ...but some of them only matter with one attribute value and are among the most common tags of a page:
+#: they are candidates only when that word follows before the next "<" (a superset of the tags that matter,
+#: found in C like the others: <a ping>, <meta http-equiv=refresh>, <input type=image>)
+CONDITIONAL = {"a": b"ping", "meta": b"refresh", "input": b"image"}
+_CONDITIONAL_AHEAD = {name: rb"[\t\n\f\r /][^<]*?(?i:" + word + b")" for name, word in CONDITIONAL.items()}
+#: the hold kinds made inert when too long to read (not the conditional ones: whether they are candidates
+#: depends on the bytes at hand, and one streamed unread must give the same bytes at every chunking)
+TOO_LONG_INERT = frozenset(HOLD_KINDS) - set(CONDITIONAL)
+#: start tags the HTML data state stops at (besides the conditional ones), and end tags (only foreign
+#: content's ends matter there)
+HTML_STARTS = tuple(dict.fromkeys((
+    *(name for name in HOLD_KINDS if name not in CONDITIONAL), "base", "head", "noscript", "style", "textarea",
+    "title", "xmp", "noembed", "noframes", "plaintext", "svg", "math",
+)))
 HTML_ENDS = ("svg", "math")
 #: HTML start tags that end foreign content (the tree builder's breakout list; <font> only with attributes)
 _BREAKOUT = ("b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed", "h1",
@@ -65,7 +78,7 @@ BREAKOUT = frozenset(_BREAKOUT)
 _INTEGRATION_NAMES = ("foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml")
 INTEGRATION_POINTS = {"svg": frozenset(("foreignobject", "desc", "title")),
                       "math": frozenset(("mi", "mo", "mn", "ms", "mtext", "annotation-xml"))}
-_FOREIGN_STARTS = tuple(dict.fromkeys(("script", "iframe", "img", "link", "svg", "math", *_BREAKOUT,
+_FOREIGN_STARTS = tuple(dict.fromkeys(("script", "iframe", "img", "link", "image", "svg", "math", *_BREAKOUT,
                                        *_INTEGRATION_NAMES)))
 _FOREIGN_ENDS = ("svg", "math", "p", "br")  # </p> and </br> end foreign content too
 
@@ -97,8 +110,15 @@ def names_re(names: tuple[str, ...]) -> bytes:
 class Modes:
     """The compiled scanners of one flavour of data state (HTML, or svg/math foreign content)."""
 
-    def __init__(self, starts: tuple[str, ...], ends: tuple[str, ...], *, cdata: bool) -> None:
+    def __init__(self, starts: tuple[str, ...], ends: tuple[str, ...], *, cdata: bool,
+                 conditional: dict[str, bytes] | None = None) -> None:
         start_re = _trie(starts) + DELIM
+        # a conditional name: the name, then its lookahead (which starts with the delimiter)
+        cond_re = b"".join(
+            b"|(?i:" + name.encode() + b")(?=" + ahead + b")" for name, ahead in (conditional or {}).items()
+        )
+        if cond_re:
+            start_re = b"(?:" + start_re + cond_re + b")"
         end_re = _trie(ends) + DELIM if ends else None
         any_tag = b"(?:" + _FAST_TAG_SRC + rb"|[^\t\n\f\r />]*+" + TAG_REST_SRC + b")"
         generic_start = b"<(?!" + start_re + b")[a-zA-Z]" + any_tag
@@ -112,7 +132,7 @@ class Modes:
             rb"(?:[^<]++|<(?!" + start_re + rb")[a-zA-Z]" + loose_tag + b"|</"
             + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + loose_tag + b"|" + text_lt + b")*+"
         )
-        alternatives = [b"(?P<tag>" + names_re(starts) + b")" + DELIM]
+        alternatives = [b"(?P<tag>" + names_re(starts) + DELIM + cond_re + b")"]
         if end_re:
             alternatives.append(b"/(?P<etag>" + names_re(ends) + b")" + DELIM)
         alternatives.append(b"(?P<comment>!--)")
@@ -123,7 +143,9 @@ class Modes:
         self.cand = re.compile(b"<(?:" + b"|".join(alternatives) + b")")
 
 
-HTML_MODES = Modes(HTML_STARTS, HTML_ENDS, cdata=False)
+HTML_MODES = Modes(HTML_STARTS, HTML_ENDS, cdata=False, conditional=_CONDITIONAL_AHEAD)
+#: the native scanner's extra candidates: the conditional names with their word (what the lookaheads accept)
+_NATIVE_CONDITIONAL = tuple(b"<" + name.encode() + ahead for name, ahead in _CONDITIONAL_AHEAD.items())
 # raw-text elements are not raw text in svg/math: their content is markup there
 FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True)
 
@@ -208,13 +230,14 @@ class NativeScanner:
     """A compiled hyperscan database for one catalog and one set of candidate names."""
 
     def __init__(self, start_names: tuple[str, ...], end_names: tuple[str, ...], needles: list[bytes],
-                 signatures: list[bytes]) -> None:
+                 signatures: list[bytes], extra_candidates: tuple[bytes, ...] = ()) -> None:
         if _hs is None:
             raise RuntimeError("hyperscan is not installed")
         candidate = (
             b"<(?:" + b"|".join(n.encode() for n in start_names) + rb")[\t\n\f\r />]"
             + b"|</(?:" + b"|".join(n.encode() for n in end_names) + rb")[\t\n\f\r />]"
             + rb"|<[!?]|</[^a-zA-Z]"
+            + b"".join(b"|" + extra for extra in extra_candidates)  # their leftmost start is the candidate
         )
         quoted = rb"""=[\t\n\f\r ]*(?:"[^"<>]*[<>]|'[^'<>]*[<>])"""
         expressions = [candidate, quoted]
@@ -261,7 +284,8 @@ class NativeScanner:
 
 
 def native_scanner_for(catalog: Any, start_names: tuple[str, ...] = HTML_STARTS,
-                       end_names: tuple[str, ...] = HTML_ENDS) -> NativeScanner | None:
+                       end_names: tuple[str, ...] = HTML_ENDS,
+                       extra_candidates: tuple[bytes, ...] = _NATIVE_CONDITIONAL) -> NativeScanner | None:
     """The native scanner of a catalog (compiled once per catalog), or None without hyperscan or when the
     accelerators are switched off."""
     if _hs is None or not _native_enabled:
@@ -269,7 +293,7 @@ def native_scanner_for(catalog: Any, start_names: tuple[str, ...] = HTML_STARTS,
     scanner: NativeScanner | None = getattr(catalog, "_hs_scanner", None)
     if scanner is None:
         needles, signatures = catalog.scan_strings()
-        scanner = NativeScanner(start_names, end_names, needles, signatures)
+        scanner = NativeScanner(start_names, end_names, needles, signatures, extra_candidates)
         catalog._hs_scanner = scanner
     return scanner
 

@@ -60,6 +60,7 @@ class TokenizerState(NamedTuple):
     script_scan: int  # where the script scan resumes, relative to the body start
     long_tag_state: LongTag
     long_tag_then: Mode  # the mode after the long tag
+    base: str | None  # the first <base href> (urls.base_url; "" for the page's own host), None before it
 
 
 class NeedMore(Exception):

@@ -31,6 +31,7 @@ class TextStates:
     max_buffer_bytes: int
     mode: Mode
     script_open: bytes | None
+    base: str | None
     _holdback: DocumentHoldback
     _hints: BufferScan | None
     _comment_fresh: bool
@@ -45,7 +46,7 @@ class TextStates:
         may: bool | None = None
         if self._hints is not None and at >= 0 and not _ESCAPES.search(tag):
             may = self._hints.needle_within(at, at + len(tag))
-        return self._holdback.tag(tag, kind, may)
+        return self._holdback.tag(tag, kind, may, self.base or "")
 
     # comments and friends -------------------------------------------------------------------------------
 
@@ -128,7 +129,8 @@ class TextStates:
                 break  # cut by </noscript> (it is text to a scripting browser) or too long: leave it
             if m.start() > pos:
                 out.append(data[pos : m.start()])
-            out.append(self._hold(data[m.start() : rest.end()], m.group("tag").lower().decode(), m.start()))
+            name = m.group("tag").lower().decode()
+            out.append(self._hold(data[m.start() : rest.end()], "img" if name == "image" else name, m.start()))
             pos = rest.end()
         if end_m is None:
             if limit > pos:

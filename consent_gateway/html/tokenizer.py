@@ -13,8 +13,9 @@ import re
 from collections.abc import Callable
 
 from ..catalog import Catalog
+from ..urls import attribute_url, base_url
 from .cache import HEAD_MARK
-from .holdback import DocumentHoldback, inert_all, parse_attributes, script_is_executable
+from .holdback import DocumentHoldback, first_value, inert_all, parse_attributes, script_is_executable
 from .scanner import (
     BREAKOUT,
     DELIM,
@@ -25,6 +26,7 @@ from .scanner import (
     MIN_SCAN_BYTES,
     RAWTEXT,
     TAG_REST,
+    TOO_LONG_INERT,
     native_scanner_for,
     text_end,
 )
@@ -52,6 +54,7 @@ class Tokenizer(TextStates):
         self.mode = Mode.PRESCAN
         self.head_pending = True
         self.script_open = None
+        self.base = None
         self._holdback = holdback
         self._native = native_scanner_for(catalog)
         self._hints = None
@@ -76,12 +79,12 @@ class Tokenizer(TextStates):
     def state(self) -> TokenizerState:
         return TokenizerState(self.mode, self.head_pending, self._foreign, self._raw_name, self._comment_fresh,
                               self._script_state, self.script_open, self._script_scan, self._long_tag_state,
-                              self._long_tag_then)
+                              self._long_tag_then, self.base)
 
     def restore(self, state: TokenizerState) -> None:
         (self.mode, self.head_pending, self._foreign, self._raw_name, self._comment_fresh,
          self._script_state, self.script_open, self._script_scan, self._long_tag_state,
-         self._long_tag_then) = state
+         self._long_tag_then, self.base) = state
 
     def has_unfinished_tokens(self) -> bool:
         """Whether the end of the document still has something to emit besides the pending bytes."""
@@ -250,7 +253,7 @@ class Tokenizer(TextStates):
         if m is None:
             return self._unfinished_start_tag(data, pos, name_end, name, out)
         end = m.end()
-        if end - pos > self.max_buffer_bytes and name in HOLD_KINDS:
+        if end - pos > self.max_buffer_bytes and name in TOO_LONG_INERT:
             return self._too_long_tag(data, pos, name_end, name, out)
         tag = data[pos:end]
         if self._foreign:
@@ -260,14 +263,27 @@ class Tokenizer(TextStates):
                 return self._foreign_script(data, pos, end, final, out)
         if name == "script":
             return self._script_start(tag, pos, end, out)
-        out.append(self._hold(tag, name, pos) if name in HOLD_KINDS else tag)
+        if name in HOLD_KINDS:
+            out.append(self._hold(tag, self._kind(name), pos))
+        else:
+            if name == "base" and self.base is None and not self._foreign:
+                href = first_value(parse_attributes(tag)[1], b"href")
+                if href is not None:  # only the first <base> with an href counts
+                    self.base = base_url(attribute_url(href))
+            out.append(tag)
         self.mode = self._mode_after(name, tag)
         return end
+
+    def _kind(self, name: str) -> str:
+        """The holdback kind of a tag name here: svg's own script and image; HTML reads <image> as <img>."""
+        if name == "image":
+            return "svg:image" if self._foreign else "img"
+        return "svg:script" if name == "script" and self._foreign else name
 
     def _unfinished_start_tag(self, data: bytes, pos: int, name_end: int, name: str, out: Out) -> int:
         if len(data) - pos <= self.max_buffer_bytes:
             raise NeedMore(pos)
-        if name in HOLD_KINDS:
+        if name in TOO_LONG_INERT:
             return self._too_long_tag(data, pos, name_end, name, out)
         out.append(data[pos:name_end])
         if self._foreign and name in BREAKOUT:
@@ -287,7 +303,7 @@ class Tokenizer(TextStates):
             return False
         if tag.endswith(b"/>") and name not in ("svg", "math"):
             # self-closing is honoured in foreign content: no text follows
-            out.append(self._hold(tag, name, pos) if name in HOLD_KINDS else tag)
+            out.append(self._hold(tag, self._kind(name), pos) if name in HOLD_KINDS else tag)
             return True
         return False
 
@@ -313,7 +329,7 @@ class Tokenizer(TextStates):
             out.append(self._holdback.inert_tag(tag, "script", "inline_script_too_long"))
             return end
         body = data[end : close.start() if close is not None else len(data)]
-        out.append(self._holdback.inline_script(tag, body))
+        out.append(self._holdback.inline_script(tag, body, kind="svg:script", base=self.base or ""))
         return end
 
     def _mode_after(self, name: str, tag: bytes | None) -> Mode:

@@ -1,0 +1,141 @@
+"""Every kind of element that fetches, in a real Chromium behind the real gateway: a tracker's stylesheet, a
+video poster, a link's ping and an inline iframe document reach nobody before consent, and all come back
+when the visitor accepts everything, without a reload.
+
+The trackers are served on loopback under their real host names (``www.google-analytics.com.localhost``),
+by the same bare site, which records every request it receives: what "reached the tracker host" means here
+is what that server saw, whatever the browser reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from consent_gateway._types import Receive, Scope, Send
+
+from .conftest import SECRET_KEYS, Visit, gateway_config, serve
+
+pytestmark = pytest.mark.browser
+
+GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,"
+       b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+#: the tracker hosts of the page, as the catalog knows them (each under .localhost on the test's port)
+STYLES = "static.hotjar.com"
+POSTER = "i.ytimg.com"
+PING = "www.google-analytics.com"
+FRAME_PIXEL = "www.facebook.com"
+
+
+def page(port: str) -> bytes:
+    def at(host: str) -> str:
+        return f"http://{host}.localhost:{port}"
+
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Every element</title>
+<link rel="stylesheet" href="{at(STYLES)}/c/held.css">
+</head><body>
+<h1 id="probe">Held elements</h1>
+<video id="video" width="64" height="48" poster="{at(POSTER)}/vi/x/poster.gif"></video>
+<iframe id="inline" width="64" height="48"
+  srcdoc="<p>Inside</p><img src='{at(FRAME_PIXEL)}/tr?id=1&amp;ev=srcdoc'>"></iframe>
+<p><a id="pinged" href="/next" ping="{at(PING)}/collect?t=ping">Next page</a></p>
+</body></html>
+""".encode()
+
+
+class TrackedSite:
+    """The site and its trackers on one port, recording (host, path) of every request."""
+
+    def __init__(self) -> None:
+        self.hits: list[tuple[str, str]] = []
+
+    def tracker_hits(self) -> list[tuple[str, str]]:
+        return [(host, path) for host, path in self.hits if host.endswith(".localhost")]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode().rpartition(":")[0]
+        port = headers.get(b"host", b"").decode().rpartition(":")[2]
+        self.hits.append((host, scope["path"]))
+        if host.endswith(".localhost"):
+            if scope["path"].endswith(".css"):
+                body, media = b"#probe { color: rgb(1, 2, 3); }", b"text/css"
+            elif scope["path"] == "/collect":
+                body, media = b"", b"text/plain"
+            else:
+                body, media = GIF, b"image/gif"
+        elif scope["path"] == "/":
+            body, media = page(port), b"text/html; charset=utf-8"
+        else:
+            body, media = b"<!DOCTYPE html><title>Next</title><p>next page</p>", b"text/html; charset=utf-8"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", media)]})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(scope="module")
+def site() -> TrackedSite:
+    return TrackedSite()
+
+
+@pytest.fixture(scope="module")
+def site_url(tmp_path_factory: pytest.TempPathFactory, site: TrackedSite) -> Iterator[str]:
+    from consent_gateway.middleware import ConsentGateway
+
+    config = gateway_config(tmp_path_factory.mktemp("held-elements-data"))
+    with serve(ConsentGateway(site, config, secret_keys=SECRET_KEYS)) as url:
+        yield url
+
+
+def settle(v: Visit) -> None:
+    v.page.wait_for_load_state("networkidle")
+    v.page.wait_for_timeout(200)
+
+
+def probe_color(v: Visit) -> Any:
+    return v.page.evaluate("() => getComputedStyle(document.getElementById('probe')).color")
+
+
+def test_held_elements_reach_no_tracker_before_consent(visit: Any, site_url: str, site: TrackedSite) -> None:
+    v: Visit = visit(base_url=site_url)
+    site.hits.clear()
+    v.goto("/")
+    settle(v)
+    assert probe_color(v) != "rgb(1, 2, 3)"
+    v.page.click("#pinged")  # following the link would send its ping
+    v.page.wait_for_url("**/next")
+    settle(v)
+    assert ("127.0.0.1", "/next") in site.hits
+    assert site.tracker_hits() == []
+
+
+def test_accept_all_brings_back_stylesheet_poster_srcdoc_and_ping(visit: Any, site_url: str,
+                                                                  site: TrackedSite) -> None:
+    v: Visit = visit(base_url=site_url)
+    site.hits.clear()
+    v.goto("/")
+    settle(v)
+    assert site.tracker_hits() == []
+    v.page.get_by_role("button", name="Accept all", exact=True).click()
+    expect(v.page.locator("#cg-root .cg-b")).to_be_hidden()
+    # Without a reload: the same document now has its stylesheet, poster and inline frame's pixel.
+    v.page.wait_for_function("() => getComputedStyle(document.getElementById('probe')).color === 'rgb(1, 2, 3)'")
+    v.page.wait_for_function("() => document.getElementById('video').poster.includes('poster.gif')")
+    v.page.wait_for_function(
+        "() => { const d = document.getElementById('inline').contentDocument;"
+        " return d && d.images.length === 1 && d.images[0].complete && d.images[0].naturalWidth === 1; }"
+    )
+    settle(v)
+    hosts = {host for host, _ in site.tracker_hits()}
+    assert {f"{STYLES}.localhost", f"{POSTER}.localhost", f"{FRAME_PIXEL}.localhost"} <= hosts
+    assert f"{PING}.localhost" not in hosts  # a ping is only sent when the link is followed
+    v.page.click("#pinged")
+    v.page.wait_for_url("**/next")
+    settle(v)
+    assert (f"{PING}.localhost", "/collect") in site.tracker_hits()
+    assert v.console_errors == []
