@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import click
 
 from . import __version__
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from ._types import ASGIApp
 from .config import Config, load_config
 from .errors import ConfigError
 
@@ -33,26 +32,6 @@ def _serve(app: ASGIApp, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
-
-
-class _ProxyLifespan:
-    """Closes the upstream connection pool when the server stops."""
-
-    def __init__(self, proxy: Any) -> None:
-        self.proxy = proxy
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.proxy(scope, receive, send)
-            return
-        while True:
-            message: Message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.proxy.aclose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 @main.command()
@@ -81,7 +60,7 @@ def proxy(upstream: str, host: str, port: int, config_path: str | None, log_leve
         websocket=config.proxy.websocket,
         preserve_host=config.proxy.preserve_host,
     )
-    _serve(ConsentGateway(_ProxyLifespan(upstream_app), config), host, port, log_level)
+    _serve(ConsentGateway(upstream_app, config), host, port, log_level)
 
 
 @main.command()

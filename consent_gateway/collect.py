@@ -12,8 +12,6 @@ back is the status, content type and a bounded body — never a Set-Cookie on th
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from collections.abc import Callable, Mapping
 
@@ -27,6 +25,9 @@ from ._types import Receive, Scope, Send
 from .catalog import Catalog, VendorRule
 from .csrf import SAFE_METHODS, is_same_origin
 from .decision import Decision
+from .errors import APIError, UpstreamTimeout
+from .proxy import map_upstream_error
+from .responses import error_response
 
 logger = logging.getLogger("consent_gateway.collect")
 
@@ -83,25 +84,31 @@ class BeaconForwarder:
             self._own_session = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._forward(scope, receive, send)
+        except APIError as exc:  # raised before anything was sent
+            await error_response(exc.status, exc.code, exc.message)(scope, receive, send)
+
+    def _endpoint(self, scope: Scope) -> tuple[VendorRule, URL]:
         params = scope.get("path_params", {})
         vendor = self.vendors.get(params.get("vendor", ""))
         if vendor is None:
-            await _send_json(send, 404, "unknown_vendor", "No vendor of that id is known to the gateway.")
-            return
+            raise APIError(404, "unknown_vendor", "No vendor of that id is known to the gateway.")
         endpoint = _endpoint_for(vendor, params.get("rest", ""))
         if endpoint is None:
-            await _send_json(send, 404, "unknown_endpoint", f"Vendor {vendor.id!r} has no such beacon endpoint.")
-            return
+            raise APIError(404, "unknown_endpoint", f"Vendor {vendor.id!r} has no such beacon endpoint.")
+        return vendor, endpoint
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        vendor, endpoint = self._endpoint(scope)
         method: str = scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         # A cross-site page must not feed the site's analytics.
         if not is_same_origin(Request(scope)):
-            await _send_json(send, 403, "cross_site", "Beacons are accepted from this site's own pages only.")
-            return
+            raise APIError(403, "cross_site", "Beacons are accepted from this site's own pages only.")
         body = await _read_body(receive, self.max_body_bytes)
         if body is None:
-            await _send_json(send, 413, "body_too_large", f"A beacon is at most {self.max_body_bytes} bytes.")
-            return
+            raise APIError(413, "body_too_large", f"A beacon is at most {self.max_body_bytes} bytes.")
         decision = self.read_decision(scope)
         if not decision.allows_vendor(vendor.id, vendor.category):
             # Fail closed, quietly: the page's script has nothing to do about a refusal.
@@ -127,14 +134,12 @@ class BeaconForwarder:
                 content_type = response.headers.get("content-type", "")
                 reply = await response.content.read(BEACON_MAX_RESPONSE_BYTES)
         except Exception as exc:  # every failure becomes a generic 502/504; details go to the log
-            timeout = isinstance(exc, asyncio.TimeoutError)
+            timeout = isinstance(map_upstream_error(exc), UpstreamTimeout)
             metrics.inc(_COUNTER, vendor=vendor.id, outcome="timeout" if timeout else "failed")
             logger.warning("beacon to %s (%s) failed: %r", vendor.id, endpoint.host, exc)
             if timeout:
-                await _send_json(send, 504, "vendor_timeout", "The vendor did not answer in time.")
-            else:
-                await _send_json(send, 502, "vendor_unavailable", "The vendor could not be reached.")
-            return
+                raise APIError(504, "vendor_timeout", "The vendor did not answer in time.") from exc
+            raise APIError(502, "vendor_unavailable", "The vendor could not be reached.") from exc
         metrics.inc(_COUNTER, vendor=vendor.id, outcome="forwarded")
         out = [(b"cache-control", b"no-store")]
         if content_type and status not in (204, 304):
@@ -188,15 +193,3 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)
-
-
-async def _send_json(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -4,8 +4,12 @@
     ├── ConfigError          a config file or value is wrong (names file, line and key)
     ├── StoreUnavailable     the consent log cannot take or give events right now
     ├── SpoolError           neither the log nor the local spool could keep an event
+    ├── APIError             a request to the gateway's own routes is refused (status, code, message)
     └── UpstreamError        the proxied site failed (mapped to 502/504, details logged)
         └── UpstreamTimeout
+
+Every JSON error the gateway answers has one shape, `{"error": {"code": …, "message": …}}`, written by
+`consent_gateway.responses.error_response`.
 
 A forged or expired consent cookie is *not* an error: it means "no consent".
 """
@@ -43,9 +47,39 @@ class SpoolError(ConsentGatewayError):
     """An event could be kept neither by the consent log nor by the local spool."""
 
 
+class APIError(ConsentGatewayError):
+    """A request to the gateway's routes that is answered with a JSON error instead of a result.
+
+    :param status: the HTTP status (4xx, or 503 when a store is down)
+    :param code: a stable snake_case code a script can test
+    :param message: one sentence for a person
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
 class UpstreamError(ConsentGatewayError):
-    """The upstream site could not be reached or broke off its answer."""
+    """The upstream site could not be reached or broke off its answer.
+
+    `kind` says what went wrong for the metrics (`connect`, `bad_response`, `timeout`); the
+    visitor only ever sees the generic `status` and `code`.
+    """
+
+    status = 502
+    code = "upstream_unavailable"
+
+    def __init__(self, message: str, *, kind: str = "connect", original_error: BaseException | None = None) -> None:
+        self.kind = kind
+        self.original_error = original_error
+        super().__init__(message)
 
 
 class UpstreamTimeout(UpstreamError):
     """The upstream site did not answer in time."""
+
+    status = 504
+    code = "upstream_timeout"

@@ -13,7 +13,6 @@ nothing internal reaches the visitor. Once the response has started, a failure c
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +22,8 @@ from yarl import URL
 
 from . import metrics
 from ._types import Message, Receive, Scope, Send
+from .errors import UpstreamError, UpstreamTimeout
+from .responses import error_response
 
 logger = logging.getLogger("consent_gateway.proxy")
 
@@ -41,9 +42,7 @@ HOP_BY_HOP_HEADERS = frozenset(
     }
 )
 #: Request headers the proxy sets itself (Expect is answered by the ASGI server, not forwarded).
-_REQUEST_OWN_HEADERS = frozenset(
-    {"host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
-)
+_REQUEST_OWN_HEADERS = frozenset({"host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 #: The ASGI server adds its own Date and Server; like nginx (proxy_hide_header defaults) the upstream's are
 #: dropped so a response never carries two.
 _RESPONSE_DROPPED_HEADERS = frozenset({"date", "server"})
@@ -55,9 +54,11 @@ WEBSOCKET_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _BODY_METHODS_WITHOUT_LENGTH = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 _INVALID_CLOSE_CODES = frozenset({1005, 1006, 1015})
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
-#: What the visitor is told (status, error code, message): nothing about the upstream's internals.
-_TIMEOUT = (504, "upstream_timeout", "The site did not answer in time.")
-_UNAVAILABLE = (502, "upstream_unavailable", "The site could not be reached.")
+#: What the visitor is told, by error code: nothing about the upstream's internals.
+_VISITOR_MESSAGES = {
+    UpstreamTimeout.code: "The site did not answer in time.",
+    UpstreamError.code: "The site could not be reached.",
+}
 
 
 def _is_hop_by_hop(name: str) -> bool:
@@ -73,8 +74,21 @@ def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:
     return frozenset(tokens)
 
 
-def _error_body(code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
+def map_upstream_error(exc: BaseException) -> UpstreamError:
+    """aiohttp's and asyncio's failures as the gateway's own, sorted in this one place.
+
+    The proxy (HTTP and WebSocket) and the beacon forwarder answer and count from the result, the way httpx
+    maps its transport's errors once (`map_httpcore_exceptions`). The original stays as `original_error`.
+    """
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, asyncio.TimeoutError):
+        return UpstreamTimeout("the upstream did not answer in time", kind="timeout", original_error=exc)
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ServerDisconnectedError):
+        kind = "bad_response"
+    else:
+        kind = "connect"
+    return UpstreamError(f"the upstream failed: {exc!r}", kind=kind, original_error=exc)
 
 
 class UpstreamProxy:
@@ -239,7 +253,7 @@ class UpstreamProxy:
         except Exception as exc:  # every failure maps to a clean 502/504
             if body_state["visitor_gone"]:
                 return  # the visitor gave up mid-upload: nobody to answer, nothing wrong upstream
-            await self._send_error(scope, send, exc)
+            await self._send_error(scope, receive, send, map_upstream_error(exc))
             return
         try:
             await self._relay_response(response, receive, send, body_state)
@@ -276,8 +290,8 @@ class UpstreamProxy:
                 except Exception as exc:  # the response has started: end the body, log the rest
                     if gone.is_set():
                         return
-                    kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "broken_body"
-                    metrics.inc("upstream_errors_total", kind=kind)
+                    timeout = isinstance(map_upstream_error(exc), UpstreamTimeout)
+                    metrics.inc("upstream_errors_total", kind="timeout" if timeout else "broken_body")
                     logger.warning("upstream %s broke off the body of %s: %r", self.upstream, response.url, exc)
                     response.close()
                     break
@@ -298,28 +312,13 @@ class UpstreamProxy:
             # connection instead, so the visitor sees a short answer rather than a complete-looking one.
             logger.info("ended a short body of %s by closing the connection", response.url)
 
-    async def _send_error(self, scope: Scope, send: Send, exc: BaseException) -> None:
-        if isinstance(exc, asyncio.TimeoutError):
-            (status, code, text), kind = _TIMEOUT, "timeout"
-        else:
-            (status, code, text), kind = _UNAVAILABLE, "connect"
-            if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ServerDisconnectedError):
-                kind = "bad_response"
-        metrics.inc("upstream_errors_total", kind=kind)
-        logger.warning("upstream %s failed for %s %s: %r", self.upstream, scope["method"], scope["path"], exc)
-        body = _error_body(code, text)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
+    async def _send_error(self, scope: Scope, receive: Receive, send: Send, error: UpstreamError) -> None:
+        metrics.inc("upstream_errors_total", kind=error.kind)
+        logger.warning(
+            "upstream %s failed for %s %s: %r", self.upstream, scope["method"], scope["path"], error.original_error
         )
-        await send({"type": "http.response.body", "body": body})
+        answer = error_response(error.status, error.code, _VISITOR_MESSAGES[error.code], {"cache-control": "no-store"})
+        await answer(scope, receive, send)
 
     # -- WebSocket -----------------------------------------------------------------------------------
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -327,7 +326,7 @@ class UpstreamProxy:
         if message["type"] != "websocket.connect":
             return
         if not self.websocket:
-            await _deny_websocket(scope, send, 501, "websocket_unsupported", "WebSocket is not proxied here.")
+            await _deny_websocket(scope, receive, send, 501, "websocket_unsupported", "WebSocket is not proxied here.")
             return
         session = self._get_session()
         try:
@@ -338,17 +337,18 @@ class UpstreamProxy:
                 max_msg_size=WEBSOCKET_MAX_MESSAGE_BYTES,
                 autoping=True,
             )
-        except aiohttp.WSServerHandshakeError as exc:
+        except aiohttp.WSServerHandshakeError as exc:  # the upstream's own answer, passed on
             metrics.inc("upstream_errors_total", kind="websocket_refused")
             logger.info("upstream %s refused a WebSocket on %s: %s", self.upstream, scope["path"], exc.status)
             status = exc.status if 400 <= exc.status < 600 else 502
-            await _deny_websocket(scope, send, status, "websocket_refused", "The site refused the WebSocket.")
+            await _deny_websocket(scope, receive, send, status, "websocket_refused", "The site refused the WebSocket.")
             return
         except Exception as exc:  # every failure maps to a clean 502/504
-            timeout = isinstance(exc, asyncio.TimeoutError)
-            metrics.inc("upstream_errors_total", kind="timeout" if timeout else "connect")
+            error = map_upstream_error(exc)
+            kind = "timeout" if isinstance(error, UpstreamTimeout) else "connect"
+            metrics.inc("upstream_errors_total", kind=kind)
             logger.warning("upstream %s WebSocket failed on %s: %r", self.upstream, scope["path"], exc)
-            await _deny_websocket(scope, send, *(_TIMEOUT if timeout else _UNAVAILABLE))
+            await _deny_websocket(scope, receive, send, error.status, error.code, _VISITOR_MESSAGES[error.code])
             return
         try:
             await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
@@ -367,21 +367,10 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
-async def _deny_websocket(scope: Scope, send: Send, status: int, code: str, text: str) -> None:
+async def _deny_websocket(scope: Scope, receive: Receive, send: Send, status: int, code: str, text: str) -> None:
     """Refuse a WebSocket before accepting it: an HTTP answer when the server can send one."""
     if "websocket.http.response" in scope.get("extensions", {}):
-        body = _error_body(code, text)
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
+        await error_response(status, code, text)(scope, receive, send)
     else:
         await send({"type": "websocket.close", "code": 1011 if status >= 500 else 1008})
 

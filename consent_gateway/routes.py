@@ -26,8 +26,9 @@ from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
 from .csrf import is_same_origin
 from .enrich import Enricher
-from .errors import SpoolError
+from .errors import APIError, SpoolError
 from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
+from .responses import error_response
 from .store.keeper import LogKeeper
 from .visitor import VisitorReader, parse_cookies
 
@@ -36,16 +37,6 @@ logger = logging.getLogger("consent_gateway.routes")
 #: Static banner files are addressed by version, so they can be cached for a year.
 STATIC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 _JSON_TYPES = ("application/json",)
-
-
-class APIError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        self.status, self.code, self.message = status, code, message
-        super().__init__(message)
-
-
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def new_event_id(now_ms: int) -> str:
@@ -100,6 +91,8 @@ class ConsentAPI:
         except HTTPException as exc:  # 405 from the router
             code = "method_not_allowed" if exc.status_code == 405 else "http_error"
             await error_response(exc.status_code, code, exc.detail)(scope, receive, send)
+        except APIError as exc:  # raised by an endpoint before it answered
+            await error_response(exc.status, exc.code, exc.message)(scope, receive, send)
 
     async def not_found(self, scope: Any, receive: Any, send: Any) -> None:
         await error_response(404, "not_found", "no such consent-gateway route")(scope, receive, send)
@@ -289,12 +282,9 @@ class ConsentAPI:
         )
 
     async def choices(self, request: Request) -> Response:
-        try:
-            if request.method == "DELETE":
-                return await self.withdraw(request)
-            return await self.choose(request)
-        except APIError as exc:
-            return error_response(exc.status, exc.code, exc.message)
+        if request.method == "DELETE":
+            return await self.withdraw(request)
+        return await self.choose(request)
 
     async def choose(self, request: Request) -> Response:
         data = await self._json_body(request)
@@ -324,7 +314,7 @@ class ConsentAPI:
         durable = await self._store(event)
         if not durable and record.is_acceptance:
             # No proof, no "yes": the grant is refused and no cookie claims it.
-            return error_response(
+            raise APIError(
                 503, "consent_not_recorded", "your choice could not be recorded; nothing was enabled, please retry"
             )
         body = record.to_json()
@@ -365,13 +355,13 @@ class ConsentAPI:
     async def receipt(self, request: Request) -> Response:
         record = self._record(request)
         if record is None:
-            return error_response(404, "no_consent", "this browser has no recorded consent")
+            raise APIError(404, "no_consent", "this browser has no recorded consent")
         await self.keeper.ensure_started()
         try:
             events = await self.keeper.log.history(record.consent_id)
         except Exception:
             logger.exception("receipt: the consent log did not answer")
-            return error_response(503, "store_unavailable", "your history cannot be read right now, please retry")
+            raise APIError(503, "store_unavailable", "your history cannot be read right now, please retry") from None
         return JSONResponse(
             {
                 "consent_id": record.consent_id,
@@ -406,7 +396,7 @@ class ConsentAPI:
         name = request.url.path.rsplit("/", 1)[-1]
         found = self.banner.asset(name)
         if found is None:
-            return error_response(404, "not_found", f"no banner file {name!r}")
+            raise APIError(404, "not_found", f"no banner file {name!r}")
         body, media_type = found
         versioned = request.query_params.get("v") == self.banner.version
         headers = {

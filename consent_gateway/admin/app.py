@@ -35,7 +35,6 @@ from consent_gateway.admin.guard import (
     Access,
     Guard,
     Handler,
-    error_json,
     forbidden,
     root_of,
     safe_next,
@@ -47,6 +46,7 @@ from consent_gateway.config import Config
 from consent_gateway.csrf import is_same_origin
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.events import ACTIONS, PERSONAL_FIELDS, ConsentEvent
+from consent_gateway.responses import error_response
 from consent_gateway.store import ConsentLog, EventFilter, VerifyResult
 
 logger = logging.getLogger("consent_gateway.admin")
@@ -204,7 +204,7 @@ class _Dashboard:
     async def store_unavailable(self, request: Request, exc: Exception) -> Response:
         logger.warning("consent log unavailable for the dashboard: %s", exc)
         if request.url.path.endswith((".csv", ".jsonl")):
-            return error_json(503, "store_unavailable", "the consent log is unavailable; try again shortly")
+            return error_response(503, "store_unavailable", "the consent log is unavailable; try again shortly")
         return self.render(
             request,
             "error.html",
@@ -436,9 +436,9 @@ class _Dashboard:
     async def _export(self, request: Request, fmt: str) -> Response:
         form = self.search_form(request)
         if form.errors:
-            return error_json(400, "bad_filter", "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
+            return error_response(400, "bad_filter", "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
         if not await self.record(request, "export", describe(form), format=fmt):
-            return error_json(503, "audit_unavailable", "the admin audit log cannot be written; export refused")
+            return error_response(503, "audit_unavailable", "the admin audit log cannot be written; export refused")
         stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
         source = self.log.export(form.filters)
         # A log that is down answers 503 here, before the first byte; later, the download breaks off.

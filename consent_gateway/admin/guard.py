@@ -17,7 +17,7 @@ from typing import Final, Literal
 from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from consent_gateway._types import ASGIApp, Message, Receive, Scope, Send
 from consent_gateway.admin.auth import Authenticator, Principal
@@ -25,6 +25,7 @@ from consent_gateway.admin.ratelimit import LoginLimiter
 from consent_gateway.admin.sessions import COOKIE_NAME, AdminSession, SessionManager
 from consent_gateway.csrf import is_same_origin
 from consent_gateway.enrich import Network, client_ip
+from consent_gateway.responses import error_response
 
 #: The dashboard has no script at all, and nothing it shows may be framed or cached.
 SECURITY_HEADERS: Final = (
@@ -75,10 +76,6 @@ class Access:
 
     principal: Principal
     session: AdminSession | None
-
-
-def error_json(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def root_of(request: Request) -> str:
@@ -189,7 +186,7 @@ class Guard:
             session = self.session_of(request)
             if session is None or session.user is None:
                 if kind == "data":
-                    return error_json(
+                    return error_response(
                         401,
                         "unauthorized",
                         "log in to the dashboard or send Authorization: Bearer <token>",
@@ -214,16 +211,16 @@ class Guard:
         scheme, _, token = authorization.partition(" ")
         ip_key = f"ip:{self.client_ip(request)}"
         if self.limiter.locked_for([ip_key]):
-            return error_json(429, "too_many_attempts", "too many failed attempts from this address; try later")
+            return error_response(429, "too_many_attempts", "too many failed attempts from this address; try later")
         principal = self.authenticator.check_token(token.strip()) if scheme.lower() == "bearer" else None
         if principal is None:
             self.limiter.record_failure([ip_key])
             if self._on_bad_token is not None:
                 await self._on_bad_token(request, scheme or None)
-            return error_json(401, "unauthorized", "invalid admin token", {"WWW-Authenticate": "Bearer"})
+            return error_response(401, "unauthorized", "invalid admin token", {"WWW-Authenticate": "Bearer"})
         if request.method not in ("GET", "HEAD"):
             if not is_same_origin(request):
-                return error_json(403, "cross_site", "cross-site request refused")
+                return error_response(403, "cross_site", "cross-site request refused")
             request.state.form = await self.read_form(request) or {}
         request.state.access = Access(principal, None)
         return await handler(request)
