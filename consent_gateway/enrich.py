@@ -40,7 +40,6 @@ logger = logging.getLogger("consent_gateway.enrich")
 
 IP_MODES: Final = ("full", "truncated", "hashed")
 REGION_RULES: Final = ("opt-in", "opt-out", "none")
-DEVICE_TYPES: Final = ("mobile", "tablet", "desktop", "bot", "other")
 
 #: EU member states (for documentation and tests; the database's flag is what ``is_eu`` reports).
 EU_COUNTRIES: Final = frozenset(

@@ -7,7 +7,6 @@ could not be reached; 2 bad usage (click); 3 nothing found for the consent id as
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
 import json
 import re
@@ -22,7 +21,8 @@ import click
 
 from .config import Config, load_config
 from .errors import ConfigError, ConsentGatewayError
-from .events import EVENT_FIELDS, ConsentEvent, event_to_dict
+from .events import DEVICE_TYPES, ConsentEvent, event_to_dict
+from .export import EventWriter
 from .store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, open_log
 
 T = TypeVar("T")
@@ -30,8 +30,6 @@ T = TypeVar("T")
 EXIT_BROKEN = 1
 EXIT_NOT_FOUND = 3
 DAY_MS = 86_400_000
-#: Cells starting with these are formulas to a spreadsheet: prefixed with ' in CSV exports.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -66,7 +64,7 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--category", metavar="ID", help="Only events that granted this category."),
         click.option("--country", metavar="CC", help="ISO country code."),
         click.option("--browser", metavar="FAMILY", help="Browser family, e.g. Firefox."),
-        click.option("--device", type=click.Choice(["mobile", "tablet", "desktop", "bot", "other"])),
+        click.option("--device", type=click.Choice(DEVICE_TYPES)),
         click.option("--policy-version", metavar="VERSION"),
         click.option("--consent-id", metavar="ID"),
     ]
@@ -159,26 +157,6 @@ def _granted(event: ConsentEvent) -> str:
     return ",".join(sorted(c for c, ok in event.categories.items() if ok)) or "-"
 
 
-def escape_csv_cell(value: str) -> str:
-    """Keep a spreadsheet from running a cell as a formula (CSV injection)."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
-
-def _csv_row(event: ConsentEvent) -> list[str]:
-    row: list[str] = []
-    for name, value in event_to_dict(event).items():
-        if value is None:
-            text = ""
-        elif isinstance(value, dict):
-            text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = str(value)
-        row.append(escape_csv_cell(text) if name not in ("timestamp_ms", "seq", "erased_at_ms") else text)
-    return row
-
-
 @click.group()
 def logs() -> None:
     """The consent log: search, export, stats, access, erasure, retention, integrity.
@@ -241,21 +219,17 @@ def export(config_path: str | None, store_url: str | None, fmt: str, output: str
     """Export events oldest first: CSV (cells escaped against formula injection) or JSON Lines."""
     ctx = _context(config_path, store_url)
     filters = _filters(**options)
+    categories = [c.id for c in ctx.config.categories if not c.required]
 
     async def work(log: ConsentLog) -> int:
         total = await log.count(filters)
         stream: IO[str] = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
         written = 0
         try:
-            writer = csv.writer(stream) if fmt == "csv" else None
-            if writer is not None:
-                writer.writerow(EVENT_FIELDS)
+            writer = EventWriter(stream, "csv" if fmt == "csv" else "jsonl", categories)
             with click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar:
                 async for event in log.export(filters):
-                    if writer is not None:
-                        writer.writerow(_csv_row(event))
-                    else:
-                        stream.write(json.dumps(event_to_dict(event), sort_keys=True) + "\n")
+                    writer.write(event)
                     written += 1
                     if written % 500 == 0:
                         bar.update(500)

@@ -29,8 +29,7 @@ from consent_gateway._types import ASGIApp
 from consent_gateway.admin import charts
 from consent_gateway.admin.audit import AUDIT_FILE_NAME, AuditLog
 from consent_gateway.admin.auth import Authenticator, Principal, tokens_from_env
-from consent_gateway.admin.export import stream_csv, stream_jsonl
-from consent_gateway.admin.filters import DEVICES, SearchForm, day_start_ms, describe, parse_search
+from consent_gateway.admin.filters import SearchForm, day_start_ms, describe, parse_search
 from consent_gateway.admin.guard import (
     Access,
     Guard,
@@ -45,7 +44,8 @@ from consent_gateway.admin.sessions import SessionManager
 from consent_gateway.config import Config
 from consent_gateway.csrf import is_same_origin
 from consent_gateway.errors import StoreUnavailable
-from consent_gateway.events import ACTIONS, PERSONAL_FIELDS, ConsentEvent
+from consent_gateway.events import ACTIONS, DEVICE_TYPES, PERSONAL_FIELDS, ConsentEvent
+from consent_gateway.export import MEDIA_TYPES, ExportFormat, stream_export
 from consent_gateway.responses import error_response
 from consent_gateway.store import ConsentLog, EventFilter, VerifyResult
 
@@ -391,7 +391,7 @@ class _Dashboard:
             cursor=cursor,
             cursor_error=cursor_error,
             actions=ACTIONS,
-            devices=DEVICES,
+            devices=DEVICE_TYPES,
             nav="events",
         )
 
@@ -431,9 +431,9 @@ class _Dashboard:
     async def export_form(self, request: Request) -> Response:
         form = self.search_form(request)
         await self.record(request, "view-export")
-        return self.render(request, "export.html", form=form, actions=ACTIONS, devices=DEVICES, nav="export")
+        return self.render(request, "export.html", form=form, actions=ACTIONS, devices=DEVICE_TYPES, nav="export")
 
-    async def _export(self, request: Request, fmt: str) -> Response:
+    async def _export(self, request: Request, fmt: ExportFormat) -> Response:
         form = self.search_form(request)
         if form.errors:
             return error_response(400, "bad_filter", "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
@@ -455,14 +455,9 @@ class _Dashboard:
                 logger.error("export broken off: %s", exc)
                 raise ExportInterrupted("the consent log failed during an export") from exc
 
-        body: AsyncIterator[bytes]
-        if fmt == "csv":
-            body, media = stream_csv(events(), self.categories), "text/csv; charset=utf-8"
-        else:
-            body, media = stream_jsonl(events()), "application/x-ndjson"
         return StreamingResponse(
-            body,
-            media_type=media,
+            stream_export(events(), fmt, self.categories),
+            media_type=MEDIA_TYPES[fmt],
             headers={"Content-Disposition": f'attachment; filename="consent-events-{stamp}.{fmt}"'},
         )
 

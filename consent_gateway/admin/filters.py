@@ -12,10 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Final
 from urllib.parse import urlencode
 
-from consent_gateway.events import ACTIONS
+from consent_gateway.events import ACTIONS, DEVICE_TYPES
 from consent_gateway.store import EventFilter
 
-DEVICES: Final = ("desktop", "mobile", "tablet", "bot", "other")
 FIELDS: Final = ("since", "until", "action", "category", "country", "browser", "device", "policy_version", "consent_id")
 _MAX_TEXT: Final = 200
 
@@ -65,7 +64,7 @@ def parse_search(params: Mapping[str, str], categories: Sequence[str]) -> Search
         errors["action"] = "Unknown action."
     if values["category"] and values["category"] not in categories:
         errors["category"] = "Unknown category."
-    if values["device"] and values["device"] not in DEVICES:
+    if values["device"] and values["device"] not in DEVICE_TYPES:
         errors["device"] = "Unknown device type."
     if len(values["country"]) == 2:
         values["country"] = values["country"].upper()

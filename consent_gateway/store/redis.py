@@ -20,13 +20,13 @@ and logs a loud warning when a restart would lose consent records.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
@@ -82,25 +82,12 @@ end
 return added
 """
 
-_dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
-_loads: Callable[[str], Any] = json.loads
+_dump_bytes = orjson.dumps
+_loads = orjson.loads
 
 
-def _dump_bytes(value: Any) -> bytes:
-    return _dumps(value).encode()  # replaced by orjson.dumps below when installed
-
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover - the optional accelerator is missing
-    pass
-else:
-    _dump_bytes = orjson.dumps  # type: ignore[assignment]
-
-    def _dumps(value: Any) -> str:
-        return orjson.dumps(value).decode()
-
-    _loads = orjson.loads
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _time_member(timestamp_ms: int, event_id: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import logging
 import os
 import stat
@@ -26,29 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from consent_gateway.errors import SpoolError
 from consent_gateway.events import ChainHead, ConsentEvent, event_from_dict, event_to_dict
 
 logger = logging.getLogger("consent_gateway.store.spool")
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_loads = orjson.loads
 
 
 def _dump_line(value: Any) -> bytes:
-    return (_encode(value) + "\n").encode()
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
 
-
-_loads: Callable[[bytes], Any] = json.loads
-try:
-    import orjson
-except ImportError:  # pragma: no cover - the optional accelerator is missing
-    pass
-else:
-
-    def _dump_line(value: Any) -> bytes:
-        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
-
-    _loads = orjson.loads
 
 T = TypeVar("T")
 

@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from consent_gateway.errors import ConfigError, StoreUnavailable
 from consent_gateway.events import (
     EVENT_FIELDS,
@@ -64,17 +66,11 @@ _UPDATE_HEAD = (
 )
 _SELECT = f"SELECT {_COLUMNS} FROM events"
 _EXPORT_PAGE = 1000
-_encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
-_decode_json: Callable[[str], Any] = json.loads
-try:
-    import orjson
-except ImportError:  # pragma: no cover - the optional accelerator is missing
-    pass
-else:
-    _decode_json = orjson.loads
+_decode_json = orjson.loads
 
-    def _encode_json(value: Any) -> str:
-        return orjson.dumps(value).decode()
+
+def _encode_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 #: Schema migrations, applied in order; ``schema_version`` records the last one applied. Never edit one

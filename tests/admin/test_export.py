@@ -9,7 +9,7 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from consent_gateway.admin.export import escape_cell
+from consent_gateway.export import escape_cell
 
 from .conftest import INJECTION_UA, PREFIX, VISITOR, make_events
 
