@@ -1,0 +1,79 @@
+"""Erasure of a visitor's personal data: review, then confirm; audited before anything changes."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from consent_gateway.admin.guard import root_of
+from consent_gateway.admin.site import MAX_ID_LENGTH, DashboardSite
+from consent_gateway.errors import StoreUnavailable
+from consent_gateway.events import PERSONAL_FIELDS
+
+
+class ErasurePages:
+    def __init__(self, site: DashboardSite) -> None:
+        self.site = site
+
+    async def erase_form(self, request: Request) -> Response:
+        consent_id = request.query_params.get("consent_id", "").strip()[:MAX_ID_LENGTH]
+        return self.site.render(request, "erase.html", consent_id=consent_id, error=None, nav="erase")
+
+    async def erase_review(self, request: Request) -> Response:
+        """Step 1: show what will be erased and ask to confirm. Nothing changes yet."""
+        consent_id = self.site.form(request).get("consent_id", "").strip()[:MAX_ID_LENGTH]
+        if not consent_id:
+            return self.site.render(request, "erase.html", 400, consent_id="", error="Enter a consent id.", nav="erase")
+        events = await self.site.log.history(consent_id)
+        await self.site.record(request, "view-erase", consent_id, events=len(events))
+        if not events:
+            return self.site.render(
+                request, "erase.html", 404, consent_id=consent_id, error="No event has this consent id.", nav="erase"
+            )
+        return self.site.render(
+            request,
+            "erase_confirm.html",
+            consent_id=consent_id,
+            events=events,
+            personal=PERSONAL_FIELDS,
+            error=None,
+            nav="erase",
+        )
+
+    async def erase_confirm(self, request: Request) -> Response:
+        """Step 2: the confirmed erasure, then back to the visitor's history (now without personal data)."""
+        form = self.site.form(request)
+        consent_id = form.get("consent_id", "").strip()[:MAX_ID_LENGTH]
+        if not consent_id:
+            return self.site.render(request, "erase.html", 400, consent_id="", error="Enter a consent id.", nav="erase")
+        if form.get("confirm") != "yes":
+            events = await self.site.log.history(consent_id)
+            return self.site.render(
+                request,
+                "erase_confirm.html",
+                400,
+                consent_id=consent_id,
+                events=events,
+                personal=PERSONAL_FIELDS,
+                error="Tick the box to confirm the erasure.",
+                nav="erase",
+            )
+        if not await self.site.record(request, "erase", consent_id, outcome="started"):
+            return self.site.render(
+                request,
+                "error.html",
+                503,
+                title="Erasure refused",
+                message="The admin audit log cannot be written, so nothing was erased.",
+            )
+        try:
+            erased = await self.site.log.erase(consent_id)
+        except StoreUnavailable:
+            await self.site.record(request, "erase", consent_id, outcome="failed")
+            raise
+        await self.site.record(request, "erase", consent_id, outcome="ok", events=erased)
+        return RedirectResponse(
+            f"{root_of(request)}/visitors/{quote(consent_id, safe='')}?erased={erased}", status_code=303
+        )

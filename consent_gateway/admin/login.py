@@ -1,0 +1,102 @@
+"""Logging in and out of the dashboard: password or API token, rate-limited, audited."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from consent_gateway.admin.auth import Principal
+from consent_gateway.admin.guard import forbidden, root_of, safe_next
+from consent_gateway.admin.site import DashboardSite
+from consent_gateway.csrf import is_same_origin
+
+_LOGIN_FAILED = "Wrong user name or password."
+
+
+class LoginPages:
+    def __init__(self, site: DashboardSite) -> None:
+        self.site = site
+
+    async def login_form(self, request: Request) -> Response:
+        session = self.site.guard.session_of(request)
+        if session is not None and session.user is not None:
+            return RedirectResponse(f"{root_of(request)}/", status_code=303)
+        anonymous = session or self.site.sessions.new(None)
+        response = self.site.render(
+            request,
+            "login.html",
+            csrf_token=anonymous.csrf,
+            next=safe_next(request.query_params.get("next")),
+            error=None,
+            no_credentials=not self.site.authenticator.has_credentials,
+        )
+        self.site.guard.set_session_cookie(response, request, anonymous)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        session = self.site.guard.session_of(request)
+        form = await self.site.guard.read_form(request)
+        if (
+            not is_same_origin(request)
+            or session is None
+            or form is None
+            or not self.site.sessions.is_valid_csrf(session, form.get("csrf_token"))
+        ):
+            return forbidden()
+        name = form.get("name", "").strip()
+        password = form.get("password", "")
+        next_path = safe_next(form.get("next"))
+        ip = self.site.guard.client_ip(request)
+        keys = [f"user:{name.casefold()}", f"ip:{ip}"]
+
+        def again(status: int, error: str) -> Response:
+            response = self.site.render(
+                request,
+                "login.html",
+                status,
+                csrf_token=session.csrf,
+                next=next_path,
+                error=error,
+                no_credentials=not self.site.authenticator.has_credentials,
+                name=name,
+            )
+            return response
+
+        # One check at a time: a burst of parallel guesses is counted in order, so the lockout stops it
+        # at the limit instead of after every guess already in flight (and memory-hard hashes do not pile up).
+        principal: Principal | None = None
+        async with self.site.login_lock:
+            locked = self.site.limiter.locked_for(keys)
+            if not locked:
+                if name:
+                    principal = await run_in_threadpool(self.site.authenticator.check_password, name, password)
+                else:  # an API token typed as the password: lets a token-only setup use the pages too
+                    principal = self.site.authenticator.check_token(password)
+                if principal is None:
+                    self.site.limiter.record_failure(keys)
+        if locked:
+            await self.site.audit.write("login-locked", user=name or None, ip=ip, outcome="refused")
+            minutes = max(1, round(locked / 60))
+            return again(429, f"Too many failed attempts. Try again in {minutes} minutes.")
+        if principal is None:
+            await self.site.audit.write("login-failed", user=name or None, ip=ip, outcome="refused")
+            return again(401, _LOGIN_FAILED)
+        self.site.limiter.record_success(keys[:1])
+        self.site.sessions.revoke(session)
+        fresh = self.site.sessions.new(principal.name)
+        await self.site.audit.write(
+            "login", user=principal.name, ip=ip, via="token" if principal.via_token else "password"
+        )
+        response = RedirectResponse(root_of(request) + next_path, status_code=303)
+        self.site.guard.set_session_cookie(response, request, fresh)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        access = self.site.access(request)
+        if access.session is not None:
+            self.site.sessions.revoke(access.session)
+        await self.site.record(request, "logout")
+        response = RedirectResponse(f"{root_of(request)}/login", status_code=303)
+        self.site.guard.clear_session_cookie(response, request)
+        return response

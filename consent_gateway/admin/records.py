@@ -1,0 +1,137 @@
+"""Reading the consent log: search, one event, one visitor's history, and the exports."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from consent_gateway.admin.filters import describe
+from consent_gateway.admin.guard import root_of
+from consent_gateway.admin.site import MAX_ID_LENGTH, DashboardSite
+from consent_gateway.errors import StoreUnavailable
+from consent_gateway.events import ACTIONS, DEVICE_TYPES, PERSONAL_FIELDS, ConsentEvent
+from consent_gateway.export import MEDIA_TYPES, ExportFormat, stream_export
+from consent_gateway.responses import error_response
+
+logger = logging.getLogger("consent_gateway.admin")
+
+PAGE_SIZE: Final = 50
+
+
+class ExportInterrupted(Exception):
+    """The log failed mid-export: the connection is cut so the download is seen to fail, not to end."""
+
+
+class RecordPages:
+    def __init__(self, site: DashboardSite) -> None:
+        self.site = site
+
+    async def events(self, request: Request) -> Response:
+        form = self.site.search_form(request)
+        cursor = request.query_params.get("cursor") or None
+        events: list[ConsentEvent] = []
+        next_cursor = None
+        total = None
+        cursor_error = None
+        if not form.errors:
+            try:
+                page = await self.site.log.query(form.filters, limit=PAGE_SIZE, cursor=cursor)
+            except ValueError:
+                cursor_error = "This page link is no longer valid; showing the first page."
+                cursor = None
+                page = await self.site.log.query(form.filters, limit=PAGE_SIZE)
+            events, next_cursor = page.events, page.next_cursor
+            total = await self.site.log.count(form.filters)
+        await self.site.record(
+            request, "search", describe(form), page="next" if cursor else "first", results=len(events)
+        )
+        return self.site.render(
+            request,
+            "events.html",
+            400 if form.errors else 200,
+            form=form,
+            events=events,
+            total=total,
+            next_cursor=next_cursor,
+            cursor=cursor,
+            cursor_error=cursor_error,
+            actions=ACTIONS,
+            devices=DEVICE_TYPES,
+            nav="events",
+        )
+
+    async def event(self, request: Request) -> Response:
+        event_id = request.path_params["event_id"][:MAX_ID_LENGTH]
+        event = await self.site.log.get(event_id)
+        await self.site.record(request, "view-event", event_id, outcome="ok" if event else "not-found")
+        if event is None:
+            return self.site.render(
+                request, "error.html", 404, title="No such event", message=f"No event has the id {event_id}."
+            )
+        return self.site.render(request, "event.html", event=event, personal=PERSONAL_FIELDS, nav="events")
+
+    async def visitor_lookup(self, request: Request) -> Response:
+        consent_id = request.query_params.get("consent_id", "").strip()[:MAX_ID_LENGTH]
+        if consent_id:
+            return RedirectResponse(f"{root_of(request)}/visitors/{quote(consent_id, safe='')}", status_code=303)
+        return self.site.render(request, "visitor.html", consent_id="", events=None, erased=None, nav="visitors")
+
+    async def visitor(self, request: Request) -> Response:
+        consent_id = request.path_params["consent_id"][:MAX_ID_LENGTH]
+        events = await self.site.log.history(consent_id)
+        await self.site.record(request, "view-history", consent_id, events=len(events))
+        erased = request.query_params.get("erased")
+        return self.site.render(
+            request,
+            "visitor.html",
+            200 if events else 404,
+            consent_id=consent_id,
+            events=events,
+            erased=int(erased) if erased and erased.isdigit() else None,
+            nav="visitors",
+        )
+
+    async def export_form(self, request: Request) -> Response:
+        form = self.site.search_form(request)
+        await self.site.record(request, "view-export")
+        return self.site.render(request, "export.html", form=form, actions=ACTIONS, devices=DEVICE_TYPES, nav="export")
+
+    async def _export(self, request: Request, fmt: ExportFormat) -> Response:
+        form = self.site.search_form(request)
+        if form.errors:
+            return error_response(400, "bad_filter", "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
+        if not await self.site.record(request, "export", describe(form), format=fmt):
+            return error_response(503, "audit_unavailable", "the admin audit log cannot be written; export refused")
+        stamp = datetime.fromtimestamp(self.site.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
+        source = self.site.log.export(form.filters)
+        # A log that is down answers 503 here, before the first byte; later, the download breaks off.
+        first = await anext(source, None)
+
+        async def events() -> AsyncIterator[ConsentEvent]:
+            if first is None:
+                return
+            yield first
+            try:
+                async for event in source:
+                    yield event
+            except StoreUnavailable as exc:
+                logger.error("export broken off: %s", exc)
+                raise ExportInterrupted("the consent log failed during an export") from exc
+
+        return StreamingResponse(
+            stream_export(events(), fmt, self.site.categories),
+            media_type=MEDIA_TYPES[fmt],
+            headers={"Content-Disposition": f'attachment; filename="consent-events-{stamp}.{fmt}"'},
+        )
+
+    async def export_csv(self, request: Request) -> Response:
+        return await self._export(request, "csv")
+
+    async def export_jsonl(self, request: Request) -> Response:
+        return await self._export(request, "jsonl")

@@ -1,0 +1,131 @@
+"""The dashboard's summaries: consent rates over time, chain integrity, the cookie inventory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from consent_gateway import metrics
+from consent_gateway.admin import charts
+from consent_gateway.admin.filters import day_start_ms
+from consent_gateway.admin.site import DashboardSite
+from consent_gateway.store import EventFilter, VerifyResult
+
+OVERVIEW_DAYS: Final = (7, 30, 90, 365)
+
+
+class ReportPages:
+    def __init__(self, site: DashboardSite) -> None:
+        self.site = site
+
+    async def overview(self, request: Request) -> Response:
+        try:
+            days = int(request.query_params.get("days", "30"))
+        except ValueError:
+            days = 30
+        if days not in OVERVIEW_DAYS:
+            days = 30
+        today = datetime.fromtimestamp(self.site.clock(), UTC).date()
+        first = today - timedelta(days=days - 1)
+        filters = EventFilter(since_ms=day_start_ms(first), until_ms=day_start_ms(today + timedelta(days=1)))
+        all_days = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+        per_day = charts.pivot(await self.site.log.stats(filters, by="day"), self.site.categories, all_days)
+        groups = {}
+        for by in ("country", "browser", "device", "policy_version"):
+            groups[by] = charts.pivot(await self.site.log.stats(filters, by=by), self.site.categories)
+        total = await self.site.log.count(filters)
+        health = await self.site.log.health()
+        overall = {c: _overall(per_day, c) for c in self.site.categories}
+        titles = {
+            "country": "Consent rate by country",
+            "browser": "Consent rate by browser",
+            "device": "Consent rate by device type",
+            "policy_version": "Consent rate by policy version",
+        }
+        bar_charts = [
+            (
+                by,
+                titles[by],
+                charts.bar_chart(groups[by], chart_id=f"chart-{by}", title=titles[by], labels=self.site.labels),
+                groups[by],
+            )
+            for by in titles
+        ]
+        line = charts.line_chart(
+            per_day, chart_id="chart-day", title=f"Consent rate per category, last {days} days", labels=self.site.labels
+        )
+        await self.site.record(request, "view-overview", f"last {days} days")
+        return self.site.render(
+            request,
+            "overview.html",
+            days=days,
+            day_choices=OVERVIEW_DAYS,
+            total=total,
+            health=health,
+            overall=overall,
+            line=line,
+            per_day=per_day,
+            daily_totals=charts.daily_totals(per_day),
+            bar_charts=bar_charts,
+            first=first.isoformat(),
+            today=today.isoformat(),
+            nav="overview",
+        )
+
+    async def integrity(self, request: Request) -> Response:
+        heads = await self.site.log.chain_heads()
+        health = await self.site.log.health()
+        await self.site.record(request, "view-integrity")
+        return self.site.render(request, "integrity.html", heads=heads, health=health, result=None, nav="integrity")
+
+    async def verify(self, request: Request) -> Response:
+        started = time.perf_counter()
+        result: VerifyResult = await self.site.log.verify()
+        seconds = time.perf_counter() - started
+        await self.site.record(
+            request,
+            "verify",
+            outcome="ok" if result.ok else "broken",
+            events=result.events_checked,
+            first_broken=result.first_broken,
+            reason=result.reason,
+        )
+        heads = await self.site.log.chain_heads()
+        health = await self.site.log.health()
+        return self.site.render(
+            request, "integrity.html", heads=heads, health=health, result=result, seconds=seconds, nav="integrity"
+        )
+
+    async def cookies(self, request: Request) -> Response:
+        unknown = _inventory(metrics.labelled("unknown_cookies_total"))
+        dropped = _inventory(metrics.labelled("dropped_cookies_total"))
+        await self.site.record(request, "view-cookies")
+        return self.site.render(
+            request,
+            "cookies.html",
+            unknown=unknown,
+            dropped=dropped,
+            nav="cookies",
+            unknown_policy=self.site.config.gateway.unknown_cookies,
+        )
+
+
+def _inventory(counts: Mapping[tuple[tuple[str, str], ...], int]) -> dict[str, Any]:
+    """Label sets → a table: the label names as columns, one row per label set, largest count first."""
+    columns = sorted({name for labels in counts for name, _ in labels})
+    rows = [
+        ([dict(labels).get(c, "") for c in columns], count)
+        for labels, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    return {"columns": columns, "rows": rows, "total": sum(counts.values())}
+
+
+def _overall(table: charts.RateTable, category: str) -> tuple[int, int]:
+    granted = sum(table.cells.get((d, category), (0, 0))[0] for d in table.groups)
+    total = sum(table.cells.get((d, category), (0, 0))[1] for d in table.groups)
+    return granted, total

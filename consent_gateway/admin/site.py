@@ -1,0 +1,128 @@
+"""What every dashboard page shares: the log, the audit trail, the guard, and one way to render and record.
+
+The page groups (`login`, `records`, `reports`, `erasure`) each hold a `DashboardSite` and add their routes'
+handlers; `app` wires them into one Starlette app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from consent_gateway.admin.audit import AUDIT_FILE_NAME, AuditLog
+from consent_gateway.admin.auth import Authenticator, tokens_from_env
+from consent_gateway.admin.filters import SearchForm, parse_search
+from consent_gateway.admin.guard import Access, Guard, root_of
+from consent_gateway.admin.ratelimit import LoginLimiter
+from consent_gateway.admin.sessions import SessionManager
+from consent_gateway.config import Config
+from consent_gateway.store import ConsentLog
+
+_TEMPLATES: Final = Path(__file__).with_name("templates")
+#: Longest consent or event id read from a URL or form; longer input is cut, never looked up whole.
+MAX_ID_LENGTH: Final = 200
+
+
+class DashboardSite:
+    def __init__(
+        self,
+        config: Config,
+        log: ConsentLog,
+        secret_keys: Sequence[str],
+        *,
+        clock: Callable[[], float],
+        environ: Mapping[str, str] | None,
+    ) -> None:
+        admin = config.admin
+        self.config = config
+        self.log = log
+        self.clock = clock
+        self.categories = [c.id for c in config.categories if not c.required]
+        self.labels = {c.id: c.label.get("en") or c.id.title() for c in config.categories}
+        users = {user.name: user.password_hash for user in admin.users}
+        self.authenticator = Authenticator(users, tokens_from_env(environ, admin.tokens_env))
+        self.sessions = SessionManager(
+            secret_keys,
+            idle_timeout_seconds=admin.session_idle_minutes * 60,
+            max_age_seconds=admin.session_max_hours * 3600,
+            clock=clock,
+        )
+        self.limiter = LoginLimiter(
+            max_failures=admin.login_max_failures,
+            window_seconds=admin.lockout_minutes * 60,
+            lockout_seconds=admin.lockout_minutes * 60,
+            clock=clock,
+        )
+        audit_path = Path(admin.audit_log) if admin.audit_log else config.data_path / AUDIT_FILE_NAME
+        self.audit = AuditLog(audit_path, clock=clock)
+        self.guard = Guard(
+            sessions=self.sessions,
+            authenticator=self.authenticator,
+            limiter=self.limiter,
+            trusted_proxies=config.gateway.trusted_proxies,
+            secure_cookie=config.cookie.secure,
+            on_bad_token=self._audit_bad_token,
+        )
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(_TEMPLATES),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates.filters["utc"] = _utc
+        self.login_lock = asyncio.Lock()
+
+    def render(self, request: Request, template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
+        access: Access | None = getattr(request.state, "access", None)
+        session = access.session if access else None
+        context.setdefault("csrf_token", session.csrf if session else "")
+        context.setdefault("user", access.principal.name if access else None)
+        html = self.templates.get_template(template).render(
+            root=root_of(request), labels=self.labels, categories=self.categories, **context
+        )
+        return HTMLResponse(html, status_code=status)
+
+    async def record(self, request: Request, action: str, target: str | None = None, **extra: Any) -> bool:
+        access: Access | None = getattr(request.state, "access", None)
+        return await self.audit.write(
+            action,
+            user=access.principal.name if access else extra.pop("user", None),
+            target=target,
+            ip=self.guard.client_ip(request),
+            **extra,
+        )
+
+    async def _audit_bad_token(self, request: Request, scheme: str | None) -> None:
+        await self.audit.write(
+            "token-failed",
+            user=None,
+            target=request.url.path,
+            ip=self.guard.client_ip(request),
+            outcome="refused",
+            scheme=scheme,
+        )
+
+    def access(self, request: Request) -> Access:
+        access: Access = request.state.access
+        return access
+
+    def form(self, request: Request) -> dict[str, str]:
+        form: dict[str, str] = getattr(request.state, "form", {})
+        return form
+
+    def search_form(self, request: Request) -> SearchForm:
+        return parse_search(request.query_params, self.categories)
+
+
+def _utc(timestamp_ms: int | None) -> str:
+    if timestamp_ms is None:
+        return ""
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
