@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,19 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         return int(ts), str(event_id)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+def group_of(event: ConsentEvent, by: str) -> str:
+    """The group of one event in ``stats(by=…)``, computed in Python (the SQLite backend does it in SQL)."""
+    if by == "day":
+        return time.strftime("%Y-%m-%d", time.gmtime(event.timestamp_ms / 1000))
+    if by == "country":
+        return event.country or "unknown"
+    if by == "browser":
+        return event.browser_family or "unknown"
+    if by == "device":
+        return event.device_type or "unknown"
+    return event.policy_version
 
 
 @runtime_checkable

@@ -24,9 +24,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
@@ -49,65 +48,22 @@ from consent_gateway.store.base import (
     VerifyResult,
     decode_cursor,
     encode_cursor,
+    group_of,
+)
+from consent_gateway.store.redis_layout import (
+    APPEND_LUA,
+    dump_bytes,
+    dumps,
+    loads,
+    split_url,
+    time_bound,
+    time_member,
+    warn_if_not_durable,
 )
 
 logger = logging.getLogger("consent_gateway.store.redis")
 
 _SCAN_CHUNK = 1000
-
-# KEYS: ev, t, chains. ARGV[1]: the key prefix ("{cg}:"); ARGV[2]: a JSON array of
-# [event_id, time member, consent_id, instance, seq, byte length of the event's JSON]; ARGV[3]: the
-# events' JSON, concatenated. Three arguments per batch, and no JSON escaped inside JSON: packing
-# thousands of small arguments costs the client more than the script costs Redis.
-# The per-consent and per-chain keys are derived here; they share the hash tag, hence the slot.
-_APPEND_LUA = """
-local prefix = ARGV[1]
-local batch = cjson.decode(ARGV[2])
-local bodies = ARGV[3]
-local pos = 1
-local added = 0
-for i = 1, #batch do
-  local e = batch[i]
-  local id = e[1]
-  local body = string.sub(bodies, pos, pos + e[6] - 1)
-  pos = pos + e[6]
-  if redis.call('HSETNX', KEYS[1], id, body) == 1 then
-    redis.call('ZADD', KEYS[2], 0, e[2])
-    redis.call('ZADD', prefix .. 'c:' .. e[3], 0, e[2])
-    redis.call('ZADD', prefix .. 'chain:' .. e[4], e[5], id)
-    redis.call('SADD', KEYS[3], e[4])
-    added = added + 1
-  end
-end
-return added
-"""
-
-_dump_bytes = orjson.dumps
-_loads = orjson.loads
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _time_member(timestamp_ms: int, event_id: str) -> str:
-    return f"{timestamp_ms:013d}:{event_id}"
-
-
-def _time_bound(ms: int | None, *, low: bool) -> str:
-    """Lex bound for "time >= ms" (low) or "time < ms" (high)."""
-    if ms is None:
-        return "-" if low else "+"
-    return f"[{max(ms, 0):013d}" if low else f"({max(ms, 0):013d}"
-
-
-def _split_url(url: str) -> tuple[str, str]:
-    """The URL without our ``prefix`` query parameter, and the prefix (default ``cg``)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = next((v for k, v in query if k == "prefix"), "cg")
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
 
 
 class RedisConsentLog:
@@ -122,7 +78,7 @@ class RedisConsentLog:
         connect_timeout_s: float = 2.0,
     ) -> None:
         self.url = url
-        self._client_url, url_prefix = _split_url(url)
+        self._client_url, url_prefix = split_url(url)
         self.prefix = prefix or url_prefix
         tag = "{" + self.prefix + "}"
         self._tag = f"{tag}:"
@@ -157,7 +113,7 @@ class RedisConsentLog:
             socket_connect_timeout=self._connect_timeout_s,
             health_check_interval=30,
         )
-        self._append_script = self._client.register_script(_APPEND_LUA)
+        self._append_script = self._client.register_script(APPEND_LUA)
         try:
             await self._client.ping()
             await self._check_persistence()
@@ -180,25 +136,7 @@ class RedisConsentLog:
             logger.warning("could not check Redis persistence (%s); make sure AOF or RDB is on", exc)
             return
         self.persistence = config
-        aof = config.get("appendonly") == "yes"
-        rdb = bool(config.get("save", "").strip())
-        if not aof and not rdb:
-            logger.warning(
-                "REDIS PERSISTENCE IS OFF at %s (appendonly=no, save=''): a Redis restart LOSES every consent "
-                "record. Set 'appendonly yes' and 'appendfsync always' (or everysec) before production.",
-                self._safe_url(),
-            )
-        elif not aof:
-            logger.warning(
-                "Redis at %s persists by RDB snapshots only: a crash loses the consent records since the last "
-                "snapshot. Set 'appendonly yes' for consent proof.",
-                self._safe_url(),
-            )
-        elif config.get("appendfsync") != "always":
-            logger.info(
-                "Redis AOF with appendfsync=%s: up to a second of consent records can be lost on a power cut",
-                config.get("appendfsync"),
-            )
+        warn_if_not_durable(config, self._safe_url())
 
     async def close(self) -> None:
         if self._client is not None:
@@ -215,7 +153,7 @@ class RedisConsentLog:
         if not event_ids:
             return []
         raw = await self.client.hmget(self._k_ev, list(event_ids))
-        return [event_from_dict(_loads(r)) if r is not None else None for r in raw]
+        return [event_from_dict(loads(r)) if r is not None else None for r in raw]
 
     # -- writing ----------------------------------------------------------------------------------------
 
@@ -225,21 +163,21 @@ class RedisConsentLog:
         header: list[list[Any]] = []
         bodies: list[bytes] = []
         for e in events:
-            body = _dump_bytes(event_to_dict(e))
+            body = dump_bytes(event_to_dict(e))
             bodies.append(body)
             header.append(
-                [e.event_id, _time_member(e.timestamp_ms, e.event_id), e.consent_id, e.instance_id, e.seq, len(body)]
+                [e.event_id, time_member(e.timestamp_ms, e.event_id), e.consent_id, e.instance_id, e.seq, len(body)]
             )
         try:
             keys = [self._k_ev, self._k_time, self._k_chains]
-            await self._append_script(keys=keys, args=[self._tag, _dumps(header), b"".join(bodies)])
+            await self._append_script(keys=keys, args=[self._tag, dumps(header), b"".join(bodies)])
         except (RedisError, OSError) as exc:
             raise self._unavailable("append", exc) from exc
 
     async def _rewrite(self, events: Sequence[ConsentEvent]) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             for e in events:
-                pipe.hset(self._k_ev, e.event_id, _dumps(event_to_dict(e)))
+                pipe.hset(self._k_ev, e.event_id, dumps(event_to_dict(e)))
             await pipe.execute()
 
     async def erase(self, consent_id: str) -> int:
@@ -261,7 +199,7 @@ class RedisConsentLog:
             start = "-"
             while True:
                 members = await self.client.zrange(
-                    self._k_time, start, _time_bound(ip_before_ms, low=False), bylex=True, offset=0, num=_SCAN_CHUNK
+                    self._k_time, start, time_bound(ip_before_ms, low=False), bylex=True, offset=0, num=_SCAN_CHUNK
                 )
                 if not members:
                     break
@@ -298,13 +236,13 @@ class RedisConsentLog:
             last = old[-1]
             async with self.client.pipeline(transaction=True) as pipe:
                 for e in old:
-                    member = _time_member(e.timestamp_ms, e.event_id)
+                    member = time_member(e.timestamp_ms, e.event_id)
                     pipe.hdel(self._k_ev, e.event_id)
                     pipe.zrem(self._k_time, member)
                     pipe.zrem(self._k_consent + e.consent_id, member)
                     pipe.zrem(chain_key, e.event_id)
                 anchor = {"seq": last.seq, "hash": last.hash, "purged_at_ms": now_ms}
-                pipe.hset(self._k_anchors, instance, _dumps(anchor))
+                pipe.hset(self._k_anchors, instance, dumps(anchor))
                 await pipe.execute()
             deleted += len(old)
             if len(old) < len(ids):
@@ -331,8 +269,8 @@ class RedisConsentLog:
     ) -> AsyncIterator[ConsentEvent]:
         """Selected events in time order; ``after`` is the time member to continue strictly beyond."""
         key = self._k_time if filters.consent_id is None else self._k_consent + filters.consent_id
-        low = _time_bound(filters.since_ms, low=True)
-        high = _time_bound(filters.until_ms, low=False)
+        low = time_bound(filters.since_ms, low=True)
+        high = time_bound(filters.until_ms, low=False)
         while True:
             if descending:
                 start = high if after is None else "(" + after
@@ -353,7 +291,7 @@ class RedisConsentLog:
         after = None
         if cursor is not None:
             ts, event_id = decode_cursor(cursor)
-            after = _time_member(ts, event_id)
+            after = time_member(ts, event_id)
         events: list[ConsentEvent] = []
         try:
             async for event in self._scan(filters, descending=True, after=after):
@@ -381,7 +319,7 @@ class RedisConsentLog:
         totals: dict[tuple[str, str], list[int]] = {}
         try:
             async for e in self._scan(filters, descending=False):
-                group = _group_of(e, by)
+                group = group_of(e, by)
                 for category, granted in e.categories.items():
                     cell = totals.setdefault((group, category), [0, 0])
                     cell[0] += 1
@@ -403,7 +341,7 @@ class RedisConsentLog:
         raw = await self.client.hgetall(self._k_anchors)
         return {
             inst: ChainHead(seq=int(a["seq"]), hash=str(a["hash"]))
-            for inst, a in ((i, _loads(v)) for i, v in raw.items())
+            for inst, a in ((i, loads(v)) for i, v in raw.items())
         }
 
     async def chain_heads(self) -> dict[str, ChainHead]:
@@ -464,15 +402,3 @@ class RedisConsentLog:
             "prefix": self.prefix,
             "durable": durable,
         }
-
-
-def _group_of(event: ConsentEvent, by: str) -> str:
-    if by == "day":
-        return time.strftime("%Y-%m-%d", time.gmtime(event.timestamp_ms / 1000))
-    if by == "country":
-        return event.country or "unknown"
-    if by == "browser":
-        return event.browser_family or "unknown"
-    if by == "device":
-        return event.device_type or "unknown"
-    return event.policy_version

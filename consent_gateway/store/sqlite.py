@@ -6,7 +6,7 @@ writer and a reader — never on the event loop; WAL lets the reader (dashboard,
 writer commits.
 """
 
-# SQL here is assembled only from constant fragments (column names, the WHERE clauses of ``_where``);
+# SQL here is assembled only from constant fragments (column names, the WHERE clauses of ``where_clause``);
 # every value goes through a ``?`` placeholder.
 # ruff: noqa: S608
 
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import json
 import logging
-import operator
 import sqlite3
 import threading
 import time
@@ -26,16 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from consent_gateway.errors import ConfigError, StoreUnavailable
 from consent_gateway.events import (
-    EVENT_FIELDS,
     ChainHead,
     ChainVerifier,
     ConsentEvent,
     erase_personal,
-    event_from_values,
 )
 from consent_gateway.store.base import (
     STAT_GROUPS,
@@ -48,96 +42,25 @@ from consent_gateway.store.base import (
     decode_cursor,
     encode_cursor,
 )
+from consent_gateway.store.sqlite_schema import (
+    GROUP_EXPR,
+    MIGRATIONS,
+    SELECT,
+    UPDATE_HEAD,
+    from_row,
+    insert_statements,
+    migrate,
+    to_row,
+    where_clause,
+)
+
+__all__ = ["MIGRATIONS", "SQLiteConsentLog", "path_from_url"]
 
 logger = logging.getLogger("consent_gateway.store.sqlite")
 
 T = TypeVar("T")
 
-_JSON_FIELDS = frozenset({"categories", "vendors", "commitments", "salts"})
-_BOOL_FIELDS = frozenset({"is_eu", "gpc"})
-_COLUMNS = ", ".join(EVENT_FIELDS)
-_ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(EVENT_FIELDS)) + ")"
-#: Rows per INSERT statement: one statement binds many rows, so the writer thread takes the GIL back
-#: far less often than with executemany (one step per row) while the event loop is busy.
-_ROWS_PER_INSERT = 256
-_UPDATE_HEAD = (
-    "INSERT INTO chain_heads (instance_id, seq, hash) VALUES (?, ?, ?) ON CONFLICT (instance_id)"
-    " DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > chain_heads.seq"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM events"
 _EXPORT_PAGE = 1000
-_decode_json = orjson.loads
-
-
-def _encode_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-#: Schema migrations, applied in order; ``schema_version`` records the last one applied. Never edit one
-#: that has shipped: add the next.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE events (
-        rowid_ INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
-        consent_id TEXT NOT NULL,
-        action TEXT NOT NULL,
-        categories TEXT NOT NULL,
-        vendors TEXT NOT NULL,
-        policy_version TEXT NOT NULL,
-        banner_version TEXT NOT NULL,
-        timestamp_ms INTEGER NOT NULL,
-        page_path TEXT,
-        referrer_host TEXT,
-        ip TEXT,
-        user_agent TEXT,
-        browser_family TEXT,
-        browser_version TEXT,
-        os_family TEXT,
-        os_version TEXT,
-        device_type TEXT,
-        country TEXT,
-        is_eu INTEGER,
-        region_rule TEXT,
-        gpc INTEGER NOT NULL,
-        instance_id TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        commitments TEXT NOT NULL,
-        salts TEXT NOT NULL,
-        erased_at_ms INTEGER
-    );
-    CREATE INDEX events_time ON events (timestamp_ms, event_id);
-    CREATE INDEX events_consent ON events (consent_id, timestamp_ms);
-    CREATE TABLE chain_heads (
-        instance_id TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL,
-        hash TEXT NOT NULL
-    );
-    CREATE TABLE chain_anchors (
-        instance_id TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL,
-        hash TEXT NOT NULL,
-        purged_at_ms INTEGER NOT NULL
-    );
-    """,
-    # 2: indexes for the dashboard's selective filters, newest first. Action and device type have a handful
-    # of values each: the time index serves them better than an index would, and every index costs appends.
-    """
-    CREATE INDEX events_country ON events (country, timestamp_ms);
-    CREATE INDEX events_policy ON events (policy_version, timestamp_ms);
-    CREATE INDEX events_browser ON events (browser_family, timestamp_ms);
-    """,
-)
-
-_GROUP_EXPR = {
-    "day": "strftime('%Y-%m-%d', timestamp_ms / 1000, 'unixepoch')",
-    "country": "coalesce(country, 'unknown')",
-    "browser": "coalesce(browser_family, 'unknown')",
-    "device": "coalesce(device_type, 'unknown')",
-    "policy_version": "policy_version",
-}
 
 
 def path_from_url(url: str) -> Path:
@@ -146,74 +69,6 @@ def path_from_url(url: str) -> Path:
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise ConfigError("store.url", f"expected sqlite:///path/to/file.db, got {url!r}")
     return Path(url[len(prefix) :].split("?", 1)[0])
-
-
-_JSON_INDEXES = tuple(i for i, name in enumerate(EVENT_FIELDS) if name in _JSON_FIELDS)
-_BOOL_INDEXES = tuple(i for i, name in enumerate(EVENT_FIELDS) if name in _BOOL_FIELDS)
-_all_values = operator.attrgetter(*EVENT_FIELDS)
-
-
-def _to_row(event: ConsentEvent) -> list[Any]:
-    row = list(_all_values(event))
-    for i in _JSON_INDEXES:
-        row[i] = _encode_json(row[i])
-    return row
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(rows: int) -> str:
-    return f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW_PLACEHOLDERS] * rows)
-
-
-def _insert_statements(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[str, list[Any]]]:
-    """Multi-row INSERTs: full chunks, then the remainder split in powers of two (few distinct statements)."""
-    i = 0
-    while len(rows) - i >= _ROWS_PER_INSERT:
-        yield _insert_sql(_ROWS_PER_INSERT), list(itertools.chain.from_iterable(rows[i : i + _ROWS_PER_INSERT]))
-        i += _ROWS_PER_INSERT
-    size = _ROWS_PER_INSERT // 2
-    while i < len(rows):
-        if len(rows) - i >= size:
-            yield _insert_sql(size), list(itertools.chain.from_iterable(rows[i : i + size]))
-            i += size
-        size //= 2
-
-
-def _from_row(row: Sequence[Any]) -> ConsentEvent:
-    values = list(row)
-    for i in _JSON_INDEXES:
-        values[i] = _decode_json(values[i])
-    for i in _BOOL_INDEXES:
-        if values[i] is not None:
-            values[i] = bool(values[i])
-    return event_from_values(values)
-
-
-def _where(filters: EventFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    simple = (
-        ("action", filters.action),
-        ("country", filters.country),
-        ("browser_family", filters.browser),
-        ("device_type", filters.device),
-        ("policy_version", filters.policy_version),
-        ("consent_id", filters.consent_id),
-    )
-    for column, value in simple:
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if filters.since_ms is not None:
-        clauses.append("timestamp_ms >= ?")
-        params.append(filters.since_ms)
-    if filters.until_ms is not None:
-        clauses.append("timestamp_ms < ?")
-        params.append(filters.until_ms)
-    if filters.category is not None:
-        clauses.append("EXISTS (SELECT 1 FROM json_each(events.categories) WHERE key = ? AND value = 1)")
-        params.append(filters.category)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 class SQLiteConsentLog:
@@ -275,34 +130,10 @@ class SQLiteConsentLog:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-writer")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-reader")
         try:
-            await self._write("migrate", self._migrate)
+            await self._write("migrate", migrate)
         except BaseException:
             await self.close()  # a later open() starts afresh
             raise
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> int:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            if current > len(MIGRATIONS):
-                raise StoreUnavailable(
-                    f"database schema version {current} is newer than this consent-gateway knows "
-                    f"({len(MIGRATIONS)}); upgrade consent-gateway"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                logger.info("consent log schema migrated to version %d", version)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return len(MIGRATIONS)
 
     async def close(self) -> None:
         for pool in (self._writer, self._reader):
@@ -316,7 +147,7 @@ class SQLiteConsentLog:
     async def append(self, events: Sequence[ConsentEvent]) -> None:
         if not events:
             return
-        rows = [_to_row(e) for e in events]
+        rows = [to_row(e) for e in events]
         heads: dict[str, tuple[str, int, str]] = {}
         for e in events:
             if e.instance_id not in heads or e.seq > heads[e.instance_id][1]:
@@ -325,9 +156,9 @@ class SQLiteConsentLog:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in _insert_statements(rows):
+                for sql, params in insert_statements(rows):
                     conn.execute(sql, params)
-                conn.executemany(_UPDATE_HEAD, heads.values())
+                conn.executemany(UPDATE_HEAD, heads.values())
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -341,11 +172,9 @@ class SQLiteConsentLog:
         def run(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                rows = conn.execute(
-                    f"{_SELECT} WHERE consent_id = ? AND erased_at_ms IS NULL", (consent_id,)
-                ).fetchall()
+                rows = conn.execute(f"{SELECT} WHERE consent_id = ? AND erased_at_ms IS NULL", (consent_id,)).fetchall()
                 for row in rows:
-                    erased = erase_personal(_from_row(row), now_ms=now_ms)
+                    erased = erase_personal(from_row(row), now_ms=now_ms)
                     conn.execute(
                         "UPDATE events SET ip = NULL, user_agent = NULL, page_path = NULL, referrer_host = NULL,"
                         " salts = ?, erased_at_ms = ? WHERE event_id = ?",
@@ -408,31 +237,31 @@ class SQLiteConsentLog:
 
     async def get(self, event_id: str) -> ConsentEvent | None:
         def run(conn: sqlite3.Connection) -> ConsentEvent | None:
-            row = conn.execute(f"{_SELECT} WHERE event_id = ?", (event_id,)).fetchone()
-            return _from_row(row) if row else None
+            row = conn.execute(f"{SELECT} WHERE event_id = ?", (event_id,)).fetchone()
+            return from_row(row) if row else None
 
         return await self._read("get", run)
 
     async def history(self, consent_id: str) -> list[ConsentEvent]:
         def run(conn: sqlite3.Connection) -> list[ConsentEvent]:
             rows = conn.execute(
-                f"{_SELECT} WHERE consent_id = ? ORDER BY timestamp_ms, event_id", (consent_id,)
+                f"{SELECT} WHERE consent_id = ? ORDER BY timestamp_ms, event_id", (consent_id,)
             ).fetchall()
-            return [_from_row(r) for r in rows]
+            return [from_row(r) for r in rows]
 
         return await self._read("history", run)
 
     async def query(self, filters: EventFilter, *, limit: int = 50, cursor: str | None = None) -> EventPage:
-        where, params = _where(filters)
+        where, params = where_clause(filters)
         if cursor is not None:
             ts, event_id = decode_cursor(cursor)
             where += (" AND " if where else " WHERE ") + "(timestamp_ms, event_id) < (?, ?)"
             params += [ts, event_id]
-        sql = f"{_SELECT}{where} ORDER BY timestamp_ms DESC, event_id DESC LIMIT ?"
+        sql = f"{SELECT}{where} ORDER BY timestamp_ms DESC, event_id DESC LIMIT ?"
         params.append(limit + 1)
 
         def run(conn: sqlite3.Connection) -> EventPage:
-            events = [_from_row(r) for r in conn.execute(sql, params).fetchall()]
+            events = [from_row(r) for r in conn.execute(sql, params).fetchall()]
             if len(events) > limit:
                 last = events[limit - 1]
                 return EventPage(events[:limit], encode_cursor(last.timestamp_ms, last.event_id))
@@ -441,17 +270,17 @@ class SQLiteConsentLog:
         return await self._read("query", run)
 
     async def count(self, filters: EventFilter) -> int:
-        where, params = _where(filters)
+        where, params = where_clause(filters)
         sql = f"SELECT count(*) FROM events{where}"
         return await self._read("count", lambda c: int(c.execute(sql, params).fetchone()[0]))
 
     async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
         if by not in STAT_GROUPS:
             raise ValueError(f"stats by {by!r}: expected one of {', '.join(STAT_GROUPS)}")
-        where, params = _where(filters)
+        where, params = where_clause(filters)
         sql = (
             f"SELECT g, j.key, count(*), sum(j.value) FROM"
-            f" (SELECT {_GROUP_EXPR[by]} AS g, categories FROM events{where}) AS e, json_each(e.categories) AS j"
+            f" (SELECT {GROUP_EXPR[by]} AS g, categories FROM events{where}) AS e, json_each(e.categories) AS j"
             " GROUP BY g, j.key ORDER BY g, j.key"
         )
 
@@ -464,7 +293,7 @@ class SQLiteConsentLog:
         return await self._read("stats", run)
 
     async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
-        where, params = _where(filters)
+        where, params = where_clause(filters)
         after: tuple[int, str] | None = None
         while True:
             page_where = where
@@ -472,13 +301,13 @@ class SQLiteConsentLog:
             if after is not None:
                 page_where += (" AND " if page_where else " WHERE ") + "(timestamp_ms, event_id) > (?, ?)"
                 page_params += list(after)
-            sql = f"{_SELECT}{page_where} ORDER BY timestamp_ms, event_id LIMIT {_EXPORT_PAGE}"
+            sql = f"{SELECT}{page_where} ORDER BY timestamp_ms, event_id LIMIT {_EXPORT_PAGE}"
             rows = await self._read("export", functools.partial(_fetch_all, sql=sql, params=page_params))
             for row in rows:
-                yield _from_row(row)
+                yield from_row(row)
             if len(rows) < _EXPORT_PAGE:
                 return
-            last = _from_row(rows[-1])
+            last = from_row(rows[-1])
             after = (last.timestamp_ms, last.event_id)
 
     # -- integrity --------------------------------------------------------------------------------------
@@ -523,8 +352,8 @@ class SQLiteConsentLog:
 
             # One sorted pass over every chain (no per-chain scan: restarts may leave many chains).
             current: ChainVerifier | None = None
-            for row in _iter_rows(conn, f"{_SELECT} ORDER BY instance_id, seq, rowid_", ()):
-                event = _from_row(row)
+            for row in _iter_rows(conn, f"{SELECT} ORDER BY instance_id, seq, rowid_", ()):
+                event = from_row(row)
                 if current is None or event.instance_id != current.instance_id:
                     if current is not None:
                         finish(current)

@@ -1,0 +1,92 @@
+"""The Redis backend's layout: key names, the append script, lexicographic time members, persistence checks.
+
+`redis.py` holds the operations; this module holds what they agree on, so the key layout in `redis.py`'s
+docstring is written down in code once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+
+logger = logging.getLogger("consent_gateway.store.redis")
+
+# KEYS: ev, t, chains. ARGV[1]: the key prefix ("{cg}:"); ARGV[2]: a JSON array of
+# [event_id, time member, consent_id, instance, seq, byte length of the event's JSON]; ARGV[3]: the
+# events' JSON, concatenated. Three arguments per batch, and no JSON escaped inside JSON: packing
+# thousands of small arguments costs the client more than the script costs Redis.
+# The per-consent and per-chain keys are derived here; they share the hash tag, hence the slot.
+APPEND_LUA = """
+local prefix = ARGV[1]
+local batch = cjson.decode(ARGV[2])
+local bodies = ARGV[3]
+local pos = 1
+local added = 0
+for i = 1, #batch do
+  local e = batch[i]
+  local id = e[1]
+  local body = string.sub(bodies, pos, pos + e[6] - 1)
+  pos = pos + e[6]
+  if redis.call('HSETNX', KEYS[1], id, body) == 1 then
+    redis.call('ZADD', KEYS[2], 0, e[2])
+    redis.call('ZADD', prefix .. 'c:' .. e[3], 0, e[2])
+    redis.call('ZADD', prefix .. 'chain:' .. e[4], e[5], id)
+    redis.call('SADD', KEYS[3], e[4])
+    added = added + 1
+  end
+end
+return added
+"""
+
+dump_bytes = orjson.dumps
+loads = orjson.loads
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def time_member(timestamp_ms: int, event_id: str) -> str:
+    return f"{timestamp_ms:013d}:{event_id}"
+
+
+def time_bound(ms: int | None, *, low: bool) -> str:
+    """Lex bound for "time >= ms" (low) or "time < ms" (high)."""
+    if ms is None:
+        return "-" if low else "+"
+    return f"[{max(ms, 0):013d}" if low else f"({max(ms, 0):013d}"
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """The URL without our ``prefix`` query parameter, and the prefix (default ``cg``)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), "cg")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+def warn_if_not_durable(config: dict[str, str], where: str) -> None:
+    """Log loudly when Redis' persistence settings (``CONFIG GET``) would lose consent records."""
+    aof = config.get("appendonly") == "yes"
+    rdb = bool(config.get("save", "").strip())
+    if not aof and not rdb:
+        logger.warning(
+            "REDIS PERSISTENCE IS OFF at %s (appendonly=no, save=''): a Redis restart LOSES every consent "
+            "record. Set 'appendonly yes' and 'appendfsync always' (or everysec) before production.",
+            where,
+        )
+    elif not aof:
+        logger.warning(
+            "Redis at %s persists by RDB snapshots only: a crash loses the consent records since the last "
+            "snapshot. Set 'appendonly yes' for consent proof.",
+            where,
+        )
+    elif config.get("appendfsync") != "always":
+        logger.info(
+            "Redis AOF with appendfsync=%s: up to a second of consent records can be lost on a power cut",
+            config.get("appendfsync"),
+        )

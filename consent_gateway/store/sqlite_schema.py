@@ -1,0 +1,204 @@
+"""The SQL side of the SQLite backend: the schema and its migrations, events as rows, filters as WHERE.
+
+`sqlite.py` runs these on its writer and reader threads; nothing here touches a thread or the event loop.
+"""
+
+# SQL here is assembled only from constant fragments (column names, the WHERE clauses of ``where_clause``);
+# every value goes through a ``?`` placeholder.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import operator
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from consent_gateway.errors import StoreUnavailable
+from consent_gateway.events import EVENT_FIELDS, ConsentEvent, event_from_values
+from consent_gateway.store.base import EventFilter
+
+logger = logging.getLogger("consent_gateway.store.sqlite")
+
+_JSON_FIELDS = frozenset({"categories", "vendors", "commitments", "salts"})
+_BOOL_FIELDS = frozenset({"is_eu", "gpc"})
+_COLUMNS = ", ".join(EVENT_FIELDS)
+_ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(EVENT_FIELDS)) + ")"
+#: Rows per INSERT statement: one statement binds many rows, so the writer thread takes the GIL back
+#: far less often than with executemany (one step per row) while the event loop is busy.
+_ROWS_PER_INSERT = 256
+UPDATE_HEAD = (
+    "INSERT INTO chain_heads (instance_id, seq, hash) VALUES (?, ?, ?) ON CONFLICT (instance_id)"
+    " DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > chain_heads.seq"
+)
+SELECT = f"SELECT {_COLUMNS} FROM events"
+_decode_json = orjson.loads
+
+
+def _encode_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+#: Schema migrations, applied in order; ``schema_version`` records the last one applied. Never edit one
+#: that has shipped: add the next.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        rowid_ INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        consent_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        categories TEXT NOT NULL,
+        vendors TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        banner_version TEXT NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        page_path TEXT,
+        referrer_host TEXT,
+        ip TEXT,
+        user_agent TEXT,
+        browser_family TEXT,
+        browser_version TEXT,
+        os_family TEXT,
+        os_version TEXT,
+        device_type TEXT,
+        country TEXT,
+        is_eu INTEGER,
+        region_rule TEXT,
+        gpc INTEGER NOT NULL,
+        instance_id TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        commitments TEXT NOT NULL,
+        salts TEXT NOT NULL,
+        erased_at_ms INTEGER
+    );
+    CREATE INDEX events_time ON events (timestamp_ms, event_id);
+    CREATE INDEX events_consent ON events (consent_id, timestamp_ms);
+    CREATE TABLE chain_heads (
+        instance_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE chain_anchors (
+        instance_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        purged_at_ms INTEGER NOT NULL
+    );
+    """,
+    # 2: indexes for the dashboard's selective filters, newest first. Action and device type have a handful
+    # of values each: the time index serves them better than an index would, and every index costs appends.
+    """
+    CREATE INDEX events_country ON events (country, timestamp_ms);
+    CREATE INDEX events_policy ON events (policy_version, timestamp_ms);
+    CREATE INDEX events_browser ON events (browser_family, timestamp_ms);
+    """,
+)
+
+GROUP_EXPR = {
+    "day": "strftime('%Y-%m-%d', timestamp_ms / 1000, 'unixepoch')",
+    "country": "coalesce(country, 'unknown')",
+    "browser": "coalesce(browser_family, 'unknown')",
+    "device": "coalesce(device_type, 'unknown')",
+    "policy_version": "policy_version",
+}
+
+
+_JSON_INDEXES = tuple(i for i, name in enumerate(EVENT_FIELDS) if name in _JSON_FIELDS)
+_BOOL_INDEXES = tuple(i for i, name in enumerate(EVENT_FIELDS) if name in _BOOL_FIELDS)
+_all_values = operator.attrgetter(*EVENT_FIELDS)
+
+
+def to_row(event: ConsentEvent) -> list[Any]:
+    row = list(_all_values(event))
+    for i in _JSON_INDEXES:
+        row[i] = _encode_json(row[i])
+    return row
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    return f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW_PLACEHOLDERS] * rows)
+
+
+def insert_statements(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[str, list[Any]]]:
+    """Multi-row INSERTs: full chunks, then the remainder split in powers of two (few distinct statements)."""
+    i = 0
+    while len(rows) - i >= _ROWS_PER_INSERT:
+        yield _insert_sql(_ROWS_PER_INSERT), list(itertools.chain.from_iterable(rows[i : i + _ROWS_PER_INSERT]))
+        i += _ROWS_PER_INSERT
+    size = _ROWS_PER_INSERT // 2
+    while i < len(rows):
+        if len(rows) - i >= size:
+            yield _insert_sql(size), list(itertools.chain.from_iterable(rows[i : i + size]))
+            i += size
+        size //= 2
+
+
+def from_row(row: Sequence[Any]) -> ConsentEvent:
+    values = list(row)
+    for i in _JSON_INDEXES:
+        values[i] = _decode_json(values[i])
+    for i in _BOOL_INDEXES:
+        if values[i] is not None:
+            values[i] = bool(values[i])
+    return event_from_values(values)
+
+
+def where_clause(filters: EventFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    simple = (
+        ("action", filters.action),
+        ("country", filters.country),
+        ("browser_family", filters.browser),
+        ("device_type", filters.device),
+        ("policy_version", filters.policy_version),
+        ("consent_id", filters.consent_id),
+    )
+    for column, value in simple:
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if filters.since_ms is not None:
+        clauses.append("timestamp_ms >= ?")
+        params.append(filters.since_ms)
+    if filters.until_ms is not None:
+        clauses.append("timestamp_ms < ?")
+        params.append(filters.until_ms)
+    if filters.category is not None:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(events.categories) WHERE key = ? AND value = 1)")
+        params.append(filters.category)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this database lacks, in one transaction; returns the schema version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        if current > len(MIGRATIONS):
+            raise StoreUnavailable(
+                f"database schema version {current} is newer than this consent-gateway knows "
+                f"({len(MIGRATIONS)}); upgrade consent-gateway"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            for statement in MIGRATIONS[version - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            logger.info("consent log schema migrated to version %d", version)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
