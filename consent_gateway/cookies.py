@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import metrics
 from .decision import Decision
+from .visitor import parse_cookies
 
 if TYPE_CHECKING:
     from .catalog import Catalog, VendorRule
@@ -76,3 +77,45 @@ def _domain_attribute(value: bytes) -> bytes:
         if key.strip().lower() == b"domain":
             domain = attr_value.strip()
     return domain
+
+
+def expiring_set_cookies(
+    cookie_header: str,
+    host: str,
+    catalog: Catalog,
+    *,
+    refused: set[str],
+    vendors_refused: set[str],
+    keep: str,
+) -> list[tuple[bytes, bytes]]:
+    """Set-Cookie headers that expire the visitor's cookies of refused categories or vendors.
+
+    A tracker may have set its cookie on the host or on any parent domain, so each is expired on `/` for
+    the host-only form and for every parent domain variant. The cookie named `keep` (the consent cookie)
+    is left alone.
+    """
+    headers: list[tuple[bytes, bytes]] = []
+    domains = parent_domains(host)
+    for name in parse_cookies(cookie_header):
+        if name == keep:
+            continue
+        vendor = catalog.vendor_for_set_cookie(name)  # a cookie the site holds, not a vendor domain's
+        if vendor is None or (vendor.category not in refused and vendor.id not in vendors_refused):
+            continue
+        headers.append((b"set-cookie", f"{name}=; Max-Age=0; Path=/".encode("latin-1")))
+        for domain in domains:
+            headers.append((b"set-cookie", f"{name}=; Max-Age=0; Path=/; Domain={domain}".encode("latin-1")))
+    return headers
+
+
+def parent_domains(host: str) -> list[str]:
+    """`www.shop.example.org` → `www.shop.example.org`, `shop.example.org`, `example.org`.
+
+    Cookies cannot be set on a public suffix, so the last two labels are the shortest tried (a site on a
+    multi-label suffix such as `.co.uk` gets one harmless extra attempt). IP addresses and single-label
+    hosts such as `localhost` have no domain variants.
+    """
+    if not host or host.replace(".", "").isdigit() or ":" in host or "." not in host:
+        return []
+    labels = host.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]

@@ -24,19 +24,22 @@ from .banner import Banner
 from .catalog import Catalog
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
+from .cookies import expiring_set_cookies
 from .csrf import is_same_origin
 from .enrich import Enricher
 from .errors import APIError, SpoolError
 from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
 from .responses import error_response
 from .store.keeper import LogKeeper
-from .visitor import VisitorReader, parse_cookies
+from .visitor import VisitorReader
 
 logger = logging.getLogger("consent_gateway.routes")
 
 #: Static banner files are addressed by version, so they can be cached for a year.
 STATIC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 _JSON_TYPES = ("application/json",)
+#: The fields a POST to /choices may carry.
+_CHOICE_FIELDS = ("choices", "vendors", "action", "referrer")
 
 
 def new_event_id(now_ms: int) -> str:
@@ -134,24 +137,14 @@ class ConsentAPI:
     def _expire_cookies(
         self, response: Response, request: Request, refused: set[str], vendors_refused: set[str]
     ) -> None:
-        """Expire the visitor's cookies that belong to refused categories or vendors.
-
-        A tracker may have set its cookie on the host or on any parent domain, so each is expired on `/` for
-        the host-only form and for every parent domain variant.
-        """
-        cookies = parse_cookies(request.headers.get("cookie", ""))
-        domains = parent_domains(request.url.hostname or "")
-        for name in cookies:
-            if name == self.config.cookie.name:
-                continue
-            vendor = self.catalog.vendor_for_set_cookie(name)  # a cookie the site holds, not a vendor domain's
-            if vendor is None or (vendor.category not in refused and vendor.id not in vendors_refused):
-                continue
-            response.raw_headers.append((b"set-cookie", f"{name}=; Max-Age=0; Path=/".encode("latin-1")))
-            for domain in domains:
-                response.raw_headers.append(
-                    (b"set-cookie", f"{name}=; Max-Age=0; Path=/; Domain={domain}".encode("latin-1"))
-                )
+        response.raw_headers += expiring_set_cookies(
+            request.headers.get("cookie", ""),
+            request.url.hostname or "",
+            self.catalog,
+            refused=refused,
+            vendors_refused=vendors_refused,
+            keep=self.config.cookie.name,
+        )
 
     async def _json_body(self, request: Request) -> Mapping[str, Any]:
         if not is_same_origin(request):
@@ -180,12 +173,9 @@ class ConsentAPI:
         return data
 
     def _parse_choices(self, data: Mapping[str, Any]) -> tuple[dict[str, bool], dict[str, bool]]:
-        allowed_keys = {"choices", "vendors", "action", "referrer"}
         for key in data:
-            if key not in allowed_keys:
-                raise APIError(
-                    400, "unknown_field", f"unknown field {key!r} (expected: choices, vendors, action, referrer)"
-                )
+            if key not in _CHOICE_FIELDS:
+                raise APIError(400, "unknown_field", f"unknown field {key!r} (expected: {', '.join(_CHOICE_FIELDS)})")
         action = data.get("action")
         if action is not None:
             if action not in ("accept_all", "reject_all"):
@@ -194,7 +184,9 @@ class ConsentAPI:
                 raise APIError(400, "invalid_body", "send either an action or choices, not both")
             granted = action == "accept_all"
             return {c: granted for c in self.optional_categories}, {}
-        raw = data.get("choices")
+        return self._category_choices(data.get("choices")), self._vendor_choices(data.get("vendors", {}))
+
+    def _category_choices(self, raw: object) -> dict[str, bool]:
         if not isinstance(raw, dict):
             raise APIError(400, "invalid_type", "choices must be an object of category → true/false")
         choices = {c: False for c in self.optional_categories}  # nothing is pre-ticked
@@ -208,17 +200,19 @@ class ConsentAPI:
             if not isinstance(value, bool):
                 raise APIError(400, "invalid_type", f"choices.{category} must be true or false")
             choices[category] = value
-        raw_vendors = data.get("vendors", {})
-        if not isinstance(raw_vendors, dict):
+        return choices
+
+    def _vendor_choices(self, raw: object) -> dict[str, bool]:
+        if not isinstance(raw, dict):
             raise APIError(400, "invalid_type", "vendors must be an object of vendor id → true/false")
         vendors: dict[str, bool] = {}
-        for vendor_id, value in raw_vendors.items():
+        for vendor_id, value in raw.items():
             if vendor_id not in self.catalog.vendors:
                 raise APIError(400, "unknown_vendor", f"unknown vendor {vendor_id!r}")
             if not isinstance(value, bool):
                 raise APIError(400, "invalid_type", f"vendors.{vendor_id} must be true or false")
             vendors[vendor_id] = value
-        return choices, vendors
+        return vendors
 
     def _event(
         self, request: Request, record: ConsentRecord, action: str, now_ms: int, referrer: str | None = None
@@ -407,16 +401,3 @@ class ConsentAPI:
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=media_type, headers=headers)
-
-
-def parent_domains(host: str) -> list[str]:
-    """`www.shop.example.org` → `www.shop.example.org`, `shop.example.org`, `example.org`.
-
-    Cookies cannot be set on a public suffix, so the last two labels are the shortest tried (a site on a
-    multi-label suffix such as `.co.uk` gets one harmless extra attempt). IP addresses and single-label
-    hosts such as `localhost` have no domain variants.
-    """
-    if not host or host.replace(".", "").isdigit() or ":" in host or "." not in host:
-        return []
-    labels = host.split(".")
-    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
