@@ -14,7 +14,8 @@ from ._types import Scope
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord
 from .decision import Decision
-from .enrich import Enricher, client_ip, parse_ip
+from .enrich import Enricher
+from .network import client_ip, parse_ip
 
 DECISION_SCOPE_KEY = "consent_gateway.decision"
 RECORD_SCOPE_KEY = "consent_gateway.record"

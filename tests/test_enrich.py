@@ -17,9 +17,9 @@ from consent_gateway.enrich import (
     UNKNOWN_UA,
     Enricher,
     UserAgentInfo,
-    client_ip,
 )
 from consent_gateway.errors import ConfigError
+from consent_gateway.network import client_ip
 
 GEOIP_DIR = Path(__file__).parent / "data" / "geoip"
 COUNTRY_DB = GEOIP_DIR / "GeoLite2-Country-Test.mmdb"

@@ -24,7 +24,7 @@ from consent_gateway.admin.auth import Authenticator, Principal
 from consent_gateway.admin.ratelimit import LoginLimiter
 from consent_gateway.admin.sessions import COOKIE_NAME, AdminSession, SessionManager
 from consent_gateway.csrf import is_same_origin
-from consent_gateway.enrich import Network, client_ip
+from consent_gateway.network import Network, client_ip
 from consent_gateway.responses import error_response
 
 #: The dashboard has no script at all, and nothing it shows may be framed or cached.
