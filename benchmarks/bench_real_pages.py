@@ -7,11 +7,12 @@ Every page of ``../shared/data/real-pages/`` (``manifest.tsv`` + ``pages/<id>.ht
 another folder) goes through ``ConsentGateway`` exactly as a site would use it: the public middleware, the
 default (EU, opt-in) config, around a tiny ASGI app that serves the page's bytes with its charset, called
 in-process with the body in chunks, a visitor without consent cookie, and the page's original host as
-``Host`` when the manifest knows it. Then html5lib — as a browser with scripting on (``<noscript>`` is text)
-and off (``<noscript>`` content is live) — reads the page before and after, and the script reports:
+``Host`` when the manifest knows it (else the host of its canonical link, else a neutral one). Then
+html5lib — as a browser with scripting on (``<noscript>`` is text) and off (``<noscript>`` content is
+live) — reads the page before and after, and the script reports:
 
 * third-party elements that fetch or run and are still live before consent, by host and by kind (a vendor
-  of the gateway's catalog, a functional host the config allows, or unclassified), and which of them are
+  of the gateway's catalog, a functional host its allow-list lets through, or unclassified), and which are
   trackers according to an **independent** list (not the gateway's catalog), plus inline scripts that
   still carry a tracker's loader;
 * elements held back that are first-party or allowed (over-holding);
@@ -439,7 +440,7 @@ async def through_gateway(gateway: ConsentGateway, page: bytes, content_type: by
 
 def clear_chunk_cache() -> bool:
     """The rewriter's chunk cache, wherever the package keeps it (its module moves)."""
-    for module_name in ("consent_gateway.html.rewriter", "consent_gateway.html", "consent_gateway.rewriter"):
+    for module_name in ("consent_gateway.html.cache", "consent_gateway.html.rewriter", "consent_gateway.rewriter"):
         try:
             module = __import__(module_name, fromlist=["CHUNK_CACHE"])
         except ImportError:
@@ -472,6 +473,23 @@ class Page:
     host: str
     size: int
     data: bytes
+    #: where the site's host comes from: "manifest", "page" (its canonical link) or "none"
+    host_from: str
+
+
+CANONICAL_RE = re.compile(
+    rb"<link\b[^>]*?\brel\s*=\s*[\"']?canonical\b[^>]*>|<meta\b[^>]*?\bproperty\s*=\s*[\"']?og:url\b[^>]*>", re.I
+)
+ADDRESS_RE = re.compile(rb"\b(?:href|content)\s*=\s*[\"']?(https?://[^\"'\s>]+)", re.I)
+
+
+def own_address(page: bytes) -> str:
+    """A page's address as it states it (canonical link, og:url), for pages the manifest has none for."""
+    for tag in CANONICAL_RE.finditer(page[:262144]):
+        found = ADDRESS_RE.search(tag.group(0))
+        if found:
+            return found.group(1).decode("latin-1")
+    return ""
 
 
 def read_pages(folder: Path, limit: int | None) -> list[Page]:
@@ -484,11 +502,13 @@ def read_pages(folder: Path, limit: int | None) -> list[Page]:
             if not path.exists():
                 continue
             data = gzip.decompress(path.read_bytes())
-            page_url = row.get("page_url") or ""
+            page_url, host_from = row.get("page_url") or "", "manifest"
+            if not page_url:
+                page_url, host_from = own_address(data), "page"
             host = (urllib.parse.urlsplit(page_url).hostname or "") if page_url else ""
             if not host:
-                host, page_url = NEUTRAL_HOST, f"https://{NEUTRAL_HOST}/{row['id']}.html"
-            pages.append(Page(row["id"], page_url, host, len(data), data))
+                host, page_url, host_from = NEUTRAL_HOST, f"https://{NEUTRAL_HOST}/{row['id']}.html", "none"
+            pages.append(Page(row["id"], page_url, host, len(data), data, host_from))
             if limit and len(pages) >= limit:
                 break
     return pages
@@ -502,15 +522,18 @@ class Judge:
         self.prefix = gateway.config.gateway.prefix + "/"
         self.first_party_hosts = set(getattr(gateway.config.gateway, "first_party_hosts", ()) or ())
         self.allowed = self._allowed_hosts()
+        # the gateway's own allow-list (built-in entries and [third_parties] allow), where it has one
+        rules = getattr(gateway.catalog, "third_parties", None)
+        self._allow_entry = getattr(rules, "allow_entry", None)
 
     def _allowed_hosts(self) -> set[str]:
-        """Hosts the config (and the built-in allow-list, where the gateway has one) lets through."""
+        """Hosts the config allows (used only when the gateway has no allow-list of its own to ask)."""
         hosts: set[str] = set()
         third = getattr(self.gateway.config, "third_parties", None)
         for entry in getattr(third, "allow", ()) or ():
             host = entry.get("host") if isinstance(entry, dict) else getattr(entry, "host", entry)
             if isinstance(host, str):
-                hosts.add(host.lower().lstrip("*."))
+                hosts.add(host.lower().removeprefix("*.").partition("/")[0])
         return hosts
 
     def first_party(self, host: str, page_host: str) -> bool:
@@ -518,7 +541,12 @@ class Judge:
             return True
         return self.sites.site(host) == self.sites.site(page_host)
 
-    def is_allowed(self, host: str) -> bool:
+    def is_allowed(self, host: str, url: str) -> bool:
+        if self._allow_entry is not None:
+            try:
+                return self._allow_entry(host, urllib.parse.urlsplit(url).path) is not None
+            except Exception:  # noqa: S110 — another version's signature: fall back to the config's hosts
+                pass
         labels = host.split(".")
         return any(".".join(labels[i:]) in self.allowed for i in range(len(labels) - 1))
 
@@ -529,14 +557,14 @@ class Judge:
                 vendor = catalog.vendor_for_url(url, kind)
             except Exception:  # noqa: S112 — a kind this catalog version does not know
                 continue
-            if vendor is not None:
+            if vendor is not None and vendor.id != "unclassified":
                 return str(vendor.id)
         return None
 
     def kind_of(self, fetch: Fetch) -> str:
         if self.catalog_vendor(fetch.url) is not None:
             return "catalog"
-        if self.is_allowed(fetch.host):
+        if self.is_allowed(fetch.host, fetch.url):
             return "allowed"
         return "unclassified"
 
@@ -706,10 +734,13 @@ def summarise(run_data: dict[str, Any], pages: list[Page], trackers: TrackerList
     summary = {
         "pages": len(pages),
         "bytes": total_bytes,
+        "hosts_known": sum(1 for page in pages if page.host_from == "manifest"),
+        "hosts_from_page": sum(1 for page in pages if page.host_from == "page"),
         "tracker_list": {"name": trackers.name, "version": trackers.version, "licence": trackers.licence},
         "public_suffix_list": sites.source,
         "accelerators": accelerators(),
-        "third_party_live": {"elements": len(live_js), "pages": len({f["page"] for f in live_js})},
+        "third_party_live": {"elements": len(live), "pages": len({f["page"] for f in live}),
+                             "scripting_on": len(live_js)},
         "third_party_live_noscript": {"elements": len(live_noscript),
                                       "pages": len({f["page"] for f in live_noscript})},
         "tracker_live": {"elements": len(tracker_live), "pages": len({f["page"] for f in tracker_live}),
@@ -750,8 +781,10 @@ def markdown(summary: dict[str, Any]) -> str:
     tl = s["tracker_list"]
     mb = s["bytes"] / 1e6
     by_class = s["tracker_live"]["by_class"]
+    any_class = s["third_party_live_by_class"]
     lines = [
-        f"Real pages: {s['pages']} ({mb:.1f} MB), default config (opt-in), no consent; tracker judge: "
+        f"Real pages: {s['pages']} ({mb:.1f} MB; the site's host from the manifest for {s['hosts_known']}, from its "
+        f"canonical link for {s['hosts_from_page']}), default config (opt-in), no consent; tracker judge: "
         f"{tl['name']} {tl['version']} ({tl['licence']}); registrable domains: {s['public_suffix_list']}.",
         "",
         "| measure | result | target |",
@@ -763,8 +796,9 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| … of which inside `<noscript>` | {s['tracker_live']['noscript_elements']} | |",
         f"| inline scripts still carrying a tracker's loader | {s['tracker_inline_live']['scripts']} on "
         f"{s['tracker_inline_live']['pages']} pages | 0 |",
-        f"| third-party elements live, any (scripting on) | {s['third_party_live']['elements']} on "
-        f"{s['third_party_live']['pages']} pages | |",
+        f"| third-party elements live, tracker or not (catalog vendor / allowed host / unclassified) | "
+        f"{s['third_party_live']['elements']} on {s['third_party_live']['pages']} pages ({any_class.get('catalog', 0)}"
+        f" / {any_class.get('allowed', 0)} / {any_class.get('unclassified', 0)}) | |",
         f"| first-party elements held back | {s['held_first_party']['elements']} on "
         f"{s['held_first_party']['pages']} pages | 0 |",
         f"| allowed-host elements held back | {s['held_allowed']['elements']} on {s['held_allowed']['pages']} pages"
