@@ -1,0 +1,125 @@
+"""TOML tables → frozen dataclasses, by their type hints: what `config` uses to read `gateway.toml` strictly.
+
+An unknown key or a value of the wrong type raises `ConfigError` with the dotted key, and the file and line
+where the key is set when the text is known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+from collections.abc import Mapping
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+class TableReader:
+    """Reads TOML tables into dataclass arguments, with errors that name the file, the line and the key."""
+
+    def __init__(self, source: str | None, text: str | None) -> None:
+        self.source = source
+        self.lines = text.splitlines() if text else []
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(key, message, file=self.source, line=self.line_of(key))
+
+    def line_of(self, key: str) -> int | None:
+        """Best effort: the line where the key's last part is set, after its section header."""
+        if not self.lines:
+            return None
+        parts = [p for p in re.split(r"[.\[\]]", key) if p and not p.isdigit()]
+        if not parts:
+            return None
+        name = parts[-1]
+        section = ".".join(parts[:-1])
+        start = 0
+        if section:
+            header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]\]?\s*$")
+            for number, line in enumerate(self.lines):
+                if header.match(line):
+                    start = number
+                    break
+        pattern = re.compile(rf"^\s*{re.escape(name)}\s*=|^\s*\[\[?\s*{re.escape(key)}\s*\]\]?")
+        for number in range(start, len(self.lines)):
+            if pattern.match(self.lines[number]):
+                return number + 1
+        return None
+
+    def fields(self, cls: type, table: Any, prefix: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Convert one table to the keyword arguments of a dataclass; `exclude`d fields are set elsewhere."""
+        if not isinstance(table, Mapping):
+            raise self.error(prefix.rstrip(".") or "-", f"expected a table, got {_describe(table)}")
+        hints = get_type_hints(cls)
+        known = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
+        for key in table:
+            if key not in known:
+                expected = ", ".join(sorted(known))
+                raise self.error(f"{prefix}{key}", f"unknown key (expected one of: {expected})")
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            key = f"{prefix}{name}"
+            if name in table:
+                values[name] = self.convert(hints[name], table[name], key)
+            elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise self.error(key, "is required")
+        return values
+
+    def convert(self, hint: Any, value: Any, key: str) -> Any:
+        origin = get_origin(hint)
+        args = get_args(hint)
+        if hint is Any:
+            return value
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            return hint(**self.fields(hint, value, f"{key}."))
+        if origin is Literal:
+            if value not in args:
+                choices = " | ".join(repr(a) for a in args)
+                raise self.error(key, f"expected {choices}, got {value!r}")
+            return value
+        if origin in (Union, types.UnionType):
+            if value is None and type(None) in args:
+                return None
+            last: ConfigError | None = None
+            for arg in args:
+                try:
+                    return self.convert(arg, value, key)
+                except ConfigError as exc:
+                    last = exc
+            assert last is not None
+            raise last
+        if origin is tuple:
+            if not isinstance(value, list):
+                raise self.error(key, f"expected an array, got {_describe(value)}")
+            return tuple(self.convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))
+        if origin in (Mapping, dict) or hint is Mapping:
+            if not isinstance(value, Mapping):
+                raise self.error(key, f"expected a table, got {_describe(value)}")
+            value_hint = args[1] if args else Any
+            return types.MappingProxyType({str(k): self.convert(value_hint, v, f"{key}.{k}") for k, v in value.items()})
+        if hint is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.error(key, f"expected a number, got {_describe(value)}")
+            return float(value)
+        if hint in (str, int, bool):
+            if type(value) is not hint:
+                raise self.error(key, f"expected {_TYPE_NAMES[hint]}, got {_describe(value)}")
+            return value
+        raise self.error(key, f"unsupported type {hint!r}")  # a bug in this module, not in the file
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "a table"
+    return type(value).__name__
