@@ -116,10 +116,7 @@ class BeaconForwarder:
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
-        query = scope.get("query_string", b"").decode("latin-1")
-        target = str(endpoint)
-        if query:
-            target += ("&" if endpoint.raw_query_string else "?") + query
+        target = _with_query(endpoint, scope.get("query_string", b"").decode("latin-1"))
         forwarded = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
         try:
             async with self._session().request(
@@ -141,13 +138,7 @@ class BeaconForwarder:
                 raise APIError(504, "vendor_timeout", "The vendor did not answer in time.") from exc
             raise APIError(502, "vendor_unavailable", "The vendor could not be reached.") from exc
         metrics.inc(_COUNTER, vendor=vendor.id, outcome="forwarded")
-        out = [(b"cache-control", b"no-store")]
-        if content_type and status not in (204, 304):
-            out.append((b"content-type", content_type.encode("latin-1")))
-        if status in (204, 304) or 100 <= status < 200:
-            reply = b""
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        await send({"type": "http.response.body", "body": reply})
+        await _send_reply(send, status, content_type, reply)
 
 
 def collect_route(
@@ -164,6 +155,25 @@ def collect_route(
         catalog, read_decision, session_factory, timeout_seconds=timeout_seconds, max_body_bytes=max_body_bytes
     )
     return Route(f"{prefix}/collect/{{vendor}}{{rest:path}}", forwarder, methods=["GET", "POST"])
+
+
+def _with_query(endpoint: URL, query: str) -> str:
+    """The endpoint with the beacon's own query string after any the endpoint already has."""
+    target = str(endpoint)
+    if query:
+        target += ("&" if endpoint.raw_query_string else "?") + query
+    return target
+
+
+async def _send_reply(send: Send, status: int, content_type: str, reply: bytes) -> None:
+    """The vendor's status, content type and body, and nothing else of its headers (never a Set-Cookie)."""
+    headers = [(b"cache-control", b"no-store")]
+    if content_type and status not in (204, 304):
+        headers.append((b"content-type", content_type.encode("latin-1")))
+    if status in (204, 304) or 100 <= status < 200:
+        reply = b""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply})
 
 
 def _endpoint_for(vendor: VendorRule, rest: str) -> URL | None:

@@ -74,6 +74,17 @@ def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:
     return frozenset(tokens)
 
 
+def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers minus hop-by-hop ones (and those its Connection names), Date and Server."""
+    raw = [(k.decode("latin-1").lower(), v) for k, v in response.raw_headers]
+    dropped = _connection_tokens([(k, v.decode("latin-1")) for k, v in raw if k == "connection"])
+    return [
+        (k.encode("latin-1"), v)
+        for k, v in raw
+        if not _is_hop_by_hop(k) and k not in dropped and k not in _RESPONSE_DROPPED_HEADERS
+    ]
+
+
 def map_upstream_error(exc: BaseException) -> UpstreamError:
     """aiohttp's and asyncio's failures as the gateway's own, sorted in this one place.
 
@@ -191,16 +202,14 @@ class UpstreamProxy:
         headers: list[tuple[str, str]] = []
         forwarded_for: list[str] = []
         host = ""
+        own = _WEBSOCKET_HANDSHAKE_HEADERS | _REQUEST_OWN_HEADERS if websocket else _REQUEST_OWN_HEADERS
         for name, value in incoming:
             if name == "x-forwarded-for":
                 forwarded_for.append(value)
             elif name == "host":
                 host = value
-            if _is_hop_by_hop(name) or name in dropped or name in _REQUEST_OWN_HEADERS:
-                continue
-            if websocket and name in _WEBSOCKET_HANDSHAKE_HEADERS:
-                continue
-            headers.append((name, value))
+            if not (_is_hop_by_hop(name) or name in dropped or name in own):
+                headers.append((name, value))
         client = scope.get("client")
         if client:
             forwarded_for.append(str(client[0]))
@@ -263,14 +272,7 @@ class UpstreamProxy:
     async def _relay_response(
         self, response: aiohttp.ClientResponse, receive: Receive, send: Send, body_state: dict[str, bool]
     ) -> None:
-        raw = [(k.decode("latin-1").lower(), v) for k, v in response.raw_headers]
-        dropped = _connection_tokens([(k, v.decode("latin-1")) for k, v in raw if k == "connection"])
-        headers = [
-            (k.encode("latin-1"), v)
-            for k, v in raw
-            if not _is_hop_by_hop(k) and k not in dropped and k not in _RESPONSE_DROPPED_HEADERS
-        ]
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.start", "status": response.status, "headers": _response_headers(response)})
         content = response.content
         gone = asyncio.Event()
         watcher: asyncio.Future[None] | None = None

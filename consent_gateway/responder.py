@@ -68,16 +68,6 @@ class RewriterFactory(Protocol):
     def make_inert(self, chunk: bytes) -> bytes: ...
 
 
-def _decoder_for(encoding: bytes) -> _Decoder | None:
-    if encoding in (b"gzip", b"x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == b"deflate":
-        return zlib.decompressobj()
-    if encoding == b"br":
-        return _BrotliDecoder()
-    return None
-
-
 class _RawDeflateFallback:
     """`Content-Encoding: deflate` is zlib-wrapped by the standard, but some servers send raw deflate."""
 
@@ -98,6 +88,17 @@ class _RawDeflateFallback:
         return bytes(self._decoder.flush())
 
 
+def _decoder_for(encoding: bytes) -> _Decoder | None:
+    """A decoder for an HTML body's Content-Encoding; None when it is one the gateway cannot read."""
+    if encoding in (b"gzip", b"x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == b"deflate":
+        return _RawDeflateFallback()
+    if encoding == b"br":
+        return _BrotliDecoder()
+    return None
+
+
 def csp_nonce(headers: list[tuple[bytes, bytes]]) -> str | None:
     for key, value in headers:
         if key == b"content-security-policy":
@@ -105,6 +106,15 @@ def csp_nonce(headers: list[tuple[bytes, bytes]]) -> str | None:
             if found:
                 return found.group(1).decode("ascii")
     return None
+
+
+def _header_value(headers: list[tuple[bytes, bytes]], name: bytes, default: bytes) -> bytes:
+    """The last value of a header (as the loop it replaces kept), or `default`."""
+    found = default
+    for key, value in headers:
+        if key == name:
+            found = value
+    return found
 
 
 def _merge_vary(value: bytes) -> bytes:
@@ -198,28 +208,19 @@ class Responder:
     ) -> list[tuple[bytes, bytes]]:
         status = message.get("status", 200)
         charset = _CHARSET.search(content_type)
-        encoding = b"identity"
-        cache_control: bytes | None = None
-        vary: bytes | None = None
-        for key, value in headers:
-            if key == b"content-encoding":
-                encoding = value.strip().lower()
-            elif key == b"cache-control":
-                cache_control = value
-            elif key == b"vary":
-                vary = value
         if charset and not _ASCII_COMPATIBLE.match(charset.group(1).lower()):
             metrics.inc("rewrite_passthrough_total", reason="encoding")
             return headers
+        encoding = _header_value(headers, b"content-encoding", b"identity").strip().lower()
         if encoding not in (b"identity", b""):
-            decoder: _Decoder | None = _RawDeflateFallback() if encoding == b"deflate" else _decoder_for(encoding)
-            if decoder is None:
+            self._decoder = _decoder_for(encoding)
+            if self._decoder is None:
                 metrics.inc("rewrite_passthrough_total", reason="content_encoding")
                 return headers
-            self._decoder = decoder
+        vary = _header_value(headers, b"vary", b"")
         fixed = [(k, v) for k, v in headers if k not in _DROPPED_FOR_HTML and k not in (b"cache-control", b"vary")]
         fixed.append((b"vary", _merge_vary(vary) if vary else b"Cookie"))
-        fixed.append((b"cache-control", _private_cache_control(cache_control)))
+        fixed.append((b"cache-control", _private_cache_control(_header_value(headers, b"cache-control", b""))))
         if status in _NO_BODY_STATUSES or self.scope.get("method") == "HEAD":
             self._skip_body = True
         self._rewriter = self._rewriters.new(self.scope, self.decision, csp_nonce(headers))

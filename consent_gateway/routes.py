@@ -137,6 +137,8 @@ class ConsentAPI:
     def _expire_cookies(
         self, response: Response, request: Request, refused: set[str], vendors_refused: set[str]
     ) -> None:
+        if not (refused or vendors_refused):
+            return
         response.raw_headers += expiring_set_cookies(
             request.headers.get("cookie", ""),
             request.url.hostname or "",
@@ -284,14 +286,7 @@ class ConsentAPI:
         data = await self._json_body(request)
         choices, vendors = self._parse_choices(data)
         gpc = request.headers.get("sec-gpc", "").strip() == "1"
-        gpc_narrowed = False
-        if gpc and data.get("action") == "accept_all":
-            # Global Privacy Control refuses these categories; "accept all" does not override it, an
-            # explicit switch does.
-            for category in self.config.gateway.gpc_refuses:
-                if choices.get(category):
-                    choices[category] = False
-                    gpc_narrowed = True
+        gpc_narrowed = gpc and data.get("action") == "accept_all" and self._apply_gpc(choices)
         previous = self._record(request)
         now = time.time()
         record = ConsentRecord(
@@ -311,17 +306,32 @@ class ConsentAPI:
             raise APIError(
                 503, "consent_not_recorded", "your choice could not be recorded; nothing was enabled, please retry"
             )
+        return self._choice_response(request, record, previous, durable=durable)
+
+    def _choice_response(
+        self, request: Request, record: ConsentRecord, previous: ConsentRecord | None, *, durable: bool
+    ) -> Response:
+        """The recorded choice, its cookie, and the expiry of cookies a narrowed choice no longer allows."""
         body = record.to_json()
         body["receipt_url"] = f"{self.config.gateway.prefix}/receipt"
         body["recorded"] = durable
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
         self._set_consent_cookie(response, request, self.codec.encode(record), record.max_age_seconds(self.config))
         if previous is not None:
-            refused = {c for c, on in previous.choices.items() if on and not choices.get(c)}
-            vendors_refused = {v for v, on in vendors.items() if not on}
-            if refused or vendors_refused:
-                self._expire_cookies(response, request, refused, vendors_refused)
+            refused = {c for c, on in previous.choices.items() if on and not record.choices.get(c)}
+            vendors_refused = {v for v, on in record.vendors.items() if not on}
+            self._expire_cookies(response, request, refused, vendors_refused)
         return response
+
+    def _apply_gpc(self, choices: dict[str, bool]) -> bool:
+        """Global Privacy Control refuses these categories: "accept all" does not override it, an explicit
+        switch does. True when it took back a grant."""
+        narrowed = False
+        for category in self.config.gateway.gpc_refuses:
+            if choices.get(category):
+                choices[category] = False
+                narrowed = True
+        return narrowed
 
     async def withdraw(self, request: Request) -> Response:
         if not is_same_origin(request):

@@ -69,37 +69,52 @@ class TableReader:
         return values
 
     def convert(self, hint: Any, value: Any, key: str) -> Any:
-        origin = get_origin(hint)
-        args = get_args(hint)
+        """`value` as the type `hint` names, or a `ConfigError` for `key`."""
         if hint is Any:
             return value
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             return hint(**self.fields(hint, value, f"{key}."))
+        origin = get_origin(hint)
         if origin is Literal:
-            if value not in args:
-                choices = " | ".join(repr(a) for a in args)
-                raise self.error(key, f"expected {choices}, got {value!r}")
-            return value
+            return self._literal(get_args(hint), value, key)
         if origin in (Union, types.UnionType):
-            if value is None and type(None) in args:
-                return None
-            last: ConfigError | None = None
-            for arg in args:
-                try:
-                    return self.convert(arg, value, key)
-                except ConfigError as exc:
-                    last = exc
-            assert last is not None
-            raise last
+            return self._union(get_args(hint), value, key)
         if origin is tuple:
-            if not isinstance(value, list):
-                raise self.error(key, f"expected an array, got {_describe(value)}")
-            return tuple(self.convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))
+            return self._tuple(get_args(hint)[0], value, key)
         if origin in (Mapping, dict) or hint is Mapping:
-            if not isinstance(value, Mapping):
-                raise self.error(key, f"expected a table, got {_describe(value)}")
-            value_hint = args[1] if args else Any
-            return types.MappingProxyType({str(k): self.convert(value_hint, v, f"{key}.{k}") for k, v in value.items()})
+            return self._mapping(get_args(hint), value, key)
+        return self._scalar(hint, value, key)
+
+    def _literal(self, choices: tuple[Any, ...], value: Any, key: str) -> Any:
+        if value not in choices:
+            raise self.error(key, f"expected {' | '.join(repr(c) for c in choices)}, got {value!r}")
+        return value
+
+    def _union(self, hints: tuple[Any, ...], value: Any, key: str) -> Any:
+        """The first member type that takes the value; the last member's error otherwise."""
+        if value is None and type(None) in hints:
+            return None
+        last: ConfigError | None = None
+        for hint in hints:
+            try:
+                return self.convert(hint, value, key)
+            except ConfigError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def _tuple(self, item_hint: Any, value: Any, key: str) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise self.error(key, f"expected an array, got {_describe(value)}")
+        return tuple(self.convert(item_hint, item, f"{key}[{i}]") for i, item in enumerate(value))
+
+    def _mapping(self, args: tuple[Any, ...], value: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.error(key, f"expected a table, got {_describe(value)}")
+        value_hint = args[1] if args else Any
+        return types.MappingProxyType({str(k): self.convert(value_hint, v, f"{key}.{k}") for k, v in value.items()})
+
+    def _scalar(self, hint: Any, value: Any, key: str) -> Any:
         if hint is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise self.error(key, f"expected a number, got {_describe(value)}")
@@ -108,7 +123,7 @@ class TableReader:
             if type(value) is not hint:
                 raise self.error(key, f"expected {_TYPE_NAMES[hint]}, got {_describe(value)}")
             return value
-        raise self.error(key, f"unsupported type {hint!r}")  # a bug in this module, not in the file
+        raise self.error(key, f"unsupported type {hint!r}")  # a bug in the caller's dataclass, not in the file
 
 
 def _describe(value: Any) -> str:

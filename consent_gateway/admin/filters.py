@@ -45,27 +45,17 @@ def day_start_ms(day: date) -> int:
 def parse_search(params: Mapping[str, str], categories: Sequence[str]) -> SearchForm:
     values = {name: params.get(name, "").strip()[:_MAX_TEXT] for name in FIELDS}
     errors: dict[str, str] = {}
-    since_ms = until_ms = None
-    for name in ("since", "until"):
-        if not values[name]:
-            continue
-        try:
-            day = date.fromisoformat(values[name])
-        except ValueError:
-            errors[name] = "Use a date like 2025-03-31."
-            continue
-        if name == "since":
-            since_ms = day_start_ms(day)
-        else:
-            until_ms = day_start_ms(day + timedelta(days=1))
+    since_ms = _day_ms(values, "since", errors)
+    until_ms = _day_ms(values, "until", errors, next_day=True)
     if since_ms is not None and until_ms is not None and until_ms <= since_ms:
         errors["until"] = "The end date is before the start date."
-    if values["action"] and values["action"] not in ACTIONS:
-        errors["action"] = "Unknown action."
-    if values["category"] and values["category"] not in categories:
-        errors["category"] = "Unknown category."
-    if values["device"] and values["device"] not in DEVICE_TYPES:
-        errors["device"] = "Unknown device type."
+    for name, known, message in (
+        ("action", ACTIONS, "Unknown action."),
+        ("category", categories, "Unknown category."),
+        ("device", DEVICE_TYPES, "Unknown device type."),
+    ):
+        if values[name] and values[name] not in known:
+            errors[name] = message
     if len(values["country"]) == 2:
         values["country"] = values["country"].upper()
     filters = EventFilter(
@@ -80,6 +70,18 @@ def parse_search(params: Mapping[str, str], categories: Sequence[str]) -> Search
         consent_id=values["consent_id"] or None,
     )
     return SearchForm(values=values, filters=filters, errors=errors)
+
+
+def _day_ms(values: Mapping[str, str], name: str, errors: dict[str, str], *, next_day: bool = False) -> int | None:
+    """The start of the day a date field names (of the next day for an inclusive end), in UTC ms."""
+    if not values[name]:
+        return None
+    try:
+        day = date.fromisoformat(values[name])
+    except ValueError:
+        errors[name] = "Use a date like 2025-03-31."
+        return None
+    return day_start_ms(day + timedelta(days=1) if next_day else day)
 
 
 def describe(form: SearchForm) -> str:
