@@ -379,20 +379,21 @@ def element_counts(root: ElementTree.Element, prefix: str) -> collections.Counte
     )
 
 
-def tracker_hosts_in_script(text: str, trackers: TrackerList) -> list[str]:
+def tracker_hosts_in_script(text: str, trackers: TrackerList, own_entity: str | None = None) -> list[str]:
     """Hosts of the list's trackers named in a script's text (only those that track)."""
     hosts: list[str] = []
     text = text.replace("\\u002f", "/").replace("\\u002F", "/").replace("\\x2f", "/").replace("\\/", "/")
     for match in HOST_IN_TEXT_RE.finditer(text):
         host = match.group(1).lower()
-        if trackers.tracker(host) is not None and host not in hosts:
+        found = trackers.tracker(host)
+        if found is not None and found[0] != own_entity and host not in hosts:
             hosts.append(host)
     return hosts
 
 
-def carries_tracker_code(text: str, trackers: TrackerList) -> list[str]:
+def carries_tracker_code(text: str, trackers: TrackerList, own_entity: str | None = None) -> list[str]:
     """A script that names a tracker's host *and* loads or sends something: a tracker's loader or beacon."""
-    hosts = tracker_hosts_in_script(text, trackers)
+    hosts = tracker_hosts_in_script(text, trackers, own_entity)
     return hosts if hosts and LOADER_RE.search(text) else []
 
 
@@ -576,6 +577,8 @@ class Judge:
 
         live: list[dict[str, Any]] = []
         held: list[dict[str, Any]] = []
+        own = self.trackers.lookup(page.host)
+        own_entity = own[0] if own is not None else None
         after_fetches = fetches(after, page.url, self.prefix)
         if b"<noscript" in out.lower():  # a browser without scripting reads <noscript> as markup
             after_fetches += fetches(parse(out, encoding, scripting=False), page.url, self.prefix,
@@ -586,6 +589,8 @@ class Judge:
                     held.append({"kind": fetch.kind, "host": fetch.host, "why": "first-party"})
                 continue
             tracker = self.trackers.tracker(fetch.host)
+            if tracker is not None and tracker[0] == own_entity:
+                tracker = None  # the site's own organisation (yahoo.com and its s.yimg.com): not a third party
             record = {"kind": fetch.kind, "host": fetch.host, "class": self.kind_of(fetch),
                       "tracker": tracker[0] if tracker else None, "noscript": fetch.in_noscript, "url": fetch.url}
             if fetch.held:
@@ -602,20 +607,21 @@ class Judge:
         live_inline = []
         for executable, text, _ in scripts_after:
             if executable:
-                hosts = carries_tracker_code(text, self.trackers)
+                hosts = carries_tracker_code(text, self.trackers, own_entity)
                 if hosts:
                     live_inline.append({"hosts": hosts, "bytes": len(text.encode()), "start": text[:120]})
         result["live_inline"] = live_inline
         inert = []
         if len(scripts_before) == len(scripts_after):
             for (was_run, text, _), (runs, _, attributes) in zip(scripts_before, scripts_after, strict=True):
-                if was_run and not runs and not carries_tracker_code(text, self.trackers):
+                if was_run and not runs and not carries_tracker_code(text, self.trackers, own_entity):
                     marks = {k: v for k, v in attributes.items() if k.startswith("data-c")}
                     # restorable: the banner brings back what carries a category (and is no bail-out)
                     restorable = "data-category" in marks and "data-cg-bailout" not in marks
                     inert.append({"bytes": len(text.encode()), "start": text[:120], "restorable": restorable,
                                   "held_as": marks.get("data-cg-vendor") or marks.get("data-category"),
-                                  "mentions": tracker_hosts_in_script(text, self.trackers)[:3], "marked": marks})
+                                  "mentions": tracker_hosts_in_script(text, self.trackers, own_entity)[:3],
+                                  "marked": marks})
         else:
             result["script_count_changed"] = [len(scripts_before), len(scripts_after)]
         result["inert_inline"] = inert
