@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from .catalog_schema import CookieRule, VendorRule, vendor_from_table
 from .cookie_database import CookieDatabase
@@ -126,14 +126,55 @@ def _segment_pattern(path: str) -> re.Pattern[str] | None:
     return re.compile(body if path.endswith("/") else body + r"(?![A-Za-z0-9])")
 
 
+class ThirdPartyRules(Protocol):
+    """How a catalog classifies URL hosts it does not know (implemented by `thirdparty.ThirdParties`)."""
+
+    @property
+    def mode(self) -> str:
+        """"hold", "report" or "allow": what happens to hosts nobody classified in opt-in regions."""
+        ...
+
+    def classify(self, host: str, site: str, path: str = "") -> VendorRule | None:
+        """None for the site's own and allowed hosts, else the pseudo-vendor "unclassified"."""
+        ...
+
+    def note_seen(self, host: str, held: bool) -> None:
+        """Count one element of an unclassified host."""
+        ...
+
+
+class _NoThirdPartyRules:
+    """A catalog without the site's rules classifies no host it does not know (lets it through)."""
+
+    mode = "allow"
+
+    def classify(self, host: str, site: str, path: str = "") -> VendorRule | None:
+        return None
+
+    def note_seen(self, host: str, held: bool) -> None:
+        return None
+
+
+NO_THIRD_PARTY_RULES: ThirdPartyRules = _NoThirdPartyRules()
+
+
 class Catalog:
     """The vendors known to the gateway, indexed for fast lookups by URL, inline script and cookie."""
 
     _builtin: ClassVar[Catalog | None] = None
     _tokens: ClassVar[itertools.count[int]] = itertools.count(1)
 
-    def __init__(self, vendors: Iterable[VendorRule], *, cookie_database: CookieDatabase | None = None) -> None:
+    def __init__(
+        self,
+        vendors: Iterable[VendorRule],
+        *,
+        cookie_database: CookieDatabase | None = None,
+        third_parties: ThirdPartyRules | None = None,
+    ) -> None:
         self.vendors: Mapping[str, VendorRule] = {v.id: v for v in vendors}
+        #: hosts the catalog does not know: first party, allowed, or held as "unclassified". The site's rules
+        #: come from `thirdparty.site_catalog(config)` (what the gateway uses); a bare catalog has none.
+        self.third_parties: ThirdPartyRules = third_parties if third_parties is not None else NO_THIRD_PARTY_RULES
         #: identifies this catalog's content in caches that outlive one request (catalogs are immutable)
         self.token = next(self._tokens)
         self._hosts: dict[str, dict[str, list[_HostPattern]]] = {kind: {} for kind in URL_KINDS}
@@ -194,6 +235,10 @@ class Catalog:
             cls._builtin = cls(vendors, cookie_database=CookieDatabase.bundled())
         return cls._builtin
 
+    def with_third_parties(self, third_parties: ThirdPartyRules) -> Catalog:
+        """The same vendors with other third-party rules (a new token: rewritten pages differ)."""
+        return Catalog(self.vendors.values(), cookie_database=self.cookie_database, third_parties=third_parties)
+
     def merged(self, overrides: Sequence[Mapping[str, Any]], *, source: str | None = None) -> Catalog:
         """This catalog with the site's ``[[vendors]]`` tables applied.
 
@@ -211,7 +256,7 @@ class Catalog:
             if not isinstance(vendor_id, str) or not vendor_id:
                 raise ConfigError(f"{key}.id", "is required and must be a non-empty string", file=source)
             vendors[vendor_id] = vendor_from_table(table, key, vendors.get(vendor_id), source)
-        return Catalog(vendors.values(), cookie_database=self.cookie_database)
+        return Catalog(vendors.values(), cookie_database=self.cookie_database, third_parties=self.third_parties)
 
     # -- lookups --------------------------------------------------------------------------------------
 

@@ -89,11 +89,11 @@ def demo(host: str, port: int, config_path: str | None) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 def check_config(config_path: str | None) -> None:
     """Check a config file and explain what is wrong, with file, line and key."""
-    from .catalog import Catalog
+    from .thirdparty import site_catalog
 
     try:
         config = load_config(config_path)
-        catalog = Catalog.builtin().merged(config.vendors, source=config.source)
+        catalog = site_catalog(config)
     except ConfigError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)

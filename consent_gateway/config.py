@@ -43,6 +43,8 @@ class GatewayConfig:
     gpc_refuses: tuple[str, ...] = ("marketing",)
     max_body_bytes: int = 16_384
     rewrite_max_buffer_bytes: int = 65_536
+    #: hosts that are the site's own besides its registrable domain ("static.example-cdn.net", "*.example.org")
+    first_party_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,19 @@ class Category:
     label: Mapping[str, str] = field(default_factory=dict)
     description: Mapping[str, str] = field(default_factory=dict)
 
+
+#: third parties nobody classified (see thirdparty.py): added to any category list that lacks it
+UNCLASSIFIED_CATEGORY = Category(
+    id="unclassified",
+    label=_frozen_map(
+        fr="Autres services non encore décrits par ce site", en="Other services not yet described by this site"
+    ),
+    description=_frozen_map(
+        fr="Contenus et scripts de tiers que ce site n'a pas encore classés. Ils restent bloqués sans votre accord.",
+        en="Third-party content and scripts this site has not classified yet. They stay blocked without your "
+        "consent.",
+    ),
+)
 
 DEFAULT_CATEGORIES = (
     Category(
@@ -107,7 +122,29 @@ DEFAULT_CATEGORIES = (
             en="Remember your settings, such as language or region.",
         ),
     ),
+    UNCLASSIFIED_CATEGORY,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedHost:
+    #: "cdn.example.net" (and its subdomains), "*.example.net" (subdomains only) or "host/path/" (that path)
+    host: str
+    #: why this third party is functional: shown to the privacy team, required
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThirdPartiesConfig:
+    #: hosts neither the site's own nor classified, in opt-in regions: "hold" until "accept all", "report"
+    #: (let through and count), "allow" (let through, not even counted)
+    unknown: Literal["hold", "report", "allow"] = "hold"
+    #: functional third parties of the site, each with its reason
+    allow: tuple[AllowedHost, ...] = ()
+    #: built-in allow-list entries that are off until the owner opts in ("google-fonts", "recaptcha"…)
+    enable: tuple[str, ...] = ()
+    #: built-in allow-list entries the owner does not want ("jsdelivr"…)
+    disable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +247,7 @@ class Config:
     categories: tuple[Category, ...] = DEFAULT_CATEGORIES
     #: the site's [[vendors]] tables, checked against VendorRule's fields; merged by catalog.Catalog.merged
     vendors: tuple[Mapping[str, Any], ...] = ()
+    third_parties: ThirdPartiesConfig = ThirdPartiesConfig()
     store: StoreConfig = StoreConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     retention: RetentionConfig = RetentionConfig()
@@ -277,6 +315,10 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None, text: st
     sections = {k: v for k, v in data.items() if k != "vendors"}
     values = loader.fields(Config, sections, "", exclude=("source", "vendors"))
     values["vendors"] = loader.vendors(data.get("vendors", []))
+    categories = values.get("categories")
+    if categories is not None and all(c.id != UNCLASSIFIED_CATEGORY.id for c in categories):
+        # third parties nobody classified need a category the visitor can grant ("accept all")
+        values["categories"] = (*categories, UNCLASSIFIED_CATEGORY)
     config = Config(**values, source=source)
     loader.check_semantics(config)
     return config
@@ -328,6 +370,7 @@ class _Loader(TableReader):
             vendor_category = table.get("category")
             if vendor_category is not None and vendor_category not in ids:
                 raise self.error(f"vendors[{index}].category", f"unknown category {vendor_category!r}")
+        self.check_third_parties(config)
         if config.banner.default_language not in config.banner.languages:
             raise self.error("banner.default_language", f"must be one of banner.languages {config.banner.languages}")
         for key, minimum in (
@@ -348,3 +391,27 @@ class _Loader(TableReader):
         url = config.store.url
         if url and not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
             raise self.error("store.url", f"expected sqlite:///path or redis://host:port/db, got {url!r}")
+
+    def check_third_parties(self, config: Config) -> None:
+        """Host patterns are checked here; names of built-in allow-list entries by `thirdparty` (which
+        reads that list)."""
+        for index, pattern in enumerate(config.gateway.first_party_hosts):
+            problem = check_host_pattern(pattern)
+            if problem or "/" in pattern:
+                raise self.error(f"gateway.first_party_hosts[{index}]", problem or f"a host, not a URL: {pattern!r}")
+        for index, item in enumerate(config.third_parties.allow):
+            problem = check_host_pattern(item.host)
+            if problem:
+                raise self.error(f"third_parties.allow[{index}].host", problem)
+            if not item.reason.strip():
+                raise self.error(f"third_parties.allow[{index}].reason", "say why this third party is functional")
+
+
+def check_host_pattern(pattern: str) -> str | None:
+    """Why a first-party or allow-list host pattern is unusable, or None when it is fine."""
+    host, _, _ = pattern.partition("/")
+    if not host or host != host.strip() or any(c in host for c in " :@?#\\"):
+        return f"expected a host such as 'cdn.example.com' or '*.example.com', got {pattern!r}"
+    if "*" in host.removeprefix("*."):
+        return f"'*' is only allowed as a leading '*.' label: {pattern!r}"
+    return None

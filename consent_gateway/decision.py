@@ -23,6 +23,9 @@ class Decision:
     gpc: bool = False
     #: The regional rule applied: "opt-in" (ask first), "opt-out" (allowed until refused), "none" (no banner).
     region: str = "opt-in"
+    #: the site the page belongs to: the request Host's registrable domain (or the bare host for an IP or
+    #: ``localhost``); URLs on other sites are third parties (see thirdparty.py)
+    site: str = ""
 
     def allows_category(self, category: str) -> bool:
         return category in self.granted
@@ -33,6 +36,6 @@ class Decision:
         return vendor_id in self.vendors_granted or category in self.granted
 
     @property
-    def key(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    def key(self) -> tuple[frozenset[str], frozenset[str], frozenset[str], str]:
         """What the rewritten bytes depend on: a cache key for per-decision work."""
-        return (self.granted, self.vendors_granted, self.vendors_refused)
+        return (self.granted, self.vendors_granted, self.vendors_refused, self.site)

@@ -27,6 +27,8 @@ COUNTERS: dict[str, str] = {
 _counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
 _tallies: Counter[tuple[str, str, tuple[tuple[str, int], ...]]] = Counter()
 _gauges: dict[str, Callable[[], float]] = {}
+#: name → (render lines, forget): series whose labels a module bounds itself (e.g. the top unclassified hosts)
+_collectors: dict[str, tuple[Callable[[], list[str]], Callable[[], None]]] = {}
 
 
 def inc(counter: str, amount: int = 1, /, **labels: str) -> None:
@@ -68,10 +70,17 @@ def register_gauge(name: str, read: Callable[[], float]) -> None:
     _gauges[name] = read
 
 
+def register_collector(name: str, render_lines: Callable[[], list[str]], forget: Callable[[], None]) -> None:
+    """Series rendered by their owner, with labels it keeps bounded (the top N of something)."""
+    _collectors[name] = (render_lines, forget)
+
+
 def reset() -> None:
     """Forget every count (tests)."""
     _counts.clear()
     _tallies.clear()
+    for _, forget in _collectors.values():
+        forget()
 
 
 def _escape(value: str) -> str:
@@ -94,4 +103,6 @@ def render() -> str:
     for name, read in sorted(_gauges.items()):
         lines.append(f"# TYPE consent_gateway_{name} gauge")
         lines.append(f"consent_gateway_{name} {read()}")
+    for _, (render_lines, _) in sorted(_collectors.items()):
+        lines.extend(render_lines())
     return "\n".join(lines) + "\n"

@@ -35,6 +35,7 @@ from .routes import ConsentAPI
 from .signing import load_secret_keys
 from .store import ConsentLog, EventRecorder, open_log
 from .store.keeper import LogKeeper
+from .thirdparty import site_catalog
 from .visitor import DECISION_SCOPE_KEY, VisitorReader
 
 logger = logging.getLogger("consent_gateway.middleware")
@@ -94,7 +95,7 @@ class ConsentGateway:
         self.config = config = config or load_config()
         self.prefix = config.gateway.prefix
         self._prefix_slash = self.prefix + "/"
-        self.catalog = Catalog.builtin().merged(config.vendors, source=config.source)
+        self.catalog = site_catalog(config)
         keys = list(secret_keys) if secret_keys else load_secret_keys(config)
         self.codec = ConsentCodec(config, keys)
         self.enricher = Enricher(

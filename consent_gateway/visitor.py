@@ -8,6 +8,7 @@ country. Anything in doubt — no cookie, a bad one, two of them — yields the 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 from . import metrics
 from ._types import Scope
@@ -16,9 +17,12 @@ from .consent import ConsentCodec, ConsentRecord
 from .decision import Decision
 from .enrich import Enricher
 from .network import client_ip, parse_ip
+from .thirdparty import UNCLASSIFIED, site_of
 
 DECISION_SCOPE_KEY = "consent_gateway.decision"
 RECORD_SCOPE_KEY = "consent_gateway.record"
+#: distinct (region, GPC, site) decisions of undecided visitors kept; a gateway serves a few sites
+_UNDECIDED_CACHE_MAX = 1024
 
 
 def cookie_values(header: str, name: str) -> list[str]:
@@ -54,33 +58,60 @@ class VisitorReader:
         required = config.required_categories
         everything = frozenset(config.category_ids)
         gpc_refused = frozenset(config.gateway.gpc_refuses)
-        # The decisions for visitors without a valid choice, computed once.
-        self._undecided = {
-            ("opt-in", False): Decision(granted=required),
-            ("opt-in", True): Decision(granted=required, gpc=True),
+        if "marketing" in gpc_refused:
+            # a host nobody classified may well be an ad server: GPC refuses it with marketing
+            gpc_refused |= {UNCLASSIFIED}
+        # "report"/"allow": hosts nobody classified go through, whatever the region or the visitor's choice
+        self._always = frozenset({UNCLASSIFIED}) if config.third_parties.unknown != "hold" else frozenset()
+        opt_in = required | (self._always & everything)
+        # The decisions for visitors without a valid choice, computed once (per site, see `undecided`).
+        self._undecided_base = {
+            ("opt-in", False): Decision(granted=opt_in),
+            ("opt-in", True): Decision(granted=opt_in, gpc=True),
             ("opt-out", False): Decision(granted=everything, region="opt-out"),
             ("opt-out", True): Decision(granted=(everything - gpc_refused) | required, gpc=True, region="opt-out"),
             ("none", False): Decision(granted=everything, region="none"),
             ("none", True): Decision(granted=(everything - gpc_refused) | required, gpc=True, region="none"),
         }
-        self._required = required
+        self._undecided: dict[tuple[str, bool, str], Decision] = {}
+        self._always_granted = required | (self._always & everything)
 
     def read(self, scope: Scope) -> Decision:
         cookie_header = b""
         gpc = False
+        host = b""
         for key, value in scope["headers"]:
             if key == b"cookie":
                 cookie_header = cookie_header + b"; " + value if cookie_header else value
             elif key == b"sec-gpc":
                 gpc = value.strip() == b"1"
+            elif key == b"host":
+                host = value
+        site = site_of(host.decode("latin-1")) if host else self._server_site(scope)
         record = None
         if cookie_header and self._cookie_name_bytes in cookie_header:
             record = self.record_from_cookie(cookie_header.decode("latin-1"))
         if record is not None:
             scope[RECORD_SCOPE_KEY] = record
-            return self.decision_for(record, gpc=gpc)
+            return self.decision_for(record, gpc=gpc, site=site)
         region = self.region(scope) if self._needs_country else "opt-in"
-        return self._undecided[(region, gpc)]
+        return self.undecided(region, gpc, site)
+
+    def undecided(self, region: str, gpc: bool, site: str) -> Decision:
+        """The decision for a visitor without a valid choice (cached: a handful exist per site)."""
+        key = (region, gpc, site)
+        decision = self._undecided.get(key)
+        if decision is None:
+            if len(self._undecided) >= _UNDECIDED_CACHE_MAX:
+                self._undecided.clear()
+            decision = self._undecided[key] = replace(self._undecided_base[(region, gpc)], site=site)
+        return decision
+
+    @staticmethod
+    def _server_site(scope: Scope) -> str:
+        """No Host header (HTTP/1.0): the address the request came to, as the ASGI server saw it."""
+        server = scope.get("server")
+        return site_of(str(server[0])) if server else ""
 
     def record_from_cookie(self, cookie_header: str) -> ConsentRecord | None:
         values = cookie_values(cookie_header, self.cookie_name)
@@ -90,8 +121,8 @@ class VisitorReader:
             return None
         return self.codec.decode(values[0])
 
-    def decision_for(self, record: ConsentRecord, *, gpc: bool = False) -> Decision:
-        granted = self._required | {c for c, on in record.choices.items() if on}
+    def decision_for(self, record: ConsentRecord, *, gpc: bool = False, site: str = "") -> Decision:
+        granted = self._always_granted | {c for c, on in record.choices.items() if on}
         return Decision(
             granted=frozenset(granted),
             vendors_granted=frozenset(v for v, on in record.vendors.items() if on),
@@ -99,6 +130,7 @@ class VisitorReader:
             consent_id=record.consent_id,
             explicit=True,
             gpc=gpc or record.gpc,
+            site=site,
         )
 
     def client_ip(self, scope: Scope) -> str | None:
