@@ -125,6 +125,20 @@
     }
   }
 
+  // Hosts of the held elements nobody classified: named in their category's section, shown only then.
+  function unclassifiedHosts() {
+    var o = {};
+    $$('[data-category=unclassified]').forEach(function (e) {
+      [].forEach.call(e.attributes, function (a) {
+        try {
+          var u = new URL(a.value, d.baseURI);
+          if (!a.name.indexOf('data-cg-') && u.host != location.host) o[u.hostname] = 1;
+        } catch (x) {}
+      });
+    });
+    return Object.keys(o);
+  }
+
   /* ---- placeholders for held-back iframes ---- */
   function vendorOf(id) { return VENDORS.filter(function (v) { return v.id === id; })[0]; }
   function placeholders() {
@@ -182,11 +196,14 @@
       ]),
       msg1 = h('p', { class: 'cg-msg', role: 'status' })
     ]);
+    var uh = unclassifiedHosts();
     var list = h('div', { class: 'cg-cats' }, CATS.map(function (c) {
       var vs = VENDORS.filter(function (v) { return v.category === c.id; }), tx = T.cats[c.id];
-      return h('section', { class: 'cg-cat' }, [
+      var un = c.id == 'unclassified';
+      return h('section', { class: 'cg-cat', hidden: un && !uh.length }, [
         sw('cg-c-' + c.id, tx[0], c.required, c.required, { 'data-cg-cat': c.id, 'aria-describedby': 'cg-cd-' + c.id }, 'h3'),
         h('p', { id: 'cg-cd-' + c.id, text: (c.required ? T.always_on + '. ' : '') + tx[1] }),
+        un ? h('p', { class: 'cg-hosts', text: uh.join(', ') }) : null,
         vs.length ? h('details', {}, [
           h('summary', { text: fmt(T.vendors, { n: vs.length }) }),
           h('ul', {}, vs.map(function (v) {
