@@ -30,6 +30,12 @@ PRESCAN_BYTES = 1024
 _META_UTF16 = re.compile(
     rb"<meta[^>]*?charset[\t\n\f\r ]*=[\t\n\f\r \"']*(?:utf-?16|utf-?32|ucs-?2|ucs-?4)", re.IGNORECASE
 )
+#: a <meta> declaring the charset (charset=… or http-equiv content=…; charset=…), or one the end of the first
+#: KiB cuts that may be one (what is after the KiB must not decide: it depends on the chunking); a <meta
+#: name=…> or <meta property=…> is not
+_META_CHARSET = re.compile(
+    rb"<meta(?:[^>]*?charset|(?![^>]*?[\t\n\f\r /](?:name|property|itemprop)[\t\n\f\r ]*=)[^>]*+$)", re.IGNORECASE
+)
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe")
 
@@ -140,9 +146,20 @@ class HoldbackRewriter:
             metrics.inc("rewrite_passthrough_total", reason=reason)
             return data
         self._tokenizer.mode = Mode.DATA
+        self._tokenizer.charset_ahead = self._banner_would_push_out_charset(data)
         if data.startswith(_UTF8_BOM):
             return _UTF8_BOM + self._step(data[3:], final)
         return self._step(data, final)
+
+    def _banner_would_push_out_charset(self, data: bytes) -> bool:
+        """Whether the banner block, inserted before the first KiB's <meta charset>, would push it out of the
+        KiB, where a browser looks for it: then it goes right after that <meta> instead."""
+        meta = _META_CHARSET.search(data, 0, PRESCAN_BYTES)
+        if meta is None:
+            return False
+        end = data.find(b">", meta.start(), PRESCAN_BYTES)
+        meta_end = PRESCAN_BYTES if end == -1 else end + 1
+        return meta_end + len(self.head_html) > PRESCAN_BYTES
 
     @staticmethod
     def _prescan(data: bytes) -> str | None:

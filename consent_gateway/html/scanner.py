@@ -144,6 +144,9 @@ class Modes:
 
 
 HTML_MODES = Modes(HTML_STARTS, HTML_ENDS, cdata=False, conditional=_CONDITIONAL_AHEAD)
+#: while the banner block waits for a <meta charset> in the first KiB: every <meta>, <body> and </head> too
+HEAD_MODES = Modes(tuple(dict.fromkeys((*HTML_STARTS, "meta", "body"))), (*HTML_ENDS, "head"), cdata=False,
+                   conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
 #: the native scanner's extra candidates: the conditional names with their word (what the lookaheads accept)
 _NATIVE_CONDITIONAL = tuple(b"<" + name.encode() + ahead for name, ahead in _CONDITIONAL_AHEAD.items())
 # raw-text elements are not raw text in svg/math: their content is markup there

@@ -51,7 +51,8 @@ class TokenizerState(NamedTuple):
     """Everything the output of the rest of a document depends on, besides the bytes not yet emitted."""
 
     mode: Mode
-    head_pending: bool  # the banner block is not placed yet
+    head_pending: bool  # the place of the banner block is not found yet
+    charset_ahead: bool  # the banner block goes after a <meta charset> still ahead (see Tokenizer)
     foreign: tuple[str, ...]  # the open svg/math elements
     raw_name: str  # the raw-text element open in Mode.RAWTEXT
     comment_fresh: bool  # right after "<!--" ("<!-->" is a whole comment)

@@ -20,6 +20,7 @@ from .scanner import (
     BREAKOUT,
     DELIM,
     FOREIGN_MODES,
+    HEAD_MODES,
     HOLD_KINDS,
     HTML_MODES,
     INTEGRATION_POINTS,
@@ -27,6 +28,7 @@ from .scanner import (
     RAWTEXT,
     TAG_REST,
     TOO_LONG_INERT,
+    Modes,
     native_scanner_for,
     text_end,
 )
@@ -42,6 +44,14 @@ _PRE_CAND = re.compile(
 )
 _SCRIPT_END = re.compile(rb"</(?i:script)" + DELIM)
 _GENERIC_NAME = re.compile(rb"</?[a-zA-Z][^\t\n\f\r />]*+")
+
+
+def _may_become_html_or_head(data: bytes, pos: int) -> bool:
+    """Whether the buffer ends in what the next chunk may complete into "<html" or "<head" + delimiter."""
+    rest = data[pos + 1 :].lower()
+    return len(rest) <= 4 and (b"html".startswith(rest) or b"head".startswith(rest))
+
+
 # enum members as module constants: looking one up on its class costs ten times more in the hot loops
 _DATA = Mode.DATA
 
@@ -53,6 +63,10 @@ class Tokenizer(TextStates):
         self.max_buffer_bytes = max_buffer_bytes
         self.mode = Mode.PRESCAN
         self.head_pending = True
+        #: set by the driver when the banner block would push the first KiB's <meta charset> out of that KiB
+        #: (a browser only looks for it there): the block then goes right after the first charset-declaring
+        #: <meta> in the data state (failing that: before </head> or <body>, or at the end)
+        self.charset_ahead = False
         self.script_open = None
         self.base = None
         self._holdback = holdback
@@ -77,18 +91,18 @@ class Tokenizer(TextStates):
         }
 
     def state(self) -> TokenizerState:
-        return TokenizerState(self.mode, self.head_pending, self._foreign, self._raw_name, self._comment_fresh,
-                              self._script_state, self.script_open, self._script_scan, self._long_tag_state,
-                              self._long_tag_then, self.base)
+        return TokenizerState(self.mode, self.head_pending, self.charset_ahead, self._foreign, self._raw_name,
+                              self._comment_fresh, self._script_state, self.script_open, self._script_scan,
+                              self._long_tag_state, self._long_tag_then, self.base)
 
     def restore(self, state: TokenizerState) -> None:
-        (self.mode, self.head_pending, self._foreign, self._raw_name, self._comment_fresh,
+        (self.mode, self.head_pending, self.charset_ahead, self._foreign, self._raw_name, self._comment_fresh,
          self._script_state, self.script_open, self._script_scan, self._long_tag_state,
          self._long_tag_then, self.base) = state
 
     def has_unfinished_tokens(self) -> bool:
         """Whether the end of the document still has something to emit besides the pending bytes."""
-        return self.script_open is not None or (self.head_pending and self.mode == _DATA)
+        return self.script_open is not None or ((self.head_pending or self.charset_ahead) and self.mode == _DATA)
 
     def run(self, data: bytes, final: bool, out: Out) -> int:
         """Advance over ``data``; return where the unfinished token starts (``len(data)`` if none)."""
@@ -125,9 +139,9 @@ class Tokenizer(TextStates):
             # an inline script cut by the end of the document: classify what there is
             self._emit_classified(data, pos, n, out)
             return n
-        if self.head_pending and self.mode == _DATA:
-            out.append(HEAD_MARK)
+        if (self.head_pending or self.charset_ahead) and self.mode == _DATA:
             self.head_pending = False
+            self._place_deferred_mark(out)
         if pos < n:
             out.append(data[pos:])
         return n
@@ -138,8 +152,9 @@ class Tokenizer(TextStates):
         if self.head_pending:
             return self._pre_head(data, pos, final, out)
         foreign = self._foreign
-        modes = FOREIGN_MODES if foreign else HTML_MODES
-        hints = None if foreign else self._hints
+        ahead = self.charset_ahead
+        modes: Modes = FOREIGN_MODES if foreign else HEAD_MODES if ahead else HTML_MODES
+        hints = None if foreign or ahead else self._hints
         n = len(data)
         while True:
             end = text_end(data, pos, n, modes, hints)
@@ -154,11 +169,11 @@ class Tokenizer(TextStates):
             group = m.lastgroup
             if group == "tag":
                 pos = self._start_tag(data, pos, m.end(), m.group("tag").lower().decode(), final, out)
-                if self.mode != _DATA or bool(self._foreign) != bool(foreign):
+                if self.mode != _DATA or bool(self._foreign) != bool(foreign) or self.charset_ahead != ahead:
                     return pos
             elif group == "etag":
                 pos = self._end_tag(data, pos, m.end(), m.group("etag").lower().decode(), out)
-                if self._foreign != foreign:
+                if self._foreign != foreign or self.charset_ahead != ahead:
                     return pos
             elif group == "comment":
                 out.append(b"<!--")
@@ -192,6 +207,8 @@ class Tokenizer(TextStates):
         m = TAG_REST.match(data, after_name)
         if m is None:
             raise NeedMore(pos)
+        if closed == "head":  # only a candidate while the banner block waits for a <meta charset>
+            self._place_deferred_mark(out)
         out.append(data[pos : m.end()])
         if closed in ("p", "br") and self._foreign:
             self._foreign = ()
@@ -209,28 +226,25 @@ class Tokenizer(TextStates):
                 pos = end
             if pos >= n:
                 if final:
-                    out.append(HEAD_MARK)
                     self.head_pending = False
+                    self._place_deferred_mark(out)
                 raise NeedMore(pos)
             if data[pos] != 0x3C:  # text first: the banner goes before it
                 break
             m = _PRE_CAND.match(data, pos)
-            if m is None:
+            if m is None or (m.lastgroup == "other" and not final and _may_become_html_or_head(data, pos)):
                 if final:
                     break
                 raise NeedMore(pos)
             group = m.lastgroup
             if group == "html" or group == "head":
-                rest = TAG_REST.match(data, m.end())
-                if rest is None:
-                    if len(data) - pos <= self.max_buffer_bytes and not final:
-                        raise NeedMore(pos)
-                    break
-                out.append(data[pos : rest.end()])
-                pos = rest.end()
+                end = self._pre_head_tag_end(data, pos, m.end(), final)
+                if end < 0:
+                    break  # too long to keep (whatever the chunking): the banner block goes before it
+                out.append(data[pos:end])
+                pos = end
                 if group == "head":
-                    out.append(HEAD_MARK)
-                    self.head_pending = False
+                    self._place_mark(out)
                     return pos
             elif group == "comment":
                 out.append(b"<!--")
@@ -241,9 +255,39 @@ class Tokenizer(TextStates):
                 return pos
             else:
                 break
-        out.append(HEAD_MARK)
-        self.head_pending = False
+        self._place_mark(out)
         return pos
+
+    def _pre_head_tag_end(self, data: bytes, pos: int, name_end: int, final: bool) -> int:
+        """The end of an <html> or <head> start tag, or -1 when it is longer than the buffer: decided on
+        the tag's length, not on how much of it this buffer holds, so that any chunking agrees."""
+        rest = TAG_REST.match(data, name_end)
+        if rest is None and len(data) - pos <= self.max_buffer_bytes and not final:
+            raise NeedMore(pos)
+        if rest is None or rest.end() - pos > self.max_buffer_bytes:
+            return -1
+        return rest.end()
+
+    def _place_mark(self, out: Out) -> None:
+        """The banner block goes here, or after the <meta charset> still ahead."""
+        self.head_pending = False
+        if not self.charset_ahead:
+            out.append(HEAD_MARK)
+
+    def _place_deferred_mark(self, out: Out) -> None:
+        self.charset_ahead = False
+        out.append(HEAD_MARK)
+
+    def _landmark(self, tag: bytes, name: str, pos: int, end: int, out: Out) -> int:
+        """<meta> or <body> while the banner block waits for a <meta charset>: it goes after the first
+        charset-declaring <meta>, and at the latest right before <body>."""
+        if name == "body":
+            self._place_deferred_mark(out)
+        self._emit_start_tag(tag, name, pos, out)
+        if name == "meta" and b"charset" in tag.lower():
+            self._place_deferred_mark(out)
+        self.mode = self._mode_after(name, tag)
+        return end
 
     # start tags ------------------------------------------------------------------------------------------
 
@@ -263,16 +307,21 @@ class Tokenizer(TextStates):
                 return self._foreign_script(data, pos, end, final, out)
         if name == "script":
             return self._script_start(tag, pos, end, out)
-        if name in HOLD_KINDS:
-            out.append(self._hold(tag, self._kind(name), pos))
-        else:
-            if name == "base" and self.base is None and not self._foreign:
-                href = first_value(parse_attributes(tag)[1], b"href")
-                if href is not None:  # only the first <base> with an href counts
-                    self.base = base_url(attribute_url(href))
-            out.append(tag)
+        if self.charset_ahead and name in ("meta", "body"):
+            return self._landmark(tag, name, pos, end, out)
+        self._emit_start_tag(tag, name, pos, out)
         self.mode = self._mode_after(name, tag)
         return end
+
+    def _emit_start_tag(self, tag: bytes, name: str, pos: int, out: Out) -> None:
+        if name in HOLD_KINDS:
+            out.append(self._hold(tag, self._kind(name), pos))
+            return
+        if name == "base" and self.base is None and not self._foreign:
+            href = first_value(parse_attributes(tag)[1], b"href")
+            if href is not None:  # only the first <base> with an href counts
+                self.base = base_url(attribute_url(href))
+        out.append(tag)
 
     def _kind(self, name: str) -> str:
         """The holdback kind of a tag name here: svg's own script and image; HTML reads <image> as <img>."""
