@@ -88,3 +88,9 @@ def test_a_charset_that_is_not_a_tag_leaves_the_banner_at_the_end_of_head(chunk_
 def test_without_a_meta_charset_in_the_first_kib_the_banner_block_opens_the_head(chunk_size: int | None) -> None:
     page = b"<html><head><title>t</title>" + b"<!-- filler -->" * 80 + b"<meta charset=utf-8></head>"
     assert rewrite(page, chunk_size) == page.replace(b"<head>", b"<head>" + BANNER)
+
+
+def test_a_meta_cut_by_the_end_of_a_short_document_does_not_delay_the_banner_block() -> None:
+    page = b"<script><meta http-equiv=refresh content='"
+    rw = HoldbackRewriter(CATALOG, NOTHING, b"@@", cache=None)
+    assert rw.feed(page) + rw.close() == b"@@" + page

@@ -97,9 +97,23 @@ def _vendor(url: str, kind: str | None, base: str) -> bool:
 
 
 def _refresh_url(content: str) -> str:
-    _, _, rest = content.partition(";")
-    rest = rest.strip()
-    return rest[4:].strip(" '\"") if rest[:4].lower() == "url=" else rest
+    """The URL a browser navigates to for a refresh ``content``, read as HTML's "shared declarative refresh
+    steps" do (no delay digits, or something else than ";", "," or a space after them: no refresh)."""
+    ws = " \t\n\f\r"
+    rest = content.lstrip(ws)
+    delay = len(rest) - len(rest.lstrip("0123456789"))
+    if delay == 0 and not rest.startswith("."):
+        return ""
+    rest = rest[delay:].lstrip("0123456789.")
+    if rest and rest[0] not in ";," + ws:
+        return ""
+    rest = rest.lstrip(ws)
+    rest = rest[1:].lstrip(ws) if rest[:1] in (";", ",") else rest
+    if rest[:3].lower() == "url" and rest[3:].lstrip(ws).startswith("="):
+        rest = rest[3:].lstrip(ws)[1:].lstrip(ws)
+    if rest[:1] in ("'", '"'):
+        rest = rest[1:].partition(rest[0])[0]
+    return rest.strip(ws)
 
 
 def live_trackers(page: bytes | str) -> list[str]:

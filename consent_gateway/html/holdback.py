@@ -81,7 +81,9 @@ class ElementKind(NamedTuple):
 #: "svg:script" and "svg:image" (HTML reads an ``<image>`` tag as ``<img>``).
 ELEMENT_KINDS: dict[str, ElementKind] = {
     "script": ElementKind("script", (b"src",), True, renamed=(b"type",)),
-    "svg:script": ElementKind("script", (b"href", b"xlink:href"), renamed=(b"type",)),
+    # src too: where the tokenizer's view of foreign content and the tree builder's differ ("<math></a>"
+    # ends it for the tree builder), the element is an HTML script, and over-matching fails closed
+    "svg:script": ElementKind("script", (b"href", b"xlink:href", b"src"), renamed=(b"type",)),
     "iframe": ElementKind("iframe", (b"src",), True, renamed=(b"srcdoc",)),
     "frame": ElementKind("iframe", (b"src",)),
     "object": ElementKind("iframe", (b"data",)),

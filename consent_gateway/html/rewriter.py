@@ -158,6 +158,8 @@ class HoldbackRewriter:
         if meta is None:
             return False
         end = data.find(b">", meta.start(), PRESCAN_BYTES)
+        if end == -1 and len(data) <= PRESCAN_BYTES:
+            return False  # cut by the end of the document: not an element
         meta_end = PRESCAN_BYTES if end == -1 else end + 1
         return meta_end + len(self.head_html) > PRESCAN_BYTES
 

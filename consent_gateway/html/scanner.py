@@ -78,8 +78,13 @@ BREAKOUT = frozenset(_BREAKOUT)
 _INTEGRATION_NAMES = ("foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml")
 INTEGRATION_POINTS = {"svg": frozenset(("foreignobject", "desc", "title")),
                       "math": frozenset(("mi", "mo", "mn", "ms", "mtext", "annotation-xml"))}
-_FOREIGN_STARTS = tuple(dict.fromkeys(("script", "iframe", "img", "link", "image", "svg", "math", *_BREAKOUT,
-                                       *_INTEGRATION_NAMES)))
+#: every hold kind too, though svg/math have no such elements: where the tokenizer's view of foreign content
+#: and the tree builder's differ ("<math></a>" ends it for the tree builder), they are HTML elements, and
+#: over-matching fails closed
+_FOREIGN_STARTS = tuple(dict.fromkeys((
+    *(name for name in HOLD_KINDS if name not in CONDITIONAL), "image", "svg", "math", *_BREAKOUT,
+    *_INTEGRATION_NAMES,
+)))
 _FOREIGN_ENDS = ("svg", "math", "p", "br")  # </p> and </br> end foreign content too
 
 
@@ -150,7 +155,8 @@ HEAD_MODES = Modes(tuple(dict.fromkeys((*HTML_STARTS, "meta", "body"))), (*HTML_
 #: the native scanner's extra candidates: the conditional names with their word (what the lookaheads accept)
 _NATIVE_CONDITIONAL = tuple(b"<" + name.encode() + ahead for name, ahead in _CONDITIONAL_AHEAD.items())
 # raw-text elements are not raw text in svg/math: their content is markup there
-FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True)
+FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True,
+                      conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
 
 
 def text_end(data: bytes, pos: int, n: int, modes: Modes, hints: BufferScan | None) -> int:
