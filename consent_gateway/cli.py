@@ -89,11 +89,12 @@ def demo(host: str, port: int, config_path: str | None) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 def check_config(config_path: str | None) -> None:
     """Check a config file and explain what is wrong, with file, line and key."""
-    from .thirdparty import site_catalog
+    from .thirdparty import ThirdParties, site_catalog
 
     try:
         config = load_config(config_path)
         catalog = site_catalog(config)
+        parties = ThirdParties.from_config(config)
     except ConfigError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
@@ -103,6 +104,8 @@ def check_config(config_path: str | None) -> None:
         f"  categories: {', '.join(config.category_ids)} (required: {', '.join(sorted(config.required_categories))})"
     )
     click.echo(f"  vendors: {len(catalog.vendors)} ({len(config.vendors)} from the config)")
+    allowed = ", ".join(entry.id.removeprefix("config:") for entry in parties.allowed)
+    click.echo(f"  third parties nobody classified: {parties.mode} (in opt-in regions); allowed: {allowed}")
     click.echo(f"  store: {config.store_url}")
     click.echo(f"  policy version: {config.policy.version}")
     unused = sorted({v.category for v in catalog.vendors.values()} - set(config.category_ids))
