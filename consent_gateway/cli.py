@@ -140,6 +140,35 @@ def admin_hash_password(password: str) -> None:
     click.echo(hash_password(password))
 
 
+@main.group()
+def catalog() -> None:
+    """The vendor catalog: which tags and cookies belong to which vendor."""
+
+
+@catalog.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["ocd", "disconnect"]), help="The list's format (default: detect).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the TOML here (default: standard output).")
+def catalog_import(file: str, fmt: str | None, output: str | None) -> None:
+    """Turn a tracker list you hold the rights to (Open Cookie Database CSV, Disconnect services.json) into
+    [[vendors]] tables to review and include in your config. Vendors the catalog already knows are left out."""
+    from pathlib import Path
+
+    from .catalog_import import import_file
+
+    try:
+        result = import_file(Path(file), fmt)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    text = result.to_toml(Path(file).name)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    click.echo(f"{len(result.tables)} vendors written, {len(result.skipped)} left out "
+               "(already in the catalog, or not trackers)", err=True)
+
+
 def _register_logs() -> None:
     from .logs_cli import logs
 

@@ -60,7 +60,7 @@ class CookieDatabase:
             if len(name) < (MIN_PREFIX_LENGTH if wildcard else MIN_EXACT_LENGTH):
                 continue
             vendor = _vendor(row.get("Platform") or "", category)
-            for domain in _domains(row.get("Domain") or "") or [""]:
+            for domain in domains_of(row.get("Domain") or "") or [""]:
                 candidates.setdefault(name, []).append((domain, vendor, wildcard))
         self._exact: dict[str, list[tuple[str, VendorRule]]] = {}
         self._prefixes: dict[int, dict[str, list[tuple[str, VendorRule]]]] = {}
@@ -108,7 +108,7 @@ def _pick(entries: list[tuple[str, VendorRule]] | None, domain: str) -> VendorRu
     return None
 
 
-def _domains(raw: str) -> list[str]:
+def domains_of(raw: str) -> list[str]:
     """``".bing.com (3rd party) or .microsoft.com (3rd party)"`` -> ``["bing.com", "microsoft.com"]``."""
     found = []
     for part in raw.lower().split(" or "):
