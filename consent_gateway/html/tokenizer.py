@@ -369,11 +369,13 @@ class Tokenizer(TextStates):
 
     def _foreign_script(self, data: bytes, pos: int, end: int, final: bool, out: Out) -> int:
         """An svg/math <script>: its content is markup to the parser (scanned as such), but it runs, so it
-        is classified by the text up to its end tag."""
-        close = _SCRIPT_END.search(data, end)
+        is classified by the text up to its end tag. The end tag is looked for only within
+        ``max_buffer_bytes`` of the start tag: how far the buffer reaches must not change the decision."""
+        limit = pos + self.max_buffer_bytes
+        close = _SCRIPT_END.search(data, end, limit)
         tag = data[pos:end]
-        if close is None and not final:
-            if len(data) - pos <= self.max_buffer_bytes:
+        if close is None and (not final or len(data) > limit):
+            if len(data) < limit and not final:
                 raise NeedMore(pos)
             out.append(self._holdback.inert_tag(tag, "script", "inline_script_too_long"))
             return end
