@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -37,8 +36,6 @@ from .store import ConsentLog, EventRecorder, open_log
 from .store.keeper import LogKeeper
 from .thirdparty import site_catalog
 from .visitor import DECISION_SCOPE_KEY, VisitorReader
-
-logger = logging.getLogger("consent_gateway.middleware")
 
 #: Google tags that honour Consent Mode: in "advanced" mode they load before consent, with every signal
 #: denied by the banner's `consent default`, and send only cookieless pings until `consent update`.

@@ -27,10 +27,6 @@ class SearchForm:
     filters: EventFilter
     errors: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def is_empty(self) -> bool:
-        return not any(self.values.values())
-
     def query(self, **extra: str) -> str:
         """The query string for these filters (plus ``extra``), for links to the next page and exports."""
         items = {k: v for k, v in self.values.items() if v}

@@ -35,10 +35,6 @@ class AdminSession:
     issued_at: float
     last_seen: float
 
-    @property
-    def is_authenticated(self) -> bool:
-        return self.user is not None
-
 
 class SessionManager:
     """Creates, signs, reads and expires :class:`AdminSession` cookies.
