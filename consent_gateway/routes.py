@@ -154,18 +154,7 @@ class ConsentAPI:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _JSON_TYPES:
             raise APIError(415, "unsupported_media_type", "send the body as application/json")
-        limit = self.config.gateway.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise APIError(413, "body_too_large", f"the body must be at most {limit} bytes")
-        body = bytearray()
-        try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    raise APIError(413, "body_too_large", f"the body must be at most {limit} bytes")
-        except ClientDisconnect:
-            raise APIError(400, "client_disconnected", "the request body did not arrive") from None
+        body = await _read_body(request, self.config.gateway.max_body_bytes)
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -411,3 +400,20 @@ class ConsentAPI:
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=media_type, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused past `limit` bytes: as soon as Content-Length says so, or as it streams in."""
+    too_large = APIError(413, "body_too_large", f"the body must be at most {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        raise APIError(400, "client_disconnected", "the request body did not arrive") from None
+    return bytes(body)

@@ -63,18 +63,7 @@ class LoginPages:
             )
             return response
 
-        # One check at a time: a burst of parallel guesses is counted in order, so the lockout stops it
-        # at the limit instead of after every guess already in flight (and memory-hard hashes do not pile up).
-        principal: Principal | None = None
-        async with self.site.login_lock:
-            locked = self.site.limiter.locked_for(keys)
-            if not locked:
-                if name:
-                    principal = await run_in_threadpool(self.site.authenticator.check_password, name, password)
-                else:  # an API token typed as the password: lets a token-only setup use the pages too
-                    principal = self.site.authenticator.check_token(password)
-                if principal is None:
-                    self.site.limiter.record_failure(keys)
+        locked, principal = await self._check(name, password, keys)
         if locked:
             await self.site.audit.write("login-locked", user=name or None, ip=ip, outcome="refused")
             minutes = max(1, round(locked / 60))
@@ -91,6 +80,24 @@ class LoginPages:
         response = RedirectResponse(root_of(request) + next_path, status_code=303)
         self.site.guard.set_session_cookie(response, request, fresh)
         return response
+
+    async def _check(self, name: str, password: str, keys: list[str]) -> tuple[float, Principal | None]:
+        """Seconds the keys stay locked (0: not locked), and who logged in (None: wrong credentials).
+
+        One check at a time: a burst of parallel guesses is counted in order, so the lockout stops it at the
+        limit instead of after every guess already in flight (and memory-hard hashes do not pile up).
+        """
+        async with self.site.login_lock:
+            locked = self.site.limiter.locked_for(keys)
+            if locked:
+                return locked, None
+            if name:
+                principal = await run_in_threadpool(self.site.authenticator.check_password, name, password)
+            else:  # an API token typed as the password: lets a token-only setup use the pages too
+                principal = self.site.authenticator.check_token(password)
+            if principal is None:
+                self.site.limiter.record_failure(keys)
+            return 0, principal
 
     async def logout(self, request: Request) -> Response:
         access = self.site.access(request)
