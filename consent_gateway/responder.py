@@ -179,7 +179,7 @@ class Responder:
             else:
                 await self._send(message)
         elif kind == "http.response.body" and self._rewriter is not None:
-            await self._body(message)
+            await self._body(message, self._rewriter)
         else:
             await self._send(message)
 
@@ -228,12 +228,12 @@ class Responder:
 
     # -- body
 
-    async def _body(self, message: Message) -> None:
+    async def _body(self, message: Message, rewriter: PageRewriter) -> None:
         more = message.get("more_body", False)
         if self._skip_body:
             await self._send(message)
             return
-        out = self._rewrite(message.get("body", b""), final=not more)
+        out = self._rewrite(rewriter, message.get("body", b""), final=not more)
         start = self._held_start
         if start is not None:
             self._held_start = None
@@ -243,7 +243,7 @@ class Responder:
         if out or not more:
             await self._send({"type": "http.response.body", "body": out, "more_body": more})
 
-    def _rewrite(self, chunk: bytes, *, final: bool) -> bytes:
+    def _rewrite(self, rewriter: PageRewriter, chunk: bytes, *, final: bool) -> bytes:
         try:
             if self._decoder is not None:
                 chunk = self._decoder.decompress(chunk)
@@ -258,8 +258,6 @@ class Responder:
             return b""
         if self._failed:
             return self._rewriters.make_inert(chunk)
-        rewriter = self._rewriter
-        assert rewriter is not None  # only HTML bodies come here
         try:
             out = rewriter.feed(chunk) if chunk else b""
             if final:
