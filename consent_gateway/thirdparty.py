@@ -90,6 +90,7 @@ def registrable_domain(host: str) -> str:
     return _suffix_list().privatesuffix(host) or ""
 
 
+@lru_cache(maxsize=_CACHE_MAX_ENTRIES)
 def site_of(host: str) -> str:
     """What "this site" is for a request's Host header: its registrable domain, else the bare host (an IP,
     ``localhost``), so that the page's own host is always first party."""
@@ -308,6 +309,7 @@ class ThirdParties:
         self._first_party = _HostSet((pattern, None) for pattern in self.first_party_hosts)
         self._allow = _HostSet((host, entry) for entry in self.allowed for host in entry.hosts)
         self.counters = counters if counters is not None else UNCLASSIFIED_HOSTS
+        _suffix_list()  # parsed now (~0.1 s), when the gateway starts, not on its first page
         self._vendors: dict[str, VendorRule] = {}
         #: (host, site) → None (never held), or (pseudo-vendor, path prefixes under which it is allowed)
         self._cache: dict[tuple[str, str], tuple[VendorRule, tuple[str, ...]] | None] = {}
