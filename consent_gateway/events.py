@@ -167,6 +167,15 @@ def erase_personal(event: ConsentEvent, *, fields: Iterable[str] = PERSONAL_FIEL
     return replace(event, salts=salts, erased_at_ms=erased_at, **changes)
 
 
+def erase_late(event: ConsentEvent, erasures: Mapping[str, int]) -> ConsentEvent:
+    """``event`` as it must be stored when it arrives after its consent id was erased (``erasures``:
+    consent id → erasure time): erased if it happened before the erasure, unchanged otherwise."""
+    erased_at = erasures.get(event.consent_id)
+    if erased_at is None or event.timestamp_ms > erased_at or event.erased_at_ms is not None:
+        return event
+    return erase_personal(event, now_ms=erased_at)
+
+
 @dataclass(frozen=True, slots=True)
 class ChainHead:
     """The last event of one writer's chain: its position and hash."""

@@ -288,7 +288,13 @@ def erase(config_path: str | None, store_url: str | None, consent_id: str, yes: 
     history = _run(ctx, lambda log: log.history(consent_id))
     pending = [e for e in history if e.erased_at_ms is None]
     if not history:
-        click.echo(f"No events for consent id {consent_id!r}.", err=True)
+        # Its events may still wait in a gateway's spool: the erasure is recorded, and applied on arrival.
+        _run(ctx, lambda log: log.erase(consent_id))
+        click.echo(
+            f"No events for consent id {consent_id!r} in the log; the erasure is recorded, so events of it "
+            "still waiting in a gateway's spool are stored without personal data.",
+            err=True,
+        )
         sys.exit(EXIT_NOT_FOUND)
     if not pending:
         click.echo(f"The {len(history)} events of {consent_id!r} are already erased.")

@@ -2,7 +2,9 @@
 
 ``await recorder.record(event)`` returns the chained event once it is durable in the log *or* fsync'd to
 the local spool, and raises :class:`~consent_gateway.errors.SpoolError` when neither could keep it (the
-route then refuses a grant with 503; a refusal still takes effect).
+route then refuses a grant with 503; a refusal still takes effect). An event refused that way leaves no
+trace: it is not kept for later, and the next event takes its place in the chain, so a grant answered 503
+never shows up in the log as given.
 
 Grouped commits: concurrent ``record`` calls queue up; one writer task chains them in order and hands the
 whole batch to ``ConsentLog.append`` — one fsync for many events. A log that fails or answers slower than
@@ -82,19 +84,23 @@ class EventRecorder:
         self._log_ok = True
         #: spools of instances that are gone (their lock is free), replayed then deleted
         self._orphans: list[AsyncSpool] = []
-        #: events chained but kept neither by the log nor the spool: written first next time, so the
-        #: chain never has a hole.
-        self._unsaved: list[ConsentEvent] = []
+        #: log appends that timed out but may still land (the spool has their events; replay is idempotent)
+        self._late_appends: set[asyncio.Task[None]] = set()
+        #: how long a refused batch waits for a late log append's answer before the chain moves on
+        self.settle_timeout_s = max(10.0, 3 * append_timeout_s)
+        #: the last event kept (log or spool): the chain continues from it
+        self._durable = ChainHead(seq=0, hash="")
 
     @property
     def spool_depth(self) -> int:
-        return self.spool.depth + len(self._unsaved) + sum(o.depth for o in self._orphans)
+        return self.spool.depth + sum(o.depth for o in self._orphans)
 
     async def start(self) -> None:
         await self.spool.open()
         await self._adopt_orphans()
         head = await self._resume_head()  # may switch self.instance_id to a fresh chain id
         self._chain = EventChain(self.instance_id, head)
+        self._durable = self._chain.head
         metrics.register_gauge("spool_depth", lambda: float(self.spool_depth))
         self._stopping = False
         self._writer_task = asyncio.create_task(self._write_loop(), name="consent-gateway recorder writer")
@@ -162,6 +168,10 @@ class EventRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._replay_task
             self._replay_task = None
+        if self._late_appends:
+            await asyncio.wait(self._late_appends, timeout=self.append_timeout_s)
+            for task in self._late_appends:
+                task.cancel()
         if self.spool_depth:
             with contextlib.suppress(StoreUnavailable, TimeoutError, OSError):
                 await self._replay_once()
@@ -223,48 +233,81 @@ class EventRecorder:
         await committer
 
     async def _commit_loop(self, handoff: asyncio.Queue[tuple[list[_Pending], list[ConsentEvent]] | None]) -> None:
+        assert self._chain is not None
         while (item := await handoff.get()) is not None:
             batch, chained = item
+            durable = self._durable
+            first = chained[0]
+            if (first.instance_id, first.seq, first.prev_hash) != (self.instance_id, durable.seq + 1, durable.hash):
+                # Chained after a batch that was then refused: chain it again from what was kept.
+                chain = EventChain(self.instance_id, durable)
+                chained = [chain.append(event) for event, _ in batch]
+                self._chain.head = chain.head
             try:
                 await self._persist(chained)
-            except SpoolError as exc:
+            except Exception as exc:  # the loop must survive anything; callers learn of it
+                if not isinstance(exc, SpoolError):
+                    logger.exception("consent event writer failed")
+                    exc = SpoolError(f"event writer failed: {exc!r}")
+                # Nothing of this batch was kept: its seqs go to the next events, so no hole and no phantom.
+                self._chain.head = self._durable
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(SpoolError(str(exc)))
-            except Exception as exc:  # the loop must survive anything; callers learn of it
-                logger.exception("consent event writer failed")
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(SpoolError(f"event writer failed: {exc!r}"))
             else:
+                self._durable = ChainHead(seq=chained[-1].seq, hash=chained[-1].hash)
                 for (_, future), event in zip(batch, chained, strict=True):
                     if not future.done():
                         future.set_result(event)
 
     async def _persist(self, events: list[ConsentEvent]) -> None:
-        events = self._unsaved + events
+        """Keep ``events`` in the log, or else in the spool; :class:`SpoolError` when neither kept them.
+
+        Raising means *nothing* was kept: a log append that timed out is waited for before giving up, and
+        if it cannot be told whether it landed, the chain moves to a fresh id (a landed batch then sits
+        alone on the old chain rather than forking it).
+        """
+        late: asyncio.Task[None] | None = None
         # While the log is known to fail, go straight to the spool rather than wait for a timeout per
         # batch; once a replay succeeds, write directly again while the replay drains the rest.
         if self.spool.depth == 0 or self._log_ok:
-            try:
-                await asyncio.wait_for(self.log.append(events), self.append_timeout_s)
-            except Exception as exc:  # whatever the backend raised, the spool is the safety net
-                self._log_ok = False
-                metrics.inc("store_errors_total", operation="append")
-                logger.warning("consent log append failed (%s); spooling %d events", _describe(exc), len(events))
-            else:
-                self._unsaved = []
+            append = asyncio.ensure_future(self.log.append(events))
+            done, _ = await asyncio.wait({append}, timeout=self.append_timeout_s)
+            if done and append.exception() is None:
                 return
+            self._log_ok = False
+            metrics.inc("store_errors_total", operation="append")
+            if done:
+                reason = _describe(append.exception() or OSError())
+            else:
+                reason = "timed out"
+                late = append
+                self._late_appends.add(append)
+                append.add_done_callback(self._late_appends.discard)
+                append.add_done_callback(_consume_exception)
+            logger.warning("consent log append failed (%s); spooling %d events", reason, len(events))
         try:
             await self.spool.append(events)
         except OSError as exc:
-            self._unsaved = events
             metrics.inc("store_errors_total", operation="spool")
-            logger.error("consent spool write failed: %s; %d events not kept", exc, len(events))
+            if late is not None:
+                await asyncio.wait({late}, timeout=self.settle_timeout_s)
+                if late.done() and not late.cancelled() and late.exception() is None:
+                    logger.warning("consent spool write failed (%s) but the log took the events late", exc)
+                    return
+                if not late.done():
+                    self._start_fresh_chain("a log append whose outcome is unknown")
+            logger.error("consent spool write failed: %s; %d events refused", exc, len(events))
             raise SpoolError(f"neither the consent log nor the spool could keep the event: {exc}") from exc
-        self._unsaved = []
         metrics.inc("spooled_events_total", len(events))
         self._replay_kick.set()
+
+    def _start_fresh_chain(self, why: str) -> None:
+        assert self._chain is not None
+        self.instance_id = f"{self._base_instance_id}.{int(time.time() * 1000)}"
+        logger.error("after %s, consent events continue on a new chain %s", why, self.instance_id)
+        self._chain.instance_id = self.instance_id
+        self._chain.head = self._durable = ChainHead(seq=0, hash="")
 
     # -- replay -----------------------------------------------------------------------------------------
 
@@ -312,6 +355,12 @@ class EventRecorder:
 
 def _file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "instance"
+
+
+def _consume_exception(task: asyncio.Task[None]) -> None:
+    """A late append's failure was already handled (its events are in the spool): do not log it again."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _describe(exc: BaseException) -> str:

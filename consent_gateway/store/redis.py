@@ -9,6 +9,7 @@ multi-key append script runs there unchanged)::
     {cg}:chain:<instance>   ZSET  event_id scored by seq — one hash chain per writer
     {cg}:chains             SET   instance ids
     {cg}:anchors            HASH  instance → {"seq", "hash", "purged_at_ms"} where a purged chain starts
+    {cg}:erasures           HASH  consent_id → when it was erased (late events of it are stored erased)
 
 Appends are one Lua script per batch: atomic, and idempotent by event id (``HSETNX``; the indexes are
 written only for a new event), so a replayed spool never doubles anything. Lexicographic members make
@@ -86,6 +87,7 @@ class RedisConsentLog:
         self._k_time = f"{tag}:t"
         self._k_chains = f"{tag}:chains"
         self._k_anchors = f"{tag}:anchors"
+        self._k_erasures = f"{tag}:erasures"
         self._k_consent = f"{tag}:c:"
         self._k_chain = f"{tag}:chain:"
         self._socket_timeout_s = socket_timeout_s
@@ -166,10 +168,18 @@ class RedisConsentLog:
             body = dump_bytes(event_to_dict(e))
             bodies.append(body)
             header.append(
-                [e.event_id, time_member(e.timestamp_ms, e.event_id), e.consent_id, e.instance_id, e.seq, len(body)]
+                [
+                    e.event_id,
+                    time_member(e.timestamp_ms, e.event_id),
+                    e.consent_id,
+                    e.instance_id,
+                    e.seq,
+                    len(body),
+                    e.timestamp_ms,
+                ]
             )
         try:
-            keys = [self._k_ev, self._k_time, self._k_chains]
+            keys = [self._k_ev, self._k_time, self._k_chains, self._k_erasures]
             await self._append_script(keys=keys, args=[self._tag, dumps(header), b"".join(bodies)])
         except (RedisError, OSError) as exc:
             raise self._unavailable("append", exc) from exc
@@ -183,6 +193,8 @@ class RedisConsentLog:
     async def erase(self, consent_id: str) -> int:
         now_ms = int(time.time() * 1000)
         try:
+            # Remembered first, so events of this consent id still in a spool are erased on arrival.
+            await self.client.hset(self._k_erasures, consent_id, now_ms)
             events = [e for e in await self.history(consent_id) if e.erased_at_ms is None]
             await self._rewrite([erase_personal(e, now_ms=now_ms) for e in events])
         except (RedisError, OSError) as exc:

@@ -14,15 +14,18 @@ import orjson
 
 logger = logging.getLogger("consent_gateway.store.redis")
 
-# KEYS: ev, t, chains. ARGV[1]: the key prefix ("{cg}:"); ARGV[2]: a JSON array of
-# [event_id, time member, consent_id, instance, seq, byte length of the event's JSON]; ARGV[3]: the
-# events' JSON, concatenated. Three arguments per batch, and no JSON escaped inside JSON: packing
-# thousands of small arguments costs the client more than the script costs Redis.
+# KEYS: ev, t, chains, erasures. ARGV[1]: the key prefix ("{cg}:"); ARGV[2]: a JSON array of
+# [event_id, time member, consent_id, instance, seq, byte length of the event's JSON, timestamp ms];
+# ARGV[3]: the events' JSON, concatenated. Three arguments per batch, and no JSON escaped inside JSON:
+# packing thousands of small arguments costs the client more than the script costs Redis.
 # The per-consent and per-chain keys are derived here; they share the hash tag, hence the slot.
+# An event older than an erasure of its consent id (replayed late from a spool) is stored erased, as
+# `events.erase_personal` does: personal fields and salts gone, commitments kept.
 APPEND_LUA = """
 local prefix = ARGV[1]
 local batch = cjson.decode(ARGV[2])
 local bodies = ARGV[3]
+local any_erasure = redis.call('HLEN', KEYS[4]) > 0
 local pos = 1
 local added = 0
 for i = 1, #batch do
@@ -30,6 +33,18 @@ for i = 1, #batch do
   local id = e[1]
   local body = string.sub(bodies, pos, pos + e[6] - 1)
   pos = pos + e[6]
+  if any_erasure and redis.call('HEXISTS', KEYS[1], id) == 0 then
+    local erased_at = tonumber(redis.call('HGET', KEYS[4], e[3]) or '')
+    if erased_at and erased_at >= e[7] then
+      local ev = cjson.decode(body)
+      if ev['erased_at_ms'] == cjson.null then
+        for _, name in ipairs({'ip', 'user_agent', 'page_path', 'referrer_host'}) do ev[name] = cjson.null end
+        ev['salts'] = {}
+        ev['erased_at_ms'] = erased_at
+        body = cjson.encode(ev)
+      end
+    end
+  end
   if redis.call('HSETNX', KEYS[1], id, body) == 1 then
     redis.call('ZADD', KEYS[2], 0, e[2])
     redis.call('ZADD', prefix .. 'c:' .. e[3], 0, e[2])

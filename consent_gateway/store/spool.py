@@ -1,8 +1,19 @@
 """The local spool: where consent events wait, fsync'd, while the log is down or too slow.
 
-One append-only file of JSON lines (one event per line) and a small offset file saying how far replay
-has gone. An event is acknowledged only after its line is fsync'd, so a crash loses nothing that was
-acknowledged; a torn last line (crash mid-write, never acknowledged) is cut off when the spool opens.
+One append-only file of framed records and a small offset file saying how far replay has gone. An event
+is acknowledged only after its record is fsync'd, so a crash loses nothing that was acknowledged.
+
+Record framing (a file rather than SQLite as the spool: the spool must work when the SQLite log on the
+same disk is what fails, and one ``write`` + ``fsync`` per batch is the cheapest durable append)::
+
+    b"\n" + b"%08x %08x " % (len(json), crc32(json)) + json + b"\n"
+
+Every record *starts* with a newline, so a fragment left by a write that failed half-way (full disk,
+crash) is always ended before the next record begins: it is skipped alone and never swallows the record
+after it. The length and checksum reject a fragment, a bit flip or a glued line. A failed write is also cut
+off at once (the file is truncated back to its size before the write). Lines without a frame are the
+JSON lines of an older version, read as they are.
+
 Replay may run twice over the same events (crash between append and offset update): the log ignores
 event ids it already holds, so nothing is doubled. When replay has caught up the file is emptied.
 
@@ -18,7 +29,9 @@ import asyncio
 import fcntl
 import logging
 import os
+import re
 import stat
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,8 +48,29 @@ logger = logging.getLogger("consent_gateway.store.spool")
 _loads = orjson.loads
 
 
-def _dump_line(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+_FRAME = re.compile(rb"([0-9a-f]{8}) ([0-9a-f]{8}) ")
+_FRAME_LENGTH = 18
+
+
+def frame(value: Any) -> bytes:
+    """One spool record: leading newline, length and CRC-32 of the JSON, the JSON, trailing newline."""
+    data = orjson.dumps(value)
+    return b"\n%08x %08x " % (len(data), zlib.crc32(data)) + data + b"\n"
+
+
+def unframe(line: bytes) -> bytes:
+    """The JSON of one record (without its newlines); raises ``ValueError`` for a torn or damaged one."""
+    if line.startswith(b"{"):
+        return line  # an older version's plain JSON line
+    match = _FRAME.match(line)
+    if match is None:
+        raise ValueError("no record frame (fragment of a failed write?)")
+    data = line[_FRAME_LENGTH:]
+    if len(data) != int(match.group(1), 16):
+        raise ValueError(f"record of {len(data)} bytes, its frame says {int(match.group(1), 16)}")
+    if zlib.crc32(data) != int(match.group(2), 16):
+        raise ValueError("record checksum mismatch")
+    return data
 
 
 T = TypeVar("T")
@@ -112,12 +146,23 @@ class Spool:
         """Write and fsync; returns only once the events would survive a crash."""
         if self._fd is None:
             raise OSError(f"spool {self.path} is not open")
-        data = b"".join(_dump_line(event_to_dict(e)) for e in events)
+        data = b"".join(frame(event_to_dict(e)) for e in events)
+        size = os.fstat(self._fd).st_size
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError:
+            # Full disk or I/O error: none of these events is acknowledged, so none may stay behind
+            # (a fragment left here would be replayed as a consent nobody was told was kept).
+            try:
+                os.ftruncate(self._fd, size)
+                os.fsync(self._fd)
+            except OSError as cut_error:  # the frame still isolates the fragment at replay
+                logger.error("spool %s: could not cut a failed write back off: %s", self.path, cut_error)
+            raise
         self.depth += len(events)
 
     def read_pending(self, max_events: int) -> SpoolBatch:
@@ -128,7 +173,7 @@ class Spool:
             end = line_end
             lines += 1
             try:
-                events.append(event_from_dict(_loads(line)))
+                events.append(event_from_dict(_loads(unframe(line))))
             except (ValueError, TypeError) as exc:
                 logger.error("spool %s: skipping unreadable line ending at byte %d: %s", self.path, line_end, exc)
         return SpoolBatch(events=events, end_offset=end, lines=lines)
@@ -152,7 +197,7 @@ class Spool:
         head: ChainHead | None = None
         for _, line in self._lines(self._offset, None):
             try:
-                data = _loads(line)
+                data = _loads(unframe(line))
             except ValueError:
                 continue
             if data.get("instance_id") == instance_id and (head is None or data["seq"] > head.seq):
@@ -193,6 +238,8 @@ class Spool:
                 if not raw.endswith(b"\n"):
                     return
                 position += len(raw)
+                if raw == b"\n":
+                    continue  # the newline that opens each record
                 yield position, raw[:-1]
                 count += 1
                 if max_lines is not None and count >= max_lines:

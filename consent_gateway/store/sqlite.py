@@ -29,6 +29,7 @@ from consent_gateway.events import (
     ChainHead,
     ChainVerifier,
     ConsentEvent,
+    erase_late,
     erase_personal,
 )
 from consent_gateway.store.base import (
@@ -156,6 +157,10 @@ class SQLiteConsentLog:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                erased = _erasures_of(conn, {e.consent_id for e in events})
+                if erased:
+                    late = [erase_late(e, erased) for e in events]
+                    rows[:] = [to_row(e) for e in late]
                 for sql, params in insert_statements(rows):
                     conn.execute(sql, params)
                 conn.executemany(UPDATE_HEAD, heads.values())
@@ -172,6 +177,12 @@ class SQLiteConsentLog:
         def run(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Remembered first, so events of this consent id still in a spool are erased on arrival.
+                conn.execute(
+                    "INSERT INTO erasures (consent_id, erased_at_ms) VALUES (?, ?) ON CONFLICT (consent_id)"
+                    " DO UPDATE SET erased_at_ms = max(erased_at_ms, excluded.erased_at_ms)",
+                    (consent_id, now_ms),
+                )
                 rows = conn.execute(f"{SELECT} WHERE consent_id = ? AND erased_at_ms IS NULL", (consent_id,)).fetchall()
                 for row in rows:
                     erased = erase_personal(from_row(row), now_ms=now_ms)
@@ -376,6 +387,17 @@ class SQLiteConsentLog:
         except StoreUnavailable as exc:
             return {"backend": "sqlite", "ok": False, "error": str(exc)}
         return {"backend": "sqlite", "ok": True, "events": events, "path": str(self.path), "durable": True}
+
+
+def _erasures_of(conn: sqlite3.Connection, consent_ids: set[str]) -> dict[str, int]:
+    """Consent id → when it was erased, for the ids of one batch that were."""
+    found: dict[str, int] = {}
+    ids = list(consent_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        sql = f"SELECT consent_id, erased_at_ms FROM erasures WHERE consent_id IN ({','.join('?' * len(chunk))})"
+        found.update(conn.execute(sql, chunk).fetchall())
+    return found
 
 
 def _fetch_all(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any]) -> list[Any]:

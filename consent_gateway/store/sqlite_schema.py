@@ -100,6 +100,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_policy ON events (policy_version, timestamp_ms);
     CREATE INDEX events_browser ON events (browser_family, timestamp_ms);
     """,
+    # 3: erasures are remembered, so an event that arrives late (replayed from a spool) for a consent id
+    # erased meanwhile is stored erased.
+    """
+    CREATE TABLE erasures (
+        consent_id TEXT PRIMARY KEY,
+        erased_at_ms INTEGER NOT NULL
+    );
+    """,
 )
 
 GROUP_EXPR = {

@@ -210,6 +210,27 @@ class ConsentLogContract:
         assert (await log.verify()).ok
         assert await log.erase("consent-4") == 0  # nothing left to erase
 
+    async def test_an_event_older_than_an_erasure_arriving_late_is_stored_erased(self, log: ConsentLog) -> None:
+        # Replayed from a spool after the privacy officer erased its consent id.
+        import time
+
+        waited, came_back = chained(
+            [
+                make_event(1, consent_id="erased-meanwhile", timestamp_ms=BASE_MS),
+                make_event(2, consent_id="erased-meanwhile", timestamp_ms=int(time.time() * 1000) + 60_000),
+            ]
+        )
+        assert await log.erase("erased-meanwhile") == 0
+        await log.append([waited, came_back])
+        stored = await log.get(waited.event_id)
+        assert stored is not None
+        assert all(getattr(stored, f) is None for f in PERSONAL_FIELDS)
+        assert (stored.salts, stored.commitments) == ({}, waited.commitments)
+        assert stored.erased_at_ms is not None
+        later = await log.get(came_back.event_id)  # the visitor came back after the erasure: a new record
+        assert later is not None and later.ip == came_back.ip
+        assert (await log.verify()).ok
+
     async def test_purge_deletes_old_events_and_old_ips_and_the_chain_still_verifies(
         self, log: ConsentLog, events: list[ConsentEvent]
     ) -> None:

@@ -186,18 +186,20 @@ async def test_spool_error_when_neither_the_log_nor_the_spool_keeps_the_event(tm
     full = os.open("/dev/full", os.O_WRONLY)
     os.dup2(full, spool_fd)
     with pytest.raises(SpoolError):
-        await recorder.record(make_event(1))
+        refused = make_event(1)
+        await recorder.record(refused)
     assert metrics.value("store_errors_total", operation="spool") == 1
-    assert recorder.spool_depth == 1  # held in memory, written before the next event
+    assert recorder.spool_depth == 0  # the refused event is not kept for later
     os.dup2(saved, spool_fd)
     os.close(saved)
     os.close(full)
-    # The log returns: the failed event is written before the next, so the chain has no hole.
+    # The log returns: the refused event never appears; the next one takes its place, so no hole either.
     await log.open()
     nxt = await recorder.record(make_event(2))
     await recorder.stop()
-    assert (kept.seq, nxt.seq) == (1, 3)
-    assert await log.count(EventFilter()) == 3
+    assert (kept.seq, nxt.seq) == (1, 2)
+    assert await log.count(EventFilter()) == 2
+    assert await log.get(refused.event_id) is None
     assert (await log.verify()).ok
     await log.close()
 

@@ -28,11 +28,16 @@ async def main(args: argparse.Namespace) -> None:
     except Exception as exc:  # a writer starting while Redis is down still records, to its spool
         print(f"log unavailable at start: {exc}", file=sys.stderr)
     recorder = EventRecorder(
-        log, spool_path=args.spool, instance_id=args.instance, append_timeout_s=0.5, replay_interval_s=0.1
+        log,
+        spool_path=args.spool,
+        instance_id=args.instance,
+        append_timeout_s=0.5,
+        replay_interval_s=0.1,
+        replay_batch=args.replay_batch,
     )
     await recorder.start()
     acked = os.open(args.acked, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    per_visitor = args.count // args.visitors
+    per_visitor = args.count // args.visitors if args.visitors else 0
 
     async def visitor(k: int) -> None:
         for i in range(per_visitor):
@@ -59,4 +64,5 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--visitors", type=int, default=20)
     parser.add_argument("--pause", type=float, default=0.002)
+    parser.add_argument("--replay-batch", type=int, default=2000)
     asyncio.run(main(parser.parse_args()))
