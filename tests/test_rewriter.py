@@ -287,15 +287,39 @@ def test_generic_tag_longer_than_the_buffer_streams_through_unchanged(chunk_size
 
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
-def test_inline_script_longer_than_the_buffer_is_held_back_unless_known(chunk_size: int | None) -> None:
+def test_inline_script_longer_than_the_buffer_runs_unless_its_first_part_shows_a_tracker(
+    chunk_size: int | None,
+) -> None:
     unknown = b"<script>var a = 1;" + b"/* padding */" * 200 + b"</script>"
     known = b"<script>fbq('init', '1');" + b"/* padding */" * 200 + b"</script>"
     page = b"<html><head></head><body>" + unknown + known + b"<p>end</p>"
     out, rw = rewrite(page, chunk_size, max_buffer_bytes=512)
-    assert b'<script type="text/plain" data-cg-bailout="">var a = 1;' in out
+    assert unknown in out  # a long first-party script is never made inert (issue 8.4)
     assert b'<script type="text/plain" data-category="marketing" data-cg-vendor="meta-pixel">fbq(' in out
     assert out.endswith(b"</script><p>end</p>")
-    assert metrics.value("rewrite_bailouts_total", reason="inline_script_too_long") == 1
+    assert metrics.value("rewrite_passthrough_total", reason="inline_script_too_long") == 1
+    assert rw.held_back == {"meta-pixel": 1}
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 1000])
+def test_a_long_app_state_script_that_mentions_tracker_hosts_runs_untouched(chunk_size: int | None) -> None:
+    state = (b'<script>window.__APOLLO_STATE__={"csp":["https://www.google-analytics.com",'
+             b'"https://connect.facebook.net"],"items":[' + b'{"id":1,"title":"x"},' * 5000 + b"{}]};</script>")
+    page = b"<html><head></head><body>" + state + b"<p>end</p>"
+    out, rw = rewrite(page, chunk_size)
+    assert out == page.replace(b"<head>", b"<head>" + HEAD)
+    assert not rw.held_back
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 1000])
+def test_a_long_inline_tracker_is_held_back_restorably(chunk_size: int | None) -> None:
+    loader = b"<script>!function(f,b,e,v,n,t,s){};fbq('init','1');fbq('track','PageView');" + b"var x=1;" * 10000
+    page = b"<html><head>" + loader + b"</script></head><body><p>end</p>"
+    out, rw = rewrite(page, chunk_size)
+    assert b'<script type="text/plain" data-category="marketing" data-cg-vendor="meta-pixel">!function' in out
+    assert b"data-cg-bailout" not in out  # restorable by the banner, not inert for good
+    assert out.replace(b'<script type="text/plain" data-category="marketing" data-cg-vendor="meta-pixel">',
+                       b"<script>").replace(HEAD, b"") == page
     assert rw.held_back == {"meta-pixel": 1}
 
 

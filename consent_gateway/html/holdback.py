@@ -426,8 +426,11 @@ class DocumentHoldback:
             self.held.append(held.vendor.id)
             return held.tag
         if too_long:
-            # nothing disallowed in what could be read, but the rest is unknown: fail closed
-            return self.inert_tag(tag, "script", "inline_script_too_long")
+            # Nothing disallowed in its first part: a long first-party script (app state, a bundle) runs as it
+            # is. Making it inert would break the page for every visitor, even after "accept all"; a tracker's
+            # loader or queue call shows in its first part. Counted, so the owner sees how often it happens.
+            metrics.inc("rewrite_passthrough_total", reason="inline_script_too_long")
+            self.cacheable = False
         return tag
 
     def inert_tag(self, tag: bytes, kind: str, reason: str) -> bytes:

@@ -69,6 +69,8 @@ def _word_ahead(word: bytes) -> bytes:
 
 
 _CONDITIONAL_AHEAD = {name: _word_ahead(word) for name, word in CONDITIONAL.items()}
+#: the same lookaheads compiled, for a tag longer than the buffer: looked for in its first bytes only
+CONDITIONAL_WORD = {name: re.compile(ahead) for name, ahead in _CONDITIONAL_AHEAD.items()}
 #: the hold kinds made inert when too long to read (not the conditional ones: whether they are candidates
 #: depends on the bytes at hand, and one streamed unread must give the same bytes at every chunking)
 TOO_LONG_INERT = frozenset(HOLD_KINDS) - set(CONDITIONAL)

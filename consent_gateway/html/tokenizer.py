@@ -18,6 +18,8 @@ from .cache import HEAD_MARK
 from .holdback import DocumentHoldback, first_value, inert_all, parse_attributes, script_is_executable
 from .scanner import (
     BREAKOUT,
+    CONDITIONAL,
+    CONDITIONAL_WORD,
     DELIM,
     FOREIGN_MODES,
     HEAD_MODES,
@@ -165,7 +167,7 @@ class Tokenizer(TextStates):
                 raise NeedMore(pos)
             m = modes.cand.match(data, pos)
             if m is None:
-                return self._not_a_candidate(data, pos, final)
+                return self._not_a_candidate(data, pos, final, out)
             group = m.lastgroup
             if group == "tag":
                 pos = self._start_tag(data, pos, m.end(), m.group("tag").lower().decode(), final, out)
@@ -186,13 +188,22 @@ class Tokenizer(TextStates):
             else:  # bogus comment, doctype, processing instruction, "</" + non-letter
                 return self._bogus_start(data, pos, final)
 
-    def _not_a_candidate(self, data: bytes, pos: int, final: bool) -> int:
+    def _not_a_candidate(self, data: bytes, pos: int, final: bool, out: Out) -> int:
         """A "<" the candidate patterns do not read: a tag that does not matter, still incomplete."""
-        if not final and len(data) - pos > self.max_buffer_bytes and _GENERIC_NAME.match(data, pos):
+        generic = _GENERIC_NAME.match(data, pos)
+        if not final and len(data) - pos > self.max_buffer_bytes and generic:
+            name = data[pos + 1 : generic.end()].lower().decode("latin-1")
+            if name in CONDITIONAL and self._shows_conditional_word(data, pos, generic.end(), name):
+                return self._too_long_tag(data, pos, generic.end(), name, out)
             # too long to keep: stream it while tracking its end
             self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.NAME, _DATA
             return pos
         raise NeedMore(pos)
+
+    def _shows_conditional_word(self, data: bytes, pos: int, name_end: int, name: str) -> bool:
+        """Whether a long <a>/<input>/<meta> shows its word (ping, image, refresh) in its first buffer's worth
+        of bytes: decided on those bytes only, so that a whole tag and a cut one agree."""
+        return CONDITIONAL_WORD[name].match(data, name_end, pos + self.max_buffer_bytes) is not None
 
     def _bogus_start(self, data: bytes, pos: int, final: bool) -> int:
         if self._foreign and not final and data[pos + 1 : pos + 2] == b"!":
@@ -297,8 +308,8 @@ class Tokenizer(TextStates):
         if m is None:
             return self._unfinished_start_tag(data, pos, name_end, name, out)
         end = m.end()
-        if end - pos > self.max_buffer_bytes and name in TOO_LONG_INERT:
-            return self._too_long_tag(data, pos, name_end, name, out)
+        if end - pos > self.max_buffer_bytes:  # as if the buffer had cut it: the same at every chunking
+            return self._start_tag_too_long(data, pos, name_end, name, out)
         tag = data[pos:end]
         if self._foreign:
             if self._foreign_start_tag(tag, name, pos, out):
@@ -332,7 +343,12 @@ class Tokenizer(TextStates):
     def _unfinished_start_tag(self, data: bytes, pos: int, name_end: int, name: str, out: Out) -> int:
         if len(data) - pos <= self.max_buffer_bytes:
             raise NeedMore(pos)
-        if name in TOO_LONG_INERT:
+        return self._start_tag_too_long(data, pos, name_end, name, out)
+
+    def _start_tag_too_long(self, data: bytes, pos: int, name_end: int, name: str, out: Out) -> int:
+        """A candidate start tag longer than the buffer, read or not: inert when it can fetch, else streamed
+        unread (its attributes are never looked at, as where a chunk boundary cut it)."""
+        if name in TOO_LONG_INERT or (name in CONDITIONAL and self._shows_conditional_word(data, pos, name_end, name)):
             return self._too_long_tag(data, pos, name_end, name, out)
         out.append(data[pos:name_end])
         if self._foreign and name in BREAKOUT:
@@ -377,7 +393,9 @@ class Tokenizer(TextStates):
         if close is None and (not final or len(data) > limit):
             if len(data) < limit and not final:
                 raise NeedMore(pos)
-            out.append(self._holdback.inert_tag(tag, "script", "inline_script_too_long"))
+            first_part = data[end : pos + self.max_buffer_bytes]  # the same bytes whatever the chunking
+            out.append(self._holdback.inline_script(tag, first_part, kind="svg:script", base=self.base or "",
+                                                    too_long=True))
             return end
         body = data[end : close.start() if close is not None else len(data)]
         out.append(self._holdback.inline_script(tag, body, kind="svg:script", base=self.base or ""))
