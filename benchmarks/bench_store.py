@@ -32,11 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from consent_gateway.events import ConsentEvent  # noqa: E402
+from consent_gateway.events import ConsentEvent, LogKeys  # noqa: E402
 from consent_gateway.store import ConsentLog, EventFilter, open_log  # noqa: E402
 from consent_gateway.store.recorder import EventRecorder  # noqa: E402
 
 TARGETS = {"sqlite": 25_000, "redis": 20_000}
+#: the keyed chain, as the gateway runs it: each event also carries a MAC under the log key
+LOG_KEYS = LogKeys(["bench-log-key-0123456789-abcdefghijklmnopqrstuvwxyz"])
 UAS = [
     (
         "Chrome",
@@ -82,7 +84,9 @@ def make_events(n: int) -> list[ConsentEvent]:
 
 async def run(log: ConsentLog, events: list[ConsentEvent], visitors: int, batch: int, spool: Path) -> dict[str, float]:
     await log.open()
-    recorder = EventRecorder(log, spool_path=spool, instance_id=f"bench-{uuid.uuid4().hex[:8]}", max_batch=batch)
+    recorder = EventRecorder(
+        log, spool_path=spool, instance_id=f"bench-{uuid.uuid4().hex[:8]}", max_batch=batch, log_keys=LOG_KEYS
+    )
     await recorder.start()
 
     async def visitor(k: int) -> None:
@@ -167,7 +171,8 @@ def main() -> None:
                     url = f"{args.redis_url}?prefix=cg-bench-{uuid.uuid4().hex[:8]}"
                 try:
                     with asyncio.Runner(loop_factory=loop_factory) as runner:
-                        runs.append(runner.run(run(open_log(url), events, args.visitors, batch, Path(tmp) / "spool")))
+                        log = open_log(url, log_keys=LOG_KEYS)
+                        runs.append(runner.run(run(log, events, args.visitors, batch, Path(tmp) / "spool")))
                 finally:
                     if backend == "redis":
                         cleanup_redis(url)

@@ -113,14 +113,47 @@ def check_config(config_path: str | None) -> None:
         click.secho(f"warning: vendors use categories the banner does not show: {', '.join(unused)}", fg="yellow")
 
 
-@main.group()
-def keys() -> None:
-    """Signing keys for the consent cookie and the dashboard session."""
+@main.group(invoke_without_command=True)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), envvar="CONSENT_GATEWAY_CONFIG", help=CONFIG_HELP
+)
+@click.pass_context
+def keys(ctx: click.Context, config_path: str | None) -> None:
+    """Keys: the cookie signing keys, the consent log's key, and the checkpoint key pair.
+
+    Without a subcommand, prints the public key that verifies the gateway's signed checkpoints (give it to
+    auditors) and the id of the log key that writes; both keys are generated into the data folder on
+    first use unless CONSENT_GATEWAY_CHECKPOINT_KEY and CONSENT_GATEWAY_LOG_KEYS are set.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .store.proof import load_checkpoint_key, load_log_keys, public_key_text
+
+    config = _load(config_path)
+    try:
+        public = public_key_text(load_checkpoint_key(config.data_path))
+        log_keys = load_log_keys(config.data_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"checkpoint public key: {public}")
+    click.echo(f"log key id (writing): {log_keys.writing_id}")
+
+
+@keys.command("checkpoint")
+def keys_checkpoint() -> None:
+    """Print a new Ed25519 checkpoint key pair: the private key for CONSENT_GATEWAY_CHECKPOINT_KEY, the public
+    key for auditors."""
+    from .store.proof import new_checkpoint_key_pair
+
+    private, public = new_checkpoint_key_pair()
+    click.echo(f"private (CONSENT_GATEWAY_CHECKPOINT_KEY): {private}")
+    click.echo(f"public (for auditors): {public}")
 
 
 @keys.command("generate")
 def keys_generate() -> None:
-    """Print a new signing key. Put it first in CONSENT_GATEWAY_SECRET_KEYS; keep the old ones after it."""
+    """Print a new secret key: for CONSENT_GATEWAY_SECRET_KEYS (cookies) or CONSENT_GATEWAY_LOG_KEYS (the
+    consent log), never the same one for both. Put it first; keep the old ones after it."""
     from .signing import generate_key
 
     click.echo(generate_key())

@@ -156,6 +156,10 @@ class StoreConfig:
     timeout_seconds: float = 2.0
     batch_max_events: int = 512
     batch_max_delay_ms: float = 2.0
+    #: where the gateway writes its signed checkpoint of every chain head; empty → "<data_dir>/checkpoint.json"
+    checkpoint_path: str = ""
+    #: how often (0: never)
+    checkpoint_interval_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +275,10 @@ class Config:
         return Path(self.store.spool_path) if self.store.spool_path else self.data_path / "spool"
 
     @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.store.checkpoint_path) if self.store.checkpoint_path else self.data_path / "checkpoint.json"
+
+    @property
     def category_ids(self) -> tuple[str, ...]:
         return tuple(c.id for c in self.categories)
 
@@ -380,6 +388,7 @@ class _Loader(TableReader):
             ("gateway.rewrite_max_buffer_bytes", 1024),
             ("retention.events_days", 1),
             ("retention.ip_days", 0),
+            ("store.checkpoint_interval_seconds", 0),
         ):
             section, name = key.split(".")
             if getattr(getattr(config, section), name) < minimum:

@@ -9,7 +9,7 @@ instance), ``prev_hash`` (the ``hash`` of the previous event of that chain, ``""
     hash = sha256(canonical(body)).hexdigest()
     canonical(x) = json.dumps(x, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
-``body`` is every field of the event except ``hash``, ``salts``, ``erased_at_ms`` and the personal fields
+``body`` is every field of the event except ``hash``, ``salts``, ``erased_at_ms``, ``mac`` and the personal fields
 (:data:`PERSONAL_FIELDS`: IP, user agent, page path, referrer). The personal fields enter the hash through
 ``commitments``: for each one that has a value, ``sha256(salt + "\x00" + value)`` with a random per-field
 salt kept in ``salts``. Erasure deletes a field's value *and* its salt and keeps the commitment, so the
@@ -19,13 +19,24 @@ a truncated IP: the salt is gone).
 Verification recomputes each hash, checks each commitment whose value is still there, and checks that
 ``seq`` and ``prev_hash`` follow on: an edited event fails its hash, a deleted one leaves a gap, an inserted
 one breaks the link after it. A truncated tail is found only against a :class:`ChainHead` kept elsewhere
-(``logs checkpoint``). A retention purge deletes a chain's oldest events and leaves an *anchor* (the last
+(a signed checkpoint). A retention purge deletes a chain's oldest events and leaves an *anchor* (the last
 purged head) where the chain now starts.
+
+Keyed chain
+-----------
+The hash is public (anyone with an export recomputes it), so by itself it stops nobody who can write to
+the store: a forger recomputes the hashes of what they add. Each event therefore also carries ``mac``,
+``"<key id>:" + HMAC-SHA256(log key, hash)``, with a log key kept apart from the cookie keys
+(:class:`LogKeys`; ``CONSENT_GATEWAY_LOG_KEYS``, the first key writes, all verify). Since ``hash`` covers
+``prev_hash``, one MAC per event authenticates the event *and* its place in the chain; anchors left by a
+purge carry a MAC too. An auditor without the log key checks the public hashes against a checkpoint signed
+with Ed25519 (``store/proof.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import operator
 import os
@@ -84,21 +95,23 @@ class ConsentEvent:
     salts: dict[str, str] = field(default_factory=dict)
     #: when the personal fields were erased (not part of the hash)
     erased_at_ms: int | None = None
+    #: ``"<log key id>:<HMAC-SHA256 of hash>"``: only the gateway's log key makes it (not part of the hash)
+    mac: str = ""
 
 
 #: Fields erased on request and committed to by salted hash rather than hashed in clear.
 PERSONAL_FIELDS: Final = ("ip", "user_agent", "page_path", "referrer_host")
 #: Every field name, in declaration order (the storage codec and CSV export use it).
 EVENT_FIELDS: Final = tuple(ConsentEvent.__dataclass_fields__)
-_UNHASHED: Final = frozenset({"hash", "salts", "erased_at_ms", *PERSONAL_FIELDS})
+_UNHASHED: Final = frozenset({"hash", "salts", "erased_at_ms", "mac", *PERSONAL_FIELDS})
 _HASHED_FIELDS: Final = tuple(name for name in EVENT_FIELDS if name not in _UNHASHED)
 # C-level getters: chaining runs once per event on the event loop, so it is kept lean.
 _all_values = operator.attrgetter(*EVENT_FIELDS)
 _hashed_values = operator.itemgetter(*_HASHED_FIELDS)
 _personal_values = operator.attrgetter(*PERSONAL_FIELDS)
 _hashed_attrs = operator.attrgetter(*_HASHED_FIELDS)
-_I_INSTANCE, _I_SEQ, _I_PREV_HASH, _I_COMMITMENTS, _I_SALTS, _I_HASH = (
-    EVENT_FIELDS.index(name) for name in ("instance_id", "seq", "prev_hash", "commitments", "salts", "hash")
+_I_INSTANCE, _I_SEQ, _I_PREV_HASH, _I_COMMITMENTS, _I_SALTS, _I_HASH, _I_MAC = (
+    EVENT_FIELDS.index(name) for name in ("instance_id", "seq", "prev_hash", "commitments", "salts", "hash", "mac")
 )
 _slot_setters = tuple(ConsentEvent.__dict__[name].__set__ for name in EVENT_FIELDS)
 
@@ -184,17 +197,46 @@ class ChainHead:
     hash: str
 
 
+class LogKeys:
+    """The log's HMAC keys: the first one writes, every one verifies (rotation: put the new key first)."""
+
+    def __init__(self, keys: Iterable[str | bytes]) -> None:
+        raw = [k.encode() if isinstance(k, str) else bytes(k) for k in keys]
+        if not raw:
+            raise ValueError("at least one log key is needed")
+        #: key id (public: the first 8 hex digits of the key's sha256) → key
+        self.by_id = {hashlib.sha256(k).hexdigest()[:8]: k for k in reversed(raw)}
+        self.writing_id = hashlib.sha256(raw[0]).hexdigest()[:8]
+        self._writing_key = raw[0]
+
+    def mac(self, text: str) -> str:
+        return f"{self.writing_id}:{hmac.digest(self._writing_key, text.encode(), 'sha256').hex()}"
+
+    def check(self, text: str, mac: str) -> bool:
+        key_id, _, digest = mac.partition(":")
+        key = self.by_id.get(key_id)
+        if key is None:
+            return False
+        return hmac.compare_digest(hmac.digest(key, text.encode(), "sha256").hex(), digest)
+
+
+def anchor_text(instance_id: str, head: ChainHead) -> str:
+    """What an anchor's MAC covers: a forged anchor cannot claim that a chain starts later than it does."""
+    return f"anchor\x00{instance_id}\x00{head.seq}\x00{head.hash}"
+
+
 class EventChain:
     """One writer's chain: stamps events with ``seq``, commitments, ``prev_hash`` and ``hash``, in order.
 
     Not thread-safe and not shared between processes: each gateway instance needs its own instance id.
     """
 
-    def __init__(self, instance_id: str, head: ChainHead | None = None) -> None:
+    def __init__(self, instance_id: str, head: ChainHead | None = None, *, keys: LogKeys | None = None) -> None:
         if not instance_id:
             raise ValueError("a chain needs a non-empty instance id")
         self.instance_id = instance_id
         self.head = head or ChainHead(seq=0, hash="")
+        self.keys = keys
 
     def append(self, event: ConsentEvent) -> ConsentEvent:
         salts: dict[str, str] = {}
@@ -222,6 +264,7 @@ class EventChain:
         values[_I_COMMITMENTS] = commitments
         values[_I_SALTS] = salts
         values[_I_HASH] = digest
+        values[_I_MAC] = self.keys.mac(digest) if self.keys is not None else ""
         self.head = ChainHead(seq=seq, hash=digest)
         return event_from_values(values)
 
@@ -249,8 +292,16 @@ class ChainVerifier:
     :param anchor: where the chain starts after a retention purge (``None``: at seq 1).
     """
 
-    def __init__(self, instance_id: str, anchor: ChainHead | None = None, *, heads: Iterable[ChainHead] = ()) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        anchor: ChainHead | None = None,
+        *,
+        heads: Iterable[ChainHead] = (),
+        keys: LogKeys | None = None,
+    ) -> None:
         self.instance_id = instance_id
+        self.keys = keys
         self.expected = anchor or ChainHead(seq=0, hash="")
         self.checked = 0
         self.problems: list[tuple[str, str]] = []
@@ -261,6 +312,8 @@ class ChainVerifier:
     def feed(self, event: ConsentEvent) -> None:
         self.checked += 1
         problem = check_event(event)
+        if problem is None and self.keys is not None and not self.keys.check(event.hash, event.mac):
+            problem = "forged or altered: its MAC does not verify under any log key"
         if problem:
             self.problems.append((event.event_id, problem))
         elif event.seq == self.expected.seq:

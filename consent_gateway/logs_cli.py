@@ -23,7 +23,17 @@ from .config import Config, load_config
 from .errors import ConfigError, ConsentGatewayError
 from .events import DEVICE_TYPES, ConsentEvent, event_to_dict
 from .export import EventWriter
-from .store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, open_log
+from .store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, VerifyResult, open_log
+from .store.proof import (
+    audit_record,
+    find_checkpoint_key,
+    find_log_keys,
+    is_signed_by,
+    load_public_key,
+    public_key_text,
+    sign_checkpoint,
+    verify_export,
+)
 
 T = TypeVar("T")
 
@@ -121,8 +131,13 @@ def _run(ctx: _Context, work: Callable[[ConsentLog], Awaitable[T]], *, must_exis
         if not path.exists():
             raise click.ClickException(f"no consent log at {path} (check --store or the config's [store] url)")
 
+    try:
+        log_keys = find_log_keys(ctx.config.data_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
     async def main() -> T:
-        log = open_log(ctx.store_url)
+        log = open_log(ctx.store_url, log_keys=log_keys)
         try:
             await log.open()
             return await work(log)
@@ -211,15 +226,38 @@ def search(
 @logs.command()
 @_store_options
 @_filter_options
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "audit"]),
+    default="csv",
+    show_default=True,
+    help="audit: JSON Lines for an auditor, the latest signed checkpoint first and no personal data.",
+)
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: -)."
 )
-def export(config_path: str | None, store_url: str | None, fmt: str, output: str, **options: Any) -> None:
-    """Export events oldest first: CSV (cells escaped against formula injection) or JSON Lines."""
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --format audit: the signed checkpoint to include [default: the gateway's, see [store]].",
+)
+def export(
+    config_path: str | None,
+    store_url: str | None,
+    fmt: str,
+    output: str,
+    checkpoint_path: str | None,
+    **options: Any,
+) -> None:
+    """Export events oldest first: CSV (cells escaped against formula injection), JSON Lines, or an audit copy."""
     ctx = _context(config_path, store_url)
     filters = _filters(**options)
     categories = [c.id for c in ctx.config.categories if not c.required]
+    if fmt == "audit":
+        _export_audit(ctx, output, checkpoint_path)
+        return
 
     async def work(log: ConsentLog) -> int:
         total = await log.count(filters)
@@ -241,6 +279,36 @@ def export(config_path: str | None, store_url: str | None, fmt: str, output: str
 
     written = _run(ctx, work)
     click.echo(f"{written} events exported.", err=True)
+
+
+def _export_audit(ctx: _Context, output: str, checkpoint_path: str | None) -> None:
+    """Every event (no filter: an auditor checks whole chains), after the latest signed checkpoint."""
+    path = Path(checkpoint_path) if checkpoint_path else ctx.config.checkpoint_path
+    try:
+        checkpoint = Checkpoint.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(
+            f"no readable signed checkpoint at {path} ({exc}); is the gateway running?"
+        ) from None
+
+    async def work(log: ConsentLog) -> int:
+        written = 0
+        stream: IO[str] = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
+        try:
+            stream.write(json.dumps({"checkpoint": json.loads(checkpoint.to_json())}, sort_keys=True) + "\n")
+            async for event in log.export(EventFilter()):
+                stream.write(json.dumps(audit_record(event), sort_keys=True, ensure_ascii=False) + "\n")
+                written += 1
+        finally:
+            if stream is not sys.stdout:
+                stream.close()
+        return written
+
+    written = _run(ctx, work)
+    click.echo(
+        f"{written} events exported for audit, with the checkpoint of {format_time(checkpoint.created_at_ms)} UTC.",
+        err=True,
+    )
 
 
 @logs.command()
@@ -356,20 +424,77 @@ def purge(
     "--checkpoint",
     "checkpoint_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="A file written by `logs checkpoint`: also detects a truncated tail.",
+    help="A signed checkpoint (the gateway's, or `logs checkpoint`) [default: the gateway's, when it exists].",
 )
-def verify(config_path: str | None, store_url: str | None, checkpoint_path: str | None) -> None:
-    """Check every hash chain; exits 1 and names the first broken event if the log was altered."""
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Verify this audit export (`logs export --format audit`) alone, without the store.",
+)
+@click.option(
+    "--public-key",
+    metavar="KEY",
+    help="ed25519:… as `consent-gateway keys` prints it (or a file holding it) [default: the gateway's key].",
+)
+def verify(
+    config_path: str | None,
+    store_url: str | None,
+    checkpoint_path: str | None,
+    export_path: str | None,
+    public_key: str | None,
+) -> None:
+    """Check every stored event against the keyed chains and the latest signed checkpoint.
+
+    Exits 1 and names the first broken event if the log was altered; says what it could not prove (no log
+    key, no checkpoint, events newer than the checkpoint). With --export, checks an auditor's copy alone.
+    """
     ctx = _context(config_path, store_url)
     try:
-        checkpoint = Checkpoint.load(checkpoint_path) if checkpoint_path else None
-    except (OSError, ValueError, KeyError) as exc:
-        raise click.BadParameter(f"unreadable checkpoint: {exc}", param_hint="--checkpoint") from None
+        private = find_checkpoint_key(ctx.config.data_path)
+        public = load_public_key(public_key) if public_key else (private.public_key() if private else None)
+    except (ValueError, ConfigError) as exc:
+        raise click.BadParameter(f"unusable public key: {exc}", param_hint="--public-key") from None
+    if export_path is not None:
+        if public is None:
+            raise click.UsageError("--export needs --public-key (the gateway's checkpoint public key)")
+        with click.open_file(export_path, encoding="utf-8") as lines:
+            _report(verify_export(lines, public), what="audit export")
+        return
+    path = Path(checkpoint_path) if checkpoint_path else ctx.config.checkpoint_path
+    checkpoint = None
+    if checkpoint_path or path.is_file():
+        try:
+            checkpoint = Checkpoint.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise click.BadParameter(f"unreadable checkpoint: {exc}", param_hint="--checkpoint") from None
     result = _run(ctx, lambda log: log.verify(checkpoint))
+    extra: list[str] = []
+    if checkpoint is not None:
+        if not checkpoint.signature:
+            extra.append("the checkpoint is not signed: whoever could write it could have rewritten it")
+        elif public is None:
+            extra.append("the checkpoint's signature was not checked (no public key: pass --public-key)")
+        elif not is_signed_by(checkpoint, public):
+            result = VerifyResult.of(
+                [("checkpoint", f"the signature of {path} does not verify with {public_key_text(public)}")]
+                + result.problems,
+                events_checked=result.events_checked,
+                chains=result.chains,
+                unproven=result.unproven,
+            )
+    _report(result, what="stored", unproven=extra)
+
+
+def _report(result: VerifyResult, *, what: str, unproven: Sequence[str] = ()) -> None:
+    limits = [*result.unproven, *unproven]
+    chains = f"{result.chains} chain" + ("" if result.chains == 1 else "s")
     if result.ok:
-        against = f", against the checkpoint of {format_time(checkpoint.created_at_ms)} UTC" if checkpoint else ""
-        chains = f"{result.chains} chain" + ("" if result.chains == 1 else "s")
-        click.echo(f"OK: {result.events_checked} events in {chains} verified{against}.")
+        click.echo(f"VERIFIED: {result.events_checked} {what} events in {chains}, no alteration found.")
+        if limits:
+            click.echo("Not proven:")
+            for limit in limits:
+                click.echo(f"  - {limit}")
         return
     click.echo(f"BROKEN: first broken event {result.first_broken}: {result.reason}", err=True)
     for event_id, reason in result.problems[1:20]:
@@ -391,8 +516,13 @@ def verify(config_path: str | None, store_url: str | None, checkpoint_path: str 
 def checkpoint(config_path: str | None, store_url: str | None, output: str) -> None:
     """Record the chain heads, so that `verify --checkpoint` detects a truncated tail later."""
     ctx = _context(config_path, store_url)
-    heads = _run(ctx, lambda log: log.chain_heads())
-    cp = Checkpoint(heads=heads, created_at_ms=int(time.time() * 1000))
+    heads, anchors = _run(ctx, lambda log: asyncio.gather(log.chain_heads(), log.chain_anchors()))
+    cp = Checkpoint(heads=heads, created_at_ms=int(time.time() * 1000), anchors=anchors)
+    key = find_checkpoint_key(ctx.config.data_path)
+    if key is not None:
+        cp = sign_checkpoint(cp, key)
+    else:
+        click.echo("warning: no checkpoint key (CONSENT_GATEWAY_CHECKPOINT_KEY): the checkpoint is unsigned", err=True)
     if output == "-":
         click.echo(cp.to_json())
         return

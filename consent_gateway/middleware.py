@@ -34,6 +34,7 @@ from .routes import ConsentAPI
 from .signing import load_secret_keys
 from .store import ConsentLog, EventRecorder, open_log
 from .store.keeper import LogKeeper
+from .store.proof import CheckpointWriter, load_checkpoint_key, load_log_keys
 from .thirdparty import site_catalog
 from .visitor import DECISION_SCOPE_KEY, VisitorReader
 
@@ -112,7 +113,10 @@ class ConsentGateway:
             self.catalog, config.cookie.name, block_unknown=config.gateway.unknown_cookies == "block"
         )
         self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.log = log if log is not None else open_log(config.store_url)
+        log_keys = load_log_keys(config.data_path)
+        self.log = log if log is not None else open_log(config.store_url, log_keys=log_keys)
+        if getattr(self.log, "log_keys", log_keys) is None:
+            self.log.log_keys = log_keys  # type: ignore[attr-defined]  # a backend opened by the caller
         recorder = EventRecorder(
             self.log,
             spool_path=config.spool_path,
@@ -120,8 +124,15 @@ class ConsentGateway:
             max_batch=config.store.batch_max_events,
             max_delay_s=config.store.batch_max_delay_ms / 1000,
             append_timeout_s=config.store.timeout_seconds,
+            log_keys=log_keys,
         )
-        self.keeper = LogKeeper(self.log, recorder)
+        checkpoints = CheckpointWriter(
+            self.log,
+            config.checkpoint_path,
+            load_checkpoint_key(config.data_path),
+            interval_s=config.store.checkpoint_interval_seconds,
+        )
+        self.keeper = LogKeeper(self.log, recorder, checkpoints)
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
         extra_routes: list[BaseRoute] = [self.collect_route]

@@ -179,7 +179,9 @@ def test_verify_exits_non_zero_and_names_the_first_broken_event(runner: CliRunne
     events = fill(store)
     ok = logs(runner, "verify", "--store", store)
     assert ok.exit_code == 0
-    assert "OK: 30 events in 1 chain verified." in ok.output
+    assert "VERIFIED: 30 stored events in 1 chain, no alteration found." in ok.output
+    assert "OK" not in ok.output  # never a plain OK: without log key nor checkpoint it says what is unproven
+    assert "no log key" in ok.output and "no checkpoint" in ok.output
     with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
         db.execute("UPDATE events SET action = 'consent-given' WHERE event_id = ?", (events[4].event_id,))
         db.execute("UPDATE events SET country = 'CN' WHERE event_id = ?", (events[2].event_id,))

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from consent_gateway.events import ChainHead, ConsentEvent
+from consent_gateway.events import ChainHead, ConsentEvent, LogKeys
+
+FORGED_ANCHOR = "forged purge anchor: its MAC does not verify, so the events before it were not purged by retention"
+OUTSIDE_CHAINS = "event outside any chain: no writer's chain holds it, so nothing proves it was recorded"
 
 #: Keys ``stats(by=…)`` accepts.
 STAT_GROUPS = ("day", "country", "browser", "device", "policy_version")
@@ -93,11 +96,42 @@ class VerifyResult:
     reason: str | None = None
     #: every problem found, in chain order (``first_broken`` is ``problems[0]``)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    #: what this verification could not prove (no log key, no checkpoint…): never empty-handed "OK"
+    unproven: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, problems: list[tuple[str, str]], *, events_checked: int, chains: int) -> VerifyResult:
+    def of(
+        cls,
+        problems: list[tuple[str, str]],
+        *,
+        events_checked: int,
+        chains: int,
+        unproven: tuple[str, ...] = (),
+    ) -> VerifyResult:
         first_broken, reason = problems[0] if problems else (None, None)
-        return cls(not problems, events_checked, chains, first_broken, reason, problems)
+        return cls(not problems, events_checked, chains, first_broken, reason, problems, unproven)
+
+
+def unproven_by(checkpoint: Checkpoint | None, keys: LogKeys | None) -> tuple[str, ...]:
+    """What a verification with (or without) this checkpoint and these log keys cannot prove."""
+    limits: list[str] = []
+    if keys is None:
+        limits.append(
+            "no log key: events were checked against their public hashes only, so events added or rewritten "
+            "with recomputed hashes by someone with write access to the store would pass"
+        )
+    if checkpoint is None:
+        limits.append(
+            "no checkpoint: the newest events of a chain, or whole chains, removed from the store cannot be "
+            "detected (each chain is proven only up to its last stored event)"
+        )
+    else:
+        limits.append(
+            "events written after the checkpoint of "
+            + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(checkpoint.created_at_ms / 1000))
+            + " are proven by the log key only: removing the newest of them cannot be detected"
+        )
+    return tuple(limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,20 +140,50 @@ class Checkpoint:
 
     heads: dict[str, ChainHead]
     created_at_ms: int
+    #: where purged chains started then (an auditor tells a retention purge from a deletion by them)
+    anchors: dict[str, ChainHead] = field(default_factory=dict)
+    #: ``"ed25519:<key id>:<base64 signature of signed_bytes()>"``; empty when unsigned
+    signature: str = ""
+
+    def signed_bytes(self) -> bytes:
+        """What the signature covers: the heads, anchors and time, as sorted compact JSON."""
+        return json.dumps(self._body(), sort_keys=True, separators=(",", ":")).encode()
+
+    def _body(self) -> dict[str, Any]:
+        def table(heads: dict[str, ChainHead]) -> dict[str, dict[str, Any]]:
+            return {inst: {"seq": h.seq, "hash": h.hash} for inst, h in sorted(heads.items())}
+
+        return {"created_at_ms": self.created_at_ms, "heads": table(self.heads), "anchors": table(self.anchors)}
 
     def to_json(self) -> str:
-        heads = {inst: {"seq": h.seq, "hash": h.hash} for inst, h in sorted(self.heads.items())}
-        return json.dumps({"created_at_ms": self.created_at_ms, "heads": heads}, indent=2, sort_keys=True)
+        body = self._body()
+        if self.signature:
+            body["signature"] = self.signature
+        return json.dumps(body, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Checkpoint:
-        data = json.loads(text)
-        heads = {inst: ChainHead(seq=int(h["seq"]), hash=str(h["hash"])) for inst, h in data["heads"].items()}
-        return cls(heads=heads, created_at_ms=int(data["created_at_ms"]))
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        def table(raw: dict[str, Any]) -> dict[str, ChainHead]:
+            return {inst: ChainHead(seq=int(h["seq"]), hash=str(h["hash"])) for inst, h in raw.items()}
+
+        return cls(
+            heads=table(data["heads"]),
+            created_at_ms=int(data["created_at_ms"]),
+            anchors=table(data.get("anchors", {})),
+            signature=str(data.get("signature", "")),
+        )
 
     def save(self, path: str | os.PathLike[str]) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(f"{path}.tmp")
-        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
 
     @classmethod
@@ -197,6 +261,9 @@ class ConsentLog(Protocol):
 
     async def chain_heads(self) -> dict[str, ChainHead]:
         """Instance id → last event of its chain (what a :class:`Checkpoint` keeps)."""
+
+    async def chain_anchors(self) -> dict[str, ChainHead]:
+        """Instance id → the last event a retention purge deleted (where the chain now starts)."""
 
     async def health(self) -> dict[str, Any]:
         """``{"backend": …, "ok": bool, "events": int, …}`` for ``/_consent/health`` and the dashboard."""

@@ -13,6 +13,7 @@ from consent_gateway import metrics
 from consent_gateway.errors import SpoolError
 from consent_gateway.events import ConsentEvent
 from consent_gateway.store.base import ConsentLog
+from consent_gateway.store.proof import CheckpointWriter
 from consent_gateway.store.recorder import EventRecorder
 
 logger = logging.getLogger("consent_gateway.store.keeper")
@@ -21,9 +22,13 @@ logger = logging.getLogger("consent_gateway.store.keeper")
 class LogKeeper:
     """Starts the log and the recorder once, records events, and closes both at shutdown."""
 
-    def __init__(self, log: ConsentLog, recorder: EventRecorder) -> None:
+    def __init__(
+        self, log: ConsentLog, recorder: EventRecorder, checkpoints: CheckpointWriter | None = None
+    ) -> None:
         self.log = log
         self.recorder = recorder
+        #: writes the signed checkpoints outside the store while the gateway runs
+        self.checkpoints = checkpoints
         #: False while neither the log nor the spool can take events
         self.recording = False
         self._started = False
@@ -46,6 +51,8 @@ class LogKeeper:
                 except Exception as exc:  # no spool either: refusals still work, grants get a 503
                     metrics.inc("store_errors_total", operation="spool_open")
                     logger.error("the consent spool could not be opened: %s", exc)
+                if self.checkpoints is not None:
+                    self.checkpoints.start()
                 self._started = True
 
     async def record(self, event: ConsentEvent) -> None:
@@ -57,6 +64,8 @@ class LogKeeper:
 
     async def aclose(self) -> None:
         if self._started:
+            if self.checkpoints is not None:
+                await self.checkpoints.stop()
             if self.recording:
                 await self.recorder.stop()
             await self.log.close()

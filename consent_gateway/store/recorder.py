@@ -25,7 +25,7 @@ from pathlib import Path
 
 from consent_gateway import metrics
 from consent_gateway.errors import SpoolError, StoreUnavailable
-from consent_gateway.events import ChainHead, ConsentEvent, EventChain
+from consent_gateway.events import ChainHead, ConsentEvent, EventChain, LogKeys
 from consent_gateway.store.base import ConsentLog
 from consent_gateway.store.spool import AsyncSpool
 
@@ -46,6 +46,7 @@ class EventRecorder:
         full (0: commit what is queued as soon as the previous commit returns — batches still grow under
         load, because events queue while a commit runs).
     :param append_timeout_s: a log slower than this is treated as down for that batch.
+    :param log_keys: the log's HMAC keys; each event then carries a MAC of its hash (the keyed chain).
     :param replay_interval_s: how often replay retries while the log is down.
     """
 
@@ -60,6 +61,7 @@ class EventRecorder:
         append_timeout_s: float = 2.0,
         replay_interval_s: float = 1.0,
         replay_batch: int = 2000,
+        log_keys: LogKeys | None = None,
     ) -> None:
         if not instance_id:
             raise ValueError("EventRecorder needs a non-empty instance_id")
@@ -73,6 +75,7 @@ class EventRecorder:
         self.append_timeout_s = append_timeout_s
         self.replay_interval_s = replay_interval_s
         self.replay_batch = replay_batch
+        self.log_keys = log_keys
         self._chain: EventChain | None = None
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
@@ -99,7 +102,7 @@ class EventRecorder:
         await self.spool.open()
         await self._adopt_orphans()
         head = await self._resume_head()  # may switch self.instance_id to a fresh chain id
-        self._chain = EventChain(self.instance_id, head)
+        self._chain = EventChain(self.instance_id, head, keys=self.log_keys)
         self._durable = self._chain.head
         metrics.register_gauge("spool_depth", lambda: float(self.spool_depth))
         self._stopping = False
@@ -240,7 +243,7 @@ class EventRecorder:
             first = chained[0]
             if (first.instance_id, first.seq, first.prev_hash) != (self.instance_id, durable.seq + 1, durable.hash):
                 # Chained after a batch that was then refused: chain it again from what was kept.
-                chain = EventChain(self.instance_id, durable)
+                chain = EventChain(self.instance_id, durable, keys=self.log_keys)
                 chained = [chain.append(event) for event, _ in batch]
                 self._chain.head = chain.head
             try:

@@ -35,11 +35,15 @@ from consent_gateway.events import (
     ChainHead,
     ChainVerifier,
     ConsentEvent,
+    LogKeys,
+    anchor_text,
     erase_personal,
     event_from_dict,
     event_to_dict,
 )
 from consent_gateway.store.base import (
+    FORGED_ANCHOR,
+    OUTSIDE_CHAINS,
     STAT_GROUPS,
     Checkpoint,
     EventFilter,
@@ -50,6 +54,7 @@ from consent_gateway.store.base import (
     decode_cursor,
     encode_cursor,
     group_of,
+    unproven_by,
 )
 from consent_gateway.store.redis_layout import (
     APPEND_LUA,
@@ -77,8 +82,11 @@ class RedisConsentLog:
         prefix: str | None = None,
         socket_timeout_s: float = 5.0,
         connect_timeout_s: float = 2.0,
+        log_keys: LogKeys | None = None,
     ) -> None:
         self.url = url
+        #: verifies event and anchor MACs; purge anchors are written with the first key
+        self.log_keys = log_keys
         self._client_url, url_prefix = split_url(url)
         self.prefix = prefix or url_prefix
         tag = "{" + self.prefix + "}"
@@ -253,7 +261,9 @@ class RedisConsentLog:
                     pipe.zrem(self._k_time, member)
                     pipe.zrem(self._k_consent + e.consent_id, member)
                     pipe.zrem(chain_key, e.event_id)
-                anchor = {"seq": last.seq, "hash": last.hash, "purged_at_ms": now_ms}
+                head = ChainHead(seq=last.seq, hash=last.hash)
+                mac = self.log_keys.mac(anchor_text(instance, head)) if self.log_keys is not None else ""
+                anchor = {"seq": last.seq, "hash": last.hash, "purged_at_ms": now_ms, "mac": mac}
                 pipe.hset(self._k_anchors, instance, dumps(anchor))
                 await pipe.execute()
             deleted += len(old)
@@ -349,12 +359,18 @@ class RedisConsentLog:
 
     # -- integrity --------------------------------------------------------------------------------------
 
-    async def _anchors(self) -> dict[str, ChainHead]:
-        raw = await self.client.hgetall(self._k_anchors)
-        return {
-            inst: ChainHead(seq=int(a["seq"]), hash=str(a["hash"]))
-            for inst, a in ((i, loads(v)) for i, v in raw.items())
-        }
+    async def _anchors(self, problems: list[tuple[str, str]] | None = None) -> dict[str, ChainHead]:
+        """Where purged chains start; with ``problems``, anchors whose MAC fails are reported and dropped."""
+        anchors: dict[str, ChainHead] = {}
+        for instance, raw in (await self.client.hgetall(self._k_anchors)).items():
+            data = loads(raw)
+            anchor = ChainHead(seq=int(data["seq"]), hash=str(data["hash"]))
+            if problems is not None and self.log_keys is not None:
+                if not self.log_keys.check(anchor_text(instance, anchor), str(data.get("mac", ""))):
+                    problems.append((f"{instance}@{anchor.seq}", FORGED_ANCHOR))
+                    continue
+            anchors[instance] = anchor
+        return anchors
 
     async def chain_heads(self) -> dict[str, ChainHead]:
         try:
@@ -370,17 +386,26 @@ class RedisConsentLog:
         except (RedisError, OSError) as exc:
             raise self._unavailable("chain_heads", exc) from exc
 
-    async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
+    async def chain_anchors(self) -> dict[str, ChainHead]:
         try:
-            anchors = await self._anchors()
+            return await self._anchors()
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("chain_anchors", exc) from exc
+
+    async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
+        problems: list[tuple[str, str]] = []
+        try:
+            anchors = await self._anchors(problems)
             instances = sorted(
                 set(await self.client.smembers(self._k_chains)) | set(checkpoint.heads if checkpoint else ())
             )
             checked = 0
-            problems: list[tuple[str, str]] = []
+            in_chains = 0
             for instance in instances:
                 end = checkpoint.heads.get(instance) if checkpoint else None
-                verifier = ChainVerifier(instance, anchors.get(instance), heads=[end] if end else [])
+                verifier = ChainVerifier(
+                    instance, anchors.get(instance), heads=[end] if end else [], keys=self.log_keys
+                )
                 start = 0
                 while True:
                     ids = await self.client.zrange(self._k_chain + instance, start, start + _SCAN_CHUNK - 1)
@@ -388,6 +413,7 @@ class RedisConsentLog:
                         break
                     start += len(ids)
                     for event_id, event in zip(ids, await self._load(ids), strict=True):
+                        in_chains += event is not None
                         if event is None:
                             verifier.checked += 1
                             verifier.problems.append((event_id, "record deleted (its chain entry remains)"))
@@ -396,9 +422,25 @@ class RedisConsentLog:
                 verifier.finish(checkpoint.heads.get(instance) if checkpoint else None)
                 checked += verifier.checked
                 problems += verifier.problems
+            if int(await self.client.hlen(self._k_ev)) != in_chains:
+                strays = await self._events_outside_chains(instances)
+                checked += len(strays)
+                problems += [(event_id, OUTSIDE_CHAINS) for event_id in strays]
         except (RedisError, OSError) as exc:
             raise self._unavailable("verify", exc) from exc
-        return VerifyResult.of(problems, events_checked=checked, chains=len(instances))
+        unproven = unproven_by(checkpoint, self.log_keys)
+        return VerifyResult.of(problems, events_checked=checked, chains=len(instances), unproven=unproven)
+
+    async def _events_outside_chains(self, instances: Sequence[str]) -> list[str]:
+        """Stored events no chain holds (rare: only then is every chained id gathered in memory)."""
+        chained: set[str] = set()
+        for instance in instances:
+            chained.update(await self.client.zrange(self._k_chain + instance, 0, -1))
+        strays: list[str] = []
+        async for event_id, _ in self.client.hscan_iter(self._k_ev, count=_SCAN_CHUNK):
+            if event_id not in chained:
+                strays.append(event_id)
+        return sorted(strays)
 
     async def health(self) -> dict[str, Any]:
         try:

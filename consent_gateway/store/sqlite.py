@@ -29,10 +29,13 @@ from consent_gateway.events import (
     ChainHead,
     ChainVerifier,
     ConsentEvent,
+    LogKeys,
+    anchor_text,
     erase_late,
     erase_personal,
 )
 from consent_gateway.store.base import (
+    FORGED_ANCHOR,
     STAT_GROUPS,
     Checkpoint,
     EventFilter,
@@ -42,6 +45,7 @@ from consent_gateway.store.base import (
     VerifyResult,
     decode_cursor,
     encode_cursor,
+    unproven_by,
 )
 from consent_gateway.store.sqlite_schema import (
     GROUP_EXPR,
@@ -75,8 +79,10 @@ def path_from_url(url: str) -> Path:
 class SQLiteConsentLog:
     """:class:`~consent_gateway.store.ConsentLog` on one SQLite file (the embedded default)."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, log_keys: LogKeys | None = None) -> None:
         self.url = url
+        #: verifies event and anchor MACs; purge anchors are written with the first key
+        self.log_keys = log_keys
         self.path = path_from_url(url)
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
@@ -224,10 +230,10 @@ class SQLiteConsentLog:
                 ).fetchall()
                 deleted = conn.execute(f"DELETE FROM events WHERE {doomed}", (events_before_ms,)).rowcount
                 conn.executemany(
-                    "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms) VALUES (?, ?, ?, ?)"
+                    "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms, mac) VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
-                    " purged_at_ms = excluded.purged_at_ms",
-                    [(inst, seq, h, now_ms) for inst, seq, h in anchors],
+                    " purged_at_ms = excluded.purged_at_ms, mac = excluded.mac",
+                    [(inst, seq, h, now_ms, self._anchor_mac(inst, ChainHead(seq, h))) for inst, seq, h in anchors],
                 )
                 conn.execute("DROP TABLE purge_keep")
                 cur = conn.execute(
@@ -243,6 +249,9 @@ class SQLiteConsentLog:
             return PurgeResult(events_deleted=deleted, ips_removed=ips)
 
         return await self._write("purge", run)
+
+    def _anchor_mac(self, instance_id: str, head: ChainHead) -> str:
+        return self.log_keys.mac(anchor_text(instance_id, head)) if self.log_keys is not None else ""
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -336,23 +345,35 @@ class SQLiteConsentLog:
 
         return await self._read("chain_heads", run)
 
+    async def chain_anchors(self) -> dict[str, ChainHead]:
+        def run(conn: sqlite3.Connection) -> dict[str, ChainHead]:
+            rows = conn.execute("SELECT instance_id, seq, hash FROM chain_anchors")
+            return {inst: ChainHead(seq=seq, hash=h) for inst, seq, h in rows}
+
+        return await self._read("chain_anchors", run)
+
     async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
+        keys = self.log_keys
+
         def run(conn: sqlite3.Connection) -> VerifyResult:
-            anchors = {
-                inst: ChainHead(seq=seq, hash=h)
-                for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_anchors")
-            }
+            problems: list[tuple[str, str]] = []
+            anchors: dict[str, ChainHead] = {}
+            for inst, seq, h, mac in conn.execute("SELECT instance_id, seq, hash, mac FROM chain_anchors"):
+                anchor = ChainHead(seq=seq, hash=h)
+                if keys is not None and not keys.check(anchor_text(inst, anchor), mac):
+                    problems.append((f"{inst}@{seq}", FORGED_ANCHOR))
+                    continue  # the chain must then start at seq 1
+                anchors[inst] = anchor
             recorded = {
                 inst: ChainHead(seq=seq, hash=h)
                 for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_heads")
             }
             walked: set[str] = set()
             checked = 0
-            problems: list[tuple[str, str]] = []
 
             def verifier_for(instance: str) -> ChainVerifier:
                 ends = [h for h in (recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
-                return ChainVerifier(instance, anchors.get(instance), heads=ends)
+                return ChainVerifier(instance, anchors.get(instance), heads=ends, keys=keys)
 
             def finish(verifier: ChainVerifier) -> None:
                 nonlocal checked
@@ -377,7 +398,9 @@ class SQLiteConsentLog:
             instances = walked | set(recorded) | set(checkpoint.heads if checkpoint else ())
             for instance in sorted(instances - walked):
                 finish(verifier_for(instance))
-            return VerifyResult.of(problems, events_checked=checked, chains=len(instances))
+            return VerifyResult.of(
+                problems, events_checked=checked, chains=len(instances), unproven=unproven_by(checkpoint, keys)
+            )
 
         return await self._read("verify", run)
 

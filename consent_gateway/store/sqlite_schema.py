@@ -108,6 +108,11 @@ MIGRATIONS: tuple[str, ...] = (
         erased_at_ms INTEGER NOT NULL
     );
     """,
+    # 4: the keyed chain: each event's and each anchor's MAC under the log key.
+    """
+    ALTER TABLE events ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+    ALTER TABLE chain_anchors ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 GROUP_EXPR = {

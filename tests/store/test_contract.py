@@ -17,7 +17,7 @@ import pytest
 import redis as redis_sync
 
 from consent_gateway.errors import StoreUnavailable
-from consent_gateway.events import PERSONAL_FIELDS, ConsentEvent, EventChain, event_to_dict
+from consent_gateway.events import PERSONAL_FIELDS, ChainHead, ConsentEvent, EventChain, LogKeys, event_to_dict
 from consent_gateway.store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, open_log
 from consent_gateway.store.redis import RedisConsentLog
 from consent_gateway.store.sqlite import SQLiteConsentLog
@@ -26,8 +26,12 @@ from tests.store.conftest import BASE_MS, RedisProcess, make_event
 DAY_MS = 86_400_000
 
 
-def chained(events: list[ConsentEvent], instance: str = "gw-1") -> list[ConsentEvent]:
-    chain = EventChain(instance)
+LOG_KEYS = LogKeys(["contract-log-key-0123456789-abcdefghijklmnopqrstuvwxyz"])
+ATTACKER_KEYS = LogKeys(["an-attackers-guess-0123456789-abcdefghijklmnopqrstuvwxyz"])
+
+
+def chained(events: list[ConsentEvent], instance: str = "gw-1", keys: LogKeys | None = None) -> list[ConsentEvent]:
+    chain = EventChain(instance, keys=keys)
     return [chain.append(e) for e in events]
 
 
@@ -77,6 +81,120 @@ class ConsentLogContract:
 
     async def tamper_delete(self, log: ConsentLog, event: ConsentEvent) -> None:
         raise NotImplementedError
+
+    async def tamper_insert_raw(self, log: ConsentLog, event: ConsentEvent) -> None:
+        """Write a record behind the gateway's back (on Redis: outside every chain, as the issue found)."""
+        raise NotImplementedError
+
+    async def tamper_anchor(self, log: ConsentLog, instance: str, head: ChainHead) -> None:
+        """Claim that the chain starts after ``head`` (a fake retention purge), without the log key."""
+        raise NotImplementedError
+
+    # -- the keyed chain: every forgery of issue 11 ------------------------------------------------------
+
+    @pytest.fixture
+    async def keyed(self, log: ConsentLog) -> list[ConsentEvent]:
+        """40 events of two writers chained with the log key, already appended; the log verifies with it."""
+        log.log_keys = LOG_KEYS  # type: ignore[attr-defined]
+        first = chained([make_event(i) for i in range(0, 40, 2)], "gw-1", LOG_KEYS)
+        second = chained([make_event(i) for i in range(1, 40, 2)], "gw-2", LOG_KEYS)
+        await log.append(first)
+        await log.append(second)
+        return first + second
+
+    async def test_a_keyed_log_verifies_and_says_what_a_missing_checkpoint_leaves_unproven(
+        self, log: ConsentLog, keyed: list[ConsentEvent]
+    ) -> None:
+        result = await log.verify()
+        assert result.ok, result.problems[:3]
+        assert result.events_checked == 40
+        assert any("no checkpoint" in limit for limit in result.unproven)
+        assert not any("no log key" in limit for limit in result.unproven)
+        with_checkpoint = await log.verify(Checkpoint(heads=await log.chain_heads(), created_at_ms=BASE_MS))
+        assert with_checkpoint.ok and not any("no checkpoint" in limit for limit in with_checkpoint.unproven)
+
+    async def test_a_forged_append_with_a_recomputed_hash_is_named(
+        self, log: ConsentLog, keyed: list[ConsentEvent]
+    ) -> None:
+        checkpoint = Checkpoint(heads=await log.chain_heads(), created_at_ms=BASE_MS)
+        forged = EventChain("gw-1", _head(keyed[19])).append(make_event(900, consent_id="forged-grant"))
+        await log.append([forged])
+        for result in (await log.verify(), await log.verify(checkpoint)):
+            assert not result.ok
+            assert result.first_broken == forged.event_id
+            assert "MAC" in (result.reason or "")
+
+    async def test_a_forged_append_under_a_guessed_key_is_named(
+        self, log: ConsentLog, keyed: list[ConsentEvent]
+    ) -> None:
+        forged = EventChain("gw-1", _head(keyed[19]), keys=ATTACKER_KEYS).append(make_event(901))
+        await log.append([forged])
+        assert (await log.verify()).first_broken == forged.event_id
+
+    async def test_a_new_forged_chain_is_named(self, log: ConsentLog, keyed: list[ConsentEvent]) -> None:
+        forged = chained([make_event(i, consent_id="forged") for i in range(3)], "gw-9")
+        await log.append(forged)
+        result = await log.verify(Checkpoint(heads=await log.chain_heads(), created_at_ms=BASE_MS))
+        assert not result.ok
+        assert {e.event_id for e in forged} <= {event_id for event_id, _ in result.problems}
+
+    async def test_an_event_with_a_bogus_hash_outside_any_chain_is_named(
+        self, log: ConsentLog, keyed: list[ConsentEvent]
+    ) -> None:
+        stray = dataclasses.replace(make_event(902, consent_id="stray"), hash="not-a-hash", instance_id="gw-1", seq=0)
+        await self.tamper_insert_raw(log, stray)
+        checkpoint = Checkpoint(heads=await log.chain_heads(), created_at_ms=BASE_MS)
+        for result in (await log.verify(), await log.verify(checkpoint)):
+            assert not result.ok
+            assert stray.event_id in {event_id for event_id, _ in result.problems}
+
+    async def test_a_forged_purge_anchor_is_named(self, log: ConsentLog, keyed: list[ConsentEvent]) -> None:
+        gw1 = keyed[:20]
+        for event in gw1[:5]:
+            await self.tamper_delete(log, event)
+        await self.tamper_anchor(log, "gw-1", _head(gw1[4]))
+        result = await log.verify(Checkpoint(heads=await log.chain_heads(), created_at_ms=BASE_MS))
+        assert not result.ok
+        assert result.first_broken == "gw-1@5"
+        assert "forged purge anchor" in (result.reason or "")
+
+    async def test_a_real_purge_leaves_an_anchor_that_verifies(
+        self, log: ConsentLog, keyed: list[ConsentEvent]
+    ) -> None:
+        await log.purge(events_before_ms=BASE_MS + 10 * 3_600_000, ip_before_ms=0)
+        assert await log.count(EventFilter()) == 30
+        result = await log.verify()
+        assert result.ok, result.problems[:3]
+
+    async def test_edits_deletions_insertions_and_reordering_of_keyed_events_are_named(
+        self, log: ConsentLog, keyed: list[ConsentEvent]
+    ) -> None:
+        await self.tamper_edit(log, keyed[3], categories={"analytics": True, "marketing": True})
+        await self.tamper_delete(log, keyed[8])
+        await self.tamper_edit(log, keyed[12], seq=14)  # 13th and 14th swapped
+        await self.tamper_edit(log, keyed[13], seq=13)
+        problems = {event_id for event_id, _ in (await log.verify()).problems}
+        assert {keyed[3].event_id, keyed[9].event_id, keyed[12].event_id, keyed[13].event_id} <= problems
+
+    async def test_a_truncated_keyed_tail_is_named_against_the_checkpoint_only(
+        self, log: ConsentLog, keyed: list[ConsentEvent]
+    ) -> None:
+        checkpoint = Checkpoint(heads=await log.chain_heads(), created_at_ms=BASE_MS)
+        for event in keyed[17:20]:
+            await self.tamper_delete(log, event)
+        assert (await log.verify(checkpoint)).first_broken == "gw-1@18"
+
+    async def test_rotated_log_keys_verify_old_events_and_write_with_the_new_key(
+        self, log: ConsentLog, keyed: list[ConsentEvent]
+    ) -> None:
+        rotated = LogKeys(["the-new-log-key-0123456789-abcdefghijklmnopqrstuvwxyz", *LOG_KEYS.by_id.values()])
+        log.log_keys = rotated  # type: ignore[attr-defined]
+        newer = EventChain("gw-1", _head(keyed[19]), keys=rotated).append(make_event(903))
+        await log.append([newer])
+        assert newer.mac.startswith(rotated.writing_id + ":")
+        assert (await log.verify()).ok
+        log.log_keys = LogKeys(["the-new-log-key-0123456789-abcdefghijklmnopqrstuvwxyz"])  # type: ignore[attr-defined]
+        assert not (await log.verify()).ok  # the old key removed: the old events no longer prove anything
 
     # -- appending and reading --------------------------------------------------------------------------
 
@@ -375,6 +493,21 @@ class TestSQLiteConsentLog(ConsentLogContract):
         with self._db(log) as db:
             db.execute("DELETE FROM events WHERE event_id = ?", (event.event_id,))
 
+    async def tamper_insert_raw(self, log: ConsentLog, event: ConsentEvent) -> None:
+        from consent_gateway.store.sqlite_schema import insert_statements, to_row
+
+        with self._db(log) as db:
+            for sql, params in insert_statements([to_row(event)]):
+                db.execute(sql, params)
+
+    async def tamper_anchor(self, log: ConsentLog, instance: str, head: ChainHead) -> None:
+        with self._db(log) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO chain_anchors (instance_id, seq, hash, purged_at_ms, mac)"
+                " VALUES (?, ?, ?, 0, '')",
+                (instance, head.seq, head.hash),
+            )
+
     async def test_the_database_is_durable_wal_with_a_schema_version(self, log: ConsentLog) -> None:
         with self._db(log) as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -454,6 +587,20 @@ class TestRedisConsentLog(ConsentLogContract):
             raw.hdel(log._k_ev, event.event_id)
             raw.zrem(log._k_chain + event.instance_id, event.event_id)
             raw.zrem(log._k_time, f"{event.timestamp_ms:013d}:{event.event_id}")
+
+    async def tamper_insert_raw(self, log: ConsentLog, event: ConsentEvent) -> None:
+        assert isinstance(log, RedisConsentLog)
+        member = f"{event.timestamp_ms:013d}:{event.event_id}"
+        with self._raw(log) as raw:  # the record and its time and consent indexes, no chain
+            raw.hset(log._k_ev, event.event_id, json.dumps(event_to_dict(event)))
+            raw.zadd(log._k_time, {member: 0})
+            raw.zadd(log._k_consent + event.consent_id, {member: 0})
+
+    async def tamper_anchor(self, log: ConsentLog, instance: str, head: ChainHead) -> None:
+        assert isinstance(log, RedisConsentLog)
+        anchor = {"seq": head.seq, "hash": head.hash, "purged_at_ms": 0}
+        with self._raw(log) as raw:
+            raw.hset(log._k_anchors, instance, json.dumps(anchor))
 
     async def test_every_key_carries_the_hash_tag(self, log: ConsentLog, events: list[ConsentEvent]) -> None:
         assert isinstance(log, RedisConsentLog)
