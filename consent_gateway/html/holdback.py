@@ -23,7 +23,7 @@ from typing import NamedTuple
 from .. import metrics
 from ..catalog import URL_KINDS, Catalog, VendorRule
 from ..decision import Decision
-from ..urls import attribute_url, resolve_url
+from ..urls import attribute_url, host_of, resolve_url
 
 #: one attribute, with the tokenizer's rules: a quote only opens a value right after "=", a name may start
 #: with "=" or contain quotes, an unquoted value runs to whitespace or ">"
@@ -198,11 +198,25 @@ def _srcset_urls(value: bytes) -> list[str]:
     return [part.strip().split(None, 1)[0] for part in _decode(value).split(",") if part.strip()]
 
 
+#: what may make a tag load from another host than the page's: two slashes (absolute or protocol-relative;
+#: a backslash counts as one, tabs and newlines are stripped) or an entity that may hide them
+_OTHER_HOST_HINT = re.compile(rb"[/\\][\t\n\r]*+[/\\]|&")
+#: the pseudo-vendor of hosts nobody classified (thirdparty.UNCLASSIFIED)
+_UNCLASSIFIED = "unclassified"
+
+
 def _first_disallowed(vendors: list[VendorRule], decision: Decision) -> VendorRule | None:
     for vendor in vendors:
         if not decision.allows_vendor(vendor.id, vendor.category):
             return vendor
     return None
+
+
+def _note_unclassified(catalog: Catalog, vendors: list[VendorRule], held: VendorRule | None) -> None:
+    """Count each unclassified host an element contacts, held back or (report mode) let through."""
+    for vendor in vendors:
+        if vendor.id == _UNCLASSIFIED:
+            catalog.third_parties.note_seen(vendor.name, held is not None)
 
 
 def _refresh_url(content: bytes) -> bytes:
@@ -229,6 +243,13 @@ def _vendor_for_url(catalog: Catalog, url: str, spec: ElementKind, strict: bool)
             if vendor is not None:
                 return vendor
     return None
+
+
+def _path_of(url: str) -> str:
+    """The path of an absolute or protocol-relative URL ("" when it has none), for allow-list prefixes."""
+    rest = url.partition("//")[2]
+    slash = rest.find("/")
+    return rest[slash:].partition("?")[0].partition("#")[0] if slash != -1 else ""
 
 
 def fetched_urls(kind: str, attrs: list[Attribute]) -> list[bytes]:
@@ -260,12 +281,13 @@ def fetched_urls(kind: str, attrs: list[Attribute]) -> list[bytes]:
 
 
 def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_body: bytes | None = None,
-                   inline_vendors: list[VendorRule] | None = None, *, base: str = "",
+                   inline_vendors: list[VendorRule] | None = None, *, base: str = "", site: str = "",
                    srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None) -> list[VendorRule]:
     """Every catalog vendor a start tag (or an inline script body) would contact or run.
 
     ``base`` is the ``<base href>`` in force (``urls.base_url``); ``srcdoc_vendors`` reads an iframe's
-    inline document (it is a page of its own: the caller rewrites it as one).
+    inline document (it is a page of its own: the caller rewrites it as one). A URL host the catalog does
+    not know is classified by ``catalog.third_parties`` against ``site`` (the page's registrable domain).
     """
     found: list[VendorRule] = []
     spec = ELEMENT_KINDS[kind]
@@ -283,6 +305,8 @@ def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_b
         if base or not url.isascii():  # else the catalog reads it the same way (and caches what it read)
             url = resolve_url(url, base)
         vendor = _vendor_for_url(catalog, url, spec, spec.strict and not base) if url else None
+        if vendor is None and url:  # a host the catalog does not know: first party, allowed or unclassified
+            vendor = catalog.third_parties.classify(host_of(url), site, _path_of(url))
         if vendor is not None and vendor not in found:
             found.append(vendor)
     if kind == "iframe" and srcdoc_vendors is not None:
@@ -312,12 +336,16 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
             may_name_vendor = True
         elif may_name_vendor is None:
             may_name_vendor = catalog.tag_may_name_vendor(tag)
+        if not may_name_vendor and catalog.third_parties.mode != "allow":
+            # no catalog string in it, but it may load from a host nobody classified
+            may_name_vendor = bool(base) or _OTHER_HOST_HINT.search(tag) is not None
         if not may_name_vendor:
             return None
     name_end, attrs = parse_attributes(tag)
-    vendors = vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors, base=base,
+    vendors = vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors, base=base, site=decision.site,
                              srcdoc_vendors=srcdoc_vendors)
     vendor = _first_disallowed(vendors, decision)
+    _note_unclassified(catalog, vendors, vendor)
     if vendor is None:
         return None
     return HeldBack(rewrite_held_back(tag, kind, name_end, attrs, vendor.category, vendor.id), vendor)
