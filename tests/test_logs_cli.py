@@ -252,3 +252,19 @@ def test_when_accepts_dates_datetimes_and_days_ago() -> None:
     assert parse_when("2026-01-01T02:00+01:00") == BASE_MS + 3_600_000
     assert parse_when("7d", now_ms=BASE_MS) == BASE_MS - 7 * DAY_MS
     assert parse_when(None) is None
+
+
+def test_read_only_commands_work_while_the_gateway_holds_the_write_lock(runner: CliRunner, store: str) -> None:
+    fill(store, 5)
+    writer = sqlite3.connect(store.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # as the gateway's writer, mid-commit
+    writer.execute("DELETE FROM chain_heads WHERE instance_id = 'nobody'")
+    try:
+        started = time.monotonic()
+        for command in ("search", "verify", "stats"):
+            result = logs(runner, command, "--store", store)
+            assert result.exit_code == 0, (command, result.output)
+        assert time.monotonic() - started < 4  # never waited for the lock (busy timeout: 5 s)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -193,7 +193,13 @@ def where_clause(filters: EventFilter) -> tuple[str, list[Any]]:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this database lacks, in one transaction; returns the schema version."""
+    """Apply the migrations this database lacks, in one transaction; returns the schema version.
+
+    An up-to-date database is only read: a reader (``logs search`` while the gateway writes) never waits
+    for the write lock.
+    """
+    if _schema_version(conn) == len(MIGRATIONS):
+        return len(MIGRATIONS)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -215,3 +221,11 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("ROLLBACK")
         raise
     return len(MIGRATIONS)
+
+
+def _schema_version(conn: sqlite3.Connection) -> int | None:
+    try:
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    except sqlite3.OperationalError:  # no table yet: a new database
+        return None
+    return int(row[0] or 0)
