@@ -48,7 +48,7 @@ PIXEL_GIF: Final = bytes.fromhex(
 
 @dataclass(frozen=True, slots=True)
 class FakeVendor:
-    id: str  # the built-in catalog's vendor id
+    id: str  # the built-in catalog's vendor id ("unclassified" for a third party the catalog does not know)
     name: str
     #: ``name=value`` cookies its script sets with ``document.cookie`` (first-party, as the real ones)
     cookies: tuple[str, ...] = ()
@@ -98,6 +98,8 @@ VENDORS: Final = {
         FakeVendor("twitter", "X (Twitter) widgets", (), "syndication.twitter.com/settings"),
         FakeVendor("youtube", "YouTube", ("YSC=demo-ysc", "VISITOR_INFO1_LIVE=demo-visitor")),
         FakeVendor("vimeo", "Vimeo", ("vuid=demo-vuid",)),
+        # a widget no catalog knows: held back as "unclassified", named in the banner's preferences
+        FakeVendor("unclassified", "Météo du quartier", ("meteo_uid=demo-meteo",)),
         FakeVendor("google-maps", "Google Maps", ("NID=demo-nid",)),
     )
 }
@@ -116,6 +118,7 @@ _RESOURCES: Final = (
     ("www.youtube.com", "/embed/", "frame", "youtube"),
     ("player.vimeo.com", "/video/", "frame", "vimeo"),
     ("www.google.com", "/maps/embed", "frame", "google-maps"),
+    ("widgets.meteo-quartier.net", "/widget.js", "script", "unclassified"),
 )
 _BEACON_ONLY_HOSTS: Final = (
     "www.google-analytics.com",

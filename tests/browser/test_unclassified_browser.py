@@ -39,15 +39,19 @@ def _third_party_app() -> Starlette:
     return Starlette(routes=[Route("/{name}.js", script)])
 
 
-def _site(third_party_port: int, held_by_hand: bool) -> Starlette:
+#: how the page carries the unknown widget: held by the gateway, marked by hand, or not at all
+PAGES = ("plain", "by-hand", "none")
+
+
+def _site(third_party_port: int, page_kind: str) -> Starlette:
     widget = f"http://widget.localhost:{third_party_port}/widget.js"
     cdn = f"http://cdn.shop.localhost:{third_party_port}/cdn.js"
-    held = (
-        f'<script type="text/plain" data-category="unclassified" data-cg-vendor="unclassified" '
-        f'data-cg-src="{widget}"></script>'
-        if held_by_hand
-        else ""
-    )
+    held = {
+        "plain": f'<script src="{widget}"></script>',
+        "by-hand": f'<script type="text/plain" data-category="unclassified" data-cg-vendor="unclassified" '
+        f'data-cg-src="{widget}"></script>',
+        "none": "",
+    }[page_kind]
 
     async def page(request: Request) -> Response:
         return HTMLResponse(
@@ -65,16 +69,16 @@ def third_party_port() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory, third_party_port: int) -> Iterator[Callable[[bool], str]]:
-    """``shop(held_by_hand)``: the base URL of a shop page behind the gateway, as ``shop.localhost``."""
+def shop(tmp_path_factory: pytest.TempPathFactory, third_party_port: int) -> Iterator[Callable[[str], str]]:
+    """``shop(page_kind)``: the base URL of a shop page behind the gateway, as ``shop.localhost``."""
     from consent_gateway.middleware import ConsentGateway
 
-    urls: dict[bool, str] = {}
+    urls: dict[str, str] = {}
     with ExitStack() as stack:
-        for by_hand in (True, False):
+        for page_kind in PAGES:
             config = gateway_config(Path(tmp_path_factory.mktemp("unclassified-data")), default_language="en")
-            gateway = ConsentGateway(_site(third_party_port, by_hand), config, secret_keys=SECRET_KEYS)
-            urls[by_hand] = stack.enter_context(serve(gateway)).replace("127.0.0.1", "shop.localhost")
+            gateway = ConsentGateway(_site(third_party_port, page_kind), config, secret_keys=SECRET_KEYS)
+            urls[page_kind] = stack.enter_context(serve(gateway)).replace("127.0.0.1", "shop.localhost")
         yield urls.__getitem__
 
 
@@ -86,11 +90,15 @@ def section(v: Visit) -> Any:
     return v.page.locator("#cg-root section.cg-cat").filter(has_text=SECTION_EN)
 
 
-def test_preferences_name_the_held_hosts_and_accept_all_restores_them(visit: Open, shop: Any) -> None:
-    v = visit(base_url=shop(True))
+@pytest.mark.parametrize("page_kind", ["plain", "by-hand"])
+def test_preferences_name_the_held_hosts_and_accept_all_restores_them(
+    visit: Open, shop: Any, page_kind: str
+) -> None:
+    v = visit(base_url=shop(page_kind))
     v.goto("/")
     v.page.wait_for_function("() => (window.cgRan || []).includes('cdn')")  # same site: never held
     assert ran(v) == ["cdn"]
+    assert not any("widget.localhost" in url for url in v.requests)  # held before consent
     v.page.get_by_role("button", name="Customize", exact=True).click()
     expect(section(v)).to_be_visible()
     expect(section(v).locator(".cg-hosts")).to_have_text("widget.localhost")
@@ -102,7 +110,7 @@ def test_preferences_name_the_held_hosts_and_accept_all_restores_them(visit: Ope
 
 
 def test_reject_all_keeps_them_held(visit: Open, shop: Any) -> None:
-    v = visit(base_url=shop(True))
+    v = visit(base_url=shop("plain"))
     v.goto("/")
     v.page.get_by_role("button", name="Reject all", exact=True).click()
     v.page.wait_for_load_state("networkidle")
@@ -112,8 +120,21 @@ def test_reject_all_keeps_them_held(visit: Open, shop: Any) -> None:
 
 
 def test_no_section_without_unclassified_elements(visit: Open, shop: Any) -> None:
-    v = visit(base_url=shop(False))
+    v = visit(base_url=shop("none"))
     v.goto("/")
     v.page.get_by_role("button", name="Customize", exact=True).click()
     expect(v.page.locator("#cg-root .cg-m")).to_be_visible()
     expect(section(v)).to_be_hidden()
+
+
+def test_the_demo_blog_names_its_weather_widget_and_accept_all_runs_it(visit: Open) -> None:
+    v = visit()
+    v.goto("/blog")
+    assert not any("meteo-quartier" in url for url in v.requests)
+    v.page.get_by_role("button", name="Personnaliser", exact=True).click()
+    demo_section = v.page.locator("#cg-root section.cg-cat").filter(
+        has_text="Autres services non encore décrits par ce site"
+    )
+    expect(demo_section.locator(".cg-hosts")).to_have_text("widgets.meteo-quartier.net.localhost")
+    v.page.locator("#cg-root .cg-m").get_by_role("button", name="Tout accepter", exact=True).click()
+    v.page.wait_for_function("() => (window.cgDemoLoaded || []).includes('unclassified')")
