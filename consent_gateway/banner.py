@@ -46,8 +46,8 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
         "title": "Vos choix en matière de cookies",
         "text": (
             "Avec votre accord, nous et nos partenaires utilisons des cookies pour mesurer l'audience, "
-            "afficher des publicités et contenus de tiers (vidéos) et retenir vos préférences. Vous pouvez "
-            "changer d'avis à tout moment avec «\u00a0Gérer les cookies\u00a0»."
+            "enregistrer des sessions de navigation, afficher des publicités et contenus de tiers (vidéos) et "
+            "retenir vos préférences. Vous pouvez changer d'avis à tout moment avec «\u00a0Gérer les cookies\u00a0»."
         ),
         "privacy_link": "Politique de confidentialité",
         "accept_all": "Tout accepter",
@@ -79,9 +79,9 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
     "en": {
         "title": "Your cookie choices",
         "text": (
-            "With your consent, we and our partners use cookies to measure the audience, show ads and "
-            "third-party content (videos) and remember your preferences. You can change your mind at any time "
-            "with “Cookie settings”."
+            "With your consent, we and our partners use cookies to measure the audience, record browsing "
+            "sessions, show ads and third-party content (videos) and remember your preferences. You can change "
+            "your mind at any time with “Cookie settings”."
         ),
         "privacy_link": "Privacy policy",
         "accept_all": "Accept all",
@@ -111,10 +111,17 @@ COOKIE_KINDS: Mapping[str, Mapping[str, str]] = {
     "fr": {
         "necessary": "nécessaires",
         "analytics": "de mesure d'audience",
+        "session-replay": "d'enregistrement de session",
         "marketing": "marketing",
         "preferences": "de préférences",
     },
-    "en": {"necessary": "necessary", "analytics": "analytics", "marketing": "marketing", "preferences": "preference"},
+    "en": {
+        "necessary": "necessary",
+        "analytics": "analytics",
+        "session-replay": "session recording",
+        "marketing": "marketing",
+        "preferences": "preference",
+    },
 }
 #: The catalog states cookie lifetimes in English ("13 months"); these words are translated for display.
 LIFETIME_UNITS: Mapping[str, Mapping[str, str]] = {

@@ -102,8 +102,20 @@ DEFAULT_CATEGORIES = (
         id="analytics",
         label=_frozen_map(fr="Mesure d'audience", en="Analytics"),
         description=_frozen_map(
-            fr="Nous aident à comprendre comment le site est utilisé.",
-            en="Help us understand how the site is used.",
+            fr="Comptent les visites et les pages vues pour mesurer la fréquentation du site.",
+            en="Count visits and page views to measure the site's audience.",
+        ),
+    ),
+    # Recording a visit is not measuring an audience (CNIL): its own purpose, so allowing analytics never
+    # lets a tool replay the visitor's clicks and keystrokes.
+    Category(
+        id="session-replay",
+        label=_frozen_map(fr="Enregistrement de session", en="Session recording"),
+        description=_frozen_map(
+            fr="Enregistrent vos clics, mouvements de souris, défilements et saisies pour rejouer votre visite "
+            "et étudier l'ergonomie du site.",
+            en="Record your clicks, mouse movements, scrolling and keystrokes to replay your visit and study "
+            "how usable the site is.",
         ),
     ),
     Category(

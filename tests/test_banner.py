@@ -103,7 +103,10 @@ def test_config_carries_texts_categories_vendors_and_state() -> None:
     assert cfg["i18n"]["fr"]["cats"]["analytics"][0] == "Mesure d'audience"
     assert cfg["state"] == {
         "explicit": True,
-        "choices": {"analytics": True, "marketing": False, "preferences": False, "unclassified": False},
+        "choices": {
+            "analytics": True, "session-replay": False, "marketing": False, "preferences": False,
+            "unclassified": False,
+        },
         "vendors": {"youtube": True, "hotjar": False},
     }
     assert cfg["consent_id"] == "c0ns3nt"

@@ -28,11 +28,11 @@ def vendor_id(url: str, kind: str = "script") -> str | None:
 def test_builtin_catalog_covers_the_common_trackers_with_complete_entries() -> None:
     assert REQUIRED_VENDORS <= set(CATALOG.vendors)
     for vendor in CATALOG.vendors.values():
-        assert vendor.category in {"analytics", "marketing", "preferences"}, vendor.id
+        assert vendor.category in {"analytics", "session-replay", "marketing", "preferences"}, vendor.id
         assert vendor.name and vendor.policy_url.startswith("https://"), vendor.id
         assert vendor.script_hosts or vendor.iframe_hosts or vendor.paths, vendor.id
         assert vendor.cookies or vendor.id == "google-tag-manager", vendor.id  # GTM itself sets none
-    assert CATALOG.categories_used() == {"analytics", "marketing", "preferences"}
+    assert CATALOG.categories_used() == {"analytics", "session-replay", "marketing", "preferences"}
     assert Catalog.builtin() is CATALOG  # loaded once
 
 
@@ -248,7 +248,7 @@ def test_every_builtin_vendor_names_its_source_role_and_real_category() -> None:
     for vendor in CATALOG.vendors.values():
         assert vendor.source.startswith("https://"), vendor.id
         assert vendor.role in ROLES, vendor.id
-        assert vendor.category in {"analytics", "marketing", "preferences"}, vendor.id
+        assert vendor.category in {"analytics", "session-replay", "marketing", "preferences"}, vendor.id
         assert vendor.inline_signatures or vendor.script_hosts or vendor.iframe_hosts or vendor.img_hosts, vendor.id
 
 

@@ -28,7 +28,9 @@ def test_round_trip(codec: ConsentCodec) -> None:
     decoded = codec.decode(codec.encode(original))
     assert decoded is not None
     assert decoded.consent_id == "c1"
-    assert decoded.choices == {"analytics": True, "marketing": False, "preferences": False, "unclassified": False}
+    assert decoded.choices == {
+        "analytics": True, "session-replay": False, "marketing": False, "preferences": False, "unclassified": False
+    }
     assert decoded.vendors == {"youtube": True}
 
 
@@ -78,7 +80,9 @@ def test_categories_added_since_the_choice_are_not_granted(codec: ConsentCodec) 
     token = codec.signer.dumps({"id": "c1", "c": {"analytics": 1, "gone": 1}, "v": {}, "p": "1", "g": 0})
     decoded = codec.decode(token)
     assert decoded is not None
-    assert decoded.choices == {"analytics": True, "marketing": False, "preferences": False, "unclassified": False}
+    assert decoded.choices == {
+        "analytics": True, "session-replay": False, "marketing": False, "preferences": False, "unclassified": False
+    }
 
 
 def test_verified_values_are_cached_until_they_expire(codec: ConsentCodec) -> None:

@@ -151,7 +151,9 @@ def test_held_back_script_keeps_its_attributes_and_moves_src_and_type() -> None:
 
 def test_allowed_vendors_pass_untouched() -> None:
     source = (GOLDEN / "head_trackers.src.html").read_bytes()
-    everything = Decision(granted=frozenset({"necessary", "analytics", "marketing", "preferences"}))
+    everything = Decision(
+        granted=frozenset({"necessary", "analytics", "session-replay", "marketing", "preferences"})
+    )
     out, rw = rewrite(source, 7, decision=everything)
     assert out == source.replace(b"<head>", b"<head>" + HEAD, 1)
     assert not rw.held_back
@@ -369,7 +371,9 @@ def test_feed_after_close_is_an_error() -> None:
 
 def test_cache_is_keyed_by_decision() -> None:
     page = (GOLDEN / "head_trackers.src.html").read_bytes()
-    everything = Decision(granted=frozenset({"necessary", "analytics", "marketing", "preferences"}))
+    everything = Decision(
+        granted=frozenset({"necessary", "analytics", "session-replay", "marketing", "preferences"})
+    )
     refused, _ = rewrite(page, cached=True)
     granted, _ = rewrite(page, cached=True, decision=everything)
     refused_again, rw = rewrite(page, cached=True)

@@ -19,7 +19,9 @@ from consent_gateway.html.holdback import JS_TYPES
 
 CATALOG = Catalog.builtin()
 NOTHING = Decision(granted=frozenset({"necessary"}))
-EVERYTHING = Decision(granted=frozenset({"necessary", "analytics", "marketing", "preferences"}))
+EVERYTHING = Decision(
+    granted=frozenset({"necessary", "analytics", "session-replay", "marketing", "preferences"})
+)
 HEAD = b"<!--cg-head-->"
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK = "{http://www.w3.org/1999/xlink}"

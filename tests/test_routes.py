@@ -55,7 +55,9 @@ def test_accept_all_sets_a_13_month_http_only_cookie_and_records_the_event(clien
     response = post(client, {"action": "accept_all"}, Referer="http://testserver/blog?utm=x")
     assert response.status_code == 200
     body = response.json()
-    assert body["choices"] == {"analytics": True, "marketing": True, "preferences": True, "unclassified": True}
+    assert body["choices"] == {
+        "analytics": True, "session-replay": True, "marketing": True, "preferences": True, "unclassified": True
+    }
     cookie = consent_cookie(response)
     assert f"Max-Age={395 * DAY}" in cookie
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
@@ -64,21 +66,25 @@ def test_accept_all_sets_a_13_month_http_only_cookie_and_records_the_event(clien
     assert event["action"] == "consent-given"
     assert event["consent_id"] == body["consent_id"]
     assert event["page_path"] == "/blog"  # the query is dropped by default
-    assert event["categories"] == {"analytics": True, "marketing": True, "preferences": True, "unclassified": True}
+    assert event["categories"] == {
+        "analytics": True, "session-replay": True, "marketing": True, "preferences": True, "unclassified": True
+    }
 
 
 def test_reject_all_keeps_the_refusal_6_months(client: TestClient) -> None:
     response = post(client, {"action": "reject_all"})
     assert response.status_code == 200
     assert response.json()["choices"] == {
-        "analytics": False, "marketing": False, "preferences": False, "unclassified": False
+        "analytics": False, "session-replay": False, "marketing": False, "preferences": False, "unclassified": False
     }
     assert f"Max-Age={182 * DAY}" in consent_cookie(response)
 
 
 def test_explicit_choices_leave_the_rest_unticked_and_update_keeps_the_id(client: TestClient) -> None:
     first = post(client, {"choices": {"analytics": True}}).json()
-    assert first["choices"] == {"analytics": True, "marketing": False, "preferences": False, "unclassified": False}
+    assert first["choices"] == {
+        "analytics": True, "session-replay": False, "marketing": False, "preferences": False, "unclassified": False
+    }
     second = post(client, {"choices": {"analytics": True, "marketing": True}, "vendors": {"youtube": False}}).json()
     assert second["consent_id"] == first["consent_id"]
     assert second["vendors"] == {"youtube": False}
@@ -209,7 +215,7 @@ def test_narrowing_consent_expires_the_refused_categories_cookies(client: TestCl
 def test_gpc_refuses_marketing_on_accept_all_and_records_it(client: TestClient) -> None:
     response = post(client, {"action": "accept_all"}, **{"Sec-GPC": "1"})
     assert response.json()["choices"] == {
-        "analytics": True, "marketing": False, "preferences": True, "unclassified": True
+        "analytics": True, "session-replay": True, "marketing": False, "preferences": True, "unclassified": True
     }
     (event,) = history(client)
     assert event["action"] == "gpc-applied" and event["gpc"] is True

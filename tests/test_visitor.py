@@ -71,7 +71,9 @@ def test_gpc_is_seen() -> None:
 def test_opt_out_region_allows_until_refused_but_gpc_still_refuses_marketing() -> None:
     config = replace(Config(), regions=RegionsConfig(default="opt-out", unknown="opt-out"))
     visitor = reader(config)
-    assert visitor.read(scope()).granted == {"necessary", "analytics", "marketing", "preferences", "unclassified"}
+    assert visitor.read(scope()).granted == {
+        "necessary", "analytics", "session-replay", "marketing", "preferences", "unclassified"
+    }
     with_gpc = visitor.read(scope(("sec-gpc", "1")))
     assert "marketing" not in with_gpc.granted and "analytics" in with_gpc.granted
 

@@ -209,12 +209,31 @@ def test_vendor_refused_by_name_stays_out_of_a_granted_category(visit: Open) -> 
     v.page.get_by_role("switch", name=FR["analytics"], exact=True).check()
     layer = dialog(v, ".cg-m")
     layer.locator("details").first.locator("summary").click()
-    v.page.get_by_role("switch", name=re.compile("^Hotjar")).uncheck()
+    v.page.get_by_role("switch", name=re.compile("^Matomo")).uncheck()
     button(v, FR["save"]).click()
     wait_loaded(v, HOME_ANALYTICS)
     settle(v)
-    assert "hotjar" not in v.vendors_contacted()
-    assert "hotjar" not in v.vendors_loaded()
+    assert "matomo" not in v.vendors_contacted()
+    assert "matomo" not in v.vendors_loaded()
+
+
+def test_granting_analytics_only_leaves_session_recording_held(visit: Open) -> None:
+    v = visit()
+    v.goto("/")
+    button(v, FR["customize"]).click()
+    replay = v.page.get_by_role("switch", name="Enregistrement de session", exact=True)
+    expect(replay).not_to_be_checked()  # never pre-ticked
+    v.page.get_by_role("switch", name=FR["analytics"], exact=True).check()
+    button(v, FR["save"]).click()
+    wait_loaded(v, HOME_ANALYTICS | {"matomo"})
+    settle(v)
+    assert "hotjar" not in v.vendors_contacted() and "hotjar" not in v.vendors_loaded()
+    assert not {"_hjSessionUser_1", "_hjSession_1"} & v.cookie_names()
+    button(v, FR["reopen"]).click()
+    expect(replay).not_to_be_checked()
+    replay.check()
+    button(v, FR["save"]).click()
+    wait_loaded(v, {"hotjar"})  # brought back without a reload once its own purpose is allowed
 
 
 def test_withdrawal_reloads_and_the_trackers_cookies_are_gone(visit: Open) -> None:
