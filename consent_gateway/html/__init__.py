@@ -22,7 +22,7 @@ buffered, up to ``max_buffer_bytes``.
 from __future__ import annotations
 
 from .cache import CHUNK_CACHE, ChunkCache
-from .holdback import make_inert
+from .decisions import make_inert
 from .rewriter import PRESCAN_BYTES, HoldbackRewriter, use_accelerators
 
 __all__ = ["CHUNK_CACHE", "PRESCAN_BYTES", "ChunkCache", "HoldbackRewriter", "make_inert", "use_accelerators"]

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .. import metrics
 from ..catalog import URL_KINDS, Catalog, VendorRule
 from ..decision import Decision
 from ..urls import attribute_url, host_of, resolve_url
@@ -126,8 +125,6 @@ INERT_ATTRS: dict[str, bytes] = {
     "meta": b' http-equiv="" data-cg-bailout=""',
     "a": b' ping="" data-cg-bailout=""',
 }
-#: the start of every tag that can fetch or run something, for bail-outs that do not read tags
-_INERT_ALL = re.compile(b"<((?i:" + b"|".join(n.encode() for n in HOLD_TAG_NAMES) + rb"))(?=[\t\n\f\r />])")
 #: a refresh's content: the delay, then "; url=" (each part optional) and the URL, maybe quoted
 _REFRESH_RE = re.compile(
     r"[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:[uU][rR][lL][\t\n\f\r ]*=[\t\n\f\r ]*)?(.*)", re.DOTALL
@@ -280,6 +277,20 @@ def fetched_urls(kind: str, attrs: list[Attribute]) -> list[bytes]:
     return urls
 
 
+def _vendor_of_raw_url(catalog: Catalog, raw: bytes, spec: ElementKind, base: str, site: str) -> VendorRule | None:
+    """The vendor of one attribute's URL: the catalog's, else the classification of a host it does not know
+    (first party or allowed: None; else the pseudo-vendor "unclassified")."""
+    url = attribute_url(raw) if raw else ""
+    if base or not url.isascii():  # else the catalog reads it the same way (and caches what it read)
+        url = resolve_url(url, base)
+    if not url:
+        return None
+    vendor = _vendor_for_url(catalog, url, spec, spec.strict and not base)
+    if vendor is None:
+        vendor = catalog.third_parties.classify(host_of(url), site, _path_of(url))
+    return vendor
+
+
 def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_body: bytes | None = None,
                    inline_vendors: list[VendorRule] | None = None, *, base: str = "", site: str = "",
                    srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None) -> list[VendorRule]:
@@ -301,12 +312,7 @@ def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_b
                 found.extend(catalog.vendors_for_inline_bytes(inline_body))
             return found
     for raw in fetched_urls(kind, attrs):
-        url = attribute_url(raw) if raw else ""
-        if base or not url.isascii():  # else the catalog reads it the same way (and caches what it read)
-            url = resolve_url(url, base)
-        vendor = _vendor_for_url(catalog, url, spec, spec.strict and not base) if url else None
-        if vendor is None and url:  # a host the catalog does not know: first party, allowed or unclassified
-            vendor = catalog.third_parties.classify(host_of(url), site, _path_of(url))
+        vendor = _vendor_of_raw_url(catalog, raw, spec, base, site)
         if vendor is not None and vendor not in found:
             found.append(vendor)
     if kind == "iframe" and srcdoc_vendors is not None:
@@ -374,101 +380,3 @@ def rewrite_held_back(tag: bytes, kind: str, name_end: int, attrs: list[Attribut
 def inert_prefix(kind: str) -> bytes:
     """Attributes that make a tag of this kind inert when inserted right after its name (bail-outs)."""
     return INERT_ATTRS[kind]
-
-
-def inert_all(data: bytes, pos: int, final: bool, out: list[bytes | None]) -> int:
-    """After a failure: make every tracker-capable tag from ``pos`` inert without reading it, cheaply.
-    Returns where a possibly cut tag starts (kept for the next chunk)."""
-    n = len(data)
-    end = n
-    if not final:
-        cut = data.rfind(b"<", max(pos, n - 8))
-        if cut != -1:
-            end = cut
-    last = pos
-    for m in _INERT_ALL.finditer(data, pos, end):
-        out.append(data[last : m.end()])
-        out.append(INERT_ATTRS[m.group(1).lower().decode()])
-        last = m.end()
-    out.append(data[last:end])
-    return end
-
-
-def make_inert(chunk: bytes) -> bytes:
-    """Make every tag of a chunk that can fetch or run something inert without reading it.
-
-    Stateless, for callers that lost the rewriter; a tag cut by the chunk boundary is not seen (a
-    ``HoldbackRewriter`` that fails handles that itself, keeping the tail for the next chunk).
-    """
-    return _INERT_ALL.sub(lambda m: m.group() + INERT_ATTRS[m.group(1).lower().decode()], chunk)
-
-
-class DocumentHoldback:
-    """The holdback decisions of one document: what this visitor's decision makes of each tag the tokenizer
-    hands over, and which vendors were held back during the current run (a chunk, or a cached segment)."""
-
-    __slots__ = ("catalog", "decision", "held", "cacheable", "srcdoc_vendors")
-
-    def __init__(self, catalog: Catalog, decision: Decision) -> None:
-        self.catalog = catalog
-        self.decision = decision
-        self.held: list[str] = []
-        #: False once the run made a decision that must not be replayed from the cache (a bail-out)
-        self.cacheable = True
-        #: the vendors an iframe's inline document holds back, as read by the driver (see ``vendors_of_tag``)
-        self.srcdoc_vendors: Callable[[str, str], list[VendorRule]] | None = None
-
-    def start_run(self) -> None:
-        self.held = []
-        self.cacheable = True
-
-    def tag(self, tag: bytes, kind: str, may_name_vendor: bool | None = None, base: str = "") -> bytes:
-        """The start tag or its held-back form (``may_name_vendor``, ``base``: see :func:`hold_back_tag`)."""
-        srcdoc = self.srcdoc_vendors
-        inner: Callable[[str], list[VendorRule]] | None = None
-        if srcdoc is not None and kind == "iframe":
-            def inner(document: str) -> list[VendorRule]:
-                assert srcdoc is not None
-                return srcdoc(document, base)
-        held = hold_back_tag(tag, kind, self.catalog, self.decision, may_name_vendor=may_name_vendor, base=base,
-                             srcdoc_vendors=inner)
-        if held is None:
-            return tag
-        self.held.append(held.vendor.id)
-        return held.tag
-
-    def inline_script(self, tag: bytes, body: bytes, signatures: list[bytes] | None = None, *,
-                      too_long: bool = False, kind: str = "script", base: str = "") -> bytes:
-        """The open tag of an inline script, decided on its body (``signatures``: the catalog signatures a
-        caller found in it already, in order). ``too_long``: the body is only the script's first part.
-        ``kind`` is "svg:script" for an svg script (which may also load from its ``href``)."""
-        vendors: list[VendorRule] | None = None
-        if signatures is not None:
-            vendors = []
-            for signature in signatures:
-                vendor = self.catalog.vendor_for_signature(signature)
-                if vendor not in vendors:
-                    vendors.append(vendor)
-        held = hold_back_tag(tag, kind, self.catalog, self.decision, body, inline_vendors=vendors, base=base)
-        if held is not None:
-            self.held.append(held.vendor.id)
-            return held.tag
-        if too_long:
-            # Nothing disallowed in its first part: a long first-party script (app state, a bundle) runs as it
-            # is. Making it inert would break the page for every visitor, even after "accept all"; a tracker's
-            # loader or queue call shows in its first part. Counted, so the owner sees how often it happens.
-            metrics.inc("rewrite_passthrough_total", reason="inline_script_too_long")
-            self.cacheable = False
-        return tag
-
-    def inert_tag(self, tag: bytes, kind: str, reason: str) -> bytes:
-        """Fail closed on a whole start tag that cannot be judged."""
-        name_end, _ = parse_attributes(tag)
-        return tag[:name_end] + self.inert_attributes(kind, reason) + tag[name_end:]
-
-    def inert_attributes(self, kind: str, reason: str) -> bytes:
-        """Fail closed on a tag that cannot be read: what to write right after its name. Counted, and never
-        cached (the decision depends on where the buffer limit fell)."""
-        metrics.inc("rewrite_bailouts_total", reason=reason)
-        self.cacheable = False
-        return INERT_ATTRS[kind]

@@ -19,7 +19,7 @@ from ..decision import Decision
 from . import cache as _cache
 from . import scanner as _scanner
 from .cache import CACHE_MIN_CHUNK_BYTES, CACHE_SEGMENT_BYTES, CHUNK_CACHE, CachedChunk, ChunkCache, join_parts
-from .holdback import DocumentHoldback, inert_all
+from .decisions import DocumentHoldback, inert_all
 from .states import Mode
 from .tokenizer import Tokenizer
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .holdback import DocumentHoldback
+from .decisions import DocumentHoldback
 from .scanner import DELIM, HOLD_KINDS, RAWTEXT, TAG_REST, BufferScan, names_re
 from .states import SCRIPT_TOKENS, LongTag, Mode, NeedMore, ScriptState, script_escape_step, stream_long_tag
 

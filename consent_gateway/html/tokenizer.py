@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 from ..catalog import Catalog
 from ..urls import attribute_url, base_url
-from .cache import HEAD_MARK
-from .holdback import DocumentHoldback, first_value, inert_all, parse_attributes, script_is_executable
+from .decisions import DocumentHoldback, inert_all
+from .head import HeadPlacement
+from .holdback import first_value, parse_attributes, script_is_executable
 from .scanner import (
     BREAKOUT,
     CONDITIONAL,
@@ -35,30 +36,17 @@ from .scanner import (
     text_end,
 )
 from .states import LongTag, Mode, NeedMore, ScriptState, TokenizerState
-from .text_states import Out, TextStates
+from .text_states import Out
 
 #: nested svg/math elements tracked (deeper ones are read as if the outer ones were closed)
 _MAX_FOREIGN_DEPTH = 64
-_PRE_WS = re.compile(rb"[\t\n\f\r ]*+")
-_PRE_CAND = re.compile(
-    rb"<(?:(?P<html>(?i:html))" + DELIM + rb"|(?P<head>(?i:head))" + DELIM
-    + rb"|(?P<comment>!--)|(?P<bogus>![^-]|!-[^-]|\?|/[^a-zA-Z])|(?P<other>/?[a-zA-Z])|(?P<text>[^a-zA-Z!?/]))"
-)
 _SCRIPT_END = re.compile(rb"</(?i:script)" + DELIM)
 _GENERIC_NAME = re.compile(rb"</?[a-zA-Z][^\t\n\f\r />]*+")
-
-
-def _may_become_html_or_head(data: bytes, pos: int) -> bool:
-    """Whether the buffer ends in what the next chunk may complete into "<html" or "<head" + delimiter."""
-    rest = data[pos + 1 :].lower()
-    return len(rest) <= 4 and (b"html".startswith(rest) or b"head".startswith(rest))
-
-
 # enum members as module constants: looking one up on its class costs ten times more in the hot loops
 _DATA = Mode.DATA
 
 
-class Tokenizer(TextStates):
+class Tokenizer(HeadPlacement):
     """The tokenizer state of one document, and the state machine that advances it over a buffer."""
 
     def __init__(self, catalog: Catalog, holdback: DocumentHoldback, max_buffer_bytes: int) -> None:
@@ -226,68 +214,6 @@ class Tokenizer(TextStates):
         elif closed in self._foreign:  # an end tag without its start tag open is ignored
             self._foreign = self._foreign[: len(self._foreign) - 1 - self._foreign[::-1].index(closed)]
         return m.end()
-
-    def _pre_head(self, data: bytes, pos: int, final: bool, out: Out) -> int:
-        """Before the banner block is placed: skip what may precede <head>, place it at the first content."""
-        n = len(data)
-        while True:
-            end = _PRE_WS.match(data, pos).end()  # type: ignore[union-attr]
-            if end > pos:
-                out.append(data[pos:end])
-                pos = end
-            if pos >= n:
-                if final:
-                    self.head_pending = False
-                    self._place_deferred_mark(out)
-                raise NeedMore(pos)
-            if data[pos] != 0x3C:  # text first: the banner goes before it
-                break
-            m = _PRE_CAND.match(data, pos)
-            if m is None or (m.lastgroup == "other" and not final and _may_become_html_or_head(data, pos)):
-                if final:
-                    break
-                raise NeedMore(pos)
-            group = m.lastgroup
-            if group == "html" or group == "head":
-                end = self._pre_head_tag_end(data, pos, m.end(), final)
-                if end < 0:
-                    break  # too long to keep (whatever the chunking): the banner block goes before it
-                out.append(data[pos:end])
-                pos = end
-                if group == "head":
-                    self._place_mark(out)
-                    return pos
-            elif group == "comment":
-                out.append(b"<!--")
-                self.mode, self._comment_fresh = Mode.COMMENT, True
-                return m.end()
-            elif group == "bogus":
-                self.mode = Mode.BOGUS
-                return pos
-            else:
-                break
-        self._place_mark(out)
-        return pos
-
-    def _pre_head_tag_end(self, data: bytes, pos: int, name_end: int, final: bool) -> int:
-        """The end of an <html> or <head> start tag, or -1 when it is longer than the buffer: decided on
-        the tag's length, not on how much of it this buffer holds, so that any chunking agrees."""
-        rest = TAG_REST.match(data, name_end)
-        if rest is None and len(data) - pos <= self.max_buffer_bytes and not final:
-            raise NeedMore(pos)
-        if rest is None or rest.end() - pos > self.max_buffer_bytes:
-            return -1
-        return rest.end()
-
-    def _place_mark(self, out: Out) -> None:
-        """The banner block goes here, or after the <meta charset> still ahead."""
-        self.head_pending = False
-        if not self.charset_ahead:
-            out.append(HEAD_MARK)
-
-    def _place_deferred_mark(self, out: Out) -> None:
-        self.charset_ahead = False
-        out.append(HEAD_MARK)
 
     def _landmark(self, tag: bytes, name: str, pos: int, end: int, out: Out) -> int:
         """<meta> or <body> while the banner block waits for a <meta charset>: it goes after the first
