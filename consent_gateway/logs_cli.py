@@ -381,16 +381,47 @@ def erase(config_path: str | None, store_url: str | None, consent_id: str, yes: 
 @click.option("--events-days", type=click.IntRange(1), help="Delete events older than this [config: retention].")
 @click.option("--ip-days", type=click.IntRange(0), help="Remove IPs older than this [config: retention].")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Only say how many events and IPs would go.")
+@click.option("--force", is_flag=True, help="Purge even when it would delete every event (check the clock first).")
 def purge(
-    config_path: str | None, store_url: str | None, events_days: int | None, ip_days: int | None, yes: bool
+    config_path: str | None,
+    store_url: str | None,
+    events_days: int | None,
+    ip_days: int | None,
+    yes: bool,
+    dry_run: bool,
+    force: bool,
 ) -> None:
-    """Retention: delete old events and remove old IPs (defaults from the config's [retention])."""
+    """Retention: delete old events and remove old IPs (defaults from the config's [retention]).
+
+    Refuses, without --force, to delete every event of the log: that is what a clock far ahead does.
+    """
     ctx = _context(config_path, store_url)
     events_days = events_days or ctx.config.retention.events_days
     ip_days = ctx.config.retention.ip_days if ip_days is None else ip_days
     now_ms = int(time.time() * 1000)
     events_before = now_ms - events_days * DAY_MS
     ip_before = now_ms - ip_days * DAY_MS
+
+    async def doomed(log: ConsentLog) -> tuple[int, int, int]:
+        return (
+            await log.count(EventFilter(until_ms=events_before)),
+            await log.count(EventFilter(until_ms=ip_before)),
+            await log.count(EventFilter()),
+        )
+
+    events, ips, total = _run(ctx, doomed)
+    if dry_run:
+        click.echo(
+            f"Would delete {events} of {total} events (before {format_time(events_before)} UTC) and remove the IPs "
+            f"of up to {ips} events (before {format_time(ip_before)} UTC). Nothing was changed."
+        )
+        return
+    if total and events == total and not force:
+        raise click.ClickException(
+            f"this purge would delete every event of the log ({total}), all older than {events_days} days by this "
+            f"machine's clock ({format_time(now_ms)} UTC). Check the clock; pass --force if that is really meant."
+        )
     if not yes:
         click.confirm(
             f"Delete events before {format_time(events_before)} UTC and IPs before {format_time(ip_before)} UTC?",

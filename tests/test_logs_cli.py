@@ -268,3 +268,20 @@ def test_read_only_commands_work_while_the_gateway_holds_the_write_lock(runner: 
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_purge_dry_run_changes_nothing_and_a_purge_of_everything_needs_force(
+    runner: CliRunner, store: str, tmp_path: Path
+) -> None:
+    fill(store, 10)  # events of 2026-01-01: all older than 30 days by any clock after February 2026
+    dry = logs(runner, "purge", "--store", store, "--events-days", "1", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "Would delete 10 of 10 events" in dry.output and "Nothing was changed" in dry.output
+    refused = logs(runner, "purge", "--store", store, "--events-days", "1", "--yes")
+    assert refused.exit_code == 1
+    assert "every event" in refused.output and "clock" in refused.output
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 10
+    forced = logs(runner, "purge", "--store", store, "--events-days", "1", "--yes", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert logs(runner, "verify", "--store", store).exit_code == 0
