@@ -461,3 +461,34 @@ def test_native_scanner_finds_what_the_regexes_find() -> None:
     found = [data[s:e] for s, e in scan.signatures_in_order(*body)]
     assert found == [m.group() for m in CATALOG._inline_bytes_re.finditer(data[body[0] : body[1]])]  # type: ignore[union-attr]
     assert found == [b"fbq(", b"gtag(", b"fbq("]
+
+
+# -- third parties nobody classified, in every element kind ----------------------------------------------
+
+
+def test_every_element_kind_holds_an_unclassified_third_party_and_lets_the_sites_own_through() -> None:
+    from consent_gateway.thirdparty import HostCounters, ThirdParties
+
+    counters = HostCounters()
+    catalog = CATALOG.with_third_parties(ThirdParties(mode="hold", counters=counters))
+    decision = Decision(granted=frozenset({"necessary"}), site="example.org")
+    page = (b'<html><head><link rel=stylesheet href="https://css.unknown-ads.example/s.css">'
+            b'<link rel=stylesheet href="https://static.example.org/site.css"></head><body>'
+            b'<video poster="//img.unknown-ads.example/p.jpg"></video>'
+            b'<a href=/x ping="https://beacon.unknown-ads.example/p">x</a>'
+            b"<iframe srcdoc=\"<img src='https://px.unknown-ads.example/i.gif'>\"></iframe>"
+            b'<img src="https://cdn.example.org/logo.png" alt="">'
+            b'<base href="https://tags.unknown-ads.example/"><script src="t.js"></script></body></html>')
+    for size in (None, 1, 7):
+        out, rw = rewrite(page, size, decision=decision, catalog=catalog)
+        assert out.count(b'data-category="unclassified" data-cg-vendor="unclassified"') == 5
+        for held in (b'data-cg-href="https://css.unknown-ads.example/s.css"', b'data-cg-poster="//img.unknown-ads',
+                     b'data-cg-ping="https://beacon.unknown', b"data-cg-srcdoc=", b'data-cg-src="t.js"'):
+            assert held in out
+        # the site's own hosts are not "unclassified"
+        assert b'href="https://static.example.org/site.css"' in out
+        assert b'<img src="https://cdn.example.org/logo.png"' in out
+        assert rw.held_back == {"unclassified": 5}
+    assert {count.host for count in counters.top()} >= {"css.unknown-ads.example", "tags.unknown-ads.example"}
+    everything = Decision(granted=frozenset({"necessary", "unclassified"}), site="example.org")
+    assert rewrite(page, 7, decision=everything, catalog=catalog)[0] == page.replace(b"<head>", b"<head>" + HEAD)
