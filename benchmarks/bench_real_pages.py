@@ -206,7 +206,33 @@ def host_of(url: str) -> str:
 
 
 def srcset_urls(value: str) -> list[str]:
-    return [part.strip().split(None, 1)[0] for part in value.split(",") if part.strip()]
+    """The URLs of a srcset as HTML parses it: a URL runs to whitespace (commas inside it stay, as in
+    Cloudinary's ``t_fit-560w,f_auto``); a comma ends a candidate only after the URL or its descriptors."""
+    urls: list[str] = []
+    pos, end = 0, len(value)
+    while pos < end:
+        while pos < end and value[pos] in " \t\n\r\f,":
+            pos += 1
+        start = pos
+        while pos < end and value[pos] not in " \t\n\r\f":
+            pos += 1
+        url = value[start:pos]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            depth = 0
+            while pos < end:
+                char = value[pos]
+                pos += 1
+                if char == "(":
+                    depth += 1
+                elif char == ")":
+                    depth = max(0, depth - 1)
+                elif char == "," and depth == 0:
+                    break
+        if url:
+            urls.append(url)
+    return urls
 
 
 # -- the HTML5 judge
