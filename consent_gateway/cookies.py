@@ -87,8 +87,12 @@ def expiring_set_cookies(
     refused: set[str],
     vendors_refused: set[str],
     keep: str,
+    vendors_granted: frozenset[str] = frozenset(),
 ) -> list[tuple[bytes, bytes]]:
     """Set-Cookie headers that expire the visitor's cookies of refused categories or vendors.
+
+    A cookie is known by the catalog's patterns, then by the Open Cookie Database's names; a vendor granted
+    by name keeps its cookies even when its category is refused.
 
     A tracker may have set its cookie on the host or on any parent domain, so each is expired on `/` for
     the host-only form and for every parent domain variant. The cookie named `keep` (the consent cookie)
@@ -101,6 +105,8 @@ def expiring_set_cookies(
             continue
         vendor = catalog.vendor_for_set_cookie(name)  # a cookie the site holds, not a vendor domain's
         if vendor is None or (vendor.category not in refused and vendor.id not in vendors_refused):
+            continue
+        if vendor.id in vendors_granted and vendor.id not in vendors_refused:
             continue
         headers.append((b"set-cookie", f"{name}=; Max-Age=0; Path=/".encode("latin-1")))
         for domain in domains:

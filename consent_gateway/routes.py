@@ -135,7 +135,12 @@ class ConsentAPI:
         )
 
     def _expire_cookies(
-        self, response: Response, request: Request, refused: set[str], vendors_refused: set[str]
+        self,
+        response: Response,
+        request: Request,
+        refused: set[str],
+        vendors_refused: set[str],
+        vendors_granted: frozenset[str] = frozenset(),
     ) -> None:
         if not (refused or vendors_refused):
             return
@@ -146,6 +151,7 @@ class ConsentAPI:
             refused=refused,
             vendors_refused=vendors_refused,
             keep=self.config.cookie.name,
+            vendors_granted=vendors_granted,
         )
 
     async def _json_body(self, request: Request) -> Mapping[str, Any]:
@@ -306,10 +312,12 @@ class ConsentAPI:
         body["recorded"] = durable
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
         self._set_consent_cookie(response, request, self.codec.encode(record), record.max_age_seconds(self.config))
-        if previous is not None:
-            refused = {c for c, on in previous.choices.items() if on and not record.choices.get(c)}
-            vendors_refused = {v for v, on in record.vendors.items() if not on}
-            self._expire_cookies(response, request, refused, vendors_refused)
+        # Every refusal, not only a narrowing: a first "reject all", a refusal after a policy change (the old
+        # choice no longer counts) or in an opt-out region (trackers ran before it) leaves cookies behind.
+        refused = {c for c in self.optional_categories if not record.choices.get(c)}
+        vendors_refused = {v for v, on in record.vendors.items() if not on}
+        vendors_granted = frozenset(v for v, on in record.vendors.items() if on)
+        self._expire_cookies(response, request, refused, vendors_refused, vendors_granted)
         return response
 
     def _apply_gpc(self, choices: dict[str, bool]) -> bool:

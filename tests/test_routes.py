@@ -293,3 +293,32 @@ def test_banner_files_are_versioned_and_long_cached(client: TestClient) -> None:
     unversioned = client.get("/_consent/banner.js")
     assert "immutable" not in unversioned.headers["cache-control"]
     assert client.get("/_consent/banner.js", headers={"If-None-Match": js.headers["etag"]}).status_code == 304
+
+
+@pytest.mark.parametrize("region", ["opt-in", "opt-out"])
+def test_a_first_reject_all_expires_every_known_tracker_cookie_on_the_host_and_its_parents(
+    config: Config, region: str
+) -> None:
+    from consent_gateway.config import RegionsConfig
+
+    config = replace(config, regions=RegionsConfig(default=region, unknown=region))
+    app = ConsentGateway(site(), config, secret_keys=TEST_SECRET_KEYS)
+    with TestClient(app, base_url="http://www.shop.example.org") as fresh:
+        # cookies trackers set before any choice (opt-out region, or an old consent the policy change voided)
+        for name in ("_ga", "_fbp", "_hjSessionUser_1", "ln_or", "site_session"):
+            fresh.cookies.set(name, "1")
+        response = post(fresh, {"action": "reject_all"})
+    expired = {h.split("=", 1)[0] for h in set_cookies(response) if "Max-Age=0" in h}
+    # catalog patterns (_ga, _fbp, Hotjar's prefix) and an Open Cookie Database name (LinkedIn's ln_or)
+    assert {"_ga", "_fbp", "_hjSessionUser_1", "ln_or"} <= expired
+    assert "site_session" not in expired  # the site's own cookie is not a tracker's
+    ga = [h for h in set_cookies(response) if h.startswith("_ga=")]
+    assert {"Domain=shop.example.org", "Domain=example.org"} <= {p.strip() for h in ga for p in h.split(";")}
+
+
+def test_a_vendor_granted_by_name_keeps_its_cookies_when_its_category_is_refused(client: TestClient) -> None:
+    client.cookies.set("_ga", "GA1.1.1.1")
+    client.cookies.set("_pk_id.1.abcd", "x")
+    response = post(client, {"choices": {"analytics": False}, "vendors": {"google-analytics": True}})
+    expired = {h.split("=", 1)[0] for h in set_cookies(response) if "Max-Age=0" in h}
+    assert "_ga" not in expired and "_pk_id.1.abcd" in expired
