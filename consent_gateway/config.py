@@ -183,6 +183,8 @@ class PrivacyConfig:
     geoip_database: str = ""
     #: keep the query string of the page path recorded with each event
     keep_query: bool = False
+    #: treat Do Not Track (DNT: 1) like Global Privacy Control: it refuses `gateway.gpc_refuses`
+    honour_dnt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

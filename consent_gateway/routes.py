@@ -106,6 +106,12 @@ class ConsentAPI:
         header = request.headers.get("cookie")
         return self.visitors.record_from_cookie(header) if header else None
 
+    def _refusal_signal(self, request: Request) -> bool:
+        """Global Privacy Control, or Do Not Track where `[privacy] honour_dnt` says to treat it the same."""
+        if request.headers.get("sec-gpc", "").strip() == "1":
+            return True
+        return self.config.privacy.honour_dnt and request.headers.get("dnt", "").strip() == "1"
+
     def _secure(self, request: Request) -> bool:
         mode = self.config.cookie.secure
         return mode == "always" or (mode == "auto" and request.url.scheme == "https")
@@ -262,7 +268,7 @@ class ConsentAPI:
 
     async def state(self, request: Request) -> Response:
         record = self._record(request)
-        gpc = request.headers.get("sec-gpc", "").strip() == "1"
+        gpc = self._refusal_signal(request)
         return JSONResponse(
             {
                 "consent": record.to_json() if record else None,
@@ -280,7 +286,7 @@ class ConsentAPI:
     async def choose(self, request: Request) -> Response:
         data = await self._json_body(request)
         choices, vendors = self._parse_choices(data)
-        gpc = request.headers.get("sec-gpc", "").strip() == "1"
+        gpc = self._refusal_signal(request)
         gpc_narrowed = gpc and data.get("action") == "accept_all" and self._apply_gpc(choices)
         previous = self._record(request)
         now = time.time()
@@ -341,7 +347,7 @@ class ConsentAPI:
             vendors={},
             policy_version=self.config.policy.version,
             given_at=int(now),
-            gpc=request.headers.get("sec-gpc", "").strip() == "1",
+            gpc=self._refusal_signal(request),
         )
         # Withdrawal takes effect at once, whatever the log says.
         durable = await self._store(self._event(request, record, CONSENT_WITHDRAWN, int(now * 1000)))

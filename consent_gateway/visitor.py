@@ -55,6 +55,7 @@ class VisitorReader:
         self._cookie_name_bytes = self.cookie_name.encode("latin-1")
         self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in config.gateway.trusted_proxies)
         self._needs_country = enricher.needs_country_per_request
+        self._signal_headers = (b"sec-gpc", b"dnt") if config.privacy.honour_dnt else (b"sec-gpc",)
         required = config.required_categories
         everything = frozenset(config.category_ids)
         gpc_refused = frozenset(config.gateway.gpc_refuses)
@@ -83,8 +84,8 @@ class VisitorReader:
         for key, value in scope["headers"]:
             if key == b"cookie":
                 cookie_header = cookie_header + b"; " + value if cookie_header else value
-            elif key == b"sec-gpc":
-                gpc = value.strip() == b"1"
+            elif key in self._signal_headers:
+                gpc = gpc or value.strip() == b"1"  # GPC, or DNT where the site honours it
             elif key == b"host":
                 host = value
         site = site_of(host.decode("latin-1")) if host else self._server_site(scope)

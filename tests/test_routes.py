@@ -322,3 +322,16 @@ def test_a_vendor_granted_by_name_keeps_its_cookies_when_its_category_is_refused
     response = post(client, {"choices": {"analytics": False}, "vendors": {"google-analytics": True}})
     expired = {h.split("=", 1)[0] for h in set_cookies(response) if "Max-Age=0" in h}
     assert "_ga" not in expired and "_pk_id.1.abcd" in expired
+
+
+@pytest.mark.parametrize("honour_dnt", [True, False])
+def test_do_not_track_refuses_marketing_on_accept_all_where_honoured(config: Config, honour_dnt: bool) -> None:
+    from consent_gateway.config import PrivacyConfig
+
+    config = replace(config, privacy=replace(PrivacyConfig(), honour_dnt=honour_dnt))
+    with TestClient(ConsentGateway(site(), config, secret_keys=TEST_SECRET_KEYS)) as fresh:
+        response = post(fresh, {"action": "accept_all"}, DNT="1")
+        assert response.json()["choices"]["marketing"] is not honour_dnt
+        assert response.json()["choices"]["analytics"] is True
+        (event,) = history(fresh)
+    assert (event["action"] == "gpc-applied") is honour_dnt

@@ -84,3 +84,17 @@ def test_opt_out_region_allows_until_refused_but_gpc_still_refuses_marketing() -
 )
 def test_cookie_values(header: str, expected: list[str]) -> None:
     assert cookie_values(header, "cg_consent") == expected
+
+
+def test_do_not_track_counts_as_gpc_only_where_the_site_honours_it() -> None:
+    from consent_gateway.config import PrivacyConfig
+
+    assert not reader().read(scope(("dnt", "1"))).gpc  # off by default
+    honouring = reader(replace(Config(), privacy=PrivacyConfig(honour_dnt=True)))
+    assert honouring.read(scope(("dnt", "1"))).gpc
+    assert not honouring.read(scope(("dnt", "0"))).gpc
+    assert honouring.read(scope(("dnt", "1"), ("sec-gpc", "0"))).gpc  # either signal is enough
+    opt_out = replace(
+        Config(), privacy=PrivacyConfig(honour_dnt=True), regions=RegionsConfig(default="opt-out", unknown="opt-out")
+    )
+    assert "marketing" not in reader(opt_out).read(scope(("dnt", "1"))).granted
