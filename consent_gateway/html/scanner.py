@@ -64,13 +64,16 @@ def _word_ahead(word: bytes) -> bytes:
     ``[^<]*?ping`` at every such tag."""
     first = word[:1].lower() + word[:1].upper()
     rest = b"".join(b"[" + bytes([c]).lower() + bytes([c]).upper() + b"]" for c in word[1:])
-    run = b"[^<" + first + b"]*+"
-    return rb"[\t\n\f\r /]" + run + b"(?:[" + first + b"](?!" + rest + b")" + run + b")*+[" + first + b"]" + rest
+
+    def before(stop: bytes) -> bytes:
+        run = b"[^" + stop + first + b"]*+"
+        return run + b"(?:[" + first + b"](?!" + rest + b")" + run + b")*+[" + first + b"]" + rest
+
+    # before the next "<", or before the next ">": a quoted value may hold a "<" ("<a href='<x' ping=…>")
+    return rb"[\t\n\f\r /](?:" + before(b"<") + b"|" + before(b">") + b")"
 
 
 _CONDITIONAL_AHEAD = {name: _word_ahead(word) for name, word in CONDITIONAL.items()}
-#: the same lookaheads compiled, for a tag longer than the buffer: looked for in its first bytes only
-CONDITIONAL_WORD = {name: re.compile(ahead) for name, ahead in _CONDITIONAL_AHEAD.items()}
 #: the hold kinds made inert when too long to read (not the conditional ones: whether they are candidates
 #: depends on the bytes at hand, and one streamed unread must give the same bytes at every chunking)
 TOO_LONG_INERT = frozenset(HOLD_KINDS) - set(CONDITIONAL)
@@ -136,11 +139,15 @@ class Modes:
         cond_re = b"".join(
             b"|(?i:" + name.encode() + b")(?=" + ahead + b")" for name, ahead in (conditional or {}).items()
         )
+        # ...and without it: the exact scanner (`skip`, run where a quoted value holds "<" or ">", which the
+        # lookaheads cannot see past) stops at every such tag, and `cand` reads them all
+        bare_re = b"".join(b"|(?i:" + name.encode() + b")" + DELIM for name in (conditional or {}))
+        exact_start_re = b"(?:" + start_re + bare_re + b")"
         if cond_re:
             start_re = b"(?:" + start_re + cond_re + b")"
         end_re = _trie(ends) + DELIM if ends else None
         any_tag = b"(?:" + _FAST_TAG_SRC + rb"|[^\t\n\f\r />]*+" + TAG_REST_SRC + b")"
-        generic_start = b"<(?!" + start_re + b")[a-zA-Z]" + any_tag
+        generic_start = b"<(?!" + exact_start_re + b")[a-zA-Z]" + any_tag
         generic_end = b"</" + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + any_tag
         text_lt = rb"<(?=[^a-zA-Z!?/])"
         self.skip = re.compile(rb"(?:[^<]++|" + generic_start + b"|" + generic_end + b"|" + text_lt + b")*+")
@@ -151,7 +158,7 @@ class Modes:
             rb"(?:[^<]++|<(?!" + start_re + rb")[a-zA-Z]" + loose_tag + b"|</"
             + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + loose_tag + b"|" + text_lt + b")*+"
         )
-        alternatives = [b"(?P<tag>" + names_re(starts) + DELIM + cond_re + b")"]
+        alternatives = [b"(?P<tag>" + names_re(starts) + DELIM + bare_re + b")"]
         if end_re:
             alternatives.append(b"/(?P<etag>" + names_re(ends) + b")" + DELIM)
         alternatives.append(b"(?P<comment>!--)")
@@ -168,7 +175,8 @@ HEAD_MODES = Modes(tuple(dict.fromkeys((*HTML_STARTS, "meta", "body"))), (*HTML_
                    conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
 #: the native scanner's extra candidates: the conditional names with their word (what the lookaheads accept)
 _NATIVE_CONDITIONAL = tuple(
-    b"<" + name.encode() + rb"[\t\n\f\r /][^<]*" + word for name, word in CONDITIONAL.items()
+    b"<" + name.encode() + rb"[\t\n\f\r /][^" + stop + b"]*" + word
+    for name, word in CONDITIONAL.items() for stop in (b"<", b">")
 )
 # raw-text elements are not raw text in svg/math: their content is markup there
 FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True,

@@ -20,7 +20,6 @@ from .holdback import first_value, parse_attributes, script_is_executable
 from .scanner import (
     BREAKOUT,
     CONDITIONAL,
-    CONDITIONAL_WORD,
     DELIM,
     FOREIGN_MODES,
     HEAD_MODES,
@@ -191,7 +190,7 @@ class Tokenizer(HeadPlacement):
     def _shows_conditional_word(self, data: bytes, pos: int, name_end: int, name: str) -> bool:
         """Whether a long <a>/<input>/<meta> shows its word (ping, image, refresh) in its first buffer's worth
         of bytes: decided on those bytes only, so that a whole tag and a cut one agree."""
-        return CONDITIONAL_WORD[name].match(data, name_end, pos + self.max_buffer_bytes) is not None
+        return CONDITIONAL[name] in data[name_end : pos + self.max_buffer_bytes].lower()
 
     def _bogus_start(self, data: bytes, pos: int, final: bool) -> int:
         if self._foreign and not final and data[pos + 1 : pos + 2] == b"!":
