@@ -30,7 +30,12 @@ _ASSET_DIRS = (_PACKAGE_DIR / "_static" / "banner", _PACKAGE_DIR.parent / "stati
 _ASSETS = {
     "banner.js": ("banner.min.js", "text/javascript; charset=utf-8"),
     "banner.css": ("banner.min.css", "text/css; charset=utf-8"),
+    # served only to visitors who refused something: removes the refused vendors' script-set cookies and
+    # storage keys (small and readable, so not minified)
+    "banner-clean.js": ("banner-clean.js", "text/javascript; charset=utf-8"),
 }
+#: Set by a withdrawal for the page it reloads, whose visitor has no choice left: that page gets the cleaner too.
+CLEAN_COOKIE = "cg_clean"
 #: How long gtag waits for the banner's ``consent update`` before firing tags with the defaults.
 CONSENT_MODE_WAIT_MS = 500
 #: Distinct decisions (and nonces) whose rendered fragments are kept; a handful exist in practice.
@@ -195,6 +200,9 @@ class Banner:
                     "category": v.category,
                     "policy_url": _safe_url(v.policy_url),
                     "cookies": [[c.pattern, c.lifetime] for c in v.cookies],
+                    # what banner-clean.js removes once the vendor is refused: cookies its script sets on the
+                    # site (not those on the vendor's own domain) and its localStorage/sessionStorage keys
+                    "store": sorted({c.pattern for c in v.cookies if not c.domain} | {s.pattern for s in v.storage}),
                 }
                 for v in vendors
             ],
@@ -261,7 +269,7 @@ class Banner:
                 best, best_q = lang, q
         return best
 
-    def head_html(self, *, decision: Decision, language: str, nonce: str | None) -> bytes:
+    def head_html(self, *, decision: Decision, language: str, nonce: str | None, clean: bool = False) -> bytes:
         """The fragment inserted at the top of ``<head>``: JSON config, stylesheet, then the script."""
         lang = language if language in self._lang_set else self.default_language
         key = (decision.key, decision.explicit, decision.gpc, lang)
@@ -278,7 +286,21 @@ class Banner:
                 self._tail_by_nonce = {None: self._tail_by_nonce[None]}
             self._tail_by_nonce[nonce] = tail
         consent_id = b"null" if decision.consent_id is None else json_for_html(decision.consent_id).encode()
+        if clean or (decision.explicit and self._refuses_something(decision)):
+            # Only a visitor who refused something downloads the cleaner: it runs on the page after a
+            # refusal (narrowing and withdrawal reload the page) and on every page after.
+            return b"".join((self._open, middle, consent_id, tail, self._clean_tag(nonce)))
         return b"".join((self._open, middle, consent_id, tail))
+
+    def _refuses_something(self, decision: Decision) -> bool:
+        return bool(decision.vendors_refused) or any(c not in decision.granted for c in self._categories)
+
+    def _clean_tag(self, nonce: str | None) -> bytes:
+        prefix = self._config.gateway.prefix.rstrip("/")
+        if nonce is not None and not _NONCE.match(nonce):
+            nonce = None
+        attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
+        return f'<script src="{prefix}/banner-clean.js?v={self.version}"{attr}></script>'.encode()
 
     def asset(self, name: str) -> tuple[bytes, str] | None:
         """The served body and media type of ``banner.js``, ``banner-data.js`` or ``banner.css``; else None."""

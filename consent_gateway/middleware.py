@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount
 
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .admin import build_admin_app
-from .banner import Banner
+from .banner import CLEAN_COOKIE, Banner
 from .catalog import Catalog
 from .collect import BeaconForwarder, collect_route
 from .config import Config, load_config
@@ -41,6 +41,7 @@ from .visitor import DECISION_SCOPE_KEY, VisitorReader
 #: Google tags that honour Consent Mode: in "advanced" mode they load before consent, with every signal
 #: denied by the banner's `consent default`, and send only cookieless pings until `consent update`.
 CONSENT_MODE_VENDORS = frozenset({"google-analytics", "google-tag-manager", "google-ads"})
+_CLEAN_MARK = f"{CLEAN_COOKIE}=".encode()
 
 
 class PageRewriters:
@@ -60,7 +61,9 @@ class PageRewriters:
             language = self._banner.language_for(accept_language)
             if len(self._languages) < 1024:  # browsers send a few hundred distinct headers at most
                 self._languages[accept_language] = language
-        head = self._banner.head_html(decision=decision, language=language, nonce=nonce)
+        # the page a withdrawal reloads (HTTP/2 may split the Cookie header: look at each)
+        clean = any(key == b"cookie" and _CLEAN_MARK in value for key, value in scope["headers"])
+        head = self._banner.head_html(decision=decision, language=language, nonce=nonce, clean=clean)
         if self._advanced_consent_mode:
             loaded = CONSENT_MODE_VENDORS - decision.vendors_refused
             decision = replace(decision, vendors_granted=decision.vendors_granted | loaded)

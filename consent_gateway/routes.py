@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
 from . import metrics
-from .banner import Banner
+from .banner import CLEAN_COOKIE, Banner
 from .catalog import Catalog
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
@@ -83,6 +83,7 @@ class ConsentAPI:
             Route(f"{prefix}/banner.js", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner.css", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner-data.js", self.asset, methods=["GET", "HEAD"]),
+            Route(f"{prefix}/banner-clean.js", self.asset, methods=["GET", "HEAD"]),
             *extra_routes,
         ]
         self.router = Router(routes=routes, default=self.not_found)
@@ -357,6 +358,8 @@ class ConsentAPI:
         )
         self._clear_consent_cookie(response, request)
         self._expire_cookies(response, request, set(self.optional_categories), set())
+        # the reloaded page has no choice to read: this asks it to run the cleaner (which then drops it)
+        response.set_cookie(CLEAN_COOKIE, "1", max_age=120, path="/", secure=self._secure(request), samesite="lax")
         return response
 
     async def receipt(self, request: Request) -> Response:

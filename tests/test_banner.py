@@ -389,3 +389,22 @@ def test_an_unknown_theme_property_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         make_banner(with_banner(theme={"acent": "#000"}))
     assert caught.value.key == "banner.theme.acent"
+
+
+def test_only_a_visitor_who_refused_something_gets_the_cleaner() -> None:
+    banner = make_banner()
+    tag = b"/banner-clean.js?v="
+    optional = frozenset(c.id for c in Config().categories)
+    everything = Decision(granted=optional, explicit=True)
+    refused = Decision(granted=frozenset({"necessary", "analytics"}), explicit=True)
+    by_name = Decision(granted=optional, vendors_refused=frozenset({"hotjar"}), explicit=True)
+    assert tag not in banner.head_html(decision=FIRST_VISIT, language="fr", nonce=None)
+    assert tag not in banner.head_html(decision=everything, language="fr", nonce=None)
+    assert tag in banner.head_html(decision=refused, language="fr", nonce=None)
+    assert tag in banner.head_html(decision=by_name, language="fr", nonce="abc")
+    assert tag in banner.head_html(decision=FIRST_VISIT, language="fr", nonce=None, clean=True)  # after withdrawal
+    data = banner.asset("banner-data.js")
+    assert data is not None
+    hotjar = next(v for v in json.loads(data[0].split(b"=", 1)[1].rstrip(b";\n"))["vendors"] if v["id"] == "hotjar")
+    # the catalog's site-set cookie names and storage keys, not the cookies on the vendor's own domain
+    assert {"_hjSessionUser_*", "_hjSession_*", "_hjid"} <= set(hotjar["store"])

@@ -335,3 +335,12 @@ def test_do_not_track_refuses_marketing_on_accept_all_where_honoured(config: Con
         assert response.json()["choices"]["analytics"] is True
         (event,) = history(fresh)
     assert (event["action"] == "gpc-applied") is honour_dnt
+
+
+def test_withdrawal_asks_the_reloaded_page_to_run_the_cleaner(client: TestClient) -> None:
+    post(client, {"action": "accept_all"})
+    response = client.delete("/_consent/choices", headers=SAME_ORIGIN)
+    (marker,) = [h for h in set_cookies(response) if h.startswith("cg_clean=")]
+    assert "Max-Age=120" in marker and "HttpOnly" not in marker  # the cleaner drops it once it ran
+    page = client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 200

@@ -529,3 +529,43 @@ def test_a_page_restored_by_back_honours_the_choice_made_since(visit_with_bfcach
     expect(dialog(v, ".cg-b")).to_be_hidden()
     wait_loaded(v, HOME_ANALYTICS)
     assert all(is_loopback(urlsplit(url).hostname or "") for url in v.requests)  # nothing was aborted
+
+
+def plant_hotjar_leftovers(v: Visit) -> None:
+    """What Hotjar's script leaves: a cookie it set itself and copies of its ids in both storages."""
+    v.page.evaluate(
+        """() => {
+            document.cookie = '_hjSessionUser_1=planted; Path=/';
+            localStorage.setItem('_hjSessionUser_1', 'planted');
+            sessionStorage.setItem('_hjSession_1', 'planted');
+            localStorage.setItem('site_cart', 'kept');
+        }"""
+    )
+
+
+def hotjar_leftovers(v: Visit) -> dict[str, Any]:
+    return v.page.evaluate(
+        """() => ({
+            cookie: document.cookie.includes('_hjSessionUser_1='),
+            local: localStorage.getItem('_hjSessionUser_1'),
+            session: sessionStorage.getItem('_hjSession_1'),
+            site: localStorage.getItem('site_cart'),
+        })"""
+    )
+
+
+@pytest.mark.parametrize("how", ["reject", "withdraw"])
+def test_refusal_and_withdrawal_remove_script_set_cookies_and_storage_keys(visit: Open, how: str) -> None:
+    v = visit()
+    v.goto("/")
+    button(v, FR["accept"]).click()
+    wait_loaded(v, {"hotjar"})
+    plant_hotjar_leftovers(v)
+    button(v, FR["reopen"]).click()
+    with v.page.expect_navigation():  # both narrow the choice: the page reloads without the trackers
+        button(v, FR["reject"] if how == "reject" else FR["withdraw"]).click()
+    v.page.wait_for_selector("#cg-root[data-cg-ready]", state="attached")
+    v.page.wait_for_load_state("load")
+    left = hotjar_leftovers(v)
+    assert left == {"cookie": False, "local": None, "session": None, "site": "kept"}, left
+    assert "_hjSessionUser_1" not in v.cookie_names()
