@@ -83,8 +83,7 @@ UNCLASSIFIED_CATEGORY = Category(
     ),
     description=_frozen_map(
         fr="Contenus et scripts de tiers que ce site n'a pas encore classés. Ils restent bloqués sans votre accord.",
-        en="Third-party content and scripts this site has not classified yet. They stay blocked without your "
-        "consent.",
+        en="Third-party content and scripts this site has not classified yet. They stay blocked without your consent.",
     ),
 )
 
@@ -161,7 +160,8 @@ class ThirdPartiesConfig:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    #: "sqlite:///path/to/consent.db" or "redis://host:6379/0"; empty → SQLite in the data folder
+    #: "sqlite:///path/to/consent.db", "redis://host:6379/0" or "postgresql://user@host/db";
+    #: empty → SQLite in the data folder
     url: str = ""
     #: empty → "<data_dir>/spool"
     spool_path: str = ""
@@ -412,8 +412,12 @@ class _Loader(TableReader):
         if not 0 <= config.privacy.ipv6_prefix <= 128:
             raise self.error("privacy.ipv6_prefix", "must be between 0 and 128")
         url = config.store.url
-        if url and not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
-            raise self.error("store.url", f"expected sqlite:///path or redis://host:port/db, got {url!r}")
+        if url and not url.startswith(
+            ("sqlite:///", "redis://", "rediss://", "unix://", "postgresql://", "postgres://")
+        ):
+            raise self.error(
+                "store.url", f"expected sqlite:///path, redis://host:port/db or postgresql://user@host/db, got {url!r}"
+            )
 
     def check_third_parties(self, config: Config) -> None:
         """Host patterns are checked here; names of built-in allow-list entries by `thirdparty` (which

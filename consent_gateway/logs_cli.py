@@ -54,7 +54,8 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "store_url",
         metavar="URL",
         envvar="CONSENT_GATEWAY_STORE_URL",
-        help="Consent log URL (sqlite:///path or redis://host:port/db); default: the config's [store] url.",
+        help="Consent log URL (sqlite:///path, redis://host:port/db or postgresql://user@host/db);"
+        " default: the config's [store] url.",
     )(fn)
     fn = click.option(
         "--config",

@@ -1,9 +1,10 @@
 """The consent log: one interface, chosen by URL scheme.
 
 ``open_log("sqlite:///consent-data/consent.db")`` gives the embedded backend, ``open_log("redis://host:6379/0")``
-the shared one (several gateway instances on one log). Both keep every event chained by hash
-(:mod:`consent_gateway.events`), so ``verify`` finds an edited, inserted or deleted event, and with a
-:class:`Checkpoint` of the chain heads kept outside the store, a truncated tail too.
+the shared one (several gateway instances on one log), ``open_log("postgresql://user@host/db")`` the
+system of record for sites that outgrow one machine (monthly partitions, personal fields apart). All keep
+every event chained by hash (:mod:`consent_gateway.events`), so ``verify`` finds an edited, inserted or
+deleted event, and with a :class:`Checkpoint` of the chain heads kept outside the store, a truncated tail too.
 
 The visitor path never calls a backend directly: it goes through :class:`EventRecorder`
 (``store/recorder.py``), which groups commits and falls back to the local spool.
@@ -47,7 +48,7 @@ def open_log(url: str, **options: Any) -> ConsentLog:
     """The backend for ``url`` (not opened yet: ``await log.open()``).
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``redis://host:port/db?prefix=cg``
-    (``rediss://`` for TLS). Options go to the backend's constructor.
+    (``rediss://`` for TLS), ``postgresql://user@host:5432/db?schema=consent``. Options go to the backend's constructor.
     """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
@@ -58,4 +59,15 @@ def open_log(url: str, **options: Any) -> ConsentLog:
         from consent_gateway.store.redis import RedisConsentLog
 
         return RedisConsentLog(url, **options)
-    raise ConfigError("store.url", f"unsupported store URL scheme {scheme!r} (use sqlite:/// or redis://)")
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from consent_gateway.store.postgres import PostgresConsentLog
+        except ImportError as exc:
+            raise ConfigError(
+                "store.url", f"{scheme}:// needs the driver: pip install 'consent-gateway[postgres]' ({exc})"
+            ) from exc
+
+        return PostgresConsentLog(url, **options)
+    raise ConfigError(
+        "store.url", f"unsupported store URL scheme {scheme!r} (use sqlite:///, redis:// or postgresql://)"
+    )

@@ -1,4 +1,5 @@
-"""Store fixtures: events with realistic fields, and a Redis server of our own that tests may stop."""
+"""Store fixtures: events with realistic fields, a Redis server of our own that tests may stop, and a
+PostgreSQL schema of each test's own."""
 
 from __future__ import annotations
 
@@ -138,3 +139,14 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A schema no other test uses, dropped afterwards with everything in it (never the whole database)."""
+    import psycopg
+
+    schema = f"cgtest_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -1,4 +1,4 @@
-"""One contract, every backend: ``ConsentLogContract`` runs against SQLite and a real Redis.
+"""One contract, every backend: ``ConsentLogContract`` runs against SQLite, a real Redis and a real PostgreSQL.
 
 Each backend subclass adds only how to open the log and how an attacker with raw access would tamper
 with it (edit, delete, insert, truncate).
@@ -651,6 +651,135 @@ class TestRedisConsentLog(ConsentLogContract):
         for text in (str(opening.value), str(appending.value), str(health)):
             assert "s3cret" not in text
         await log.close()
+
+
+@pytest.mark.postgres
+class TestPostgresConsentLog(ConsentLogContract):
+    @pytest.fixture
+    async def log(self, postgres_url: str, postgres_schema: str) -> AsyncIterator[ConsentLog]:
+        from consent_gateway.store.postgres import PostgresConsentLog
+
+        log = open_log(f"{postgres_url}?schema={postgres_schema}")
+        assert isinstance(log, PostgresConsentLog)
+        await log.open()
+        yield log
+        await log.close()
+
+    def _db(self, log: ConsentLog) -> Any:
+        import psycopg
+
+        from consent_gateway.store.postgres import PostgresConsentLog
+
+        assert isinstance(log, PostgresConsentLog)
+        conn = psycopg.connect(log._conninfo, autocommit=True)
+        conn.execute(f'SET search_path TO "{log.schema}"')
+        return conn
+
+    def _partitions(self, log: ConsentLog, table: str = "events") -> list[str]:
+        with self._db(log) as db:
+            rows = db.execute(
+                "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = %s::regclass AND c.relkind = 'r' ORDER BY 1",
+                (table,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    async def tamper_edit(self, log: ConsentLog, event: ConsentEvent, **changes: Any) -> None:
+        with self._db(log) as db:
+            for column, value in changes.items():
+                table = "event_personal" if column in PERSONAL_FIELDS else "events"
+                stored = json.dumps(value) if isinstance(value, dict) else value
+                db.execute(f"UPDATE {table} SET {column} = %s WHERE event_id = %s", (stored, event.event_id))
+
+    async def tamper_delete(self, log: ConsentLog, event: ConsentEvent) -> None:
+        with self._db(log) as db:
+            db.execute("DELETE FROM events WHERE event_id = %s", (event.event_id,))
+
+    async def test_the_logs_own_head_record_reveals_a_truncated_tail(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        await self.tamper_delete(log, events[19])
+        result = await log.verify()
+        assert result.first_broken == "gw-1@20"
+
+    async def test_events_are_partitioned_by_month_and_a_purge_drops_whole_months(self, log: ConsentLog) -> None:
+        months = [BASE_MS, BASE_MS + 31 * DAY_MS, BASE_MS + 59 * DAY_MS]  # January, February, March 2026
+        events = chained([make_event(i, timestamp_ms=months[i % 3] + i) for i in range(30)])
+        await log.append(events)
+        assert self._partitions(log) == ["events_p202601", "events_p202602", "events_p202603"]
+        # i % 3 == 0 lands in January: chain positions 1, 4, 7… so only seq 1 is a prefix of the chain.
+        first_feb = BASE_MS + 31 * DAY_MS
+        result = await log.purge(events_before_ms=first_feb, ip_before_ms=0)
+        assert result.events_deleted == 1  # January keeps its partition: later links of the chain live there
+        in_order = chained([make_event(i, timestamp_ms=months[i // 10] + i) for i in range(30)], "gw-2")
+        await log.append(in_order)
+        result = await log.purge(events_before_ms=BASE_MS + 59 * DAY_MS, ip_before_ms=0)
+        assert "events_p202601" in self._partitions(log)  # still holds gw-1's later links
+        assert (await log.verify()).ok
+        chain_2 = [e for e in await log.history("consent-0") if e.instance_id == "gw-2"]
+        assert all(e.timestamp_ms >= BASE_MS + 59 * DAY_MS for e in chain_2)
+
+    async def test_a_purge_of_whole_months_drops_their_partitions(self, log: ConsentLog) -> None:
+        months = [BASE_MS, BASE_MS + 31 * DAY_MS, BASE_MS + 59 * DAY_MS]
+        events = chained([make_event(i, timestamp_ms=months[i // 10] + i) for i in range(30)])
+        await log.append(events)
+        result = await log.purge(events_before_ms=months[2], ip_before_ms=0)
+        assert result.events_deleted == 20
+        assert self._partitions(log, "event_personal") == ["event_personal_p202603"]
+        assert self._partitions(log) == ["events_p202603"]
+        assert (await log.verify()).ok
+        # A late event of a dropped month (replayed from a spool) gets its partition back.
+        chain = EventChain("gw-1", (await log.chain_heads())["gw-1"])
+        late = chain.append(make_event(77, timestamp_ms=months[0] + 5))
+        await log.append([late])
+        assert await log.get(late.event_id) == late
+
+    async def test_erasure_deletes_the_personal_row_and_keeps_the_chained_record(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        target = {e.event_id for e in events if e.consent_id == "consent-4"}
+        await log.erase("consent-4")
+        with self._db(log) as db:
+            left = {r[0] for r in db.execute("SELECT event_id FROM event_personal")}
+            records = {r[0] for r in db.execute("SELECT event_id FROM events")}
+        assert not target & left
+        assert target <= records
+        assert (await log.verify()).ok
+
+    async def test_schema_version_and_a_newer_schema_is_refused(self, log: ConsentLog) -> None:
+        from consent_gateway.store.postgres import MIGRATIONS
+
+        again = open_log(log.url)
+        await again.open()  # a second open does not migrate twice
+        await again.close()
+        with self._db(log) as db:
+            assert db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+            db.execute("INSERT INTO schema_version (version) VALUES (99)")
+        newer = open_log(log.url)
+        with pytest.raises(StoreUnavailable, match="newer"):
+            await newer.open()
+        await newer.close()
+
+    async def test_every_dashboard_filter_has_an_index(self, log: ConsentLog) -> None:
+        with self._db(log) as db:
+            rows = db.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'events'"
+            ).fetchall()
+        indexed = " ".join(r[0] for r in rows)
+        for column in ("timestamp_ms", "consent_id", "action", "country", "browser_family", "device_type"):
+            assert f"({column}" in indexed, column
+        assert "(policy_version" in indexed and "gin (categories" in indexed
+
+    async def test_an_unreachable_postgres_is_store_unavailable_without_its_password(self) -> None:
+        from tests.conftest import free_port
+
+        log = open_log(f"postgresql://cg:s3cret-password@127.0.0.1:{free_port()}/consent")
+        with pytest.raises(StoreUnavailable) as opening:
+            await log.open()
+        health = await log.health()
+        assert health["ok"] is False
+        for text in (str(opening.value), str(health)):
+            assert "s3cret" not in text
 
 
 def test_open_log_refuses_an_unknown_scheme() -> None:

@@ -1,0 +1,493 @@
+"""The consent log on PostgreSQL: the system of record for sites that outgrow one machine.
+
+``postgresql://user@host:5432/db`` (``?schema=name`` keeps the tables in a schema of their own). Driver:
+psycopg 3, async, chosen by measurement over asyncpg (batched appends through COPY, see the README). A
+batch is one transaction: COPY into per-connection staging tables, then one ``INSERT … ON CONFLICT DO
+NOTHING`` moves the new events on, so a retried batch is skipped event by event; the commit waits for
+PostgreSQL's WAL flush (``synchronous_commit`` as the server sets it, ``on`` by default).
+
+One connection writes and one reads (each behind a lock), as the SQLite backend has one writer and one
+reader thread: the dashboard's queries never wait behind a batch. Several gateway instances may share the
+database; monthly partitions are created under an advisory lock, so two writers never race for one.
+"""
+
+# SQL here is assembled only from constant fragments (column names, partition names made of digits, the
+# WHERE clauses of ``where_clause``); every value goes through a ``%s`` placeholder.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import psycopg
+from psycopg import sql as pgsql
+from psycopg.types.json import set_json_loads
+
+from consent_gateway.errors import ConfigError, StoreUnavailable
+from consent_gateway.events import EVENT_FIELDS, ChainHead, ChainVerifier, ConsentEvent, event_from_values
+from consent_gateway.store.base import (
+    STAT_GROUPS,
+    Checkpoint,
+    EventFilter,
+    EventPage,
+    PurgeResult,
+    StatRow,
+    VerifyResult,
+    decode_cursor,
+    encode_cursor,
+)
+from consent_gateway.store.postgres_schema import (
+    COPY_EVENTS,
+    COPY_PERSONAL,
+    CREATE_STAGING,
+    GROUP_EXPR,
+    MIGRATIONS,
+    MOVE_STAGED,
+    SELECT,
+    UPSERT_HEADS,
+    create_partitions,
+    month_ms,
+    month_of_partition,
+    month_start,
+    next_month,
+    personal_row,
+    record_row,
+    where_clause,
+)
+
+__all__ = ["MIGRATIONS", "PostgresConsentLog"]
+
+logger = logging.getLogger("consent_gateway.store.postgres")
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+
+_EXPORT_PAGE = 1000
+_VERIFY_FETCH = 2000
+#: pg_advisory_xact_lock keys: one for migrations, one for creating partitions (any constant will do).
+_MIGRATE_LOCK = 0x636F6E73656E74  # "consent"
+_PARTITION_LOCK = _MIGRATE_LOCK + 1
+_NO_SEQ = 2**63 - 1
+_TIMESTAMP_INDEX = EVENT_FIELDS.index("timestamp_ms")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages and health (a password must never reach a log)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc[-1]}"))
+
+
+def _split_url(url: str) -> tuple[str, str | None]:
+    """The libpq connection URL and the schema asked for by ``?schema=`` (ours, not libpq's)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+        raise ConfigError("store.url", f"expected postgresql://user@host:5432/database, got {_redacted(url)!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    if schema is not None and not schema.replace("_", "").isalnum():
+        raise ConfigError("store.url", f"schema {schema!r}: use letters, digits and underscores")
+    conninfo = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "schema"])))
+    return conninfo, schema
+
+
+class PostgresConsentLog:
+    """:class:`~consent_gateway.store.ConsentLog` on PostgreSQL (11 or later; declarative partitions)."""
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 5.0) -> None:
+        self.url = url
+        self._conninfo, self.schema = _split_url(url)
+        self._connect_timeout_s = connect_timeout_s
+        self._writer: Conn | None = None
+        self._reader: Conn | None = None
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        self._opened = False
+        #: months whose partitions exist (as far as this instance knows: a purge elsewhere may drop one)
+        self._months: set[dt.date] = set()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    async def _connect(self) -> Conn:
+        conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=max(1, int(self._connect_timeout_s))
+        )
+        set_json_loads(orjson.loads, conn)
+        if self.schema is not None:
+            await conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(self.schema)))
+        return conn
+
+    async def _use(self, role: str, operation: str, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        if not self._opened:
+            raise StoreUnavailable(f"{_redacted(self.url)}: log not opened")
+        lock = self._write_lock if role == "writer" else self._read_lock
+        async with lock:
+            try:
+                conn = self._writer if role == "writer" else self._reader
+                if conn is None or conn.closed or conn.broken:
+                    conn = await self._connect()
+                    if role == "writer":
+                        self._writer = conn
+                    else:
+                        self._reader = conn
+                return await fn(conn)
+            except psycopg.Error as exc:
+                message = f"postgresql {operation} failed: {str(exc).strip()}"
+                raise StoreUnavailable(
+                    message.replace(self._conninfo, _redacted(self._conninfo)), original_error=exc
+                ) from exc
+
+    async def _write(self, operation: str, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        return await self._use("writer", operation, fn)
+
+    async def _read(self, operation: str, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        return await self._use("reader", operation, fn)
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        try:
+            await self._write("migrate", self._migrate)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self, conn: Conn) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+            if self.schema is not None:
+                await conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)))
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            row = await (await conn.execute("SELECT max(version) FROM schema_version")).fetchone()
+            current = (row[0] if row else None) or 0
+            if current > len(MIGRATIONS):
+                raise StoreUnavailable(
+                    f"database schema version {current} is newer than this consent-gateway knows "
+                    f"({len(MIGRATIONS)}); upgrade consent-gateway"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                await conn.execute(MIGRATIONS[version - 1])
+                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+                logger.info("consent log schema migrated to version %d", version)
+        for statement in CREATE_STAGING:
+            await conn.execute(statement)
+        await self._load_months(conn)
+
+    async def _load_months(self, conn: Conn) -> None:
+        cur = await conn.execute(
+            "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'events'::regclass"
+        )
+        self._months = {m for (name,) in await cur.fetchall() if (m := month_of_partition(name)) is not None}
+
+    async def close(self) -> None:
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+        self._opened = False
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    async def append(self, events: Sequence[ConsentEvent]) -> None:
+        if not events:
+            return
+        records = [record_row(e) for e in events]
+        personal = [row for e in events if (row := personal_row(e)) is not None]
+        heads: dict[str, ConsentEvent] = {}
+        for e in events:
+            if e.instance_id not in heads or e.seq > heads[e.instance_id].seq:
+                heads[e.instance_id] = e
+        head_params = [list(heads), [e.seq for e in heads.values()], [e.hash for e in heads.values()]]
+        months = {month_start(e.timestamp_ms) for e in events}
+
+        async def run(conn: Conn) -> None:
+            if not months <= self._months:
+                await self._create_months(conn, months - self._months)
+            for statement in CREATE_STAGING:  # again after a reconnect: temp tables live per connection
+                await conn.execute(statement)
+            try:
+                await copy_batch(conn)
+            except psycopg.errors.CheckViolation:
+                # "no partition of relation events found for row": a purge elsewhere dropped a month we
+                # knew of. Learn the partitions again and retry once.
+                await self._load_months(conn)
+                await self._create_months(conn, months - self._months)
+                await copy_batch(conn)
+
+        async def copy_batch(conn: Conn) -> None:
+            async with conn.transaction():
+                cur = conn.cursor()
+                async with cur.copy(COPY_EVENTS) as copy:
+                    for row in records:
+                        await copy.write_row(row)
+                if personal:
+                    async with cur.copy(COPY_PERSONAL) as copy:
+                        for row in personal:
+                            await copy.write_row(row)
+                await cur.execute(MOVE_STAGED)
+                await cur.execute(UPSERT_HEADS, head_params)
+
+        await self._write("append", run)
+
+    async def _create_months(self, conn: Conn, months: set[dt.date]) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
+            for month in sorted(months):
+                for statement in create_partitions(month):
+                    await conn.execute(statement)
+        self._months |= months
+
+    async def erase(self, consent_id: str) -> int:
+        now_ms = int(time.time() * 1000)
+
+        async def run(conn: Conn) -> int:
+            async with conn.transaction():
+                # Remembered first, so events of this consent id still in a spool are erased on arrival.
+                await conn.execute(
+                    "INSERT INTO erasures (consent_id, erased_at_ms) VALUES (%s, %s) ON CONFLICT (consent_id)"
+                    " DO UPDATE SET erased_at_ms = greatest(erasures.erased_at_ms, excluded.erased_at_ms)",
+                    (consent_id, now_ms),
+                )
+                cur = await conn.execute(
+                    "WITH erased AS (UPDATE events SET erased_at_ms = %s WHERE consent_id = %s AND erased_at_ms IS NULL"
+                    " RETURNING event_id, timestamp_ms),"
+                    " gone AS (DELETE FROM event_personal AS p USING erased"
+                    " WHERE p.event_id = erased.event_id AND p.timestamp_ms = erased.timestamp_ms)"
+                    " SELECT count(*) FROM erased",
+                    (now_ms, consent_id),
+                )
+                row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._write("erase", run)
+
+    async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
+        now_ms = int(time.time() * 1000)
+
+        async def run(conn: Conn) -> PurgeResult:
+            async with conn.transaction():
+                # Each chain stays contiguous: only its prefix before its first event still in retention goes
+                # (a chain with none goes whole), and an anchor records where it now starts. The first kept
+                # event of each chain is found by walking its (instance_id, seq) index from the start.
+                await conn.execute(
+                    "CREATE TEMP TABLE purge_keep ON COMMIT DROP AS"
+                    " SELECT h.instance_id, coalesce((SELECT e.seq FROM events AS e WHERE e.instance_id = h.instance_id"
+                    " AND e.timestamp_ms >= %s ORDER BY e.seq LIMIT 1), %s) AS keep"
+                    " FROM (SELECT instance_id FROM chain_heads UNION SELECT instance_id FROM chain_anchors) AS h",
+                    (events_before_ms, _NO_SEQ),
+                )
+                await conn.execute(
+                    "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms)"
+                    " SELECT k.instance_id, a.seq, a.hash, %s FROM purge_keep AS k CROSS JOIN LATERAL"
+                    " (SELECT e.seq, e.hash FROM events AS e WHERE e.instance_id = k.instance_id AND e.seq < k.keep"
+                    " AND e.timestamp_ms < %s ORDER BY e.seq DESC LIMIT 1) AS a"
+                    " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+                    " purged_at_ms = excluded.purged_at_ms",
+                    (now_ms, events_before_ms),
+                )
+                deleted = await self._drop_whole_months(conn, events_before_ms)
+                cur = await conn.execute(
+                    "WITH gone AS (DELETE FROM events AS e USING purge_keep AS k WHERE e.instance_id = k.instance_id"
+                    " AND e.seq < k.keep AND e.timestamp_ms < %s RETURNING e.event_id, e.timestamp_ms),"
+                    " personal AS (DELETE FROM event_personal AS p USING gone"
+                    " WHERE p.event_id = gone.event_id AND p.timestamp_ms = gone.timestamp_ms)"
+                    " SELECT count(*) FROM gone",
+                    (events_before_ms,),
+                )
+                row = await cur.fetchone()
+                deleted += int(row[0]) if row else 0
+                cur = await conn.execute(
+                    "UPDATE event_personal SET ip = NULL, salts = salts - 'ip'"
+                    " WHERE timestamp_ms < %s AND ip IS NOT NULL",
+                    (ip_before_ms,),
+                )
+                ips = cur.rowcount
+            return PurgeResult(events_deleted=deleted, ips_removed=ips)
+
+        return await self._write("purge", run)
+
+    async def _drop_whole_months(self, conn: Conn, before_ms: int) -> int:
+        """Drop the partitions of months wholly before ``before_ms`` where every event goes; returns the count.
+
+        A month keeps its partition when one of its events is still needed by its chain (an event stamped
+        early but chained after a kept one, e.g. replayed from a spool): the row-by-row delete handles it.
+        """
+        deleted = 0
+        for month in sorted(self._months):
+            if month_ms(next_month(month)) > before_ms:
+                continue
+            suffix = f"p{month.year:04d}{month.month:02d}"
+            events_part = pgsql.Identifier(f"events_{suffix}")
+            cur = await conn.execute(
+                pgsql.SQL(
+                    "SELECT EXISTS (SELECT 1 FROM {} AS e JOIN purge_keep AS k USING (instance_id)"
+                    " WHERE e.seq >= k.keep)"
+                ).format(events_part)
+            )
+            row = await cur.fetchone()
+            if row is None or row[0]:
+                continue
+            cur = await conn.execute(pgsql.SQL("SELECT count(*) FROM {}").format(events_part))
+            row = await cur.fetchone()
+            deleted += int(row[0]) if row else 0
+            await conn.execute(pgsql.SQL("DROP TABLE {}").format(events_part))
+            await conn.execute(
+                pgsql.SQL("DROP TABLE IF EXISTS {}").format(pgsql.Identifier(f"event_personal_{suffix}"))
+            )
+            self._months.discard(month)
+            logger.info("retention: dropped the partitions of %s", month.strftime("%Y-%m"))
+        return deleted
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    async def _fetch(self, operation: str, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async def run(conn: Conn) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
+
+        return await self._read(operation, run)
+
+    async def get(self, event_id: str) -> ConsentEvent | None:
+        rows = await self._fetch("get", f"{SELECT} WHERE e.event_id = %s", (event_id,))
+        return event_from_values(rows[0]) if rows else None
+
+    async def history(self, consent_id: str) -> list[ConsentEvent]:
+        rows = await self._fetch(
+            "history", f"{SELECT} WHERE e.consent_id = %s ORDER BY e.timestamp_ms, e.event_id", (consent_id,)
+        )
+        return [event_from_values(r) for r in rows]
+
+    async def query(self, filters: EventFilter, *, limit: int = 50, cursor: str | None = None) -> EventPage:
+        where, params = where_clause(filters)
+        if cursor is not None:
+            ts, event_id = decode_cursor(cursor)
+            where += (" AND " if where else " WHERE ") + "(e.timestamp_ms, e.event_id) < (%s, %s)"
+            params += [ts, event_id]
+        params.append(limit + 1)
+        rows = await self._fetch(
+            "query", f"{SELECT}{where} ORDER BY e.timestamp_ms DESC, e.event_id DESC LIMIT %s", params
+        )
+        events = [event_from_values(r) for r in rows]
+        if len(events) > limit:
+            last = events[limit - 1]
+            return EventPage(events[:limit], encode_cursor(last.timestamp_ms, last.event_id))
+        return EventPage(events, None)
+
+    async def count(self, filters: EventFilter) -> int:
+        where, params = where_clause(filters)
+        rows = await self._fetch("count", f"SELECT count(*) FROM events AS e{where}", params)
+        return int(rows[0][0])
+
+    async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
+        if by not in STAT_GROUPS:
+            raise ValueError(f"stats by {by!r}: expected one of {', '.join(STAT_GROUPS)}")
+        where, params = where_clause(filters)
+        query = (
+            "SELECT s.g, c.key, count(*), count(*) FILTER (WHERE c.value = 'true'::jsonb)"
+            f" FROM (SELECT {GROUP_EXPR[by]} AS g, e.categories FROM events AS e{where}) AS s,"
+            ' jsonb_each(s.categories) AS c GROUP BY 1, 2 ORDER BY s.g COLLATE "C", c.key COLLATE "C"'
+        )
+        return [
+            StatRow(group=str(g), category=str(cat), total=int(total), granted=int(granted))
+            for g, cat, total, granted in await self._fetch("stats", query, params)
+        ]
+
+    async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
+        where, params = where_clause(filters)
+        after: tuple[int, str] | None = None
+        while True:
+            page_where, page_params = where, list(params)
+            if after is not None:
+                page_where += (" AND " if page_where else " WHERE ") + "(e.timestamp_ms, e.event_id) > (%s, %s)"
+                page_params += list(after)
+            query = f"{SELECT}{page_where} ORDER BY e.timestamp_ms, e.event_id LIMIT {_EXPORT_PAGE}"
+            rows = await self._fetch("export", query, page_params)
+            for row in rows:
+                yield event_from_values(row)
+            if len(rows) < _EXPORT_PAGE:
+                return
+            last = rows[-1]
+            after = (int(last[_TIMESTAMP_INDEX]), str(last[0]))
+
+    # -- integrity --------------------------------------------------------------------------------------
+
+    async def _heads(self, conn: Conn, table: str) -> dict[str, ChainHead]:
+        cur = await conn.execute(f"SELECT instance_id, seq, hash FROM {table}")
+        return {inst: ChainHead(seq=int(seq), hash=h) for inst, seq, h in await cur.fetchall()}
+
+    async def chain_heads(self) -> dict[str, ChainHead]:
+        async def run(conn: Conn) -> dict[str, ChainHead]:
+            heads = await self._heads(conn, "chain_anchors")
+            for inst, head in (await self._heads(conn, "chain_heads")).items():
+                if inst not in heads or head.seq > heads[inst].seq:
+                    heads[inst] = head
+            return heads
+
+        return await self._read("chain_heads", run)
+
+    async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
+        async def run(conn: Conn) -> VerifyResult:
+            anchors = await self._heads(conn, "chain_anchors")
+            recorded = await self._heads(conn, "chain_heads")
+            walked: set[str] = set()
+            checked = 0
+            problems: list[tuple[str, str]] = []
+
+            def verifier_for(instance: str) -> ChainVerifier:
+                ends = [h for h in (recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
+                return ChainVerifier(instance, anchors.get(instance), heads=ends)
+
+            def finish(verifier: ChainVerifier) -> None:
+                nonlocal checked
+                verifier.finish(recorded.get(verifier.instance_id), source="the log's head record")
+                verifier.finish(checkpoint.heads.get(verifier.instance_id) if checkpoint else None)
+                checked += verifier.checked
+                problems.extend(verifier.problems)
+
+            current: ChainVerifier | None = None
+            # A server-side cursor streams every chain in one sorted pass (constant memory).
+            async with conn.transaction(), conn.cursor(name="cg_verify") as cur:
+                cur.itersize = _VERIFY_FETCH
+                await cur.execute(f"{SELECT} ORDER BY e.instance_id, e.seq, e.event_id")
+                async for row in cur:
+                    event = event_from_values(row)
+                    if current is None or event.instance_id != current.instance_id:
+                        if current is not None:
+                            finish(current)
+                        current = verifier_for(event.instance_id)
+                        walked.add(event.instance_id)
+                    current.feed(event)
+            if current is not None:
+                finish(current)
+            instances = walked | set(recorded) | set(checkpoint.heads if checkpoint else ())
+            for instance in sorted(instances - walked):
+                finish(verifier_for(instance))
+            return VerifyResult.of(problems, events_checked=checked, chains=len(instances))
+
+        return await self._read("verify", run)
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            rows = await self._fetch("health", "SELECT count(*) FROM events")
+        except StoreUnavailable as exc:
+            return {"backend": "postgresql", "ok": False, "error": str(exc)}
+        return {
+            "backend": "postgresql",
+            "ok": True,
+            "events": int(rows[0][0]),
+            "url": _redacted(self.url),
+            "durable": True,
+        }
