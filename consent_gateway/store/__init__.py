@@ -48,7 +48,8 @@ def open_log(url: str, **options: Any) -> ConsentLog:
     """The backend for ``url`` (not opened yet: ``await log.open()``).
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``redis://host:port/db?prefix=cg``
-    (``rediss://`` for TLS), ``postgresql://user@host:5432/db?schema=consent``. Options go to the backend's constructor.
+    (``rediss://`` for TLS), ``postgresql://user@host:5432/db?schema=consent``. Options go to the backend's
+    constructor.
     """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":

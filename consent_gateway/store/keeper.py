@@ -22,9 +22,7 @@ logger = logging.getLogger("consent_gateway.store.keeper")
 class LogKeeper:
     """Starts the log and the recorder once, records events, and closes both at shutdown."""
 
-    def __init__(
-        self, log: ConsentLog, recorder: EventRecorder, checkpoints: CheckpointWriter | None = None
-    ) -> None:
+    def __init__(self, log: ConsentLog, recorder: EventRecorder, checkpoints: CheckpointWriter | None = None) -> None:
         self.log = log
         self.recorder = recorder
         #: writes the signed checkpoints outside the store while the gateway runs

@@ -31,8 +31,17 @@ from psycopg import sql as pgsql
 from psycopg.types.json import set_json_loads
 
 from consent_gateway.errors import ConfigError, StoreUnavailable
-from consent_gateway.events import EVENT_FIELDS, ChainHead, ChainVerifier, ConsentEvent, event_from_values
+from consent_gateway.events import (
+    EVENT_FIELDS,
+    ChainHead,
+    ChainVerifier,
+    ConsentEvent,
+    LogKeys,
+    anchor_text,
+    event_from_values,
+)
 from consent_gateway.store.base import (
+    FORGED_ANCHOR,
     STAT_GROUPS,
     Checkpoint,
     EventFilter,
@@ -42,6 +51,7 @@ from consent_gateway.store.base import (
     VerifyResult,
     decode_cursor,
     encode_cursor,
+    unproven_by,
 )
 from consent_gateway.store.postgres_schema import (
     COPY_EVENTS,
@@ -103,8 +113,10 @@ def _split_url(url: str) -> tuple[str, str | None]:
 class PostgresConsentLog:
     """:class:`~consent_gateway.store.ConsentLog` on PostgreSQL (11 or later; declarative partitions)."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, connect_timeout_s: float = 5.0, log_keys: LogKeys | None = None) -> None:
         self.url = url
+        #: verifies event and anchor MACs; purge anchors are written with the first key
+        self.log_keys = log_keys
         self._conninfo, self.schema = _split_url(url)
         self._connect_timeout_s = connect_timeout_s
         self._writer: Conn | None = None
@@ -289,15 +301,21 @@ class PostgresConsentLog:
                     " FROM (SELECT instance_id FROM chain_heads UNION SELECT instance_id FROM chain_anchors) AS h",
                     (events_before_ms, _NO_SEQ),
                 )
-                await conn.execute(
-                    "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms)"
-                    " SELECT k.instance_id, a.seq, a.hash, %s FROM purge_keep AS k CROSS JOIN LATERAL"
+                cur = await conn.execute(
+                    "SELECT k.instance_id, a.seq, a.hash FROM purge_keep AS k CROSS JOIN LATERAL"
                     " (SELECT e.seq, e.hash FROM events AS e WHERE e.instance_id = k.instance_id AND e.seq < k.keep"
-                    " AND e.timestamp_ms < %s ORDER BY e.seq DESC LIMIT 1) AS a"
-                    " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
-                    " purged_at_ms = excluded.purged_at_ms",
-                    (now_ms, events_before_ms),
+                    " AND e.timestamp_ms < %s ORDER BY e.seq DESC LIMIT 1) AS a",
+                    (events_before_ms,),
                 )
+                anchors = [(inst, ChainHead(seq=int(seq), hash=h)) for inst, seq, h in await cur.fetchall()]
+                if anchors:
+                    await cur.executemany(
+                        "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms, mac)"
+                        " VALUES (%s, %s, %s, %s, %s)"
+                        " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+                        " purged_at_ms = excluded.purged_at_ms, mac = excluded.mac",
+                        [(inst, a.seq, a.hash, now_ms, self._anchor_mac(inst, a)) for inst, a in anchors],
+                    )
                 deleted = await self._drop_whole_months(conn, events_before_ms)
                 cur = await conn.execute(
                     "WITH gone AS (DELETE FROM events AS e USING purge_keep AS k WHERE e.instance_id = k.instance_id"
@@ -318,6 +336,9 @@ class PostgresConsentLog:
             return PurgeResult(events_deleted=deleted, ips_removed=ips)
 
         return await self._write("purge", run)
+
+    def _anchor_mac(self, instance_id: str, head: ChainHead) -> str:
+        return self.log_keys.mac(anchor_text(instance_id, head)) if self.log_keys is not None else ""
 
     async def _drop_whole_months(self, conn: Conn, before_ms: int) -> int:
         """Drop the partitions of months wholly before ``before_ms`` where every event goes; returns the count.
@@ -438,17 +459,29 @@ class PostgresConsentLog:
 
         return await self._read("chain_heads", run)
 
+    async def chain_anchors(self) -> dict[str, ChainHead]:
+        return await self._read("chain_anchors", lambda conn: self._heads(conn, "chain_anchors"))
+
     async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
+        keys = self.log_keys
+
         async def run(conn: Conn) -> VerifyResult:
-            anchors = await self._heads(conn, "chain_anchors")
+            problems: list[tuple[str, str]] = []
+            anchors: dict[str, ChainHead] = {}
+            cur = await conn.execute("SELECT instance_id, seq, hash, mac FROM chain_anchors")
+            for inst, seq, h, mac in await cur.fetchall():
+                anchor = ChainHead(seq=int(seq), hash=h)
+                if keys is not None and not keys.check(anchor_text(inst, anchor), mac):
+                    problems.append((f"{inst}@{seq}", FORGED_ANCHOR))
+                    continue  # the chain must then start at seq 1
+                anchors[inst] = anchor
             recorded = await self._heads(conn, "chain_heads")
             walked: set[str] = set()
             checked = 0
-            problems: list[tuple[str, str]] = []
 
             def verifier_for(instance: str) -> ChainVerifier:
                 ends = [h for h in (recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
-                return ChainVerifier(instance, anchors.get(instance), heads=ends)
+                return ChainVerifier(instance, anchors.get(instance), heads=ends, keys=keys)
 
             def finish(verifier: ChainVerifier) -> None:
                 nonlocal checked
@@ -475,7 +508,9 @@ class PostgresConsentLog:
             instances = walked | set(recorded) | set(checkpoint.heads if checkpoint else ())
             for instance in sorted(instances - walked):
                 finish(verifier_for(instance))
-            return VerifyResult.of(problems, events_checked=checked, chains=len(instances))
+            return VerifyResult.of(
+                problems, events_checked=checked, chains=len(instances), unproven=unproven_by(checkpoint, keys)
+            )
 
         return await self._read("verify", run)
 

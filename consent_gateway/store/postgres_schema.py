@@ -73,6 +73,7 @@ MIGRATIONS: tuple[str, ...] = (
         seq bigint NOT NULL,
         commitments jsonb NOT NULL,
         erased_at_ms bigint,
+        mac text NOT NULL,
         PRIMARY KEY (event_id, timestamp_ms)
     ) PARTITION BY RANGE (timestamp_ms);
     CREATE TABLE event_personal (
@@ -110,7 +111,8 @@ MIGRATIONS: tuple[str, ...] = (
         instance_id text COLLATE "C" PRIMARY KEY,
         seq bigint NOT NULL,
         hash text NOT NULL,
-        purged_at_ms bigint NOT NULL
+        purged_at_ms bigint NOT NULL,
+        mac text NOT NULL
     );
     """,
 )

@@ -695,6 +695,26 @@ class TestPostgresConsentLog(ConsentLogContract):
         with self._db(log) as db:
             db.execute("DELETE FROM events WHERE event_id = %s", (event.event_id,))
 
+    async def tamper_insert_raw(self, log: ConsentLog, event: ConsentEvent) -> None:
+        from consent_gateway.store.postgres_schema import RECORD_COLUMNS, create_partitions, month_start, record_row
+
+        with self._db(log) as db:
+            for statement in create_partitions(month_start(event.timestamp_ms)):
+                db.execute(statement)
+            columns = ", ".join(RECORD_COLUMNS)
+            db.execute(
+                f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * len(RECORD_COLUMNS))})",
+                record_row(event),
+            )
+
+    async def tamper_anchor(self, log: ConsentLog, instance: str, head: ChainHead) -> None:
+        with self._db(log) as db:
+            db.execute(
+                "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms, mac) VALUES (%s, %s, %s, 0, '')"
+                " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = ''",
+                (instance, head.seq, head.hash),
+            )
+
     async def test_the_logs_own_head_record_reveals_a_truncated_tail(
         self, log: ConsentLog, events: list[ConsentEvent]
     ) -> None:
