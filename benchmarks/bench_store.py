@@ -1,15 +1,16 @@
-"""Durable consent events per second through ``EventRecorder``, on SQLite and on Redis.
+"""Durable consent events per second through ``EventRecorder``, on SQLite, Redis and PostgreSQL.
 
 Many concurrent visitors each ``await recorder.record(event)`` in a loop, as the consent route does; an
 event counts once ``record`` has returned, i.e. once it is committed (SQLite ``synchronous=FULL``: fsync'd;
 Redis: acknowledged by the server, durable as far as its persistence goes). Chaining (hashes, salted
 commitments) is included: it is part of the cost of every real event.
 
-    python benchmarks/bench_store.py [--backend sqlite|redis|both] [--events 100000] [--visitors 4000]
+    python benchmarks/bench_store.py [--backend sqlite|redis|postgres|both|all] [--events 100000] [--visitors 4000]
                                      [--batch 1000] [--redis-url redis://127.0.0.1:6379/0] [--one-per-commit]
                                      [--repeat 3]
 
-The Redis run uses a key prefix of its own and deletes its keys afterwards (never the whole database).
+The Redis run uses a key prefix of its own and deletes its keys afterwards (never the whole database); the
+PostgreSQL run (``--postgres-url``) a schema of its own, dropped afterwards.
 Targets (issue 4): SQLite >= 25,000 events/s, Redis >= 20,000 events/s.
 
 Read the CPU figures with the rate: chaining runs on the event loop and SQLite's commits on a thread of
@@ -36,7 +37,7 @@ from consent_gateway.events import ConsentEvent, LogKeys  # noqa: E402
 from consent_gateway.store import ConsentLog, EventFilter, open_log  # noqa: E402
 from consent_gateway.store.recorder import EventRecorder  # noqa: E402
 
-TARGETS = {"sqlite": 25_000, "redis": 20_000}
+TARGETS = {"sqlite": 25_000, "redis": 20_000, "postgres": 25_000}
 #: the keyed chain, as the gateway runs it: each event also carries a MAC under the log key
 LOG_KEYS = LogKeys(["bench-log-key-0123456789-abcdefghijklmnopqrstuvwxyz"])
 UAS = [
@@ -132,9 +133,17 @@ def cleanup_redis(url: str) -> None:
             client.delete(*keys[i : i + 5000])
 
 
+def cleanup_postgres(url: str) -> None:
+    import psycopg
+
+    base, schema = url.split("?schema=", 1)
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["sqlite", "redis", "both"], default="both")
+    parser.add_argument("--backend", choices=["sqlite", "redis", "postgres", "both", "all"], default="both")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--visitors", type=int, default=4000, help="concurrent record() callers")
     parser.add_argument(
@@ -145,6 +154,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--redis-url", default=os.environ.get("CONSENT_GATEWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CONSENT_GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a schema of the run's own is created in it and dropped afterwards",
     )
     parser.add_argument("--one-per-commit", action="store_true", help="max_batch=1, for contrast")
     parser.add_argument("--repeat", type=int, default=3, help="runs per backend; the best is reported (as timeit)")
@@ -158,7 +172,7 @@ def main() -> None:
         loop_factory = asyncio.new_event_loop
         loop_name = "asyncio"
     batch = 1 if args.one_per_commit else args.batch
-    backends = ["sqlite", "redis"] if args.backend == "both" else [args.backend]
+    backends = {"both": ["sqlite", "redis"], "all": ["sqlite", "redis", "postgres"]}.get(args.backend, [args.backend])
     print(f"{args.events} events, {args.visitors} concurrent visitors, batches up to {batch}, {loop_name}")
     for backend in backends:
         runs = []
@@ -167,6 +181,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 if backend == "sqlite":
                     url = f"sqlite:///{tmp}/consent.db"
+                elif backend == "postgres":
+                    url = f"{args.postgres_url}?schema=cg_bench_{uuid.uuid4().hex[:8]}"
                 else:
                     url = f"{args.redis_url}?prefix=cg-bench-{uuid.uuid4().hex[:8]}"
                 try:
@@ -176,6 +192,8 @@ def main() -> None:
                 finally:
                     if backend == "redis":
                         cleanup_redis(url)
+                    elif backend == "postgres":
+                        cleanup_postgres(url)
         result = max(runs, key=lambda r: r["events_per_s"])
         result["median_per_s"] = sorted(r["events_per_s"] for r in runs)[len(runs) // 2]
         target = TARGETS[backend]
