@@ -7,11 +7,24 @@ from a cross-site page (and the API only takes `application/json`, which a plain
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from starlette.requests import Request
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def split_header_url(value: str | None) -> SplitResult | None:
+    """A URL from a request header (`Origin`, `Referer`), or None when it is missing or malformed
+    (`http://[` makes `urlsplit` raise): a visitor's header must never turn into a 500."""
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+    except ValueError:
+        return None
+    return parts
 
 
 def is_same_origin(request: Request) -> bool:
@@ -25,6 +38,8 @@ def is_same_origin(request: Request) -> bool:
         return True
     if origin == "null":
         return False
-    parts = urlsplit(origin)
+    parts = split_header_url(origin)
+    if parts is None:
+        return False
     host = request.headers.get("host", "")
-    return parts.netloc.lower() == host.lower() and parts.scheme == request.url.scheme
+    return parts.netloc.lower() == host.lower() and parts.scheme == request.scope.get("scheme", "http")

@@ -6,13 +6,11 @@ Only these responses set or clear the consent cookie. Every error is JSON
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -25,10 +23,11 @@ from .catalog import Catalog
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
 from .cookies import expiring_set_cookies
-from .csrf import is_same_origin
+from .csrf import is_same_origin, split_header_url
 from .enrich import Enricher
 from .errors import APIError, SpoolError
 from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
+from .jsonin import parse_json
 from .responses import error_response
 from .store.keeper import LogKeeper
 from .visitor import VisitorReader
@@ -45,6 +44,12 @@ _CHOICE_FIELDS = ("choices", "vendors", "action", "referrer")
 def new_event_id(now_ms: int) -> str:
     """Time-ordered and unique: 48 bits of milliseconds, then 80 random bits (like a UUIDv7)."""
     return f"{now_ms:012x}{os.urandom(10).hex()}"
+
+
+def _host_name(host_header: str) -> str:
+    """The host name of a `Host` header, empty when it is malformed (`[`), lower-cased, without port."""
+    parts = split_header_url(f"//{host_header}")
+    return (parts.hostname or "") if parts else ""
 
 
 class ConsentAPI:
@@ -115,7 +120,7 @@ class ConsentAPI:
 
     def _secure(self, request: Request) -> bool:
         mode = self.config.cookie.secure
-        return mode == "always" or (mode == "auto" and request.url.scheme == "https")
+        return mode == "always" or (mode == "auto" and request.scope.get("scheme") == "https")
 
     def _set_consent_cookie(self, response: Response, request: Request, value: str, max_age: int) -> None:
         cookie = self.config.cookie
@@ -153,7 +158,7 @@ class ConsentAPI:
             return
         response.raw_headers += expiring_set_cookies(
             request.headers.get("cookie", ""),
-            request.url.hostname or "",
+            _host_name(request.headers.get("host", "")),
             self.catalog,
             refused=refused,
             vendors_refused=vendors_refused,
@@ -167,11 +172,7 @@ class ConsentAPI:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _JSON_TYPES:
             raise APIError(415, "unsupported_media_type", "send the body as application/json")
-        body = await _read_body(request, self.config.gateway.max_body_bytes)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise APIError(400, "malformed_json", "the body is not valid JSON") from None
+        data = parse_json(await _read_body(request, self.config.gateway.max_body_bytes))
         if not isinstance(data, dict):
             raise APIError(400, "invalid_type", "the body must be a JSON object")
         return data
@@ -222,11 +223,12 @@ class ConsentAPI:
         self, request: Request, record: ConsentRecord, action: str, now_ms: int, referrer: str | None = None
     ) -> ConsentEvent:
         facts = self.enricher.facts(self.visitors.client_ip(request.scope), request.headers.get("user-agent"))
-        page = urlsplit(request.headers.get("referer", ""))
-        page_path = page.path or None
-        if page_path and self.config.privacy.keep_query and page.query:
+        page = split_header_url(request.headers.get("referer"))
+        page_path = (page.path or None) if page else None
+        if page and page_path and self.config.privacy.keep_query and page.query:
             page_path = f"{page_path}?{page.query}"
-        referrer_host = urlsplit(referrer).hostname if isinstance(referrer, str) and referrer else None
+        referred = split_header_url(referrer)
+        referrer_host = referred.hostname if referred else None
         return ConsentEvent(
             event_id=new_event_id(now_ms),
             consent_id=record.consent_id,
@@ -403,7 +405,7 @@ class ConsentAPI:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def asset(self, request: Request) -> Response:
-        name = request.url.path.rsplit("/", 1)[-1]
+        name = request.scope["path"].rsplit("/", 1)[-1]
         found = self.banner.asset(name)
         if found is None:
             raise APIError(404, "not_found", f"no banner file {name!r}")

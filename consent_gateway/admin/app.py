@@ -101,7 +101,7 @@ class _Dashboard:
 
     async def store_unavailable(self, request: Request, exc: Exception) -> Response:
         logger.warning("consent log unavailable for the dashboard: %s", exc)
-        if request.url.path.endswith((".csv", ".jsonl")):
+        if request.scope["path"].endswith((".csv", ".jsonl")):
             return error_response(503, "store_unavailable", "the consent log is unavailable; try again shortly")
         return self.site.render(
             request,

@@ -85,11 +85,11 @@ def root_of(request: Request) -> str:
 
 def local_path(request: Request) -> str:
     """The request's path and query inside the admin app (for ``?next=``)."""
-    path = request.url.path
+    path: str = request.scope["path"]  # not request.url: a malformed Host header would make it raise
     root = root_of(request)
     if root and path.startswith(root):
         path = path[len(root) :] or "/"
-    query = request.url.query
+    query = request.scope.get("query_string", b"").decode("latin-1")
     return path + ("?" + query if query else "")
 
 
@@ -151,7 +151,7 @@ class Guard:
 
     def _is_secure(self, request: Request) -> bool:
         mode = self._secure_cookie
-        return mode == "always" or (mode == "auto" and request.url.scheme == "https")
+        return mode == "always" or (mode == "auto" and request.scope.get("scheme") == "https")
 
     def set_session_cookie(self, response: Response, request: Request, session: AdminSession) -> None:
         # No Max-Age: a browser session cookie, and the signed payload carries the real expiry.

@@ -104,7 +104,7 @@ class DashboardSite:
         await self.audit.write(
             "token-failed",
             user=None,
-            target=request.url.path,
+            target=request.scope["path"],
             ip=self.guard.client_ip(request),
             outcome="refused",
             scheme=scheme,
