@@ -28,10 +28,21 @@ def main() -> None:
     """Server-side cookie consent: holds trackers back until each visitor agrees, and keeps the proof."""
 
 
-def _serve(app: ASGIApp, host: str, port: int, log_level: str) -> None:
+def _serve(
+    app: ASGIApp, host: str, port: int, log_level: str, certfile: str | None = None, keyfile: str | None = None
+) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=False,  # the gateway reads forwarded headers itself, from gateway.trusted_proxies only
+        server_header=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
 
 
 @main.command()
@@ -44,13 +55,29 @@ def _serve(app: ASGIApp, host: str, port: int, log_level: str) -> None:
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
-def proxy(upstream: str, host: str, port: int, config_path: str | None, log_level: str) -> None:
+@click.option(
+    "--certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM certificate (chain) to listen on HTTPS instead of HTTP; needs --keyfile unless it holds the key.",
+)
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="PEM private key of --certfile.")
+def proxy(
+    upstream: str,
+    host: str,
+    port: int,
+    config_path: str | None,
+    log_level: str,
+    certfile: str | None,
+    keyfile: str | None,
+) -> None:
     """Run the gateway as a reverse proxy in front of any site (PHP, static, Node…)."""
     from .middleware import ConsentGateway
     from .proxy import UpstreamProxy
 
     if not upstream.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://", param_hint="--upstream")
+    if keyfile and not certfile:
+        raise click.BadParameter("needs --certfile", param_hint="--keyfile")
     config = _load(config_path)
     upstream_app = UpstreamProxy(
         upstream,
@@ -60,7 +87,7 @@ def proxy(upstream: str, host: str, port: int, config_path: str | None, log_leve
         websocket=config.proxy.websocket,
         preserve_host=config.proxy.preserve_host,
     )
-    _serve(ConsentGateway(upstream_app, config), host, port, log_level)
+    _serve(ConsentGateway(upstream_app, config), host, port, log_level, certfile, keyfile)
 
 
 @main.command()

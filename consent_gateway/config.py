@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .network import covers_every_address
 from .tomlmap import TableReader
 
 DEFAULT_CONFIG_NAME = "gateway.toml"
@@ -33,6 +34,9 @@ class GatewayConfig:
     prefix: str = "/_consent"
     #: peers whose X-Forwarded-For is believed (IPs or CIDRs); everything else is the visitor itself
     trusted_proxies: tuple[str, ...] = ()
+    #: a trusted_proxies list that holds every address lets any visitor forge its IP and scheme, so it is
+    #: refused unless this says it is meant (a gateway reachable only through its load balancer)
+    trusted_proxies_allow_all: bool = False
     #: the embedded store, the generated signing key and the spool live here
     data_dir: str = "consent-data"
     #: names this process in the log's hash chains; empty → host name and process id
@@ -374,6 +378,13 @@ class _Loader(TableReader):
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
                 raise self.error(f"gateway.trusted_proxies[{index}]", f"not an IP or CIDR: {network!r}") from None
+        proxies = [ipaddress.ip_network(n, strict=False) for n in config.gateway.trusted_proxies]
+        if covers_every_address(proxies) and not config.gateway.trusted_proxies_allow_all:
+            raise self.error(
+                "gateway.trusted_proxies",
+                "covers every address, so any visitor could forge its IP and scheme; list your proxies, or set "
+                "gateway.trusted_proxies_allow_all = true if only your load balancer can reach the gateway",
+            )
         ids = [c.id for c in config.categories]
         if len(set(ids)) != len(ids):
             raise self.error("categories", f"duplicate category id in {ids}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import socket
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from .cookies import CookieFilter
 from .decision import Decision
 from .enrich import Enricher
 from .html import HoldbackRewriter, make_inert
+from .network import apply_forwarded_scheme
 from .responder import Responder
 from .routes import ConsentAPI
 from .signing import load_secret_keys
@@ -96,6 +98,7 @@ class ConsentGateway:
         self.config = config = config or load_config()
         self.prefix = config.gateway.prefix
         self._prefix_slash = self.prefix + "/"
+        self._trusted_proxies = tuple(ipaddress.ip_network(n, strict=False) for n in config.gateway.trusted_proxies)
         self.catalog = site_catalog(config)
         keys = list(secret_keys) if secret_keys else load_secret_keys(config)
         self.codec = ConsentCodec(config, keys)
@@ -157,6 +160,8 @@ class ConsentGateway:
     # -- the request path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._trusted_proxies:
+            apply_forwarded_scheme(scope, self._trusted_proxies)
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith(self._prefix_slash) or path == self.prefix:

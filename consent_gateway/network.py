@@ -68,3 +68,56 @@ def client_ip(scope: Scope, trusted_proxies: Sequence[Network]) -> str | None:
             return str(address)
     # every hop is one of our proxies: the left-most is the closest we know to the client
     return str(address)
+
+
+_SCHEMES = frozenset({"http", "https"})
+_WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss"}
+
+
+def _last_forwarded_proto(value: str) -> str | None:
+    """The ``proto=`` of the right-most element of an RFC 7239 ``Forwarded`` header (the closest proxy's)."""
+    for pair in value.rsplit(",", 1)[-1].split(";"):
+        name, _, param = pair.partition("=")
+        if name.strip().lower() == "proto":
+            return param.strip().strip('"').lower()
+    return None
+
+
+def forwarded_scheme(scope: Scope, trusted_proxies: Sequence[Network]) -> str | None:
+    """``http`` or ``https`` as a trusted proxy (a TLS terminator) says the visitor used, else None.
+
+    The closest proxy's word counts: the right-most value of ``X-Forwarded-Proto``, else of ``Forwarded``'s
+    ``proto=``. Only when the connection peer is one of ``trusted_proxies``; anything but http/https is ignored.
+    """
+    client = scope.get("client")
+    peer = parse_ip(str(client[0])) if client else None
+    if peer is None or not _is_trusted(peer, trusted_proxies):
+        return None
+    forwarded: str | None = None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-proto":
+            proto = value.decode("latin-1").rsplit(",", 1)[-1].strip().lower()
+            return proto if proto in _SCHEMES else None
+        if name == b"forwarded":
+            forwarded = value.decode("latin-1")
+    if forwarded is not None:
+        proto = _last_forwarded_proto(forwarded)
+        return proto if proto in _SCHEMES else None
+    return None
+
+
+def apply_forwarded_scheme(scope: Scope, trusted_proxies: Sequence[Network]) -> None:
+    """Sets ``scope["scheme"]`` to what the trusted TLS terminator saw, so the Origin check, ``Secure``
+    cookies and the site itself see ``https`` behind it (a WebSocket scope gets ``wss``)."""
+    scheme = forwarded_scheme(scope, trusted_proxies)
+    if scheme is not None:
+        scope["scheme"] = _WEBSOCKET_SCHEMES[scheme] if scope["type"] == "websocket" else scheme
+
+
+def covers_every_address(networks: Sequence[Network]) -> bool:
+    """True when the networks together hold every IPv4 or every IPv6 address (``0.0.0.0/0``, ``::/0``, or
+    halves that add up): trusting them would let any visitor forge its address and scheme."""
+    v4 = [n for n in networks if isinstance(n, IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, IPv6Network)]
+    whole_v4 = any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(v4))
+    return whole_v4 or any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(v6))
