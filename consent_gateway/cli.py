@@ -71,14 +71,19 @@ def proxy(
     keyfile: str | None,
 ) -> None:
     """Run the gateway as a reverse proxy in front of any site (PHP, static, Node…)."""
-    from .middleware import ConsentGateway
-    from .proxy import UpstreamProxy
-
     if not upstream.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://", param_hint="--upstream")
     if keyfile and not certfile:
         raise click.BadParameter("needs --certfile", param_hint="--keyfile")
-    config = _load(config_path)
+    _serve(proxy_app(upstream, _load(config_path)), host, port, log_level, certfile, keyfile)
+
+
+def proxy_app(upstream: str, config: Config) -> ASGIApp:
+    """What `consent-gateway proxy` serves: the request limits, the gateway, the proxy to the site."""
+    from .limits import RequestLimits
+    from .middleware import ConsentGateway
+    from .proxy import UpstreamProxy
+
     upstream_app = UpstreamProxy(
         upstream,
         connect_timeout=config.proxy.connect_timeout_seconds,
@@ -87,7 +92,13 @@ def proxy(
         websocket=config.proxy.websocket,
         preserve_host=config.proxy.preserve_host,
     )
-    _serve(ConsentGateway(upstream_app, config), host, port, log_level, certfile, keyfile)
+    return RequestLimits(
+        ConsentGateway(upstream_app, config),
+        max_header_bytes=config.proxy.max_header_bytes,
+        max_headers=config.proxy.max_headers,
+        body_idle_seconds=config.proxy.body_idle_timeout_seconds,
+        request_seconds=config.proxy.request_timeout_seconds,
+    )
 
 
 @main.command()

@@ -46,6 +46,9 @@ class GatewayConfig:
     #: categories refused without asking when a visitor sends Sec-GPC: 1 and has made no choice
     gpc_refuses: tuple[str, ...] = ("marketing",)
     max_body_bytes: int = 16_384
+    #: consent POSTs per client address: a burst, then this many a minute (429 past it; 0 → no limit)
+    consent_rate_per_minute: int = 30
+    consent_rate_burst: int = 10
     rewrite_max_buffer_bytes: int = 65_536
     #: hosts that are the site's own besides its registrable domain ("static.example-cdn.net", "*.example.org")
     first_party_hosts: tuple[str, ...] = ()
@@ -259,6 +262,12 @@ class ProxyConfig:
     websocket: bool = True
     #: send the visitor's Host header upstream instead of the upstream's own
     preserve_host: bool = False
+    #: request heads past these answer 431 (a second Host or Transfer-Encoding line answers 400)
+    max_header_bytes: int = 32_768
+    max_headers: int = 100
+    #: a request body with no byte for this long, or not whole after the second, answers 408
+    body_idle_timeout_seconds: float = 30.0
+    request_timeout_seconds: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +423,12 @@ class _Loader(TableReader):
             ("retention.events_days", 1),
             ("retention.ip_days", 0),
             ("store.checkpoint_interval_seconds", 0),
+            ("gateway.consent_rate_per_minute", 0),
+            ("gateway.consent_rate_burst", 1),
+            ("proxy.max_header_bytes", 1024),
+            ("proxy.max_headers", 8),
+            ("proxy.body_idle_timeout_seconds", 0.1),
+            ("proxy.request_timeout_seconds", 0.1),
         ):
             section, name = key.split(".")
             if getattr(getattr(config, section), name) < minimum:

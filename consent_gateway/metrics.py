@@ -22,6 +22,7 @@ COUNTERS: dict[str, str] = {
     "spooled_events_total": "Consent events written to the local spool.",
     "replayed_events_total": "Spooled consent events replayed into the log.",
     "upstream_errors_total": "Proxied requests that failed upstream, by kind.",
+    "requests_refused_total": "Requests refused by a limit (header size, slow body, consent rate…), by reason.",
 }
 
 _counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()

@@ -296,7 +296,9 @@ class UpstreamProxy:
                     metrics.inc("upstream_errors_total", kind="timeout" if timeout else "broken_body")
                     logger.warning("upstream %s broke off the body of %s: %r", self.upstream, response.url, exc)
                     response.close()
-                    break
+                    # No well-formed end: raising makes the server drop the connection, so the visitor's
+                    # browser sees a broken page, not a truncated one that looks complete.
+                    raise UpstreamError("the upstream broke off the body", kind="broken_body") from exc
                 if not chunk:
                     break
                 # Each chunk goes out as soon as it arrives; the last one says so when the end is known.

@@ -28,6 +28,7 @@ from .enrich import Enricher
 from .errors import APIError, SpoolError
 from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
 from .jsonin import parse_json
+from .limits import RateLimiter
 from .responses import error_response
 from .store.keeper import LogKeeper
 from .visitor import VisitorReader
@@ -79,6 +80,8 @@ class ConsentAPI:
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
         self.required_categories = self.config.required_categories
+        rate = config.gateway.consent_rate_per_minute
+        self.rate_limiter = RateLimiter(rate, config.gateway.consent_rate_burst) if rate else None
         routes: list[BaseRoute] = [
             Route(f"{prefix}/state", self.state, methods=["GET"]),
             Route(f"{prefix}/choices", self.choices, methods=["POST", "DELETE"]),
@@ -287,6 +290,17 @@ class ConsentAPI:
         return await self.choose(request)
 
     async def choose(self, request: Request) -> Response:
+        if self.rate_limiter is not None:
+            wait = self.rate_limiter.retry_after(self.visitors.client_ip(request.scope) or "unknown")
+            if wait > 0:
+                metrics.inc("requests_refused_total", reason="too_many_requests")
+                retry = str(max(1, round(wait)))
+                return error_response(
+                    429,
+                    "too_many_requests",
+                    f"too many consent changes from this address; retry in {retry} s",
+                    {"retry-after": retry},
+                )
         data = await self._json_body(request)
         choices, vendors = self._parse_choices(data)
         gpc = self._refusal_signal(request)
