@@ -75,7 +75,11 @@ def proxy(
         raise click.BadParameter("must start with http:// or https://", param_hint="--upstream")
     if keyfile and not certfile:
         raise click.BadParameter("needs --certfile", param_hint="--keyfile")
-    _serve(proxy_app(upstream, _load(config_path)), host, port, log_level, certfile, keyfile)
+    from .accesslog import install_access_log
+
+    config = _load(config_path)
+    install_access_log(config)  # no full visitor address nor query string in the access log
+    _serve(proxy_app(upstream, config), host, port, log_level, certfile, keyfile)
 
 
 def proxy_app(upstream: str, config: Config) -> ASGIApp:

@@ -6,6 +6,7 @@ Only these responses set or clear the consent cookie. Every error is JSON
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
 from .cookies import expiring_set_cookies
 from .csrf import is_same_origin, split_header_url
-from .enrich import Enricher
+from .enrich import UA_MAX_CHARS, Enricher
 from .errors import APIError, SpoolError
 from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
 from .jsonin import parse_json
@@ -38,6 +39,10 @@ logger = logging.getLogger("consent_gateway.routes")
 #: Static banner files are addressed by version, so they can be cached for a year.
 STATIC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 _JSON_TYPES = ("application/json",)
+#: Set to protect /metrics: scrapers then send `Authorization: Bearer <token>`.
+METRICS_TOKEN_ENV = "CONSENT_GATEWAY_METRICS_TOKEN"  # noqa: S105 - the variable's name, not a secret
+#: What /health and /ready show of the log's own report (which may hold a file path or a URL).
+_PUBLIC_STORE_FIELDS = ("backend", "ok", "durable")
 #: The fields a POST to /choices may carry.
 _CHOICE_FIELDS = ("choices", "vendors", "action", "referrer")
 
@@ -80,6 +85,8 @@ class ConsentAPI:
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
         self.required_categories = self.config.required_categories
+        token = os.environ.get(METRICS_TOKEN_ENV, "").strip()
+        self.metrics_token = token.encode() if token else None
         rate = config.gateway.consent_rate_per_minute
         self.rate_limiter = RateLimiter(rate, config.gateway.consent_rate_burst) if rate else None
         routes: list[BaseRoute] = [
@@ -87,6 +94,7 @@ class ConsentAPI:
             Route(f"{prefix}/choices", self.choices, methods=["POST", "DELETE"]),
             Route(f"{prefix}/receipt", self.receipt, methods=["GET"]),
             Route(f"{prefix}/health", self.health, methods=["GET"]),
+            Route(f"{prefix}/ready", self.ready, methods=["GET"]),
             Route(f"{prefix}/metrics", self.metrics, methods=["GET"]),
             Route(f"{prefix}/banner.js", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner.css", self.asset, methods=["GET", "HEAD"]),
@@ -244,7 +252,7 @@ class ConsentAPI:
             page_path=page_path,
             referrer_host=referrer_host,
             ip=facts.ip,
-            user_agent=request.headers.get("user-agent"),
+            user_agent=(request.headers.get("user-agent") or "")[:UA_MAX_CHARS] or None,
             browser_family=facts.ua.browser_family,
             browser_version=facts.ua.browser_version,
             os_family=facts.ua.os_family,
@@ -400,22 +408,45 @@ class ConsentAPI:
             },
         )
 
-    async def health(self, request: Request) -> Response:
+    async def _store_state(self) -> dict[str, Any]:
+        """The log's health as anyone may see it: backend, ok, durable; never a path, URL or error text.
+
+        Not ok when the log does not answer or when its last write failed (SQLite locked, Redis MISCONF…).
+        """
         await self.keeper.ensure_started()
         try:
-            store = await self.keeper.log.health()
-            status = "ok"
-        except Exception as exc:  # the store's trouble is reported, not raised: liveness stays up
-            store = {"ok": False, "error": type(exc).__name__}
-            status = "degraded"
-        if isinstance(store, dict) and store.get("ok") is False:
-            status = "degraded"
+            found = await self.keeper.log.health()
+        except Exception:  # the store's trouble is reported, not raised: liveness stays up
+            found = {"ok": False}
+        state = {key: found[key] for key in _PUBLIC_STORE_FIELDS if key in found}
+        state["ok"] = found.get("ok") is not False and self.keeper.recorder.log_ok
+        return state
+
+    async def health(self, request: Request) -> Response:
+        store = await self._store_state()
         return JSONResponse(
-            {"status": status, "store": store, "spool_depth": self.keeper.recorder.spool_depth},
+            {
+                "status": "ok" if store["ok"] else "degraded",
+                "store": store,
+                "spool_depth": self.keeper.recorder.spool_depth,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def ready(self, request: Request) -> Response:
+        """For a load balancer: 503 while the log cannot take writes, so traffic goes to another instance."""
+        store = await self._store_state()
+        return JSONResponse(
+            {"status": "ready" if store["ok"] else "not_ready"},
+            status_code=200 if store["ok"] else 503,
             headers={"Cache-Control": "no-store"},
         )
 
     async def metrics(self, request: Request) -> Response:
+        if self.metrics_token is not None:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip().encode()
+            if not hmac.compare_digest(given, self.metrics_token):
+                raise APIError(401, "unauthorized", f"send Authorization: Bearer <{METRICS_TOKEN_ENV}>")
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def asset(self, request: Request) -> Response:

@@ -56,7 +56,7 @@ def _embedded_key(data_dir: Path) -> str:
     try:
         key = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = generate_key()
         # O_EXCL: two processes starting together keep the first key written.
         try:

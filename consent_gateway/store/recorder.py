@@ -95,6 +95,11 @@ class EventRecorder:
         self._durable = ChainHead(seq=0, hash="")
 
     @property
+    def log_ok(self) -> bool:
+        """False since the last append or replay into the log failed (events wait in the spool)."""
+        return self._log_ok
+
+    @property
     def spool_depth(self) -> int:
         return self.spool.depth + sum(o.depth for o in self._orphans)
 

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -131,7 +132,9 @@ class SQLiteConsentLog:
         if self._writer is not None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # consent records are personal data: created readable by this user only (-wal and -shm follow)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         except OSError as exc:
             raise StoreUnavailable(f"cannot create the folder of {self.path}: {exc}", original_error=exc) from exc
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-writer")
