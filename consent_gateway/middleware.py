@@ -30,7 +30,7 @@ from .cookies import CookieFilter
 from .decision import Decision
 from .enrich import Enricher
 from .html import HoldbackRewriter, make_inert
-from .network import apply_forwarded_scheme
+from .network import ForwardedScheme
 from .responder import Responder
 from .routes import ConsentAPI
 from .signing import load_secret_keys
@@ -98,7 +98,8 @@ class ConsentGateway:
         self.config = config = config or load_config()
         self.prefix = config.gateway.prefix
         self._prefix_slash = self.prefix + "/"
-        self._trusted_proxies = tuple(ipaddress.ip_network(n, strict=False) for n in config.gateway.trusted_proxies)
+        proxies = tuple(ipaddress.ip_network(n, strict=False) for n in config.gateway.trusted_proxies)
+        self._forwarded_scheme = ForwardedScheme(proxies) if proxies else None
         self.catalog = site_catalog(config)
         keys = list(secret_keys) if secret_keys else load_secret_keys(config)
         self.codec = ConsentCodec(config, keys)
@@ -160,8 +161,8 @@ class ConsentGateway:
     # -- the request path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._trusted_proxies:
-            apply_forwarded_scheme(scope, self._trusted_proxies)
+        if self._forwarded_scheme is not None:
+            self._forwarded_scheme(scope)
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith(self._prefix_slash) or path == self.prefix:

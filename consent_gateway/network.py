@@ -83,16 +83,8 @@ def _last_forwarded_proto(value: str) -> str | None:
     return None
 
 
-def forwarded_scheme(scope: Scope, trusted_proxies: Sequence[Network]) -> str | None:
-    """``http`` or ``https`` as a trusted proxy (a TLS terminator) says the visitor used, else None.
-
-    The closest proxy's word counts: the right-most value of ``X-Forwarded-Proto``, else of ``Forwarded``'s
-    ``proto=``. Only when the connection peer is one of ``trusted_proxies``; anything but http/https is ignored.
-    """
-    client = scope.get("client")
-    peer = parse_ip(str(client[0])) if client else None
-    if peer is None or not _is_trusted(peer, trusted_proxies):
-        return None
+def _scheme_from_headers(scope: Scope) -> str | None:
+    """The right-most ``X-Forwarded-Proto`` value, else ``Forwarded``'s ``proto=``: the closest proxy's word."""
     forwarded: str | None = None
     for name, value in scope.get("headers", ()):
         if name == b"x-forwarded-proto":
@@ -106,12 +98,39 @@ def forwarded_scheme(scope: Scope, trusted_proxies: Sequence[Network]) -> str | 
     return None
 
 
-def apply_forwarded_scheme(scope: Scope, trusted_proxies: Sequence[Network]) -> None:
-    """Sets ``scope["scheme"]`` to what the trusted TLS terminator saw, so the Origin check, ``Secure``
-    cookies and the site itself see ``https`` behind it (a WebSocket scope gets ``wss``)."""
-    scheme = forwarded_scheme(scope, trusted_proxies)
-    if scheme is not None:
-        scope["scheme"] = _WEBSOCKET_SCHEMES[scheme] if scope["type"] == "websocket" else scheme
+class ForwardedScheme:
+    """Sets ``scope["scheme"]`` to what a trusted TLS terminator saw, so the Origin check, ``Secure`` cookies
+    and the site itself see ``https`` behind it (a WebSocket scope gets ``wss``).
+
+    Only when the connection peer is one of ``trusted_proxies``; anything but http/https is ignored. Whether a
+    peer is trusted is remembered (a gateway behind proxies sees few peers), so a request costs a dict lookup.
+    """
+
+    _MAX_PEERS = 4096
+
+    def __init__(self, trusted_proxies: Sequence[Network]) -> None:
+        self._trusted_proxies = tuple(trusted_proxies)
+        self._peers: dict[str, bool] = {}
+
+    def is_trusted_peer(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if not client:
+            return False
+        host = str(client[0])
+        trusted = self._peers.get(host)
+        if trusted is None:
+            address = parse_ip(host)
+            trusted = address is not None and _is_trusted(address, self._trusted_proxies)
+            if len(self._peers) < self._MAX_PEERS:
+                self._peers[host] = trusted
+        return trusted
+
+    def __call__(self, scope: Scope) -> None:
+        if not self.is_trusted_peer(scope):
+            return
+        scheme = _scheme_from_headers(scope)
+        if scheme is not None:
+            scope["scheme"] = _WEBSOCKET_SCHEMES[scheme] if scope["type"] == "websocket" else scheme
 
 
 def covers_every_address(networks: Sequence[Network]) -> bool:
