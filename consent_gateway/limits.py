@@ -37,8 +37,10 @@ class RequestLimits:
         max_headers: int = 100,
         body_idle_seconds: float = 30.0,
         request_seconds: float = 120.0,
+        max_http10_body_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.app = app
+        self.max_http10_body_bytes = max_http10_body_bytes
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
         self.body_idle_seconds = body_idle_seconds
@@ -48,6 +50,8 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get("http_version") == "1.0":
+            send = _Http10Body(scope, send, self.max_http10_body_bytes).send
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         if len(headers) > self.max_headers:
             await _refuse(scope, receive, send, 431, "too_many_headers", f"at most {self.max_headers} header lines")
@@ -118,6 +122,49 @@ class _BodyClock:
         if message["type"] == "http.response.start":
             self.started = True
         await self._send(message)
+
+
+class _Http10Body:
+    """An HTTP/1.0 client cannot read ``Transfer-Encoding: chunked`` (it came with HTTP/1.1), but the ASGI
+    server chunks every response without a Content-Length, such as a rewritten page. For these rare clients
+    the body is gathered and sent with its length; past `limit` bytes the answer is a 505 instead."""
+
+    def __init__(self, scope: Scope, send: Send, limit: int) -> None:
+        self.scope = scope
+        self._send = send
+        self.limit = limit
+        self.start: Message | None = None
+        self.body = bytearray()
+        self.refused = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            headers = message.get("headers", ())
+            if not any(name.lower() == b"content-length" for name, _ in headers):
+                self.start = message  # held until the length is known
+                return
+        if self.start is None or kind != "http.response.body":
+            await self._send(message)
+            return
+        if self.refused:
+            return
+        self.body += message.get("body", b"")
+        if len(self.body) > self.limit:
+            self.refused = True
+            metrics.inc("requests_refused_total", reason="http10_body_too_large")
+            answer = error_response(505, "http_version_not_supported", "this answer needs HTTP/1.1")
+            await answer(self.scope, _no_receive, self._send)
+            return
+        if not message.get("more_body", False):
+            headers = [(k, v) for k, v in self.start.get("headers", ()) if k.lower() != b"transfer-encoding"]
+            headers.append((b"content-length", str(len(self.body)).encode()))
+            await self._send({**self.start, "headers": headers})
+            await self._send({"type": "http.response.body", "body": bytes(self.body)})
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:

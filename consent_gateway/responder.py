@@ -9,7 +9,9 @@ identity-encoded: compress at the edge.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
 import zlib
 from collections.abc import Mapping
@@ -32,6 +34,9 @@ _CHARSET = re.compile(rb"charset=\"?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 #: Headers that describe the original HTML bytes and would lie about the rewritten ones.
 _DROPPED_FOR_HTML = frozenset({b"content-length", b"content-encoding", b"etag", b"last-modified", b"accept-ranges"})
 _NO_BODY_STATUSES = frozenset({204, 304})
+#: ASGI extensions that send a body as a file; passed on untouched unless the body is HTML.
+_FILE_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
+_FILE_CHUNK = 64 * 1024
 
 
 class _Decoder(Protocol):
@@ -180,6 +185,8 @@ class Responder:
                 await self._send(message)
         elif kind == "http.response.body" and self._rewriter is not None:
             await self._body(message, self._rewriter)
+        elif kind in _FILE_SENDS and self._rewriter is not None:
+            await self._file_body(message, self._rewriter)
         else:
             await self._send(message)
 
@@ -227,6 +234,36 @@ class Responder:
         return fixed
 
     # -- body
+
+    async def _file_body(self, message: Message, rewriter: PageRewriter) -> None:
+        """An HTML page the app sends as a file (`pathsend`, `zerocopysend`) is read here and rewritten like
+        any body: passed on as a file, it would reach the visitor with every tracker live."""
+        if message["type"] == "http.response.pathsend":
+            with open(message["path"], "rb") as handle:
+                await self._file_chunks(rewriter, handle.fileno(), 0, None, more=False)
+            return
+        offset = message.get("offset")
+        await self._file_chunks(
+            rewriter, message["file"], offset, message.get("count"), more=bool(message.get("more_body", False))
+        )
+
+    async def _file_chunks(
+        self, rewriter: PageRewriter, fd: int, offset: int | None, count: int | None, *, more: bool
+    ) -> None:
+        remaining = count if count is not None else -1
+        position = offset
+        while remaining != 0:
+            size = _FILE_CHUNK if remaining < 0 else min(_FILE_CHUNK, remaining)
+            if position is None:
+                chunk = await asyncio.to_thread(os.read, fd, size)
+            else:
+                chunk = await asyncio.to_thread(os.pread, fd, size, position)
+                position += len(chunk)
+            if not chunk:
+                break
+            remaining -= len(chunk) if remaining > 0 else 0
+            await self._body({"type": "http.response.body", "body": chunk, "more_body": True}, rewriter)
+        await self._body({"type": "http.response.body", "body": b"", "more_body": more}, rewriter)
 
     async def _body(self, message: Message, rewriter: PageRewriter) -> None:
         more = message.get("more_body", False)
