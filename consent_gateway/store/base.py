@@ -178,7 +178,7 @@ class Checkpoint:
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = Path(f"{path}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(self.to_json() + "\n")
