@@ -150,8 +150,10 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see no CONSENT_GATEWAY_* variable of the developer's own, and fresh counters."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests see no CONSENT_GATEWAY_* variable of the developer's own, no ./consent-data of theirs (the demo
+    leaves one, with its own keys, in the checkout), and fresh counters."""
+    monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith("CONSENT_GATEWAY_") and name not in (
             "CONSENT_GATEWAY_CHROMIUM",
