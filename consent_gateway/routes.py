@@ -10,17 +10,18 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
 from . import metrics
 from .banner import CLEAN_COOKIE, Banner
 from .catalog import Catalog
+from .choice_body import ChoiceBody
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
 from .cookies import expiring_set_cookies
@@ -28,7 +29,6 @@ from .csrf import is_same_origin, split_header_url
 from .enrich import UA_MAX_CHARS, Enricher
 from .errors import APIError, SpoolError
 from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
-from .jsonin import parse_json
 from .limits import RateLimiter
 from .responses import error_response
 from .store.keeper import LogKeeper
@@ -38,13 +38,10 @@ logger = logging.getLogger("consent_gateway.routes")
 
 #: Static banner files are addressed by version, so they can be cached for a year.
 STATIC_CACHE_CONTROL = "public, max-age=31536000, immutable"
-_JSON_TYPES = ("application/json",)
 #: Set to protect /metrics: scrapers then send `Authorization: Bearer <token>`.
 METRICS_TOKEN_ENV = "CONSENT_GATEWAY_METRICS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 #: What /health and /ready show of the log's own report (which may hold a file path or a URL).
 _PUBLIC_STORE_FIELDS = ("backend", "ok", "durable")
-#: The fields a POST to /choices may carry.
-_CHOICE_FIELDS = ("choices", "vendors", "action", "referrer")
 
 
 def new_event_id(now_ms: int) -> str:
@@ -84,7 +81,7 @@ class ConsentAPI:
         self.instance_id = instance_id
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
-        self.required_categories = self.config.required_categories
+        self.choice_body = ChoiceBody(config, catalog, self.optional_categories)
         token = os.environ.get(METRICS_TOKEN_ENV, "").strip()
         self.metrics_token = token.encode() if token else None
         rate = config.gateway.consent_rate_per_minute
@@ -177,59 +174,6 @@ class ConsentAPI:
             vendors_granted=vendors_granted,
         )
 
-    async def _json_body(self, request: Request) -> Mapping[str, Any]:
-        if not is_same_origin(request):
-            raise APIError(403, "cross_site_request", "consent changes must come from this site's own pages")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in _JSON_TYPES:
-            raise APIError(415, "unsupported_media_type", "send the body as application/json")
-        data = parse_json(await _read_body(request, self.config.gateway.max_body_bytes))
-        if not isinstance(data, dict):
-            raise APIError(400, "invalid_type", "the body must be a JSON object")
-        return data
-
-    def _parse_choices(self, data: Mapping[str, Any]) -> tuple[dict[str, bool], dict[str, bool]]:
-        for key in data:
-            if key not in _CHOICE_FIELDS:
-                raise APIError(400, "unknown_field", f"unknown field {key!r} (expected: {', '.join(_CHOICE_FIELDS)})")
-        action = data.get("action")
-        if action is not None:
-            if action not in ("accept_all", "reject_all"):
-                raise APIError(400, "invalid_action", f"action must be 'accept_all' or 'reject_all', not {action!r}")
-            if "choices" in data or "vendors" in data:
-                raise APIError(400, "invalid_body", "send either an action or choices, not both")
-            granted = action == "accept_all"
-            return {c: granted for c in self.optional_categories}, {}
-        return self._category_choices(data.get("choices")), self._vendor_choices(data.get("vendors", {}))
-
-    def _category_choices(self, raw: object) -> dict[str, bool]:
-        if not isinstance(raw, dict):
-            raise APIError(400, "invalid_type", "choices must be an object of category → true/false")
-        choices = {c: False for c in self.optional_categories}  # nothing is pre-ticked
-        for category, value in raw.items():
-            if category in self.required_categories:
-                if value is not True:
-                    raise APIError(400, "required_category", f"the {category!r} category cannot be refused")
-                continue
-            if category not in choices:
-                raise APIError(400, "unknown_category", f"unknown category {category!r}")
-            if not isinstance(value, bool):
-                raise APIError(400, "invalid_type", f"choices.{category} must be true or false")
-            choices[category] = value
-        return choices
-
-    def _vendor_choices(self, raw: object) -> dict[str, bool]:
-        if not isinstance(raw, dict):
-            raise APIError(400, "invalid_type", "vendors must be an object of vendor id → true/false")
-        vendors: dict[str, bool] = {}
-        for vendor_id, value in raw.items():
-            if vendor_id not in self.catalog.vendors:
-                raise APIError(400, "unknown_vendor", f"unknown vendor {vendor_id!r}")
-            if not isinstance(value, bool):
-                raise APIError(400, "invalid_type", f"vendors.{vendor_id} must be true or false")
-            vendors[vendor_id] = value
-        return vendors
-
     def _event(
         self, request: Request, record: ConsentRecord, action: str, now_ms: int, referrer: str | None = None
     ) -> ConsentEvent:
@@ -309,8 +253,8 @@ class ConsentAPI:
                     f"too many consent changes from this address; retry in {retry} s",
                     {"retry-after": retry},
                 )
-        data = await self._json_body(request)
-        choices, vendors = self._parse_choices(data)
+        data = await self.choice_body.read(request)
+        choices, vendors = self.choice_body.parse(data)
         gpc = self._refusal_signal(request)
         gpc_narrowed = gpc and data.get("action") == "accept_all" and self._apply_gpc(choices)
         previous = self._record(request)
@@ -464,20 +408,3 @@ class ConsentAPI:
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=media_type, headers=headers)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused past `limit` bytes: as soon as Content-Length says so, or as it streams in."""
-    too_large = APIError(413, "body_too_large", f"the body must be at most {limit} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise too_large
-    except ClientDisconnect:
-        raise APIError(400, "client_disconnected", "the request body did not arrive") from None
-    return bytes(body)
