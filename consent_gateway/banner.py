@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
-from .config import Config
+from .catalog_schema import VendorRule
+from .config import BannerConfig, Config
 from .decision import Decision
 from .errors import ConfigError
 
@@ -168,76 +169,24 @@ class Banner:
 
     def __init__(self, config: Config, catalog: Catalog) -> None:
         self._config = config
-        banner_config = config.banner
-        prefix = config.gateway.prefix.rstrip("/")
         self.languages = self._languages(config)
-        self.default_language = banner_config.default_language
+        self.default_language = config.banner.default_language
         if self.default_language not in self.languages:
             raise ConfigError("banner.default_language", f"no texts for language {self.default_language!r}")
         self._assets = {name: (_read_asset(file), media) for name, (file, media) in _ASSETS.items()}
-
-        category_ids = {category.id for category in config.categories}
         self._lifetimes = {c.lifetime for v in catalog.vendors.values() for c in v.cookies if c.lifetime}
-        listed = set(banner_config.vendors)
-        for key in banner_config.theme:
-            if key not in THEME_KEYS:
-                raise ConfigError(f"banner.theme.{key}", f"unknown theme property; known: {sorted(THEME_KEYS)}")
-        unknown = sorted(listed - set(catalog.vendors))
-        if unknown:
-            raise ConfigError("banner.vendors", f"unknown vendor {unknown[0]!r}: not in the catalog nor [[vendors]]")
-        vendors = [
-            vendor
-            for vendor in catalog.vendors.values()
-            if vendor.category in category_ids and (not listed or vendor.id in listed)
-        ]
-        shown = {
-            "i18n": {lang: self._texts_for(lang) for lang in self.languages},
-            "categories": [{"id": c.id, "required": c.required} for c in config.categories],
-            "vendors": [
-                {
-                    "id": v.id,
-                    "name": v.name or v.id,
-                    "category": v.category,
-                    "policy_url": _safe_url(v.policy_url),
-                    "cookies": [[c.pattern, c.lifetime] for c in v.cookies],
-                    # what banner-clean.js removes once the vendor is refused: cookies its script sets on the
-                    # site (not those on the vendor's own domain) and its localStorage/sessionStorage keys
-                    "store": sorted({c.pattern for c in v.cookies if not c.domain} | {s.pattern for s in v.storage}),
-                }
-                for v in vendors
-            ],
-            "privacy_policy_url": _safe_url(config.policy.privacy_policy_url),
-            "position": banner_config.position,
-            "reopen_position": banner_config.reopen_position,
-            "theme": {key: str(value) for key, value in banner_config.theme.items()},
-        }
-        digest = hashlib.sha256()
-        for name in sorted(self._assets):
-            digest.update(name.encode() + b"\0" + self._assets[name][0] + b"\0")
-        digest.update(json.dumps(shown, ensure_ascii=False, sort_keys=True).encode())
+        _check_theme_and_vendors(config.banner, catalog)
+        shown = self._shown(config, catalog)
         #: What the visitor is shown, as a 128-bit hex digest (recorded with each consent event).
-        self.version: str = digest.hexdigest()[:32]
+        self.version: str = _version(self._assets, shown)
         #: The canonical JSON of the texts, vendors and theme hashed into ``version``, for the archive.
         self.shown_json: str = json.dumps(shown, ensure_ascii=False, sort_keys=True, indent=1)
-
-        static = {
-            **shown,
-            "policy_version": config.policy.version,
-            "api": prefix,
-            "receipt_url": f"{prefix}/receipt",
-            "css": f"{prefix}/banner.css?v={self.version}",
-            "consent_mode": {
-                "mode": banner_config.consent_mode,
-                "wait_for_update": CONSENT_MODE_WAIT_MS,
-                "signals": {cat: list(sigs) for cat, sigs in banner_config.consent_mode_signals.items()},
-            },
-        }
         self._categories = tuple(c.id for c in config.categories if not c.required)
 
         # What is the same for every visitor (texts, vendors, theme…) is a versioned script cached for a year,
         # so each page carries only the visitor's state: ~0.3 KB instead of ~9 KB of JSON per page.
         self._assets["banner-data.js"] = (
-            b"window.cgBannerData=" + json_for_html(static).encode() + b";\n",
+            b"window.cgBannerData=" + json_for_html(self._static(shown)).encode() + b";\n",
             "text/javascript; charset=utf-8",
         )
         # The fixed parts of every head fragment, escaped and encoded once.
@@ -246,6 +195,43 @@ class Banner:
         self._lang_ranges = {lang.lower(): lang for lang in self.languages}
         self._lang_set = frozenset(self.languages)
         self._state_cache: dict[tuple[Any, ...], bytes] = {}
+
+    def _shown(self, config: Config, catalog: Catalog) -> dict[str, Any]:
+        """What every visitor is shown: texts, categories, the vendors of configured categories, theme."""
+        banner_config = config.banner
+        category_ids = {category.id for category in config.categories}
+        listed = set(banner_config.vendors)
+        vendors = [
+            vendor
+            for vendor in catalog.vendors.values()
+            if vendor.category in category_ids and (not listed or vendor.id in listed)
+        ]
+        return {
+            "i18n": {lang: self._texts_for(lang) for lang in self.languages},
+            "categories": [{"id": c.id, "required": c.required} for c in config.categories],
+            "vendors": [_shown_vendor(v) for v in vendors],
+            "privacy_policy_url": _safe_url(config.policy.privacy_policy_url),
+            "position": banner_config.position,
+            "reopen_position": banner_config.reopen_position,
+            "theme": {key: str(value) for key, value in banner_config.theme.items()},
+        }
+
+    def _static(self, shown: dict[str, Any]) -> dict[str, Any]:
+        """The contents of banner-data.js: what is shown, plus where the API and the versioned CSS are."""
+        config = self._config
+        prefix = config.gateway.prefix.rstrip("/")
+        return {
+            **shown,
+            "policy_version": config.policy.version,
+            "api": prefix,
+            "receipt_url": f"{prefix}/receipt",
+            "css": f"{prefix}/banner.css?v={self.version}",
+            "consent_mode": {
+                "mode": config.banner.consent_mode,
+                "wait_for_update": CONSENT_MODE_WAIT_MS,
+                "signals": {cat: list(sigs) for cat, sigs in config.banner.consent_mode_signals.items()},
+            },
+        }
 
     # -- public ------------------------------------------------------------------------------------------
 
@@ -382,3 +368,36 @@ def _read_asset(file: str) -> bytes:
 
 def _pick(texts: Mapping[str, str], lang: str, default: str) -> str:
     return texts.get(lang) or texts.get(default) or next(iter(texts.values()), "")
+
+
+def _check_theme_and_vendors(banner_config: BannerConfig, catalog: Catalog) -> None:
+    """Refuse a theme property or a listed vendor the banner does not know, naming the faulty key."""
+    for key in banner_config.theme:
+        if key not in THEME_KEYS:
+            raise ConfigError(f"banner.theme.{key}", f"unknown theme property; known: {sorted(THEME_KEYS)}")
+    unknown = sorted(set(banner_config.vendors) - set(catalog.vendors))
+    if unknown:
+        raise ConfigError("banner.vendors", f"unknown vendor {unknown[0]!r}: not in the catalog nor [[vendors]]")
+
+
+def _shown_vendor(v: VendorRule) -> dict[str, Any]:
+    """One vendor as the banner lists it, with what banner-clean.js removes once it is refused."""
+    return {
+        "id": v.id,
+        "name": v.name or v.id,
+        "category": v.category,
+        "policy_url": _safe_url(v.policy_url),
+        "cookies": [[c.pattern, c.lifetime] for c in v.cookies],
+        # cookies its script sets on the site (not those on the vendor's own domain) and its
+        # localStorage/sessionStorage keys
+        "store": sorted({c.pattern for c in v.cookies if not c.domain} | {s.pattern for s in v.storage}),
+    }
+
+
+def _version(assets: Mapping[str, tuple[bytes, str]], shown: dict[str, Any]) -> str:
+    """The banner's files and what they show, hashed: a new version whenever either changes."""
+    digest = hashlib.sha256()
+    for name in sorted(assets):
+        digest.update(name.encode() + b"\0" + assets[name][0] + b"\0")
+    digest.update(json.dumps(shown, ensure_ascii=False, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
