@@ -18,8 +18,6 @@ database; monthly partitions are created under an advisory lock, so two writers 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -34,14 +32,12 @@ from consent_gateway.errors import ConfigError, StoreUnavailable
 from consent_gateway.events import (
     EVENT_FIELDS,
     ChainHead,
-    ChainVerifier,
     ConsentEvent,
     LogKeys,
     anchor_text,
     event_from_values,
 )
 from consent_gateway.store.base import (
-    FORGED_ANCHOR,
     STAT_GROUPS,
     Checkpoint,
     EventFilter,
@@ -51,8 +47,8 @@ from consent_gateway.store.base import (
     VerifyResult,
     decode_cursor,
     encode_cursor,
-    unproven_by,
 )
+from consent_gateway.store.postgres_partitions import MonthlyPartitions, migrate
 from consent_gateway.store.postgres_schema import (
     COPY_EVENTS,
     COPY_PERSONAL,
@@ -62,28 +58,19 @@ from consent_gateway.store.postgres_schema import (
     MOVE_STAGED,
     SELECT,
     UPSERT_HEADS,
-    create_partitions,
-    month_ms,
-    month_of_partition,
     month_start,
-    next_month,
     personal_row,
     record_row,
     where_clause,
 )
+from consent_gateway.store.postgres_verify import read_heads, verify_chains
 
 __all__ = ["MIGRATIONS", "PostgresConsentLog"]
-
-logger = logging.getLogger("consent_gateway.store.postgres")
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
 
 _EXPORT_PAGE = 1000
-_VERIFY_FETCH = 2000
-#: pg_advisory_xact_lock keys: one for migrations, one for creating partitions (any constant will do).
-_MIGRATE_LOCK = 0x636F6E73656E74  # "consent"
-_PARTITION_LOCK = _MIGRATE_LOCK + 1
 _NO_SEQ = 2**63 - 1
 _TIMESTAMP_INDEX = EVENT_FIELDS.index("timestamp_ms")
 
@@ -124,8 +111,7 @@ class PostgresConsentLog:
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._opened = False
-        #: months whose partitions exist (as far as this instance knows: a purge elsewhere may drop one)
-        self._months: set[dt.date] = set()
+        self._partitions = MonthlyPartitions()
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
@@ -177,32 +163,8 @@ class PostgresConsentLog:
             raise
 
     async def _migrate(self, conn: Conn) -> None:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-            if self.schema is not None:
-                await conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)))
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
-            row = await (await conn.execute("SELECT max(version) FROM schema_version")).fetchone()
-            current = (row[0] if row else None) or 0
-            if current > len(MIGRATIONS):
-                raise StoreUnavailable(
-                    f"database schema version {current} is newer than this consent-gateway knows "
-                    f"({len(MIGRATIONS)}); upgrade consent-gateway"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                await conn.execute(MIGRATIONS[version - 1])
-                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-                logger.info("consent log schema migrated to version %d", version)
-        for statement in CREATE_STAGING:
-            await conn.execute(statement)
-        await self._load_months(conn)
-
-    async def _load_months(self, conn: Conn) -> None:
-        cur = await conn.execute(
-            "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = 'events'::regclass"
-        )
-        self._months = {m for (name,) in await cur.fetchall() if (m := month_of_partition(name)) is not None}
+        await migrate(conn, self.schema)
+        await self._partitions.load(conn)
 
     async def close(self) -> None:
         for conn in (self._writer, self._reader):
@@ -226,8 +188,9 @@ class PostgresConsentLog:
         months = {month_start(e.timestamp_ms) for e in events}
 
         async def run(conn: Conn) -> None:
-            if not months <= self._months:
-                await self._create_months(conn, months - self._months)
+            known = self._partitions
+            if not months <= known.months:
+                await known.create(conn, months - known.months)
             for statement in CREATE_STAGING:  # again after a reconnect: temp tables live per connection
                 await conn.execute(statement)
             try:
@@ -235,8 +198,8 @@ class PostgresConsentLog:
             except psycopg.errors.CheckViolation:
                 # "no partition of relation events found for row": a purge elsewhere dropped a month we
                 # knew of. Learn the partitions again and retry once.
-                await self._load_months(conn)
-                await self._create_months(conn, months - self._months)
+                await known.load(conn)
+                await known.create(conn, months - known.months)
                 await copy_batch(conn)
 
         async def copy_batch(conn: Conn) -> None:
@@ -253,14 +216,6 @@ class PostgresConsentLog:
                 await cur.execute(UPSERT_HEADS, head_params)
 
         await self._write("append", run)
-
-    async def _create_months(self, conn: Conn, months: set[dt.date]) -> None:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
-            for month in sorted(months):
-                for statement in create_partitions(month):
-                    await conn.execute(statement)
-        self._months |= months
 
     async def erase(self, consent_id: str) -> int:
         now_ms = int(time.time() * 1000)
@@ -316,7 +271,7 @@ class PostgresConsentLog:
                         " purged_at_ms = excluded.purged_at_ms, mac = excluded.mac",
                         [(inst, a.seq, a.hash, now_ms, self._anchor_mac(inst, a)) for inst, a in anchors],
                     )
-                deleted = await self._drop_whole_months(conn, events_before_ms)
+                deleted = await self._partitions.drop_whole_months(conn, events_before_ms)
                 cur = await conn.execute(
                     "WITH gone AS (DELETE FROM events AS e USING purge_keep AS k WHERE e.instance_id = k.instance_id"
                     " AND e.seq < k.keep AND e.timestamp_ms < %s RETURNING e.event_id, e.timestamp_ms),"
@@ -339,38 +294,6 @@ class PostgresConsentLog:
 
     def _anchor_mac(self, instance_id: str, head: ChainHead) -> str:
         return self.log_keys.mac(anchor_text(instance_id, head)) if self.log_keys is not None else ""
-
-    async def _drop_whole_months(self, conn: Conn, before_ms: int) -> int:
-        """Drop the partitions of months wholly before ``before_ms`` where every event goes; returns the count.
-
-        A month keeps its partition when one of its events is still needed by its chain (an event stamped
-        early but chained after a kept one, e.g. replayed from a spool): the row-by-row delete handles it.
-        """
-        deleted = 0
-        for month in sorted(self._months):
-            if month_ms(next_month(month)) > before_ms:
-                continue
-            suffix = f"p{month.year:04d}{month.month:02d}"
-            events_part = pgsql.Identifier(f"events_{suffix}")
-            cur = await conn.execute(
-                pgsql.SQL(
-                    "SELECT EXISTS (SELECT 1 FROM {} AS e JOIN purge_keep AS k USING (instance_id)"
-                    " WHERE e.seq >= k.keep)"
-                ).format(events_part)
-            )
-            row = await cur.fetchone()
-            if row is None or row[0]:
-                continue
-            cur = await conn.execute(pgsql.SQL("SELECT count(*) FROM {}").format(events_part))
-            row = await cur.fetchone()
-            deleted += int(row[0]) if row else 0
-            await conn.execute(pgsql.SQL("DROP TABLE {}").format(events_part))
-            await conn.execute(
-                pgsql.SQL("DROP TABLE IF EXISTS {}").format(pgsql.Identifier(f"event_personal_{suffix}"))
-            )
-            self._months.discard(month)
-            logger.info("retention: dropped the partitions of %s", month.strftime("%Y-%m"))
-        return deleted
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -445,14 +368,10 @@ class PostgresConsentLog:
 
     # -- integrity --------------------------------------------------------------------------------------
 
-    async def _heads(self, conn: Conn, table: str) -> dict[str, ChainHead]:
-        cur = await conn.execute(f"SELECT instance_id, seq, hash FROM {table}")
-        return {inst: ChainHead(seq=int(seq), hash=h) for inst, seq, h in await cur.fetchall()}
-
     async def chain_heads(self) -> dict[str, ChainHead]:
         async def run(conn: Conn) -> dict[str, ChainHead]:
-            heads = await self._heads(conn, "chain_anchors")
-            for inst, head in (await self._heads(conn, "chain_heads")).items():
+            heads = await read_heads(conn, "chain_anchors")
+            for inst, head in (await read_heads(conn, "chain_heads")).items():
                 if inst not in heads or head.seq > heads[inst].seq:
                     heads[inst] = head
             return heads
@@ -460,59 +379,11 @@ class PostgresConsentLog:
         return await self._read("chain_heads", run)
 
     async def chain_anchors(self) -> dict[str, ChainHead]:
-        return await self._read("chain_anchors", lambda conn: self._heads(conn, "chain_anchors"))
+        return await self._read("chain_anchors", lambda conn: read_heads(conn, "chain_anchors"))
 
     async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
         keys = self.log_keys
-
-        async def run(conn: Conn) -> VerifyResult:
-            problems: list[tuple[str, str]] = []
-            anchors: dict[str, ChainHead] = {}
-            cur = await conn.execute("SELECT instance_id, seq, hash, mac FROM chain_anchors")
-            for inst, seq, h, mac in await cur.fetchall():
-                anchor = ChainHead(seq=int(seq), hash=h)
-                if keys is not None and not keys.check(anchor_text(inst, anchor), mac):
-                    problems.append((f"{inst}@{seq}", FORGED_ANCHOR))
-                    continue  # the chain must then start at seq 1
-                anchors[inst] = anchor
-            recorded = await self._heads(conn, "chain_heads")
-            walked: set[str] = set()
-            checked = 0
-
-            def verifier_for(instance: str) -> ChainVerifier:
-                ends = [h for h in (recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
-                return ChainVerifier(instance, anchors.get(instance), heads=ends, keys=keys)
-
-            def finish(verifier: ChainVerifier) -> None:
-                nonlocal checked
-                verifier.finish(recorded.get(verifier.instance_id), source="the log's head record")
-                verifier.finish(checkpoint.heads.get(verifier.instance_id) if checkpoint else None)
-                checked += verifier.checked
-                problems.extend(verifier.problems)
-
-            current: ChainVerifier | None = None
-            # A server-side cursor streams every chain in one sorted pass (constant memory).
-            async with conn.transaction(), conn.cursor(name="cg_verify") as cur:
-                cur.itersize = _VERIFY_FETCH
-                await cur.execute(f"{SELECT} ORDER BY e.instance_id, e.seq, e.event_id")
-                async for row in cur:
-                    event = event_from_values(row)
-                    if current is None or event.instance_id != current.instance_id:
-                        if current is not None:
-                            finish(current)
-                        current = verifier_for(event.instance_id)
-                        walked.add(event.instance_id)
-                    current.feed(event)
-            if current is not None:
-                finish(current)
-            instances = walked | set(recorded) | set(checkpoint.heads if checkpoint else ())
-            for instance in sorted(instances - walked):
-                finish(verifier_for(instance))
-            return VerifyResult.of(
-                problems, events_checked=checked, chains=len(instances), unproven=unproven_by(checkpoint, keys)
-            )
-
-        return await self._read("verify", run)
+        return await self._read("verify", lambda conn: verify_chains(conn, keys, checkpoint))
 
     async def health(self) -> dict[str, Any]:
         try:

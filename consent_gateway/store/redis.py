@@ -33,17 +33,13 @@ from redis.exceptions import RedisError, ResponseError
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.events import (
     ChainHead,
-    ChainVerifier,
     ConsentEvent,
     LogKeys,
     anchor_text,
     erase_personal,
-    event_from_dict,
     event_to_dict,
 )
 from consent_gateway.store.base import (
-    FORGED_ANCHOR,
-    OUTSIDE_CHAINS,
     STAT_GROUPS,
     Checkpoint,
     EventFilter,
@@ -54,22 +50,21 @@ from consent_gateway.store.base import (
     decode_cursor,
     encode_cursor,
     group_of,
-    unproven_by,
 )
 from consent_gateway.store.redis_layout import (
     APPEND_LUA,
+    SCAN_CHUNK,
     dump_bytes,
     dumps,
-    loads,
+    load_events,
     split_url,
     time_bound,
     time_member,
     warn_if_not_durable,
 )
+from consent_gateway.store.redis_verify import read_anchors, verify_chains
 
 logger = logging.getLogger("consent_gateway.store.redis")
-
-_SCAN_CHUNK = 1000
 
 
 class RedisConsentLog:
@@ -160,10 +155,7 @@ class RedisConsentLog:
         return StoreUnavailable(f"redis {operation} failed: {exc}", original_error=exc)
 
     async def _load(self, event_ids: Sequence[str]) -> list[ConsentEvent | None]:
-        if not event_ids:
-            return []
-        raw = await self.client.hmget(self._k_ev, list(event_ids))
-        return [event_from_dict(loads(r)) if r is not None else None for r in raw]
+        return await load_events(self.client, self._k_ev, event_ids)
 
     # -- writing ----------------------------------------------------------------------------------------
 
@@ -219,7 +211,7 @@ class RedisConsentLog:
             start = "-"
             while True:
                 members = await self.client.zrange(
-                    self._k_time, start, time_bound(ip_before_ms, low=False), bylex=True, offset=0, num=_SCAN_CHUNK
+                    self._k_time, start, time_bound(ip_before_ms, low=False), bylex=True, offset=0, num=SCAN_CHUNK
                 )
                 if not members:
                     break
@@ -242,7 +234,7 @@ class RedisConsentLog:
         chain_key = self._k_chain + instance
         deleted = 0
         while True:
-            ids = await self.client.zrange(chain_key, 0, _SCAN_CHUNK - 1)
+            ids = await self.client.zrange(chain_key, 0, SCAN_CHUNK - 1)
             if not ids:
                 break
             events = await self._load(ids)
@@ -296,17 +288,17 @@ class RedisConsentLog:
         while True:
             if descending:
                 start = high if after is None else "(" + after
-                members = await self.client.zrange(key, start, low, desc=True, bylex=True, offset=0, num=_SCAN_CHUNK)
+                members = await self.client.zrange(key, start, low, desc=True, bylex=True, offset=0, num=SCAN_CHUNK)
             else:
                 start = low if after is None else "(" + after
-                members = await self.client.zrange(key, start, high, bylex=True, offset=0, num=_SCAN_CHUNK)
+                members = await self.client.zrange(key, start, high, bylex=True, offset=0, num=SCAN_CHUNK)
             if not members:
                 return
             after = members[-1]
             for event in await self._load([m.split(":", 1)[1] for m in members]):
                 if event is not None and filters.matches(event):
                     yield event
-            if len(members) < _SCAN_CHUNK:
+            if len(members) < SCAN_CHUNK:
                 return
 
     async def query(self, filters: EventFilter, *, limit: int = 50, cursor: str | None = None) -> EventPage:
@@ -359,22 +351,9 @@ class RedisConsentLog:
 
     # -- integrity --------------------------------------------------------------------------------------
 
-    async def _anchors(self, problems: list[tuple[str, str]] | None = None) -> dict[str, ChainHead]:
-        """Where purged chains start; with ``problems``, anchors whose MAC fails are reported and dropped."""
-        anchors: dict[str, ChainHead] = {}
-        for instance, raw in (await self.client.hgetall(self._k_anchors)).items():
-            data = loads(raw)
-            anchor = ChainHead(seq=int(data["seq"]), hash=str(data["hash"]))
-            if problems is not None and self.log_keys is not None:
-                if not self.log_keys.check(anchor_text(instance, anchor), str(data.get("mac", ""))):
-                    problems.append((f"{instance}@{anchor.seq}", FORGED_ANCHOR))
-                    continue
-            anchors[instance] = anchor
-        return anchors
-
     async def chain_heads(self) -> dict[str, ChainHead]:
         try:
-            heads = await self._anchors()
+            heads = await read_anchors(self.client, self._k_anchors, self.log_keys)
             for instance in await self.client.smembers(self._k_chains):
                 last = await self.client.zrange(self._k_chain + instance, -1, -1, withscores=True)
                 if not last:
@@ -388,59 +367,23 @@ class RedisConsentLog:
 
     async def chain_anchors(self) -> dict[str, ChainHead]:
         try:
-            return await self._anchors()
+            return await read_anchors(self.client, self._k_anchors, self.log_keys)
         except (RedisError, OSError) as exc:
             raise self._unavailable("chain_anchors", exc) from exc
 
     async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
-        problems: list[tuple[str, str]] = []
         try:
-            anchors = await self._anchors(problems)
-            instances = sorted(
-                set(await self.client.smembers(self._k_chains)) | set(checkpoint.heads if checkpoint else ())
+            return await verify_chains(
+                self.client,
+                events_key=self._k_ev,
+                chains_key=self._k_chains,
+                chain_prefix=self._k_chain,
+                anchors_key=self._k_anchors,
+                log_keys=self.log_keys,
+                checkpoint=checkpoint,
             )
-            checked = 0
-            in_chains = 0
-            for instance in instances:
-                end = checkpoint.heads.get(instance) if checkpoint else None
-                verifier = ChainVerifier(
-                    instance, anchors.get(instance), heads=[end] if end else [], keys=self.log_keys
-                )
-                start = 0
-                while True:
-                    ids = await self.client.zrange(self._k_chain + instance, start, start + _SCAN_CHUNK - 1)
-                    if not ids:
-                        break
-                    start += len(ids)
-                    for event_id, event in zip(ids, await self._load(ids), strict=True):
-                        in_chains += event is not None
-                        if event is None:
-                            verifier.checked += 1
-                            verifier.problems.append((event_id, "record deleted (its chain entry remains)"))
-                        else:
-                            verifier.feed(event)
-                verifier.finish(checkpoint.heads.get(instance) if checkpoint else None)
-                checked += verifier.checked
-                problems += verifier.problems
-            if int(await self.client.hlen(self._k_ev)) != in_chains:
-                strays = await self._events_outside_chains(instances)
-                checked += len(strays)
-                problems += [(event_id, OUTSIDE_CHAINS) for event_id in strays]
         except (RedisError, OSError) as exc:
             raise self._unavailable("verify", exc) from exc
-        unproven = unproven_by(checkpoint, self.log_keys)
-        return VerifyResult.of(problems, events_checked=checked, chains=len(instances), unproven=unproven)
-
-    async def _events_outside_chains(self, instances: Sequence[str]) -> list[str]:
-        """Stored events no chain holds (rare: only then is every chained id gathered in memory)."""
-        chained: set[str] = set()
-        for instance in instances:
-            chained.update(await self.client.zrange(self._k_chain + instance, 0, -1))
-        strays: list[str] = []
-        async for event_id, _ in self.client.hscan_iter(self._k_ev, count=_SCAN_CHUNK):
-            if event_id not in chained:
-                strays.append(event_id)
-        return sorted(strays)
 
     async def health(self) -> dict[str, Any]:
         try:

@@ -1,4 +1,4 @@
-"""The Redis backend's layout: key names, the append script, lexicographic time members, persistence checks.
+"""The Redis backend's layout: key names, the append script, events read back, time members, persistence checks.
 
 `redis.py` holds the operations; this module holds what they agree on, so the key layout in `redis.py`'s
 docstring is written down in code once.
@@ -7,10 +7,13 @@ docstring is written down in code once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
+
+from consent_gateway.events import ConsentEvent, event_from_dict
 
 logger = logging.getLogger("consent_gateway.store.redis")
 
@@ -59,9 +62,20 @@ return added
 dump_bytes = orjson.dumps
 loads = orjson.loads
 
+#: events read or keys scanned per round trip
+SCAN_CHUNK = 1000
+
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+async def load_events(client: Any, events_key: str, event_ids: Sequence[str]) -> list[ConsentEvent | None]:
+    """The stored events of ``event_ids`` (None where one is missing), in one HMGET."""
+    if not event_ids:
+        return []
+    raw = await client.hmget(events_key, list(event_ids))
+    return [event_from_dict(loads(r)) if r is not None else None for r in raw]
 
 
 def time_member(timestamp_ms: int, event_id: str) -> str:
