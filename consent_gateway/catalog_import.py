@@ -119,34 +119,55 @@ def _from_ocd(rows: Iterable[Mapping[str, str]], known: Catalog, file: str) -> I
         if mapped is None:
             result.skipped.setdefault(platform, f"{row['Category'] or 'uncategorised'} cookies only")
             continue
-        wildcard = (row["Wildcard match"] or "").strip() == "1"
-        domains = [d for d in domains_of(row["Domain"] or "") if _HOST_RE.fullmatch(d)]
-        pattern = name + "*" if wildcard and not name.endswith("*") else name
-        owner = known.vendor_for_set_cookie(name, domains[0] if domains else "")
+        cookie = _ocd_cookie(row, name)
+        owner = known.vendor_for_set_cookie(name, cookie.get("domain", ""))
         if owner is not None and not owner.id.startswith("ocd-"):
             result.skipped.setdefault(platform, f"already in the catalog as {owner.id}")
             continue
-        category, role = mapped
-        vendor = vendors.setdefault(platform, {
-            "id": _free_id(platform, known, vendors), "name": platform, "category": category, "role": role,
-            "source": OCD_URL, "cookies": [],
-        })
-        portal = (row.get("User Privacy & GDPR Rights Portals") or "").strip()
-        if portal.startswith(("https://", "http://")) and "policy_url" not in vendor:
-            vendor["policy_url"] = portal
-        if category == "marketing":
-            vendor["category"] = "marketing"  # the strictest category of the platform's cookies
-        cookie: dict[str, str] = {"pattern": pattern, "lifetime": (row["Retention period"] or "").strip()}
-        description = _first_sentence(row.get("Description") or "")
-        if description:
-            cookie["purpose"] = description
-        if domains:
-            cookie["domain"] = domains[0]
-        if all(existing["pattern"] != pattern for existing in vendor["cookies"]):
-            vendor["cookies"].append(cookie)
+        vendor = _ocd_vendor(vendors, platform, mapped, known)
+        _add_ocd_row(vendor, row, cookie)
         result.skipped.pop(platform, None)
     result.tables = [_without_empty(v) for v in vendors.values()]
     return result
+
+
+def _ocd_cookie(row: Mapping[str, str], name: str) -> dict[str, str]:
+    """One row's cookie table: its pattern (a wildcard row is a prefix), lifetime, purpose and domain."""
+    wildcard = (row["Wildcard match"] or "").strip() == "1"
+    domains = [d for d in domains_of(row["Domain"] or "") if _HOST_RE.fullmatch(d)]
+    pattern = name + "*" if wildcard and not name.endswith("*") else name
+    cookie: dict[str, str] = {"pattern": pattern, "lifetime": (row["Retention period"] or "").strip()}
+    description = _first_sentence(row.get("Description") or "")
+    if description:
+        cookie["purpose"] = description
+    if domains:
+        cookie["domain"] = domains[0]
+    return cookie
+
+
+def _ocd_vendor(
+    vendors: dict[str, dict[str, Any]], platform: str, mapped: tuple[str, str], known: Catalog
+) -> dict[str, Any]:
+    """The platform's vendor table, made at its first row; its category is the strictest of its cookies'."""
+    category, role = mapped
+    vendor = vendors.get(platform)
+    if vendor is None:
+        vendor = vendors[platform] = {
+            "id": _free_id(platform, known, vendors), "name": platform, "category": category, "role": role,
+            "source": OCD_URL, "cookies": [],
+        }
+    if category == "marketing":
+        vendor["category"] = "marketing"
+    return vendor
+
+
+def _add_ocd_row(vendor: dict[str, Any], row: Mapping[str, str], cookie: dict[str, str]) -> None:
+    """Add the row's privacy portal (the first one found) and its cookie, unless a row had the same pattern."""
+    portal = (row.get("User Privacy & GDPR Rights Portals") or "").strip()
+    if portal.startswith(("https://", "http://")) and "policy_url" not in vendor:
+        vendor["policy_url"] = portal
+    if all(existing["pattern"] != cookie["pattern"] for existing in vendor["cookies"]):
+        vendor["cookies"].append(cookie)
 
 
 def _from_disconnect(data: Any, known: Catalog, file: str) -> ImportResult:
