@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from consent_gateway.cli import main
 from consent_gateway.events import EventChain
 from consent_gateway.export import escape_cell as escape_csv_cell
-from consent_gateway.logs_cli import parse_when
+from consent_gateway.logs_common import parse_when
 from consent_gateway.store import open_log
 from tests.store.conftest import BASE_MS, make_event
 
