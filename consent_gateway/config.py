@@ -1,317 +1,70 @@
 """Configuration: one TOML file loaded into frozen, typed dataclasses.
 
-Every section is a dataclass whose defaults are the product's privacy-safe defaults; `config/gateway.toml`
-documents the same values by example (a test keeps the two equal). Loading is strict: an unknown key or a
-wrong type raises `ConfigError` naming the file, the line and the dotted key. Secrets never live here: see
-`signing.load_secret_keys`.
+Every section is a dataclass (in `config_sections`) whose defaults are the product's privacy-safe defaults;
+`config/gateway.toml` documents the same values by example (a test keeps the two equal). Loading is strict: an
+unknown key or a wrong type raises `ConfigError` naming the file, the line and the dotted key; `config_checks`
+then checks what the sections say about each other. Secrets never live here: see `signing.load_secret_keys`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from .config_checks import check_config
+from .config_sections import (
+    DEFAULT_CATEGORIES,
+    LANGUAGES,
+    UNCLASSIFIED_CATEGORY,
+    AdminConfig,
+    AdminUser,
+    AllowedHost,
+    BannerConfig,
+    Category,
+    Config,
+    CookieConfig,
+    GatewayConfig,
+    PolicyConfig,
+    PrivacyConfig,
+    ProxyConfig,
+    RegionsConfig,
+    RetentionConfig,
+    StoreConfig,
+    ThirdPartiesConfig,
+)
 from .errors import ConfigError
-from .network import covers_every_address
 from .tomlmap import TableReader
 
+__all__ = [
+    "DEFAULT_CATEGORIES",
+    "DEFAULT_CONFIG_NAME",
+    "LANGUAGES",
+    "UNCLASSIFIED_CATEGORY",
+    "AdminConfig",
+    "AdminUser",
+    "AllowedHost",
+    "BannerConfig",
+    "Category",
+    "Config",
+    "CookieConfig",
+    "GatewayConfig",
+    "PolicyConfig",
+    "PrivacyConfig",
+    "ProxyConfig",
+    "RegionsConfig",
+    "RetentionConfig",
+    "StoreConfig",
+    "ThirdPartiesConfig",
+    "default_config_path",
+    "load_config",
+    "parse_config",
+]
+
 DEFAULT_CONFIG_NAME = "gateway.toml"
-LANGUAGES = ("fr", "en")
-
-
-def _frozen_map(**items: Any) -> Mapping[str, Any]:
-    return types.MappingProxyType(dict(items))
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayConfig:
-    prefix: str = "/_consent"
-    #: peers whose X-Forwarded-For is believed (IPs or CIDRs); everything else is the visitor itself
-    trusted_proxies: tuple[str, ...] = ()
-    #: a trusted_proxies list that holds every address lets any visitor forge its IP and scheme, so it is
-    #: refused unless this says it is meant (a gateway reachable only through its load balancer)
-    trusted_proxies_allow_all: bool = False
-    #: the embedded store, the generated signing key and the spool live here
-    data_dir: str = "consent-data"
-    #: names this process in the log's hash chains; empty → host name and process id
-    instance_id: str = ""
-    #: cookies the catalog does not know: "allow" (counted by name) or "block"
-    unknown_cookies: Literal["allow", "block"] = "allow"
-    #: categories refused without asking when a visitor sends Sec-GPC: 1 and has made no choice
-    gpc_refuses: tuple[str, ...] = ("marketing",)
-    max_body_bytes: int = 16_384
-    #: consent POSTs per client address: a burst, then this many a minute (429 past it; 0 → no limit)
-    consent_rate_per_minute: int = 30
-    consent_rate_burst: int = 10
-    rewrite_max_buffer_bytes: int = 65_536
-    #: hosts that are the site's own besides its registrable domain ("static.example-cdn.net", "*.example.org")
-    first_party_hosts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CookieConfig:
-    name: str = "cg_consent"
-    #: empty → host-only cookie
-    domain: str = ""
-    #: "auto" sets Secure when the request came over HTTPS
-    secure: Literal["auto", "always", "never"] = "auto"
-    same_site: Literal["lax", "strict"] = "lax"
-    accept_max_age_days: int = 395  # ~13 months (CNIL)
-    refuse_max_age_days: int = 182  # ~6 months (CNIL)
-    clock_skew_seconds: int = 300
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyConfig:
-    #: bump to ask every visitor again
-    version: str = "1"
-    privacy_policy_url: str = "/privacy"
-
-
-@dataclass(frozen=True, slots=True)
-class Category:
-    id: str
-    required: bool = False
-    label: Mapping[str, str] = field(default_factory=dict)
-    description: Mapping[str, str] = field(default_factory=dict)
-
-
-#: third parties nobody classified (see thirdparty.py): added to any category list that lacks it
-UNCLASSIFIED_CATEGORY = Category(
-    id="unclassified",
-    label=_frozen_map(
-        fr="Autres services non encore décrits par ce site", en="Other services not yet described by this site"
-    ),
-    description=_frozen_map(
-        fr="Contenus et scripts de tiers que ce site n'a pas encore classés. Ils restent bloqués sans votre accord.",
-        en="Third-party content and scripts this site has not classified yet. They stay blocked without your consent.",
-    ),
-)
-
-DEFAULT_CATEGORIES = (
-    Category(
-        id="necessary",
-        required=True,
-        label=_frozen_map(fr="Strictement nécessaires", en="Strictly necessary"),
-        description=_frozen_map(
-            fr="Indispensables au fonctionnement du site et à la mémorisation de vos choix.",
-            en="Needed for the site to work and to remember your choices.",
-        ),
-    ),
-    Category(
-        id="analytics",
-        label=_frozen_map(fr="Mesure d'audience", en="Analytics"),
-        description=_frozen_map(
-            fr="Comptent les visites et les pages vues pour mesurer la fréquentation du site.",
-            en="Count visits and page views to measure the site's audience.",
-        ),
-    ),
-    # Recording a visit is not measuring an audience (CNIL): its own purpose, so allowing analytics never
-    # lets a tool replay the visitor's clicks and keystrokes.
-    Category(
-        id="session-replay",
-        label=_frozen_map(fr="Enregistrement de session", en="Session recording"),
-        description=_frozen_map(
-            fr="Enregistrent vos clics, mouvements de souris, défilements et saisies pour rejouer votre visite "
-            "et étudier l'ergonomie du site.",
-            en="Record your clicks, mouse movements, scrolling and keystrokes to replay your visit and study "
-            "how usable the site is.",
-        ),
-    ),
-    Category(
-        id="marketing",
-        label=_frozen_map(fr="Marketing", en="Marketing"),
-        description=_frozen_map(
-            fr="Permettent de vous montrer des publicités et des contenus de tiers (vidéos, réseaux sociaux).",
-            en="Let third parties show you ads and embedded content (videos, social networks).",
-        ),
-    ),
-    Category(
-        id="preferences",
-        label=_frozen_map(fr="Préférences", en="Preferences"),
-        description=_frozen_map(
-            fr="Retiennent vos réglages, comme la langue ou la région.",
-            en="Remember your settings, such as language or region.",
-        ),
-    ),
-    UNCLASSIFIED_CATEGORY,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class AllowedHost:
-    #: "cdn.example.net" (and its subdomains), "*.example.net" (subdomains only) or "host/path/" (that path)
-    host: str
-    #: why this third party is functional: shown to the privacy team, required
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ThirdPartiesConfig:
-    #: hosts neither the site's own nor classified, in opt-in regions: "hold" until "accept all", "report"
-    #: (let through and count), "allow" (let through, not even counted)
-    unknown: Literal["hold", "report", "allow"] = "hold"
-    #: functional third parties of the site, each with its reason
-    allow: tuple[AllowedHost, ...] = ()
-    #: built-in allow-list entries that are off until the owner opts in ("google-fonts", "recaptcha"…)
-    enable: tuple[str, ...] = ()
-    #: built-in allow-list entries the owner does not want ("jsdelivr"…)
-    disable: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
-    #: "sqlite:///path/to/consent.db", "redis://host:6379/0" or "postgresql://user@host/db";
-    #: empty → SQLite in the data folder
-    url: str = ""
-    #: empty → "<data_dir>/spool"
-    spool_path: str = ""
-    timeout_seconds: float = 2.0
-    batch_max_events: int = 512
-    batch_max_delay_ms: float = 2.0
-    #: where the gateway writes its signed checkpoint of every chain head; empty → "<data_dir>/checkpoint.json"
-    checkpoint_path: str = ""
-    #: how often (0: never)
-    checkpoint_interval_seconds: float = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class PrivacyConfig:
-    ip_mode: Literal["full", "truncated", "hashed"] = "truncated"
-    ipv4_prefix: int = 24
-    ipv6_prefix: int = 48
-    #: a MaxMind .mmdb file; empty → a GeoLite2 database shipped by an installed package, else no country
-    geoip_database: str = ""
-    #: keep the query string of the page path recorded with each event
-    keep_query: bool = False
-    #: treat Do Not Track (DNT: 1) like Global Privacy Control: it refuses `gateway.gpc_refuses`
-    honour_dnt: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionConfig:
-    events_days: int = 395
-    ip_days: int = 90
-
-
-@dataclass(frozen=True, slots=True)
-class RegionsConfig:
-    #: "opt-in" asks before any tracker; "opt-out" allows until refused; "none" shows no banner
-    default: Literal["opt-in", "opt-out", "none"] = "opt-in"
-    #: visitors whose country is unknown (no GeoIP, private IP) — the safe default is opt-in
-    unknown: Literal["opt-in", "opt-out", "none"] = "opt-in"
-    #: ISO country code → mode
-    countries: Mapping[str, Literal["opt-in", "opt-out", "none"]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class BannerConfig:
-    default_language: str = "fr"
-    languages: tuple[str, ...] = LANGUAGES
-    position: Literal["bottom", "center", "bottom-left", "bottom-right"] = "bottom"
-    reopen_position: Literal["bottom-left", "bottom-right", "hidden"] = "bottom-left"
-    #: Google Consent Mode v2: "basic" holds Google tags back until consent; "advanced" lets them load denied
-    consent_mode: Literal["basic", "advanced"] = "basic"
-    consent_mode_signals: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: _frozen_map(
-            analytics=("analytics_storage",),
-            marketing=("ad_storage", "ad_user_data", "ad_personalization"),
-            preferences=("functionality_storage", "personalization_storage"),
-        )
-    )
-    #: CSS custom properties without the --cg- prefix, e.g. accent = "#1d4ed8"
-    theme: Mapping[str, str] = field(default_factory=dict)
-    #: language → text key → text; adds languages and overrides built-in texts
-    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    #: vendor ids listed in the second layer (the vendors the site really uses); empty lists the whole catalog
-    vendors: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class AdminUser:
-    name: str
-    #: argon2 ("$argon2id$…") or scrypt ("scrypt$…"); `consent-gateway admin hash-password` makes one
-    password_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class AdminConfig:
-    enabled: bool = True
-    users: tuple[AdminUser, ...] = ()
-    #: environment variable holding comma-separated API tokens
-    tokens_env: str = "CONSENT_GATEWAY_ADMIN_TOKENS"
-    session_idle_minutes: int = 30
-    session_max_hours: int = 12
-    login_max_failures: int = 5
-    lockout_minutes: int = 15
-    #: empty → "<data_dir>/admin-audit.jsonl"
-    audit_log: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyConfig:
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 30.0
-    max_connections: int = 100
-    websocket: bool = True
-    #: send the visitor's Host header upstream instead of the upstream's own
-    preserve_host: bool = False
-    #: request heads past these answer 431 (a second Host or Transfer-Encoding line answers 400)
-    max_header_bytes: int = 32_768
-    max_headers: int = 100
-    #: a request body with no byte for this long, or not whole after the second, answers 408
-    body_idle_timeout_seconds: float = 30.0
-    request_timeout_seconds: float = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    gateway: GatewayConfig = GatewayConfig()
-    cookie: CookieConfig = CookieConfig()
-    policy: PolicyConfig = PolicyConfig()
-    categories: tuple[Category, ...] = DEFAULT_CATEGORIES
-    #: the site's [[vendors]] tables, checked against VendorRule's fields; merged by catalog.Catalog.merged
-    vendors: tuple[Mapping[str, Any], ...] = ()
-    third_parties: ThirdPartiesConfig = ThirdPartiesConfig()
-    store: StoreConfig = StoreConfig()
-    privacy: PrivacyConfig = PrivacyConfig()
-    retention: RetentionConfig = RetentionConfig()
-    regions: RegionsConfig = RegionsConfig()
-    banner: BannerConfig = BannerConfig()
-    admin: AdminConfig = AdminConfig()
-    proxy: ProxyConfig = ProxyConfig()
-    #: the file this came from, if any
-    source: str | None = None
-
-    @property
-    def data_path(self) -> Path:
-        return Path(self.gateway.data_dir)
-
-    @property
-    def store_url(self) -> str:
-        return self.store.url or f"sqlite:///{self.data_path / 'consent.db'}"
-
-    @property
-    def spool_path(self) -> Path:
-        return Path(self.store.spool_path) if self.store.spool_path else self.data_path / "spool"
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return Path(self.store.checkpoint_path) if self.store.checkpoint_path else self.data_path / "checkpoint.json"
-
-    @property
-    def category_ids(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.categories)
-
-    @property
-    def required_categories(self) -> frozenset[str]:
-        return frozenset(c.id for c in self.categories if c.required)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -355,12 +108,12 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None, text: st
         # third parties nobody classified need a category the visitor can grant ("accept all")
         values["categories"] = (*categories, UNCLASSIFIED_CATEGORY)
     config = Config(**values, source=source)
-    loader.check_semantics(config)
+    check_config(config, loader)
     return config
 
 
 class _Loader(TableReader):
-    """The generic table reading, plus what only this file's sections need: vendors and cross-checks."""
+    """The generic table reading, plus what only the [[vendors]] tables need."""
 
     def vendors(self, tables: Any) -> tuple[Mapping[str, Any], ...]:
         from .catalog_schema import vendor_fields  # the one vendor validation, shared with the catalog
@@ -377,94 +130,3 @@ class _Loader(TableReader):
             except ConfigError as exc:
                 raise self.error(exc.key, exc.message) from None
         return tuple(checked)
-
-    def check_semantics(self, config: Config) -> None:
-        prefix = config.gateway.prefix
-        if not prefix.startswith("/") or prefix.endswith("/") or len(prefix) < 2:
-            raise self.error("gateway.prefix", f"must start with '/' and not end with one, got {prefix!r}")
-        for index, network in enumerate(config.gateway.trusted_proxies):
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise self.error(f"gateway.trusted_proxies[{index}]", f"not an IP or CIDR: {network!r}") from None
-        proxies = [ipaddress.ip_network(n, strict=False) for n in config.gateway.trusted_proxies]
-        if covers_every_address(proxies) and not config.gateway.trusted_proxies_allow_all:
-            raise self.error(
-                "gateway.trusted_proxies",
-                "covers every address, so any visitor could forge its IP and scheme; list your proxies, or set "
-                "gateway.trusted_proxies_allow_all = true if only your load balancer can reach the gateway",
-            )
-        ids = [c.id for c in config.categories]
-        if len(set(ids)) != len(ids):
-            raise self.error("categories", f"duplicate category id in {ids}")
-        if not any(c.required for c in config.categories):
-            raise self.error("categories", "one category must be required = true (strictly necessary)")
-        for index, category in enumerate(config.categories):
-            if not re.fullmatch(r"[a-z][a-z0-9_-]*", category.id):
-                raise self.error(f"categories[{index}].id", f"use lowercase letters, digits, - or _: {category.id!r}")
-        for name in config.gateway.gpc_refuses:
-            if name not in ids:
-                raise self.error("gateway.gpc_refuses", f"unknown category {name!r} (known: {', '.join(ids)})")
-        for name in config.banner.consent_mode_signals:
-            if name not in ids:
-                raise self.error(f"banner.consent_mode_signals.{name}", f"unknown category (known: {', '.join(ids)})")
-        for index, table in enumerate(config.vendors):
-            vendor_category = table.get("category")
-            if vendor_category is not None and vendor_category not in ids:
-                raise self.error(f"vendors[{index}].category", f"unknown category {vendor_category!r}")
-        self.check_third_parties(config)
-        if config.banner.default_language not in config.banner.languages:
-            raise self.error("banner.default_language", f"must be one of banner.languages {config.banner.languages}")
-        for key, minimum in (
-            ("cookie.accept_max_age_days", 1),
-            ("cookie.refuse_max_age_days", 1),
-            ("gateway.max_body_bytes", 64),
-            ("gateway.rewrite_max_buffer_bytes", 1024),
-            ("retention.events_days", 1),
-            ("retention.ip_days", 0),
-            ("store.checkpoint_interval_seconds", 0),
-            ("gateway.consent_rate_per_minute", 0),
-            ("gateway.consent_rate_burst", 1),
-            ("proxy.max_header_bytes", 1024),
-            ("proxy.max_headers", 8),
-            ("proxy.body_idle_timeout_seconds", 0.1),
-            ("proxy.request_timeout_seconds", 0.1),
-        ):
-            section, name = key.split(".")
-            if getattr(getattr(config, section), name) < minimum:
-                raise self.error(key, f"must be at least {minimum}")
-        if not 0 <= config.privacy.ipv4_prefix <= 32:
-            raise self.error("privacy.ipv4_prefix", "must be between 0 and 32")
-        if not 0 <= config.privacy.ipv6_prefix <= 128:
-            raise self.error("privacy.ipv6_prefix", "must be between 0 and 128")
-        url = config.store.url
-        if url and not url.startswith(
-            ("sqlite:///", "redis://", "rediss://", "unix://", "postgresql://", "postgres://")
-        ):
-            raise self.error(
-                "store.url", f"expected sqlite:///path, redis://host:port/db or postgresql://user@host/db, got {url!r}"
-            )
-
-    def check_third_parties(self, config: Config) -> None:
-        """Host patterns are checked here; names of built-in allow-list entries by `thirdparty` (which
-        reads that list)."""
-        for index, pattern in enumerate(config.gateway.first_party_hosts):
-            problem = check_host_pattern(pattern)
-            if problem or "/" in pattern:
-                raise self.error(f"gateway.first_party_hosts[{index}]", problem or f"a host, not a URL: {pattern!r}")
-        for index, item in enumerate(config.third_parties.allow):
-            problem = check_host_pattern(item.host)
-            if problem:
-                raise self.error(f"third_parties.allow[{index}].host", problem)
-            if not item.reason.strip():
-                raise self.error(f"third_parties.allow[{index}].reason", "say why this third party is functional")
-
-
-def check_host_pattern(pattern: str) -> str | None:
-    """Why a first-party or allow-list host pattern is unusable, or None when it is fine."""
-    host, _, _ = pattern.partition("/")
-    if not host or host != host.strip() or any(c in host for c in " :@?#\\"):
-        return f"expected a host such as 'cdn.example.com' or '*.example.com', got {pattern!r}"
-    if "*" in host.removeprefix("*."):
-        return f"'*' is only allowed as a leading '*.' label: {pattern!r}"
-    return None
