@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from consent_gateway.errors import ConfigError, StoreUnavailable
 from consent_gateway.events import (
     ChainHead,
-    ChainVerifier,
     ConsentEvent,
     LogKeys,
     anchor_text,
@@ -36,7 +35,6 @@ from consent_gateway.events import (
     erase_personal,
 )
 from consent_gateway.store.base import (
-    FORGED_ANCHOR,
     STAT_GROUPS,
     Checkpoint,
     EventFilter,
@@ -46,7 +44,6 @@ from consent_gateway.store.base import (
     VerifyResult,
     decode_cursor,
     encode_cursor,
-    unproven_by,
 )
 from consent_gateway.store.sqlite_schema import (
     GROUP_EXPR,
@@ -59,6 +56,7 @@ from consent_gateway.store.sqlite_schema import (
     to_row,
     where_clause,
 )
+from consent_gateway.store.sqlite_verify import verify_chains
 
 __all__ = ["MIGRATIONS", "SQLiteConsentLog", "path_from_url"]
 
@@ -357,55 +355,7 @@ class SQLiteConsentLog:
 
     async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
         keys = self.log_keys
-
-        def run(conn: sqlite3.Connection) -> VerifyResult:
-            problems: list[tuple[str, str]] = []
-            anchors: dict[str, ChainHead] = {}
-            for inst, seq, h, mac in conn.execute("SELECT instance_id, seq, hash, mac FROM chain_anchors"):
-                anchor = ChainHead(seq=seq, hash=h)
-                if keys is not None and not keys.check(anchor_text(inst, anchor), mac):
-                    problems.append((f"{inst}@{seq}", FORGED_ANCHOR))
-                    continue  # the chain must then start at seq 1
-                anchors[inst] = anchor
-            recorded = {
-                inst: ChainHead(seq=seq, hash=h)
-                for inst, seq, h in conn.execute("SELECT instance_id, seq, hash FROM chain_heads")
-            }
-            walked: set[str] = set()
-            checked = 0
-
-            def verifier_for(instance: str) -> ChainVerifier:
-                ends = [h for h in (recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
-                return ChainVerifier(instance, anchors.get(instance), heads=ends, keys=keys)
-
-            def finish(verifier: ChainVerifier) -> None:
-                nonlocal checked
-                verifier.finish(recorded.get(verifier.instance_id), source="the log's head record")
-                verifier.finish(checkpoint.heads.get(verifier.instance_id) if checkpoint else None)
-                checked += verifier.checked
-                problems.extend(verifier.problems)
-
-            # One sorted pass over every chain (no per-chain scan: restarts may leave many chains).
-            current: ChainVerifier | None = None
-            for row in _iter_rows(conn, f"{SELECT} ORDER BY instance_id, seq, rowid_", ()):
-                event = from_row(row)
-                if current is None or event.instance_id != current.instance_id:
-                    if current is not None:
-                        finish(current)
-                    current = verifier_for(event.instance_id)
-                    walked.add(event.instance_id)
-                current.feed(event)
-            if current is not None:
-                finish(current)
-            # Chains the log's head records or the checkpoint know of but which have no event left.
-            instances = walked | set(recorded) | set(checkpoint.heads if checkpoint else ())
-            for instance in sorted(instances - walked):
-                finish(verifier_for(instance))
-            return VerifyResult.of(
-                problems, events_checked=checked, chains=len(instances), unproven=unproven_by(checkpoint, keys)
-            )
-
-        return await self._read("verify", run)
+        return await self._read("verify", lambda conn: verify_chains(conn, keys, checkpoint))
 
     async def health(self) -> dict[str, Any]:
         try:
@@ -428,9 +378,3 @@ def _erasures_of(conn: sqlite3.Connection, consent_ids: set[str]) -> dict[str, i
 
 def _fetch_all(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any]) -> list[Any]:
     return conn.execute(sql, params).fetchall()
-
-
-def _iter_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    cur = conn.execute(sql, params)
-    while rows := cur.fetchmany(1000):
-        yield from rows
