@@ -39,6 +39,27 @@ class EventFilter:
     policy_version: str | None = None
     consent_id: str | None = None
 
+    def sql_conditions(self) -> list[tuple[str, str, Any]]:
+        """``(column, operator, value)`` of every set filter but the category, for the SQL backends (each
+        writes its own placeholders and its own category test)."""
+        conditions: list[tuple[str, str, Any]] = [
+            (column, "=", value)
+            for column, value in (
+                ("action", self.action),
+                ("country", self.country),
+                ("browser_family", self.browser),
+                ("device_type", self.device),
+                ("policy_version", self.policy_version),
+                ("consent_id", self.consent_id),
+            )
+            if value is not None
+        ]
+        if self.since_ms is not None:
+            conditions.append(("timestamp_ms", ">=", self.since_ms))
+        if self.until_ms is not None:
+            conditions.append(("timestamp_ms", "<", self.until_ms))
+        return conditions
+
     def matches(self, event: ConsentEvent) -> bool:
         """The same selection in Python (the Redis backend filters this way; tests compare both)."""
         return (

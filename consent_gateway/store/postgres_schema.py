@@ -214,24 +214,9 @@ def where_clause(filters: EventFilter) -> tuple[str, list[Any]]:
     """The WHERE of ``filters`` over ``events`` (each filter has an index: see the first migration)."""
     clauses: list[str] = []
     params: list[Any] = []
-    simple = (
-        ("action", filters.action),
-        ("country", filters.country),
-        ("browser_family", filters.browser),
-        ("device_type", filters.device),
-        ("policy_version", filters.policy_version),
-        ("consent_id", filters.consent_id),
-    )
-    for column, value in simple:
-        if value is not None:
-            clauses.append(f"e.{column} = %s")
-            params.append(value)
-    if filters.since_ms is not None:
-        clauses.append("e.timestamp_ms >= %s")
-        params.append(filters.since_ms)
-    if filters.until_ms is not None:
-        clauses.append("e.timestamp_ms < %s")
-        params.append(filters.until_ms)
+    for column, op, value in filters.sql_conditions():
+        clauses.append(f"e.{column} {op} %s")
+        params.append(value)
     if filters.category is not None:
         clauses.append("e.categories @> %s::jsonb")
         params.append(_json({filters.category: True}))

@@ -168,24 +168,9 @@ def from_row(row: Sequence[Any]) -> ConsentEvent:
 def where_clause(filters: EventFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
-    simple = (
-        ("action", filters.action),
-        ("country", filters.country),
-        ("browser_family", filters.browser),
-        ("device_type", filters.device),
-        ("policy_version", filters.policy_version),
-        ("consent_id", filters.consent_id),
-    )
-    for column, value in simple:
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if filters.since_ms is not None:
-        clauses.append("timestamp_ms >= ?")
-        params.append(filters.since_ms)
-    if filters.until_ms is not None:
-        clauses.append("timestamp_ms < ?")
-        params.append(filters.until_ms)
+    for column, op, value in filters.sql_conditions():
+        clauses.append(f"{column} {op} ?")
+        params.append(value)
     if filters.category is not None:
         clauses.append("EXISTS (SELECT 1 FROM json_each(events.categories) WHERE key = ? AND value = 1)")
         params.append(filters.category)
