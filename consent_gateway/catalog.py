@@ -18,6 +18,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from typing import Any, ClassVar, Protocol
 
@@ -40,11 +41,13 @@ _SCHEME_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
 
 
+@lru_cache(maxsize=_URL_CACHE_MAX_ENTRIES)
 def split_url(raw: str) -> tuple[str, str, str]:
     """(host, path, query) of a URL as a browser would load it from an attribute value.
 
     The value is entity-decoded, stripped, and cleaned of tab/newline like the URL parser does; backslashes
-    count as slashes. A relative URL has an empty host (it loads from the page's own host).
+    count as slashes. A relative URL has an empty host (it loads from the page's own host). Cached: one tag's
+    URL is split by the catalog lookup of each tag kind, then again for its host (third-party classification).
     """
     if "&" in raw:
         raw = html.unescape(raw)
@@ -185,6 +188,9 @@ class Catalog:
         #: the Set-Cookie filter's fallback for names no vendor claims (None: catalog entries only)
         self.cookie_database = cookie_database
         self._url_cache: dict[tuple[str, str], VendorRule | None] = {}
+        #: (kind, host) -> the host patterns of every label run of the host, in lookup order: most hosts of a
+        #: page name none, and one host serves many URLs (each URL still checks its path and query)
+        self._host_candidates: dict[tuple[str, str], tuple[_HostPattern, ...]] = {}
         signatures: dict[str, VendorRule] = {}
         for vendor in self.vendors.values():
             for kind, field in URL_KINDS.items():
@@ -278,17 +284,9 @@ class Catalog:
     def _match(self, kind: str, host: str, path: str, query: str) -> VendorRule | None:
         best: _HostPattern | None = None
         if host:
-            table = self._hosts[kind]
-            labels = host.split(".")
-            count = len(labels)
-            for start in range(count):
-                for end in range(start + 1, count + 1):
-                    candidates = table.get(".".join(labels[start:end]))
-                    if candidates is None:
-                        continue
-                    for pattern in candidates:
-                        if (best is None or pattern.weight > best.weight) and pattern.matches(path, query):
-                            best = pattern
+            for pattern in self._candidates(kind, host):
+                if (best is None or pattern.weight > best.weight) and pattern.matches(path, query):
+                    best = pattern
         if best is not None:
             return best.vendor
         if path and self._paths:
@@ -296,6 +294,26 @@ class Catalog:
                 if path.endswith(suffix):
                     return vendor
         return None
+
+    def _candidates(self, kind: str, host: str) -> tuple[_HostPattern, ...]:
+        key = (kind, host)
+        cache = self._host_candidates
+        found = cache.get(key)
+        if found is not None:
+            return found
+        table = self._hosts[kind]
+        labels = host.split(".")
+        count = len(labels)
+        gathered: list[_HostPattern] = []
+        for start in range(count):
+            for end in range(start + 1, count + 1):
+                candidates = table.get(".".join(labels[start:end]))
+                if candidates is not None:
+                    gathered.extend(candidates)
+        if len(cache) >= _URL_CACHE_MAX_ENTRIES:
+            cache.clear()
+        found = cache[key] = tuple(gathered)
+        return found
 
     def scan_strings(self) -> tuple[list[bytes], list[bytes]]:
         """(host and path strings, inline signatures) for a native scanner: the same strings the pure-Python
