@@ -10,12 +10,12 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from consent_gateway.events import ChainHead, ConsentEvent, LogKeys
+from consent_gateway.events import ChainHead, ChainVerifier, ConsentEvent, LogKeys, anchor_text
 
 FORGED_ANCHOR = "forged purge anchor: its MAC does not verify, so the events before it were not purged by retention"
 OUTSIDE_CHAINS = "event outside any chain: no writer's chain holds it, so nothing proves it was recorded"
@@ -288,3 +288,55 @@ class ConsentLog(Protocol):
 
     async def health(self) -> dict[str, Any]:
         """``{"backend": …, "ok": bool, "events": int, …}`` for ``/_consent/health`` and the dashboard."""
+
+
+class ChainWalk:
+    """One sorted pass over every chain of a log (events ordered by instance, then seq), the way the SQL
+    backends verify: each chain checked from its purge anchor (whose MAC must verify) to the log's head record
+    and the checkpoint's head; chains those know of but which have no event left are checked too."""
+
+    def __init__(self, anchor_rows: Iterable[tuple[str, int, str, str]], recorded: dict[str, ChainHead],
+                 keys: LogKeys | None, checkpoint: Checkpoint | None) -> None:
+        self._keys, self._checkpoint, self._recorded = keys, checkpoint, recorded
+        self._problems: list[tuple[str, str]] = []
+        self._anchors: dict[str, ChainHead] = {}
+        for inst, seq, h, mac in anchor_rows:
+            anchor = ChainHead(seq=int(seq), hash=h)
+            if keys is not None and not keys.check(anchor_text(inst, anchor), mac):
+                self._problems.append((f"{inst}@{seq}", FORGED_ANCHOR))
+                continue  # the chain must then start at seq 1
+            self._anchors[inst] = anchor
+        self._walked: set[str] = set()
+        self._checked = 0
+        self._current: ChainVerifier | None = None
+
+    def feed(self, event: ConsentEvent) -> None:
+        current = self._current
+        if current is None or event.instance_id != current.instance_id:
+            if current is not None:
+                self._finish(current)
+            current = self._current = self._verifier_for(event.instance_id)
+            self._walked.add(event.instance_id)
+        current.feed(event)
+
+    def result(self) -> VerifyResult:
+        if self._current is not None:
+            self._finish(self._current)
+            self._current = None
+        checkpoint = self._checkpoint
+        instances = self._walked | set(self._recorded) | set(checkpoint.heads if checkpoint else ())
+        for instance in sorted(instances - self._walked):
+            self._finish(self._verifier_for(instance))
+        return VerifyResult.of(self._problems, events_checked=self._checked, chains=len(instances),
+                               unproven=unproven_by(checkpoint, self._keys))
+
+    def _verifier_for(self, instance: str) -> ChainVerifier:
+        checkpoint = self._checkpoint
+        ends = [h for h in (self._recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
+        return ChainVerifier(instance, self._anchors.get(instance), heads=ends, keys=self._keys)
+
+    def _finish(self, verifier: ChainVerifier) -> None:
+        verifier.finish(self._recorded.get(verifier.instance_id), source="the log's head record")
+        verifier.finish(self._checkpoint.heads.get(verifier.instance_id) if self._checkpoint else None)
+        self._checked += verifier.checked
+        self._problems.extend(verifier.problems)

@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
-from consent_gateway.events import ChainHead, ChainVerifier, LogKeys, anchor_text, event_from_values
-from consent_gateway.store.base import FORGED_ANCHOR, Checkpoint, VerifyResult, unproven_by
+from consent_gateway.events import ChainHead, LogKeys, event_from_values
+from consent_gateway.store.base import ChainWalk, Checkpoint, VerifyResult
 from consent_gateway.store.postgres_schema import SELECT
 
 Conn = psycopg.AsyncConnection[Any]
@@ -29,48 +29,12 @@ async def read_heads(conn: Conn, table: str) -> dict[str, ChainHead]:
 
 async def verify_chains(conn: Conn, keys: LogKeys | None, checkpoint: Checkpoint | None) -> VerifyResult:
     """:meth:`~consent_gateway.store.ConsentLog.verify` on one connection."""
-    problems: list[tuple[str, str]] = []
-    anchors: dict[str, ChainHead] = {}
     cur = await conn.execute("SELECT instance_id, seq, hash, mac FROM chain_anchors")
-    for inst, seq, h, mac in await cur.fetchall():
-        anchor = ChainHead(seq=int(seq), hash=h)
-        if keys is not None and not keys.check(anchor_text(inst, anchor), mac):
-            problems.append((f"{inst}@{seq}", FORGED_ANCHOR))
-            continue  # the chain must then start at seq 1
-        anchors[inst] = anchor
-    recorded = await read_heads(conn, "chain_heads")
-    walked: set[str] = set()
-    checked = 0
-
-    def verifier_for(instance: str) -> ChainVerifier:
-        ends = [h for h in (recorded.get(instance), checkpoint and checkpoint.heads.get(instance)) if h]
-        return ChainVerifier(instance, anchors.get(instance), heads=ends, keys=keys)
-
-    def finish(verifier: ChainVerifier) -> None:
-        nonlocal checked
-        verifier.finish(recorded.get(verifier.instance_id), source="the log's head record")
-        verifier.finish(checkpoint.heads.get(verifier.instance_id) if checkpoint else None)
-        checked += verifier.checked
-        problems.extend(verifier.problems)
-
-    current: ChainVerifier | None = None
+    walk = ChainWalk(await cur.fetchall(), await read_heads(conn, "chain_heads"), keys, checkpoint)
     # A server-side cursor streams every chain in one sorted pass (constant memory).
     async with conn.transaction(), conn.cursor(name="cg_verify") as stream:
         stream.itersize = _VERIFY_FETCH
         await stream.execute(f"{SELECT} ORDER BY e.instance_id, e.seq, e.event_id")
         async for row in stream:
-            event = event_from_values(row)
-            if current is None or event.instance_id != current.instance_id:
-                if current is not None:
-                    finish(current)
-                current = verifier_for(event.instance_id)
-                walked.add(event.instance_id)
-            current.feed(event)
-    if current is not None:
-        finish(current)
-    instances = walked | set(recorded) | set(checkpoint.heads if checkpoint else ())
-    for instance in sorted(instances - walked):
-        finish(verifier_for(instance))
-    return VerifyResult.of(
-        problems, events_checked=checked, chains=len(instances), unproven=unproven_by(checkpoint, keys)
-    )
+            walk.feed(event_from_values(row))
+    return walk.result()
