@@ -54,6 +54,19 @@ def check_trusted_proxies(config: Config, reader: TableReader) -> None:
         )
 
 
+def check_cookie_domain(config: Config, reader: TableReader) -> None:
+    """"" (host-only), "auto" (the request host's registrable domain) or a domain name."""
+    domain = config.cookie.domain
+    if domain in ("", "auto"):
+        return
+    if not re.fullmatch(r"\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?", domain):
+        raise reader.error(
+            "cookie.domain",
+            f'expected "" (host-only), "auto" (the registrable domain of each request) or a domain such as '
+            f'"example.org", got {domain!r}',
+        )
+
+
 def check_category_ids_are_unique(config: Config, reader: TableReader) -> None:
     ids = [c.id for c in config.categories]
     if len(set(ids)) != len(ids):
@@ -142,6 +155,7 @@ def check_store_url(config: Config, reader: TableReader) -> None:
 RULES: tuple[Callable[[Config, TableReader], None], ...] = (
     check_prefix,
     check_trusted_proxies,
+    check_cookie_domain,
     check_category_ids_are_unique,
     check_a_category_is_required,
     check_category_id_spelling,

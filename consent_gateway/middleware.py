@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -26,6 +27,7 @@ from .catalog import Catalog
 from .collect import BeaconForwarder, collect_route
 from .config import Config, load_config
 from .consent import ConsentCodec
+from .consent_cookie import host_name
 from .cookies import CookieFilter
 from .decision import Decision
 from .enrich import Enricher
@@ -38,7 +40,7 @@ from .store import ConsentLog, EventRecorder, open_log
 from .store.keeper import LogKeeper
 from .store.proof import CheckpointWriter, load_checkpoint_key, load_log_keys
 from .thirdparty import site_catalog
-from .visitor import DECISION_SCOPE_KEY, VisitorReader
+from .visitor import DECISION_SCOPE_KEY, REPAIR_SCOPE_KEY, VisitorReader
 
 #: Google tags that honour Consent Mode: in "advanced" mode they load before consent, with every signal
 #: denied by the banner's `consent default`, and send only cookieless pings until `consent update`.
@@ -171,11 +173,28 @@ class ConsentGateway:
             decision = self.visitors.read(scope)
             scope[DECISION_SCOPE_KEY] = decision
             _drop_range_for_html(scope)
+            if REPAIR_SCOPE_KEY in scope:
+                send = self._repairing(scope, send)
             await self.app(scope, receive, Responder(scope, decision, send, self.cookie_filter, self.rewriters).send)
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    def _repairing(self, scope: Scope, send: Send) -> Send:
+        """The browser sent the consent cookie twice: the response leaves it once (rare: not on the hot path)."""
+        cookie = self.visitors.cookie
+        host = host_name(_header(scope, b"host") or "")
+        repair = cookie.repair(
+            scope[REPAIR_SCOPE_KEY], host, secure=cookie.secure(scope.get("scheme")), now=time.time()
+        )
+
+        async def send_repaired(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *repair]}
+            await send(message)
+
+        return send_repaired
 
     def read_decision(self, scope: Scope) -> Decision:
         decision: Decision | None = scope.get(DECISION_SCOPE_KEY)

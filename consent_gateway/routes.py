@@ -24,6 +24,7 @@ from .catalog import Catalog
 from .choice_body import ChoiceBody
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
+from .consent_cookie import NO_COOKIE, CookieReading, host_name
 from .cookies import expiring_set_cookies
 from .csrf import is_same_origin, split_header_url
 from .enrich import UA_MAX_CHARS, Enricher
@@ -47,12 +48,6 @@ _PUBLIC_STORE_FIELDS = ("backend", "ok", "durable")
 def new_event_id(now_ms: int) -> str:
     """Time-ordered and unique: 48 bits of milliseconds, then 80 random bits (like a UUIDv7)."""
     return f"{now_ms:012x}{os.urandom(10).hex()}"
-
-
-def _host_name(host_header: str) -> str:
-    """The host name of a `Host` header, empty when it is malformed (`[`), lower-cased, without port."""
-    parts = split_header_url(f"//{host_header}")
-    return (parts.hostname or "") if parts else ""
 
 
 class ConsentAPI:
@@ -116,9 +111,12 @@ class ConsentAPI:
 
     # -- helpers
 
-    def _record(self, request: Request) -> ConsentRecord | None:
+    def _reading(self, request: Request) -> CookieReading:
         header = request.headers.get("cookie")
-        return self.visitors.record_from_cookie(header) if header else None
+        return self.visitors.read_cookie(header) if header else NO_COOKIE
+
+    def _record(self, request: Request) -> ConsentRecord | None:
+        return self._reading(request).record
 
     def _refusal_signal(self, request: Request) -> bool:
         """Global Privacy Control, or Do Not Track where `[privacy] honour_dnt` says to treat it the same."""
@@ -127,32 +125,26 @@ class ConsentAPI:
         return self.config.privacy.honour_dnt and request.headers.get("dnt", "").strip() == "1"
 
     def _secure(self, request: Request) -> bool:
-        mode = self.config.cookie.secure
-        return mode == "always" or (mode == "auto" and request.scope.get("scheme") == "https")
+        return self.visitors.cookie.secure(request.scope.get("scheme"))
 
-    def _set_consent_cookie(self, response: Response, request: Request, value: str, max_age: int) -> None:
-        cookie = self.config.cookie
-        response.set_cookie(
-            cookie.name,
-            value,
-            max_age=max_age,
-            path="/",
-            domain=cookie.domain or None,
-            secure=self._secure(request),
-            httponly=True,
-            samesite=cookie.same_site,
+    def _host(self, request: Request) -> str:
+        return host_name(request.headers.get("host", ""))
+
+    def _set_consent_cookie(
+        self, response: Response, request: Request, value: str, max_age: int, *, repair: bool = False
+    ) -> None:
+        response.raw_headers += self.visitors.cookie.write(
+            value, max_age, self._host(request), secure=self._secure(request), exclusive=repair
         )
 
     def _clear_consent_cookie(self, response: Response, request: Request) -> None:
-        cookie = self.config.cookie
-        response.delete_cookie(
-            cookie.name,
-            path="/",
-            domain=cookie.domain or None,
-            secure=self._secure(request),
-            httponly=True,
-            samesite=cookie.same_site,
-        )
+        response.raw_headers += self.visitors.cookie.clear(self._host(request), secure=self._secure(request))
+
+    def _repair(self, response: Response, request: Request, reading: CookieReading) -> None:
+        if reading.duplicated:
+            response.raw_headers += self.visitors.cookie.repair(
+                reading, self._host(request), secure=self._secure(request), now=time.time()
+            )
 
     def _expire_cookies(
         self,
@@ -166,7 +158,7 @@ class ConsentAPI:
             return
         response.raw_headers += expiring_set_cookies(
             request.headers.get("cookie", ""),
-            _host_name(request.headers.get("host", "")),
+            self._host(request),
             self.catalog,
             refused=refused,
             vendors_refused=vendors_refused,
@@ -225,9 +217,10 @@ class ConsentAPI:
     # -- endpoints
 
     async def state(self, request: Request) -> Response:
-        record = self._record(request)
+        reading = self._reading(request)
+        record = reading.record
         gpc = self._refusal_signal(request)
-        return JSONResponse(
+        response = JSONResponse(
             {
                 "consent": record.to_json() if record else None,
                 "gpc": gpc,
@@ -235,6 +228,8 @@ class ConsentAPI:
             },
             headers={"Cache-Control": "no-store"},
         )
+        self._repair(response, request, reading)
+        return response
 
     async def choices(self, request: Request) -> Response:
         if request.method == "DELETE":
@@ -257,7 +252,8 @@ class ConsentAPI:
         choices, vendors = self.choice_body.parse(data)
         gpc = self._refusal_signal(request)
         gpc_narrowed = gpc and data.get("action") == "accept_all" and self._apply_gpc(choices)
-        previous = self._record(request)
+        reading = self._reading(request)
+        previous = reading.record
         now = time.time()
         record = ConsentRecord(
             consent_id=previous.consent_id if previous else new_consent_id(),
@@ -276,17 +272,17 @@ class ConsentAPI:
             raise APIError(
                 503, "consent_not_recorded", "your choice could not be recorded; nothing was enabled, please retry"
             )
-        return self._choice_response(request, record, previous, durable=durable)
+        return self._choice_response(request, record, durable=durable, repair=reading.duplicated)
 
-    def _choice_response(
-        self, request: Request, record: ConsentRecord, previous: ConsentRecord | None, *, durable: bool
-    ) -> Response:
+    def _choice_response(self, request: Request, record: ConsentRecord, *, durable: bool, repair: bool) -> Response:
         """The recorded choice, its cookie, and the expiry of cookies a narrowed choice no longer allows."""
         body = record.to_json()
         body["receipt_url"] = f"{self.config.gateway.prefix}/receipt"
         body["recorded"] = durable
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
-        self._set_consent_cookie(response, request, self.codec.encode(record), record.max_age_seconds(self.config))
+        self._set_consent_cookie(
+            response, request, self.codec.encode(record), record.max_age_seconds(self.config), repair=repair
+        )
         # Every refusal, not only a narrowing: a first "reject all", a refusal after a policy change (the old
         # choice no longer counts) or in an opt-out region (trackers ran before it) leaves cookies behind.
         refused = {c for c in self.optional_categories if not record.choices.get(c)}
@@ -331,7 +327,8 @@ class ConsentAPI:
         return response
 
     async def receipt(self, request: Request) -> Response:
-        record = self._record(request)
+        reading = self._reading(request)
+        record = reading.record
         if record is None:
             raise APIError(404, "no_consent", "this browser has no recorded consent")
         await self.keeper.ensure_started()
@@ -340,7 +337,7 @@ class ConsentAPI:
         except Exception:
             logger.exception("receipt: the consent log did not answer")
             raise APIError(503, "store_unavailable", "your history cannot be read right now, please retry") from None
-        return JSONResponse(
+        response = JSONResponse(
             {
                 "consent_id": record.consent_id,
                 "current": record.to_json(),
@@ -351,6 +348,8 @@ class ConsentAPI:
                 "Content-Disposition": f'inline; filename="consent-{record.consent_id}.json"',
             },
         )
+        self._repair(response, request, reading)
+        return response
 
     async def _store_state(self) -> dict[str, Any]:
         """The log's health as anyone may see it: backend, ok, durable; never a path, URL or error text.

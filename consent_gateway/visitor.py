@@ -2,7 +2,9 @@
 
 This runs on every proxied request, so it does the least it can: one pass over the headers, a cached
 cookie verification (see `consent.ConsentCodec`), and a GeoIP lookup only when region rules differ by
-country. Anything in doubt — no cookie, a bad one, two of them — yields the "nothing granted" decision.
+country. Anything in doubt — no cookie, a bad one — yields the "nothing granted" decision. Two consent
+cookies (a host-only one and a domain-wide one) are counted and read as the newest valid one; the scope then
+asks for a repair (see `consent_cookie`), which the middleware adds to the response.
 """
 
 from __future__ import annotations
@@ -14,27 +16,27 @@ from . import metrics
 from ._types import Scope
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord
+from .consent_cookie import ConsentCookie, CookieReading, cookie_values
 from .decision import Decision
 from .enrich import Enricher
 from .network import client_ip, parse_ip
 from .thirdparty import UNCLASSIFIED, site_of
 
+__all__ = [
+    "DECISION_SCOPE_KEY",
+    "RECORD_SCOPE_KEY",
+    "REPAIR_SCOPE_KEY",
+    "VisitorReader",
+    "cookie_values",
+    "parse_cookies",
+]
+
 DECISION_SCOPE_KEY = "consent_gateway.decision"
 RECORD_SCOPE_KEY = "consent_gateway.record"
+#: set when the browser sent the consent cookie twice: the `CookieReading` to repair in the response
+REPAIR_SCOPE_KEY = "consent_gateway.cookie_repair"
 #: distinct (region, GPC, site) decisions of undecided visitors kept; a gateway serves a few sites
 _UNDECIDED_CACHE_MAX = 1024
-
-
-def cookie_values(header: str, name: str) -> list[str]:
-    """Every value of one cookie in a Cookie header (a duplicated consent cookie is suspicious)."""
-    if name not in header:
-        return []
-    values = []
-    for part in header.split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key == name:
-            values.append(value.strip().strip('"'))
-    return values
 
 
 def parse_cookies(header: str) -> dict[str, str]:
@@ -51,6 +53,7 @@ class VisitorReader:
         self.config = config
         self.codec = codec
         self.enricher = enricher
+        self.cookie = ConsentCookie(config, codec)
         self.cookie_name = config.cookie.name
         self._cookie_name_bytes = self.cookie_name.encode("latin-1")
         self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in config.gateway.trusted_proxies)
@@ -91,7 +94,10 @@ class VisitorReader:
         site = site_of(host.decode("latin-1")) if host else self._server_site(scope)
         record = None
         if cookie_header and self._cookie_name_bytes in cookie_header:
-            record = self.record_from_cookie(cookie_header.decode("latin-1"))
+            reading = self.read_cookie(cookie_header.decode("latin-1"))
+            if reading.duplicated:
+                scope[REPAIR_SCOPE_KEY] = reading
+            record = reading.record
         if record is not None:
             scope[RECORD_SCOPE_KEY] = record
             return self.decision_for(record, gpc=gpc, site=site)
@@ -114,13 +120,14 @@ class VisitorReader:
         server = scope.get("server")
         return site_of(str(server[0])) if server else ""
 
+    def read_cookie(self, cookie_header: str) -> CookieReading:
+        reading = self.cookie.read(cookie_header)
+        if reading.duplicated:
+            metrics.inc("consent_cookie_rejected_total", reason="duplicated")
+        return reading
+
     def record_from_cookie(self, cookie_header: str) -> ConsentRecord | None:
-        values = cookie_values(cookie_header, self.cookie_name)
-        if len(values) != 1:
-            if values:
-                metrics.inc("consent_cookie_rejected_total", reason="duplicated")
-            return None
-        return self.codec.decode(values[0])
+        return self.read_cookie(cookie_header).record
 
     def decision_for(self, record: ConsentRecord, *, gpc: bool = False, site: str = "") -> Decision:
         granted = self._always_granted | {c for c, on in record.choices.items() if on}

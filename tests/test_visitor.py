@@ -9,7 +9,7 @@ from consent_gateway import metrics
 from consent_gateway.config import Config, RegionsConfig
 from consent_gateway.consent import ConsentCodec, ConsentRecord
 from consent_gateway.enrich import Enricher
-from consent_gateway.visitor import VisitorReader, cookie_values
+from consent_gateway.visitor import REPAIR_SCOPE_KEY, VisitorReader, cookie_values
 from tests.conftest import TEST_SECRET_KEYS
 
 
@@ -50,10 +50,18 @@ def test_valid_cookie_grants_its_categories_and_vendor_choices() -> None:
     assert not decision.allows_vendor("youtube", "marketing")  # refused by name
 
 
-def test_duplicated_consent_cookie_means_no_consent() -> None:
+def test_duplicated_consent_cookie_is_counted_read_as_its_valid_copy_and_marked_for_repair() -> None:
     visitor = reader()
     token = cookie_for(visitor, analytics=True)
-    decision = visitor.read(scope(("cookie", f"cg_consent={token}; cg_consent={token}")))
+    request = scope(("cookie", f"cg_consent=forged.AAAA.BBBB; cg_consent={token}"))
+    decision = visitor.read(request)
+    assert decision.explicit and "analytics" in decision.granted
+    assert metrics.value("consent_cookie_rejected_total", reason="duplicated") == 1
+    assert request[REPAIR_SCOPE_KEY].record.consent_id == "c42"
+
+
+def test_duplicated_consent_cookies_all_invalid_mean_no_consent() -> None:
+    decision = reader().read(scope(("cookie", "cg_consent=forged.AAAA.BBBB; cg_consent=x.y.z")))
     assert not decision.explicit
     assert metrics.value("consent_cookie_rejected_total", reason="duplicated") == 1
 
