@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from .config_sections import Config
 from .network import covers_every_address
@@ -55,7 +56,7 @@ def check_trusted_proxies(config: Config, reader: TableReader) -> None:
 
 
 def check_cookie_domain(config: Config, reader: TableReader) -> None:
-    """"" (host-only), "auto" (the request host's registrable domain) or a domain name."""
+    """ "" (host-only), "auto" (the request host's registrable domain) or a domain name."""
     domain = config.cookie.domain
     if domain in ("", "auto"):
         return
@@ -65,6 +66,26 @@ def check_cookie_domain(config: Config, reader: TableReader) -> None:
             f'expected "" (host-only), "auto" (the registrable domain of each request) or a domain such as '
             f'"example.org", got {domain!r}',
         )
+
+
+def check_consent_domains(config: Config, reader: TableReader) -> None:
+    """Each sister's sync URL is an absolute http(s) URL with a path, each host listed once."""
+    seen: set[str] = set()
+    for index, domain in enumerate(config.consent_domains):
+        key = f"consent_domains[{index}].sync_url"
+        url = domain.sync_url
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise reader.error(
+                key, f"expected an absolute http(s) URL such as 'https://www.example.org/_consent/sync', got {url!r}"
+            )
+        if parts.query or parts.fragment:
+            raise reader.error(key, f"no query or fragment: the gateway adds the token, got {url!r}")
+        if parts.path in ("", "/"):
+            raise reader.error(key, f"expected the path of the sister's sync route ('/_consent/sync'), got {url!r}")
+        if parts.netloc in seen:
+            raise reader.error(key, f"{parts.netloc} is listed twice")
+        seen.add(parts.netloc)
 
 
 def check_category_ids_are_unique(config: Config, reader: TableReader) -> None:
@@ -156,6 +177,7 @@ RULES: tuple[Callable[[Config, TableReader], None], ...] = (
     check_prefix,
     check_trusted_proxies,
     check_cookie_domain,
+    check_consent_domains,
     check_category_ids_are_unique,
     check_a_category_is_required,
     check_category_id_spelling,

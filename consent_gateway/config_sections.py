@@ -261,6 +261,14 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentDomain:
+    """A sister domain of the same owner, where a choice made here is carried (see `sync`)."""
+
+    #: where its gateway answers the sync hop: "https://www.example.org/_consent/sync"
+    sync_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     gateway: GatewayConfig = GatewayConfig()
     cookie: CookieConfig = CookieConfig()
@@ -276,6 +284,8 @@ class Config:
     banner: BannerConfig = BannerConfig()
     admin: AdminConfig = AdminConfig()
     proxy: ProxyConfig = ProxyConfig()
+    #: [[consent_domains]]: the owner's other registrable domains (this one may be listed too: it is skipped)
+    consent_domains: tuple[ConsentDomain, ...] = ()
     #: the file this came from, if any
     source: str | None = None
 

@@ -50,7 +50,8 @@ CONSENT_GIVEN: Final = "consent-given"  # first choice of a consent id
 CONSENT_UPDATED: Final = "consent-updated"  # a later choice of the same consent id
 CONSENT_WITHDRAWN: Final = "consent-withdrawn"  # DELETE /_consent/choices
 GPC_APPLIED: Final = "gpc-applied"  # a choice made while Sec-GPC: 1 narrowed it
-ACTIONS: Final = (CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED)
+SYNCED_FROM: Final = "synced-from"  # a choice made on a sister domain (named in referrer_host), carried here
+ACTIONS: Final = (CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, SYNCED_FROM)
 #: What `enrich` reads from a user agent into `device_type`; the dashboard and `logs --device` offer the same.
 DEVICE_TYPES: Final = ("desktop", "mobile", "tablet", "bot", "other")
 

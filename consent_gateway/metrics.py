@@ -13,6 +13,8 @@ COUNTERS: dict[str, str] = {
     "consent_events_total": "Consent events recorded, by action.",
     "consent_grants_total": "Categories granted in recorded consent events, by category.",
     "consent_cookie_rejected_total": "Consent cookies treated as no consent, by reason.",
+    "consent_sync_total": "Choices and withdrawals taken from a sister domain's sync token, by kind.",
+    "consent_sync_rejected_total": "Sync tokens not applied (forged, expired, replayed, not for here…), by reason.",
     "held_back_tags_total": "Tags held back in HTML, by vendor.",
     "dropped_cookies_total": "Set-Cookie headers dropped for lack of consent, by vendor.",
     "unknown_cookies_total": "Set-Cookie headers of cookies the catalog does not know, by name.",

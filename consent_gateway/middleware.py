@@ -39,6 +39,7 @@ from .signing import load_secret_keys
 from .store import ConsentLog, EventRecorder, open_log
 from .store.keeper import LogKeeper
 from .store.proof import CheckpointWriter, load_checkpoint_key, load_log_keys
+from .sync import SisterDomains
 from .thirdparty import site_catalog
 from .visitor import DECISION_SCOPE_KEY, REPAIR_SCOPE_KEY, VisitorReader
 
@@ -156,6 +157,7 @@ class ConsentGateway:
             codec=self.codec,
             keeper=self.keeper,
             instance_id=self.instance_id,
+            sisters=SisterDomains(config, keys),
             extra_routes=extra_routes,
         )
         self.rewriters = PageRewriters(config, self.catalog, self.banner)

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
 from . import metrics
@@ -29,10 +29,20 @@ from .cookies import expiring_set_cookies
 from .csrf import is_same_origin, split_header_url
 from .enrich import UA_MAX_CHARS, Enricher
 from .errors import APIError, SpoolError
-from .events import CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, ConsentEvent, event_to_dict
+from .events import (
+    CONSENT_GIVEN,
+    CONSENT_UPDATED,
+    CONSENT_WITHDRAWN,
+    GPC_APPLIED,
+    SYNCED_FROM,
+    ConsentEvent,
+    event_to_dict,
+)
 from .limits import RateLimiter
 from .responses import error_response
 from .store.keeper import LogKeeper
+from .sync import CHOICE, MAX_BACK_URL, TOKEN_TTL_SECONDS, WITHDRAWAL, SisterDomains, SyncToken
+from .thirdparty import site_of
 from .visitor import VisitorReader
 
 logger = logging.getLogger("consent_gateway.routes")
@@ -64,6 +74,7 @@ class ConsentAPI:
         codec: ConsentCodec,
         keeper: LogKeeper,
         instance_id: str,
+        sisters: SisterDomains | None = None,
         extra_routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.config = config
@@ -74,6 +85,7 @@ class ConsentAPI:
         self.codec = codec
         self.keeper = keeper
         self.instance_id = instance_id
+        self.sisters = sisters if sisters is not None and sisters.enabled else None
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
         self.choice_body = ChoiceBody(config, catalog, self.optional_categories)
@@ -85,6 +97,7 @@ class ConsentAPI:
             Route(f"{prefix}/state", self.state, methods=["GET"]),
             Route(f"{prefix}/choices", self.choices, methods=["POST", "DELETE"]),
             Route(f"{prefix}/receipt", self.receipt, methods=["GET"]),
+            *([Route(f"{prefix}/sync", self.sync, methods=["GET"])] if self.sisters else []),
             Route(f"{prefix}/health", self.health, methods=["GET"]),
             Route(f"{prefix}/ready", self.ready, methods=["GET"]),
             Route(f"{prefix}/metrics", self.metrics, methods=["GET"]),
@@ -279,6 +292,9 @@ class ConsentAPI:
         body = record.to_json()
         body["receipt_url"] = f"{self.config.gateway.prefix}/receipt"
         body["recorded"] = durable
+        sync = self._sync_url(request, CHOICE, record.to_payload())
+        if sync:
+            body["sync"] = sync
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
         self._set_consent_cookie(
             response, request, self.codec.encode(record), record.max_age_seconds(self.config), repair=repair
@@ -316,15 +332,105 @@ class ConsentAPI:
         )
         # Withdrawal takes effect at once, whatever the log says.
         durable = await self._store(self._event(request, record, CONSENT_WITHDRAWN, int(now * 1000)))
-        response = JSONResponse(
-            {"withdrawn": True, "consent_id": record.consent_id, "recorded": durable},
-            headers={"Cache-Control": "no-store"},
-        )
+        body: dict[str, Any] = {"withdrawn": True, "consent_id": record.consent_id, "recorded": durable}
+        sync = self._sync_url(request, WITHDRAWAL, {"id": record.consent_id})
+        if sync:
+            body["sync"] = sync
+        response = JSONResponse(body, headers={"Cache-Control": "no-store"})
+        self._withdrawn(response, request)
+        return response
+
+    def _withdrawn(self, response: Response, request: Request) -> None:
+        """No choice left: the consent cookie on every scope and the trackers' cookies expire."""
         self._clear_consent_cookie(response, request)
         self._expire_cookies(response, request, set(self.optional_categories), set())
         # the reloaded page has no choice to read: this asks it to run the cleaner (which then drops it)
         response.set_cookie(CLEAN_COOKIE, "1", max_age=120, path="/", secure=self._secure(request), samesite="lax")
+
+    # -- sister domains
+
+    def _sync_url(self, request: Request, kind: str, record: dict[str, Any]) -> str | None:
+        """Where the banner goes next to carry this choice to the sister domains, or None."""
+        if self.sisters is None:
+            return None
+        host = request.headers.get("host", "")
+        origin = f"{request.url.scheme}://{host}"
+        page = request.headers.get("referer", "")
+        seen = split_header_url(page)
+        same_page = seen is not None and seen.hostname == self._host(request) and len(page) <= MAX_BACK_URL
+        back = page if same_page else f"{origin}/"
+        return self.sisters.first_hop(site=site_of(host), kind=kind, record=record, back=back)
+
+    async def sync(self, request: Request) -> Response:
+        """One hop of a sync chain: this domain takes the choice with its own cookie, then sends the visitor on."""
+        assert self.sisters is not None  # the route exists only with sisters
+        now = time.time()
+        token, problem = self.sisters.read(request.query_params.get("token", ""), now=now)
+        if token is None:
+            metrics.inc("consent_sync_rejected_total", reason=problem)
+            raise APIError(400, "invalid_sync_token", "this consent link is not valid; your choice was not changed")
+        site = site_of(request.headers.get("host", ""))
+        response = RedirectResponse(token.next_url(token.hop_index(site)), 303, headers={"Cache-Control": "no-store"})
+        reason = problem or self.sisters.refusal(token, site) or await self._claim(f"sync:{token.token_id}:{site}")
+        record = None
+        if not reason and token.kind == CHOICE:
+            record, reason = self._synced_record(token, now)
+        if reason:
+            metrics.inc("consent_sync_rejected_total", reason=reason)
+            return response
+        referrer = f"https://{token.origin}/"
+        if record is None:  # a withdrawal
+            previous = self._record(request)
+            withdrawn = ConsentRecord(
+                consent_id=previous.consent_id if previous else str(token.record.get("id", new_consent_id())),
+                choices={c: False for c in self.optional_categories},
+                policy_version=self.config.policy.version,
+                given_at=int(now),
+                gpc=self._refusal_signal(request),
+            )
+            await self._store(self._event(request, withdrawn, CONSENT_WITHDRAWN, int(now * 1000), referrer))
+            self._withdrawn(response, request)
+        else:
+            durable = await self._store(self._event(request, record, SYNCED_FROM, int(now * 1000), referrer))
+            if not durable and record.is_acceptance:
+                metrics.inc("consent_sync_rejected_total", reason="not_recorded")
+                return response  # no proof, no "yes"
+            self._set_consent_cookie(response, request, self.codec.encode(record), record.max_age_seconds(self.config))
+            refused = {c for c in self.optional_categories if not record.choices.get(c)}
+            self._expire_cookies(response, request, refused, {v for v, on in record.vendors.items() if not on})
+        metrics.inc("consent_sync_total", kind=token.kind)
         return response
+
+    async def _claim(self, key: str) -> str | None:
+        """None when the key was free (now taken), else why the token must not be applied."""
+        await self.keeper.ensure_started()
+        try:
+            claimed = await self.keeper.log.claim(key, TOKEN_TTL_SECONDS + self.config.cookie.clock_skew_seconds)
+        except Exception:
+            logger.exception("sync: the consent log could not record a token's use")
+            return "store_unavailable"  # fail closed: a token that cannot be spent is not honoured
+        return None if claimed else "replayed"
+
+    def _synced_record(self, token: SyncToken, now: float) -> tuple[ConsentRecord | None, str | None]:
+        """The choice a token carries, as this domain's record; None and why when it cannot be taken."""
+        payload = token.record
+        if payload.get("p") != self.config.policy.version:
+            return None, "old_policy"  # the visitor agreed to another text than this domain's
+        choices, vendors, consent_id = payload.get("c"), payload.get("v", {}), payload.get("id")
+        if not (isinstance(choices, dict) and isinstance(vendors, dict) and isinstance(consent_id, str)):
+            return None, "malformed"
+        return (
+            ConsentRecord(
+                consent_id=consent_id,
+                # categories this domain does not have are dropped; its own extra ones count as refused
+                choices={c: bool(choices.get(c, 0)) for c in self.optional_categories},
+                vendors={str(k): bool(v) for k, v in vendors.items()},
+                policy_version=self.config.policy.version,
+                given_at=int(now),
+                gpc=bool(payload.get("g", 0)),
+            ),
+            None,
+        )
 
     async def receipt(self, request: Request) -> Response:
         reading = self._reading(request)

@@ -28,9 +28,8 @@ class ServerThread:
     def __init__(self, app: Any, **options: Any) -> None:
         options.setdefault("lifespan", "on")
         options.setdefault("proxy_headers", False)  # the peer's address is what a proxy must forward
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1, **options
-        )
+        options.setdefault("port", 0)  # a free one, unless the test needs to know it before starting
+        config = uvicorn.Config(app, host="127.0.0.1", log_level="warning", timeout_graceful_shutdown=1, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

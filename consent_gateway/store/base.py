@@ -289,6 +289,10 @@ class ConsentLog(Protocol):
     async def health(self) -> dict[str, Any]:
         """``{"backend": …, "ok": bool, "events": int, …}`` for ``/_consent/health`` and the dashboard."""
 
+    async def claim(self, key: str, ttl_seconds: float) -> bool:
+        """True the first time ``key`` is claimed, False while an earlier claim lives (``ttl_seconds``): what
+        makes a sync token single-use across every instance sharing the log."""
+
 
 class ChainWalk:
     """One sorted pass over every chain of a log (events ordered by instance, then seq), the way the SQL

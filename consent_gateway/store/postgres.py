@@ -241,6 +241,20 @@ class PostgresConsentLog:
 
         return await self._write("erase", run)
 
+    async def claim(self, key: str, ttl_seconds: float) -> bool:
+        now_ms = int(time.time() * 1000)
+
+        async def run(conn: Conn) -> bool:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM single_use WHERE expires_ms <= %s", (now_ms,))
+                cur = await conn.execute(
+                    "INSERT INTO single_use (key, expires_ms) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                    (key, now_ms + int(ttl_seconds * 1000)),
+                )
+            return cur.rowcount == 1
+
+        return await self._write("claim", run)
+
     async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
         now_ms = int(time.time() * 1000)
 

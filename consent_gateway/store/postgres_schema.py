@@ -115,6 +115,14 @@ MIGRATIONS: tuple[str, ...] = (
         mac text NOT NULL
     );
     """,
+    # 2: single-use keys with a lifetime (sync tokens of [[consent_domains]]); not consent events.
+    """
+    CREATE TABLE single_use (
+        key text COLLATE "C" PRIMARY KEY,
+        expires_ms bigint NOT NULL
+    );
+    CREATE INDEX single_use_expiry ON single_use (expires_ms);
+    """,
 )
 
 GROUP_EXPR = {

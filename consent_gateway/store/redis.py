@@ -10,6 +10,7 @@ multi-key append script runs there unchanged)::
     {cg}:chains             SET   instance ids
     {cg}:anchors            HASH  instance → {"seq", "hash", "purged_at_ms"} where a purged chain starts
     {cg}:erasures           HASH  consent_id → when it was erased (late events of it are stored erased)
+    {cg}:once:<key>         STRING single-use keys (sync tokens), expiring on their own (SET NX PX)
 
 Appends are one Lua script per batch: atomic, and idempotent by event id (``HSETNX``; the indexes are
 written only for a new event), so a replayed spool never doubles anything. Lexicographic members make
@@ -200,6 +201,13 @@ class RedisConsentLog:
         except (RedisError, OSError) as exc:
             raise self._unavailable("erase", exc) from exc
         return len(events)
+
+    async def claim(self, key: str, ttl_seconds: float) -> bool:
+        try:
+            claimed = await self.client.set(f"{self._tag}once:{key}", b"1", nx=True, px=max(1, int(ttl_seconds * 1000)))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("claim", exc) from exc
+        return bool(claimed)
 
     async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
         now_ms = int(time.time() * 1000)

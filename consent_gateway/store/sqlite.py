@@ -357,6 +357,25 @@ class SQLiteConsentLog:
         keys = self.log_keys
         return await self._read("verify", lambda conn: verify_chains(conn, keys, checkpoint))
 
+    async def claim(self, key: str, ttl_seconds: float) -> bool:
+        now_ms = int(time.time() * 1000)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM single_use WHERE expires_ms <= ?", (now_ms,))
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO single_use (key, expires_ms) VALUES (?, ?)",
+                    (key, now_ms + int(ttl_seconds * 1000)),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return cur.rowcount == 1
+
+        return await self._write("claim", run)
+
     async def health(self) -> dict[str, Any]:
         try:
             events = await self._read("health", lambda c: int(c.execute("SELECT count(*) FROM events").fetchone()[0]))

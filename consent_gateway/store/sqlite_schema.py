@@ -113,6 +113,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events ADD COLUMN mac TEXT NOT NULL DEFAULT '';
     ALTER TABLE chain_anchors ADD COLUMN mac TEXT NOT NULL DEFAULT '';
     """,
+    # 5: single-use keys with a lifetime (sync tokens of [[consent_domains]]); not consent events.
+    """
+    CREATE TABLE single_use (
+        key TEXT PRIMARY KEY,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE INDEX single_use_expiry ON single_use (expires_ms);
+    """,
 )
 
 GROUP_EXPR = {

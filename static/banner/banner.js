@@ -295,6 +295,8 @@
     }).then(function (r) {
       return r.json().then(function (j) {
         if (!r.ok) throw j;
+        // A choice to carry to the sister domains: the page goes through them and comes back.
+        if (j.sync) return new Promise(function () { w.location.assign(j.sync); });
         return j;
       });
     }).catch(function (e) {

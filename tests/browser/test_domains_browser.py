@@ -1,4 +1,4 @@
-"""One choice across subdomains (`[cookie] domain = "auto"`) in a real Chromium.
+"""One choice across subdomains (`[cookie] domain = "auto"`) and sister domains, in a real Chromium.
 
 Chromium resolves every `*.localhost` name to loopback, and the Public Suffix List's default rule makes
 `example.localhost` the registrable domain of `www.example.localhost`: Chromium accepts a cookie scoped to it.
@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from consent_gateway.config import CookieConfig
+from tests.servers import ServerThread
 
 from .conftest import SECRET_KEYS, Visit, gateway_config, serve
 from .test_banner_browser import FR, HOME_ANALYTICS, button, dialog, settle, wait_loaded
@@ -98,3 +99,64 @@ def test_a_host_only_copy_left_from_before_auto_is_repaired(visit: Open, auto_po
     wait_loaded(v, HOME_ANALYTICS)  # the newest valid copy wins
     left = [c for c in v.context.cookies() if c["name"] == "cg_consent"]
     assert [c["domain"] for c in left] == [".example.localhost"]
+
+
+# -- sister domains: two gateway instances, two registrable domains -------------------------------------
+
+ORIGIN, SISTER = "www.example.localhost", "www.sister.localhost"
+
+
+@pytest.fixture(scope="module")
+def sister_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """Two gateways in front of the demo site, on their own ports and logs, each listing both domains."""
+    from consent_gateway.config import ConsentDomain
+    from consent_gateway.demo import build_demo_site, bypass_for_vendor_hosts
+    from consent_gateway.middleware import ConsentGateway
+    from tests.conftest import free_port
+
+    ports = free_port(), free_port()
+    domains = tuple(
+        ConsentDomain(sync_url=f"http://{host}:{port}/_consent/sync")
+        for host, port in zip((ORIGIN, SISTER), ports, strict=True)
+    )
+    servers = []
+    for name, port in zip(("origin", "sister"), ports, strict=True):
+        config = replace(gateway_config(tmp_path_factory.mktemp(name)), consent_domains=domains)
+        site = build_demo_site()
+        app = bypass_for_vendor_hosts(ConsentGateway(site, config, secret_keys=SECRET_KEYS), site)
+        servers.append(ServerThread(app, port=port))
+    with servers[0], servers[1]:
+        yield ports
+
+
+def test_a_choice_is_carried_to_the_sister_domain_and_withdrawn_from_there(
+    visit: Open, sister_ports: tuple[int, int]
+) -> None:
+    origin_port, sister_port = sister_ports
+    v = visit()
+    on(v, ORIGIN, origin_port, "/blog")
+    # the banner goes through the sister's sync route and comes back to the page, top-level all the way
+    with v.page.expect_navigation(url=f"http://{ORIGIN}:{origin_port}/blog"):
+        button(v, FR["accept"]).click()
+    v.page.wait_for_selector("#cg-root[data-cg-ready]", state="attached")
+    assert any(url.startswith(f"http://{SISTER}:{sister_port}/_consent/sync?token=") for url in v.requests)
+    wait_loaded(v, {"google-analytics"})
+    cookies = {c["domain"]: c for c in v.context.cookies() if c["name"] == "cg_consent"}
+    assert set(cookies) == {ORIGIN, SISTER}  # each domain's own first-party cookie, host-only here
+    assert all(c["httpOnly"] for c in cookies.values())
+
+    on(v, SISTER, sister_port)
+    wait_loaded(v, HOME_ANALYTICS)  # the sister's pages follow the choice
+    assert not dialog(v, ".cg-b").is_visible()
+
+    # one withdrawal, on the sister, withdraws on the origin too
+    button(v, FR["reopen"]).click()
+    with v.page.expect_navigation(url=f"http://{SISTER}:{sister_port}/"):
+        button(v, FR["withdraw"]).click()
+    v.page.wait_for_selector("#cg-root[data-cg-ready]", state="attached")
+    assert [c for c in v.context.cookies() if c["name"] == "cg_consent"] == []
+    on(v, ORIGIN, origin_port)
+    settle(v)
+    expect(button(v, FR["accept"])).to_be_visible()
+    assert v.vendors_loaded() == set()
+    assert v.console_errors == []

@@ -463,6 +463,15 @@ class ConsentLogContract:
         assert health["ok"] is True
         assert health["events"] == 40
 
+    async def test_a_key_is_claimed_once_until_it_expires(self, log: ConsentLog) -> None:
+        import asyncio
+
+        assert await log.claim("sync:token-1:example.org", 0.5) is True
+        assert await log.claim("sync:token-1:example.org", 0.5) is False  # a replay
+        assert await log.claim("sync:token-1:example.net", 0.5) is True  # the same token on another domain
+        await asyncio.sleep(0.6)
+        assert await log.claim("sync:token-1:example.org", 0.5) is True  # forgotten once expired
+
 
 def _head(event: ConsentEvent) -> Any:
     from consent_gateway.events import ChainHead
