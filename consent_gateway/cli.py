@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import sys
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -12,12 +18,19 @@ from ._types import ASGIApp
 from .config import Config, load_config
 from .errors import ConfigError
 
+T = TypeVar("T")
 CONFIG_HELP = "TOML config file (default: the built-in defaults, documented in config/gateway.toml)."
 
 
 def _load(path: str | None) -> Config:
+    return _built(lambda: load_config(path))
+
+
+def _built(build: Callable[[], T]) -> T:
+    """What `build` makes, or one clear line per problem (file, line and key, or the environment variable)
+    instead of a traceback."""
     try:
-        return load_config(path)
+        return build()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -79,7 +92,24 @@ def proxy(
 
     config = _load(config_path)
     install_access_log(config)  # no full visitor address nor query string in the access log
-    _serve(proxy_app(upstream, config), host, port, log_level, certfile, keyfile)
+    app = _built(lambda: proxy_app(upstream, config))
+    _warn_if_unreachable(upstream, config.proxy.connect_timeout_seconds)
+    _serve(app, host, port, log_level, certfile, keyfile)
+
+
+def _warn_if_unreachable(upstream: str, timeout: float) -> None:
+    """Say at start, not at the first visitor's 502, that the site behind the gateway does not answer."""
+    url = urlsplit(upstream)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        click.secho(
+            f"warning: the upstream {upstream} does not answer ({exc.strerror or exc}); "
+            "visitors get an error page until it does",
+            fg="yellow",
+            err=True,
+        )
 
 
 def proxy_app(upstream: str, config: Config) -> ASGIApp:
@@ -115,31 +145,47 @@ def demo(host: str, port: int, config_path: str | None) -> None:
     from .middleware import ConsentGateway
 
     config = _load(config_path)
+    token = _demo_admin_token(config)
     site = build_demo_site()
-    app = bypass_for_vendor_hosts(ConsentGateway(site, config), site)
+    app = bypass_for_vendor_hosts(_built(lambda: ConsentGateway(site, config)), site)
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - only compared
     click.echo(f"consent-gateway demo: open http://{shown_host}:{port}/ (consent log: {config.store_url})")
-    click.echo(
-        f"privacy team dashboard: http://{shown_host}:{port}{config.gateway.prefix}/admin/ "
-        f"(users in [admin] of a --config file, or a token of 16+ characters in {config.admin.tokens_env}, "
-        "entered as the password with an empty user name)"
-    )
+    dashboard = f"http://{shown_host}:{port}{config.gateway.prefix}/admin/"
+    if token:
+        click.echo(f"privacy team dashboard: {dashboard} (leave the user name empty; password: {token})")
+    else:
+        click.echo(f"privacy team dashboard: {dashboard} (your [admin] users, or a token of {config.admin.tokens_env})")
     _serve(app, host, port, "info")
+
+
+def _demo_admin_token(config: Config) -> str | None:
+    """A token that opens the demo's dashboard for this run only, when nobody configured a way in."""
+    if not config.admin.enabled or config.admin.users or os.environ.get(config.admin.tokens_env, "").strip():
+        return None
+    token = secrets.token_urlsafe(18)
+    os.environ[config.admin.tokens_env] = token  # read by the admin app being built, and by nothing after
+    return token
 
 
 @main.command("check-config")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 def check_config(config_path: str | None) -> None:
-    """Check a config file and explain what is wrong, with file, line and key."""
+    """Check a config file and the environment's keys as the gateway would: every problem, with file, line
+    and key (or the variable's name)."""
+    from .preflight import build_problems, build_warnings, environment_problems
     from .thirdparty import ThirdParties, site_catalog
 
     try:
         config = load_config(config_path)
-        catalog = site_catalog(config)
-        parties = ThirdParties.from_config(config)
     except ConfigError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
+        _print_problems(exc, *environment_problems(Config()))
         sys.exit(1)
+    problems = build_problems(config)
+    if problems:
+        _print_problems(*problems)
+        sys.exit(1)
+    catalog = site_catalog(config)
+    parties = ThirdParties.from_config(config)
     source = config.source or "built-in defaults"
     click.echo(f"{source}: ok")
     click.echo(
@@ -150,9 +196,18 @@ def check_config(config_path: str | None) -> None:
     click.echo(f"  third parties nobody classified: {parties.mode} (in opt-in regions); allowed: {allowed}")
     click.echo(f"  store: {config.store_url}")
     click.echo(f"  policy version: {config.policy.version}")
+    warnings = build_warnings(config)
     unused = sorted({v.category for v in catalog.vendors.values()} - set(config.category_ids))
     if unused:
-        click.secho(f"warning: vendors use categories the banner does not show: {', '.join(unused)}", fg="yellow")
+        warnings.append(f"vendors use categories the banner does not show: {', '.join(unused)}")
+    for warning in warnings:
+        click.secho(f"warning: {warning}", fg="yellow")
+
+
+def _print_problems(*problems: ConfigError) -> None:
+    for problem in problems:
+        for one in getattr(problem, "errors", (problem,)):
+            click.secho(f"error: {one}", fg="red", err=True)
 
 
 @main.group(invoke_without_command=True)
@@ -240,8 +295,11 @@ def catalog_import(file: str, fmt: str | None, output: str | None) -> None:
         Path(output).write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
-    click.echo(f"{len(result.tables)} vendors written, {len(result.skipped)} left out "
-               "(already in the catalog, or not trackers)", err=True)
+    click.echo(
+        f"{len(result.tables)} vendors written, {len(result.skipped)} left out "
+        "(already in the catalog, or not trackers)",
+        err=True,
+    )
 
 
 def _register_logs() -> None:

@@ -2,8 +2,9 @@
 
 Every section is a dataclass (in `config_sections`) whose defaults are the product's privacy-safe defaults;
 `config/gateway.toml` documents the same values by example (a test keeps the two equal). Loading is strict: an
-unknown key or a wrong type raises `ConfigError` naming the file, the line and the dotted key; `config_checks`
-then checks what the sections say about each other. Secrets never live here: see `signing.load_secret_keys`.
+unknown key or a wrong type is a `ConfigError` naming the file, the line and the dotted key; `config_checks`
+then checks what the sections say about each other. Every problem is reported at once (`ConfigErrors`).
+Secrets never live here: see `signing.load_secret_keys`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .config_sections import (
     StoreConfig,
     ThirdPartiesConfig,
 )
-from .errors import ConfigError
+from .errors import ConfigError, ConfigErrors
 from .tomlmap import TableReader
 
 __all__ = [
@@ -111,6 +112,7 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None, text: st
         values["categories"] = (*categories, UNCLASSIFIED_CATEGORY)
     config = Config(**values, source=source)
     check_config(config, loader)
+    ConfigErrors.raise_any(loader.problems)
     return config
 
 
@@ -121,14 +123,16 @@ class _Loader(TableReader):
         from .catalog_schema import vendor_fields  # the one vendor validation, shared with the catalog
 
         if not isinstance(tables, list):
-            raise self.error("vendors", "expected [[vendors]] tables")
+            self.problems.append(self.error("vendors", "expected [[vendors]] tables"))
+            return ()
         checked: list[Mapping[str, Any]] = []
         for index, table in enumerate(tables):
             key = f"vendors[{index}]"
             if isinstance(table, Mapping) and "id" not in table:
-                raise self.error(f"{key}.id", "is required")
+                self.problems.append(self.error(f"{key}.id", "is required"))
+                continue
             try:
                 checked.append(types.MappingProxyType(vendor_fields(table, key)))
             except ConfigError as exc:
-                raise self.error(exc.key, exc.message) from None
+                self.problems.append(self.error(exc.key, exc.message))
         return tuple(checked)

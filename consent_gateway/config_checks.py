@@ -1,7 +1,7 @@
 """What one section of a config says about another, and about the world: each rule checked once, after loading.
 
 One function per rule, run in order by `check_config`; each raises the reader's `ConfigError`, which names
-the file, the line and the dotted key.
+the file, the line and the dotted key, and `check_config` keeps every rule's problem in the reader.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .config_sections import Config
+from .errors import ConfigError
 from .network import covers_every_address
 from .tomlmap import TableReader
 
@@ -172,7 +173,7 @@ def check_store_url(config: Config, reader: TableReader) -> None:
         )
 
 
-#: in this order: the first rule broken is the one reported
+#: in this order: the order of the report
 RULES: tuple[Callable[[Config, TableReader], None], ...] = (
     check_prefix,
     check_trusted_proxies,
@@ -191,6 +192,11 @@ RULES: tuple[Callable[[Config, TableReader], None], ...] = (
 
 
 def check_config(config: Config, reader: TableReader) -> None:
-    """Raise the `ConfigError` of the first rule the config breaks."""
+    """Add the problem of each rule the config breaks to `reader.problems`, unless its key already has one
+    (a key that did not load keeps its default, which says nothing about the file)."""
     for rule in RULES:
-        rule(config, reader)
+        try:
+            rule(config, reader)
+        except ConfigError as exc:
+            if all(problem.key != exc.key for problem in reader.problems):
+                reader.problems.append(exc)

@@ -2,6 +2,7 @@
 
     ConsentGatewayError
     ├── ConfigError          a config file or value is wrong (names file, line and key)
+    │   └── ConfigErrors     several of them, found in one reading
     ├── StoreUnavailable     the consent log cannot take or give events right now
     ├── SpoolError           neither the log nor the local spool could keep an event
     ├── APIError             a request to the gateway's own routes is refused (status, code, message)
@@ -15,6 +16,8 @@ A forged or expired consent cookie is *not* an error: it means "no consent".
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class ConsentGatewayError(Exception):
@@ -33,6 +36,24 @@ class ConfigError(ConsentGatewayError):
         if line is not None:
             where = f"{where}:{line}"
         super().__init__(f"{where}: {key}: {message}")
+
+
+class ConfigErrors(ConfigError):
+    """Every problem one reading of a config found; `key`, `file` and `line` are the first one's."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.key, first.message, file=first.file, line=first.line)
+        self.errors = tuple(errors)
+        self.args = ("\n".join(str(error) for error in self.errors),)
+
+    @staticmethod
+    def raise_any(errors: Sequence[ConfigError]) -> None:
+        """Raise nothing for no problem, the problem itself for one, `ConfigErrors` for several."""
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ConfigErrors(errors)
 
 
 class StoreUnavailable(ConsentGatewayError):

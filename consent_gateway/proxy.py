@@ -23,7 +23,7 @@ from yarl import URL
 from . import metrics
 from ._types import Message, Receive, Scope, Send
 from .errors import UpstreamError, UpstreamTimeout
-from .responses import error_response
+from .responses import error_for, error_response
 
 logger = logging.getLogger("consent_gateway.proxy")
 
@@ -321,7 +321,8 @@ class UpstreamProxy:
         logger.warning(
             "upstream %s failed for %s %s: %r", self.upstream, scope["method"], scope["path"], error.original_error
         )
-        answer = error_response(error.status, error.code, _VISITOR_MESSAGES[error.code], {"cache-control": "no-store"})
+        message = _VISITOR_MESSAGES[error.code]
+        answer = error_for(scope, error.status, error.code, message, {"cache-control": "no-store"})
         await answer(scope, receive, send)
 
     # -- WebSocket -----------------------------------------------------------------------------------

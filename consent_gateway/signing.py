@@ -46,6 +46,7 @@ def load_secret_keys(config: Config, environ: dict[str, str] | None = None) -> l
                 SECRET_KEYS_ENV,
                 f"key #{short[0] + 1} is shorter than {MIN_KEY_LENGTH} characters; "
                 "make one with `consent-gateway keys generate`",
+                file="environment",
             )
         return keys
     return [_embedded_key(config.data_path)]

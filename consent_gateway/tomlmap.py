@@ -1,7 +1,8 @@
 """TOML tables → frozen dataclasses, by their type hints: what `config` uses to read `gateway.toml` strictly.
 
-An unknown key or a value of the wrong type raises `ConfigError` with the dotted key, and the file and line
-where the key is set when the text is known.
+An unknown key or a value of the wrong type is a `ConfigError` with the dotted key, and the file and line
+where the key is set when the text is known. The reader keeps going after a bad key (that key keeps its
+default) and collects every problem in `problems`, so one run of `check-config` lists them all.
 """
 
 from __future__ import annotations
@@ -17,18 +18,35 @@ from .errors import ConfigError
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
+class Incomplete(Exception):
+    """A table lacks a required key (already in `problems`): the value that holds it cannot be built."""
+
+
 class TableReader:
     """Reads TOML tables into dataclass arguments, with errors that name the file, the line and the key."""
 
     def __init__(self, source: str | None, text: str | None) -> None:
         self.source = source
         self.lines = text.splitlines() if text else []
+        #: every problem found so far, in the order of the file's keys
+        self.problems: list[ConfigError] = []
+
+    def collect(self, hint: Any, value: Any, key: str) -> tuple[bool, Any]:
+        """One key's conversion: (True, the value), or (False, None) with its problem kept."""
+        try:
+            return True, self.convert(hint, value, key)
+        except ConfigError as exc:
+            self.problems.append(exc)
+        except Incomplete:
+            pass
+        return False, None
 
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(key, message, file=self.source, line=self.line_of(key))
 
     def line_of(self, key: str) -> int | None:
-        """Best effort: the line where the key's last part is set, after its section header."""
+        """Best effort: the line where the key's last part is set, after its section header (or where the
+        inline table holding it is)."""
         if not self.lines:
             return None
         parts = [p for p in re.split(r"[.\[\]]", key) if p and not p.isdigit()]
@@ -47,7 +65,8 @@ class TableReader:
         for number in range(start, len(self.lines)):
             if pattern.match(self.lines[number]):
                 return number + 1
-        return None
+        # a key inside an inline table (`theme = { colour = "red" }`): the line of the table's key
+        return self.line_of(section) if len(parts) > 2 else None
 
     def fields(self, cls: type, table: Any, prefix: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
         """Convert one table to the keyword arguments of a dataclass; `exclude`d fields are set elsewhere."""
@@ -58,14 +77,20 @@ class TableReader:
         for key in table:
             if key not in known:
                 expected = ", ".join(sorted(known))
-                raise self.error(f"{prefix}{key}", f"unknown key (expected one of: {expected})")
+                self.problems.append(self.error(f"{prefix}{key}", f"unknown key (expected one of: {expected})"))
         values: dict[str, Any] = {}
+        complete = True
         for name, spec in known.items():
             key = f"{prefix}{name}"
             if name in table:
-                values[name] = self.convert(hints[name], table[name], key)
+                ok, value = self.collect(hints[name], table[name], key)
+                if ok:
+                    values[name] = value
             elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise self.error(key, "is required")
+                self.problems.append(self.error(key, "is required"))
+                complete = False
+        if not complete:
+            raise Incomplete
         return values
 
     def convert(self, hint: Any, value: Any, key: str) -> Any:
@@ -96,17 +121,28 @@ class TableReader:
             return None
         last: ConfigError | None = None
         for hint in hints:
+            found = len(self.problems)
             try:
-                return self.convert(hint, value, key)
+                converted = self.convert(hint, value, key)
             except ConfigError as exc:
                 last = exc
+                continue
+            except Incomplete:
+                converted = None
+            if len(self.problems) == found:
+                return converted
+            last = self.problems[found]  # a member that only half fits is no fit: try the next one
+            del self.problems[found:]
         assert last is not None
         raise last
 
     def _tuple(self, item_hint: Any, value: Any, key: str) -> tuple[Any, ...]:
         if not isinstance(value, list):
             raise self.error(key, f"expected an array, got {_describe(value)}")
-        return tuple(self.convert(item_hint, item, f"{key}[{i}]") for i, item in enumerate(value))
+        items = [self.collect(item_hint, item, f"{key}[{i}]") for i, item in enumerate(value)]
+        if not all(ok for ok, _ in items):
+            raise Incomplete  # each bad item is in `problems`; the array keeps its default
+        return tuple(item for _, item in items)
 
     def _mapping(self, args: tuple[Any, ...], value: Any, key: str) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):

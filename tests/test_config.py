@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from consent_gateway.config import Config, default_config_path, load_config, parse_config
-from consent_gateway.errors import ConfigError
+from consent_gateway.errors import ConfigError, ConfigErrors
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -105,3 +106,13 @@ def test_embedded_store_lives_in_the_data_folder() -> None:
     config = parse_config({"gateway": {"data_dir": "var/consent"}})
     assert config.store_url == "sqlite:///var/consent/consent.db"
     assert str(config.spool_path) == "var/consent/spool"
+
+
+def test_every_problem_of_a_file_is_reported_at_once() -> None:
+    text = '[gateway]\nprefix = "x"\n\n[banner]\nlanguages = "fr"\n\n[[vendors]]\ncategory = "analytics"\n'
+    with pytest.raises(ConfigErrors) as caught:
+        parse_config(tomllib.loads(text), source="site.toml", text=text)
+    keys = [error.key for error in caught.value.errors]
+    assert keys == ["banner.languages", "vendors[0].id", "gateway.prefix"]
+    assert caught.value.key == "banner.languages"  # the first problem, for callers that read one
+    assert str(caught.value).splitlines()[0].startswith("site.toml:5: banner.languages: expected an array")

@@ -375,6 +375,18 @@ def test_closed_upstream_port_answers_clean_502() -> None:
     assert metrics.value("upstream_errors_total", kind="connect") == before + 1
 
 
+def test_a_browser_gets_the_upstream_error_as_a_page_not_as_json() -> None:
+    with ServerThread(UpstreamProxy(f"http://127.0.0.1:{_closed_port()}", connect_timeout=1.0)) as proxy:
+        page = httpx.get(proxy.url + "/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        api = httpx.get(proxy.url + "/api", headers={"Accept": "application/json"})
+    assert page.status_code == 502
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>The site could not be reached.</h1>" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert api.status_code == 502
+    assert api.json()["error"]["code"] == "upstream_unavailable"
+
+
 def test_slow_upstream_answers_clean_504(client: httpx.Client) -> None:
     before = metrics.value("upstream_errors_total", kind="timeout")
     started = time.monotonic()

@@ -151,7 +151,9 @@ def tokens_from_env(environ: Mapping[str, str] | None = None, name: str = TOKENS
     tokens = tuple(token.strip() for token in raw.split(",") if token.strip())
     for token in tokens:
         if len(token) < MIN_TOKEN_LENGTH:
-            raise ConfigError(name, f"every admin token must be at least {MIN_TOKEN_LENGTH} characters")
+            raise ConfigError(
+                name, f"every admin token must be at least {MIN_TOKEN_LENGTH} characters", file="environment"
+            )
     return tokens
 
 

@@ -65,6 +65,7 @@ def load_log_keys(data_dir: Path, environ: Mapping[str, str] | None = None) -> L
                 LOG_KEYS_ENV,
                 f"every log key needs {MIN_LOG_KEY_LENGTH} characters or more; "
                 "make one with `consent-gateway keys generate`",
+                file="environment",
             )
         return LogKeys(keys)
     return LogKeys([_key_file(data_dir / LOG_KEY_FILE_NAME, lambda: secrets.token_urlsafe(48), LOG_KEYS_ENV)])
@@ -90,12 +91,16 @@ def load_checkpoint_key(data_dir: Path, environ: Mapping[str, str] | None = None
     """The Ed25519 key that signs checkpoints: from the environment, else generated into the data folder."""
     environ = os.environ if environ is None else environ
     raw = environ.get(CHECKPOINT_KEY_ENV, "").strip()
+    where = "environment"
     if not raw:
-        raw = _key_file(data_dir / CHECKPOINT_KEY_FILE_NAME, new_checkpoint_key_text, CHECKPOINT_KEY_ENV)
+        path = data_dir / CHECKPOINT_KEY_FILE_NAME
+        raw, where = _key_file(path, new_checkpoint_key_text, CHECKPOINT_KEY_ENV), str(path)
     try:
         return Ed25519PrivateKey.from_private_bytes(base64.b64decode(raw, validate=True))
     except ValueError as exc:
-        raise ConfigError(CHECKPOINT_KEY_ENV, f"not a base64 Ed25519 private key (32 bytes): {exc}") from None
+        raise ConfigError(
+            CHECKPOINT_KEY_ENV, f"not a base64 Ed25519 private key (32 bytes): {exc}", file=where
+        ) from None
 
 
 def new_checkpoint_key_text() -> str:
