@@ -194,6 +194,7 @@ class Banner:
         self._tail_by_nonce: dict[str | None, bytes] = {None: self._tail(None)}
         self._lang_ranges = {lang.lower(): lang for lang in self.languages}
         self._lang_set = frozenset(self.languages)
+        self._visitor_first = config.banner.language == "visitor"
         self._state_cache: dict[tuple[Any, ...], bytes] = {}
 
     def _shown(self, config: Config, catalog: Catalog) -> dict[str, Any]:
@@ -235,9 +236,11 @@ class Banner:
 
     # -- public ------------------------------------------------------------------------------------------
 
-    def language_for(self, accept_language: str | None) -> str:
-        """The best built-in or configured language for an ``Accept-Language`` header."""
-        best, best_q = self.default_language, 0.0
+    def language_for(self, accept_language: str | None) -> str | None:
+        """The best built-in or configured language for an ``Accept-Language`` header; None when the visitor
+        asks for none of them."""
+        best: str | None = None
+        best_q = 0.0
         for part in (accept_language or "").split(",")[:20]:
             tag, _, params = part.strip().partition(";")
             tag = tag.strip().lower()
@@ -255,13 +258,20 @@ class Banner:
                 best, best_q = lang, q
         return best
 
-    def head_html(self, *, decision: Decision, language: str, nonce: str | None, clean: bool = False) -> bytes:
-        """The fragment inserted at the top of ``<head>``: JSON config, stylesheet, then the script."""
+    def head_html(
+        self, *, decision: Decision, language: str | None, nonce: str | None, clean: bool = False
+    ) -> bytes:
+        """The fragment inserted at the top of ``<head>``: JSON config, stylesheet, then the script.
+
+        ``language`` is the visitor's (from `language_for`), None when the site does not offer it: the banner
+        then speaks the page's ``<html lang>``, else the default language.
+        """
+        visitor_first = self._visitor_first and language in self._lang_set
         lang = language if language in self._lang_set else self.default_language
-        key = (decision.key, decision.explicit, decision.gpc, lang)
+        key = (decision.key, decision.explicit, decision.gpc, lang, visitor_first)
         middle = self._state_cache.get(key)
         if middle is None:
-            middle = self._render_state(decision, lang)
+            middle = self._render_state(decision, lang, visitor_first)
             if len(self._state_cache) >= _STATE_CACHE_SIZE:
                 self._state_cache.clear()
             self._state_cache[key] = middle
@@ -294,11 +304,12 @@ class Banner:
 
     # -- construction ------------------------------------------------------------------------------------
 
-    def _render_state(self, decision: Decision, lang: str) -> bytes:
+    def _render_state(self, decision: Decision, lang: str, visitor_first: bool) -> bytes:
         vendors = {vendor: True for vendor in sorted(decision.vendors_granted)}
         vendors.update({vendor: False for vendor in sorted(decision.vendors_refused)})
         state = {
             "lang": lang,
+            "lv": visitor_first,  # the visitor's language: the page's <html lang> does not override it
             "state": {
                 "explicit": decision.explicit,
                 "choices": {category: category in decision.granted for category in self._categories},

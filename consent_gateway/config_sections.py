@@ -204,6 +204,9 @@ class RegionsConfig:
 class BannerConfig:
     default_language: str = "fr"
     languages: tuple[str, ...] = LANGUAGES
+    #: "visitor": the visitor's language (Accept-Language) when the site offers it, else the page's <html lang>;
+    #: "page": the page's language first
+    language: Literal["visitor", "page"] = "visitor"
     position: Literal["bottom", "center", "bottom-left", "bottom-right"] = "bottom"
     reopen_position: Literal["bottom-left", "bottom-right", "hidden"] = "bottom-left"
     #: Google Consent Mode v2: "basic" holds Google tags back until consent; "advanced" lets them load denied

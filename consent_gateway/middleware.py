@@ -57,12 +57,13 @@ class PageRewriters:
         self._banner = banner
         self._max_buffer_bytes = config.gateway.rewrite_max_buffer_bytes
         self._advanced_consent_mode = config.banner.consent_mode == "advanced"
-        self._languages: dict[str | None, str] = {}
+        self._languages: dict[str | None, str | None] = {}
 
     def new(self, scope: Scope, decision: Decision, nonce: str | None) -> HoldbackRewriter:
         accept_language = _header(scope, b"accept-language")
-        language = self._languages.get(accept_language)
-        if language is None:
+        try:
+            language = self._languages[accept_language]
+        except KeyError:
             language = self._banner.language_for(accept_language)
             if len(self._languages) < 1024:  # browsers send a few hundred distinct headers at most
                 self._languages[accept_language] = language

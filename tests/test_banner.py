@@ -249,25 +249,36 @@ def test_the_minifier_keeps_strings_regexes_and_line_breaks() -> None:
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        (None, "fr"),
-        ("", "fr"),
+        (None, None),
+        ("", None),
         ("en-US,en;q=0.9,fr;q=0.8", "en"),
         ("fr-CA,en;q=0.5", "fr"),
         ("de-DE,de;q=0.9,en;q=0.7,fr;q=0.6", "en"),
-        ("de, it", "fr"),
+        ("de, it", None),
         ("fr;q=0.4, en;q=0.6", "en"),
         ("en;q=0, fr;q=0.1", "fr"),
         ("EN-gb", "en"),
         ("en;q=abc, fr", "fr"),
-        ("*", "fr"),
+        ("*", None),
     ],
 )
-def test_language_follows_accept_language(header: str | None, expected: str) -> None:
+def test_language_follows_accept_language(header: str | None, expected: str | None) -> None:
     assert make_banner().language_for(header) == expected
 
 
 def test_default_language_is_configurable() -> None:
-    assert make_banner(with_banner(default_language="en")).language_for("de") == "en"
+    banner = make_banner(with_banner(default_language="en"))
+    assert config_of(banner.head_html(decision=FIRST_VISIT, language=None, nonce=None))["lang"] == "en"
+
+
+def test_the_visitors_language_is_marked_so_the_page_language_does_not_override_it() -> None:
+    banner = make_banner()
+    offered = config_of(banner.head_html(decision=FIRST_VISIT, language="en", nonce=None))
+    assert (offered["lang"], offered["lv"]) == ("en", True)
+    lacking = config_of(banner.head_html(decision=FIRST_VISIT, language=None, nonce=None))
+    assert (lacking["lang"], lacking["lv"]) == ("fr", False)  # banner.js then reads <html lang>
+    page_first = make_banner(with_banner(language="page"))
+    assert config_of(page_first.head_html(decision=FIRST_VISIT, language="en", nonce=None))["lv"] is False
 
 
 def test_configured_language_is_added_with_fallbacks() -> None:

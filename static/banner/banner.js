@@ -45,8 +45,9 @@
   if (state.explicit) gtag('consent', 'update', signals(state));
 
   /* ---- language ---- */
-  var hl = (d.documentElement.lang || '').toLowerCase();
-  var L = C.i18n[hl] ? hl : C.i18n[hl.split('-')[0]] ? hl.split('-')[0] : C.lang;
+  // The visitor's own language when the site offers it (C.lv), else the page's, else the default.
+  var hl = (d.documentElement.lang || '').toLowerCase(), hb = hl.split('-')[0];
+  var L = !C.lv && (C.i18n[hl] ? hl : C.i18n[hb] && hb) || C.lang;
   var T = C.i18n[L];
   function fmt(s, o) { return s.replace(/\{(\w+)\}/g, function (m, k) { return k in o ? o[k] : m; }); }
 

@@ -166,6 +166,9 @@ def _visits(browser: Any, gateway_url: str, intercept: bool = True) -> Iterator[
 
     def open_context(base_url: str = gateway_url, **options: Any) -> Visit:
         options.setdefault("viewport", {"width": 1280, "height": 800})
+        # A browser asking for a language the sites here do not offer (they offer fr and en): the banner then
+        # speaks each page's own language. Tests of the visitor's language pass locale="fr-FR" or "en-US".
+        options.setdefault("locale", "de-DE")
         context = browser.new_context(**options)
         contexts.append(context)
         page = context.new_page()

@@ -293,11 +293,26 @@ def test_placeholder_grants_its_vendor_in_one_click(visit: Open) -> None:
 
 
 @pytest.mark.parametrize(("path", "lang"), [("/", "fr"), ("/en/", "en")])
-def test_banner_speaks_the_page_language(visit: Open, path: str, lang: str) -> None:
-    # The browser asks for the other language: the page's own lang wins.
-    v = visit(locale="fr-FR" if lang == "en" else "en-US")
+def test_banner_speaks_the_page_language_to_a_visitor_whose_language_the_site_lacks(
+    visit: Open, path: str, lang: str
+) -> None:
+    v = visit(locale="de-DE")
     v.goto(path)
-    texts = TEXTS[lang]
+    assert_banner_speaks(v, TEXTS[lang])
+
+
+@pytest.mark.parametrize(("path", "locale", "lang"), [("/en/", "fr-FR", "fr"), ("/", "en-GB", "en")])
+def test_banner_speaks_the_visitors_own_language_on_a_page_in_another(
+    visit: Open, path: str, locale: str, lang: str
+) -> None:
+    v = visit(locale=locale)
+    v.goto(path)
+    page_lang = v.page.evaluate("() => document.documentElement.lang")
+    assert page_lang != lang  # the page is in the other language
+    assert_banner_speaks(v, TEXTS[lang])
+
+
+def assert_banner_speaks(v: Visit, texts: dict[str, str]) -> None:
     for key in ("accept", "reject", "customize"):
         assert button(v, texts[key]).is_visible()
     button(v, texts["customize"]).click()
