@@ -6,7 +6,8 @@
 
 Every page of ``../shared/data/real-pages/`` (``manifest.tsv`` + ``pages/<id>.html.gz``; ``--pages`` names
 another folder) goes through ``ConsentGateway`` exactly as a site would use it: the public middleware, the
-default (EU, opt-in) config, around a tiny ASGI app that serves the page's bytes with its charset, called
+default (EU, opt-in) config, around a tiny ASGI app that serves the page's bytes as ``text/html`` with no
+charset (the page's ``<meta>`` decides, as on many sites), called
 in-process with the body in chunks, a visitor without consent cookie, and the page's original host as
 ``Host`` when the manifest knows it (else the host of its canonical link, else a neutral one). Then
 html5lib — as a browser with scripting on (``<noscript>`` is text) and off (``<noscript>`` content is
@@ -330,6 +331,8 @@ class Fetch:
     host: str
     held: bool
     in_noscript: bool = False
+    #: which element (its position in the walk): a held element is judged on all its URLs together
+    element: int = 0
 
 
 def fetches(root: ElementTree.Element, page_url: str, prefix: str, only_in_noscript: bool = False,
@@ -341,7 +344,7 @@ def fetches(root: ElementTree.Element, page_url: str, prefix: str, only_in_noscr
             base = resolve(page_url, element.get("href") or "") or page_url
             break
     found: list[Fetch] = []
-    for element, inside in walk(root):
+    for position, (element, inside) in enumerate(walk(root)):
         in_noscript = "noscript" in inside
         if only_in_noscript and not in_noscript:
             continue
@@ -357,7 +360,7 @@ def fetches(root: ElementTree.Element, page_url: str, prefix: str, only_in_noscr
                 for raw in urls_of(attribute, value):
                     url = resolve(base, raw)
                     if url is not None:
-                        found.append(Fetch(kind, url, host_of(url), held, in_noscript))
+                        found.append(Fetch(kind, url, host_of(url), held, in_noscript, position))
         if tag == "iframe" and depth < 3:  # an inline document is a page of its own
             for held, name in ((False, "srcdoc"), (True, "data-cg-srcdoc")):
                 value = element.get(name)
@@ -365,6 +368,7 @@ def fetches(root: ElementTree.Element, page_url: str, prefix: str, only_in_noscr
                     for inner in fetches(parse(value, None, True), base, prefix, depth=depth + 1):
                         inner.kind = "iframe srcdoc > " + inner.kind
                         inner.held = inner.held or held
+                        inner.element = position  # judged with the iframe that holds it
                         found.append(inner)
     return found
 
@@ -434,7 +438,7 @@ def charset_of(page: bytes) -> str | None:
 
 
 async def through_gateway(gateway: ConsentGateway, page: bytes, content_type: bytes, host: str, path: str,
-                          chunk: int | None) -> bytes:
+                          chunk: int | None, response_headers: list[tuple[bytes, bytes]] | None = None) -> bytes:
     async def site(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
         if chunk is None:
@@ -452,6 +456,8 @@ async def through_gateway(gateway: ConsentGateway, page: bytes, content_type: by
     async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.body":
             out.append(message.get("body", b""))
+        elif message["type"] == "http.response.start" and response_headers is not None:
+            response_headers.extend(message.get("headers", ()))
 
     gateway.app = site
     scope = {
@@ -596,7 +602,7 @@ class Judge:
             return "allowed"
         return "unclassified"
 
-    def judge(self, page: Page, encoding: str | None, out: bytes) -> dict[str, Any]:
+    def judge(self, page: Page, encoding: str | None, out: bytes, content_type: bytes = b"") -> dict[str, Any]:
         before = parse(page.data, encoding, scripting=True)
         after = parse(out, encoding, scripting=True)
         result: dict[str, Any] = {"id": page.id, "url": page.url, "bytes": page.size, "out_bytes": len(out)}
@@ -609,9 +615,19 @@ class Judge:
         if b"<noscript" in out.lower():  # a browser without scripting reads <noscript> as markup
             after_fetches += fetches(parse(out, encoding, scripting=False), page.url, self.prefix,
                                      only_in_noscript=True)
+        # A held element is over-held only when none of its URLs (src and every srcset candidate: the browser
+        # may fetch any) is a third party nobody allowed: the first such URL is why it is held.
+        held_elements: dict[tuple[bool, int], list[str]] = {}
+        for fetch in after_fetches:
+            if fetch.held:
+                why = ("first-party" if self.first_party(fetch.host, page.host)
+                       else "allowed" if self.kind_of(fetch) == "allowed" else "third-party")
+                held_elements.setdefault((fetch.in_noscript, fetch.element), []).append(why)
+        over_held = {key: ("allowed" if "allowed" in whys else "first-party")
+                     for key, whys in held_elements.items() if "third-party" not in whys}
         for fetch in after_fetches:
             if self.first_party(fetch.host, page.host):
-                if fetch.held:
+                if fetch.held and over_held.get((fetch.in_noscript, fetch.element)) == "first-party":
                     held.append({"kind": fetch.kind, "host": fetch.host, "why": "first-party"})
                 continue
             tracker = self.trackers.tracker(fetch.host)
@@ -620,7 +636,7 @@ class Judge:
             record = {"kind": fetch.kind, "host": fetch.host, "class": self.kind_of(fetch),
                       "tracker": tracker[0] if tracker else None, "noscript": fetch.in_noscript, "url": fetch.url}
             if fetch.held:
-                if record["class"] == "allowed":
+                if record["class"] == "allowed" and over_held.get((fetch.in_noscript, fetch.element)):
                     held.append({"kind": fetch.kind, "host": fetch.host, "why": "allowed"})
             else:
                 live.append(record)
@@ -665,7 +681,8 @@ class Judge:
                                         for tag in counts_before | counts_after
                                         if counts_before[tag] != counts_after[tag]}
         meta_before = META_CHARSET_RE.search(page.data[:1024])
-        if meta_before and not META_CHARSET_RE.search(out[:1024]):
+        # a browser reads the <meta> only in the first KiB, and only when Content-Type names no charset
+        if meta_before and not META_CHARSET_RE.search(out[:1024]) and b"charset=" not in content_type.lower():
             result["meta_charset_pushed_out"] = True
         return result
 
@@ -702,14 +719,17 @@ async def run(args: argparse.Namespace, pages: list[Page], trackers: TrackerList
         cache_found = True
         for number, page in enumerate(pages, 1):
             encoding = charset_of(page.data)
-            content_type = b"text/html" + (f"; charset={encoding}".encode() if encoding else b"")
+            # served as a site that does not name its charset in Content-Type (the page's <meta> decides):
+            # the harder case for keeping the <meta> where a browser reads it
+            content_type = b"text/html"
             path = urllib.parse.urlsplit(page.url).path or "/"
             best = best_cpu = float("inf")
             outputs = set()
             for _ in range(3):
                 cache_found = clear_chunk_cache() and cache_found
                 start, start_cpu = time.perf_counter(), time.process_time()
-                whole = await through_gateway(gateway, page.data, content_type, page.host, path, None)
+                headers: list[tuple[bytes, bytes]] = []
+                whole = await through_gateway(gateway, page.data, content_type, page.host, path, None, headers)
                 best_cpu = min(best_cpu, time.process_time() - start_cpu)
                 best = min(best, time.perf_counter() - start)
                 outputs.add(whole)
@@ -725,7 +745,8 @@ async def run(args: argparse.Namespace, pages: list[Page], trackers: TrackerList
                 if out != whole:
                     differs.append(chunk)
             start = time.perf_counter()
-            result = judge.judge(page, encoding, whole)
+            result = judge.judge(page, encoding, whole,
+                                 dict(headers).get(b"content-type", b""))
             phase["html5lib judge"] += time.perf_counter() - start
             result["chunkings_differ"] = differs
             result["bytewise"] = page.id in bytewise
@@ -807,6 +828,9 @@ def summarise(run_data: dict[str, Any], pages: list[Page], trackers: TrackerList
         "cache_cleared": run_data["cache_cleared"],
         "seconds": round(seconds, 1),
         "top_tracker_hosts": [{**e, "pages": len(e["pages"]), "kinds": dict(e["kinds"])} for e in top_hosts[:25]],
+        "inline_loaders_live": [{"page": r["id"], "hosts": x["hosts"][:3], "bytes": x["bytes"],
+                                 "start": " ".join(x["start"].split())[:60]}
+                                for r in results for x in r["live_inline"]],
     }
     return summary
 
@@ -846,7 +870,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{s['held_inline_no_tracker']['pages']} pages | |",
         f"| pages whose visible text changed | {s['text_changed_pages']} | 0 |",
         f"| pages whose element counts changed | {s['counts_changed_pages']} | 0 |",
-        f"| pages whose `<meta charset>` left the first 1024 bytes | {s['meta_charset_pushed_out_pages']} | 0 |",
+        f"| pages whose `<meta charset>` left the first 1024 bytes, no charset in Content-Type | "
+        f"{s['meta_charset_pushed_out_pages']} | 0 |",
         f"| pages whose output differs across chunk sizes 1, 7, 4096, whole | {s['chunkings_differ_pages']} of "
         f"{s['pages']} (size 1 on {s['bytewise_pages']} pages, {s['bytewise_bytes'] / 1e6:.1f} MB) | 0 |"
         if s["chunkings"] else "| pages whose output differs across chunkings | not measured (--no-chunkings) | 0 |",
@@ -860,6 +885,12 @@ def markdown(summary: dict[str, Any]) -> str:
     for entry in s["top_tracker_hosts"][:15]:
         lines.append(f"| {entry['host']} | {entry['entity']} | {entry['class']} | {entry['elements']} | "
                      f"{entry['pages']} |")
+    if s["inline_loaders_live"]:
+        lines += ["", "| inline script still carrying a tracker's loader | page | bytes | tracker hosts it names |",
+                  "|---|---|---:|---|"]
+        for entry in s["inline_loaders_live"]:
+            start = entry["start"].replace("|", "\\|").replace("`", "'")
+            lines.append(f"| `{start}` | {entry['page']} | {entry['bytes']:,} | {', '.join(entry['hosts'])} |")
     lines.append("")
     phases = ", ".join(f"{name} {value} s" for name, value in s["phase_seconds"].items())
     lines.append(f"({s['seconds']} s: {phases}; load average {s['load_average'][0]} on {os.cpu_count()} CPUs)")

@@ -122,6 +122,18 @@ def _header_value(headers: list[tuple[bytes, bytes]], name: bytes, default: byte
     return found
 
 
+def _state_charset(headers: list[tuple[bytes, bytes]], charset: str | None) -> None:
+    """Add the page's own <meta> charset to a Content-Type that names none: a browser reads the <meta> only
+    in the first KiB, which the held-back attributes and the banner block may push it out of. Only an
+    ASCII-compatible charset (what the rewriter reads) is stated; the header then says what the page says."""
+    if not charset or not _ASCII_COMPATIBLE.match(charset.encode("ascii")):
+        return
+    for index, (key, value) in enumerate(headers):
+        if key == b"content-type":
+            headers[index] = (key, value.rstrip(b"; \t") + b"; charset=" + charset.encode("ascii"))
+            return
+
+
 def _merge_vary(value: bytes) -> bytes:
     parts = [p.strip() for p in value.split(b",") if p.strip()]
     if any(p.lower() in (b"cookie", b"*") for p in parts):
@@ -157,6 +169,7 @@ class Responder:
         "_held_start",
         "_skip_body",
         "_failed",
+        "_charset_stated",
     )
 
     def __init__(
@@ -174,6 +187,8 @@ class Responder:
         self._held_start: Message | None = None
         self._skip_body = False
         self._failed = False
+        #: whether the site's Content-Type names a charset (else the page's <meta> one is stated there)
+        self._charset_stated = True
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -215,6 +230,7 @@ class Responder:
     ) -> list[tuple[bytes, bytes]]:
         status = message.get("status", 200)
         charset = _CHARSET.search(content_type)
+        self._charset_stated = charset is not None
         if charset and not _ASCII_COMPATIBLE.match(charset.group(1).lower()):
             metrics.inc("rewrite_passthrough_total", reason="encoding")
             return headers
@@ -272,8 +288,10 @@ class Responder:
             return
         out = self._rewrite(rewriter, message.get("body", b""), final=not more)
         start = self._held_start
-        if start is not None:
+        if start is not None and (out or not more):  # held while the rewriter still reads the first KiB
             self._held_start = None
+            if not self._charset_stated:
+                _state_charset(start["headers"], getattr(rewriter, "declared_charset", None))
             if not more:
                 start["headers"].append((b"content-length", str(len(out)).encode("ascii")))
             await self._send(start)

@@ -151,3 +151,33 @@ def test_an_iframe_is_held_when_its_inline_document_holds_a_tracker() -> None:
     assert seen == ["<script>fbq()</script>"]
     assert hold_back_tag(b'<iframe srcdoc="<p>hi</p>">', "iframe", CATALOG, NOTHING,
                          srcdoc_vendors=srcdoc_vendors) is None
+
+
+# -- srcset: the browser may fetch any candidate (issue 8, first-party elements held) ---------------------
+
+
+def _hold_on_site(tag: bytes, kind: str = "img") -> str | None:
+    from consent_gateway.thirdparty import HostCounters, ThirdParties
+
+    catalog = CATALOG.with_third_parties(ThirdParties(mode="hold", counters=HostCounters()))
+    held = hold_back_tag(tag, kind, catalog, Decision(granted=frozenset({"necessary"}), site="example.org"))
+    return None if held is None else held.vendor.id
+
+
+@pytest.mark.parametrize(
+    ("tag", "held_as"),
+    [
+        # first-party src and candidates, or an allowed CDN among them: the image shows before consent
+        (b'<img src="/a.jpg" srcset="/a-320.jpg 320w, https://img.example.org/a-640.jpg 640w">', None),
+        (b'<img src="/a.jpg" srcset="https://cdnjs.cloudflare.com/x/a.png 1x, /a@2x.jpg 2x">', None),
+        (b'<source srcset="https://static.example.org/a.webp 1x, https://static.example.org/b.webp 2x">', None),
+        # one tracker candidate among first-party ones: the browser may pick it (by density, width, cache)
+        (b'<img src="/a.jpg" srcset="/a-320.jpg 320w, https://ct.pinterest.com/v3/?tid=1 640w">', "pinterest-tag"),
+        # a first-party src does not clear a srcset on a host nobody classified (it is what gets fetched)
+        (b'<img src="/a.jpg" srcset="https://i0.cdn-unknown.example/a.jpg?w=320 320w">', "unclassified"),
+    ],
+)
+def test_a_srcset_is_held_when_any_candidate_is_a_third_party_nobody_allowed(tag: bytes, held_as: str | None
+                                                                              ) -> None:
+    kind = "source" if tag.startswith(b"<source") else "img"
+    assert _hold_on_site(tag, kind) == held_as

@@ -286,3 +286,57 @@ def test_held_back_tags_are_counted_by_vendor_in_the_metrics(client: TestClient)
     client.get("/")
     assert metrics.value("held_back_tags_total", vendor="google-analytics") == 2
     assert 'consent_gateway_held_back_tags_total{vendor="google-analytics"} 2' in client.get("/_consent/metrics").text
+
+
+def _served_in_chunks(config: Config, page: bytes, content_type: bytes, chunk: int) -> tuple[bytes, bytes]:
+    """(Content-Type, body) of a page an app sends in chunks of ``chunk`` bytes."""
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
+        for start in range(0, len(page), chunk):
+            await send({"type": "http.response.body", "body": page[start : start + chunk], "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    gateway = ConsentGateway(app, config, secret_keys=TEST_SECRET_KEYS)
+
+    async def run() -> None:
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b"",
+                 "client": ("127.0.0.1", 1)}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await gateway(scope, receive, send)
+
+    asyncio.run(run())
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return dict(start["headers"])[b"content-type"], b"".join(m.get("body", b"") for m in sent)
+
+
+# the <meta charset> sits near the end of the first KiB, after trackers whose held-back form is longer
+_LATE_CHARSET_PAGE = (
+    b"<!doctype html><html><head>"
+    + b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-TEST"></script>' * 10
+    + b"<title>" + b"t" * 60 + b"</title>"
+)
+_LATE_CHARSET_PAGE += (b" " * (990 - len(_LATE_CHARSET_PAGE))
+                       + b'<meta charset="windows-1252"></head><body>caf\xe9</body>')
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 1024, 1030, 4096])
+def test_the_pages_meta_charset_is_stated_in_content_type_when_the_site_names_none(config: Config,
+                                                                                    chunk: int) -> None:
+    assert _LATE_CHARSET_PAGE.index(b"<meta charset") < 1024
+    content_type, body = _served_in_chunks(config, _LATE_CHARSET_PAGE, b"text/html", chunk)
+    # the held-back scripts and the banner push the <meta> out of the KiB a browser reads it in
+    assert body.index(b"<meta charset") > 1024
+    assert content_type == b"text/html; charset=windows-1252"
+    # a charset the site states is left as it is, and a page with no <meta charset> gets none
+    assert _served_in_chunks(config, _LATE_CHARSET_PAGE, b"text/html; charset=utf-8", chunk)[0] == (
+        b"text/html; charset=utf-8")
+    plain = _LATE_CHARSET_PAGE.replace(b'<meta charset="windows-1252">', b"<meta name=x>")
+    assert _served_in_chunks(config, plain, b"text/html", chunk)[0] == b"text/html"

@@ -11,6 +11,7 @@ from .. import metrics
 from ..catalog import Catalog, VendorRule
 from ..decision import Decision
 from .holdback import HOLD_TAG_NAMES, INERT_ATTRS, hold_back_tag, parse_attributes
+from .inline_loaders import LOADER_SCAN_BYTES, loader_vendors
 
 #: the start of every tag that can fetch or run something, for bail-outs that do not read tags
 _INERT_ALL = re.compile(b"<((?i:" + b"|".join(n.encode() for n in HOLD_TAG_NAMES) + rb"))(?=[\t\n\f\r />])")
@@ -89,6 +90,11 @@ class DocumentHoldback:
                 vendor = self.catalog.vendor_for_signature(signature)
                 if vendor not in vendors:
                     vendors.append(vendor)
+        if not too_long and len(body) <= LOADER_SCAN_BYTES:
+            # a generic loader of a third party the catalog has no snippet for (see inline_loaders)
+            if vendors is None:
+                vendors = self.catalog.vendors_for_inline_bytes(body)
+            vendors.extend(v for v in loader_vendors(body, self.catalog, self.decision.site) if v not in vendors)
         held = hold_back_tag(tag, kind, self.catalog, self.decision, body, inline_vendors=vendors, base=base)
         if held is not None:
             self.held.append(held.vendor.id)

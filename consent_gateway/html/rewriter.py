@@ -36,6 +36,14 @@ _META_UTF16 = re.compile(
 _META_CHARSET = re.compile(
     rb"<meta(?:[^>]*?charset|(?![^>]*?[\t\n\f\r /](?:name|property|itemprop)[\t\n\f\r ]*=)[^>]*+$)", re.IGNORECASE
 )
+#: the charset a <meta> of the first KiB declares (charset=… or http-equiv content=…; charset=…), first one wins
+_DECLARED_CHARSET = re.compile(
+    rb"<meta[\t\n\f\r /][^>]*?charset[\t\n\f\r ]*=[\t\n\f\r ]*[\"']?[\t\n\f\r ]*"
+    rb"([A-Za-z0-9_.:-]+)(?=[\t\n\f\r \"'/>;])",
+    re.IGNORECASE,
+)
+#: bytes read before the first output: the prescan's KiB and room for a <meta charset> it cuts
+PRESCAN_WAIT_BYTES = PRESCAN_BYTES + 64
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe")
 
@@ -68,6 +76,10 @@ class HoldbackRewriter:
         self._cache_prefix = (catalog.token, decision.key, self.max_buffer_bytes)
         self._pending = b""
         self._closed = False
+        #: the charset the page's first KiB declares in a <meta> (lowercased), known once the first KiB is
+        #: in: the responder states it in Content-Type when the site did not, since held-back attributes may
+        #: push the <meta> out of the KiB a browser looks at
+        self.declared_charset: str | None = None
         self._holdback = DocumentHoldback(catalog, decision)
         self._holdback.srcdoc_vendors = self._srcdoc_vendors
         self._tokenizer = Tokenizer(catalog, self._holdback, self.max_buffer_bytes)
@@ -136,7 +148,7 @@ class HoldbackRewriter:
     def _prescan_step(self, chunk: bytes, final: bool) -> bytes:
         """Nothing is emitted before the first KiB is in: it decides whether the page is read at all."""
         data = self._pending + chunk if self._pending else chunk
-        if len(data) < PRESCAN_BYTES and not final:
+        if len(data) < PRESCAN_WAIT_BYTES and not final:
             self._pending = data
             return b""
         self._pending = b""
@@ -146,6 +158,9 @@ class HoldbackRewriter:
             metrics.inc("rewrite_passthrough_total", reason=reason)
             return data
         self._tokenizer.mode = Mode.DATA
+        declared = _DECLARED_CHARSET.search(data, 0, PRESCAN_WAIT_BYTES)
+        if declared is not None and declared.start() < PRESCAN_BYTES:
+            self.declared_charset = declared.group(1).decode("ascii").lower()
         self._tokenizer.charset_ahead = self._banner_would_push_out_charset(data)
         if data.startswith(_UTF8_BOM):
             return _UTF8_BOM + self._step(data[3:], final)

@@ -1,0 +1,84 @@
+"""Generic loaders in inline scripts (issue 8.1): a short script that creates an element from a literal
+third-party URL is held back like a ``<script src>`` of that host; a first-party script that merely names
+a tracker host is not."""
+
+from __future__ import annotations
+
+import pytest
+
+from consent_gateway.catalog import Catalog
+from consent_gateway.decision import Decision
+from consent_gateway.html import HoldbackRewriter
+from consent_gateway.html.inline_loaders import LOADER_SCAN_BYTES, loader_vendors
+from consent_gateway.thirdparty import HostCounters, ThirdParties
+
+CATALOG = Catalog.builtin().with_third_parties(ThirdParties(mode="hold", counters=HostCounters()))
+SITE = "example.org"
+NOTHING = Decision(granted=frozenset({"necessary"}), site=SITE)
+EVERYTHING = Decision(granted=frozenset({"necessary", "analytics", "marketing", "unclassified"}), site=SITE)
+
+
+def ids(body: bytes) -> list[str]:
+    return [v.id if v.id != "unclassified" else f"unclassified:{v.name}" for v in loader_vendors(body, CATALOG, SITE)]
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        # an unclassified third party's script, protocol-relative after document.location.protocol
+        (b"(function(){var s=document.createElement('script');s.async=true;"
+         b"s.src=document.location.protocol+'//d8rk54i4mohrb.cloudfront.net/js/reach.js';"
+         b"document.head.appendChild(s);})();", ["unclassified:d8rk54i4mohrb.cloudfront.net"]),
+        # escaped slashes, as JSON-in-JS writes them
+        (b'var js=document.createElement("script");js.src="\\/\\/s.tracker-cdn.example\\/v.min.js?v=1";',
+         ["unclassified:s.tracker-cdn.example"]),
+        # a catalog host, whatever its path: a pixel through new Image()
+        (b'var d=new Image(1,1);d.src=["//secure-us.imrworldwide.com/cgi-bin/m?ci=us-1&cg=0"].join("");',
+         ["nielsen"]),
+        # a catalog host written without a scheme, joined to one at run time
+        (b'var i=document.createElement("iframe");i.src=p+"//"+"cdn.adaptv.advertising.com/msft/sync.html";',
+         ["yahoo-ads"]),
+        # markup written by document.write: src= names a fetch even without ".js"
+        (b"document.write('<scr'+'ipt src=\"//asq.nugg.example/rc?nuggn=4\"></scr'+'ipt>');",
+         ["unclassified:asq.nugg.example"]),
+        # the site's own hosts and allowed CDNs are not held
+        (b'var s=document.createElement("script");s.src="https://static.example.org/app.js";', []),
+        (b'var s=document.createElement("script");s.src="https://cdnjs.cloudflare.com/ajax/libs/x/1/x.min.js";', []),
+        # an unclassified URL that is not a script (a share link) in a loading script is not held
+        (b'var a=document.createElement("a");a.href="https://share.social.example/intent?u="+u;', []),
+        # no loading construct: a config map or a CSP list merely names hosts
+        (b'window.cfg={"ga":"https://www.google-analytics.com/analytics.js","px":"//px.unknown.example/p.js"};',
+         []),
+        # a URL in a comment is not a string literal
+        (b"// loaded from //px.unknown.example/p.js\nvar s=document.createElement('script');", []),
+    ],
+)
+def test_loader_vendors(body: bytes, found: list[str]) -> None:
+    assert ids(body) == found
+
+
+def test_a_long_script_is_an_app_not_a_loader() -> None:
+    loader = b"var s=document.createElement('script');s.src='//px.unknown.example/p.js';"
+    assert ids(loader)
+    assert ids(loader + b" " * (LOADER_SCAN_BYTES - len(loader))) == ids(loader)
+    assert ids(loader + b" " * (LOADER_SCAN_BYTES + 1 - len(loader))) == []
+
+
+PAGE = (b"<html><head><script>var a=1;</script>"
+        b"<script nonce=n>(function(){var s=document.createElement('script');"
+        b"s.src='https://px.unknown.example/p.js';document.head.appendChild(s)})();</script>"
+        b"<script>var e=document.createElement('script');e.src='//static.chartbeat.com/js/chartbeat.js';</script>"
+        b"</head><body><p>Hello</p></body></html>")
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 4096])
+def test_a_page_holds_generic_loaders_restorably_at_every_chunking(chunk_size: int | None) -> None:
+    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
+    size = chunk_size or len(PAGE)
+    out = b"".join(rw.feed(PAGE[i : i + size]) for i in range(0, len(PAGE), size)) + rw.close()
+    assert b'<script type="text/plain" data-category="unclassified" data-cg-vendor="unclassified" nonce=n>' in out
+    assert b'<script type="text/plain" data-category="analytics" data-cg-vendor="chartbeat">' in out
+    assert b"<script>var a=1;</script>" in out
+    assert rw.held_back == {"unclassified": 1, "chartbeat": 1}
+    everything = HoldbackRewriter(CATALOG, EVERYTHING, b"", cache=None)
+    assert everything.feed(PAGE) + everything.close() == PAGE
