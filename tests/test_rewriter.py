@@ -492,3 +492,53 @@ def test_every_element_kind_holds_an_unclassified_third_party_and_lets_the_sites
     assert {count.host for count in counters.top()} >= {"css.unknown-ads.example", "tags.unknown-ads.example"}
     everything = Decision(granted=frozenset({"necessary", "unclassified"}), site="example.org")
     assert rewrite(page, 7, decision=everything, catalog=catalog)[0] == page.replace(b"<head>", b"<head>" + HEAD)
+
+
+@pytest.mark.parametrize("size", [None, 600, 20000])
+def test_unclassified_hosts_are_counted_on_every_page_view_also_from_the_chunk_cache(size: int | None) -> None:
+    from consent_gateway.thirdparty import HostCounters, ThirdParties
+
+    counters = HostCounters()
+    catalog = CATALOG.with_third_parties(ThirdParties(mode="hold", counters=counters))
+    decision = Decision(granted=frozenset({"necessary"}), site="example.org")
+    filler = b"<p>" + b"text " * 4000 + b"</p>\n"  # long enough for whole-page and segment caching
+    page = (b"<html><head></head><body>" + filler + b'<img src="https://px.unknown-ads.example/i.gif">'
+            + filler + b'<script src="https://tags.unknown-ads.example/t.js"></script>' + filler + b"</body></html>")
+    outputs = set()
+    for _ in range(3):
+        out, _ = rewrite(page, size, decision=decision, catalog=catalog, cached=True)
+        outputs.add(out)
+    assert len(outputs) == 1
+    assert CHUNK_CACHE.hits > 0  # served from the cache from the second view on
+    counts = {count.host: (count.seen, count.held) for count in counters.top()}
+    assert counts == {"px.unknown-ads.example": (3, 3), "tags.unknown-ads.example": (3, 3)}
+
+
+def _everything(catalog: Catalog = CATALOG) -> Decision:
+    categories = {vendor.category for vendor in catalog.vendors.values()} | {"necessary", "unclassified"}
+    return Decision(granted=frozenset(categories))
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
+def test_a_tag_too_long_to_read_comes_back_for_a_visitor_who_allowed_everything(chunk_size: int | None) -> None:
+    """A bail-out is not for good: the banner reloads the page once everything is allowed (data-cg-bailout
+    hides the tag's URLs, it cannot be restored in place), and this visitor then gets the tag as it is."""
+    long_tag = b'<img data-x="' + b"a" * 5000 + b'" src="https://ct.pinterest.com/v3/?tid=1">'
+    page = b"<html><head></head><body>" + long_tag + b"<p>after</p></body></html>"
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=1024, decision=_everything())
+    assert out == page.replace(b"<head>", b"<head>" + HEAD)
+    assert metrics.value("rewrite_passthrough_total", reason="tag_too_long") == 1
+    # one category short of everything: still held, fail closed
+    partial = Decision(granted=_everything().granted - {"unclassified"})
+    assert b"data-cg-bailout" in rewrite(page, chunk_size, max_buffer_bytes=1024, decision=partial)[0]
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 50])
+def test_after_an_error_the_page_passes_as_it_is_for_a_visitor_who_allowed_everything(chunk_size: int | None
+                                                                                      ) -> None:
+    source = (GOLDEN / "head_trackers.src.html").read_bytes()
+    catalog = _BrokenCatalog(fail_after=3)
+    out, _ = rewrite(source, chunk_size, catalog=catalog, decision=_everything(catalog))
+    assert b"data-cg-bailout" not in out
+    assert out.replace(HEAD, b"") == source
+    assert metrics.value("rewrite_passthrough_total", reason="error") == 1

@@ -40,6 +40,8 @@ class CachedChunk(NamedTuple):
     state: Any  # the tokenizer state at the chunk's end
     pending: bytes  # the unfinished tail kept for the next chunk
     held: tuple[str, ...]  # vendor ids held back in the chunk
+    #: (host, held back) of the unclassified hosts the chunk contacts: counted again on every hit
+    noted: tuple[tuple[str, bool], ...]
     memo: list[bytes | None]  # the last banner block and the output joined with it
 
 
@@ -64,7 +66,8 @@ class ChunkCache:
         self.hits += 1
         return entry[0]
 
-    def put(self, key: Any, parts: Parts, state: Any, pending: bytes, held: Sequence[str]) -> None:
+    def put(self, key: Any, parts: Parts, state: Any, pending: bytes, held: Sequence[str],
+            noted: Sequence[tuple[str, bool]] = ()) -> None:
         compact = compact_parts(parts)
         size = sum(len(p) for p in compact if p) * (2 if len(compact) > 1 else 1) + len(pending) + 256
         if size > self.max_bytes // 4:
@@ -72,7 +75,7 @@ class ChunkCache:
         old = self._entries.pop(key, None)
         if old is not None:
             self.size -= old[1]
-        self._entries[key] = (CachedChunk(compact, state, pending, tuple(held), [None, None]), size)
+        self._entries[key] = (CachedChunk(compact, state, pending, tuple(held), tuple(noted), [None, None]), size)
         self.size += size
         while self.size > self.max_bytes or len(self._entries) > self.max_entries:
             _, (_, dropped) = self._entries.popitem(last=False)

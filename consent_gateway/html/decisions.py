@@ -10,6 +10,7 @@ from collections.abc import Callable
 from .. import metrics
 from ..catalog import Catalog, VendorRule
 from ..decision import Decision
+from ..thirdparty import UNCLASSIFIED
 from .holdback import HOLD_TAG_NAMES, INERT_ATTRS, hold_back_tag, parse_attributes
 from .inline_loaders import LOADER_SCAN_BYTES, loader_vendors
 
@@ -48,19 +49,34 @@ class DocumentHoldback:
     """The holdback decisions of one document: what this visitor's decision makes of each tag the tokenizer
     hands over, and which vendors were held back during the current run (a chunk, or a cached segment)."""
 
-    __slots__ = ("catalog", "decision", "held", "cacheable", "srcdoc_vendors")
+    __slots__ = ("catalog", "decision", "held", "noted", "cacheable", "srcdoc_vendors", "_allows_everything")
 
     def __init__(self, catalog: Catalog, decision: Decision) -> None:
         self.catalog = catalog
         self.decision = decision
         self.held: list[str] = []
+        #: (host, held back) of each unclassified host contacted during the run, as counted
+        self.noted: list[tuple[str, bool]] = []
         #: False once the run made a decision that must not be replayed from the cache (a bail-out)
         self.cacheable = True
         #: the vendors an iframe's inline document holds back, as read by the driver (see ``vendors_of_tag``)
         self.srcdoc_vendors: Callable[[str, str], list[VendorRule]] | None = None
+        self._allows_everything: bool | None = None
+
+    def allows_everything(self) -> bool:
+        """Whether this visitor allowed every vendor the catalog knows and every unclassified host: then a
+        tag that cannot be read holds nothing back. Worked out only when a bail-out asks (rare)."""
+        if self._allows_everything is None:
+            decision = self.decision
+            categories = {vendor.category for vendor in self.catalog.vendors.values()} | {UNCLASSIFIED}
+            self._allows_everything = not decision.vendors_refused and all(
+                decision.allows_category(category) for category in categories
+            )
+        return self._allows_everything
 
     def start_run(self) -> None:
         self.held = []
+        self.noted = []
         self.cacheable = True
 
     def tag(self, tag: bytes, kind: str, may_name_vendor: bool | None = None, base: str = "") -> bytes:
@@ -72,7 +88,7 @@ class DocumentHoldback:
                 assert srcdoc is not None
                 return srcdoc(document, base)
         held = hold_back_tag(tag, kind, self.catalog, self.decision, may_name_vendor=may_name_vendor, base=base,
-                             srcdoc_vendors=inner)
+                             srcdoc_vendors=inner, noted=self.noted)
         if held is None:
             return tag
         self.held.append(held.vendor.id)
@@ -95,7 +111,8 @@ class DocumentHoldback:
             if vendors is None:
                 vendors = self.catalog.vendors_for_inline_bytes(body)
             vendors.extend(v for v in loader_vendors(body, self.catalog, self.decision.site) if v not in vendors)
-        held = hold_back_tag(tag, kind, self.catalog, self.decision, body, inline_vendors=vendors, base=base)
+        held = hold_back_tag(tag, kind, self.catalog, self.decision, body, inline_vendors=vendors, base=base,
+                             noted=self.noted)
         if held is not None:
             self.held.append(held.vendor.id)
             return held.tag
@@ -114,7 +131,14 @@ class DocumentHoldback:
 
     def inert_attributes(self, kind: str, reason: str) -> bytes:
         """Fail closed on a tag that cannot be read: what to write right after its name. Counted, and never
-        cached (the decision depends on where the buffer limit fell)."""
-        metrics.inc("rewrite_bailouts_total", reason=reason)
+        cached (the decision depends on where the buffer limit fell).
+
+        The inert form hides the tag's own URLs from the DOM (first duplicate attribute wins), so the banner
+        cannot restore it in place: once the visitor allows everything it reloads the page, which this
+        visitor then gets with the tag as it is (nothing is left to hold back)."""
         self.cacheable = False
+        if self.allows_everything():
+            metrics.inc("rewrite_passthrough_total", reason=reason)
+            return b""
+        metrics.inc("rewrite_bailouts_total", reason=reason)
         return INERT_ATTRS[kind]

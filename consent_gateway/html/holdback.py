@@ -209,11 +209,15 @@ def _first_disallowed(vendors: list[VendorRule], decision: Decision) -> VendorRu
     return None
 
 
-def _note_unclassified(catalog: Catalog, vendors: list[VendorRule], held: VendorRule | None) -> None:
-    """Count each unclassified host an element contacts, held back or (report mode) let through."""
+def _note_unclassified(catalog: Catalog, vendors: list[VendorRule], held: VendorRule | None,
+                       noted: list[tuple[str, bool]] | None) -> None:
+    """Count each unclassified host an element contacts, held back or (report mode) let through; ``noted``
+    keeps them for the chunk cache, which counts them again on each hit."""
     for vendor in vendors:
         if vendor.id == _UNCLASSIFIED:
             catalog.third_parties.note_seen(vendor.name, held is not None)
+            if noted is not None:
+                noted.append((vendor.name, held is not None))
 
 
 def _refresh_url(content: bytes) -> bytes:
@@ -325,7 +329,8 @@ def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_b
 def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
                   inline_body: bytes | None = None, *, may_name_vendor: bool | None = None,
                   inline_vendors: list[VendorRule] | None = None, base: str = "",
-                  srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None) -> HeldBack | None:
+                  srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None,
+                  noted: list[tuple[str, bool]] | None = None) -> HeldBack | None:
     """The held-back form of a complete start tag, or None when the decision lets it through.
 
     ``kind`` is a key of ``ELEMENT_KINDS`` (the lowercased tag name, "svg:script" or "svg:image");
@@ -351,7 +356,7 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
     vendors = vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors, base=base, site=decision.site,
                              srcdoc_vendors=srcdoc_vendors)
     vendor = _first_disallowed(vendors, decision)
-    _note_unclassified(catalog, vendors, vendor)
+    _note_unclassified(catalog, vendors, vendor, noted)
     if vendor is None:
         return None
     return HeldBack(rewrite_held_back(tag, kind, name_end, attrs, vendor.category, vendor.id), vendor)

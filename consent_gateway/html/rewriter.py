@@ -121,12 +121,18 @@ class HoldbackRewriter:
         try:
             return self._step(chunk, final)
         except Exception:
+            self._tokenizer.script_open = None
+            self._pending = b""
+            rest = (held or b"") + pending + chunk
+            if self._holdback.allows_everything():  # nothing to hold back for this visitor: the page as it is
+                logger.exception("HTML rewrite failed; the rest of the page passes (everything is allowed)")
+                metrics.inc("rewrite_passthrough_total", reason="error")
+                self._tokenizer.mode = Mode.PASSTHROUGH
+                return rest
             logger.exception("HTML rewrite failed; holding back every tag of the rest of the page")
             metrics.inc("rewrite_bailouts_total", reason="error")
-            self._tokenizer.script_open = None
             self._tokenizer.mode = Mode.BAILED
-            self._pending = b""
-            return self._inert_rest((held or b"") + pending + chunk, final)
+            return self._inert_rest(rest, final)
 
     def _inert_rest(self, data: bytes, final: bool) -> bytes:
         out: list[bytes | None] = []
@@ -202,7 +208,8 @@ class HoldbackRewriter:
                 return self._replayed_bytes(hit)
             chunk_parts = self._rewrite(chunk, False)
             if self._holdback.cacheable:
-                cache.put(key, chunk_parts, self._tokenizer.state(), self._pending, self._holdback.held)
+                cache.put(key, chunk_parts, self._tokenizer.state(), self._pending, self._holdback.held,
+                          self._holdback.noted)
             return self._join(chunk_parts)
         # A long chunk is looked up whole first (a page served again), then in segments cut after a newline:
         # a page that differs in one place from request to request (a CSRF token, a user name) still finds
@@ -214,32 +221,37 @@ class HoldbackRewriter:
             return self._replayed_bytes(hit)
         parts: list[bytes | None] = []
         held: list[str] = []
+        noted: list[tuple[str, bool]] = []
         cacheable = True
         start, n = 0, len(chunk)
         while start < n:
             cut = chunk.find(b"\n", start + CACHE_SEGMENT_BYTES)
             end = n if cut == -1 or n - cut < CACHE_SEGMENT_BYTES else cut + 1
-            segment_parts, segment_held, hit_or_cacheable = self._cached_rewrite(cache, chunk[start:end])
+            segment_parts, segment_held, segment_noted, hit_or_cacheable = self._cached_rewrite(
+                cache, chunk[start:end])
             parts.extend(segment_parts)
             held.extend(segment_held)
+            noted.extend(segment_noted)
             cacheable = cacheable and hit_or_cacheable is not False
             start = end
         # Kept whole from its second time on: a page that varies from request to request never comes back.
         if cacheable and cache.seen_before(whole_key):
-            cache.put(whole_key, parts, self._tokenizer.state(), self._pending, held)
+            cache.put(whole_key, parts, self._tokenizer.state(), self._pending, held, noted)
         return self._join(parts)
 
-    def _cached_rewrite(self, cache: ChunkCache, chunk: bytes
-                        ) -> tuple[Sequence[bytes | None], Sequence[str], bool | None]:
-        """(output parts, vendors held back, cacheable or None for a cache hit) of one chunk."""
+    def _cached_rewrite(self, cache: ChunkCache, chunk: bytes) -> tuple[
+            Sequence[bytes | None], Sequence[str], Sequence[tuple[str, bool]], bool | None]:
+        """(output parts, vendors held back, unclassified hosts noted, cacheable or None for a cache hit) of
+        one chunk."""
         key = self._key(chunk)
         hit = cache.get(key)
         if hit is not None:
-            return self._replay(hit), hit.held, None
+            return self._replay(hit), hit.held, hit.noted, None
         parts = self._rewrite(chunk, False)
-        if self._holdback.cacheable:
-            cache.put(key, parts, self._tokenizer.state(), self._pending, self._holdback.held)
-        return parts, self._holdback.held, self._holdback.cacheable
+        holdback = self._holdback
+        if holdback.cacheable:
+            cache.put(key, parts, self._tokenizer.state(), self._pending, holdback.held, holdback.noted)
+        return parts, holdback.held, holdback.noted, holdback.cacheable
 
     def _replayed_bytes(self, hit: CachedChunk) -> bytes:
         """The output of a cached chunk as one bytes object, reused as it is when it can be: building a new
@@ -259,6 +271,10 @@ class HoldbackRewriter:
         self._pending = hit.pending
         if hit.held:
             self.held_back.update(hit.held)
+        if hit.noted:  # the unclassified hosts are counted per page view, served from the cache or not
+            note_seen = self.catalog.third_parties.note_seen
+            for host, held in hit.noted:
+                note_seen(host, held)
         return hit.parts
 
     def _join(self, parts: Sequence[bytes | None]) -> bytes:

@@ -28,6 +28,7 @@ STYLES = "static.hotjar.com"
 POSTER = "i.ytimg.com"
 PING = "www.google-analytics.com"
 FRAME_PIXEL = "www.facebook.com"
+LONG_PIXEL = "ct.pinterest.com"
 
 
 def page(port: str) -> bytes:
@@ -43,6 +44,17 @@ def page(port: str) -> bytes:
 <iframe id="inline" width="64" height="48"
   srcdoc="<p>Inside</p><img src='{at(FRAME_PIXEL)}/tr?id=1&amp;ev=srcdoc'>"></iframe>
 <p><a id="pinged" href="/next" ping="{at(PING)}/collect?t=ping">Next page</a></p>
+</body></html>
+""".encode()
+
+
+def long_tag_page(port: str) -> bytes:
+    """A tracker pixel in a tag longer than the rewriter's buffer: made inert unread (data-cg-bailout)."""
+    pad = "a" * 70_000
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>A long tag</title></head><body>
+<img id="long" data-pad="{pad}" width="1" height="1" src="http://{LONG_PIXEL}.localhost:{port}/tr?id=1&amp;ev=long">
+<p>after the long tag</p>
 </body></html>
 """.encode()
 
@@ -72,6 +84,8 @@ class TrackedSite:
                 body, media = GIF, b"image/gif"
         elif scope["path"] == "/":
             body, media = page(port), b"text/html; charset=utf-8"
+        elif scope["path"] == "/long":
+            body, media = long_tag_page(port), b"text/html; charset=utf-8"
         else:
             body, media = b"<!DOCTYPE html><title>Next</title><p>next page</p>", b"text/html; charset=utf-8"
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", media)]})
@@ -142,4 +156,23 @@ def test_accept_all_brings_back_stylesheet_poster_srcdoc_and_ping(visit: Any, si
             break
         v.page.wait_for_timeout(100)
     assert (f"{PING}.localhost", "/collect") in site.tracker_hits()
+    assert v.console_errors == []
+
+
+def test_a_tag_too_long_to_read_comes_back_after_accept_all(visit: Any, site_url: str, site: TrackedSite) -> None:
+    """A bail-out hides the tag's own URL (the inert attributes come first), so the banner reloads the page
+    once everything is allowed, and the gateway then serves the tag as it is: not broken for good."""
+    v: Visit = visit(base_url=site_url)
+    site.hits.clear()
+    v.goto("/long")
+    settle(v)
+    assert v.page.locator("#long").get_attribute("data-cg-bailout") == ""
+    assert site.tracker_hits() == []
+    v.page.get_by_role("button", name="Accept all", exact=True).click()
+    v.page.wait_for_function(
+        "() => { const i = document.getElementById('long');"
+        " return i && !i.hasAttribute('data-cg-bailout') && i.complete && i.naturalWidth === 1; }"
+    )
+    assert (f"{LONG_PIXEL}.localhost", "/tr") in site.tracker_hits()
+    assert v.page.get_by_text("after the long tag").is_visible()
     assert v.console_errors == []
