@@ -70,7 +70,8 @@ JS_TYPES = {
     "text/javascript1.1", "text/javascript1.2", "text/javascript1.3", "text/javascript1.4",
     "text/javascript1.5", "text/jscript", "text/livescript", "text/x-ecmascript", "text/x-javascript",
 }
-LINK_FETCH_RELS = {"preload", "prefetch", "preconnect", "dns-prefetch", "stylesheet", "modulepreload", "prerender"}
+LINK_FETCH_RELS = {"preload", "prefetch", "preconnect", "dns-prefetch", "stylesheet", "modulepreload", "prerender",
+                   "icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon", "manifest"}
 #: text of these elements is not shown to the reader
 NON_TEXT = {"script", "style", "template", "noscript", "noembed", "noframes", "iframe", "xmp", "textarea"}
 #: the third-party-web categories that track, and Ghostery's
@@ -282,8 +283,11 @@ def url_attributes(element: ElementTree.Element, inside: tuple[str, ...]) -> lis
         return [("src", "script")]
     if tag == SVG + "script":
         return [("href", "svg script"), (XLINK_HREF, "svg script")]
-    if tag == SVG + "image":
-        return [("href", "svg image"), (XLINK_HREF, "svg image")]
+    if tag in (SVG + "image", SVG + "use", SVG + "feImage"):
+        kind = "svg " + tag.rpartition("}")[2].lower()
+        return [("href", kind), (XLINK_HREF, kind)]
+    if tag in ("table", "td", "th"):
+        return [("background", tag + " background")]
     if tag in ("iframe", "frame"):
         return [("src", tag)]
     if tag == "img":
@@ -301,7 +305,7 @@ def url_attributes(element: ElementTree.Element, inside: tuple[str, ...]) -> lis
     if tag in ("audio", "track", "embed"):
         return [("src", tag)]
     if tag == "object":
-        return [("data", "object")]
+        return [("data", "object"), ("codebase", "object"), ("archive", "object")]
     if tag == "input" and (element.get("type") or "").strip().lower() == "image":
         return [("src", "input image")]
     if tag in ("a", "area"):
@@ -316,7 +320,7 @@ def url_attributes(element: ElementTree.Element, inside: tuple[str, ...]) -> lis
 def urls_of(attribute: str, value: str) -> list[str]:
     if attribute in ("srcset", "imagesrcset"):
         return srcset_urls(value)
-    if attribute == "ping":
+    if attribute in ("ping", "archive"):
         return value.split()
     if attribute == "content":  # meta refresh: "5; url=…"
         found = re.search(r"url\s*=\s*['\"]?([^'\"]+)", value, re.I)

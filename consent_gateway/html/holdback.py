@@ -57,7 +57,9 @@ JS_TYPES = frozenset(
 )
 #: <link rel> tokens that make the browser fetch ``href`` (or contact its host) without any script
 LINK_FETCH_RELS = frozenset(
-    {b"preload", b"prefetch", b"preconnect", b"dns-prefetch", b"modulepreload", b"prerender", b"stylesheet"}
+    {b"preload", b"prefetch", b"preconnect", b"dns-prefetch", b"modulepreload", b"prerender", b"stylesheet",
+     # the page's icon (also "shortcut icon") and the ones a browser fetches for bookmarks, and the manifest
+     b"icon", b"apple-touch-icon", b"apple-touch-icon-precomposed", b"mask-icon", b"manifest"}
 )
 
 
@@ -85,7 +87,8 @@ ELEMENT_KINDS: dict[str, ElementKind] = {
     "svg:script": ElementKind("script", (b"href", b"xlink:href", b"src"), renamed=(b"type",)),
     "iframe": ElementKind("iframe", (b"src",), True, renamed=(b"srcdoc",)),
     "frame": ElementKind("iframe", (b"src",)),
-    "object": ElementKind("iframe", (b"data",)),
+    # codebase: the base of data's URL in old plugins; archive: a space-separated list of URLs
+    "object": ElementKind("iframe", (b"data", b"codebase"), renamed=(b"archive",)),
     "embed": ElementKind("iframe", (b"src",)),
     "meta": ElementKind("iframe", (), renamed=(b"content",)),  # http-equiv=refresh: navigates to its URL
     "img": ElementKind("img", (b"src",), True, (b"srcset",)),
@@ -96,6 +99,13 @@ ELEMENT_KINDS: dict[str, ElementKind] = {
     "track": ElementKind("img", (b"src",)),
     "input": ElementKind("img", (b"src",)),  # type=image only
     "body": ElementKind("img", (b"background",)),
+    # the legacy background image of a table or a cell (browsers still fetch it)
+    "table": ElementKind("img", (b"background",)),
+    "td": ElementKind("img", (b"background",)),
+    "th": ElementKind("img", (b"background",)),
+    # svg: a symbol or a filter image from another document (a same-document "#id" fetches nothing)
+    "use": ElementKind("img", (b"href", b"xlink:href")),
+    "feimage": ElementKind("img", (b"href", b"xlink:href")),
     "a": ElementKind("img", (), renamed=(b"ping",)),  # each URL of ping gets a POST when the link is followed
     "link": ElementKind("link", (b"href",), srcsets=(b"imagesrcset",)),
 }
@@ -114,7 +124,7 @@ INERT_ATTRS: dict[str, bytes] = {
     "link": b' rel="cg-held" href="" data-cg-bailout=""',
     "image": b' src="data:," href="" xlink:href="" data-cg-bailout=""',
     "frame": b' src="about:blank" data-cg-bailout=""',
-    "object": b' data="about:blank" data-cg-bailout=""',
+    "object": b' data="about:blank" codebase="" archive="" data-cg-bailout=""',
     "embed": b' src="about:blank" data-cg-bailout=""',
     "video": b' src="" poster="" data-cg-bailout=""',
     "audio": b' src="" data-cg-bailout=""',
@@ -122,6 +132,11 @@ INERT_ATTRS: dict[str, bytes] = {
     "track": b' src="" data-cg-bailout=""',
     "input": b' src="" data-cg-bailout=""',
     "body": b' background="" data-cg-bailout=""',
+    "table": b' background="" data-cg-bailout=""',
+    "td": b' background="" data-cg-bailout=""',
+    "th": b' background="" data-cg-bailout=""',
+    "use": b' href="" xlink:href="" data-cg-bailout=""',
+    "feimage": b' href="" xlink:href="" data-cg-bailout=""',
     "meta": b' http-equiv="" data-cg-bailout=""',
     "a": b' ping="" data-cg-bailout=""',
 }
@@ -273,6 +288,11 @@ def fetched_urls(kind: str, attrs: list[Attribute]) -> list[bytes]:
     elif kind == "a":
         ping = first_value(attrs, b"ping")
         return [url.encode() for url in _decode(ping).split()] if ping else []
+    elif kind == "object":
+        archive = first_value(attrs, b"archive")
+        if archive:
+            return [*(v for name in spec.urls if (v := first_value(attrs, name))),
+                    *(url.encode() for url in _decode(archive).split())]
     urls = [value for name in spec.urls if (value := first_value(attrs, name))]
     for name in spec.srcsets:
         srcset = first_value(attrs, name)

@@ -55,7 +55,8 @@ HOLD_KINDS = HOLD_TAG_NAMES
 #: ...but some of them only matter with one attribute value and are among the most common tags of a page:
 #: they are candidates only when that word follows before the next "<" (a superset of the tags that matter,
 #: found in C like the others: <a ping>, <meta http-equiv=refresh>, <input type=image>)
-CONDITIONAL = {"a": b"ping", "meta": b"refresh", "input": b"image"}
+CONDITIONAL = {"a": b"ping", "meta": b"refresh", "input": b"image",
+               "table": b"background", "td": b"background", "th": b"background"}
 
 
 def _word_ahead(word: bytes) -> bytes:
