@@ -178,7 +178,13 @@ class ConsentGateway:
             _drop_range_for_html(scope)
             if REPAIR_SCOPE_KEY in scope:
                 send = self._repairing(scope, send)
-            await self.app(scope, receive, Responder(scope, decision, send, self.cookie_filter, self.rewriters).send)
+            responder = Responder(scope, decision, send, self.cookie_filter, self.rewriters)
+            try:
+                await self.app(scope, receive, responder.send)
+            except Exception:
+                # the page the app started breaks off for the visitor as it would without the gateway
+                await responder.send_held_start()
+                raise
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
         else:

@@ -10,6 +10,7 @@ identity-encoded: compress at the edge.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -248,6 +249,15 @@ class Responder:
             self._skip_body = True
         self._rewriter = self._rewriters.new(self.scope, self.decision, csp_nonce(headers))
         return fixed
+
+    async def send_held_start(self) -> None:
+        """The app failed after starting an HTML response whose start is still held (the rewriter had not
+        read the first KiB): send it, so the visitor sees the page break off, not the server's error page."""
+        start = self._held_start
+        if start is not None:
+            self._held_start = None
+            with contextlib.suppress(Exception):  # the visitor may be gone already
+                await self._send(start)
 
     # -- body
 
