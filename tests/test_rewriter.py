@@ -522,8 +522,8 @@ def _everything(catalog: Catalog = CATALOG) -> Decision:
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
 def test_a_tag_too_long_to_read_comes_back_for_a_visitor_who_allowed_everything(chunk_size: int | None) -> None:
-    """A bail-out is not for good: the banner reloads the page once everything is allowed (data-cg-bailout
-    hides the tag's URLs, it cannot be restored in place), and this visitor then gets the tag as it is."""
+    """A bail-out is not for good: once everything is allowed (data-cg-bailout hides the tag's URLs, it
+    cannot be restored in place), this visitor gets the tag as it is from the next page view on."""
     long_tag = b'<img data-x="' + b"a" * 5000 + b'" src="https://ct.pinterest.com/v3/?tid=1">'
     page = b"<html><head></head><body>" + long_tag + b"<p>after</p></body></html>"
     out, _ = rewrite(page, chunk_size, max_buffer_bytes=1024, decision=_everything())

@@ -134,8 +134,8 @@ class DocumentHoldback:
         cached (the decision depends on where the buffer limit fell).
 
         The inert form hides the tag's own URLs from the DOM (first duplicate attribute wins), so the banner
-        cannot restore it in place: once the visitor allows everything it reloads the page, which this
-        visitor then gets with the tag as it is (nothing is left to hold back)."""
+        cannot restore it in place: once the visitor allowed everything, the page comes with the tag as it
+        is from the next view on (nothing is left to hold back)."""
         self.cacheable = False
         if self.allows_everything():
             metrics.inc("rewrite_passthrough_total", reason=reason)

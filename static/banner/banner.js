@@ -312,11 +312,10 @@
     receiptUrl = res.receipt_url || receiptUrl;
     gtag('consent', 'update', signals(state));
     d.dispatchEvent(new CustomEvent('cg:consent', { detail: { choices: state.choices, vendors: state.vendors } }));
-    // Running trackers cannot be stopped: narrowing reloads a page the server rewrote without them. A tag
-    // the server could not read (data-cg-bailout) lost its URLs to the inert ones: a reload brings it back.
+    // Running trackers cannot be stopped: narrowing reloads a page the server rewrote without them.
     var narrowed = CATS.some(function (c) { return catOn(prev, c.id) && !catOn(state, c.id); }) ||
       VENDORS.some(function (v) { return allowed(prev, v.id, v.category) && !allowed(state, v.id, v.category); });
-    if (narrowed || $('[data-cg-bailout]')) return w.location.reload();
+    if (narrowed) return w.location.reload();
     restore();
     if (!layer1.hidden || !layer2.hidden) hideAll();
   }
