@@ -371,7 +371,11 @@ class ConsentAPI:
             raise APIError(400, "invalid_sync_token", "this consent link is not valid; your choice was not changed")
         site = site_of(request.headers.get("host", ""))
         response = RedirectResponse(token.next_url(token.hop_index(site)), 303, headers={"Cache-Control": "no-store"})
-        reason = problem or self.sisters.refusal(token, site) or await self._claim(f"sync:{token.token_id}:{site}")
+        reason = (
+            problem
+            or self.sisters.refusal(token, site, request.headers.get("referer"))
+            or await self._claim(f"sync:{token.token_id}:{site}")
+        )
         record = None
         if not reason and token.kind == CHOICE:
             record, reason = self._synced_record(token, now)

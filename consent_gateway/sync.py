@@ -118,12 +118,22 @@ class SisterDomains:
             return parsed, "expired"
         return parsed, ""
 
-    def refusal(self, token: SyncToken, site: str) -> str | None:
-        """Why this gateway (serving `site`) must not apply a valid token, or None."""
+    def refusal(self, token: SyncToken, site: str, referer: str | None = None) -> str | None:
+        """Why this gateway (serving `site`) must not apply a valid token, or None.
+
+        A navigation started by the origin's page carries that page's origin as `Referer` through every
+        redirect of the chain (the default referrer policy): a link to a token planted on another site
+        carries that site's, so a token someone obtained for their own choice cannot be pressed on a
+        visitor who clicks it. (A page that sends no Referer at all is believed: the token still binds the
+        choice, its two minutes and its single use.)
+        """
         if token.origin not in self.sites or token.origin == site:
             return "unknown_origin"
         if token.hop_index(site) is None:
             return "not_addressed_here"
+        sent_from = urlsplit(referer).netloc if referer else ""
+        if sent_from and site_of(sent_from) != token.origin:
+            return "foreign_referrer"
         return None
 
 

@@ -191,6 +191,17 @@ def test_a_forged_token_is_refused_with_a_json_error(browser: TestClient) -> Non
     assert missing.status_code == 400
 
 
+def test_a_token_planted_on_another_site_is_not_applied(browser: TestClient) -> None:
+    """Someone makes a choice, keeps its sync link and gets a visitor to follow it from their own page."""
+    sync = choose(browser, A).json()["sync"]
+    browser.cookies.clear()
+    planted = browser.get(sync, headers={"Referer": "https://attacker.example/page"})
+    assert planted.status_code == 303 and consent_set(planted) == []
+    assert metrics.value("consent_sync_rejected_total", reason="foreign_referrer") == 1
+    # the origin's own page, as the banner's navigation sends it, is believed
+    assert consent_set(browser.get(choose(browser, A).json()["sync"], headers={"Referer": f"http://{A}/"}))
+
+
 def test_a_sister_accepts_only_domains_it_lists_itself(tmp_path: Path) -> None:
     origin = ConsentGateway(site(), gateway_config(tmp_path / "a", (A, B)), secret_keys=TEST_SECRET_KEYS)
     stranger = ConsentGateway(site(), gateway_config(tmp_path / "b", (C,)), secret_keys=TEST_SECRET_KEYS)
