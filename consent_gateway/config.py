@@ -21,6 +21,7 @@ from .config_sections import (
     DEFAULT_CATEGORIES,
     LANGUAGES,
     UNCLASSIFIED_CATEGORY,
+    AccountsConfig,
     AdminConfig,
     AdminUser,
     AllowedHost,
@@ -42,6 +43,7 @@ from .errors import ConfigError, ConfigErrors
 from .tomlmap import TableReader
 
 __all__ = [
+    "AccountsConfig",
     "DEFAULT_CATEGORIES",
     "DEFAULT_CONFIG_NAME",
     "LANGUAGES",

@@ -31,6 +31,7 @@ MINIMUMS: tuple[tuple[str, float], ...] = (
     ("proxy.max_headers", 8),
     ("proxy.body_idle_timeout_seconds", 0.1),
     ("proxy.request_timeout_seconds", 0.1),
+    ("accounts.cache_seconds", 0),
 )
 STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://", "postgresql://", "postgres://")
 
@@ -87,6 +88,14 @@ def check_consent_domains(config: Config, reader: TableReader) -> None:
         if parts.netloc in seen:
             raise reader.error(key, f"{parts.netloc} is listed twice")
         seen.add(parts.netloc)
+
+
+def check_user_header(config: Config, reader: TableReader) -> None:
+    header = config.accounts.user_header
+    if header and not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        raise reader.error("accounts.user_header", f"expected a header name such as 'X-Consent-User', got {header!r}")
+    if header.lower() in ("cookie", "host", "set-cookie", "authorization", "x-forwarded-for"):
+        raise reader.error("accounts.user_header", f"{header!r} already means something else; use a header of its own")
 
 
 def check_category_ids_are_unique(config: Config, reader: TableReader) -> None:
@@ -179,6 +188,7 @@ RULES: tuple[Callable[[Config, TableReader], None], ...] = (
     check_trusted_proxies,
     check_cookie_domain,
     check_consent_domains,
+    check_user_header,
     check_category_ids_are_unique,
     check_a_category_is_required,
     check_category_id_spelling,

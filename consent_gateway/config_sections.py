@@ -264,6 +264,14 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountsConfig:
+    #: proxy mode: the upstream's response header naming the logged-in user by a pseudonymous id; "" → off
+    user_header: str = ""
+    #: how long a user's latest choice is kept per process before the log is asked again
+    cache_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentDomain:
     """A sister domain of the same owner, where a choice made here is carried (see `sync`)."""
 
@@ -287,6 +295,7 @@ class Config:
     banner: BannerConfig = BannerConfig()
     admin: AdminConfig = AdminConfig()
     proxy: ProxyConfig = ProxyConfig()
+    accounts: AccountsConfig = AccountsConfig()
     #: [[consent_domains]]: the owner's other registrable domains (this one may be listed too: it is skipped)
     consent_domains: tuple[ConsentDomain, ...] = ()
     #: the file this came from, if any

@@ -51,7 +51,8 @@ CONSENT_UPDATED: Final = "consent-updated"  # a later choice of the same consent
 CONSENT_WITHDRAWN: Final = "consent-withdrawn"  # DELETE /_consent/choices
 GPC_APPLIED: Final = "gpc-applied"  # a choice made while Sec-GPC: 1 narrowed it
 SYNCED_FROM: Final = "synced-from"  # a choice made on a sister domain (named in referrer_host), carried here
-ACTIONS: Final = (CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, SYNCED_FROM)
+SYNCED_FROM_ACCOUNT: Final = "synced-from-account"  # a logged-in user's latest choice, taken by another device
+ACTIONS: Final = (CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, SYNCED_FROM, SYNCED_FROM_ACCOUNT)
 #: What `enrich` reads from a user agent into `device_type`; the dashboard and `logs --device` offer the same.
 DEVICE_TYPES: Final = ("desktop", "mobile", "tablet", "bot", "other")
 

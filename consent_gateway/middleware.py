@@ -18,9 +18,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 
 from ._types import ASGIApp, Message, Receive, Scope, Send
+from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts
 from .admin import build_admin_app
 from .banner import CLEAN_COOKIE, Banner
 from .catalog import Catalog
@@ -32,7 +34,7 @@ from .cookies import CookieFilter
 from .decision import Decision
 from .enrich import Enricher
 from .html import HoldbackRewriter, make_inert
-from .network import ForwardedScheme
+from .network import ForwardedScheme, peer_is_trusted
 from .responder import Responder
 from .routes import ConsentAPI
 from .signing import load_secret_keys
@@ -41,7 +43,7 @@ from .store.keeper import LogKeeper
 from .store.proof import CheckpointWriter, load_checkpoint_key, load_log_keys
 from .sync import SisterDomains
 from .thirdparty import site_catalog
-from .visitor import DECISION_SCOPE_KEY, REPAIR_SCOPE_KEY, VisitorReader
+from .visitor import DECISION_SCOPE_KEY, RECORD_SCOPE_KEY, REPAIR_SCOPE_KEY, VisitorReader, parse_cookies
 
 #: Google tags that honour Consent Mode: in "advanced" mode they load before consent, with every signal
 #: denied by the banner's `consent default`, and send only cookieless pings until `consent update`.
@@ -144,6 +146,7 @@ class ConsentGateway:
             interval_s=config.store.checkpoint_interval_seconds,
         )
         self.keeper = LogKeeper(self.log, recorder, checkpoints)
+        self.accounts = Accounts(config, keys, self.keeper)
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
         extra_routes: list[BaseRoute] = [self.collect_route]
@@ -159,9 +162,11 @@ class ConsentGateway:
             keeper=self.keeper,
             instance_id=self.instance_id,
             sisters=SisterDomains(config, keys),
+            accounts=self.accounts,
             extra_routes=extra_routes,
         )
         self.rewriters = PageRewriters(config, self.catalog, self.banner)
+        self._proxies = proxies
 
     # -- the request path
 
@@ -169,18 +174,26 @@ class ConsentGateway:
         if self._forwarded_scheme is not None:
             self._forwarded_scheme(scope)
         if scope["type"] == "http":
+            if self.accounts.header:
+                self._user_from_request(scope)
             path: str = scope["path"]
             if path.startswith(self._prefix_slash) or path == self.prefix:
                 await self.api(scope, receive, send)
                 return
             decision = self.visitors.read(scope)
-            scope[DECISION_SCOPE_KEY] = decision
             _drop_range_for_html(scope)
+            extra: list[tuple[bytes, bytes]] = []
             if REPAIR_SCOPE_KEY in scope:
-                send = self._repairing(scope, send)
+                extra += self._repair(scope)
+            if not decision.explicit and USER_ID_SCOPE_KEY in scope:
+                decision = await self._adopt(scope, self.accounts.user_key(scope[USER_ID_SCOPE_KEY]), decision, extra)
+            scope[DECISION_SCOPE_KEY] = decision
+            if extra or self.accounts.header:
+                send = _adding_headers(send, extra)
             responder = Responder(scope, decision, send, self.cookie_filter, self.rewriters)
+            app_send = self._user_from_upstream(scope, responder, extra) if self.accounts.header else responder.send
             try:
-                await self.app(scope, receive, responder.send)
+                await self.app(scope, receive, app_send)
             except Exception:
                 # the page the app started breaks off for the visitor as it would without the gateway
                 await responder.send_held_start()
@@ -190,20 +203,72 @@ class ConsentGateway:
         else:
             await self.app(scope, receive, send)
 
-    def _repairing(self, scope: Scope, send: Send) -> Send:
+    def _repair(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         """The browser sent the consent cookie twice: the response leaves it once (rare: not on the hot path)."""
         cookie = self.visitors.cookie
         host = host_name(_header(scope, b"host") or "")
-        repair = cookie.repair(
-            scope[REPAIR_SCOPE_KEY], host, secure=cookie.secure(scope.get("scheme")), now=time.time()
-        )
+        return cookie.repair(scope[REPAIR_SCOPE_KEY], host, secure=cookie.secure(scope.get("scheme")), now=time.time())
 
-        async def send_repaired(message: Message) -> None:
+    # -- logged-in visitors (see accounts.py)
+
+    def _user_from_request(self, scope: Scope) -> None:
+        """The user id header of a request: believed from a trusted proxy only, and never passed on."""
+        header = self.accounts.header
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if not any(key == header for key, _ in headers):
+            return
+        found = [value for key, value in headers if key == header]
+        scope["headers"] = [(key, value) for key, value in headers if key != header]
+        if len(found) == 1 and self._proxies and peer_is_trusted(scope, self._proxies):
+            scope.setdefault(USER_ID_SCOPE_KEY, found[0].decode("latin-1"))
+
+    async def _adopt(
+        self, scope: Scope, user_key: str | None, decision: Decision, extra: list[tuple[bytes, bytes]]
+    ) -> Decision:
+        """A device without a valid choice takes the user's latest one: its cookie, and an event of its own."""
+        if user_key is None:
+            return decision
+        choice = await self.accounts.latest(user_key)
+        if choice is None or not choice.value:
+            return decision
+        record = self.codec.decode(choice.value)
+        if record is None:
+            return decision
+        remaining = record.given_at + record.max_age_seconds(self.config) - int(time.time())
+        durable = await self.api.record_for_device(scope, record)
+        if remaining <= 0 or (not durable and record.is_acceptance):
+            return decision  # no proof, no "yes"
+        cookie = self.visitors.cookie
+        host = host_name(_header(scope, b"host") or "")
+        extra += cookie.write(choice.value, remaining, host, secure=cookie.secure(scope.get("scheme")), exclusive=False)
+        scope[RECORD_SCOPE_KEY] = record
+        return self.visitors.decision_for(record, gpc=decision.gpc, site=decision.site)
+
+    def _user_from_upstream(self, scope: Scope, responder: Responder, extra: list[tuple[bytes, bytes]]) -> Send:
+        """Proxy mode: the upstream names the logged-in user in a response header, which goes no further."""
+        header = self.accounts.header
+        cookie_header = b"; ".join(value for key, value in scope["headers"] if key == b"cookie").decode("latin-1")
+        remembered = parse_cookies(cookie_header).get(USER_COOKIE)
+        remembered_key = self.accounts.key_from_cookie(remembered) if remembered else None
+        secure = self.visitors.cookie.secure(scope.get("scheme"))
+
+        async def send_start(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *repair]}
-            await send(message)
+                headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+                found = [value for key, value in headers if key == header]
+                if found:
+                    message = {**message, "headers": [(k, v) for k, v in headers if k != header]}
+                user_key = self.accounts.user_key(found[-1].decode("latin-1")) if len(found) == 1 else None
+                if user_key is not None:
+                    if not responder.decision.explicit and USER_ID_SCOPE_KEY not in scope:
+                        responder.decision = await self._adopt(scope, user_key, responder.decision, extra)
+                    if remembered_key != user_key:
+                        extra.extend(_user_cookie(self.accounts.cookie_value(user_key), secure=secure))
+                elif remembered is not None and _is_html(headers):
+                    extra.extend(_user_cookie("", secure=secure))  # a page without the user: logged out
+            await responder.send(message)
 
-        return send_repaired
+        return send_start
 
     def read_decision(self, scope: Scope) -> Decision:
         decision: Decision | None = scope.get(DECISION_SCOPE_KEY)
@@ -235,6 +300,31 @@ class ConsentGateway:
             await send(message)
 
         await self.app(scope, receive_and_stop, send_after_start)
+
+
+def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    """`send`, adding `extra` headers (filled until the response starts) to the response's start."""
+
+    async def send_with_extra(message: Message) -> None:
+        if message["type"] == "http.response.start" and extra:
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return send_with_extra
+
+
+def _user_cookie(value: str, *, secure: bool) -> list[tuple[bytes, bytes]]:
+    """The session cookie that tells the consent API who is logged in (proxy mode); "" expires it."""
+    response = Response()
+    if value:
+        response.set_cookie(USER_COOKIE, value, path="/", secure=secure, httponly=True, samesite="lax")
+    else:
+        response.delete_cookie(USER_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+    return [(k, v) for k, v in response.raw_headers if k == b"set-cookie"]
+
+
+def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(key == b"content-type" and value.lower().startswith(b"text/html") for key, value in headers)
 
 
 def _drop_range_for_html(scope: Scope) -> None:

@@ -43,6 +43,13 @@ def _is_trusted(address: IPAddress, trusted_proxies: Sequence[Network]) -> bool:
     return any(address in network for network in trusted_proxies)
 
 
+def peer_is_trusted(scope: Scope, trusted_proxies: Sequence[Network]) -> bool:
+    """Whether the connection peer itself is one of the trusted proxies."""
+    client = scope.get("client")
+    peer = parse_ip(str(client[0])) if client else None
+    return peer is not None and _is_trusted(peer, trusted_proxies)
+
+
 def client_ip(scope: Scope, trusted_proxies: Sequence[Network]) -> str | None:
     """The visitor's address: the connection peer, or, only when the peer is a trusted proxy, the
     right-most address of ``X-Forwarded-For`` that is not a trusted proxy.

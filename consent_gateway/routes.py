@@ -19,6 +19,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route, Router
 
 from . import metrics
+from ._types import Scope
+from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts, UserChoice
 from .banner import CLEAN_COOKIE, Banner
 from .catalog import Catalog
 from .choice_body import ChoiceBody
@@ -35,6 +37,7 @@ from .events import (
     CONSENT_WITHDRAWN,
     GPC_APPLIED,
     SYNCED_FROM,
+    SYNCED_FROM_ACCOUNT,
     ConsentEvent,
     event_to_dict,
 )
@@ -75,6 +78,7 @@ class ConsentAPI:
         keeper: LogKeeper,
         instance_id: str,
         sisters: SisterDomains | None = None,
+        accounts: Accounts | None = None,
         extra_routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.config = config
@@ -86,6 +90,7 @@ class ConsentAPI:
         self.keeper = keeper
         self.instance_id = instance_id
         self.sisters = sisters if sisters is not None and sisters.enabled else None
+        self.accounts = accounts
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
         self.choice_body = ChoiceBody(config, catalog, self.optional_categories)
@@ -130,6 +135,20 @@ class ConsentAPI:
 
     def _record(self, request: Request) -> ConsentRecord | None:
         return self._reading(request).record
+
+    def _user_key(self, request: Request) -> str | None:
+        """The logged-in user's pseudonym: from the site's scope key, else the gateway's `cg_user` cookie."""
+        if self.accounts is None:
+            return None
+        if USER_ID_SCOPE_KEY in request.scope:
+            return self.accounts.user_key(request.scope[USER_ID_SCOPE_KEY])
+        remembered = request.cookies.get(USER_COOKIE)
+        return self.accounts.key_from_cookie(remembered) if remembered and self.accounts.header else None
+
+    async def record_for_device(self, scope: Scope, record: ConsentRecord) -> bool:
+        """A device took its user's latest choice: its own event, under the user's consent id."""
+        now_ms = int(time.time() * 1000)
+        return await self._store(self._event(Request(scope), record, SYNCED_FROM_ACCOUNT, now_ms))
 
     def _refusal_signal(self, request: Request) -> bool:
         """Global Privacy Control, or Do Not Track where `[privacy] honour_dnt` says to treat it the same."""
@@ -267,9 +286,12 @@ class ConsentAPI:
         gpc_narrowed = gpc and data.get("action") == "accept_all" and self._apply_gpc(choices)
         reading = self._reading(request)
         previous = reading.record
+        user_key = self._user_key(request)
+        # a logged-in user's devices share one consent id: each device's events are linked through it
+        user_choice = await self.accounts.latest(user_key) if self.accounts and user_key else None
         now = time.time()
         record = ConsentRecord(
-            consent_id=previous.consent_id if previous else new_consent_id(),
+            consent_id=user_choice.consent_id if user_choice else previous.consent_id if previous else new_consent_id(),
             choices=choices,
             vendors=vendors,
             policy_version=self.config.policy.version,
@@ -285,9 +307,14 @@ class ConsentAPI:
             raise APIError(
                 503, "consent_not_recorded", "your choice could not be recorded; nothing was enabled, please retry"
             )
-        return self._choice_response(request, record, durable=durable, repair=reading.duplicated)
+        value = self.codec.encode(record)
+        if self.accounts and user_key:
+            await self.accounts.remember(user_key, UserChoice(record.consent_id, value))
+        return self._choice_response(request, record, value, durable=durable, repair=reading.duplicated)
 
-    def _choice_response(self, request: Request, record: ConsentRecord, *, durable: bool, repair: bool) -> Response:
+    def _choice_response(
+        self, request: Request, record: ConsentRecord, value: str, *, durable: bool, repair: bool
+    ) -> Response:
         """The recorded choice, its cookie, and the expiry of cookies a narrowed choice no longer allows."""
         body = record.to_json()
         body["receipt_url"] = f"{self.config.gateway.prefix}/receipt"
@@ -296,9 +323,7 @@ class ConsentAPI:
         if sync:
             body["sync"] = sync
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
-        self._set_consent_cookie(
-            response, request, self.codec.encode(record), record.max_age_seconds(self.config), repair=repair
-        )
+        self._set_consent_cookie(response, request, value, record.max_age_seconds(self.config), repair=repair)
         # Every refusal, not only a narrowing: a first "reject all", a refusal after a policy change (the old
         # choice no longer counts) or in an opt-out region (trackers ran before it) leaves cookies behind.
         refused = {c for c in self.optional_categories if not record.choices.get(c)}
@@ -321,9 +346,11 @@ class ConsentAPI:
         if not is_same_origin(request):
             raise APIError(403, "cross_site_request", "consent changes must come from this site's own pages")
         previous = self._record(request)
+        user_key = self._user_key(request)
+        user_choice = await self.accounts.latest(user_key) if self.accounts and user_key else None
         now = time.time()
         record = ConsentRecord(
-            consent_id=previous.consent_id if previous else new_consent_id(),
+            consent_id=user_choice.consent_id if user_choice else previous.consent_id if previous else new_consent_id(),
             choices={c: False for c in self.optional_categories},
             vendors={},
             policy_version=self.config.policy.version,
@@ -332,6 +359,8 @@ class ConsentAPI:
         )
         # Withdrawal takes effect at once, whatever the log says.
         durable = await self._store(self._event(request, record, CONSENT_WITHDRAWN, int(now * 1000)))
+        if self.accounts and user_key:
+            await self.accounts.remember(user_key, UserChoice(record.consent_id, ""))  # "" is no choice
         body: dict[str, Any] = {"withdrawn": True, "consent_id": record.consent_id, "recorded": durable}
         sync = self._sync_url(request, WITHDRAWAL, {"id": record.consent_id})
         if sync:

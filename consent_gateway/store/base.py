@@ -293,6 +293,12 @@ class ConsentLog(Protocol):
         """True the first time ``key`` is claimed, False while an earlier claim lives (``ttl_seconds``): what
         makes a sync token single-use across every instance sharing the log."""
 
+    async def user_choice(self, user_key: str) -> tuple[str, str] | None:
+        """A logged-in user's latest choice, ``(consent_id, signed cookie value or "")``, or None."""
+
+    async def remember_user_choice(self, user_key: str, consent_id: str, value: str, at_ms: int) -> None:
+        """Keep a user's latest choice (an older one arriving late does not replace a newer one)."""
+
 
 class ChainWalk:
     """One sorted pass over every chain of a log (events ordered by instance, then seq), the way the SQL

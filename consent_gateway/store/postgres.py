@@ -255,6 +255,25 @@ class PostgresConsentLog:
 
         return await self._write("claim", run)
 
+    async def user_choice(self, user_key: str) -> tuple[str, str] | None:
+        async def run(conn: Conn) -> tuple[str, str] | None:
+            cur = await conn.execute("SELECT consent_id, value FROM user_choices WHERE user_key = %s", (user_key,))
+            row = await cur.fetchone()
+            return (str(row[0]), str(row[1])) if row else None
+
+        return await self._use("reader", "user_choice", run)
+
+    async def remember_user_choice(self, user_key: str, consent_id: str, value: str, at_ms: int) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO user_choices (user_key, consent_id, value, updated_ms) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (user_key) DO UPDATE SET consent_id = excluded.consent_id, value = excluded.value,"
+                " updated_ms = excluded.updated_ms WHERE excluded.updated_ms >= user_choices.updated_ms",
+                (user_key, consent_id, value, at_ms),
+            )
+
+        await self._write("remember_user_choice", run)
+
     async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
         now_ms = int(time.time() * 1000)
 

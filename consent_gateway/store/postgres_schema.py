@@ -123,6 +123,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX single_use_expiry ON single_use (expires_ms);
     """,
+    # 3: the latest choice of each logged-in user (by the HMAC of their id), for their other devices.
+    """
+    CREATE TABLE user_choices (
+        user_key text COLLATE "C" PRIMARY KEY,
+        consent_id text COLLATE "C" NOT NULL,
+        value text NOT NULL,
+        updated_ms bigint NOT NULL
+    );
+    """,
 )
 
 GROUP_EXPR = {

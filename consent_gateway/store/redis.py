@@ -11,6 +11,7 @@ multi-key append script runs there unchanged)::
     {cg}:anchors            HASH  instance → {"seq", "hash", "purged_at_ms"} where a purged chain starts
     {cg}:erasures           HASH  consent_id → when it was erased (late events of it are stored erased)
     {cg}:once:<key>         STRING single-use keys (sync tokens), expiring on their own (SET NX PX)
+    {cg}:users              HASH  HMAC of a user id → {"consent_id", "value", "at"}: the user's latest choice
 
 Appends are one Lua script per batch: atomic, and idempotent by event id (``HSETNX``; the indexes are
 written only for a new event), so a replayed spool never doubles anything. Lexicographic members make
@@ -22,6 +23,7 @@ and logs a loud warning when a restart would lose consent records.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -67,6 +69,14 @@ from consent_gateway.store.redis_verify import read_anchors, verify_chains
 
 logger = logging.getLogger("consent_gateway.store.redis")
 
+#: keeps a user's latest choice: an older one arriving late does not replace a newer one
+_REMEMBER_USER_LUA = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old and cjson.decode(old)['at'] > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
 
 class RedisConsentLog:
     """:class:`~consent_gateway.store.ConsentLog` on Redis (standalone; Cluster-compatible key layout)."""
@@ -92,6 +102,7 @@ class RedisConsentLog:
         self._k_chains = f"{tag}:chains"
         self._k_anchors = f"{tag}:anchors"
         self._k_erasures = f"{tag}:erasures"
+        self._k_users = f"{tag}:users"
         self._k_consent = f"{tag}:c:"
         self._k_chain = f"{tag}:chain:"
         self._socket_timeout_s = socket_timeout_s
@@ -208,6 +219,23 @@ class RedisConsentLog:
         except (RedisError, OSError) as exc:
             raise self._unavailable("claim", exc) from exc
         return bool(claimed)
+
+    async def user_choice(self, user_key: str) -> tuple[str, str] | None:
+        try:
+            raw = await self.client.hget(self._k_users, user_key)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("user_choice", exc) from exc
+        if raw is None:
+            return None
+        found = json.loads(raw)
+        return str(found["consent_id"]), str(found["value"])
+
+    async def remember_user_choice(self, user_key: str, consent_id: str, value: str, at_ms: int) -> None:
+        entry = json.dumps({"consent_id": consent_id, "value": value, "at": at_ms})
+        try:
+            await self.client.eval(_REMEMBER_USER_LUA, 1, self._k_users, user_key, entry, at_ms)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("remember_user_choice", exc) from exc
 
     async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
         now_ms = int(time.time() * 1000)

@@ -376,6 +376,24 @@ class SQLiteConsentLog:
 
         return await self._write("claim", run)
 
+    async def user_choice(self, user_key: str) -> tuple[str, str] | None:
+        def run(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            row = conn.execute("SELECT consent_id, value FROM user_choices WHERE user_key = ?", (user_key,)).fetchone()
+            return (str(row[0]), str(row[1])) if row else None
+
+        return await self._read("user_choice", run)
+
+    async def remember_user_choice(self, user_key: str, consent_id: str, value: str, at_ms: int) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO user_choices (user_key, consent_id, value, updated_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (user_key) DO UPDATE SET consent_id = excluded.consent_id, value = excluded.value,"
+                " updated_ms = excluded.updated_ms WHERE excluded.updated_ms >= user_choices.updated_ms",
+                (user_key, consent_id, value, at_ms),
+            )
+
+        await self._write("remember_user_choice", run)
+
     async def health(self) -> dict[str, Any]:
         try:
             events = await self._read("health", lambda c: int(c.execute("SELECT count(*) FROM events").fetchone()[0]))

@@ -121,6 +121,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX single_use_expiry ON single_use (expires_ms);
     """,
+    # 6: the latest choice of each logged-in user (by the HMAC of their id), for their other devices.
+    """
+    CREATE TABLE user_choices (
+        user_key TEXT PRIMARY KEY,
+        consent_id TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    """,
 )
 
 GROUP_EXPR = {

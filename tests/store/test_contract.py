@@ -472,6 +472,16 @@ class ConsentLogContract:
         await asyncio.sleep(0.6)
         assert await log.claim("sync:token-1:example.org", 0.5) is True  # forgotten once expired
 
+    async def test_a_users_latest_choice_is_kept_and_an_older_one_does_not_replace_it(self, log: ConsentLog) -> None:
+        assert await log.user_choice("user-key-1") is None
+        await log.remember_user_choice("user-key-1", "consent-a", "signed-value-1", BASE_MS)
+        await log.remember_user_choice("user-key-1", "consent-a", "signed-value-2", BASE_MS + 10)
+        await log.remember_user_choice("user-key-1", "consent-a", "late-older-value", BASE_MS + 5)
+        assert await log.user_choice("user-key-1") == ("consent-a", "signed-value-2")
+        await log.remember_user_choice("user-key-1", "consent-a", "", BASE_MS + 20)  # withdrawn
+        assert await log.user_choice("user-key-1") == ("consent-a", "")
+        assert await log.user_choice("user-key-2") is None
+
 
 def _head(event: ConsentEvent) -> Any:
     from consent_gateway.events import ChainHead
