@@ -22,6 +22,7 @@ MINIMUMS: tuple[tuple[str, float], ...] = (
     ("cookie.refuse_max_age_days", 1),
     ("gateway.max_body_bytes", 64),
     ("gateway.rewrite_max_buffer_bytes", 1024),
+    ("gateway.html_max_decoded_bytes", 65_536),
     ("retention.events_days", 1),
     ("retention.ip_days", 0),
     ("store.checkpoint_interval_seconds", 0),

@@ -40,6 +40,10 @@ class GatewayConfig:
     consent_rate_per_minute: int = 30
     consent_rate_burst: int = 10
     rewrite_max_buffer_bytes: int = 65_536
+    #: a compressed HTML page decoding past this is answered 502 (a decompression bomb), never passed on
+    html_max_decoded_bytes: int = 16_777_216
+    #: rewritten pages and banner files go out compressed (br or gzip) to visitors who accept it
+    compress: bool = True
     #: hosts that are the site's own besides its registrable domain ("static.example-cdn.net", "*.example.org")
     first_party_hosts: tuple[str, ...] = ()
 

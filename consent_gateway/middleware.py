@@ -26,6 +26,7 @@ from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts
 from .admin import build_admin_app
 from .banner import CLEAN_COOKIE, Banner
 from .catalog import Catalog
+from .codings import decodable_accept_encoding
 from .collect import BeaconForwarder, collect_route
 from .config import Config, load_config
 from .consent import ConsentCodec
@@ -58,6 +59,8 @@ class PageRewriters:
         self._catalog = catalog
         self._banner = banner
         self._max_buffer_bytes = config.gateway.rewrite_max_buffer_bytes
+        self.max_decoded_bytes = config.gateway.html_max_decoded_bytes
+        self.compress = config.gateway.compress
         self._advanced_consent_mode = config.banner.consent_mode == "advanced"
         self._languages: dict[str | None, str | None] = {}
 
@@ -183,6 +186,7 @@ class ConsentGateway:
             decision = self.visitors.read(scope)
             _drop_range_for_html(scope)
             extra: list[tuple[bytes, bytes]] = []
+            _decodable_codings_only(scope)
             if REPAIR_SCOPE_KEY in scope:
                 extra += self._repair(scope)
             if not decision.explicit and USER_ID_SCOPE_KEY in scope:
@@ -341,6 +345,19 @@ def _drop_range_for_html(scope: Scope) -> None:
     accept = _header(scope, b"accept") or ""
     if "text/html" in accept or "application/xhtml+xml" in accept:
         scope["headers"] = [(k, v) for k, v in headers if k not in (b"range", b"if-range")]
+
+
+def _decodable_codings_only(scope: Scope) -> None:
+    """The site is offered only the content codings the gateway can undo: a page in any other coding could
+    not be rewritten (a zstd or unknown-coded page would otherwise pass with its trackers live)."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    values = [value for key, value in headers if key == b"accept-encoding"]
+    if not values:
+        return
+    kept = decodable_accept_encoding(b", ".join(values).decode("latin-1")).encode("latin-1")
+    if len(values) == 1 and kept == values[0]:
+        return
+    scope["headers"] = [(k, v) for k, v in headers if k != b"accept-encoding"] + [(b"accept-encoding", kept)]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

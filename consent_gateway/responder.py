@@ -3,8 +3,9 @@
 `http.response.start` is held until its headers are fixed: Set-Cookie headers the decision does not allow
 are dropped, and an HTML response loses its Content-Length (the rewriter changes it) and gains
 `Vary: Cookie` and `Cache-Control: private`. HTML body chunks then stream through the holdback rewriter one
-by one — never buffered whole. Everything else passes untouched. Compressed HTML is decoded and sent
-identity-encoded: compress at the edge.
+by one — never buffered whole. Everything else passes untouched. Compressed HTML is decoded (bounded, see
+codings.py) and, when the visitor accepts it, compressed again on its way out (br or gzip, chunk by chunk);
+one the gateway cannot decode is answered 502, never passed on with its trackers live.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import contextlib
 import logging
 import os
 import re
-import zlib
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from . import metrics
 from ._types import Message, Scope, Send
+from .codings import BodyDecoder, BodyEncoder, UndecodableBody, content_codings, visitor_encoding
 from .cookies import CookieFilter
 from .decision import Decision
+from .responses import error_response
 
 logger = logging.getLogger("consent_gateway.responder")
 
@@ -40,24 +42,6 @@ _FILE_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopysend"}
 _FILE_CHUNK = 64 * 1024
 
 
-class _Decoder(Protocol):
-    def decompress(self, data: bytes) -> bytes: ...
-    def flush(self) -> bytes: ...
-
-
-class _BrotliDecoder:
-    def __init__(self) -> None:
-        import brotli
-
-        self._decoder = brotli.Decompressor()
-
-    def decompress(self, data: bytes) -> bytes:
-        return bytes(self._decoder.process(data))
-
-    def flush(self) -> bytes:
-        return b""
-
-
 class PageRewriter(Protocol):
     """One page's streaming rewriter: `feed` each chunk, `close` at the end; counts what it held back."""
 
@@ -70,39 +54,13 @@ class PageRewriter(Protocol):
 class RewriterFactory(Protocol):
     """Makes a page's rewriter for one visitor, and disarms what a failed rewriter could not read."""
 
+    #: a compressed page decoding past this many bytes is refused (502), not decoded further
+    max_decoded_bytes: int
+    #: rewritten pages go back compressed (br or gzip) to visitors who accept it
+    compress: bool
+
     def new(self, scope: Scope, decision: Decision, nonce: str | None) -> PageRewriter: ...
     def make_inert(self, chunk: bytes) -> bytes: ...
-
-
-class _RawDeflateFallback:
-    """`Content-Encoding: deflate` is zlib-wrapped by the standard, but some servers send raw deflate."""
-
-    def __init__(self) -> None:
-        self._decoder: Any = zlib.decompressobj()
-        self._started = False
-
-    def decompress(self, data: bytes) -> bytes:
-        if not self._started and data:
-            self._started = True
-            try:
-                return bytes(self._decoder.decompress(data))
-            except zlib.error:
-                self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
-        return bytes(self._decoder.decompress(data))
-
-    def flush(self) -> bytes:
-        return bytes(self._decoder.flush())
-
-
-def _decoder_for(encoding: bytes) -> _Decoder | None:
-    """A decoder for an HTML body's Content-Encoding; None when it is one the gateway cannot read."""
-    if encoding in (b"gzip", b"x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == b"deflate":
-        return _RawDeflateFallback()
-    if encoding == b"br":
-        return _BrotliDecoder()
-    return None
 
 
 def csp_nonce(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -135,11 +93,11 @@ def _state_charset(headers: list[tuple[bytes, bytes]], charset: str | None) -> N
             return
 
 
-def _merge_vary(value: bytes) -> bytes:
+def _merge_vary(value: bytes, name: bytes = b"Cookie") -> bytes:
     parts = [p.strip() for p in value.split(b",") if p.strip()]
-    if any(p.lower() in (b"cookie", b"*") for p in parts):
+    if any(p.lower() in (name.lower(), b"*") for p in parts):
         return value
-    return b", ".join([*parts, b"Cookie"])
+    return b", ".join([*parts, name])
 
 
 def _private_cache_control(value: bytes | None) -> bytes:
@@ -167,10 +125,13 @@ class Responder:
         "_rewriters",
         "_rewriter",
         "_decoder",
+        "_encoder",
+        "_refusal",
         "_held_start",
         "_skip_body",
         "_failed",
         "_charset_stated",
+        "_done",
     )
 
     def __init__(
@@ -182,20 +143,29 @@ class Responder:
         self._cookie_filter = cookie_filter
         self._rewriters = rewriters
         self._rewriter: PageRewriter | None = None
-        self._decoder: _Decoder | None = None
-        #: an HTML response's start, sent with the first body chunk: a page sent in one piece then gets
-        #: an exact Content-Length instead of chunked encoding
+        self._decoder: BodyDecoder | None = None
+        self._encoder: BodyEncoder | None = None
+        #: an HTML body this gateway cannot read: answered 502 instead of the site's response
+        self._refusal: UndecodableBody | None = None
+        #: an HTML response's start, sent with the first body bytes out: a page sent in one piece then gets
+        #: an exact Content-Length instead of chunked encoding, and one that cannot be decoded a clean 502
         self._held_start: Message | None = None
         self._skip_body = False
         self._failed = False
         #: whether the site's Content-Type names a charset (else the page's <meta> one is stated there)
         self._charset_stated = True
+        #: the answer is complete (a 502 went out instead): what the app still sends goes nowhere
+        self._done = False
 
     async def send(self, message: Message) -> None:
+        if self._done:
+            return
         kind = message["type"]
         if kind == "http.response.start":
             message = self._start(message)
-            if self._rewriter is not None and not self._skip_body:
+            if self._refusal is not None:
+                await self._refuse(self._refusal)
+            elif self._rewriter is not None and not self._skip_body:
                 self._held_start = message
             else:
                 await self._send(message)
@@ -235,18 +205,26 @@ class Responder:
         if charset and not _ASCII_COMPATIBLE.match(charset.group(1).lower()):
             metrics.inc("rewrite_passthrough_total", reason="encoding")
             return headers
-        encoding = _header_value(headers, b"content-encoding", b"identity").strip().lower()
-        if encoding not in (b"identity", b""):
-            self._decoder = _decoder_for(encoding)
-            if self._decoder is None:
-                metrics.inc("rewrite_passthrough_total", reason="content_encoding")
+        if status in _NO_BODY_STATUSES or self.scope.get("method") == "HEAD":
+            self._skip_body = True
+        codings = content_codings(_header_value(headers, b"content-encoding", b""))
+        if codings and not self._skip_body:
+            try:
+                self._decoder = BodyDecoder(codings, self._rewriters.max_decoded_bytes)
+            except UndecodableBody as exc:
+                self._refusal = exc  # never passed on as it is: its trackers would be live, with no banner
                 return headers
         vary = _header_value(headers, b"vary", b"")
         fixed = [(k, v) for k, v in headers if k not in _DROPPED_FOR_HTML and k not in (b"cache-control", b"vary")]
-        fixed.append((b"vary", _merge_vary(vary) if vary else b"Cookie"))
+        vary = _merge_vary(vary) if vary else b"Cookie"
+        if self._rewriters.compress and not self._skip_body:
+            coding = visitor_encoding(_scope_header(self.scope, b"accept-encoding"))
+            if coding is not None:
+                self._encoder = BodyEncoder(coding)
+                fixed.append((b"content-encoding", coding.encode("ascii")))
+            vary = _merge_vary(vary, b"Accept-Encoding")
+        fixed.append((b"vary", vary))
         fixed.append((b"cache-control", _private_cache_control(_header_value(headers, b"cache-control", b""))))
-        if status in _NO_BODY_STATUSES or self.scope.get("method") == "HEAD":
-            self._skip_body = True
         self._rewriter = self._rewriters.new(self.scope, self.decision, csp_nonce(headers))
         return fixed
 
@@ -258,6 +236,15 @@ class Responder:
             self._held_start = None
             with contextlib.suppress(Exception):  # the visitor may be gone already
                 await self._send(start)
+    async def _refuse(self, refusal: UndecodableBody) -> None:
+        """A clean 502 in place of an HTML page the gateway cannot read (the site's answer is dropped)."""
+        self._done = True
+        self._held_start = None
+        metrics.inc("html_refused_total", reason=refusal.reason)
+        logger.warning("refused an HTML response of %s: %s", self.scope.get("path"), refusal)
+        text = "The site sent a page the consent gateway cannot read."
+        answer = error_response(502, "unreadable_page", text, {"cache-control": "no-store"})
+        await answer(self.scope, _no_receive, self._send)
 
     # -- body
 
@@ -278,7 +265,7 @@ class Responder:
     ) -> None:
         remaining = count if count is not None else -1
         position = offset
-        while remaining != 0:
+        while remaining != 0 and not self._done:
             size = _FILE_CHUNK if remaining < 0 else min(_FILE_CHUNK, remaining)
             if position is None:
                 chunk = await asyncio.to_thread(os.read, fd, size)
@@ -292,11 +279,23 @@ class Responder:
         await self._body({"type": "http.response.body", "body": b"", "more_body": more}, rewriter)
 
     async def _body(self, message: Message, rewriter: PageRewriter) -> None:
+        if self._done:
+            return
         more = message.get("more_body", False)
         if self._skip_body:
             await self._send(message)
             return
-        out = self._rewrite(rewriter, message.get("body", b""), final=not more)
+        try:
+            out = self._rewrite(rewriter, message.get("body", b""), final=not more)
+        except UndecodableBody as exc:
+            if self._held_start is not None:
+                await self._refuse(exc)
+                return
+            # Part of the page is out: the connection is dropped rather than the page ended as if complete.
+            self._done = True
+            metrics.inc("html_refused_total", reason=exc.reason)
+            logger.warning("dropped the rest of an HTML response of %s: %s", self.scope.get("path"), exc)
+            raise
         start = self._held_start
         if start is not None and (out or not more):  # held while the rewriter still reads the first KiB
             self._held_start = None
@@ -309,31 +308,37 @@ class Responder:
             await self._send({"type": "http.response.body", "body": out, "more_body": more})
 
     def _rewrite(self, rewriter: PageRewriter, chunk: bytes, *, final: bool) -> bytes:
-        try:
-            if self._decoder is not None:
-                chunk = self._decoder.decompress(chunk)
-                if final:
-                    chunk += self._decoder.flush()
-        except Exception:
-            # A corrupt compressed body cannot be read, so it cannot be shown either.
-            if not self._failed:
-                self._failed = True
-                logger.warning("could not decode a %s HTML body; its remainder is dropped", "compressed")
-                metrics.inc("rewrite_bailouts_total", reason="decode")
-            return b""
-        if self._failed:
-            return self._rewriters.make_inert(chunk)
-        try:
-            out = rewriter.feed(chunk) if chunk else b""
+        if self._decoder is not None:
+            chunk = self._decoder.decode(chunk)
             if final:
-                out += rewriter.close()
-                if rewriter.held_back:
-                    metrics.inc_each("held_back_tags_total", "vendor", rewriter.held_back)
-            return out
-        except Exception:
-            # The page must still arrive and no tracker may slip through: from here on every tag that could
-            # load something is made inert.
-            self._failed = True
-            logger.exception("HTML rewrite failed; the rest of the page is made inert")
-            metrics.inc("rewrite_bailouts_total", reason="error")
-            return self._rewriters.make_inert(chunk)
+                chunk += self._decoder.finish()
+        if self._failed:
+            out = self._rewriters.make_inert(chunk)
+        else:
+            try:
+                out = rewriter.feed(chunk) if chunk else b""
+                if final:
+                    out += rewriter.close()
+                    if rewriter.held_back:
+                        metrics.inc_each("held_back_tags_total", "vendor", rewriter.held_back)
+            except Exception:
+                # The page must still arrive and no tracker may slip through: from here on every tag that
+                # could load something is made inert.
+                self._failed = True
+                logger.exception("HTML rewrite failed; the rest of the page is made inert")
+                metrics.inc("rewrite_bailouts_total", reason="error")
+                out = self._rewriters.make_inert(chunk)
+        if self._encoder is not None:
+            return self._encoder.finish(out) if final else self._encoder.encode(out)
+        return out
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _scope_header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

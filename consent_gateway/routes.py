@@ -24,6 +24,7 @@ from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts, UserChoice
 from .banner import CLEAN_COOKIE, Banner
 from .catalog import Catalog
 from .choice_body import ChoiceBody
+from .codings import Precompressed, visitor_encoding
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
 from .consent_cookie import NO_COOKIE, CookieReading, host_name
@@ -91,6 +92,7 @@ class ConsentAPI:
         self.instance_id = instance_id
         self.sisters = sisters if sisters is not None and sisters.enabled else None
         self.accounts = accounts
+        self.precompressed = Precompressed()
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
         self.choice_body = ChoiceBody(config, catalog, self.optional_categories)
@@ -538,11 +540,17 @@ class ConsentAPI:
             raise APIError(404, "not_found", f"no banner file {name!r}")
         body, media_type = found
         versioned = request.query_params.get("v") == self.banner.version
+        coding = visitor_encoding(request.headers.get("accept-encoding")) if self.config.gateway.compress else None
         headers = {
             "Cache-Control": STATIC_CACHE_CONTROL if versioned else "public, max-age=300",
-            "ETag": f'"{self.banner.version}"',
+            # each coding is its own representation, with its own validator
+            "ETag": f'"{self.banner.version}-{coding}"' if coding else f'"{self.banner.version}"',
             "X-Content-Type-Options": "nosniff",
+            "Vary": "Accept-Encoding",
         }
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
+        if coding is not None:
+            body = self.precompressed.body(name, coding, body)
+            headers["Content-Encoding"] = coding
         return Response(body, media_type=media_type, headers=headers)

@@ -93,7 +93,7 @@ def cookie_names(response: Any) -> list[str]:
 
 
 def test_tracker_is_held_back_and_banner_inserted_without_consent(client: TestClient) -> None:
-    response = client.get("/")
+    response = client.get("/", headers={"Accept-Encoding": "identity"})
     body = response.text
     assert ' src="https://www.googletagmanager.com' not in body
     assert 'data-cg-src="https://www.googletagmanager.com/gtag/js?id=G-TEST"' in body
@@ -152,7 +152,7 @@ def test_json_passes_untouched(client: TestClient) -> None:
 
 @pytest.mark.parametrize("path", ["/gzip", "/br", "/deflate"])
 def test_compressed_html_is_decoded_and_rewritten(client: TestClient, path: str) -> None:
-    response = client.get(path)
+    response = client.get(path, headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in response.headers
     assert "data-cg-src=" in response.text and "cg-config" in response.text
 
