@@ -20,6 +20,7 @@ COUNTERS: dict[str, str] = {
     "unknown_cookies_total": "Set-Cookie headers of cookies the catalog does not know, by name.",
     "rewrite_bailouts_total": "HTML rewrites that gave up and held back the rest of the page, by reason.",
     "rewrite_passthrough_total": "HTML bodies passed through unrewritten, by reason.",
+    "sniffed_html_total": "Responses without a Content-Type that a browser reads as HTML, rewritten as pages.",
     "html_refused_total": "HTML responses answered 502 (or cut off) because their body could not be read, by reason.",
     "store_errors_total": "Consent log operations that failed, by operation.",
     "spooled_events_total": "Consent events written to the local spool.",

@@ -20,20 +20,22 @@ from typing import Protocol
 
 from . import metrics
 from ._types import Message, Scope, Send
+from .charsets import Transcoder, header_encoding
 from .codings import BodyDecoder, BodyEncoder, UndecodableBody, content_codings, visitor_encoding
 from .cookies import CookieFilter
 from .decision import Decision
+from .mimesniff import is_unknown_type, sniffs_as_html
 from .responses import error_response
 
 logger = logging.getLogger("consent_gateway.responder")
 
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
-#: Charsets that keep ASCII bytes as ASCII, so tags can be found without decoding.
+#: charsets the rewriter reads as bytes (what `_state_charset` may put in a Content-Type)
 _ASCII_COMPATIBLE = re.compile(
     rb"^(utf-?8|us-ascii|ascii|iso-?8859-\d+|latin-?1|windows-125\d|cp125\d|koi8-[ru]|shift_jis|euc-jp|euc-kr|gb2312|gbk|gb18030|big5)$"
 )
-_NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_-]+)'")
 _CHARSET = re.compile(rb"charset=\"?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+_NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_-]+)'")
 #: Headers that describe the original HTML bytes and would lie about the rewritten ones.
 _DROPPED_FOR_HTML = frozenset({b"content-length", b"content-encoding", b"etag", b"last-modified", b"accept-ranges"})
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -125,7 +127,9 @@ class Responder:
         "_rewriters",
         "_rewriter",
         "_decoder",
+        "_transcoder",
         "_encoder",
+        "_sniffed",
         "_refusal",
         "_held_start",
         "_skip_body",
@@ -144,7 +148,10 @@ class Responder:
         self._rewriters = rewriters
         self._rewriter: PageRewriter | None = None
         self._decoder: BodyDecoder | None = None
+        self._transcoder: Transcoder | None = None
         self._encoder: BodyEncoder | None = None
+        #: a body sent without a Content-Type, held until its first bytes tell whether a browser reads HTML
+        self._sniffed: list[bytes] | None = None
         #: an HTML body this gateway cannot read: answered 502 instead of the site's response
         self._refusal: UndecodableBody | None = None
         #: an HTML response's start, sent with the first body bytes out: a page sent in one piece then gets
@@ -165,10 +172,12 @@ class Responder:
             message = self._start(message)
             if self._refusal is not None:
                 await self._refuse(self._refusal)
-            elif self._rewriter is not None and not self._skip_body:
+            elif (self._rewriter is not None and not self._skip_body) or self._sniffed is not None:
                 self._held_start = message
             else:
                 await self._send(message)
+        elif self._sniffed is not None:
+            await self._sniff(message)
         elif kind == "http.response.body" and self._rewriter is not None:
             await self._body(message, self._rewriter)
         elif kind in _FILE_SENDS and self._rewriter is not None:
@@ -179,33 +188,37 @@ class Responder:
     # -- headers
 
     def _start(self, message: Message) -> Message:
-        has_cookies = False
-        content_type = b""
+        has_cookies = nosniff = False
+        content_type: bytes | None = None
         for key, value in message.get("headers", ()):
             if key == b"set-cookie":
                 has_cookies = True
             elif key == b"content-type":
                 content_type = value.lower()
-        is_html = content_type.startswith(_HTML_TYPES)
-        if not (has_cookies or is_html):
+            elif key == b"x-content-type-options":
+                nosniff = nosniff or value.strip().lower() == b"nosniff"
+        is_html = content_type is not None and content_type.startswith(_HTML_TYPES)
+        # no usable type: a browser sniffs the first bytes, and runs what it reads as HTML
+        sniff = not is_html and not nosniff and is_unknown_type(content_type) and self._has_body(message)
+        if not (has_cookies or is_html or sniff):
             return message  # the common case for assets and APIs: nothing to change
         headers: list[tuple[bytes, bytes]] = list(message["headers"])
         if has_cookies:
             headers = self._cookie_filter.filter(headers, self.decision)
         if is_html:
-            headers = self._prepare_html(message, headers, content_type)
+            headers = self._prepare_html(message, headers, content_type or b"")
+        elif sniff:
+            self._sniffed = []
         return {**message, "headers": headers}
+
+    def _has_body(self, message: Message) -> bool:
+        return message.get("status", 200) not in _NO_BODY_STATUSES and self.scope.get("method") != "HEAD"
 
     def _prepare_html(
         self, message: Message, headers: list[tuple[bytes, bytes]], content_type: bytes
     ) -> list[tuple[bytes, bytes]]:
-        status = message.get("status", 200)
-        charset = _CHARSET.search(content_type)
-        self._charset_stated = charset is not None
-        if charset and not _ASCII_COMPATIBLE.match(charset.group(1).lower()):
-            metrics.inc("rewrite_passthrough_total", reason="encoding")
-            return headers
-        if status in _NO_BODY_STATUSES or self.scope.get("method") == "HEAD":
+        self._charset_stated = _CHARSET.search(content_type) is not None
+        if not self._has_body(message):
             self._skip_body = True
         codings = content_codings(_header_value(headers, b"content-encoding", b""))
         if codings and not self._skip_body:
@@ -225,6 +238,8 @@ class Responder:
             vary = _merge_vary(vary, b"Accept-Encoding")
         fixed.append((b"vary", vary))
         fixed.append((b"cache-control", _private_cache_control(_header_value(headers, b"cache-control", b""))))
+        # a BOM, else the header's charset: UTF-16 is rewritten through UTF-8
+        self._transcoder = Transcoder(header_encoding(content_type))
         self._rewriter = self._rewriters.new(self.scope, self.decision, csp_nonce(headers))
         return fixed
 
@@ -236,6 +251,53 @@ class Responder:
             self._held_start = None
             with contextlib.suppress(Exception):  # the visitor may be gone already
                 await self._send(start)
+
+    async def _sniff(self, message: Message) -> None:
+        """Hold a body without a Content-Type until its first bytes decide: HTML is rewritten like any page
+        (and typed text/html), anything else goes on as it came."""
+        sniffed = self._sniffed
+        start = self._held_start
+        assert sniffed is not None and start is not None
+        kind = message["type"]
+        more = kind != "http.response.body" or bool(message.get("more_body", False))
+        if kind == "http.response.body":
+            sniffed.append(message.get("body", b""))
+            head = self._sniff_head(start, sniffed)
+            verdict = False if head is None else sniffs_as_html(head, complete=not more)
+            if verdict is None:
+                return
+        else:
+            verdict = True  # a file sent whole, unseen: read it as a page rather than risk a live one
+        self._sniffed = None
+        held = {"type": "http.response.body", "body": b"".join(sniffed), "more_body": more}
+        if not verdict:
+            self._held_start = None
+            await self._send(start)
+            await self._send(held)
+            return
+        metrics.inc("sniffed_html_total")
+        headers = [*self._prepare_html(start, list(start["headers"]), b"text/html"), (b"content-type", b"text/html")]
+        self._held_start = {**start, "headers": headers}
+        if self._refusal is not None:
+            await self._refuse(self._refusal)
+            return
+        assert self._rewriter is not None
+        await self._body(held, self._rewriter)
+        if kind != "http.response.body":
+            await self.send(message)
+
+    def _sniff_head(self, start: Message, sniffed: list[bytes]) -> bytes | None:
+        """The first decoded bytes held so far; None for a body the gateway cannot decode, which a browser
+        cannot render either: it is not HTML to one."""
+        head = b"".join(sniffed)
+        codings = content_codings(_header_value(start["headers"], b"content-encoding", b""))
+        if not codings:
+            return head
+        try:
+            return BodyDecoder(codings, self._rewriters.max_decoded_bytes).decode(head)
+        except UndecodableBody:
+            return None
+
     async def _refuse(self, refusal: UndecodableBody) -> None:
         """A clean 502 in place of an HTML page the gateway cannot read (the site's answer is dropped)."""
         self._done = True
@@ -312,6 +374,9 @@ class Responder:
             chunk = self._decoder.decode(chunk)
             if final:
                 chunk += self._decoder.finish()
+        transcoder = self._transcoder
+        if transcoder is not None:
+            chunk = transcoder.to_utf8(chunk, final=final)
         if self._failed:
             out = self._rewriters.make_inert(chunk)
         else:
@@ -328,6 +393,8 @@ class Responder:
                 logger.exception("HTML rewrite failed; the rest of the page is made inert")
                 metrics.inc("rewrite_bailouts_total", reason="error")
                 out = self._rewriters.make_inert(chunk)
+        if transcoder is not None:
+            out = transcoder.from_utf8(out, final=final)
         if self._encoder is not None:
             return self._encoder.finish(out) if final else self._encoder.encode(out)
         return out

@@ -157,10 +157,12 @@ def test_compressed_html_is_decoded_and_rewritten(client: TestClient, path: str)
     assert "data-cg-src=" in response.text and "cg-config" in response.text
 
 
-def test_non_ascii_compatible_html_passes_through_and_is_counted(client: TestClient) -> None:
-    response = client.get("/utf16")
-    assert response.content == PAGE.encode("utf-16")
-    assert metrics.value("rewrite_passthrough_total", reason="encoding") == 1
+def test_utf16_html_is_rewritten_in_utf16(client: TestClient) -> None:
+    response = client.get("/utf16", headers={"Accept-Encoding": "identity"})
+    assert response.content.startswith(PAGE.encode("utf-16")[:2])  # its BOM, in the same byte order
+    text = response.content.decode("utf-16")
+    assert "data-cg-src=" in text and "cg-config" in text
+    assert metrics.value("rewrite_passthrough_total", reason="encoding") == 0
 
 
 def test_head_and_204(client: TestClient) -> None:

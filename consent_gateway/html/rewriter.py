@@ -1,7 +1,8 @@
 """The driver: ``HoldbackRewriter.feed(chunk) -> bytes`` and ``close() -> bytes`` for one document.
 
 It owns what lies between chunks: the bytes of an unfinished token (``_pending``), the prescan of the first
-KiB (a BOM, a UTF-16/32 ``<meta charset>`` the rewriter does not read), the chunk cache, and the error path.
+KiB (a UTF-16/32 BOM or NUL bytes the rewriter does not read; UTF-16 pages reach it as UTF-8, transcoded by
+the responder), the chunk cache, and the error path.
 An exception switches the rest of the document to a cheap mode that makes every
 ``<script``/``<iframe``/``<img``/``<link`` inert — the page is never truncated and no tracker runs.
 """
@@ -27,9 +28,6 @@ logger = logging.getLogger("consent_gateway.html")
 
 #: bytes looked at for a BOM and a <meta charset> before anything is emitted (the HTML prescan's window)
 PRESCAN_BYTES = 1024
-_META_UTF16 = re.compile(
-    rb"<meta[^>]*?charset[\t\n\f\r ]*=[\t\n\f\r \"']*(?:utf-?16|utf-?32|ucs-?2|ucs-?4)", re.IGNORECASE
-)
 #: a <meta> declaring the charset (charset=… or http-equiv content=…; charset=…), or one the end of the first
 #: KiB cuts that may be one (what is after the KiB must not decide: it depends on the chunking); a <meta
 #: name=…> or <meta property=…> is not
@@ -189,9 +187,8 @@ class HoldbackRewriter:
         head = data[:PRESCAN_BYTES]
         if head.startswith(_WIDE_BOMS) or b"\x00" in head[:4]:
             return "encoding"
-        lowered = head.lower()
-        if (b"16" in lowered or b"32" in lowered or b"ucs" in lowered) and _META_UTF16.search(head):
-            return "encoding"
+        # A <meta> naming UTF-16 or UTF-32 is no reason to pass: a browser reads UTF-8 then (HTML's prescan
+        # turns UTF-16 into UTF-8 and does not know UTF-32), and runs the trackers.
         return None
 
     # -- the chunk cache ---------------------------------------------------------------------------------

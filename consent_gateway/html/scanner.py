@@ -50,6 +50,8 @@ _QUOTED_LT_GT = re.compile(rb"=[\t\n\f\r ]*+(?:\"[^\"<>]*+[<>]|'[^'<>]*+[<>])")
 
 #: elements whose content is raw text or escapable raw text (iframe content is never rendered as markup)
 RAWTEXT = ("style", "textarea", "title", "xmp", "noembed", "noframes", "iframe")
+#: raw-text elements a <select> ignores (its content is then markup): all but <textarea>, which closes it
+MARKUP_IN_SELECT = frozenset((*RAWTEXT, "plaintext")) - {"textarea"}
 #: the elements that can fetch or run something (what a hold-back decision is asked about)
 HOLD_KINDS = HOLD_TAG_NAMES
 #: ...but some of them only matter with one attribute value and are among the most common tags of a page:

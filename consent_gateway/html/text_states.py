@@ -13,9 +13,10 @@ from .scanner import DELIM, HOLD_KINDS, RAWTEXT, TAG_REST, BufferScan, names_re
 from .states import SCRIPT_TOKENS, LongTag, Mode, NeedMore, ScriptState, script_escape_step, stream_long_tag
 
 _COMMENT_END = re.compile(rb"--!?>")
-_RAWTEXT_END = {name: re.compile(b"</(?i:" + name.encode() + b")" + DELIM) for name in (*RAWTEXT, "noscript")}
+_RAWTEXT_END = {
+    name: re.compile(b"</(?i:" + name.encode() + b")" + DELIM) for name in (*RAWTEXT, "noscript", "plaintext")
+}
 _NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + names_re(HOLD_KINDS) + b")" + DELIM)
-_NOSCRIPT_END = _RAWTEXT_END["noscript"]
 #: characters that make a URL in a tag differ from its bytes (entities, percent-escapes, stripped whitespace)
 _ESCAPES = re.compile(rb"[&%\\\t\n\r]")
 _DATA = Mode.DATA
@@ -112,10 +113,11 @@ class TextStates:
 
     def _noscript(self, data: bytes, pos: int, final: bool, out: Out) -> int:
         """<noscript> content is text to a browser that runs scripts (so only </noscript> ends it) and
-        markup to one that does not: rewrite the tracker tags in it as tags, and find the end as text."""
+        markup to one that does not: rewrite the tracker tags in it as tags, and find the end as text. The
+        same for raw-text elements a <select> may ignore (`_raw_name`: xmp, style…)."""
         n = len(data)
-        end_m = _NOSCRIPT_END.search(data, pos)
-        limit = end_m.start() if end_m is not None else max(pos, n - len(b"</noscript"))
+        end_m = _RAWTEXT_END[self._raw_name].search(data, pos)
+        limit = end_m.start() if end_m is not None else max(pos, n - len(self._raw_name) - 2)
         while True:
             m = _NOSCRIPT_CAND.search(data, pos)
             if m is None or m.start() >= limit:

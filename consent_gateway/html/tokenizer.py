@@ -26,6 +26,7 @@ from .scanner import (
     HOLD_KINDS,
     HTML_MODES,
     INTEGRATION_POINTS,
+    MARKUP_IN_SELECT,
     MIN_SCAN_BYTES,
     RAWTEXT,
     TAG_REST,
@@ -337,10 +338,12 @@ class Tokenizer(HeadPlacement):
         if name == "script":
             self.script_open, self._script_state, self._script_scan = None, ScriptState.DATA, 0
             return Mode.SCRIPT
-        if name == "noscript":
+        if name == "noscript" or name in MARKUP_IN_SELECT:
+            # In a <select>, a browser ignores <xmp>, <style>, <plaintext>…: what follows is markup
+            # (<select><xmp><script src=…> runs). Outside, it is text. Read both ways, like <noscript>:
+            # tracker tags held (and <plaintext> ends at a </plaintext> only here: holding more, never less).
+            self._raw_name = name
             return Mode.NOSCRIPT
-        if name == "plaintext":
-            return Mode.PLAINTEXT
         if name in RAWTEXT:
             self._raw_name = name
             return Mode.RAWTEXT

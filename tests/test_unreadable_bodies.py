@@ -1,0 +1,202 @@
+"""Bodies a byte-level rewriter cannot read as they come (issue 10, item 2), through `consent-gateway proxy`
+in front of a real origin over loopback: UTF-16 pages (by header, or by a BOM that overrides the header),
+pages sent without a Content-Type that browsers sniff as HTML, and tags a <select> makes live."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from consent_gateway import metrics
+from consent_gateway.charsets import Transcoder, header_encoding
+from consent_gateway.cli import proxy_app
+from consent_gateway.config import Config
+from consent_gateway.mimesniff import sniffs_as_html
+from tests.servers import WAIT_SECONDS, ServerThread
+
+TRACKER = "https://www.googletagmanager.com/gtag/js?id=G-BODIES"
+#: an emoji (a surrogate pair in UTF-16) and accents, so that cut code units would show
+PAGE = (
+    f'<!doctype html><html><head><title>Café 🍪</title><script async src="{TRACKER}"></script></head>'
+    "<body><h1>Bienvenue 🍪</h1></body></html>"
+)
+
+
+def _chunks(body: bytes, size: int) -> StreamingResponse:
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    return StreamingResponse(pieces(), headers={"content-type": "text/html; charset=utf-8"})
+
+
+def origin_app() -> Starlette:
+    def utf16(request: Request) -> Response:
+        codec, charset = request.query_params["codec"], request.query_params["charset"]
+        bom = "bom" in request.query_params
+        body = (("\ufeff" if bom else "") + PAGE).encode(codec)
+        size = int(request.query_params.get("chunk", "0"))
+        if size:
+            response = _chunks(body, size)
+            response.headers["content-type"] = f"text/html; charset={charset}"
+            return response
+        return Response(body, headers={"content-type": f"text/html; charset={charset}"})
+
+    def untyped(request: Request) -> Response:
+        body = request.query_params.get("body", PAGE).encode()
+        headers = {}
+        if "nosniff" in request.query_params:
+            headers["x-content-type-options"] = "nosniff"
+        if "gzip" in request.query_params:
+            body = gzip.compress(body)
+            headers["content-encoding"] = "gzip"
+        return Response(body, headers=headers)  # no media type: no Content-Type header at all
+
+    def markup(request: Request) -> Response:
+        return Response(request.query_params["html"], media_type="text/html")
+
+    return Starlette(routes=[Route("/utf16", utf16), Route("/untyped", untyped), Route("/markup", markup)])
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[ServerThread]:
+    with ServerThread(origin_app()) as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(config: Config, origin: ServerThread) -> Iterator[str]:
+    plain = replace(config, gateway=replace(config.gateway, compress=False))  # the bytes as they are
+    with ServerThread(proxy_app(origin.url, plain)) as server:
+        yield server.url
+
+
+def _assert_rewritten(text: str) -> None:
+    assert "<h1>Bienvenue 🍪</h1>" in text and "<title>Café 🍪</title>" in text
+    assert f'<script async src="{TRACKER}"' not in text
+    assert f'data-cg-src="{TRACKER}"' in text
+    assert "cg-config" in text
+
+
+# -- UTF-16 ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "codec", "bom"),
+    [
+        ("codec=utf-16-le&charset=utf-16", "utf-16-le", b""),  # by header only ("utf-16" is little-endian)
+        ("codec=utf-16-be&charset=utf-16be", "utf-16-be", b""),
+        ("codec=utf-16-le&charset=utf-8&bom=1", "utf-16-le", b"\xff\xfe"),  # the BOM beats the header
+        ("codec=utf-16-be&charset=utf-8&bom=1", "utf-16-be", b"\xfe\xff"),
+        ("codec=utf-16-le&charset=windows-1252&bom=1", "utf-16-le", b"\xff\xfe"),
+    ],
+)
+def test_a_utf16_page_is_rewritten_and_sent_back_in_utf16(gateway: str, query: str, codec: str, bom: bytes) -> None:
+    before = metrics.value("rewrite_passthrough_total", reason="encoding")
+    response = httpx.get(gateway + "/utf16?" + query, timeout=WAIT_SECONDS)
+    assert response.status_code == 200
+    assert response.content.startswith(bom)
+    _assert_rewritten(response.content[len(bom) :].decode(codec))
+    assert metrics.value("rewrite_passthrough_total", reason="encoding") == before
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_utf16_chunks_cut_between_code_units_and_surrogates_decode_whole(gateway: str, chunk: int) -> None:
+    response = httpx.get(gateway + f"/utf16?codec=utf-16-le&charset=utf-8&bom=1&chunk={chunk}", timeout=WAIT_SECONDS)
+    assert response.content.startswith(b"\xff\xfe")
+    text = response.content[2:].decode("utf-16-le")  # strict: a cut surrogate pair would raise
+    _assert_rewritten(text)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+def test_transcoder_gives_the_same_bytes_at_every_chunking(chunk: int) -> None:
+    body = ("\ufeff" + PAGE).encode("utf-16-be")
+    transcoder = Transcoder(header_encoding(b"text/html; charset=utf-8"))
+    utf8 = b"".join(
+        transcoder.to_utf8(body[i : i + chunk], final=i + chunk >= len(body)) for i in range(0, len(body), chunk)
+    )
+    assert utf8 == PAGE.encode()
+    back = b"".join(
+        transcoder.from_utf8(utf8[i : i + chunk], final=i + chunk >= len(utf8)) for i in range(0, len(utf8), chunk)
+    )
+    assert back == body
+
+
+# -- no Content-Type ---------------------------------------------------------------------------------------
+
+
+def test_a_page_without_content_type_is_sniffed_and_rewritten(gateway: str) -> None:
+    before = metrics.value("sniffed_html_total")
+    response = httpx.get(gateway + "/untyped", timeout=WAIT_SECONDS)
+    assert response.headers["content-type"] == "text/html"
+    _assert_rewritten(response.text)
+    assert "Cookie" in response.headers["vary"]
+    assert metrics.value("sniffed_html_total") == before + 1
+
+
+def test_a_compressed_page_without_content_type_is_sniffed_too(gateway: str) -> None:
+    _assert_rewritten(httpx.get(gateway + "/untyped?gzip=1", timeout=WAIT_SECONDS).text)
+
+
+@pytest.mark.parametrize("body", ['{"ok": true}', "plain words", "   \n", "<pre>text</pre>", ""])
+def test_other_untyped_bodies_pass_untouched(gateway: str, body: str) -> None:
+    response = httpx.get(gateway + "/untyped", params={"body": body}, timeout=WAIT_SECONDS)
+    assert response.content == body.encode()
+    assert "content-type" not in response.headers and "vary" not in response.headers
+
+
+def test_nosniff_keeps_an_untyped_page_from_being_html(gateway: str) -> None:
+    # with nosniff, a browser does not run an untyped body as a page: nothing to rewrite
+    response = httpx.get(gateway + "/untyped?nosniff=1", timeout=WAIT_SECONDS)
+    assert response.content == PAGE.encode()
+
+
+@pytest.mark.parametrize(
+    ("head", "verdict"),
+    [
+        (b"  \n<!DOCTYPE html>", True),
+        (b"<HTML>", True),
+        (b"<p>hi", True),
+        (b"<!-- c -->", True),
+        (b"<b ", True),
+        (b"<br>", True),
+        (b"<pre>", False),
+        (b"<htm", None),
+        (b'{"a": 1}', False),
+        (b"\xef\xbb\xbf<html>", False),  # a BOM first: text to the sniffer
+    ],
+)
+def test_sniffing_follows_the_whatwg_html_signatures(head: bytes, verdict: bool | None) -> None:
+    assert sniffs_as_html(head, complete=False) is verdict
+
+
+# -- tags a <select> makes live ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        f'<select><xmp><script src="{TRACKER}"></script></xmp></select>',
+        f'<select><plaintext><script src="{TRACKER}"></script>',
+        f'<select><style><script src="{TRACKER}"></script></style></select>',
+    ],
+)
+def test_a_script_a_select_makes_live_is_held_back(gateway: str, html: str) -> None:
+    text = httpx.get(gateway + "/markup", params={"html": html}, timeout=WAIT_SECONDS).text
+    assert f'<script src="{TRACKER}"' not in text
+    assert f'data-cg-src="{TRACKER}"' in text
+
+
+def test_a_relative_script_under_a_tracker_base_is_held_back(gateway: str) -> None:
+    html = '<html><head><base href="https://www.googletagmanager.com/gtag/"><script src="js?id=G-1"></script>'
+    text = httpx.get(gateway + "/markup", params={"html": html}, timeout=WAIT_SECONDS).text
+    assert '<script src="js?id=G-1">' not in text
+    assert 'data-cg-src="js?id=G-1"' in text
