@@ -9,6 +9,7 @@ from .config import Config, load_config
 from .decision import Decision
 from .errors import ConfigError, ConsentGatewayError, SpoolError, StoreUnavailable, UpstreamError, UpstreamTimeout
 from .events import ConsentEvent
+from .limits import RequestLimits
 from .middleware import ConsentGateway
 
 __version__ = "0.1.0"
@@ -20,6 +21,7 @@ __all__ = [
     "ConsentGateway",
     "ConsentGatewayError",
     "Decision",
+    "RequestLimits",
     "SpoolError",
     "StoreUnavailable",
     "UpstreamError",

@@ -46,10 +46,13 @@ def _serve(
 ) -> None:
     import uvicorn
 
+    from .serving import http_protocol
+
     uvicorn.run(
         app,
         host=host,
         port=port,
+        http=http_protocol(),  # HTTP/1.0 clients get close-delimited bodies, never chunks
         log_level=log_level,
         proxy_headers=False,  # the gateway reads forwarded headers itself, from gateway.trusted_proxies only
         server_header=False,
@@ -126,13 +129,7 @@ def proxy_app(upstream: str, config: Config) -> ASGIApp:
         websocket=config.proxy.websocket,
         preserve_host=config.proxy.preserve_host,
     )
-    return RequestLimits(
-        ConsentGateway(upstream_app, config),
-        max_header_bytes=config.proxy.max_header_bytes,
-        max_headers=config.proxy.max_headers,
-        body_idle_seconds=config.proxy.body_idle_timeout_seconds,
-        request_seconds=config.proxy.request_timeout_seconds,
-    )
+    return RequestLimits.from_config(ConsentGateway(upstream_app, config), config)
 
 
 @main.command()

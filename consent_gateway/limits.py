@@ -4,7 +4,8 @@
 proxy``): request headers past a size or count get 431, a second ``Host`` or ``Transfer-Encoding`` line
 (which a front proxy may read differently: request smuggling) gets 400, and a request body that trickles
 (no byte for ``body_idle_seconds``) or takes longer than ``request_seconds`` in all gets 408, so a slow
-client cannot hold a worker. Embedded as a middleware, the site's own server sets such limits.
+client cannot hold a worker. Embedded as a middleware, wrap the app in `RequestLimits.from_config` for the
+same limits (README: "Limits under your own server" for what the server itself must still enforce).
 
 `RateLimiter` is a per-address token bucket, in memory: each instance of a multi-instance gateway counts
 for itself, which is enough to stop one address flooding the consent log.
@@ -20,6 +21,7 @@ from typing import Final
 
 from . import metrics
 from ._types import ASGIApp, Message, Receive, Scope, Send
+from .config import Config
 from .responses import error_response
 
 #: A flood from made-up addresses must not grow memory without bound; the oldest buckets go first.
@@ -37,21 +39,32 @@ class RequestLimits:
         max_headers: int = 100,
         body_idle_seconds: float = 30.0,
         request_seconds: float = 120.0,
-        max_http10_body_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.app = app
-        self.max_http10_body_bytes = max_http10_body_bytes
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
         self.body_idle_seconds = body_idle_seconds
         self.request_seconds = request_seconds
+
+    @classmethod
+    def from_config(cls, app: ASGIApp, config: Config) -> RequestLimits:
+        """The limits of `[proxy]` around any app: what `consent-gateway proxy` serves, and what a site that
+        embeds the middleware wraps its app in (``RequestLimits.from_config(ConsentGateway(app, config),
+        config)``) to get the same limits under its own server."""
+        return cls(
+            app,
+            max_header_bytes=config.proxy.max_header_bytes,
+            max_headers=config.proxy.max_headers,
+            body_idle_seconds=config.proxy.body_idle_timeout_seconds,
+            request_seconds=config.proxy.request_timeout_seconds,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if scope.get("http_version") == "1.0":
-            send = _Http10Body(scope, send, self.max_http10_body_bytes).send
+            send = _Http10Body(send).send
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         if len(headers) > self.max_headers:
             await _refuse(scope, receive, send, 431, "too_many_headers", f"at most {self.max_headers} header lines")
@@ -125,46 +138,20 @@ class _BodyClock:
 
 
 class _Http10Body:
-    """An HTTP/1.0 client cannot read ``Transfer-Encoding: chunked`` (it came with HTTP/1.1), but the ASGI
-    server chunks every response without a Content-Length, such as a rewritten page. For these rare clients
-    the body is gathered and sent with its length; past `limit` bytes the answer is a 505 instead."""
+    """An HTTP/1.0 client cannot read ``Transfer-Encoding: chunked`` (it came with HTTP/1.1): an app's own
+    request for it is dropped, and the server sends a body without a length close-delimited (see
+    serving.py, which `consent-gateway proxy` runs), streamed as it comes."""
 
-    def __init__(self, scope: Scope, send: Send, limit: int) -> None:
-        self.scope = scope
+    def __init__(self, send: Send) -> None:
         self._send = send
-        self.limit = limit
-        self.start: Message | None = None
-        self.body = bytearray()
-        self.refused = False
 
     async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.start":
+        if message["type"] == "http.response.start":
             headers = message.get("headers", ())
-            if not any(name.lower() == b"content-length" for name, _ in headers):
-                self.start = message  # held until the length is known
-                return
-        if self.start is None or kind != "http.response.body":
-            await self._send(message)
-            return
-        if self.refused:
-            return
-        self.body += message.get("body", b"")
-        if len(self.body) > self.limit:
-            self.refused = True
-            metrics.inc("requests_refused_total", reason="http10_body_too_large")
-            answer = error_response(505, "http_version_not_supported", "this answer needs HTTP/1.1")
-            await answer(self.scope, _no_receive, self._send)
-            return
-        if not message.get("more_body", False):
-            headers = [(k, v) for k, v in self.start.get("headers", ()) if k.lower() != b"transfer-encoding"]
-            headers.append((b"content-length", str(len(self.body)).encode()))
-            await self._send({**self.start, "headers": headers})
-            await self._send({"type": "http.response.body", "body": bytes(self.body)})
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
+            if any(name.lower() == b"transfer-encoding" for name, _ in headers):
+                kept = [(k, v) for k, v in headers if k.lower() != b"transfer-encoding"]
+                message = {**message, "headers": kept}
+        await self._send(message)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:

@@ -6,6 +6,7 @@ Only these responses set or clear the consent cookie. Every error is JSON
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -57,6 +58,9 @@ STATIC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 METRICS_TOKEN_ENV = "CONSENT_GATEWAY_METRICS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 #: What /health and /ready show of the log's own report (which may hold a file path or a URL).
 _PUBLIC_STORE_FIELDS = ("backend", "ok", "durable")
+#: /health and /ready try a write at most this often: a load balancer polling every second costs the log
+#: one probe per interval, whatever the number of pollers
+WRITE_PROBE_INTERVAL_S = 5.0
 
 
 def new_event_id(now_ms: int) -> str:
@@ -93,6 +97,9 @@ class ConsentAPI:
         self.sisters = sisters if sisters is not None and sisters.enabled else None
         self.accounts = accounts
         self.precompressed = Precompressed()
+        #: (monotonic time, result) of the last write probe, and the lock that makes pollers share one probe
+        self._write_probe: tuple[float, bool] = (-WRITE_PROBE_INTERVAL_S, True)
+        self._write_probe_lock = asyncio.Lock()
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
         self.choice_body = ChoiceBody(config, catalog, self.optional_categories)
@@ -503,8 +510,28 @@ class ConsentAPI:
         except Exception:  # the store's trouble is reported, not raised: liveness stays up
             found = {"ok": False}
         state = {key: found[key] for key in _PUBLIC_STORE_FIELDS if key in found}
-        state["ok"] = found.get("ok") is not False and self.keeper.recorder.log_ok
+        state["writable"] = await self._writable()
+        state["ok"] = found.get("ok") is not False and self.keeper.recorder.log_ok and state["writable"]
         return state
+
+    async def _writable(self) -> bool:
+        """Whether the log took a write probe lately: counting events answers while SQLite is locked or Redis
+        refuses writes, so readiness asks for a write (at most once per `WRITE_PROBE_INTERVAL_S`)."""
+        async with self._write_probe_lock:
+            then, ok = self._write_probe
+            if time.monotonic() - then < WRITE_PROBE_INTERVAL_S:
+                return ok
+            probe = getattr(self.keeper.log, "write_probe", None)
+            ok = True
+            if probe is not None:
+                try:
+                    await asyncio.wait_for(probe(), self.config.store.timeout_seconds * 2)
+                except Exception as exc:  # the store's trouble is reported, not raised: liveness stays up
+                    ok = False
+                    metrics.inc("store_errors_total", operation="write_probe")
+                    logger.warning("the consent log failed its write probe: %r", exc)
+            self._write_probe = (time.monotonic(), ok)
+            return ok
 
     async def health(self, request: Request) -> Response:
         store = await self._store_state()

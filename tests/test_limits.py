@@ -19,7 +19,6 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from consent_gateway import metrics
-from consent_gateway._types import Receive, Scope, Send
 from consent_gateway.cli import proxy_app
 from consent_gateway.config import Config
 from consent_gateway.limits import RateLimiter
@@ -208,29 +207,3 @@ def test_the_token_bucket_refills_at_its_rate() -> None:
     assert limiter.retry_after("b") == 0.0  # per address
     now[0] += 1.0
     assert limiter.retry_after("a") == 0.0
-
-
-def test_an_http_1_0_client_gets_no_chunked_body(gateway: ServerThread) -> None:
-    response = raw_exchange(gateway.port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n\r\n")
-    head, _, body = response.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200")
-    assert b"transfer-encoding" not in head.lower()
-    assert b"<p>hello</p>" in body and b"banner.js" in body  # the rewritten page, whole
-    (length,) = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
-    assert int(length.split(b":")[1]) == len(body)
-
-
-def test_an_http_1_0_client_past_the_gathering_limit_gets_505(config: Config) -> None:
-    from consent_gateway.limits import RequestLimits
-
-    async def big(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        for _ in range(4):
-            await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-    with ServerThread(RequestLimits(big, max_http10_body_bytes=2500), lifespan="off") as server:
-        response = raw_exchange(server.port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        assert status_and_code(response) == (505, "http_version_not_supported")
-        ok = raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        assert ok.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in ok.lower()

@@ -299,6 +299,10 @@ class ConsentLog(Protocol):
     async def remember_user_choice(self, user_key: str, consent_id: str, value: str, at_ms: int) -> None:
         """Keep a user's latest choice (an older one arriving late does not replace a newer one)."""
 
+    async def write_probe(self) -> None:
+        """Check that the log takes writes now, cheaply, leaving nothing behind that counts; raises
+        `StoreUnavailable` when it does not (file locked or read-only, Redis MISCONF, a read-only server)."""
+
 
 class ChainWalk:
     """One sorted pass over every chain of a log (events ordered by instance, then seq), the way the SQL

@@ -418,6 +418,17 @@ class PostgresConsentLog:
         keys = self.log_keys
         return await self._read("verify", lambda conn: verify_chains(conn, keys, checkpoint))
 
+    async def write_probe(self) -> None:
+        async def run(conn: Conn) -> Any:
+            cur = await conn.execute("SELECT pg_current_xact_id(), current_setting('transaction_read_only')")
+            return await cur.fetchone()
+
+        # on the writer's connection: a standby cannot assign a transaction id (the query fails), and a
+        # read-only default says so in the second column
+        row = await self._write("write probe", run)
+        if row is None or row[1] == "on":
+            raise StoreUnavailable("postgresql write probe failed: the server only allows read-only transactions")
+
     async def health(self) -> dict[str, Any]:
         try:
             rows = await self._fetch("health", "SELECT count(*) FROM events")

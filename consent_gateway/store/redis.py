@@ -421,6 +421,14 @@ class RedisConsentLog:
         except (RedisError, OSError) as exc:
             raise self._unavailable("verify", exc) from exc
 
+    async def write_probe(self) -> None:
+        # a key that expires by itself: refused while Redis refuses writes (MISCONF after a failed save,
+        # a read-only replica, maxmemory with noeviction)
+        try:
+            await self.client.set(f"{self._tag}probe", "1", ex=60)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis write probe failed: {exc}", original_error=exc) from exc
+
     async def health(self) -> dict[str, Any]:
         try:
             events = int(await self.client.hlen(self._k_ev))

@@ -394,6 +394,15 @@ class SQLiteConsentLog:
 
         await self._write("remember_user_choice", run)
 
+    async def write_probe(self) -> None:
+        def take_write_lock(conn: sqlite3.Connection) -> None:
+            # what every append needs first: fails (after the busy timeout) while another process holds the
+            # file's write lock, or when the file or its folder is read-only
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+
+        await self._write("write probe", take_write_lock)
+
     async def health(self) -> dict[str, Any]:
         try:
             events = await self._read("health", lambda c: int(c.execute("SELECT count(*) FROM events").fetchone()[0]))

@@ -482,6 +482,14 @@ class ConsentLogContract:
         assert await log.user_choice("user-key-1") == ("consent-a", "")
         assert await log.user_choice("user-key-2") is None
 
+    async def test_a_write_probe_passes_on_a_writable_log_and_records_nothing(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        await log.write_probe()
+        await log.write_probe()
+        assert (await log.health())["events"] == 40
+        assert (await log.verify()).ok
+
 
 def _head(event: ConsentEvent) -> Any:
     from consent_gateway.events import ChainHead
@@ -496,6 +504,25 @@ class TestSQLiteConsentLog(ConsentLogContract):
         assert isinstance(log, SQLiteConsentLog)
         await log.open()
         yield log
+        await log.close()
+
+    async def test_the_write_probe_fails_while_another_process_holds_the_write_lock(self, tmp_path: Path) -> None:
+        import sqlite3
+
+        from consent_gateway.errors import StoreUnavailable
+
+        log = SQLiteConsentLog(f"sqlite:///{tmp_path / 'locked.db'}", busy_timeout_ms=100)
+        await log.open()
+        locker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+        try:
+            locker.execute("BEGIN EXCLUSIVE")
+            assert (await log.health())["ok"] is True  # reading still works: why readiness must try a write
+            with pytest.raises(StoreUnavailable, match="write probe"):
+                await log.write_probe()
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        await log.write_probe()
         await log.close()
 
     def _db(self, log: ConsentLog) -> sqlite3.Connection:

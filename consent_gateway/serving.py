@@ -1,0 +1,75 @@
+"""The HTTP server settings the gateway needs from uvicorn, in one place: `consent-gateway proxy` and
+`demo` use them, and a site embedding the middleware can pass the same to its own uvicorn.
+
+HTTP/1.0 clients cannot read ``Transfer-Encoding: chunked`` (it came with HTTP/1.1). A rewritten page has no
+length known in advance, so for them the body must be *close-delimited*: no Content-Length, no
+Transfer-Encoding, the end of the body is the end of the connection (RFC 9112 §6.3). uvicorn's h11 server
+does this by itself; its faster httptools server chunks every response without a length, whatever the
+client's version. `Http10ClosingProtocol` is the httptools server with that one difference, so the page
+streams to an HTTP/1.0 client as it does to any other, never gathered in memory.
+
+It relies on two internals of uvicorn's httptools server (the cycle object a request gets, and the
+`chunked_encoding` / `expected_content_length` fields that frame its body); tests/test_http10.py pins both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Final
+
+from ._types import Message
+
+#: what a close-delimited body may still send: more than any response will
+_UNTIL_CLOSE: Final = 1 << 62
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+
+
+def http_protocol() -> Any:
+    """The `http` setting for uvicorn: the httptools server made HTTP/1.0-safe when httptools is installed,
+    else h11 (which is HTTP/1.0-safe already)."""
+    if importlib.util.find_spec("httptools") is None:
+        return "h11"
+    return Http10ClosingProtocol
+
+
+def _close_delimited(scope: Any, message: Message) -> bool:
+    if scope.get("http_version") != "1.0" or scope.get("method") == "HEAD":
+        return False
+    if message.get("status", 200) in _NO_BODY_STATUSES:
+        return False
+    return not any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in message.get("headers", ()))
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+except ImportError:  # pragma: no cover - httptools is not installed: http_protocol() answers "h11"
+    pass
+else:
+
+    class _ClosingCycle(RequestResponseCycle):
+        """One HTTP/1.0 request's cycle: a response without a length is sent close-delimited."""
+
+        _closing = False
+
+        async def send(self, message: Message) -> None:  # type: ignore[override]
+            kind = message["type"]
+            if kind == "http.response.start" and not self.response_started and _close_delimited(self.scope, message):
+                # Neither a length nor chunks: the server then writes the body as it comes and closes the
+                # connection after it (keep-alive is off for HTTP/1.0 already).
+                self._closing = True
+                self.chunked_encoding = False
+                self.expected_content_length = _UNTIL_CLOSE
+            elif kind == "http.response.body" and self._closing and not message.get("more_body", False):
+                self.expected_content_length = len(message.get("body", b""))  # the end: what is left is all
+            await super().send(message)  # type: ignore[arg-type]
+
+    class Http10ClosingProtocol(HttpToolsProtocol):
+        """uvicorn's httptools server, sending HTTP/1.0 clients close-delimited bodies instead of chunks."""
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            cycle = self.cycle
+            # the request's cycle was just made (not a pipelined one, nor an upgrade, which makes none) and its
+            # ASGI task has not run yet: every send it makes goes through the closing cycle
+            if cycle is not None and cycle.scope is self.scope and self.scope.get("http_version") == "1.0":
+                cycle.__class__ = _ClosingCycle
