@@ -26,6 +26,7 @@ MINIMUMS: tuple[tuple[str, float], ...] = (
     ("retention.events_days", 1),
     ("retention.ip_days", 0),
     ("store.checkpoint_interval_seconds", 0),
+    ("store.lease_seconds", 1),
     ("gateway.consent_rate_per_minute", 0),
     ("gateway.consent_rate_burst", 1),
     ("proxy.max_header_bytes", 1024),

@@ -173,6 +173,9 @@ class StoreConfig:
     checkpoint_path: str = ""
     #: how often (0: never)
     checkpoint_interval_seconds: float = 300.0
+    #: how long the store keeps this process's hold on its instance id (and the retention turn) after its
+    #: last renewal: a process killed with kill -9 is replaced after at most this long
+    lease_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

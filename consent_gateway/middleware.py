@@ -40,6 +40,7 @@ from .responder import Responder
 from .routes import ConsentAPI
 from .signing import load_secret_keys
 from .store import ConsentLog, EventRecorder, open_log
+from .store.coordination import StoreLease
 from .store.keeper import LogKeeper
 from .store.proof import CheckpointWriter, load_checkpoint_key, load_log_keys
 from .sync import SisterDomains
@@ -148,7 +149,8 @@ class ConsentGateway:
             load_checkpoint_key(config.data_path),
             interval_s=config.store.checkpoint_interval_seconds,
         )
-        self.keeper = LogKeeper(self.log, recorder, checkpoints)
+        instance_lease = StoreLease(self.log, f"instance:{self.instance_id}", ttl_s=config.store.lease_seconds)
+        self.keeper = LogKeeper(self.log, recorder, checkpoints, instance_lease=instance_lease)
         self.accounts = Accounts(config, keys, self.keeper)
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
@@ -298,12 +300,28 @@ class ConsentGateway:
                 await self.aclose()
             return message
 
+        refused: str | None = None
+
         async def send_after_start(message: Message) -> None:
+            nonlocal refused
+            if refused is not None:  # the app's own report of the refusal below: the server has ours
+                return
             if message["type"] == "lifespan.startup.complete":
                 await self.ensure_started()
+                if self.keeper.conflict is not None:  # another live process runs under this instance id
+                    refused = self.keeper.conflict
+                    await self.aclose()
+                    await send({"type": "lifespan.startup.failed", "message": refused})
+                    raise InstanceIdInUse(refused)
             await send(message)
 
         await self.app(scope, receive_and_stop, send_after_start)
+        if refused is not None:  # an app that swallowed the exception: the server must still stop
+            raise InstanceIdInUse(refused)
+
+
+class InstanceIdInUse(RuntimeError):
+    """Startup refused: another live gateway process holds this ``gateway.instance_id``."""
 
 
 def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:

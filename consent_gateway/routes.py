@@ -534,22 +534,32 @@ class ConsentAPI:
             return ok
 
     async def health(self, request: Request) -> Response:
+        """Store, spool and instance lease as they are: "ok" only when consent events can be recorded and
+        reach the log (spooled events waiting for a log that answers again are "degraded")."""
         store = await self._store_state()
+        recording = self.keeper.state()
+        spool: dict[str, Any] = recording["spool"]  # type: ignore[assignment]
+        fine = store["ok"] and spool["ok"] and recording["instance_lease"] != "conflict"
         return JSONResponse(
             {
-                "status": "ok" if store["ok"] else "degraded",
+                "status": "ok" if fine else "degraded",
                 "store": store,
-                "spool_depth": self.keeper.recorder.spool_depth,
+                "spool": spool,
+                "spool_depth": spool["depth"],
+                "instance_lease": recording["instance_lease"],
             },
             headers={"Cache-Control": "no-store"},
         )
 
     async def ready(self, request: Request) -> Response:
-        """For a load balancer: 503 while the log cannot take writes, so traffic goes to another instance."""
+        """For a load balancer: 503 while this instance cannot record grants, so traffic goes to another."""
         store = await self._store_state()
+        recording = self.keeper.state()
+        spool: dict[str, Any] = recording["spool"]  # type: ignore[assignment]
+        ready = store["ok"] and spool["ok"] and recording["instance_lease"] != "conflict"
         return JSONResponse(
-            {"status": "ready" if store["ok"] else "not_ready"},
-            status_code=200 if store["ok"] else 503,
+            {"status": "ready" if ready else "not_ready"},
+            status_code=200 if ready else 503,
             headers={"Cache-Control": "no-store"},
         )
 

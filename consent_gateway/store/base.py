@@ -303,6 +303,27 @@ class ConsentLog(Protocol):
         """Check that the log takes writes now, cheaply, leaving nothing behind that counts; raises
         `StoreUnavailable` when it does not (file locked or read-only, Redis MISCONF, a read-only server)."""
 
+    # -- coordination between instances (leases, shared state: see store/coordination.py) ---------------
+
+    async def lease(self, name: str, holder: str, ttl_ms: int, *, take_from: str | None = None) -> str:
+        """Take or renew lease ``name`` for ``ttl_ms`` if it is free, expired, already ``holder``'s or held by
+        ``take_from``; returns who holds it afterwards (``holder`` when it was taken)."""
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give lease ``name`` back, if ``holder`` still holds it."""
+
+    async def state_get(self, names: Sequence[str]) -> dict[str, str]:
+        """The unexpired values of ``names`` (missing or expired names are left out)."""
+
+    async def state_put(self, name: str, value: str, ttl_ms: int) -> None:
+        """Set ``name`` to ``value`` for ``ttl_ms``."""
+
+    async def state_delete(self, names: Sequence[str]) -> None: ...
+
+    async def state_incr(self, name: str, ttl_ms: int) -> int:
+        """Add one to the counter ``name`` and return it; a missing or expired counter starts at 1 and
+        expires ``ttl_ms`` later (a fixed window)."""
+
 
 class ChainWalk:
     """One sorted pass over every chain of a log (events ordered by instance, then seq), the way the SQL

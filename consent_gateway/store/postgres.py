@@ -441,3 +441,81 @@ class PostgresConsentLog:
             "url": _redacted(self.url),
             "durable": True,
         }
+
+    # -- coordination between instances (store/coordination.py): times on the server's clock -------------
+
+    async def lease(self, name: str, holder: str, ttl_ms: int, *, take_from: str | None = None) -> str:
+        async def run(conn: Conn) -> str:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    f"INSERT INTO coordination (name, value, expires_at_ms) VALUES (%s, %s, {_NOW_MS} + %s)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms"
+                    f" WHERE coordination.expires_at_ms <= {_NOW_MS} OR coordination.value = excluded.value"
+                    " OR coordination.value = %s RETURNING value",
+                    (name, holder, ttl_ms, take_from),
+                )
+                if await cur.fetchone() is not None:
+                    return holder
+                cur = await conn.execute("SELECT value FROM coordination WHERE name = %s", (name,))
+                row = await cur.fetchone()
+            return str(row[0]) if row else ""
+
+        return await self._write("lease", run)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute("DELETE FROM coordination WHERE name = %s AND value = %s", (name, holder))
+
+        await self._write("release_lease", run)
+
+    async def state_get(self, names: Sequence[str]) -> dict[str, str]:
+        wanted = list(names)
+        if not wanted:
+            return {}
+        rows = await self._fetch(
+            "state_get",
+            f"SELECT name, value FROM coordination WHERE name = ANY(%s) AND expires_at_ms > {_NOW_MS}",
+            (wanted,),
+        )
+        return {str(n): str(v) for n, v in rows}
+
+    async def state_put(self, name: str, value: str, ttl_ms: int) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(f"DELETE FROM coordination WHERE expires_at_ms <= {_NOW_MS}")  # indexed: cheap
+            await conn.execute(
+                f"INSERT INTO coordination (name, value, expires_at_ms) VALUES (%s, %s, {_NOW_MS} + %s)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
+                (name, value, ttl_ms),
+            )
+
+        await self._write("state_put", run)
+
+    async def state_delete(self, names: Sequence[str]) -> None:
+        wanted = list(names)
+        if not wanted:
+            return
+
+        async def run(conn: Conn) -> None:
+            await conn.execute("DELETE FROM coordination WHERE name = ANY(%s)", (wanted,))
+
+        await self._write("state_delete", run)
+
+    async def state_incr(self, name: str, ttl_ms: int) -> int:
+        async def run(conn: Conn) -> int:
+            cur = await conn.execute(
+                f"INSERT INTO coordination (name, value, expires_at_ms) VALUES (%s, '1', {_NOW_MS} + %s)"
+                " ON CONFLICT (name) DO UPDATE SET"
+                f" value = CASE WHEN coordination.expires_at_ms <= {_NOW_MS} THEN '1'"
+                " ELSE (coordination.value::bigint + 1)::text END,"
+                f" expires_at_ms = CASE WHEN coordination.expires_at_ms <= {_NOW_MS}"
+                " THEN excluded.expires_at_ms ELSE coordination.expires_at_ms END RETURNING value",
+                (name, ttl_ms),
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row else 1
+
+        return await self._write("state_incr", run)
+
+
+#: now on the server's clock, in ms: every instance agrees on when a lease or a session ends
+_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"

@@ -132,6 +132,16 @@ MIGRATIONS: tuple[str, ...] = (
         updated_ms bigint NOT NULL
     );
     """,
+    # 4: coordination between instances (store/coordination.py): leases and the dashboard's shared state,
+    # each a named value with an expiry on the server's clock.
+    """
+    CREATE TABLE coordination (
+        name text COLLATE "C" PRIMARY KEY,
+        value text NOT NULL,
+        expires_at_ms bigint NOT NULL
+    );
+    CREATE INDEX coordination_expiry ON coordination (expires_at_ms);
+    """,
 )
 
 GROUP_EXPR = {

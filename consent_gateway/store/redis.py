@@ -12,6 +12,7 @@ multi-key append script runs there unchanged)::
     {cg}:erasures           HASH  consent_id → when it was erased (late events of it are stored erased)
     {cg}:once:<key>         STRING single-use keys (sync tokens), expiring on their own (SET NX PX)
     {cg}:users              HASH  HMAC of a user id → {"consent_id", "value", "at"}: the user's latest choice
+    {cg}:state:<name>       STRING  a lease holder or shared state (store/coordination.py), with a TTL
 
 Appends are one Lua script per batch: atomic, and idempotent by event id (``HSETNX``; the indexes are
 written only for a new event), so a replayed spool never doubles anything. Lexicographic members make
@@ -56,6 +57,9 @@ from consent_gateway.store.base import (
 )
 from consent_gateway.store.redis_layout import (
     APPEND_LUA,
+    INCR_LUA,
+    LEASE_LUA,
+    RELEASE_LUA,
     SCAN_CHUNK,
     dump_bytes,
     dumps,
@@ -105,11 +109,15 @@ class RedisConsentLog:
         self._k_users = f"{tag}:users"
         self._k_consent = f"{tag}:c:"
         self._k_chain = f"{tag}:chain:"
+        self._k_state = f"{tag}:state:"
         self._socket_timeout_s = socket_timeout_s
         self._connect_timeout_s = connect_timeout_s
         # Any: redis-py types every reply as bytes | str | list…, whatever decode_responses says.
         self._client: Any = None
         self._append_script: Any = None
+        self._lease_script: Any = None
+        self._release_script: Any = None
+        self._incr_script: Any = None
         self.persistence: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -131,6 +139,9 @@ class RedisConsentLog:
             health_check_interval=30,
         )
         self._append_script = self._client.register_script(APPEND_LUA)
+        self._lease_script = self._client.register_script(LEASE_LUA)
+        self._release_script = self._client.register_script(RELEASE_LUA)
+        self._incr_script = self._client.register_script(INCR_LUA)
         try:
             await self._client.ping()
             await self._check_persistence()
@@ -443,3 +454,49 @@ class RedisConsentLog:
             "prefix": self.prefix,
             "durable": durable,
         }
+
+    # -- coordination between instances (store/coordination.py): Redis expires the keys itself ----------
+
+    async def lease(self, name: str, holder: str, ttl_ms: int, *, take_from: str | None = None) -> str:
+        try:
+            found = await self._lease_script(keys=[self._k_state + name], args=[holder, ttl_ms, take_from or ""])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("lease", exc) from exc
+        return str(found)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        try:
+            await self._release_script(keys=[self._k_state + name], args=[holder])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("release_lease", exc) from exc
+
+    async def state_get(self, names: Sequence[str]) -> dict[str, str]:
+        wanted = list(names)
+        if not wanted:
+            return {}
+        try:
+            values = await self.client.mget([self._k_state + n for n in wanted])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("state_get", exc) from exc
+        return {n: str(v) for n, v in zip(wanted, values, strict=True) if v is not None}
+
+    async def state_put(self, name: str, value: str, ttl_ms: int) -> None:
+        try:
+            await self.client.set(self._k_state + name, value, px=max(1, ttl_ms))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("state_put", exc) from exc
+
+    async def state_delete(self, names: Sequence[str]) -> None:
+        wanted = list(names)
+        if not wanted:
+            return
+        try:
+            await self.client.delete(*[self._k_state + n for n in wanted])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("state_delete", exc) from exc
+
+    async def state_incr(self, name: str, ttl_ms: int) -> int:
+        try:
+            return int(await self._incr_script(keys=[self._k_state + name], args=[max(1, ttl_ms)]))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("state_incr", exc) from exc

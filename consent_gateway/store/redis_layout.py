@@ -59,6 +59,27 @@ end
 return added
 """
 
+# Coordination (store/coordination.py). KEYS[1]: the lease; ARGV: holder, TTL ms, the holder it may be
+# taken from ("" for none). Returns who holds it afterwards.
+LEASE_LUA = """
+local current = redis.call('GET', KEYS[1])
+if not current or current == ARGV[1] or (ARGV[3] ~= '' and current == ARGV[3]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return current
+"""
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# A fixed-window counter: the first hit of a window sets its expiry.
+INCR_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
 dump_bytes = orjson.dumps
 loads = orjson.loads
 

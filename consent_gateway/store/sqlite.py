@@ -410,6 +410,88 @@ class SQLiteConsentLog:
             return {"backend": "sqlite", "ok": False, "error": str(exc)}
         return {"backend": "sqlite", "ok": True, "events": events, "path": str(self.path), "durable": True}
 
+    # -- coordination between instances (store/coordination.py) ------------------------------------------
+    # One file means one host: this host's clock is every instance's clock.
+
+    async def lease(self, name: str, holder: str, ttl_ms: int, *, take_from: str | None = None) -> str:
+        def run(conn: sqlite3.Connection) -> str:
+            now = _now_ms()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT value, expires_at_ms FROM coordination WHERE name = ?", (name,)).fetchone()
+                if row is not None and row[1] > now and row[0] not in (holder, take_from):
+                    conn.execute("COMMIT")
+                    return str(row[0])
+                conn.execute(_PUT_STATE, (name, holder, now + ttl_ms))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return holder
+
+        return await self._write("lease", run)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._write(
+            "release_lease",
+            lambda c: c.execute("DELETE FROM coordination WHERE name = ? AND value = ?", (name, holder)),
+        )
+
+    async def state_get(self, names: Sequence[str]) -> dict[str, str]:
+        wanted = list(names)
+
+        def run(conn: sqlite3.Connection) -> dict[str, str]:
+            now = _now_ms()
+            found: dict[str, str] = {}
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                sql = (
+                    f"SELECT name, value FROM coordination WHERE name IN ({','.join('?' * len(chunk))})"
+                    " AND expires_at_ms > ?"
+                )
+                found.update(conn.execute(sql, [*chunk, now]).fetchall())
+            return found
+
+        return await self._read("state_get", run) if wanted else {}
+
+    async def state_put(self, name: str, value: str, ttl_ms: int) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            now = _now_ms()
+            conn.execute("DELETE FROM coordination WHERE expires_at_ms <= ?", (now,))  # indexed: cheap
+            conn.execute(_PUT_STATE, (name, value, now + ttl_ms))
+
+        await self._write("state_put", run)
+
+    async def state_delete(self, names: Sequence[str]) -> None:
+        wanted = list(names)
+        if wanted:
+            sql = f"DELETE FROM coordination WHERE name IN ({','.join('?' * len(wanted))})"
+            await self._write("state_delete", lambda c: c.execute(sql, wanted))
+
+    async def state_incr(self, name: str, ttl_ms: int) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            now = _now_ms()
+            row = conn.execute(
+                "INSERT INTO coordination (name, value, expires_at_ms) VALUES (?, '1', ?) ON CONFLICT (name) DO UPDATE"
+                " SET value = CASE WHEN expires_at_ms <= ? THEN '1' ELSE CAST(CAST(value AS INTEGER) + 1 AS TEXT) END,"
+                " expires_at_ms = CASE WHEN expires_at_ms <= ? THEN excluded.expires_at_ms ELSE expires_at_ms END"
+                " RETURNING value",
+                (name, now + ttl_ms, now, now),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._write("state_incr", run)
+
+
+_PUT_STATE = (
+    "INSERT INTO coordination (name, value, expires_at_ms) VALUES (?, ?, ?) ON CONFLICT (name)"
+    " DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms"
+)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
 
 def _erasures_of(conn: sqlite3.Connection, consent_ids: set[str]) -> dict[str, int]:
     """Consent id → when it was erased, for the ids of one batch that were."""

@@ -130,6 +130,16 @@ MIGRATIONS: tuple[str, ...] = (
         updated_ms INTEGER NOT NULL
     );
     """,
+    # 7: coordination between instances (store/coordination.py): leases and the dashboard's shared state,
+    # each a named value with an expiry.
+    """
+    CREATE TABLE coordination (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX coordination_expiry ON coordination (expires_at_ms);
+    """,
 )
 
 GROUP_EXPR = {

@@ -6,6 +6,7 @@ with it (edit, delete, insert, truncate).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import sqlite3
@@ -73,6 +74,60 @@ class ConsentLogContract:
         await log.append(second)
         await log.append(first[10:])
         return first + second
+
+    # -- coordination between instances: leases and shared state ------------------------------------------
+
+    @pytest.fixture
+    async def other(self, log: ConsentLog) -> AsyncIterator[ConsentLog]:
+        """A second connection to the same store, as another gateway instance has."""
+        other = open_log(log.url)
+        await other.open()
+        yield other
+        await other.close()
+
+    async def test_a_lease_has_one_holder_on_every_instance_until_released(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        assert await log.lease("instance:gw-1", "host-a/1/0/aa", 60_000) == "host-a/1/0/aa"
+        assert await other.lease("instance:gw-1", "host-b/2/0/bb", 60_000) == "host-a/1/0/aa"
+        assert await log.lease("instance:gw-1", "host-a/1/0/aa", 60_000) == "host-a/1/0/aa"  # renewed
+        assert await other.lease("instance:gw-2", "host-b/2/0/bb", 60_000) == "host-b/2/0/bb"  # another name
+        await other.release_lease("instance:gw-1", "host-b/2/0/bb")  # not its lease: nothing changes
+        assert await other.lease("instance:gw-1", "host-b/2/0/bb", 60_000) == "host-a/1/0/aa"
+        await log.release_lease("instance:gw-1", "host-a/1/0/aa")
+        assert await other.lease("instance:gw-1", "host-b/2/0/bb", 60_000) == "host-b/2/0/bb"
+
+    async def test_a_lease_expires_after_its_ttl_and_can_be_taken_from_a_named_holder(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        assert await log.lease("retention", "dead/1/0/aa", 300) == "dead/1/0/aa"
+        assert await other.lease("retention", "live/2/0/bb", 60_000) == "dead/1/0/aa"
+        await asyncio.sleep(0.45)
+        assert await other.lease("retention", "live/2/0/bb", 60_000) == "live/2/0/bb"
+        assert await log.lease("retention", "third/3/0/cc", 60_000, take_from="someone-else") == "live/2/0/bb"
+        assert await log.lease("retention", "third/3/0/cc", 60_000, take_from="live/2/0/bb") == "third/3/0/cc"
+
+    async def test_shared_state_is_seen_by_every_instance_and_expires(self, log: ConsentLog, other: ConsentLog) -> None:
+        await log.state_put("session:s1", "alice", 60_000)
+        await log.state_put("session:s2", "bob", 300)
+        assert await other.state_get(["session:s1", "session:s2", "session:none"]) == {
+            "session:s1": "alice",
+            "session:s2": "bob",
+        }
+        await other.state_delete(["session:s1"])
+        await asyncio.sleep(0.45)
+        assert await log.state_get(["session:s1", "session:s2"]) == {}
+        assert await log.state_get([]) == {}
+
+    async def test_a_counter_counts_across_instances_within_its_window(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        assert await log.state_incr("failures:user:alice", 300) == 1
+        assert await other.state_incr("failures:user:alice", 300) == 2
+        assert await log.state_incr("failures:user:alice", 300) == 3
+        assert await other.state_get(["failures:user:alice"]) == {"failures:user:alice": "3"}
+        await asyncio.sleep(0.45)
+        assert await other.state_incr("failures:user:alice", 300) == 1  # a new window
 
     # -- tamper hooks (raw access, as an attacker with the database would have) -------------------------
 
