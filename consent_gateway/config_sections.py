@@ -233,11 +233,17 @@ class BannerConfig:
     vendors: tuple[str, ...] = ()
 
 
+AdminRole = Literal["viewer", "analyst", "privacy-officer", "admin"]
+
+
 @dataclass(frozen=True, slots=True)
 class AdminUser:
     name: str
     #: argon2 ("$argon2id$…") or scrypt ("scrypt$…"); `consent-gateway admin hash-password` makes one
     password_hash: str
+    #: "viewer" (charts only), "analyst" (search and export without IPs), "privacy-officer" (personal data,
+    #: erasure), "admin" (all, users and tokens); see admin/roles.py
+    role: AdminRole = "viewer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +252,8 @@ class AdminConfig:
     users: tuple[AdminUser, ...] = ()
     #: environment variable holding comma-separated API tokens
     tokens_env: str = "CONSENT_GATEWAY_ADMIN_TOKENS"
+    #: the role of every API token
+    token_role: AdminRole = "analyst"  # noqa: S105  # a role name, not a secret
     session_idle_minutes: int = 30
     session_max_hours: int = 12
     login_max_failures: int = 5

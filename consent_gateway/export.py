@@ -2,9 +2,10 @@
 
 Two formats: CSV for spreadsheets and JSON Lines for programs, with the same columns wherever the export
 is made. CSV cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a
-carriage return) get a leading ``'``: a visitor controls their user agent and page path, and must not be
-able to plant a formula in the privacy team's spreadsheet (OWASP "CSV injection"). The salts and
-commitments of the hash chain are never exported: they stay in the log, or erasure would lose its point.
+carriage return), or that start with a NUL, get a leading ``'``: a visitor controls their user agent and
+page path, and must not be able to plant a formula in the privacy team's spreadsheet (OWASP "CSV
+injection"). The salts and commitments of the hash chain are never exported: they stay in the log, or
+erasure would lose its point.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ ExportFormat = Literal["csv", "jsonl"]
 #: Format → the media type it is served with.
 MEDIA_TYPES: Final[dict[str, str]] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\0")
 #: Rows per chunk sent: big enough for few sends, small enough to start the download at once.
 _ROWS_PER_CHUNK: Final = 500
 #: Internal to the hash chain: the salts stay in the log (exporting them would undo erasure's point).

@@ -25,6 +25,7 @@ from consent_gateway.admin.guard import Handler, with_security_headers
 from consent_gateway.admin.login import LoginPages
 from consent_gateway.admin.records import RecordPages
 from consent_gateway.admin.reports import ReportPages
+from consent_gateway.admin.roles import Role
 from consent_gateway.admin.site import DashboardSite
 from consent_gateway.config import Config
 from consent_gateway.errors import StoreUnavailable
@@ -52,7 +53,10 @@ def build_admin_app(
     :param clock: seconds since the epoch (tests move it to expire sessions and lockouts).
     :param environ: where ``CONSENT_GATEWAY_ADMIN_TOKENS`` is read (default: the process environment).
     """
-    return with_security_headers(_Dashboard(config, log, secret_keys, clock=clock, environ=environ).app)
+    dashboard = _Dashboard(config, log, secret_keys, clock=clock, environ=environ)
+    app = with_security_headers(dashboard.app)
+    app.routes = dashboard.app.routes  # type: ignore[attr-defined]  # each with its needed role, for tests
+    return app
 
 
 class _Dashboard:
@@ -70,32 +74,37 @@ class _Dashboard:
         self.site = site = DashboardSite(config, log, secret_keys, clock=clock, environ=environ)
         self.stylesheet = _STYLESHEET.read_bytes()
         login, records, reports, erasure = LoginPages(site), RecordPages(site), ReportPages(site), ErasurePages(site)
-        page = site.guard.protect
+        protect = site.guard.protect
 
-        def data(handler: Handler) -> Handler:
-            return site.guard.protect(handler, kind="data")
+        def page(needs: Role, handler: Handler) -> Handler:
+            return protect(handler, needs=needs)
 
+        def data(needs: Role, handler: Handler) -> Handler:
+            return protect(handler, needs=needs, kind="data")
+
+        # The least role of each route (admin/roles.py); every route but the login form and the stylesheet
+        # has one, and tests/admin/test_roles.py checks each against its own table.
         routes = [
             Route("/login", login.login_form, methods=["GET"]),
             Route("/login", login.login, methods=["POST"]),
             Route("/admin.css", self.css, methods=["GET"]),
-            Route("/logout", page(login.logout), methods=["POST"]),
-            Route("/", page(reports.overview), methods=["GET"]),
-            Route("/events", page(records.events), methods=["GET"]),
-            Route("/events/{event_id}", page(records.event), methods=["GET"]),
-            Route("/visitors", page(records.visitor_lookup), methods=["GET"]),
-            Route("/visitors/{consent_id}", page(records.visitor), methods=["GET"]),
-            Route("/export", page(records.export_form), methods=["GET"]),
-            Route("/export.csv", data(records.export_csv), methods=["GET"]),
-            Route("/export.jsonl", data(records.export_jsonl), methods=["GET"]),
-            Route("/erase", page(erasure.erase_form), methods=["GET"]),
-            Route("/erase", page(erasure.erase_review), methods=["POST"]),
-            Route("/erase/confirm", page(erasure.erase_confirm), methods=["POST"]),
-            Route("/integrity", page(reports.integrity), methods=["GET"]),
-            Route("/integrity", page(reports.verify), methods=["POST"]),
-            Route("/cookies", page(reports.cookies), methods=["GET"]),
+            Route("/logout", page("viewer", login.logout), methods=["POST"]),
+            Route("/", page("viewer", reports.overview), methods=["GET"]),
+            Route("/cookies", page("viewer", reports.cookies), methods=["GET"]),
+            Route("/integrity", page("viewer", reports.integrity), methods=["GET"]),
+            Route("/integrity", page("analyst", reports.verify), methods=["POST"]),
+            Route("/events", page("analyst", records.events), methods=["GET"]),
+            Route("/events/{event_id}", page("analyst", records.event), methods=["GET"]),
+            Route("/visitors", page("analyst", records.visitor_lookup), methods=["GET"]),
+            Route("/visitors/{consent_id}", page("analyst", records.visitor), methods=["GET"]),
+            Route("/export", page("analyst", records.export_form), methods=["GET"]),
+            Route("/export.csv", data("analyst", records.export_csv), methods=["GET"]),
+            Route("/export.jsonl", data("analyst", records.export_jsonl), methods=["GET"]),
+            Route("/erase", page("privacy-officer", erasure.erase_form), methods=["GET"]),
+            Route("/erase", page("privacy-officer", erasure.erase_review), methods=["POST"]),
+            Route("/erase/confirm", page("privacy-officer", erasure.erase_confirm), methods=["POST"]),
             # Anything else: still login first, so the dashboard does not tell which routes exist.
-            Route("/{rest:path}", page(self.not_found), methods=["GET", "POST"]),
+            Route("/{rest:path}", page("viewer", self.not_found), methods=["GET", "POST"]),
         ]
         self.app = Starlette(routes=routes, exception_handlers={StoreUnavailable: self.store_unavailable})
 

@@ -26,6 +26,7 @@ from typing import Final
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from consent_gateway.admin.roles import Role
 from consent_gateway.errors import ConfigError
 
 #: Environment variable holding comma-separated admin API tokens (each used as ``Authorization: Bearer …``).
@@ -163,17 +164,31 @@ class Principal:
 
     name: str
     via_token: bool = False
+    role: Role = "viewer"
 
 
 class Authenticator:
-    """Checks user names with passwords, and bearer tokens, in constant time with respect to the secret."""
+    """Checks user names with passwords, and bearer tokens, in constant time with respect to the secret.
 
-    def __init__(self, users: Mapping[str, str], tokens: Iterable[str] = ()) -> None:
+    :param roles: each user's role (a user not named here is a ``viewer``).
+    :param token_role: the role of every API token.
+    """
+
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        tokens: Iterable[str] = (),
+        *,
+        roles: Mapping[str, Role] | None = None,
+        token_role: Role = "analyst",  # noqa: S107  # a role name, not a secret
+    ) -> None:
         for name, password_hash in users.items():
             problem = check_password_hash(password_hash)
             if problem is not None:
                 raise ConfigError(f"admin.users.{name}.password_hash", problem)
         self._users = dict(users)
+        self._roles = dict(roles or {})
+        self._token_role: Role = token_role
         # Compare digests, not tokens: equal lengths, and the tokens themselves are not kept around.
         self._token_digests = tuple((hashlib.sha256(token.encode()).digest(), _token_name(token)) for token in tokens)
         first = next(iter(self._users.values()), None)
@@ -190,14 +205,23 @@ class Authenticator:
             if self._dummy_hash is not None:
                 verify_password(self._dummy_hash, password)
             return None
-        return Principal(name) if verify_password(password_hash, password) else None
+        return self.principal(name) if verify_password(password_hash, password) else None
+
+    def principal(self, name: str) -> Principal | None:
+        """The configured user ``name`` with their role now, or None when the config no longer has them."""
+        if name.startswith("token:"):  # a session opened with a token typed as the password
+            known = any(token_name == name for _, token_name in self._token_digests)
+            return Principal(name, via_token=True, role=self._token_role) if known else None
+        if name not in self._users:
+            return None
+        return Principal(name, role=self._roles.get(name, "viewer"))
 
     def check_token(self, token: str) -> Principal | None:
         digest = hashlib.sha256(token.encode()).digest()
         found: Principal | None = None
         for expected, name in self._token_digests:  # no early exit: same time whichever token matches
             if hmac.compare_digest(digest, expected):
-                found = Principal(name, via_token=True)
+                found = Principal(name, via_token=True, role=self._token_role)
         return found
 
 

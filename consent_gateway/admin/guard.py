@@ -21,8 +21,9 @@ from starlette.responses import RedirectResponse, Response
 
 from consent_gateway._types import ASGIApp, Message, Receive, Scope, Send
 from consent_gateway.admin.auth import Authenticator, Principal
-from consent_gateway.admin.ratelimit import LoginLimiter
+from consent_gateway.admin.roles import Role, allows
 from consent_gateway.admin.sessions import COOKIE_NAME, AdminSession, SessionManager
+from consent_gateway.admin.shared_state import LoginLimiter, SessionRegistry
 from consent_gateway.csrf import is_same_origin
 from consent_gateway.network import Network, client_ip
 from consent_gateway.responses import error_response
@@ -107,6 +108,7 @@ class Guard:
         self,
         *,
         sessions: SessionManager,
+        registry: SessionRegistry,
         authenticator: Authenticator,
         limiter: LoginLimiter,
         trusted_proxies: tuple[str, ...],
@@ -114,6 +116,7 @@ class Guard:
         on_bad_token: Callable[[Request, str | None], Awaitable[None]] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.registry = registry
         self.authenticator = authenticator
         self.limiter = limiter
         self._trusted: tuple[Network, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
@@ -126,7 +129,18 @@ class Guard:
         return client_ip(request.scope, self._trusted) or "unknown"
 
     def session_of(self, request: Request) -> AdminSession | None:
+        """The session in the cookie, signed and within its lifetimes (logged in or not: see ``user_of``)."""
         return self.sessions.loads(request.cookies.get(COOKIE_NAME))
+
+    async def user_of(self, session: AdminSession | None) -> Principal | None:
+        """Who is logged in with ``session``: None for an anonymous, logged-out or removed user's session."""
+        if session is None or session.user is None:
+            return None
+        principal = self.authenticator.principal(session.user)
+        if principal is None:  # removed from the config: every session of theirs ends
+            await self.registry.remove(session)
+            return None
+        return principal if await self.registry.is_live(session) else None
 
     async def read_form(self, request: Request) -> dict[str, str] | None:
         """The urlencoded body as a dict (first value per name), or None when it is not a small form."""
@@ -175,16 +189,20 @@ class Guard:
 
     # -- the gate ----------------------------------------------------------------------------------------
 
-    def protect(self, handler: Handler, *, kind: Literal["page", "data"] = "page") -> Handler:
-        """``handler`` behind login; it finds :class:`Access` in ``request.state.access`` and a POST's
-        form, already CSRF-checked, in ``request.state.form``."""
+    def protect(self, handler: Handler, *, needs: Role, kind: Literal["page", "data"] = "page") -> Handler:
+        """``handler`` behind login and the role ``needs`` (or one above it); it finds :class:`Access` in
+        ``request.state.access`` and a POST's form, already CSRF-checked, in ``request.state.form``.
+
+        The role a route needs is kept on the guarded handler (``needed_role``), where the route table's
+        test finds it."""
 
         async def guarded(request: Request) -> Response:
             authorization = request.headers.get("authorization")
             if authorization is not None:
-                return await self._with_token(request, authorization, handler)
+                return await self._with_token(request, authorization, handler, needs, kind)
             session = self.session_of(request)
-            if session is None or session.user is None:
+            principal = await self.user_of(session)
+            if session is None or principal is None:
                 if kind == "data":
                     return error_response(
                         401,
@@ -198,23 +216,38 @@ class Guard:
                 refusal = await self._check_form(request, session)
                 if refusal is not None:
                     return refusal
-            request.state.access = Access(Principal(session.user), session)
+            request.state.access = Access(principal, session)
+            if not allows(principal.role, needs):
+                return self._role_refused(request, principal, needs, kind)
             response = await handler(request)
             refreshed = self.sessions.touch(session)
             if refreshed is not None and COOKIE_NAME.encode() not in _cookie_names(response):
                 self.set_session_cookie(response, request, refreshed)
             return response
 
+        guarded.needed_role = needs  # type: ignore[attr-defined]
         return guarded
 
-    async def _with_token(self, request: Request, authorization: str, handler: Handler) -> Response:
+    def _role_refused(self, request: Request, principal: Principal, needs: Role, kind: str) -> Response:
+        message = f"your role ({principal.role}) may not do this: it needs {needs} or above"
+        if kind == "data" or principal.via_token:
+            return error_response(403, "role_not_allowed", message)
+        return Response(
+            f"Forbidden: {message}. Ask a dashboard admin to change your role in [[admin.users]].",
+            status_code=403,
+            media_type="text/plain",
+        )
+
+    async def _with_token(
+        self, request: Request, authorization: str, handler: Handler, needs: Role, kind: str
+    ) -> Response:
         scheme, _, token = authorization.partition(" ")
         ip_key = f"ip:{self.client_ip(request)}"
-        if self.limiter.locked_for([ip_key]):
+        if await self.limiter.locked_for([ip_key]):
             return error_response(429, "too_many_attempts", "too many failed attempts from this address; try later")
         principal = self.authenticator.check_token(token.strip()) if scheme.lower() == "bearer" else None
         if principal is None:
-            self.limiter.record_failure([ip_key])
+            await self.limiter.record_failure([ip_key])
             if self._on_bad_token is not None:
                 await self._on_bad_token(request, scheme or None)
             return error_response(401, "unauthorized", "invalid admin token", {"WWW-Authenticate": "Bearer"})
@@ -223,6 +256,8 @@ class Guard:
                 return error_response(403, "cross_site", "cross-site request refused")
             request.state.form = await self.read_form(request) or {}
         request.state.access = Access(principal, None)
+        if not allows(principal.role, needs):
+            return self._role_refused(request, principal, needs, kind)
         return await handler(request)
 
     async def _check_form(self, request: Request, session: AdminSession) -> Response | None:

@@ -20,9 +20,9 @@ class LoginPages:
 
     async def login_form(self, request: Request) -> Response:
         session = self.site.guard.session_of(request)
-        if session is not None and session.user is not None:
+        if await self.site.guard.user_of(session) is not None:
             return RedirectResponse(f"{root_of(request)}/", status_code=303)
-        anonymous = session or self.site.sessions.new(None)
+        anonymous = session if session is not None and session.user is None else self.site.sessions.new(None)
         response = self.site.render(
             request,
             "login.html",
@@ -71,9 +71,11 @@ class LoginPages:
         if principal is None:
             await self.site.audit.write("login-failed", user=name or None, ip=ip, outcome="refused")
             return again(401, _LOGIN_FAILED)
-        self.site.limiter.record_success(keys[:1])
-        self.site.sessions.revoke(session)
+        await self.site.limiter.record_success(keys[:1])
+        if session.user is not None:
+            await self.site.registry.remove(session)
         fresh = self.site.sessions.new(principal.name)
+        await self.site.registry.add(fresh)
         await self.site.audit.write(
             "login", user=principal.name, ip=ip, via="token" if principal.via_token else "password"
         )
@@ -88,7 +90,7 @@ class LoginPages:
         limit instead of after every guess already in flight (and memory-hard hashes do not pile up).
         """
         async with self.site.login_lock:
-            locked = self.site.limiter.locked_for(keys)
+            locked = await self.site.limiter.locked_for(keys)
             if locked:
                 return locked, None
             if name:
@@ -96,13 +98,13 @@ class LoginPages:
             else:  # an API token typed as the password: lets a token-only setup use the pages too
                 principal = self.site.authenticator.check_token(password)
             if principal is None:
-                self.site.limiter.record_failure(keys)
+                await self.site.limiter.record_failure(keys)
             return 0, principal
 
     async def logout(self, request: Request) -> Response:
         access = self.site.access(request)
         if access.session is not None:
-            self.site.sessions.revoke(access.session)
+            await self.site.registry.remove(access.session)
         await self.site.record(request, "logout")
         response = RedirectResponse(f"{root_of(request)}/login", status_code=303)
         self.site.guard.clear_session_cookie(response, request)

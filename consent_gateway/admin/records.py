@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote
@@ -28,6 +29,10 @@ class ExportInterrupted(Exception):
     """The log failed mid-export: the connection is cut so the download is seen to fail, not to end."""
 
 
+def without_ips(events: Iterable[ConsentEvent]) -> list[ConsentEvent]:
+    return [dataclasses.replace(e, ip=None) if e.ip is not None else e for e in events]
+
+
 class RecordPages:
     def __init__(self, site: DashboardSite) -> None:
         self.site = site
@@ -47,6 +52,8 @@ class RecordPages:
                 cursor = None
                 page = await self.site.log.query(form.filters, limit=PAGE_SIZE)
             events, next_cursor = page.events, page.next_cursor
+            if not self.site.sees_ips(request):
+                events = without_ips(events)
             total = await self.site.log.count(form.filters)
         await self.site.record(
             request, "search", describe(form), page="next" if cursor else "first", results=len(events)
@@ -74,6 +81,8 @@ class RecordPages:
             return self.site.render(
                 request, "error.html", 404, title="No such event", message=f"No event has the id {event_id}."
             )
+        if not self.site.sees_ips(request):
+            event = without_ips([event])[0]
         return self.site.render(request, "event.html", event=event, personal=PERSONAL_FIELDS, nav="events")
 
     async def visitor_lookup(self, request: Request) -> Response:
@@ -85,6 +94,8 @@ class RecordPages:
     async def visitor(self, request: Request) -> Response:
         consent_id = request.path_params["consent_id"][:MAX_ID_LENGTH]
         events = await self.site.log.history(consent_id)
+        if not self.site.sees_ips(request):
+            events = without_ips(events)
         await self.site.record(request, "view-history", consent_id, events=len(events))
         erased = request.query_params.get("erased")
         return self.site.render(
@@ -106,7 +117,8 @@ class RecordPages:
         form = self.site.search_form(request)
         if form.errors:
             return error_response(400, "bad_filter", "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
-        if not await self.site.record(request, "export", describe(form), format=fmt):
+        with_ips = self.site.sees_ips(request)
+        if not await self.site.record(request, "export", describe(form), format=fmt, ips=with_ips):
             return error_response(503, "audit_unavailable", "the admin audit log cannot be written; export refused")
         stamp = datetime.fromtimestamp(self.site.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
         source = self.site.log.export(form.filters)
@@ -116,10 +128,10 @@ class RecordPages:
         async def events() -> AsyncIterator[ConsentEvent]:
             if first is None:
                 return
-            yield first
+            yield first if with_ips else dataclasses.replace(first, ip=None)
             try:
                 async for event in source:
-                    yield event
+                    yield event if with_ips else dataclasses.replace(event, ip=None)
             except StoreUnavailable as exc:
                 logger.error("export broken off: %s", exc)
                 raise ExportInterrupted("the consent log failed during an export") from exc

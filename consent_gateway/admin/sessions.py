@@ -1,10 +1,10 @@
 """The dashboard's signed session cookie, with an idle timeout and an absolute lifetime.
 
-The session lives in the cookie (signed with itsdangerous under its own salt, so a consent cookie can never
-pass for a session), which lets several gateway instances share it without a server-side store. The
-cookie also carries the session's CSRF token: a random value an attacker on another origin cannot read.
-Logout is remembered by session id in this process until the session would have expired anyway; another
-instance still accepts a copied cookie until its idle timeout, which is why the timeout is short.
+The session is carried by the cookie (signed with itsdangerous under its own salt, so a consent cookie can
+never pass for a session), with its idle and absolute lifetimes and its CSRF token: a random value an
+attacker on another origin cannot read. A logged-in session is valid only while the store lists it
+(`admin/shared_state.py`): logout, or removing the user from the config, ends it on every instance and
+across restarts.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ class SessionManager:
         self.idle_timeout_seconds = idle_timeout_seconds
         self.max_age_seconds = max_age_seconds
         self._clock = clock
-        self._revoked: dict[str, float] = {}
 
     def now(self) -> float:
         return self._clock()
@@ -105,9 +104,7 @@ class SessionManager:
             return False
         if now - session.last_seen > self.idle_timeout_seconds:
             return False
-        if now - session.issued_at > self.max_age_seconds:
-            return False
-        return session.sid not in self._revoked
+        return now - session.issued_at <= self.max_age_seconds
 
     def touch(self, session: AdminSession) -> AdminSession | None:
         """The session with its idle timer restarted, or None when it does not need a new cookie yet."""
@@ -115,12 +112,6 @@ class SessionManager:
         if now - session.last_seen < _REFRESH_AFTER_SECONDS:
             return None
         return replace(session, last_seen=now)
-
-    def revoke(self, session: AdminSession) -> None:
-        """Forget a session at logout (in this process; see the module docstring)."""
-        now = self._clock()
-        self._revoked = {sid: until for sid, until in self._revoked.items() if until > now}
-        self._revoked[session.sid] = session.issued_at + self.max_age_seconds
 
     def is_valid_csrf(self, session: AdminSession, token: str | None) -> bool:
         return bool(token) and secrets.compare_digest(session.csrf.encode(), (token or "").encode())

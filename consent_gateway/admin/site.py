@@ -20,8 +20,9 @@ from consent_gateway.admin.audit import AUDIT_FILE_NAME, AuditLog
 from consent_gateway.admin.auth import Authenticator, tokens_from_env
 from consent_gateway.admin.filters import SearchForm, parse_search
 from consent_gateway.admin.guard import Access, Guard, root_of
-from consent_gateway.admin.ratelimit import LoginLimiter
+from consent_gateway.admin.roles import sees_ips
 from consent_gateway.admin.sessions import SessionManager
+from consent_gateway.admin.shared_state import LoginLimiter, SessionRegistry
 from consent_gateway.config import Config
 from consent_gateway.store import ConsentLog
 
@@ -47,14 +48,21 @@ class DashboardSite:
         self.categories = [c.id for c in config.categories if not c.required]
         self.labels = {c.id: c.label.get("en") or c.id.title() for c in config.categories}
         users = {user.name: user.password_hash for user in admin.users}
-        self.authenticator = Authenticator(users, tokens_from_env(environ, admin.tokens_env))
+        self.authenticator = Authenticator(
+            users,
+            tokens_from_env(environ, admin.tokens_env),
+            roles={user.name: user.role for user in admin.users},
+            token_role=admin.token_role,
+        )
         self.sessions = SessionManager(
             secret_keys,
             idle_timeout_seconds=admin.session_idle_minutes * 60,
             max_age_seconds=admin.session_max_hours * 3600,
             clock=clock,
         )
+        self.registry = SessionRegistry(log, max_age_seconds=admin.session_max_hours * 3600)
         self.limiter = LoginLimiter(
+            log,
             max_failures=admin.login_max_failures,
             window_seconds=admin.lockout_minutes * 60,
             lockout_seconds=admin.lockout_minutes * 60,
@@ -64,6 +72,7 @@ class DashboardSite:
         self.audit = AuditLog(audit_path, clock=clock)
         self.guard = Guard(
             sessions=self.sessions,
+            registry=self.registry,
             authenticator=self.authenticator,
             limiter=self.limiter,
             trusted_proxies=config.gateway.trusted_proxies,
@@ -85,6 +94,7 @@ class DashboardSite:
         session = access.session if access else None
         context.setdefault("csrf_token", session.csrf if session else "")
         context.setdefault("user", access.principal.name if access else None)
+        context.setdefault("role", access.principal.role if access else None)
         html = self.templates.get_template(template).render(
             root=root_of(request), labels=self.labels, categories=self.categories, **context
         )
@@ -113,6 +123,10 @@ class DashboardSite:
     def access(self, request: Request) -> Access:
         access: Access = request.state.access
         return access
+
+    def sees_ips(self, request: Request) -> bool:
+        """Whether this request's role may see IP addresses (an analyst's pages and exports go without)."""
+        return sees_ips(self.access(request).principal.role)
 
     def form(self, request: Request) -> dict[str, str]:
         form: dict[str, str] = getattr(request.state, "form", {})

@@ -147,8 +147,8 @@ def clock() -> Clock:
 def admin_config(config: Config, tmp_path: Path) -> Config:
     admin = AdminConfig(
         users=(
-            AdminUser(name="dpo", password_hash=FAST_ARGON2.hash(DPO_PASSWORD)),
-            AdminUser(name="auditor", password_hash=scrypt_hash(AUDITOR_PASSWORD)),
+            AdminUser(name="dpo", password_hash=FAST_ARGON2.hash(DPO_PASSWORD), role="privacy-officer"),
+            AdminUser(name="auditor", password_hash=scrypt_hash(AUDITOR_PASSWORD), role="analyst"),
         ),
         session_idle_minutes=30,
         session_max_hours=12,

@@ -85,3 +85,23 @@ def test_the_export_page_offers_both_formats_with_the_search_filters(logged_in: 
     assert 'formaction="/_consent/admin/export.csv"' in page.text
     assert 'formaction="/_consent/admin/export.jsonl"' in page.text
     assert 'name="country" value="DE"' in page.text
+
+
+def test_a_nul_prefixed_cell_is_escaped_like_a_formula() -> None:
+    import csv
+    import io
+    import uuid
+
+    from consent_gateway.events import ConsentEvent
+    from consent_gateway.export import EventWriter
+
+    event = ConsentEvent(
+        event_id=uuid.uuid4().hex, consent_id="c", action="consent-given", categories={"analytics": True},
+        vendors={}, policy_version="1", banner_version="b", timestamp_ms=0,
+        user_agent="\x00=HYPERLINK(\"http://evil.example\")", page_path="\t=1+1",
+    )
+    buffer = io.StringIO()
+    EventWriter(buffer, "csv", ["analytics"]).write(event)
+    header, row = list(csv.reader(io.StringIO(buffer.getvalue())))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["user_agent"].startswith("'\x00=") and cells["page_path"].startswith("'\t=")

@@ -35,10 +35,21 @@ def test_a_session_ends_after_its_absolute_lifetime_despite_activity(logged_in: 
 
 
 def test_a_session_signed_with_an_older_key_still_verifies(logged_in: TestClient, clock: Clock) -> None:
+    both = SessionManager(SECRET_KEYS, idle_timeout_seconds=1800, max_age_seconds=3600, clock=clock)
     older_only = SessionManager(SECRET_KEYS[1:], idle_timeout_seconds=1800, max_age_seconds=3600, clock=clock)
+    live = both.loads(logged_in.cookies.get("cg_admin"))
+    assert live is not None
     logged_in.cookies.clear()
-    logged_in.cookies.set("cg_admin", older_only.dumps(older_only.new("dpo")), path=PREFIX)
+    logged_in.cookies.set("cg_admin", older_only.dumps(live), path=PREFIX)
     assert logged_in.get(f"{PREFIX}/").status_code == 200
+
+
+def test_a_validly_signed_session_the_store_does_not_list_is_refused(logged_in: TestClient, clock: Clock) -> None:
+    """A cookie signed with the key but never logged in (or logged out) opens nothing."""
+    manager = SessionManager(SECRET_KEYS, idle_timeout_seconds=1800, max_age_seconds=3600, clock=clock)
+    logged_in.cookies.clear()
+    logged_in.cookies.set("cg_admin", manager.dumps(manager.new("dpo")), path=PREFIX)
+    assert logged_in.get(f"{PREFIX}/").status_code == 303
 
 
 def test_a_value_signed_for_another_purpose_is_not_a_session(client: TestClient, clock: Clock) -> None:
