@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,9 @@ from consent_gateway import metrics
 from consent_gateway.admin import charts
 from consent_gateway.admin.filters import day_start_ms
 from consent_gateway.admin.site import DashboardSite
-from consent_gateway.store import EventFilter, VerifyResult
+from consent_gateway.errors import ConfigError
+from consent_gateway.store import Checkpoint, EventFilter, VerifyResult
+from consent_gateway.store.proof import find_checkpoint_key, is_signed_by
 
 OVERVIEW_DAYS: Final = (7, 30, 90, 365)
 
@@ -85,8 +88,17 @@ class ReportPages:
 
     async def verify(self, request: Request) -> Response:
         started = time.perf_counter()
-        result: VerifyResult = await self.site.log.verify()
+        checkpoint, checkpoint_problem = await asyncio.to_thread(self._signed_checkpoint)
+        result: VerifyResult = await self.site.log.verify(checkpoint)
         seconds = time.perf_counter() - started
+        heads = await self.site.log.chain_heads()
+        unproven = list(result.unproven)
+        if checkpoint_problem is not None:
+            unproven.insert(0, checkpoint_problem)
+        # "Verified" only when a signed checkpoint covers every chain to its current head.
+        covered = checkpoint is not None and all(
+            head.seq <= (checkpoint.heads[inst].seq if inst in checkpoint.heads else 0) for inst, head in heads.items()
+        )
         await self.site.record(
             request,
             "verify",
@@ -94,12 +106,34 @@ class ReportPages:
             events=result.events_checked,
             first_broken=result.first_broken,
             reason=result.reason,
+            proven=covered,
         )
-        heads = await self.site.log.chain_heads()
         health = await self.site.log.health()
         return self.site.render(
-            request, "integrity.html", heads=heads, health=health, result=result, seconds=seconds, nav="integrity"
+            request,
+            "integrity.html",
+            heads=heads,
+            health=health,
+            result=result,
+            seconds=seconds,
+            proven=covered and checkpoint_problem is None,
+            unproven=unproven,
+            nav="integrity",
         )
+
+    def _signed_checkpoint(self) -> tuple[Checkpoint | None, str | None]:
+        """The gateway's latest checkpoint when its signature verifies, and what is wrong with it otherwise."""
+        path = self.site.config.checkpoint_path
+        if not path.is_file():
+            return None, None
+        try:
+            checkpoint = Checkpoint.load(path)
+            key = find_checkpoint_key(self.site.config.data_path)
+        except (OSError, ValueError, KeyError, ConfigError) as exc:
+            return None, f"the checkpoint at {path} could not be read ({exc}), so it was not used"
+        if key is None or not checkpoint.signature or not is_signed_by(checkpoint, key.public_key()):
+            return None, f"the checkpoint at {path} is not signed by this gateway's checkpoint key, so it was not used"
+        return checkpoint, None
 
     async def cookies(self, request: Request) -> Response:
         unknown = _inventory(metrics.labelled("unknown_cookies_total"))

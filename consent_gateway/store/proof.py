@@ -184,7 +184,8 @@ async def take_checkpoint(log: ConsentLog, key: Ed25519PrivateKey) -> Checkpoint
 
 
 class CheckpointWriter:
-    """Writes a signed checkpoint of every chain head to a file outside the store, every ``interval_s``."""
+    """Writes a signed checkpoint of every chain head to a file outside the store: at start, then every
+    ``interval_s``."""
 
     def __init__(self, log: ConsentLog, path: Path, key: Ed25519PrivateKey, *, interval_s: float) -> None:
         self.log = log
@@ -203,12 +204,13 @@ class CheckpointWriter:
         return checkpoint
 
     async def _loop(self) -> None:
+        # The first one at start-up: a restarted gateway does not leave the tail unproven for a whole interval.
         while True:
-            await asyncio.sleep(self.interval_s)
             try:
                 await self.write_once()
             except (StoreUnavailable, OSError) as exc:
                 logger.warning("could not write the signed checkpoint to %s: %s", self.path, exc)
+            await asyncio.sleep(self.interval_s)
 
     async def stop(self) -> None:
         if self._task is not None:

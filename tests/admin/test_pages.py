@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import sqlite3
 from datetime import UTC, datetime
@@ -11,7 +12,9 @@ from starlette.testclient import TestClient
 
 from consent_gateway import metrics
 from consent_gateway.config import Config
+from consent_gateway.events import EventChain
 from consent_gateway.store import ConsentLog
+from consent_gateway.store.proof import CheckpointWriter, load_checkpoint_key
 
 from .conftest import NOW, PREFIX, VISITOR, csrf_of, make_events
 
@@ -112,8 +115,21 @@ def test_integrity_verifies_the_log_and_names_a_tampered_event(
 ) -> None:
     page = logged_in.get(f"{PREFIX}/integrity")
     assert "test-instance" in page.text  # the chain head
+    unproven = logged_in.post(f"{PREFIX}/integrity", data={"csrf_token": csrf_of(page.text)})
+    assert "Not proven.</strong> No alteration found in" in unproven.text and "Verified." not in unproven.text
+    assert "no checkpoint" in unproven.text  # says what could not be proven
+
+    # A checkpoint signed with the gateway's key, covering every chain head: now proven.
+    key = load_checkpoint_key(admin_config.data_path)
+    asyncio.run(CheckpointWriter(consent_log, admin_config.checkpoint_path, key, interval_s=0).write_once())
     ok = logged_in.post(f"{PREFIX}/integrity", data={"csrf_token": csrf_of(page.text)})
     assert f"Verified.</strong> {len(make_events())} events in 1 chain are intact" in ok.text
+
+    # Newer events than the checkpoint: not proven again.
+    late_event = dataclasses.replace(make_events()[0], event_id="ev-late")
+    asyncio.run(consent_log.append([EventChain("late-instance").append(late_event)]))
+    late = logged_in.post(f"{PREFIX}/integrity", data={"csrf_token": csrf_of(page.text)})
+    assert "Not proven." in late.text
 
     with sqlite3.connect(admin_config.store_url.removeprefix("sqlite:///")) as db:
         db.execute("UPDATE events SET categories = ? WHERE event_id = ?", ('{"analytics": true}', "ev-0100"))
