@@ -25,6 +25,8 @@ MINIMUMS: tuple[tuple[str, float], ...] = (
     ("gateway.html_max_decoded_bytes", 65_536),
     ("retention.events_days", 1),
     ("retention.ip_days", 0),
+    ("retention.run_interval_hours", 0),
+    ("retention.clock_guard_days", 0),
     ("store.checkpoint_interval_seconds", 0),
     ("store.lease_seconds", 1),
     ("gateway.consent_rate_per_minute", 0),

@@ -195,6 +195,10 @@ class PrivacyConfig:
 class RetentionConfig:
     events_days: int = 395
     ip_days: int = 90
+    #: the gateway purges by itself this often, one instance at a time (0: only `logs purge`)
+    run_interval_hours: float = 24.0
+    #: refuse to purge when this machine's clock is more than this many days ahead of the newest event
+    clock_guard_days: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

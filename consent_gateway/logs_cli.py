@@ -6,13 +6,18 @@ could not be reached; 2 bad usage (click); 3 nothing found for the consent id as
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 import time
 from typing import IO, Any
 
 import click
 
+from .admin.audit import AuditLog, audit_path
+from .config import Config
+from .errors import StoreUnavailable
 from .events import ConsentEvent, event_to_dict
 from .export import EventWriter
 from .logs_common import (
@@ -28,6 +33,8 @@ from .logs_common import (
 )
 from .logs_proof_cli import checkpoint, export_audit, verify
 from .store import STAT_GROUPS, ConsentLog, EventFilter
+from .store.erasure_queue import ErasureQueue, QueuedErasure
+from .store.retention import clock_problem, newest_event_ms
 
 
 def _granted(event: ConsentEvent) -> str:
@@ -180,16 +187,51 @@ def access(config_path: str | None, store_url: str | None, consent_id: str) -> N
 
 @logs.command()
 @store_options
-@click.option("--consent-id", required=True, metavar="ID")
+@click.option("--consent-id", metavar="ID")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def erase(config_path: str | None, store_url: str | None, consent_id: str, yes: bool) -> None:
-    """Erase a visitor's personal data (IP, user agent, page, referrer); the proof of consent stays."""
+@click.option("--apply-queued", is_flag=True, help="Apply the erasures queued while the store was down, and exit.")
+def erase(
+    config_path: str | None, store_url: str | None, consent_id: str | None, yes: bool, apply_queued: bool
+) -> None:
+    """Erase a visitor's personal data (IP, user agent, page, referrer); the proof of consent stays.
+
+    Written to the admin audit log like a dashboard erasure. While the store cannot be reached the erasure
+    is queued on disk (in the spool folder) and applied when it answers: by a running gateway sharing that
+    folder, or by `logs erase --apply-queued`.
+    """
     ctx = log_context(config_path, store_url)
-    history = run_on_log(ctx, lambda log: log.history(consent_id))
+    audit = CliAudit(ctx.config)
+    if apply_queued:
+        applied = run_on_log(ctx, lambda log: ErasureQueue(ctx.config.spool_path).apply(log, audit.applied))
+        click.echo(f"Applied {applied} queued erasures.")
+        return
+    if not consent_id:
+        raise click.UsageError("--consent-id is required (or --apply-queued)")
+
+    def queue(exc: StoreUnavailable) -> list[ConsentEvent]:
+        audit.write("erase", consent_id, outcome="started")
+        try:
+            ErasureQueue(ctx.config.spool_path).add(consent_id, audit.user)
+        except OSError as err:
+            audit.write("erase", consent_id, outcome="failed")
+            raise click.ClickException(
+                f"the store is down ({exc}) and the erasure queue cannot be written: {err}"
+            ) from None
+        audit.write("erase", consent_id, outcome="queued")
+        click.echo(
+            f"The consent log cannot be reached ({exc}); the erasure of {consent_id!r} is queued in "
+            f"{ctx.config.spool_path} and applied as soon as the log answers (by a running gateway sharing that "
+            "folder, or `logs erase --apply-queued`)."
+        )
+        sys.exit(0)
+
+    history = run_on_log(ctx, lambda log: log.history(consent_id), when_unavailable=queue)
     pending = [e for e in history if e.erased_at_ms is None]
     if not history:
         # Its events may still wait in a gateway's spool: the erasure is recorded, and applied on arrival.
-        run_on_log(ctx, lambda log: log.erase(consent_id))
+        audit.write("erase", consent_id, outcome="started")
+        erased = run_on_log(ctx, lambda log: log.erase(consent_id))
+        audit.write("erase", consent_id, outcome="ok", events=erased)
         click.echo(
             f"No events for consent id {consent_id!r} in the log; the erasure is recorded, so events of it "
             "still waiting in a gateway's spool are stored without personal data.",
@@ -204,8 +246,31 @@ def erase(config_path: str | None, store_url: str | None, consent_id: str, yes: 
             f"Erase IP, user agent, page and referrer from {len(pending)} events of {consent_id!r}?",
             abort=True,
         )
+    audit.write("erase", consent_id, outcome="started")
     erased = run_on_log(ctx, lambda log: log.erase(consent_id))
+    audit.write("erase", consent_id, outcome="ok", events=erased)
     click.echo(f"Erased the personal data of {erased} events of {consent_id!r}; the chain still verifies.")
+
+
+class CliAudit:
+    """The admin audit log as the CLI writes it: user ``cli:<login>``; an erasure it cannot audit is refused."""
+
+    def __init__(self, config: Config) -> None:
+        self.log = AuditLog(audit_path(config))
+        try:
+            login = getpass.getuser()
+        except (KeyError, OSError):
+            login = f"uid{os.getuid()}"
+        self.user = f"cli:{login}"
+
+    def write(self, action: str, target: str, *, outcome: str, **extra: Any) -> None:
+        try:
+            self.log.write_sync(action, user=self.user, target=target, outcome=outcome, via="cli", **extra)
+        except OSError as exc:
+            raise click.ClickException(f"the admin audit log at {self.log.path} cannot be written ({exc})") from None
+
+    async def applied(self, request: QueuedErasure, events: int) -> None:
+        self.write("erase-applied", request.consent_id, outcome="ok", events=events, requested_by=request.requested_by)
 
 
 @logs.command()
@@ -235,25 +300,31 @@ def purge(
     events_before = now_ms - events_days * DAY_MS
     ip_before = now_ms - ip_days * DAY_MS
 
-    async def doomed(log: ConsentLog) -> tuple[int, int, int]:
+    async def doomed(log: ConsentLog) -> tuple[int, int, int, int | None]:
         return (
             await log.count(EventFilter(until_ms=events_before)),
             await log.count(EventFilter(until_ms=ip_before)),
             await log.count(EventFilter()),
+            await newest_event_ms(log),
         )
 
-    events, ips, total = run_on_log(ctx, doomed)
+    events, ips, total, newest = run_on_log(ctx, doomed)
+    clock = clock_problem(now_ms, newest, ctx.config.retention.clock_guard_days)
     if dry_run:
         click.echo(
             f"Would delete {events} of {total} events (before {format_time(events_before)} UTC) and remove the IPs "
             f"of up to {ips} events (before {format_time(ip_before)} UTC). Nothing was changed."
         )
+        if clock is not None:
+            click.echo(f"Warning: {clock}; a purge would be refused without --force.")
         return
     if total and events == total and not force:
         raise click.ClickException(
             f"this purge would delete every event of the log ({total}), all older than {events_days} days by this "
             f"machine's clock ({format_time(now_ms)} UTC). Check the clock; pass --force if that is really meant."
         )
+    if clock is not None and not force:
+        raise click.ClickException(f"{clock}; pass --force if the clock is right.")
     if not yes:
         click.confirm(
             f"Delete events before {format_time(events_before)} UTC and IPs before {format_time(ip_before)} UTC?",

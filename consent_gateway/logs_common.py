@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from .config import Config, load_config
-from .errors import ConfigError, ConsentGatewayError
+from .errors import ConfigError, ConsentGatewayError, StoreUnavailable
 from .events import DEVICE_TYPES
 from .store import ConsentLog, EventFilter, open_log
 from .store.proof import find_log_keys
@@ -106,8 +106,15 @@ def log_context(config_path: str | None, store_url: str | None) -> LogContext:
     return LogContext(config=config, store_url=store_url or config.store_url)
 
 
-def run_on_log(ctx: LogContext, work: Callable[[ConsentLog], Awaitable[T]], *, must_exist: bool = True) -> T:
-    """Open the log, run ``work`` on it, close it; store failures become a clear message and exit 1."""
+def run_on_log(
+    ctx: LogContext,
+    work: Callable[[ConsentLog], Awaitable[T]],
+    *,
+    must_exist: bool = True,
+    when_unavailable: Callable[[StoreUnavailable], T] | None = None,
+) -> T:
+    """Open the log, run ``work`` on it, close it; store failures become a clear message and exit 1
+    (or, with ``when_unavailable``, its answer when the store cannot be reached)."""
     if must_exist and ctx.store_url.startswith("sqlite:///"):
         from .store.sqlite import path_from_url
 
@@ -130,6 +137,10 @@ def run_on_log(ctx: LogContext, work: Callable[[ConsentLog], Awaitable[T]], *, m
 
     try:
         return asyncio.run(main())
+    except StoreUnavailable as exc:
+        if when_unavailable is not None:
+            return when_unavailable(exc)
+        raise click.ClickException(str(exc)) from None
     except ConsentGatewayError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Mount
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts
 from .admin import build_admin_app
+from .admin.audit import AuditLog, audit_path
 from .banner import CLEAN_COOKIE, Banner
 from .catalog import Catalog
 from .codings import decodable_accept_encoding
@@ -41,8 +42,10 @@ from .routes import ConsentAPI
 from .signing import load_secret_keys
 from .store import ConsentLog, EventRecorder, open_log
 from .store.coordination import StoreLease
+from .store.erasure_queue import ErasureQueue, QueuedErasure
 from .store.keeper import LogKeeper
 from .store.proof import CheckpointWriter, load_checkpoint_key, load_log_keys
+from .store.retention import RetentionTask
 from .sync import SisterDomains
 from .thirdparty import site_catalog
 from .visitor import DECISION_SCOPE_KEY, RECORD_SCOPE_KEY, REPAIR_SCOPE_KEY, VisitorReader, parse_cookies
@@ -150,7 +153,20 @@ class ConsentGateway:
             interval_s=config.store.checkpoint_interval_seconds,
         )
         instance_lease = StoreLease(self.log, f"instance:{self.instance_id}", ttl_s=config.store.lease_seconds)
-        self.keeper = LogKeeper(self.log, recorder, checkpoints, instance_lease=instance_lease)
+        audit = AuditLog(audit_path(config))
+
+        async def audit_erasure(request: QueuedErasure, events: int) -> None:
+            await audit.write("erase-applied", user=request.requested_by, target=request.consent_id, events=events)
+
+        self.keeper = LogKeeper(
+            self.log,
+            recorder,
+            checkpoints,
+            instance_lease=instance_lease,
+            erasures=ErasureQueue(config.spool_path),
+            on_erasure_applied=audit_erasure,
+            retention=RetentionTask(self.log, config.retention, lease_seconds=config.store.lease_seconds),
+        )
         self.accounts = Accounts(config, keys, self.keeper)
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None

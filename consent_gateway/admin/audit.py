@@ -19,11 +19,18 @@ from typing import Any, Final
 
 from starlette.concurrency import run_in_threadpool
 
+from consent_gateway.config import Config
+
 logger = logging.getLogger("consent_gateway.admin")
 
 AUDIT_FILE_NAME: Final = "admin-audit.jsonl"
 #: User-typed values (a failed login's name, a search filter) are cut so one line stays one short line.
 _MAX_FIELD_CHARS: Final = 200
+
+
+def audit_path(config: Config) -> Path:
+    """Where the admin audit log is: ``[admin] audit_log``, or ``<data_dir>/admin-audit.jsonl``."""
+    return Path(config.admin.audit_log) if config.admin.audit_log else config.data_path / AUDIT_FILE_NAME
 
 
 class AuditLog:

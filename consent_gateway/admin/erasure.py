@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -16,6 +17,24 @@ from consent_gateway.events import PERSONAL_FIELDS
 class ErasurePages:
     def __init__(self, site: DashboardSite) -> None:
         self.site = site
+
+    async def _queue(self, request: Request, consent_id: str) -> Response:
+        """The log is down: keep the request on disk (applied when the log answers), never refuse it."""
+        user = self.site.access(request).principal.name
+        try:
+            await asyncio.to_thread(self.site.erasure_queue.add, consent_id, user)
+        except OSError:
+            await self.site.record(request, "erase", consent_id, outcome="failed")
+            raise StoreUnavailable("the consent log is down and the erasure queue cannot be written") from None
+        await self.site.record(request, "erase", consent_id, outcome="queued")
+        return self.site.render(
+            request,
+            "error.html",
+            202,
+            title="Erasure queued",
+            message=f"The consent log cannot be reached right now. The erasure of {consent_id} is queued on disk "
+            "and applied as soon as the consent log answers again; the audit log records when.",
+        )
 
     async def erase_form(self, request: Request) -> Response:
         consent_id = request.query_params.get("consent_id", "").strip()[:MAX_ID_LENGTH]
@@ -71,8 +90,7 @@ class ErasurePages:
         try:
             erased = await self.site.log.erase(consent_id)
         except StoreUnavailable:
-            await self.site.record(request, "erase", consent_id, outcome="failed")
-            raise
+            return await self._queue(request, consent_id)
         await self.site.record(request, "erase", consent_id, outcome="ok", events=erased)
         return RedirectResponse(
             f"{root_of(request)}/visitors/{quote(consent_id, safe='')}?erased={erased}", status_code=303

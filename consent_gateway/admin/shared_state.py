@@ -12,32 +12,63 @@ store's expiry (its own clock) only removes them once they cannot matter any mor
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable
 
 from consent_gateway.admin.sessions import AdminSession
+from consent_gateway.errors import StoreUnavailable
 from consent_gateway.store import ConsentLog
+
+logger = logging.getLogger("consent_gateway.admin")
 
 _SESSION = "admin-session:"
 _FAILURES = "admin-failures:"
 _LOCKED = "admin-locked:"
+#: sessions remembered as seen live (a bound, not a limit on sessions: past it the memory starts afresh)
+_MAX_SEEN = 10_000
 
 
 class SessionRegistry:
-    """Which logged-in sessions are live, in the store."""
+    """Which logged-in sessions are live, in the store.
 
-    def __init__(self, log: ConsentLog, *, max_age_seconds: float) -> None:
+    While the store cannot be reached, a session this process saw live in the store within the last
+    ``grace_seconds`` (the idle timeout) is still let in, so the privacy team can go on working (an erasure
+    asked for then is queued): a logout elsewhere during the outage could not have been written anyway.
+    Logging in needs the store.
+    """
+
+    def __init__(self, log: ConsentLog, *, max_age_seconds: float, grace_seconds: float) -> None:
         self.log = log
         self._ttl_ms = int(max_age_seconds * 1000) + 60_000
+        self._grace_seconds = grace_seconds
+        #: session id → when the store last said it is live (monotonic seconds)
+        self._seen: dict[str, float] = {}
 
     async def add(self, session: AdminSession) -> None:
         if session.user is not None:
             await self.log.state_put(_SESSION + session.sid, session.user, self._ttl_ms)
 
     async def is_live(self, session: AdminSession) -> bool:
-        found = await self.log.state_get([_SESSION + session.sid])
-        return session.user is not None and found.get(_SESSION + session.sid) == session.user
+        try:
+            found = await self.log.state_get([_SESSION + session.sid])
+        except StoreUnavailable:
+            seen = self._seen.get(session.sid)
+            if seen is not None and time.monotonic() - seen < self._grace_seconds:
+                logger.warning("the store is unreachable: session of %s let in on its last known state", session.user)
+                return True
+            raise
+        live = session.user is not None and found.get(_SESSION + session.sid) == session.user
+        if live:
+            if len(self._seen) >= _MAX_SEEN:
+                self._seen.clear()
+            self._seen[session.sid] = time.monotonic()
+        else:
+            self._seen.pop(session.sid, None)
+        return live
 
     async def remove(self, session: AdminSession) -> None:
+        self._seen.pop(session.sid, None)
         await self.log.state_delete([_SESSION + session.sid])
 
 

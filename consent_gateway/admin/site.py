@@ -16,7 +16,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from consent_gateway.admin.audit import AUDIT_FILE_NAME, AuditLog
+from consent_gateway.admin.audit import AuditLog, audit_path
 from consent_gateway.admin.auth import Authenticator, tokens_from_env
 from consent_gateway.admin.filters import SearchForm, parse_search
 from consent_gateway.admin.guard import Access, Guard, root_of
@@ -25,6 +25,7 @@ from consent_gateway.admin.sessions import SessionManager
 from consent_gateway.admin.shared_state import LoginLimiter, SessionRegistry
 from consent_gateway.config import Config
 from consent_gateway.store import ConsentLog
+from consent_gateway.store.erasure_queue import ErasureQueue
 
 _TEMPLATES: Final = Path(__file__).with_name("templates")
 #: Longest consent or event id read from a URL or form; longer input is cut, never looked up whole.
@@ -60,7 +61,9 @@ class DashboardSite:
             max_age_seconds=admin.session_max_hours * 3600,
             clock=clock,
         )
-        self.registry = SessionRegistry(log, max_age_seconds=admin.session_max_hours * 3600)
+        self.registry = SessionRegistry(
+            log, max_age_seconds=admin.session_max_hours * 3600, grace_seconds=admin.session_idle_minutes * 60
+        )
         self.limiter = LoginLimiter(
             log,
             max_failures=admin.login_max_failures,
@@ -68,8 +71,9 @@ class DashboardSite:
             lockout_seconds=admin.lockout_minutes * 60,
             clock=clock,
         )
-        audit_path = Path(admin.audit_log) if admin.audit_log else config.data_path / AUDIT_FILE_NAME
-        self.audit = AuditLog(audit_path, clock=clock)
+        self.audit = AuditLog(audit_path(config), clock=clock)
+        #: erasures asked for while the log is down wait here (applied by the gateway's recorder)
+        self.erasure_queue = ErasureQueue(config.spool_path)
         self.guard = Guard(
             sessions=self.sessions,
             registry=self.registry,

@@ -12,16 +12,20 @@ lifespan it does not start at all), since two writers of one chain would fork it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from consent_gateway import metrics
 from consent_gateway.errors import SpoolError, StoreUnavailable
 from consent_gateway.events import ConsentEvent
 from consent_gateway.store.base import ConsentLog
 from consent_gateway.store.coordination import StoreLease, describe_holder
+from consent_gateway.store.erasure_queue import ErasureQueue, QueuedErasure
 from consent_gateway.store.proof import CheckpointWriter
 from consent_gateway.store.recorder import EventRecorder
+from consent_gateway.store.retention import RetentionTask
 
 logger = logging.getLogger("consent_gateway.store.keeper")
 
@@ -39,6 +43,9 @@ class LogKeeper:
         checkpoints: CheckpointWriter | None = None,
         *,
         instance_lease: StoreLease | None = None,
+        erasures: ErasureQueue | None = None,
+        on_erasure_applied: Callable[[QueuedErasure, int], Awaitable[None]] | None = None,
+        retention: RetentionTask | None = None,
     ) -> None:
         self.log = log
         self.recorder = recorder
@@ -51,6 +58,12 @@ class LogKeeper:
         #: why this process records nothing: another live process holds its instance id
         self.conflict: str | None = None
         self._spool_tried_at = 0.0
+        #: erasures asked for while the log was down, applied here once it answers
+        self.erasures = erasures
+        self._on_erasure_applied = on_erasure_applied
+        self._erasure_task: asyncio.Task[None] | None = None
+        #: the gateway's own retention purge
+        self.retention = retention
         if instance_lease is not None:
             instance_lease.on_lost = self._refuse
         self._started = False
@@ -75,6 +88,24 @@ class LogKeeper:
                     self.checkpoints.start()
                 if self.instance_lease is not None:
                     self.instance_lease.start_renewing()
+                if self.erasures is not None:
+                    self._erasure_task = asyncio.create_task(self._apply_erasures(), name="consent-gateway erasures")
+                if self.retention is not None:
+                    self.retention.start()
+
+    async def _apply_erasures(self) -> None:
+        """Apply queued erasures whenever the log answers (checked every second while any wait)."""
+        queue = self.erasures
+        assert queue is not None
+        while True:
+            if await asyncio.to_thread(lambda: queue.path.exists()):
+                try:
+                    await queue.apply(self.log, self._on_erasure_applied)
+                except (StoreUnavailable, OSError, TimeoutError) as exc:
+                    logger.info("queued erasures wait for the consent log: %s", exc)
+                    with contextlib.suppress(StoreUnavailable, OSError, TimeoutError):
+                        await asyncio.wait_for(self.log.open(), 2.0)
+            await asyncio.sleep(1.0)
 
     async def _lease_instance_id(self) -> bool:
         """False when another live process holds this instance id (``conflict`` says which)."""
@@ -135,6 +166,13 @@ class LogKeeper:
 
     async def aclose(self) -> None:
         if self._started:
+            if self.retention is not None:
+                await self.retention.stop()
+            if self._erasure_task is not None:
+                self._erasure_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._erasure_task
+                self._erasure_task = None
             if self.checkpoints is not None:
                 await self.checkpoints.stop()
             if self.recording:

@@ -222,6 +222,7 @@ class RedisConsentLog:
             await self._rewrite([erase_personal(e, now_ms=now_ms) for e in events])
         except (RedisError, OSError) as exc:
             raise self._unavailable("erase", exc) from exc
+        await self._rewrite_append_only_file()
         return len(events)
 
     async def claim(self, key: str, ttl_seconds: float) -> bool:
@@ -247,6 +248,19 @@ class RedisConsentLog:
             await self.client.eval(_REMEMBER_USER_LUA, 1, self._k_users, user_key, entry, at_ms)
         except (RedisError, OSError) as exc:
             raise self._unavailable("remember_user_choice", exc) from exc
+
+    async def _rewrite_append_only_file(self) -> None:
+        """The AOF still holds the erased values until Redis rewrites it: ask for that now (BGREWRITEAOF).
+
+        RDB snapshots, replicas' files and backups keep them until they are replaced (see the README)."""
+        if self.persistence.get("appendonly") != "yes":
+            return
+        try:
+            await self.client.bgrewriteaof()
+        except ResponseError as exc:  # one already running, or CONFIG/BGREWRITEAOF disabled (managed Redis)
+            logger.warning("after an erasure, BGREWRITEAOF was refused (%s): run it once the current one ends", exc)
+        except (RedisError, OSError) as exc:
+            logger.warning("after an erasure, BGREWRITEAOF failed: %s", exc)
 
     async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
         now_ms = int(time.time() * 1000)
