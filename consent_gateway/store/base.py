@@ -201,7 +201,8 @@ class Checkpoint:
     def save(self, path: str | os.PathLike[str]) -> None:
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = Path(f"{path}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        # readable by this user only, like every other file of the data folder
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
             f.write(self.to_json() + "\n")
             f.flush()
             os.fsync(f.fileno())
