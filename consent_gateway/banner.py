@@ -317,6 +317,10 @@ class Banner:
             },
             "gpc": decision.gpc,
         }
+        if self._config.csp.mode == "enforce":
+            # per page, not in the year-cached banner-data.js: the enforced CSP backstop blocks what a grant
+            # would revive in place, so the banner reloads the page instead
+            state["reload"] = True
         return (json_for_html(state)[1:-1] + ',"consent_id":').encode()
 
     def _tail(self, nonce: str | None) -> bytes:

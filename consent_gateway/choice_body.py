@@ -34,7 +34,7 @@ class ChoiceBody:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _JSON_TYPES:
             raise APIError(415, "unsupported_media_type", "send the body as application/json")
-        data = parse_json(await _read_body(request, self.config.gateway.max_body_bytes))
+        data = parse_json(await read_body(request, self.config.gateway.max_body_bytes))
         if not isinstance(data, dict):
             raise APIError(400, "invalid_type", "the body must be a JSON object")
         return data
@@ -83,7 +83,7 @@ class ChoiceBody:
         return vendors
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refused past `limit` bytes: as soon as Content-Length says so, or as it streams in."""
     too_large = APIError(413, "body_too_large", f"the body must be at most {limit} bytes")
     declared = request.headers.get("content-length")

@@ -20,6 +20,10 @@ from .tomlmap import TableReader
 MINIMUMS: tuple[tuple[str, float], ...] = (
     ("cookie.accept_max_age_days", 1),
     ("cookie.refuse_max_age_days", 1),
+    ("cookie.tracker_max_age_days", 1),
+    ("csp.report_max_body_bytes", 1024),
+    ("csp.report_rate_per_minute", 0),
+    ("csp.report_rate_burst", 1),
     ("gateway.max_body_bytes", 64),
     ("gateway.rewrite_max_buffer_bytes", 1024),
     ("gateway.html_max_decoded_bytes", 65_536),

@@ -58,6 +58,8 @@ class CookieConfig:
     same_site: Literal["lax", "strict"] = "lax"
     accept_max_age_days: int = 395  # ~13 months (CNIL)
     refuse_max_age_days: int = 182  # ~6 months (CNIL)
+    #: a granted tracker's Set-Cookie living longer than this is shortened to it (CNIL: 13 months at most)
+    tracker_max_age_days: int = 395
     clock_skew_seconds: int = 300
 
 
@@ -157,6 +159,18 @@ class ThirdPartiesConfig:
     enable: tuple[str, ...] = ()
     #: built-in allow-list entries the owner does not want ("jsdelivr"…)
     disable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CSPConfig:
+    #: the backstop policy sent next to the site's own: "report" (Content-Security-Policy-Report-Only),
+    #: "enforce" (Content-Security-Policy) or "off"
+    mode: Literal["off", "report", "enforce"] = "report"
+    #: violation reports posted to <prefix>/csp-report: the largest body taken, and per client address a
+    #: burst, then this many a minute (429 past it; 0 → no limit)
+    report_max_body_bytes: int = 65_536
+    report_rate_per_minute: int = 120
+    report_rate_burst: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +321,7 @@ class Config:
     #: the site's [[vendors]] tables, checked against VendorRule's fields; merged by catalog.Catalog.merged
     vendors: tuple[Mapping[str, Any], ...] = ()
     third_parties: ThirdPartiesConfig = ThirdPartiesConfig()
+    csp: CSPConfig = CSPConfig()
     store: StoreConfig = StoreConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     retention: RetentionConfig = RetentionConfig()

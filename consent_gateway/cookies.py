@@ -2,12 +2,16 @@
 
 Each cookie name is classified once through the catalog (then cached); a known vendor's cookie passes only
 when the decision allows that vendor. Cookies the catalog does not know pass by default and are counted by
-name so the owner sees them in the dashboard's inventory (`unknown_cookies = "block"` drops them). The
-consent cookie itself is set only by the gateway's own routes, never by a proxied page.
+name so the owner sees them in the dashboard's inventory (`unknown_cookies = "block"` drops them). A granted
+tracker's cookie that would live longer than `[cookie] tracker_max_age_days` (13 months, as the CNIL
+recommends) has its Max-Age and Expires shortened to that. The consent cookie itself is set only by the
+gateway's own routes, never by a proxied page.
 """
 
 from __future__ import annotations
 
+import time
+from email.utils import formatdate, mktime_tz, parsedate_tz
 from typing import TYPE_CHECKING
 
 from . import metrics
@@ -22,10 +26,22 @@ MAX_UNKNOWN_NAMES = 500
 
 
 class CookieFilter:
-    def __init__(self, catalog: Catalog, consent_cookie_name: str, *, block_unknown: bool = False) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        consent_cookie_name: str,
+        *,
+        block_unknown: bool = False,
+        tracker_max_age_seconds: int | None = None,
+        exempt_categories: frozenset[str] = frozenset(),
+    ) -> None:
+        """:param tracker_max_age_seconds: the longest lifetime a tracker's cookie keeps (None: as set).
+        :param exempt_categories: categories whose cookies are not trackers' (the strictly necessary)."""
         self.catalog = catalog
         self.consent_cookie = consent_cookie_name.encode("latin-1")
         self.block_unknown = block_unknown
+        self.tracker_max_age_seconds = tracker_max_age_seconds
+        self.exempt_categories = exempt_categories
         self._vendors: dict[tuple[bytes, bytes], VendorRule | None] = {}
         self._unknown_names: set[str] = set()
 
@@ -57,6 +73,11 @@ class CookieFilter:
             elif not decision.allows_vendor(vendor.id, vendor.category):
                 metrics.inc("dropped_cookies_total", vendor=vendor.id)
                 continue
+            elif self.tracker_max_age_seconds is not None and vendor.category not in self.exempt_categories:
+                capped = cap_lifetime(value, self.tracker_max_age_seconds, time.time())
+                if capped is not None:
+                    metrics.inc("capped_cookies_total", vendor=vendor.id)
+                    value = capped
             kept.append((key, value))
         return kept
 
@@ -67,6 +88,40 @@ class CookieFilter:
             else:
                 self._unknown_names.add(name)
         metrics.inc("unknown_cookies_total", name=name)
+
+
+def cap_lifetime(value: bytes, max_age_seconds: int, now: float) -> bytes | None:
+    """A Set-Cookie value whose Max-Age or Expires lies more than `max_age_seconds` ahead, shortened to it;
+    None when it lives no longer than that (or only for the session). Both attributes are capped: a
+    browser reads Max-Age first, an old one only Expires."""
+    parts = value.split(b";")
+    changed = False
+    for index in range(1, len(parts)):
+        name, _, attr_value = parts[index].partition(b"=")
+        name = name.strip().lower()
+        if name == b"max-age":
+            text = attr_value.strip()
+            if text.isdigit() and int(text) > max_age_seconds:
+                parts[index] = b" Max-Age=" + str(max_age_seconds).encode("ascii")
+                changed = True
+        elif name == b"expires":
+            expires = _cookie_date(attr_value)
+            if expires is not None and expires > now + max_age_seconds:
+                parts[index] = b" Expires=" + formatdate(now + max_age_seconds, usegmt=True).encode("ascii")
+                changed = True
+    return b";".join(parts) if changed else None
+
+
+def _cookie_date(value: bytes) -> float | None:
+    """An Expires date as seconds since the epoch ("Wed, 21 Oct 2026 07:28:00 GMT", or with dashes as old
+    servers write it); None when it cannot be read, and the cookie is then left as it is."""
+    parsed = parsedate_tz(value.strip().decode("latin-1").replace("-", " "))
+    if parsed is None:
+        return None
+    try:
+        return float(mktime_tz(parsed))
+    except (OverflowError, ValueError):
+        return None
 
 
 def _domain_attribute(value: bytes) -> bytes:

@@ -28,6 +28,10 @@ COUNTERS: dict[str, str] = {
     "replayed_events_total": "Spooled consent events replayed into the log.",
     "upstream_errors_total": "Proxied requests that failed upstream, by kind.",
     "requests_refused_total": "Requests refused by a limit (header size, slow body, consent rate…), by reason.",
+    "csp_policies_skipped_total": "HTML pages sent without the CSP backstop policy, by reason.",
+    "csp_reports_total": "CSP violation reports of loads without consent, by effective directive and blocked host.",
+    "csp_reports_discarded_total": "CSP violation reports not counted as loads without consent, by reason.",
+    "capped_cookies_total": "Tracker Set-Cookie lifetimes shortened to cookie.tracker_max_age_days, by vendor.",
 }
 
 _counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts
@@ -33,6 +33,8 @@ from .config import Config, load_config
 from .consent import ConsentCodec
 from .consent_cookie import host_name
 from .cookies import CookieFilter
+from .csp import BackstopPolicy
+from .csp_report import CSPReportEndpoint
 from .decision import Decision
 from .enrich import Enricher
 from .html import HoldbackRewriter, make_inert
@@ -130,7 +132,11 @@ class ConsentGateway:
         self.visitors = VisitorReader(config, self.codec, self.enricher)
         self.banner = Banner(config, self.catalog)
         self.cookie_filter = CookieFilter(
-            self.catalog, config.cookie.name, block_unknown=config.gateway.unknown_cookies == "block"
+            self.catalog,
+            config.cookie.name,
+            block_unknown=config.gateway.unknown_cookies == "block",
+            tracker_max_age_seconds=config.cookie.tracker_max_age_days * 24 * 3600,
+            exempt_categories=config.required_categories,
         )
         self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}"
         log_keys = load_log_keys(config.data_path)
@@ -171,6 +177,10 @@ class ConsentGateway:
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
         extra_routes: list[BaseRoute] = [self.collect_route]
+        self.csp = self._backstop_policy(config)
+        if self.csp is not None:
+            self.csp_reports = CSPReportEndpoint(config, self.catalog, self.visitors, choosable=self.csp.choosable)
+            extra_routes.append(Route(f"{self.prefix}/csp-report", self.csp_reports.handle, methods=["POST"]))
         if self.admin_app is not None:
             extra_routes.append(Mount(f"{self.prefix}/admin", app=self.admin_app))
         self.api = ConsentAPI(
@@ -188,6 +198,12 @@ class ConsentGateway:
         )
         self.rewriters = PageRewriters(config, self.catalog, self.banner)
         self._proxies = proxies
+
+    def _backstop_policy(self, config: Config) -> BackstopPolicy | None:
+        if config.csp.mode == "off":
+            return None
+        advanced = config.banner.consent_mode == "advanced"
+        return BackstopPolicy(config, self.catalog, always_loaded=CONSENT_MODE_VENDORS if advanced else frozenset())
 
     # -- the request path
 
@@ -212,7 +228,7 @@ class ConsentGateway:
             scope[DECISION_SCOPE_KEY] = decision
             if extra or self.accounts.header:
                 send = _adding_headers(send, extra)
-            responder = Responder(scope, decision, send, self.cookie_filter, self.rewriters)
+            responder = Responder(scope, decision, send, self.cookie_filter, self.rewriters, self.csp)
             app_send = self._user_from_upstream(scope, responder, extra) if self.accounts.header else responder.send
             try:
                 await self.app(scope, receive, app_send)

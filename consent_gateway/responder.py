@@ -65,6 +65,12 @@ class RewriterFactory(Protocol):
     def make_inert(self, chunk: bytes) -> bytes: ...
 
 
+class PagePolicies(Protocol):
+    """Extra response headers for an HTML page, by decision (the CSP backstop, see csp.py)."""
+
+    def headers(self, scope: Scope, decision: Decision) -> tuple[tuple[bytes, bytes], ...]: ...
+
+
 def csp_nonce(headers: list[tuple[bytes, bytes]]) -> str | None:
     for key, value in headers:
         if key == b"content-security-policy":
@@ -125,6 +131,7 @@ class Responder:
         "_send",
         "_cookie_filter",
         "_rewriters",
+        "_policies",
         "_rewriter",
         "_decoder",
         "_transcoder",
@@ -139,13 +146,20 @@ class Responder:
     )
 
     def __init__(
-        self, scope: Scope, decision: Decision, send: Send, cookie_filter: CookieFilter, rewriters: RewriterFactory
+        self,
+        scope: Scope,
+        decision: Decision,
+        send: Send,
+        cookie_filter: CookieFilter,
+        rewriters: RewriterFactory,
+        policies: PagePolicies | None = None,
     ) -> None:
         self.scope = scope
         self.decision = decision
         self._send = send
         self._cookie_filter = cookie_filter
         self._rewriters = rewriters
+        self._policies = policies
         self._rewriter: PageRewriter | None = None
         self._decoder: BodyDecoder | None = None
         self._transcoder: Transcoder | None = None
@@ -207,6 +221,9 @@ class Responder:
             headers = self._cookie_filter.filter(headers, self.decision)
         if is_html:
             headers = self._prepare_html(message, headers, content_type or b"")
+            if self._policies is not None:
+                # next to the site's own policy headers, which stay as they are: browsers apply them all
+                headers.extend(self._policies.headers(self.scope, self.decision))
         elif sniff:
             self._sniffed = []
         return {**message, "headers": headers}
