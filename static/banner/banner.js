@@ -305,10 +305,6 @@
       throw e;
     }).finally(function () { busy = false; });
   }
-  function lost(a, b) {
-    return CATS.some(function (c) { return catOn(a, c.id) && !catOn(b, c.id); }) ||
-      VENDORS.some(function (v) { return allowed(a, v.id, v.category) && !allowed(b, v.id, v.category); });
-  }
   function applied(res) {
     var prev = state;
     state = { explicit: true, choices: res.choices || {}, vendors: res.vendors || {} };
@@ -317,8 +313,11 @@
     gtag('consent', 'update', signals(state));
     d.dispatchEvent(new CustomEvent('cg:consent', { detail: { choices: state.choices, vendors: state.vendors } }));
     // Running trackers cannot be stopped: narrowing reloads a page the server rewrote without them. Under an
-    // enforced CSP backstop (C.reload), a grant reloads too: the page's policy predates it.
-    if (lost(prev, state) || C.reload && lost(state, prev)) return w.location.reload();
+    // enforced CSP backstop (C.reload) every choice reloads: the page's policy predates it.
+    if (C.reload || CATS.some(function (c) { return catOn(prev, c.id) && !catOn(state, c.id); }) ||
+      VENDORS.some(function (v) { return allowed(prev, v.id, v.category) && !allowed(state, v.id, v.category); })) {
+      return w.location.reload();
+    }
     restore();
     if (!layer1.hidden || !layer2.hidden) hideAll();
   }
