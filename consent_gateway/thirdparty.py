@@ -204,13 +204,15 @@ class HostCounters:
         self.evicted = 0
 
     def note(self, host: str, held: bool, now: float | None = None) -> None:
+        if now is None:
+            now = time.time()
         entry = self._hosts.get(host)
         if entry is None:
-            entry = self._admit(host, time.time() if now is None else now)
+            entry = self._admit(host, now)
         entry.seen += 1
         if held:
             entry.held += 1
-        entry.last_seen = time.time() if now is None else now
+        entry.last_seen = now
 
     def _admit(self, host: str, now: float) -> HostCount:
         if len(self._hosts) < self.capacity:

@@ -29,6 +29,8 @@ def clean_url(value: str) -> str:
     url = value.strip(_C0_AND_SPACE)
     if "\t" in url or "\n" in url or "\r" in url:
         url = _TAB_NEWLINE.sub("", url)
+    if "\\" not in url:
+        return url
     match = _SCHEME.match(url)
     if match is not None and match.group(1).lower() not in SPECIAL_SCHEMES:
         return url  # a backslash means nothing special in data: or javascript:

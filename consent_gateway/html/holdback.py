@@ -168,18 +168,14 @@ def parse_attributes(tag: bytes) -> tuple[int, list[Attribute]]:
     name_end = name_match.end() if name_match else 1
     attrs: list[Attribute] = []
     pos = name_end
-    end = len(tag) - 1  # the closing ">"
-    match_at = _ATTR_RE.match
-    while pos < end:
-        m = match_at(tag, pos, end)
-        if m is None:
+    # one attribute after the other: a match must start where the previous one ended
+    for m in _ATTR_RE.finditer(tag, name_end, len(tag) - 1):  # up to the closing ">"
+        if m.start() != pos:
             break
-        value = m.group(2)
-        if value is None:
-            value = m.group(3)
-            if value is None:
-                value = m.group(4)
-        attrs.append(Attribute(m.group(1).lower(), m.start(1), m.end(1), value))
+        name, double, single, unquoted = m.groups()
+        start, end = m.span(1)
+        attrs.append(Attribute(name.lower(), start, end,
+                               double if double is not None else single if single is not None else unquoted))
         pos = m.end()
     return name_end, attrs
 
@@ -301,14 +297,18 @@ def fetched_urls(kind: str, attrs: list[Attribute]) -> list[bytes]:
     return urls
 
 
-def _vendor_of_raw_url(catalog: Catalog, raw: bytes, spec: ElementKind, base: str, site: str) -> VendorRule | None:
+def _vendor_of_raw_url(catalog: Catalog, raw: bytes, spec: ElementKind, base: str, site: str,
+                       catalog_free: bool = False) -> VendorRule | None:
     """The vendor of one attribute's URL: the catalog's, else the classification of a host it does not know
-    (first party or allowed: None; else the pseudo-vendor "unclassified")."""
+    (first party or allowed: None; else the pseudo-vendor "unclassified"). ``catalog_free``: the caller
+    proved that no catalog pattern can match (see ``hold_back_tag``), so only the host is classified."""
     url = attribute_url(raw) if raw else ""
     if base or not url.isascii():  # else the catalog reads it the same way (and caches what it read)
         url = resolve_url(url, base)
     if not url:
         return None
+    if catalog_free:
+        return catalog.third_parties.classify(host_of(url), site, _path_of(url))
     vendor = _vendor_for_url(catalog, url, spec, spec.strict and not base)
     if vendor is None:
         vendor = catalog.third_parties.classify(host_of(url), site, _path_of(url))
@@ -317,12 +317,14 @@ def _vendor_of_raw_url(catalog: Catalog, raw: bytes, spec: ElementKind, base: st
 
 def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_body: bytes | None = None,
                    inline_vendors: list[VendorRule] | None = None, *, base: str = "", site: str = "",
-                   srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None) -> list[VendorRule]:
+                   srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None,
+                   catalog_free: bool = False) -> list[VendorRule]:
     """Every catalog vendor a start tag (or an inline script body) would contact or run.
 
     ``base`` is the ``<base href>`` in force (``urls.base_url``); ``srcdoc_vendors`` reads an iframe's
     inline document (it is a page of its own: the caller rewrites it as one). A URL host the catalog does
     not know is classified by ``catalog.third_parties`` against ``site`` (the page's registrable domain).
+    ``catalog_free``: no catalog pattern can match a URL of this tag (``hold_back_tag`` proved it).
     """
     found: list[VendorRule] = []
     spec = ELEMENT_KINDS[kind]
@@ -336,7 +338,7 @@ def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_b
                 found.extend(catalog.vendors_for_inline_bytes(inline_body))
             return found
     for raw in fetched_urls(kind, attrs):
-        vendor = _vendor_of_raw_url(catalog, raw, spec, base, site)
+        vendor = _vendor_of_raw_url(catalog, raw, spec, base, site, catalog_free)
         if vendor is not None and vendor not in found:
             found.append(vendor)
     if kind == "iframe" and srcdoc_vendors is not None:
@@ -360,6 +362,7 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
     for an iframe's srcdoc. ``inline_vendors`` are the vendors of the inline body's signatures when a caller
     found them already, in order of appearance. ``base`` and ``srcdoc_vendors``: see ``vendors_of_tag``.
     """
+    catalog_free = False
     if inline_body is None:
         if (base and catalog.tag_may_name_vendor(base.encode())) or (
             kind == "iframe" and srcdoc_vendors is not None and b"srcdoc" in tag.lower()
@@ -370,11 +373,16 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
         if not may_name_vendor and catalog.third_parties.mode != "allow":
             # no catalog string in it, but it may load from a host nobody classified
             may_name_vendor = bool(base) or _OTHER_HOST_HINT.search(tag) is not None
+            # Without a <base>, in an ASCII tag free of escapes (the pre-checks send "&", "%", "\\" and
+            # stripped whitespace to the catalog), every URL's host and path are bytes of the tag: with no
+            # catalog string in it, no catalog pattern can match, so only hosts are classified (the common
+            # case of a page's own and CDN URLs, and the costly one).
+            catalog_free = may_name_vendor and not base and tag.isascii()
         if not may_name_vendor:
             return None
     name_end, attrs = parse_attributes(tag)
     vendors = vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors, base=base, site=decision.site,
-                             srcdoc_vendors=srcdoc_vendors)
+                             srcdoc_vendors=srcdoc_vendors, catalog_free=catalog_free)
     vendor = _first_disallowed(vendors, decision)
     _note_unclassified(catalog, vendors, vendor, noted)
     if vendor is None:

@@ -44,6 +44,8 @@ _SCRIPT_END = re.compile(rb"</(?i:script)" + DELIM)
 _GENERIC_NAME = re.compile(rb"</?[a-zA-Z][^\t\n\f\r />]*+")
 # enum members as module constants: looking one up on its class costs ten times more in the hot loops
 _DATA = Mode.DATA
+#: membership tests at every candidate tag: a set, not the ordered tuple the scanner's patterns are built from
+_HOLD_KIND_SET = frozenset(HOLD_KINDS)
 
 
 class Tokenizer(HeadPlacement):
@@ -251,7 +253,7 @@ class Tokenizer(HeadPlacement):
         return end
 
     def _emit_start_tag(self, tag: bytes, name: str, pos: int, out: Out) -> None:
-        if name in HOLD_KINDS:
+        if name in _HOLD_KIND_SET:
             out.append(self._hold(tag, self._kind(name), pos))
             return
         if name == "base" and self.base is None and not self._foreign:
@@ -294,7 +296,7 @@ class Tokenizer(HeadPlacement):
             return False
         if tag.endswith(b"/>") and name not in ("svg", "math"):
             # self-closing is honoured in foreign content: no text follows
-            out.append(self._hold(tag, self._kind(name), pos) if name in HOLD_KINDS else tag)
+            out.append(self._hold(tag, self._kind(name), pos) if name in _HOLD_KIND_SET else tag)
             return True
         return False
 
