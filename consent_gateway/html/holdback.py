@@ -162,8 +162,23 @@ class HeldBack:
     vendor: VendorRule
 
 
+#: the last tag read and what was read: a script's start tag is read by the tokenizer, then by its decision
+_last_parsed: tuple[bytes, tuple[int, list[Attribute]]] = (b"", (0, []))
+
+
 def parse_attributes(tag: bytes) -> tuple[int, list[Attribute]]:
-    """(end of the tag name, attributes) of a complete start tag ``<name …>``."""
+    """(end of the tag name, attributes) of a complete start tag ``<name …>``. The list is shared with other
+    callers asking for the same tag: read it, never change it."""
+    global _last_parsed
+    last = _last_parsed
+    if last[0] == tag:
+        return last[1]
+    parsed = _parse_attributes(tag)
+    _last_parsed = (tag, parsed)
+    return parsed
+
+
+def _parse_attributes(tag: bytes) -> tuple[int, list[Attribute]]:
     name_match = _NAME_END_RE.match(tag)
     name_end = name_match.end() if name_match else 1
     attrs: list[Attribute] = []
@@ -209,6 +224,8 @@ def _srcset_urls(value: bytes) -> list[str]:
 #: what may make a tag load from another host than the page's: two slashes (absolute or protocol-relative;
 #: a backslash counts as one, tabs and newlines are stripped) or an entity that may hide them
 _OTHER_HOST_HINT = re.compile(rb"[/\\][\t\n\r]*+[/\\]|&")
+#: a <link> fetches only with a rel token of LINK_FETCH_RELS: without one among its bytes, it fetches nothing
+_LINK_FETCH_HINT = re.compile(b"(?i:" + b"|".join(re.escape(rel) for rel in sorted(LINK_FETCH_RELS)) + b")")
 #: the pseudo-vendor of hosts nobody classified (thirdparty.UNCLASSIFIED)
 _UNCLASSIFIED = "unclassified"
 
@@ -364,6 +381,8 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
     """
     catalog_free = False
     if inline_body is None:
+        if kind == "link" and _LINK_FETCH_HINT.search(tag) is None:
+            return None  # canonical, alternate, icon…: no fetching rel token (see fetched_urls)
         if (base and catalog.tag_may_name_vendor(base.encode())) or (
             kind == "iframe" and srcdoc_vendors is not None and b"srcdoc" in tag.lower()
         ):
