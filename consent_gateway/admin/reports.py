@@ -17,6 +17,7 @@ from consent_gateway.admin.filters import day_start_ms
 from consent_gateway.admin.site import DashboardSite
 from consent_gateway.errors import ConfigError
 from consent_gateway.store import Checkpoint, EventFilter, VerifyResult
+from consent_gateway.store.base import VENDOR_CATEGORY
 from consent_gateway.store.proof import find_checkpoint_key, is_signed_by
 
 OVERVIEW_DAYS: Final = (7, 30, 90, 365)
@@ -38,10 +39,14 @@ class ReportPages:
         filters = EventFilter(since_ms=day_start_ms(first), until_ms=day_start_ms(today + timedelta(days=1)))
         all_days = [(first + timedelta(days=i)).isoformat() for i in range(days)]
         per_day = charts.pivot(await self.site.log.stats(filters, by="day"), self.site.categories, all_days)
+        # Whole UTC days and nothing else: every figure below comes from the store's counters, not a scan.
         groups = {}
         for by in ("country", "browser", "device", "policy_version"):
             groups[by] = charts.pivot(await self.site.log.stats(filters, by=by), self.site.categories)
-        total = await self.site.log.count(filters)
+        groups["vendor"] = charts.pivot(await self.site.log.stats(filters, by="vendor"), [VENDOR_CATEGORY])
+        days_counted = {d.day: d for d in await self.site.log.daily_counts(filters)}
+        total = sum(d.events for d in days_counted.values())
+        visitors = sum(d.visitors for d in days_counted.values())
         health = await self.site.log.health()
         overall = {c: _overall(per_day, c) for c in self.site.categories}
         titles = {
@@ -49,12 +54,14 @@ class ReportPages:
             "browser": "Consent rate by browser",
             "device": "Consent rate by device type",
             "policy_version": "Consent rate by policy version",
+            "vendor": "Grant rate by vendor",
         }
+        labels = {**self.site.labels, VENDOR_CATEGORY: "Granted"}
         bar_charts = [
             (
                 by,
                 titles[by],
-                charts.bar_chart(groups[by], chart_id=f"chart-{by}", title=titles[by], labels=self.site.labels),
+                charts.bar_chart(groups[by], chart_id=f"chart-{by}", title=titles[by], labels=labels),
                 groups[by],
             )
             for by in titles
@@ -69,6 +76,9 @@ class ReportPages:
             days=days,
             day_choices=OVERVIEW_DAYS,
             total=total,
+            visitors=visitors,
+            days_counted=days_counted,
+            chart_labels=labels,
             health=health,
             overall=overall,
             line=line,

@@ -21,7 +21,9 @@ FORGED_ANCHOR = "forged purge anchor: its MAC does not verify, so the events bef
 OUTSIDE_CHAINS = "event outside any chain: no writer's chain holds it, so nothing proves it was recorded"
 
 #: Keys ``stats(by=…)`` accepts.
-STAT_GROUPS = ("day", "country", "browser", "device", "policy_version")
+STAT_GROUPS = ("day", "country", "browser", "device", "policy_version", "vendor")
+#: The category of ``stats(by="vendor")`` rows: a vendor's grant rate is not per category.
+VENDOR_CATEGORY = "vendor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,15 @@ class StatRow:
     @property
     def rate(self) -> float:
         return self.granted / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    """One UTC day of the log: events stored, and distinct visitors (consent ids) among them."""
+
+    day: str
+    events: int
+    visitors: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +250,33 @@ def group_of(event: ConsentEvent, by: str) -> str:
     return event.policy_version
 
 
+def stats_of(events: Iterable[ConsentEvent], by: str) -> list[StatRow]:
+    """``stats(by=…)`` of these events computed in Python: what a scan answers (the Redis backend's scan
+    path, and what the tests hold the counters to)."""
+    cells: dict[tuple[str, str], list[int]] = {}
+    for e in events:
+        if by == "vendor":
+            choices: Iterable[tuple[str, str, bool]] = ((v, VENDOR_CATEGORY, g) for v, g in e.vendors.items())
+        else:
+            group = group_of(e, by)
+            choices = ((group, c, g) for c, g in e.categories.items())
+        for group, category, granted in choices:
+            cell = cells.setdefault((group, category), [0, 0])
+            cell[0] += 1
+            cell[1] += 1 if granted else 0
+    return [StatRow(group=g, category=c, total=t, granted=n) for (g, c), (t, n) in sorted(cells.items())]
+
+
+def day_counts_of(events: Iterable[ConsentEvent]) -> list[DayCount]:
+    """``daily_counts`` of these events computed in Python."""
+    days: dict[str, tuple[int, set[str]]] = {}
+    for e in events:
+        count, visitors = days.get(group_of(e, "day"), (0, set()))
+        visitors.add(e.consent_id)
+        days[group_of(e, "day")] = (count + 1, visitors)
+    return [DayCount(day, n, len(v)) for day, (n, v) in sorted(days.items())]
+
+
 @runtime_checkable
 class ConsentLog(Protocol):
     """The consent log. Every method may raise :class:`~consent_gateway.errors.StoreUnavailable`."""
@@ -264,7 +302,12 @@ class ConsentLog(Protocol):
     async def count(self, filters: EventFilter) -> int: ...
 
     async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
-        """Consent rate per category grouped ``by`` one of :data:`STAT_GROUPS`, sorted by group, category."""
+        """Consent rate per category grouped ``by`` one of :data:`STAT_GROUPS`, sorted by group, category
+        (``by="vendor"``: grant rate per vendor, category :data:`VENDOR_CATEGORY`). Whole UTC days with no
+        other filter are read from counters kept on write (``store/aggregates.py``)."""
+
+    async def daily_counts(self, filters: EventFilter) -> list[DayCount]:
+        """Events and distinct visitors per UTC day, oldest first (days without events left out)."""
 
     def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
         """Every selected event, oldest first, streamed (constant memory)."""
@@ -331,8 +374,13 @@ class ChainWalk:
     backends verify: each chain checked from its purge anchor (whose MAC must verify) to the log's head record
     and the checkpoint's head; chains those know of but which have no event left are checked too."""
 
-    def __init__(self, anchor_rows: Iterable[tuple[str, int, str, str]], recorded: dict[str, ChainHead],
-                 keys: LogKeys | None, checkpoint: Checkpoint | None) -> None:
+    def __init__(
+        self,
+        anchor_rows: Iterable[tuple[str, int, str, str]],
+        recorded: dict[str, ChainHead],
+        keys: LogKeys | None,
+        checkpoint: Checkpoint | None,
+    ) -> None:
         self._keys, self._checkpoint, self._recorded = keys, checkpoint, recorded
         self._problems: list[tuple[str, str]] = []
         self._anchors: dict[str, ChainHead] = {}
@@ -363,8 +411,12 @@ class ChainWalk:
         instances = self._walked | set(self._recorded) | set(checkpoint.heads if checkpoint else ())
         for instance in sorted(instances - self._walked):
             self._finish(self._verifier_for(instance))
-        return VerifyResult.of(self._problems, events_checked=self._checked, chains=len(instances),
-                               unproven=unproven_by(checkpoint, self._keys))
+        return VerifyResult.of(
+            self._problems,
+            events_checked=self._checked,
+            chains=len(instances),
+            unproven=unproven_by(checkpoint, self._keys),
+        )
 
     def _verifier_for(self, instance: str) -> ChainVerifier:
         checkpoint = self._checkpoint

@@ -37,9 +37,12 @@ from consent_gateway.events import (
     anchor_text,
     event_from_values,
 )
+from consent_gateway.store import aggregates
 from consent_gateway.store.base import (
     STAT_GROUPS,
+    VENDOR_CATEGORY,
     Checkpoint,
+    DayCount,
     EventFilter,
     EventPage,
     PurgeResult,
@@ -52,11 +55,13 @@ from consent_gateway.store.postgres_partitions import MonthlyPartitions, migrate
 from consent_gateway.store.postgres_schema import (
     COPY_EVENTS,
     COPY_PERSONAL,
+    CREATE_PURGED,
     CREATE_STAGING,
     GROUP_EXPR,
     MIGRATIONS,
     MOVE_STAGED,
     SELECT,
+    SUBTRACT_CELLS,
     UPSERT_HEADS,
     month_start,
     personal_row,
@@ -305,16 +310,22 @@ class PostgresConsentLog:
                         [(inst, a.seq, a.hash, now_ms, self._anchor_mac(inst, a)) for inst, a in anchors],
                     )
                 deleted = await self._partitions.drop_whole_months(conn, events_before_ms)
+                await conn.execute(CREATE_PURGED)
                 cur = await conn.execute(
                     "WITH gone AS (DELETE FROM events AS e USING purge_keep AS k WHERE e.instance_id = k.instance_id"
-                    " AND e.seq < k.keep AND e.timestamp_ms < %s RETURNING e.event_id, e.timestamp_ms),"
+                    " AND e.seq < k.keep AND e.timestamp_ms < %s RETURNING e.*),"
                     " personal AS (DELETE FROM event_personal AS p USING gone"
-                    " WHERE p.event_id = gone.event_id AND p.timestamp_ms = gone.timestamp_ms)"
+                    " WHERE p.event_id = gone.event_id AND p.timestamp_ms = gone.timestamp_ms),"
+                    " kept AS (INSERT INTO purged SELECT timestamp_ms, consent_id, country, browser_family,"
+                    " device_type, policy_version, categories, vendors FROM gone)"
                     " SELECT count(*) FROM gone",
                     (events_before_ms,),
                 )
                 row = await cur.fetchone()
-                deleted += int(row[0]) if row else 0
+                if row and row[0]:
+                    deleted += int(row[0])
+                    for statement in SUBTRACT_CELLS:
+                        await conn.execute(statement)
                 cur = await conn.execute(
                     "UPDATE event_personal SET ip = NULL, salts = salts - 'ip'"
                     " WHERE timestamp_ms < %s AND ip IS NOT NULL",
@@ -364,23 +375,55 @@ class PostgresConsentLog:
         return EventPage(events, None)
 
     async def count(self, filters: EventFilter) -> int:
-        where, params = where_clause(filters)
-        rows = await self._fetch("count", f"SELECT count(*) FROM events AS e{where}", params)
+        days = aggregates.whole_days(filters)
+        if days is not None:
+            rows = await self._fetch(
+                "count",
+                "SELECT coalesce(sum(total), 0) FROM aggregates WHERE dim = %s AND day >= %s AND day < %s",
+                (aggregates.EVENTS, *aggregates.day_range(days)),
+            )
+        else:
+            where, params = where_clause(filters)
+            rows = await self._fetch("count", f"SELECT count(*) FROM events AS e{where}", params)
         return int(rows[0][0])
 
     async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
         if by not in STAT_GROUPS:
             raise ValueError(f"stats by {by!r}: expected one of {', '.join(STAT_GROUPS)}")
+        days = aggregates.whole_days(filters)
+        if days is not None:
+            read = aggregates.read_cells(aggregates.POSTGRES)
+            return aggregates.stat_rows(await self._fetch("stats", read, (by, *aggregates.day_range(days))))
         where, params = where_clause(filters)
-        query = (
-            "SELECT s.g, c.key, count(*), count(*) FILTER (WHERE c.value = 'true'::jsonb)"
-            f" FROM (SELECT {GROUP_EXPR[by]} AS g, e.categories FROM events AS e{where}) AS s,"
-            ' jsonb_each(s.categories) AS c GROUP BY 1, 2 ORDER BY s.g COLLATE "C", c.key COLLATE "C"'
-        )
+        if by == "vendor":
+            query = (
+                f"SELECT c.key, '{VENDOR_CATEGORY}', count(*), count(*) FILTER (WHERE c.value = 'true'::jsonb)"
+                f" FROM (SELECT e.vendors FROM events AS e{where}) AS s, jsonb_each(s.vendors) AS c"
+                ' GROUP BY 1 ORDER BY c.key COLLATE "C"'
+            )
+        else:
+            query = (
+                "SELECT s.g, c.key, count(*), count(*) FILTER (WHERE c.value = 'true'::jsonb)"
+                f" FROM (SELECT {GROUP_EXPR[by]} AS g, e.categories FROM events AS e{where}) AS s,"
+                ' jsonb_each(s.categories) AS c GROUP BY 1, 2 ORDER BY s.g COLLATE "C", c.key COLLATE "C"'
+            )
         return [
             StatRow(group=str(g), category=str(cat), total=int(total), granted=int(granted))
             for g, cat, total, granted in await self._fetch("stats", query, params)
         ]
+
+    async def daily_counts(self, filters: EventFilter) -> list[DayCount]:
+        days = aggregates.whole_days(filters)
+        if days is not None:
+            read = aggregates.read_days(aggregates.POSTGRES)
+            return aggregates.day_counts(await self._fetch("daily_counts", read, aggregates.day_range(days)))
+        where, params = where_clause(filters)
+        query = (
+            f"SELECT {GROUP_EXPR['day']} AS d, count(*), count(DISTINCT e.consent_id) FROM events AS e{where}"
+            " GROUP BY 1 ORDER BY 1"
+        )
+        rows = await self._fetch("daily_counts", query, params)
+        return [DayCount(str(d), int(n), int(v)) for d, n, v in rows]
 
     async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
         where, params = where_clause(filters)
@@ -431,13 +474,13 @@ class PostgresConsentLog:
 
     async def health(self) -> dict[str, Any]:
         try:
-            rows = await self._fetch("health", "SELECT count(*) FROM events")
+            events = await self.count(EventFilter())  # exact, from the counters
         except StoreUnavailable as exc:
             return {"backend": "postgresql", "ok": False, "error": str(exc)}
         return {
             "backend": "postgresql",
             "ok": True,
-            "events": int(rows[0][0]),
+            "events": events,
             "url": _redacted(self.url),
             "durable": True,
         }

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from consent_gateway.errors import StoreUnavailable
+from consent_gateway.store import aggregates
 from consent_gateway.store.postgres_schema import (
     CREATE_STAGING,
     MIGRATIONS,
@@ -97,9 +98,16 @@ class MonthlyPartitions:
             row = await cur.fetchone()
             if row is None or row[0]:
                 continue
-            cur = await conn.execute(pgsql.SQL("SELECT count(*) FROM {}").format(events_part))
+            # The month's counters know its events exactly (a count(*) would read the whole partition), and
+            # go with it: every event of the month goes.
+            days = (month.isoformat(), next_month(month).isoformat())
+            cur = await conn.execute(
+                "SELECT coalesce(sum(total), 0) FROM aggregates WHERE dim = %s AND day >= %s AND day < %s",
+                (aggregates.EVENTS, *days),
+            )
             row = await cur.fetchone()
             deleted += int(row[0]) if row else 0
+            await conn.execute("DELETE FROM aggregates WHERE day >= %s AND day < %s", days)
             await conn.execute(pgsql.SQL("DROP TABLE {}").format(events_part))
             await conn.execute(
                 pgsql.SQL("DROP TABLE IF EXISTS {}").format(pgsql.Identifier(f"event_personal_{suffix}"))

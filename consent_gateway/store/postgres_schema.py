@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from consent_gateway.events import EVENT_FIELDS, PERSONAL_FIELDS, ConsentEvent
+from consent_gateway.store import aggregates
 from consent_gateway.store.base import EventFilter
 
 #: Fields kept apart from the chained record, with the salts that commit to them.
@@ -142,6 +143,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX coordination_expiry ON coordination (expires_at_ms);
     """,
+    # 5: counters kept on write (store/aggregates.py), filled from the events already stored.
+    aggregates.CREATE_TABLE
+    + ";"
+    + aggregates.upsert(aggregates.cells_select("events", aggregates.POSTGRES, visitors=True)),
 )
 
 GROUP_EXPR = {
@@ -174,9 +179,27 @@ MOVE_STAGED = (
     f" INSERT INTO events ({', '.join(RECORD_COLUMNS)}) SELECT "
     + ", ".join(_ERASED_ON_ARRIVAL if name == "erased_at_ms" else f"s.{name}" for name in RECORD_COLUMNS)
     + " FROM staged_events AS s LEFT JOIN erasures AS r ON r.consent_id = s.consent_id"
-    " ON CONFLICT DO NOTHING RETURNING event_id, timestamp_ms, erased_at_ms)"
-    " INSERT INTO event_personal SELECT p.* FROM staged_personal AS p JOIN added USING (event_id, timestamp_ms)"
-    " WHERE added.erased_at_ms IS NULL"
+    " ON CONFLICT DO NOTHING RETURNING event_id, timestamp_ms, erased_at_ms, consent_id, country, browser_family,"
+    " device_type, policy_version, categories, vendors),"
+    " personal AS (INSERT INTO event_personal SELECT p.* FROM staged_personal AS p"
+    " JOIN added USING (event_id, timestamp_ms) WHERE added.erased_at_ms IS NULL) "
+    # The counters in the same statement; its NOT EXISTS sees the events stored before it, so a visitor-day
+    # counts once.
+    + aggregates.upsert(
+        aggregates.cells_select("added", aggregates.POSTGRES)
+        + " UNION ALL "
+        + aggregates.new_visitors_select("added", aggregates.POSTGRES)
+    )
+)
+#: A purge's deleted rows (``DELETE … RETURNING`` fills it) and what they take from the counters.
+CREATE_PURGED = (
+    "CREATE TEMP TABLE purged ON COMMIT DROP AS SELECT timestamp_ms, consent_id, country, browser_family,"
+    " device_type, policy_version, categories, vendors FROM events WITH NO DATA"
+)
+SUBTRACT_CELLS = (
+    aggregates.upsert(aggregates.cells_select("purged", aggregates.POSTGRES), sign=-1),
+    aggregates.upsert(aggregates.new_visitors_select("purged", aggregates.POSTGRES), sign=-1),
+    "DELETE FROM aggregates WHERE total = 0 AND granted = 0",
 )
 
 _record_values = operator.attrgetter(*RECORD_COLUMNS)

@@ -43,27 +43,39 @@ from consent_gateway.events import (
     erase_personal,
     event_to_dict,
 )
+from consent_gateway.store import aggregates
+from consent_gateway.store.aggregates import day_of
 from consent_gateway.store.base import (
     STAT_GROUPS,
     Checkpoint,
+    DayCount,
     EventFilter,
     EventPage,
     PurgeResult,
     StatRow,
     VerifyResult,
+    day_counts_of,
     decode_cursor,
     encode_cursor,
-    group_of,
+    stats_of,
 )
 from consent_gateway.store.redis_layout import (
     APPEND_LUA,
     INCR_LUA,
     LEASE_LUA,
+    PURGE_LUA,
     RELEASE_LUA,
     SCAN_CHUNK,
+    US,
+    BatchKeys,
+    day_lex_bounds,
     dump_bytes,
     dumps,
+    event_cells,
+    increments_of,
     load_events,
+    profile_of,
+    read_counter_hash,
     split_url,
     time_bound,
     time_member,
@@ -110,6 +122,10 @@ class RedisConsentLog:
         self._k_consent = f"{tag}:c:"
         self._k_chain = f"{tag}:chain:"
         self._k_state = f"{tag}:state:"
+        self._k_aggdays = f"{tag}:aggdays"
+        #: set once the counters hold every stored event (a log written before them is counted on open)
+        self._k_counted = f"{tag}:counted"
+        self._counted = False
         self._socket_timeout_s = socket_timeout_s
         self._connect_timeout_s = connect_timeout_s
         # Any: redis-py types every reply as bytes | str | list…, whatever decode_responses says.
@@ -118,6 +134,7 @@ class RedisConsentLog:
         self._lease_script: Any = None
         self._release_script: Any = None
         self._incr_script: Any = None
+        self._purge_script: Any = None
         self.persistence: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -142,9 +159,11 @@ class RedisConsentLog:
         self._lease_script = self._client.register_script(LEASE_LUA)
         self._release_script = self._client.register_script(RELEASE_LUA)
         self._incr_script = self._client.register_script(INCR_LUA)
+        self._purge_script = self._client.register_script(PURGE_LUA)
         try:
             await self._client.ping()
             await self._check_persistence()
+            await self._count_existing_events()
         except (RedisError, OSError) as exc:
             # The client stays: it reconnects by itself, so a gateway started while Redis is down spools
             # its events and the recorder replays them once Redis answers.
@@ -182,28 +201,50 @@ class RedisConsentLog:
 
     # -- writing ----------------------------------------------------------------------------------------
 
+    def _counter_key(self, day: str, dim: str) -> str:
+        return f"{self._tag}agg:{day}:{dim}"
+
     async def append(self, events: Sequence[ConsentEvent]) -> None:
         if not events:
             return
-        header: list[list[Any]] = []
+        keys = BatchKeys([self._k_ev, self._k_time, self._k_chains, self._k_erasures, self._k_aggdays])
+        profiles: dict[tuple[Any, ...], int] = {}
+        increments: list[list[list[Any]]] = []
+        days: dict[int, tuple[str, str, str, int]] = {}
+        rows: list[list[Any]] = []
         bodies: list[bytes] = []
         for e in events:
             body = dump_bytes(event_to_dict(e))
             bodies.append(body)
-            header.append(
+            profile = profile_of(e)
+            index = profiles.get(profile)
+            if index is None:
+                index = profiles[profile] = len(increments) + 1
+                increments.append(increments_of(event_cells(e), self._counter_key, keys))
+            day = days.get(profile[0])
+            if day is None:
+                name = day_of(e.timestamp_ms)
+                day = days[profile[0]] = (name, *day_lex_bounds(name), keys(self._counter_key(name, "n")))
+            rows.append(
                 [
                     e.event_id,
                     time_member(e.timestamp_ms, e.event_id),
                     e.consent_id,
+                    keys(self._k_consent + e.consent_id),
                     e.instance_id,
+                    keys(self._k_chain + e.instance_id),
                     e.seq,
                     len(body),
                     e.timestamp_ms,
+                    index,
+                    day[1],
+                    day[2],
+                    day[3],
+                    day[0],
                 ]
             )
         try:
-            keys = [self._k_ev, self._k_time, self._k_chains, self._k_erasures]
-            await self._append_script(keys=keys, args=[self._tag, dumps(header), b"".join(bodies)])
+            await self._append_script(keys=keys.keys, args=[dumps(rows), b"".join(bodies), dumps(increments)])
         except (RedisError, OSError) as exc:
             raise self._unavailable("append", exc) from exc
 
@@ -307,18 +348,31 @@ class RedisConsentLog:
             if not old:
                 break
             last = old[-1]
-            async with self.client.pipeline(transaction=True) as pipe:
-                for e in old:
-                    member = time_member(e.timestamp_ms, e.event_id)
-                    pipe.hdel(self._k_ev, e.event_id)
-                    pipe.zrem(self._k_time, member)
-                    pipe.zrem(self._k_consent + e.consent_id, member)
-                    pipe.zrem(chain_key, e.event_id)
-                head = ChainHead(seq=last.seq, hash=last.hash)
-                mac = self.log_keys.mac(anchor_text(instance, head)) if self.log_keys is not None else ""
-                anchor = {"seq": last.seq, "hash": last.hash, "purged_at_ms": now_ms, "mac": mac}
-                pipe.hset(self._k_anchors, instance, dumps(anchor))
-                await pipe.execute()
+            head = ChainHead(seq=last.seq, hash=last.hash)
+            mac = self.log_keys.mac(anchor_text(instance, head)) if self.log_keys is not None else ""
+            anchor = {"seq": last.seq, "hash": last.hash, "purged_at_ms": now_ms, "mac": mac}
+            keys = BatchKeys([self._k_ev, self._k_time, self._k_anchors, chain_key])
+            profiles: dict[tuple[Any, ...], int] = {}
+            increments: list[list[list[Any]]] = []
+            rows: list[list[Any]] = []
+            for e in old:
+                profile = profile_of(e)
+                index = profiles.get(profile)
+                if index is None:
+                    index = profiles[profile] = len(increments) + 1
+                    increments.append(increments_of(event_cells(e), self._counter_key, keys))
+                day = day_of(e.timestamp_ms)
+                rows.append(
+                    [
+                        e.event_id,
+                        time_member(e.timestamp_ms, e.event_id),
+                        keys(self._k_consent + e.consent_id),
+                        index,
+                        *day_lex_bounds(day),
+                        keys(self._counter_key(day, "n")),
+                    ]
+                )
+            await self._purge_script(keys=keys.keys, args=[dumps(rows), dumps(increments), instance, dumps(anchor)])
             deleted += len(old)
             if len(old) < len(ids):
                 break
@@ -384,6 +438,9 @@ class RedisConsentLog:
         try:
             if filters == EventFilter():
                 return int(await self.client.hlen(self._k_ev))
+            days = aggregates.whole_days(filters) if self._counted else None
+            if days is not None:
+                return sum(c.events for c in await self._daily_counters(days))
             return sum([1 async for _ in self._scan(filters, descending=False)])
         except (RedisError, OSError) as exc:
             raise self._unavailable("count", exc) from exc
@@ -391,17 +448,82 @@ class RedisConsentLog:
     async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
         if by not in STAT_GROUPS:
             raise ValueError(f"stats by {by!r}: expected one of {', '.join(STAT_GROUPS)}")
-        totals: dict[tuple[str, str], list[int]] = {}
         try:
-            async for e in self._scan(filters, descending=False):
-                group = group_of(e, by)
-                for category, granted in e.categories.items():
-                    cell = totals.setdefault((group, category), [0, 0])
-                    cell[0] += 1
-                    cell[1] += 1 if granted else 0
+            days = aggregates.whole_days(filters) if self._counted else None
+            if days is not None:
+                cells: list[tuple[str, str, int, int]] = []
+                for _, raw in await self._counter_hashes(days, by):
+                    cells.extend(read_counter_hash(raw))
+                return aggregates.stat_rows(cells)
+            return stats_of([e async for e in self._scan(filters, descending=False)], by)
         except (RedisError, OSError) as exc:
             raise self._unavailable("stats", exc) from exc
-        return [StatRow(group=g, category=c, total=t, granted=n) for (g, c), (t, n) in sorted(totals.items())]
+
+    async def daily_counts(self, filters: EventFilter) -> list[DayCount]:
+        try:
+            days = aggregates.whole_days(filters) if self._counted else None
+            if days is not None:
+                return await self._daily_counters(days)
+            return day_counts_of([e async for e in self._scan(filters, descending=False)])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("daily_counts", exc) from exc
+
+    async def _counter_hashes(self, days: tuple[str | None, str | None], dim: str) -> list[tuple[str, dict[str, str]]]:
+        """``(day, hash)`` of one dimension's counters for each day with counters in ``days``, oldest first."""
+        low = "-" if days[0] is None else "[" + days[0]
+        high = "+" if days[1] is None else "(" + days[1]
+        names = await self.client.zrange(self._k_aggdays, low, high, bylex=True)
+        if not names:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for day in names:
+                pipe.hgetall(self._counter_key(day, dim))
+            return list(zip(names, await pipe.execute(), strict=True))
+
+    async def _daily_counters(self, days: tuple[str | None, str | None]) -> list[DayCount]:
+        counts = [
+            DayCount(day, int(raw.get("events", 0)), int(raw.get("visitors", 0)))
+            for day, raw in await self._counter_hashes(days, "n")
+        ]
+        return [c for c in counts if c.events > 0]
+
+    async def _count_existing_events(self) -> None:
+        """Mark the counters complete; a log written before them (an upgrade) is counted first, once."""
+        if await self.client.exists(self._k_counted):
+            self._counted = True
+            return
+        if int(await self.client.hlen(self._k_ev)) == 0:
+            await self.client.set(self._k_counted, "1")
+            self._counted = True
+            return
+        logger.warning("counting the events of %s for the dashboard's counters (once, after an upgrade)", self.prefix)
+        cells = aggregates.Cells()
+        visitor_days: set[tuple[str, str]] = set()
+        async for e in self._scan(EventFilter(), descending=False):
+            cells.add(
+                timestamp_ms=e.timestamp_ms,
+                country=e.country,
+                browser=e.browser_family,
+                device=e.device_type,
+                policy_version=e.policy_version,
+                categories=e.categories,
+                vendors=e.vendors,
+            )
+            visitor_days.add((day_of(e.timestamp_ms), e.consent_id))
+        for day, _ in visitor_days:
+            cells.cells.setdefault((day, aggregates.VISITORS, "", ""), [0, 0])[0] += 1
+        async with self.client.pipeline(transaction=True) as pipe:
+            for day, dim, value, category, total, granted in cells.rows():
+                if dim in (aggregates.EVENTS, aggregates.VISITORS):
+                    pipe.hset(self._counter_key(day, "n"), dim, total)
+                    pipe.zadd(self._k_aggdays, {day: 0})
+                    continue
+                pipe.hset(self._counter_key(day, dim), f"t{US}{value}{US}{category}", total)
+                if granted:
+                    pipe.hset(self._counter_key(day, dim), f"g{US}{value}{US}{category}", granted)
+            pipe.set(self._k_counted, "1")
+            await pipe.execute()
+        self._counted = True
 
     async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
         try:

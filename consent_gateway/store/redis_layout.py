@@ -7,38 +7,75 @@ docstring is written down in code once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
 from consent_gateway.events import ConsentEvent, event_from_dict
+from consent_gateway.store.aggregates import DAY_MS, EVENTS, Cells, day_bounds
 
 logger = logging.getLogger("consent_gateway.store.redis")
 
-# KEYS: ev, t, chains, erasures. ARGV[1]: the key prefix ("{cg}:"); ARGV[2]: a JSON array of
-# [event_id, time member, consent_id, instance, seq, byte length of the event's JSON, timestamp ms];
-# ARGV[3]: the events' JSON, concatenated. Three arguments per batch, and no JSON escaped inside JSON:
-# packing thousands of small arguments costs the client more than the script costs Redis.
-# The per-consent and per-chain keys are derived here; they share the hash tag, hence the slot.
+# Every key a script touches is passed in KEYS (Redis Cluster routes a script by its keys, and they all carry
+# the log's hash tag, hence share one slot). The fixed keys come first; the keys of one batch (per-consent
+# and per-chain indexes, counter hashes) follow, and the batch's rows name them by their index in KEYS.
+#
+# Counters (store/aggregates.py): a HASH per UTC day and dimension, ``{cg}:agg:<day>:<dim>``, fields
+# ``t<US><value><US><category>`` (events with a choice) and ``g<US>…`` (of which granted); and
+# ``{cg}:agg:<day>:n`` with fields ``events`` and ``visitors``; ``{cg}:aggdays`` is the ZSET of days with
+# counters. A batch's events that share a profile (day, country, browser, device, policy, choices) share
+# one list of increments: the script counts new events per profile, then adds each distinct field once.
+_COUNTERS_LUA = """
+local function add_profiles(profiles, used, sign, acc)
+  for p, n in pairs(used) do
+    for _, inc in ipairs(profiles[p]) do
+      local key = inc[1]
+      acc[key] = acc[key] or {}
+      acc[key][inc[2]] = (acc[key][inc[2]] or 0) + sign * n * inc[3]
+    end
+  end
+end
+local function write_counters(acc)
+  for key, fields in pairs(acc) do
+    for field, n in pairs(fields) do
+      if n ~= 0 and redis.call('HINCRBY', KEYS[key], field, n) == 0 then
+        redis.call('HDEL', KEYS[key], field)
+      end
+    end
+  end
+end
+"""
+
+# KEYS: ev, t, chains, erasures, aggdays, then the batch's keys. ARGV[1]: a JSON array of rows
+# [event_id, time member, consent_id, its index key, instance, its chain key, seq, byte length of the
+# event's JSON, timestamp ms, profile, the day's low and high time bounds, the day's counter key, the day]
+# (keys as indexes into KEYS); ARGV[2]: the events' JSON, concatenated; ARGV[3]: the profiles' increments,
+# [[key, field, n], …] each. Three arguments per batch, and no JSON escaped inside JSON: packing thousands
+# of small arguments costs the client more than the script costs Redis.
 # An event older than an erasure of its consent id (replayed late from a spool) is stored erased, as
 # `events.erase_personal` does: personal fields and salts gone, commitments kept.
-APPEND_LUA = """
-local prefix = ARGV[1]
-local batch = cjson.decode(ARGV[2])
-local bodies = ARGV[3]
+APPEND_LUA = (
+    _COUNTERS_LUA
+    + """
+local batch = cjson.decode(ARGV[1])
+local bodies = ARGV[2]
+local profiles = cjson.decode(ARGV[3])
 local any_erasure = redis.call('HLEN', KEYS[4]) > 0
 local pos = 1
 local added = 0
+local used = {}
+local acc = {}
+local days = {}
 for i = 1, #batch do
   local e = batch[i]
-  local id = e[1]
-  local body = string.sub(bodies, pos, pos + e[6] - 1)
-  pos = pos + e[6]
+  local id, member, consent_id, consent, instance, chain = e[1], e[2], e[3], KEYS[e[4]], e[5], KEYS[e[6]]
+  local body = string.sub(bodies, pos, pos + e[8] - 1)
+  pos = pos + e[8]
   if any_erasure and redis.call('HEXISTS', KEYS[1], id) == 0 then
-    local erased_at = tonumber(redis.call('HGET', KEYS[4], e[3]) or '')
-    if erased_at and erased_at >= e[7] then
+    local erased_at = tonumber(redis.call('HGET', KEYS[4], consent_id) or '')
+    if erased_at and erased_at >= e[9] then
       local ev = cjson.decode(body)
       if ev['erased_at_ms'] == cjson.null then
         for _, name in ipairs({'ip', 'user_agent', 'page_path', 'referrer_host'}) do ev[name] = cjson.null end
@@ -49,15 +86,139 @@ for i = 1, #batch do
     end
   end
   if redis.call('HSETNX', KEYS[1], id, body) == 1 then
-    redis.call('ZADD', KEYS[2], 0, e[2])
-    redis.call('ZADD', prefix .. 'c:' .. e[3], 0, e[2])
-    redis.call('ZADD', prefix .. 'chain:' .. e[4], e[5], id)
-    redis.call('SADD', KEYS[3], e[4])
+    if #redis.call('ZRANGEBYLEX', consent, e[11], e[12], 'LIMIT', 0, 1) == 0 then
+      acc[e[13]] = acc[e[13]] or {}
+      acc[e[13]]['visitors'] = (acc[e[13]]['visitors'] or 0) + 1
+    end
+    redis.call('ZADD', KEYS[2], 0, member)
+    redis.call('ZADD', consent, 0, member)
+    redis.call('ZADD', chain, e[7], id)
+    redis.call('SADD', KEYS[3], instance)
+    used[e[10]] = (used[e[10]] or 0) + 1
+    days[e[14]] = true
     added = added + 1
   end
 end
+add_profiles(profiles, used, 1, acc)
+write_counters(acc)
+for day in pairs(days) do redis.call('ZADD', KEYS[5], 0, day) end
 return added
 """
+)
+
+# KEYS: ev, t, anchors, the chain, then the chunk's keys. ARGV[1]: rows [event_id, time member, consent
+# key, profile, day's low bound, day's high bound, day's counter key]; ARGV[2]: the profiles' increments;
+# ARGV[3]: the instance; ARGV[4]: its new anchor's JSON. Deletes the chunk (a prefix of the chain), takes
+# the deleted events from the counters (a visitor-day goes with its last event) and moves the anchor, at once.
+PURGE_LUA = (
+    _COUNTERS_LUA
+    + """
+local batch = cjson.decode(ARGV[1])
+local profiles = cjson.decode(ARGV[2])
+local used = {}
+local acc = {}
+local pairs_seen = {}
+local deleted = 0
+for i = 1, #batch do
+  local e = batch[i]
+  if redis.call('HDEL', KEYS[1], e[1]) == 1 then
+    redis.call('ZREM', KEYS[2], e[2])
+    redis.call('ZREM', KEYS[e[3]], e[2])
+    redis.call('ZREM', KEYS[4], e[1])
+    used[e[4]] = (used[e[4]] or 0) + 1
+    pairs_seen[e[3] .. ' ' .. e[5]] = e
+    deleted = deleted + 1
+  end
+end
+for _, e in pairs(pairs_seen) do
+  if #redis.call('ZRANGEBYLEX', KEYS[e[3]], e[5], e[6], 'LIMIT', 0, 1) == 0 then
+    acc[e[7]] = acc[e[7]] or {}
+    acc[e[7]]['visitors'] = (acc[e[7]]['visitors'] or 0) - 1
+  end
+end
+add_profiles(profiles, used, -1, acc)
+write_counters(acc)
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+return deleted
+"""
+)
+
+#: Field separator inside a counter hash (never in a country, browser, policy, category or vendor id).
+US = "\x1f"
+
+
+class BatchKeys:
+    """The KEYS of one script call: fixed keys first, then each other key once, named by its 1-based index."""
+
+    def __init__(self, fixed: Sequence[str]) -> None:
+        self.keys = list(fixed)
+        self._index = {k: i + 1 for i, k in enumerate(self.keys)}
+
+    def __call__(self, key: str) -> int:
+        index = self._index.get(key)
+        if index is None:
+            self.keys.append(key)
+            index = self._index[key] = len(self.keys)
+        return index
+
+
+def profile_of(event: ConsentEvent) -> tuple[Any, ...]:
+    """What an event's counters depend on: events with one profile share their increments."""
+    return (
+        event.timestamp_ms // DAY_MS,
+        event.country,
+        event.browser_family,
+        event.device_type,
+        event.policy_version,
+        tuple(event.categories.items()),
+        tuple(event.vendors.items()),
+    )
+
+
+def increments_of(cells: Cells, counter_key: Callable[[str, str], str], keys: BatchKeys) -> list[list[Any]]:
+    """Counter cells as script increments ``[key index, field, n]``."""
+    increments: list[list[Any]] = []
+    for (day, dim, value, category), (total, granted) in cells.cells.items():
+        if dim == EVENTS:
+            increments.append([keys(counter_key(day, "n")), "events", total])
+            continue
+        key = keys(counter_key(day, dim))
+        if total:
+            increments.append([key, f"t{US}{value}{US}{category}", total])
+        if granted:
+            increments.append([key, f"g{US}{value}{US}{category}", granted])
+    return increments
+
+
+def event_cells(event: ConsentEvent) -> Cells:
+    cells = Cells()
+    cells.add(
+        timestamp_ms=event.timestamp_ms,
+        country=event.country,
+        browser=event.browser_family,
+        device=event.device_type,
+        policy_version=event.policy_version,
+        categories=event.categories,
+        vendors=event.vendors,
+    )
+    return cells
+
+
+def day_lex_bounds(day: str) -> tuple[str, str]:
+    """Lex bounds of a UTC day's time members: ``[low``, ``(high``."""
+    low, high = day_bounds(day)
+    return time_bound(low, low=True), time_bound(high, low=False)
+
+
+def read_counter_hash(raw: dict[str, str]) -> Iterator[tuple[str, str, int, int]]:
+    """A ``{cg}:agg:<day>:<dim>`` hash → ``(value, category, total, granted)``."""
+    cells: dict[tuple[str, str], list[int]] = {}
+    for field, n in raw.items():
+        kind, value, category = field.split(US, 2)
+        cells.setdefault((value, category), [0, 0])[0 if kind == "t" else 1] += int(n)
+    for (value, category), (total, granted) in cells.items():
+        yield value, category, total, granted
+
 
 # Coordination (store/coordination.py). KEYS[1]: the lease; ARGV: holder, TTL ms, the holder it may be
 # taken from ("" for none). Returns who holds it afterwards.

@@ -34,9 +34,12 @@ from consent_gateway.events import (
     erase_late,
     erase_personal,
 )
+from consent_gateway.store import aggregates
 from consent_gateway.store.base import (
     STAT_GROUPS,
+    VENDOR_CATEGORY,
     Checkpoint,
+    DayCount,
     EventFilter,
     EventPage,
     PurgeResult,
@@ -46,9 +49,11 @@ from consent_gateway.store.base import (
     encode_cursor,
 )
 from consent_gateway.store.sqlite_schema import (
+    ADD_CELLS,
     GROUP_EXPR,
     MIGRATIONS,
     SELECT,
+    SUBTRACT_CELLS,
     UPDATE_HEAD,
     from_row,
     insert_statements,
@@ -168,8 +173,10 @@ class SQLiteConsentLog:
                 if erased:
                     late = [erase_late(e, erased) for e in events]
                     rows[:] = [to_row(e) for e in late]
+                before = conn.execute("SELECT coalesce(max(rowid_), 0) FROM events").fetchone()[0]
                 for sql, params in insert_statements(rows):
                     conn.execute(sql, params)
+                conn.execute(ADD_CELLS, (before, before))
                 conn.executemany(UPDATE_HEAD, heads.values())
                 conn.execute("COMMIT")
             except BaseException:
@@ -229,7 +236,15 @@ class SQLiteConsentLog:
                     f"SELECT instance_id, max(seq), hash FROM events WHERE {doomed} GROUP BY instance_id",
                     (events_before_ms,),
                 ).fetchall()
+                conn.execute(
+                    "CREATE TEMP TABLE purged AS SELECT timestamp_ms, consent_id, country, browser_family,"
+                    f" device_type, policy_version, categories, vendors FROM events WHERE {doomed}",
+                    (events_before_ms,),
+                )
                 deleted = conn.execute(f"DELETE FROM events WHERE {doomed}", (events_before_ms,)).rowcount
+                for statement in SUBTRACT_CELLS:
+                    conn.execute(statement)
+                conn.execute("DROP TABLE purged")
                 conn.executemany(
                     "INSERT INTO chain_anchors (instance_id, seq, hash, purged_at_ms, mac) VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
@@ -291,19 +306,35 @@ class SQLiteConsentLog:
         return await self._read("query", run)
 
     async def count(self, filters: EventFilter) -> int:
-        where, params = where_clause(filters)
-        sql = f"SELECT count(*) FROM events{where}"
+        days = aggregates.whole_days(filters)
+        if days is not None:
+            sql = "SELECT coalesce(sum(total), 0) FROM aggregates WHERE dim = ? AND day >= ? AND day < ?"
+            params: list[Any] = [aggregates.EVENTS, *aggregates.day_range(days)]
+        else:
+            where, params = where_clause(filters)
+            sql = f"SELECT count(*) FROM events{where}"
         return await self._read("count", lambda c: int(c.execute(sql, params).fetchone()[0]))
 
     async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
         if by not in STAT_GROUPS:
             raise ValueError(f"stats by {by!r}: expected one of {', '.join(STAT_GROUPS)}")
+        days = aggregates.whole_days(filters)
+        if days is not None:
+            counters = [by, *aggregates.day_range(days)]
+            read = aggregates.read_cells(aggregates.SQLITE)
+            return await self._read("stats", lambda c: aggregates.stat_rows(c.execute(read, counters)))
         where, params = where_clause(filters)
-        sql = (
-            f"SELECT g, j.key, count(*), sum(j.value) FROM"
-            f" (SELECT {GROUP_EXPR[by]} AS g, categories FROM events{where}) AS e, json_each(e.categories) AS j"
-            " GROUP BY g, j.key ORDER BY g, j.key"
-        )
+        if by == "vendor":
+            sql = (
+                f"SELECT j.key, '{VENDOR_CATEGORY}', count(*), sum(j.value) FROM"
+                f" (SELECT vendors FROM events{where}) AS e, json_each(e.vendors) AS j GROUP BY j.key ORDER BY j.key"
+            )
+        else:
+            sql = (
+                f"SELECT g, j.key, count(*), sum(j.value) FROM"
+                f" (SELECT {GROUP_EXPR[by]} AS g, categories FROM events{where}) AS e, json_each(e.categories) AS j"
+                " GROUP BY g, j.key ORDER BY g, j.key"
+            )
 
         def run(conn: sqlite3.Connection) -> list[StatRow]:
             return [
@@ -312,6 +343,22 @@ class SQLiteConsentLog:
             ]
 
         return await self._read("stats", run)
+
+    async def daily_counts(self, filters: EventFilter) -> list[DayCount]:
+        days = aggregates.whole_days(filters)
+        if days is not None:
+            read, counters = aggregates.read_days(aggregates.SQLITE), aggregates.day_range(days)
+            return await self._read("daily_counts", lambda c: aggregates.day_counts(c.execute(read, counters)))
+        where, params = where_clause(filters)
+        sql = (
+            f"SELECT {GROUP_EXPR['day']} AS d, count(*), count(DISTINCT consent_id) FROM events{where}"
+            " GROUP BY d ORDER BY d"
+        )
+
+        def run(conn: sqlite3.Connection) -> list[DayCount]:
+            return [DayCount(str(d), int(n), int(v)) for d, n, v in conn.execute(sql, params)]
+
+        return await self._read("daily_counts", run)
 
     async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
         where, params = where_clause(filters)
@@ -405,7 +452,7 @@ class SQLiteConsentLog:
 
     async def health(self) -> dict[str, Any]:
         try:
-            events = await self._read("health", lambda c: int(c.execute("SELECT count(*) FROM events").fetchone()[0]))
+            events = await self.count(EventFilter())
         except StoreUnavailable as exc:
             return {"backend": "sqlite", "ok": False, "error": str(exc)}
         return {"backend": "sqlite", "ok": True, "events": events, "path": str(self.path), "durable": True}

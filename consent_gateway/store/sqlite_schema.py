@@ -21,6 +21,7 @@ import orjson
 
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.events import EVENT_FIELDS, ConsentEvent, event_from_values
+from consent_gateway.store import aggregates
 from consent_gateway.store.base import EventFilter
 
 logger = logging.getLogger("consent_gateway.store.sqlite")
@@ -140,6 +141,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX coordination_expiry ON coordination (expires_at_ms);
     """,
+    # 8: counters kept on write (store/aggregates.py), filled from the events already stored.
+    aggregates.CREATE_TABLE
+    + ";"
+    + aggregates.upsert(aggregates.cells_select("events", aggregates.SQLITE, visitors=True)),
+)
+
+#: The counters of the events a batch added (``rowid_`` above the largest before it), and the visitor-days
+#: they open: parameters, that largest rowid twice.
+ADD_CELLS = "WITH new AS (SELECT * FROM events WHERE rowid_ > ?) " + aggregates.upsert(
+    aggregates.cells_select("new", aggregates.SQLITE)
+    + " UNION ALL "
+    + aggregates.new_visitors_select("new", aggregates.SQLITE, older=" AND o.rowid_ <= ?")
+)
+#: What a purge takes from the counters (``purged``: the deleted events, after the delete).
+SUBTRACT_CELLS = (
+    aggregates.upsert(aggregates.cells_select("purged", aggregates.SQLITE), sign=-1),
+    aggregates.upsert(aggregates.new_visitors_select("purged", aggregates.SQLITE), sign=-1),
+    "DELETE FROM aggregates WHERE total = 0 AND granted = 0",
 )
 
 GROUP_EXPR = {

@@ -90,7 +90,7 @@ def make_events() -> list[ConsentEvent]:
                         "marketing": rng.random() < (0.22 if new_policy else 0.35),
                         "preferences": rng.random() < 0.48,
                     },
-                    vendors={},
+                    vendors={"youtube": i % 3 != 0} if i % 2 == 0 else {},
                     policy_version="2" if new_policy else "1",
                     banner_version="b1",
                     timestamp_ms=int(when.timestamp() * 1000),

@@ -27,12 +27,13 @@ def _in_last_30_days() -> list[object]:
 
 def test_the_overview_shows_each_chart_as_an_image_with_a_text_alternative(logged_in: TestClient) -> None:
     page = logged_in.get(f"{PREFIX}/").text
-    for chart_id in ("chart-day", "chart-country", "chart-browser", "chart-device", "chart-policy_version"):
+    charts = ("chart-day", "chart-country", "chart-browser", "chart-device", "chart-policy_version", "chart-vendor")
+    for chart_id in charts:
         svg = re.search(rf'<svg class="chart" id="{chart_id}"[^>]*>', page)
         assert svg and 'role="img"' in svg.group(0), chart_id
         assert f'aria-labelledby="{chart_id}-title {chart_id}-desc"' in svg.group(0)
         assert re.search(rf'<desc id="{chart_id}-desc">[^<]*Share of visitors', page), chart_id
-    assert page.count("Show the data as a table") == 5
+    assert page.count("Show the data as a table") == 6
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched elsewhere
 
 
@@ -51,6 +52,20 @@ def test_the_overview_figures_match_the_log(logged_in: TestClient) -> None:
     row = re.search(r'<tr><th scope="row">FR</th><td>(\d+)</td>\s*<td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>', page)
     assert row and int(row.group(1)) == len(fr)
     assert row.group(2) == f"{100 * fr_marketing / len(fr):.0f}%"
+
+
+def test_the_overview_shows_visitors_per_day_and_each_vendors_grant_rate(logged_in: TestClient) -> None:
+    events = _in_last_30_days()
+    page = logged_in.get(f"{PREFIX}/").text
+    visitors = len({(e.consent_id, e.timestamp_ms // 86_400_000) for e in events})  # type: ignore[attr-defined]
+    assert f'<p class="figure">{visitors:,}</p><p>visitors' in page
+    youtube = [e.vendors["youtube"] for e in events if "youtube" in e.vendors]  # type: ignore[attr-defined]
+    row = re.search(r'<tr><th scope="row">youtube</th><td>(\d+)</td>\s*<td>([^<]*)</td>', page)
+    assert row and int(row.group(1)) == len(youtube)
+    assert row.group(2) == f"{100 * sum(youtube) / len(youtube):.0f}%"
+    day = datetime.fromtimestamp(events[0].timestamp_ms / 1000, UTC).date().isoformat()  # type: ignore[attr-defined]
+    on_day = [e for e in events if datetime.fromtimestamp(e.timestamp_ms / 1000, UTC).date().isoformat() == day]  # type: ignore[attr-defined]
+    assert f'<tr><th scope="row">{day}</th><td>{len(on_day)}</td><td>{len(on_day)}</td>' in page
 
 
 def test_the_overview_period_can_be_changed(logged_in: TestClient) -> None:

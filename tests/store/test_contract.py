@@ -10,21 +10,67 @@ import asyncio
 import dataclasses
 import json
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as redis_sync
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.events import PERSONAL_FIELDS, ChainHead, ConsentEvent, EventChain, LogKeys, event_to_dict
-from consent_gateway.store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, open_log
+from consent_gateway.store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, aggregates, open_log
+from consent_gateway.store.aggregates import day_bounds, day_of
+from consent_gateway.store.base import DayCount, day_counts_of, stats_of
 from consent_gateway.store.redis import RedisConsentLog
 from consent_gateway.store.sqlite import SQLiteConsentLog
 from tests.store.conftest import BASE_MS, RedisProcess, make_event
 
 DAY_MS = 86_400_000
+
+#: One event of the counter property test: (day, ms within the day, visitor, country, browser, device,
+#: policy, categories, vendors).
+COUNTER_EVENT = st.tuples(
+    st.integers(0, 6),
+    st.sampled_from([0, 1, 3_600_000, DAY_MS - 1]),
+    st.integers(0, 5),
+    st.sampled_from(["FR", "DE", None]),
+    st.sampled_from(["Chrome", "Firefox", None]),
+    st.sampled_from(["desktop", "mobile"]),
+    st.sampled_from(["2025-06", "2026-01"]),
+    st.dictionaries(st.sampled_from(["analytics", "marketing", "social"]), st.booleans(), max_size=3),
+    st.dictionaries(st.sampled_from(["youtube", "hotjar"]), st.booleans(), max_size=2),
+)
+COUNTER_STEPS = st.one_of(
+    st.tuples(st.just("append"), st.sampled_from(["a", "b"]), st.lists(COUNTER_EVENT, min_size=1, max_size=12)),
+    st.tuples(st.just("erase"), st.integers(0, 5)),
+    st.tuples(st.just("purge"), st.integers(0, 7), st.sampled_from([0, 1, 7_200_000])),
+)
+
+
+def counter_event(
+    day: int,
+    ms: int,
+    visitor: int,
+    country: str | None,
+    browser: str | None,
+    device: str,
+    policy: str,
+    categories: dict[str, bool],
+    vendors: dict[str, bool],
+) -> ConsentEvent:
+    return dataclasses.replace(
+        make_event(visitor, consent_id=f"visitor-{visitor}", timestamp_ms=BASE_MS + day * DAY_MS + ms),
+        country=country,
+        browser_family=browser,
+        device_type=device,
+        policy_version=policy,
+        categories=categories,
+        vendors=vendors,
+    )
 
 
 LOG_KEYS = LogKeys(["contract-log-key-0123456789-abcdefghijklmnopqrstuvwxyz"])
@@ -50,8 +96,13 @@ def expected_stats(events: list[ConsentEvent], by: str) -> list[tuple[str, str, 
 
     cells: dict[tuple[str, str], list[int]] = {}
     for e in events:
-        for cat, granted in e.categories.items():
-            cell = cells.setdefault((group(e), cat), [0, 0])
+        choices = (
+            [(vendor, "vendor", granted) for vendor, granted in e.vendors.items()]
+            if by == "vendor"
+            else [(group(e), cat, granted) for cat, granted in e.categories.items()]
+        )
+        for key, cat, granted in choices:
+            cell = cells.setdefault((key, cat), [0, 0])
             cell[0] += 1
             cell[1] += int(granted)
     return [(g, c, t, n) for (g, c), (t, n) in sorted(cells.items())]
@@ -365,6 +416,80 @@ class ConsentLogContract:
             e.event_id for e in many if e.timestamp_ms >= since and e.device_type == "mobile"
         ]
 
+    # -- counters kept on write (store/aggregates.py) ----------------------------------------------------
+
+    async def assert_counters_match_a_scan(self, log: ConsentLog) -> None:
+        """Whole-day answers come from the counters; each must equal what a scan of the stored events gives."""
+        stored = [e async for e in log.export(EventFilter())]
+        days = sorted({day_of(e.timestamp_ms) for e in stored})
+        selections = [EventFilter()]
+        if days:
+            first, end = day_bounds(days[0])[0], day_bounds(days[-1])[1]
+            middle = day_bounds(days[len(days) // 2])[0]
+            selections += [
+                EventFilter(since_ms=middle),
+                EventFilter(until_ms=middle),
+                EventFilter(since_ms=first + DAY_MS, until_ms=end),
+            ]
+        for selection in selections:
+            assert aggregates.whole_days(selection) is not None
+            selected = [e for e in stored if selection.matches(e)]
+            for by in STAT_GROUPS:
+                assert await log.stats(selection, by=by) == stats_of(selected, by), (by, selection)
+            assert await log.count(selection) == len(selected)
+            assert await log.daily_counts(selection) == day_counts_of(selected)
+        # The same questions with a bound inside a day go to the scan path: the same answers.
+        scanned = EventFilter(since_ms=1)
+        assert aggregates.whole_days(scanned) is None
+        for by in STAT_GROUPS:
+            assert await log.stats(scanned, by=by) == stats_of(stored, by)
+        assert await log.daily_counts(scanned) == day_counts_of(stored)
+        assert (await log.health())["events"] == len(stored)
+
+    @settings(
+        max_examples=12,
+        deadline=None,
+        derandomize=True,
+        # one method, inherited by each backend's class
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(steps=st.lists(COUNTER_STEPS, min_size=1, max_size=6))
+    async def test_counters_equal_a_scan_after_appends_erasures_and_purges(
+        self, log: ConsentLog, steps: list[tuple[Any, ...]]
+    ) -> None:
+        # The log outlives the examples (one fixture per test): each example adds writers of its own, and
+        # every state it reaches must keep the counters equal to a scan.
+        chains: dict[str, EventChain] = {}
+        for step in steps:
+            if step[0] == "append":
+                _, instance, specs = step
+                chain = chains.setdefault(instance, EventChain(f"{instance}-{uuid.uuid4().hex[:8]}"))
+                batch = [chain.append(counter_event(*spec)) for spec in specs]
+                await log.append(batch)
+                await log.append(batch[: len(batch) // 2])  # a replayed batch adds nothing
+            elif step[0] == "erase":
+                await log.erase(f"visitor-{step[1]}")
+            else:
+                cutoff = BASE_MS + step[1] * DAY_MS + step[2]
+                await log.purge(events_before_ms=cutoff, ip_before_ms=cutoff + DAY_MS)
+            await self.assert_counters_match_a_scan(log)
+
+    async def test_the_counters_answer_the_dashboard_after_an_erasure_and_a_purge(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        await self.assert_counters_match_a_scan(log)
+        await log.erase("consent-3")
+        await self.assert_counters_match_a_scan(log)
+        await log.purge(events_before_ms=BASE_MS + 15 * 3_600_000 + 1, ip_before_ms=BASE_MS + DAY_MS)
+        await self.assert_counters_match_a_scan(log)
+        day = await log.daily_counts(EventFilter(since_ms=BASE_MS, until_ms=BASE_MS + DAY_MS))
+        remaining = [e for e in events if BASE_MS + 15 * 3_600_000 < e.timestamp_ms < BASE_MS + DAY_MS]
+        assert day == [DayCount("2026-01-01", len(remaining), len({e.consent_id for e in remaining}))]
+
     # -- erasure and retention --------------------------------------------------------------------------
 
     async def test_erase_removes_personal_fields_of_one_consent_id_and_the_chain_still_verifies(
@@ -645,6 +770,30 @@ class TestSQLiteConsentLog(ConsentLogContract):
             indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"events_country", "events_policy", "events_browser"} <= indexes
 
+    async def test_a_database_from_before_the_counters_is_counted_on_migration(self, tmp_path: Path) -> None:
+        from consent_gateway.store.sqlite import MIGRATIONS
+
+        path = tmp_path / "before-counters.db"
+        events = chained([make_event(i) for i in range(30)])
+        before = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE aggregates" in m)
+        with sqlite3.connect(path, isolation_level=None) as db:  # as the version before counters left it
+            db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            for migration in MIGRATIONS[:before]:
+                db.executescript(migration)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (before,))
+        from consent_gateway.store.sqlite_schema import insert_statements, to_row
+
+        with sqlite3.connect(path, isolation_level=None) as db:
+            for sql, params in insert_statements([to_row(e) for e in events]):
+                db.execute(sql, params)
+        log = open_log(f"sqlite:///{path}")
+        await log.open()
+        try:
+            assert await log.count(EventFilter(since_ms=BASE_MS)) == 30
+            await ConsentLogContract.assert_counters_match_a_scan(self, log)
+        finally:
+            await log.close()
+
     async def test_a_newer_schema_is_refused(self, log: ConsentLog) -> None:
         with self._db(log) as db:
             db.execute("INSERT INTO schema_version (version) VALUES (99)")
@@ -709,6 +858,20 @@ class TestRedisConsentLog(ConsentLogContract):
             keys = list(raw.scan_iter(match="*" + log.prefix + "*"))
         assert keys
         assert all(k.startswith("{" + log.prefix + "}:") for k in keys)
+
+    async def test_a_log_from_before_the_counters_is_counted_once_on_open(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        assert isinstance(log, RedisConsentLog)
+        with self._raw(log) as raw:  # as a version without counters left it
+            raw.delete(*raw.keys("{" + log.prefix + "}:agg*"), "{" + log.prefix + "}:counted")
+        reopened = RedisConsentLog(log.url)
+        await reopened.open()
+        try:
+            assert await reopened.count(EventFilter(since_ms=BASE_MS)) == 40
+            await self.assert_counters_match_a_scan(reopened)
+        finally:
+            await reopened.close()
 
     async def test_a_record_deleted_behind_its_index_is_named(
         self, log: ConsentLog, events: list[ConsentEvent]
@@ -837,6 +1000,7 @@ class TestPostgresConsentLog(ConsentLogContract):
         result = await log.purge(events_before_ms=BASE_MS + 59 * DAY_MS, ip_before_ms=0)
         assert "events_p202601" in self._partitions(log)  # still holds gw-1's later links
         assert (await log.verify()).ok
+        await self.assert_counters_match_a_scan(log)
         chain_2 = [e for e in await log.history("consent-0") if e.instance_id == "gw-2"]
         assert all(e.timestamp_ms >= BASE_MS + 59 * DAY_MS for e in chain_2)
 
@@ -849,6 +1013,8 @@ class TestPostgresConsentLog(ConsentLogContract):
         assert self._partitions(log, "event_personal") == ["event_personal_p202603"]
         assert self._partitions(log) == ["events_p202603"]
         assert (await log.verify()).ok
+        await self.assert_counters_match_a_scan(log)
+        assert await log.daily_counts(EventFilter(until_ms=months[2])) == []
         # A late event of a dropped month (replayed from a spool) gets its partition back.
         chain = EventChain("gw-1", (await log.chain_heads())["gw-1"])
         late = chain.append(make_event(77, timestamp_ms=months[0] + 5))
