@@ -41,7 +41,16 @@ MINIMUMS: tuple[tuple[str, float], ...] = (
     ("proxy.request_timeout_seconds", 0.1),
     ("accounts.cache_seconds", 0),
 )
-STORE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://", "postgresql://", "postgres://")
+STORE_SCHEMES = (
+    "sqlite:///",
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "postgresql://",
+    "postgres://",
+)
 
 
 def check_prefix(config: Config, reader: TableReader) -> None:
@@ -186,8 +195,17 @@ def check_store_url(config: Config, reader: TableReader) -> None:
     url = config.store.url
     if url and not url.startswith(STORE_SCHEMES):
         raise reader.error(
-            "store.url", f"expected sqlite:///path, redis://host:port/db or postgresql://user@host/db, got {url!r}"
+            "store.url",
+            "expected sqlite:///path, redis://host:port/db, redis+cluster://host:port or postgresql://user@host/db,"
+            f" got {url!r}",
         )
+    if url.startswith(("redis", "unix://")):
+        from consent_gateway.store.redis_layout import split_url
+
+        try:
+            split_url(url)
+        except ConfigError as exc:
+            raise reader.error("store.url", exc.message) from exc
 
 
 #: in this order: the order of the report

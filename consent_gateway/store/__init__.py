@@ -48,7 +48,8 @@ def open_log(url: str, **options: Any) -> ConsentLog:
     """The backend for ``url`` (not opened yet: ``await log.open()``).
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``redis://host:port/db?prefix=cg``
-    (``rediss://`` for TLS), ``postgresql://user@host:5432/db?schema=consent``. Options go to the backend's
+    (``rediss://`` for TLS), ``redis+cluster://host:port?prefix=cg`` (a Redis Cluster, any one node;
+    ``rediss+cluster://`` for TLS), ``postgresql://user@host:5432/db?schema=consent``. Options go to the backend's
     constructor.
     """
     scheme = urlsplit(url).scheme
@@ -56,7 +57,7 @@ def open_log(url: str, **options: Any) -> ConsentLog:
         from consent_gateway.store.sqlite import SQLiteConsentLog
 
         return SQLiteConsentLog(url, **options)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
         from consent_gateway.store.redis import RedisConsentLog
 
         return RedisConsentLog(url, **options)
@@ -70,5 +71,6 @@ def open_log(url: str, **options: Any) -> ConsentLog:
 
         return PostgresConsentLog(url, **options)
     raise ConfigError(
-        "store.url", f"unsupported store URL scheme {scheme!r} (use sqlite:///, redis:// or postgresql://)"
+        "store.url",
+        f"unsupported store URL scheme {scheme!r} (use sqlite:///, redis://, redis+cluster:// or postgresql://)",
     )

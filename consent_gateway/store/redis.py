@@ -1,7 +1,8 @@
 """The shared consent log on Redis: several gateway instances, one log.
 
-Key layout (every key carries the hash tag ``{prefix}``, so on Redis Cluster they share one slot and the
-multi-key append script runs there unchanged)::
+Key layout (every key carries the hash tag ``{prefix}``, so on Redis Cluster — ``redis+cluster://`` — they
+share one slot and the scripts and MULTI/EXEC pipelines run there unchanged; every key a script touches is
+passed in ``KEYS``)::
 
     {cg}:ev                 HASH  event_id → event JSON
     {cg}:t                  ZSET  "<ts ms, 13 digits>:<event_id>" (score 0, ordered by member) — time index
@@ -10,6 +11,10 @@ multi-key append script runs there unchanged)::
     {cg}:chains             SET   instance ids
     {cg}:anchors            HASH  instance → {"seq", "hash", "purged_at_ms"} where a purged chain starts
     {cg}:erasures           HASH  consent_id → when it was erased (late events of it are stored erased)
+    {cg}:agg:<day>:<dim>    HASH  the dashboard's counters of one UTC day (store/aggregates.py; fields in
+                                  redis_layout.py); ``<dim>`` ``n`` holds events and visitors
+    {cg}:aggdays            ZSET  days with counters (lexicographic)
+    {cg}:counted            STRING set once the counters hold every stored event
     {cg}:once:<key>         STRING single-use keys (sync tokens), expiring on their own (SET NX PX)
     {cg}:users              HASH  HMAC of a user id → {"consent_id", "value", "at"}: the user's latest choice
     {cg}:state:<name>       STRING  a lease holder or shared state (store/coordination.py), with a TTL
@@ -32,7 +37,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.events import (
@@ -92,10 +98,12 @@ if old and cjson.decode(old)['at'] > tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
+#: What a lost or refusing Redis raises (the Cluster client's start-up errors derive from none of the others).
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
 class RedisConsentLog:
-    """:class:`~consent_gateway.store.ConsentLog` on Redis (standalone; Cluster-compatible key layout)."""
+    """:class:`~consent_gateway.store.ConsentLog` on Redis, standalone or Cluster (``redis+cluster://``)."""
 
     def __init__(
         self,
@@ -109,7 +117,7 @@ class RedisConsentLog:
         self.url = url
         #: verifies event and anchor MACs; purge anchors are written with the first key
         self.log_keys = log_keys
-        self._client_url, url_prefix = split_url(url)
+        self._client_url, url_prefix, self.cluster = split_url(url)
         self.prefix = prefix or url_prefix
         tag = "{" + self.prefix + "}"
         self._tag = f"{tag}:"
@@ -148,13 +156,7 @@ class RedisConsentLog:
     async def open(self) -> None:
         if self._client is not None and self.persistence:
             return
-        self._client = self._client or aioredis.Redis.from_url(
-            self._client_url,
-            decode_responses=True,
-            socket_timeout=self._socket_timeout_s,
-            socket_connect_timeout=self._connect_timeout_s,
-            health_check_interval=30,
-        )
+        self._client = self._client or self._new_client()
         self._append_script = self._client.register_script(APPEND_LUA)
         self._lease_script = self._client.register_script(LEASE_LUA)
         self._release_script = self._client.register_script(RELEASE_LUA)
@@ -164,15 +166,34 @@ class RedisConsentLog:
             await self._client.ping()
             await self._check_persistence()
             await self._count_existing_events()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             # The client stays: it reconnects by itself, so a gateway started while Redis is down spools
             # its events and the recorder replays them once Redis answers.
             raise StoreUnavailable(f"redis at {self._safe_url()} unreachable: {exc}", original_error=exc) from exc
 
+    def _new_client(self) -> Any:
+        if self.cluster:
+            # Every key of the log carries one hash tag, so the whole log lives in one slot: scripts and
+            # MULTI/EXEC pipelines run on that slot's master, as on a single Redis.
+            return RedisCluster.from_url(
+                self._client_url,
+                decode_responses=True,
+                socket_timeout=self._socket_timeout_s,
+                socket_connect_timeout=self._connect_timeout_s,
+            )
+        return aioredis.Redis.from_url(
+            self._client_url,
+            decode_responses=True,
+            socket_timeout=self._socket_timeout_s,
+            socket_connect_timeout=self._connect_timeout_s,
+            health_check_interval=30,
+        )
+
     def _safe_url(self) -> str:
         parts = urlsplit(self._client_url)
         host = parts.hostname or ""
-        return f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path}"
+        scheme = parts.scheme + ("+cluster" if self.cluster else "")
+        return f"{scheme}://{host}:{parts.port or 6379}{parts.path}"
 
     async def _check_persistence(self) -> None:
         try:
@@ -190,7 +211,7 @@ class RedisConsentLog:
             client, self._client = self._client, None
             try:
                 await client.aclose()
-            except (RedisError, OSError):
+            except REDIS_ERRORS:
                 logger.debug("error while closing the Redis connection", exc_info=True)
 
     def _unavailable(self, operation: str, exc: BaseException) -> StoreUnavailable:
@@ -245,7 +266,7 @@ class RedisConsentLog:
             )
         try:
             await self._append_script(keys=keys.keys, args=[dumps(rows), b"".join(bodies), dumps(increments)])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("append", exc) from exc
 
     async def _rewrite(self, events: Sequence[ConsentEvent]) -> None:
@@ -261,7 +282,7 @@ class RedisConsentLog:
             await self.client.hset(self._k_erasures, consent_id, now_ms)
             events = [e for e in await self.history(consent_id) if e.erased_at_ms is None]
             await self._rewrite([erase_personal(e, now_ms=now_ms) for e in events])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("erase", exc) from exc
         await self._rewrite_append_only_file()
         return len(events)
@@ -269,7 +290,7 @@ class RedisConsentLog:
     async def claim(self, key: str, ttl_seconds: float) -> bool:
         try:
             claimed = await self.client.set(f"{self._tag}once:{key}", b"1", nx=True, px=max(1, int(ttl_seconds * 1000)))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("claim", exc) from exc
         return bool(claimed)
 
@@ -327,7 +348,7 @@ class RedisConsentLog:
                 if stale:
                     await self._rewrite(stale)
                     ips += len(stale)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("purge", exc) from exc
         return PurgeResult(events_deleted=deleted, ips_removed=ips)
 
@@ -383,14 +404,14 @@ class RedisConsentLog:
     async def get(self, event_id: str) -> ConsentEvent | None:
         try:
             return (await self._load([event_id]))[0]
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("get", exc) from exc
 
     async def history(self, consent_id: str) -> list[ConsentEvent]:
         try:
             members = await self.client.zrange(self._k_consent + consent_id, 0, -1)
             return [e for e in await self._load([m.split(":", 1)[1] for m in members]) if e is not None]
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("history", exc) from exc
 
     async def _scan(
@@ -427,7 +448,7 @@ class RedisConsentLog:
                 events.append(event)
                 if len(events) > limit:
                     break
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("query", exc) from exc
         if len(events) > limit:
             last = events[limit - 1]
@@ -442,7 +463,7 @@ class RedisConsentLog:
             if days is not None:
                 return sum(c.events for c in await self._daily_counters(days))
             return sum([1 async for _ in self._scan(filters, descending=False)])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("count", exc) from exc
 
     async def stats(self, filters: EventFilter, *, by: str) -> list[StatRow]:
@@ -456,7 +477,7 @@ class RedisConsentLog:
                     cells.extend(read_counter_hash(raw))
                 return aggregates.stat_rows(cells)
             return stats_of([e async for e in self._scan(filters, descending=False)], by)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("stats", exc) from exc
 
     async def daily_counts(self, filters: EventFilter) -> list[DayCount]:
@@ -465,7 +486,7 @@ class RedisConsentLog:
             if days is not None:
                 return await self._daily_counters(days)
             return day_counts_of([e async for e in self._scan(filters, descending=False)])
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("daily_counts", exc) from exc
 
     async def _counter_hashes(self, days: tuple[str | None, str | None], dim: str) -> list[tuple[str, dict[str, str]]]:
@@ -529,7 +550,7 @@ class RedisConsentLog:
         try:
             async for event in self._scan(filters, descending=False):
                 yield event
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("export", exc) from exc
 
     # -- integrity --------------------------------------------------------------------------------------
@@ -545,13 +566,13 @@ class RedisConsentLog:
                 if event is not None:
                     heads[instance] = ChainHead(seq=event.seq, hash=event.hash)
             return heads
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("chain_heads", exc) from exc
 
     async def chain_anchors(self) -> dict[str, ChainHead]:
         try:
             return await read_anchors(self.client, self._k_anchors, self.log_keys)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("chain_anchors", exc) from exc
 
     async def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
@@ -565,7 +586,7 @@ class RedisConsentLog:
                 log_keys=self.log_keys,
                 checkpoint=checkpoint,
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._unavailable("verify", exc) from exc
 
     async def write_probe(self) -> None:
@@ -579,7 +600,7 @@ class RedisConsentLog:
     async def health(self) -> dict[str, Any]:
         try:
             events = int(await self.client.hlen(self._k_ev))
-        except (RedisError, OSError, StoreUnavailable) as exc:
+        except (*REDIS_ERRORS, StoreUnavailable) as exc:
             return {"backend": "redis", "ok": False, "error": str(exc)}
         durable = self.persistence.get("appendonly") == "yes" or bool(self.persistence.get("save", "").strip())
         return {

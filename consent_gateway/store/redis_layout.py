@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from consent_gateway.errors import ConfigError
 from consent_gateway.events import ConsentEvent, event_from_dict
 from consent_gateway.store.aggregates import DAY_MS, EVENTS, Cells, day_bounds
 
@@ -271,13 +272,29 @@ def time_bound(ms: int | None, *, low: bool) -> str:
     return f"[{max(ms, 0):013d}" if low else f"({max(ms, 0):013d}"
 
 
-def split_url(url: str) -> tuple[str, str]:
-    """The URL without our ``prefix`` query parameter, and the prefix (default ``cg``)."""
+#: URL schemes of a Redis Cluster: the seed node's address; the client learns the other nodes from it.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def split_url(url: str) -> tuple[str, str, bool]:
+    """The client URL without our ``prefix`` query parameter, the prefix (default ``cg``), and whether the
+    URL names a Redis Cluster (``redis+cluster://host:port``, ``rediss+cluster://`` for TLS)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = next((v for k, v in query if k == "prefix"), "cg")
+    if not prefix or any(c in prefix for c in "{}*?[]"):
+        raise ConfigError("store.url", f"prefix {prefix!r}: use letters, digits, '-' or '_' (it becomes a hash tag)")
     rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
+    cluster = parts.scheme in CLUSTER_SCHEMES
+    if cluster:
+        if parts.path.strip("/") not in ("", "0"):
+            raise ConfigError(
+                "store.url", f"a Redis Cluster has only database 0, got {parts.path!r} in {parts.scheme}://"
+            )
+        if not parts.hostname:
+            raise ConfigError("store.url", f"expected {parts.scheme}://host:port (one node of the cluster)")
+        parts = parts._replace(scheme=CLUSTER_SCHEMES[parts.scheme], path="")
+    return urlunsplit(parts._replace(query=rest)), prefix, cluster
 
 
 def warn_if_not_durable(config: dict[str, str], where: str) -> None:

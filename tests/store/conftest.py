@@ -3,6 +3,7 @@ PostgreSQL schema of each test's own."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -150,3 +151,105 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
     yield schema
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+class RedisClusterProcesses:
+    """A Redis Cluster of three masters on loopback (``redis-server --cluster-enabled yes`` on three free ports,
+    joined by ``redis-cli --cluster create``), each with AOF and fsync always, in a folder of its own."""
+
+    def __init__(self, workdir: Path) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            missing("redis-server and redis-cli (needed to start a Redis Cluster of the tests' own)")
+        self.server, self.cli = str(server), str(cli)
+        self.workdir = workdir
+        self.ports: list[int] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def start(self) -> None:
+        while len(self.ports) < 3:
+            port = free_port()
+            if port + 10000 < 65536 and port not in self.ports and _bindable(port + 10000):  # the cluster bus
+                self.ports.append(port)
+        for port in self.ports:
+            folder = self.workdir / str(port)
+            folder.mkdir(parents=True)
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        self.server,
+                        *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)),
+                        *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                        *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+        deadline = time.monotonic() + 15
+        while not all(_redis_answers("127.0.0.1", p) for p in self.ports):
+            if time.monotonic() > deadline:
+                self.stop()
+                missing("Redis Cluster (a redis-server did not start)")
+            time.sleep(0.05)
+        created = subprocess.run(
+            [self.cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports)]
+            + ["--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if created.returncode != 0:
+            self.stop()
+            missing(
+                f"Redis Cluster (redis-cli --cluster create failed: {created.stdout[-400:]}{created.stderr[-400:]})"
+            )
+        while not all(self._cluster_ok(p) for p in self.ports):
+            if time.monotonic() > deadline + 30:
+                self.stop()
+                missing("Redis Cluster (cluster_state never became ok)")
+            time.sleep(0.1)
+
+    def _cluster_ok(self, port: int) -> bool:
+        info = subprocess.run(
+            [self.cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True, timeout=10, check=False
+        )
+        return "cluster_state:ok" in info.stdout
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
+        self.processes = []
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real 3-master Redis Cluster for the whole session (``CONSENT_GATEWAY_TEST_REDIS_CLUSTER_URL``, e.g.
+    ``redis+cluster://host:7000``, names one instead). Under ``CI=true`` failing to start it fails the tests."""
+    url = os.environ.get("CONSENT_GATEWAY_TEST_REDIS_CLUSTER_URL")
+    if url:
+        yield url
+        return
+    cluster = RedisClusterProcesses(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()

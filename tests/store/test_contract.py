@@ -917,6 +917,78 @@ class TestRedisConsentLog(ConsentLogContract):
         await log.close()
 
 
+@pytest.mark.redis
+class TestRedisClusterConsentLog(TestRedisConsentLog):
+    """The whole contract again on a real 3-master Redis Cluster (``redis+cluster://``)."""
+
+    @pytest.fixture
+    async def log(self, redis_cluster_url: str) -> AsyncIterator[ConsentLog]:
+        prefix = f"cgtest-{uuid.uuid4().hex[:12]}"
+        log = open_log(f"{redis_cluster_url}?prefix={prefix}")
+        assert isinstance(log, RedisConsentLog) and log.cluster
+        await log.open()
+        yield log
+        await log.close()
+        with self._raw(log) as raw:
+            for key in list(raw.scan_iter(match="{" + prefix + "}:*", count=1000)):
+                raw.delete(key)
+
+    def _raw(self, log: ConsentLog) -> Any:
+        assert isinstance(log, RedisConsentLog)
+        return redis_sync.RedisCluster.from_url(log._client_url, decode_responses=True)
+
+    async def test_the_whole_log_lives_in_one_slot_of_one_master(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        assert isinstance(log, RedisConsentLog)
+        await log.erase("consent-3")
+        await log.purge(events_before_ms=BASE_MS + 10 * 3_600_000, ip_before_ms=BASE_MS + DAY_MS)
+        with self._raw(log) as raw:
+            keys = list(raw.scan_iter(match="{" + log.prefix + "}:*", count=1000))
+            slots = {raw.keyslot(k) for k in keys}
+            masters = {n.name for n in raw.get_primaries()}
+        assert len(keys) > 10
+        assert len(slots) == 1
+        assert len(masters) == 3  # a real cluster: the log's slot is one master's among three
+
+    async def test_the_health_says_cluster(self, log: ConsentLog) -> None:
+        health = await log.health()
+        assert health["ok"] is True
+        assert health["url"].startswith("redis+cluster://127.0.0.1:")
+
+    # Persistence warnings are checked per server on the standalone class.
+    test_open_warns_loudly_when_redis_does_not_persist = None  # type: ignore[assignment]
+    test_open_is_quiet_when_redis_persists_every_write = None  # type: ignore[assignment]
+
+    async def test_an_unreachable_redis_is_store_unavailable(self) -> None:
+        from tests.conftest import free_port
+
+        log = open_log(f"redis+cluster://:s3cret-password@127.0.0.1:{free_port()}")
+        with pytest.raises(StoreUnavailable) as opening:
+            await log.open()
+        health = await log.health()
+        assert health["ok"] is False
+        for text in (str(opening.value), str(health)):
+            assert "s3cret" not in text
+        await log.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+cluster://127.0.0.1:7000/3", "only database 0"),
+        ("redis+cluster:///0", "host:port"),
+        ("redis://127.0.0.1:6379/0?prefix=a{b}", "hash tag"),
+    ],
+)
+def test_a_bad_redis_url_is_a_config_error_naming_the_key(url: str, message: str) -> None:
+    from consent_gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as error:
+        open_log(url)
+    assert error.value.key == "store.url"
+
+
 @pytest.mark.postgres
 class TestPostgresConsentLog(ConsentLogContract):
     @pytest.fixture

@@ -1,0 +1,355 @@
+"""The consent log at scale: load N synthetic events, then time what the privacy team and retention do.
+
+    python benchmarks/bench_scale.py [--backend sqlite|redis|postgres|all] [--events 10000000] [--days 395]
+                                     [--batch 2000] [--redis-url redis://127.0.0.1:6379/0]
+                                     [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+Events go in through the product's own append path (``EventChain`` chains and MACs each event under a log
+key, ``ConsentLog.append`` stores a batch in one transaction or script), spread over ``--days`` days ending
+today, from four writer instances. Distributions meant to look like a large French site: user agents and
+countries drawn from Zipf laws, 3 to 6 categories per site (one site per run, chosen by the seed) with their
+own grant rates, a few vendors chosen by name, three policy versions over time, daily and weekly rhythms and
+bursts (campaign days at 3-8x the volume), returning visitors.
+
+Then, timed: the dashboard overview (the store calls of ``admin/reports.py``: stats by day, country,
+browser, device, policy version and vendor, daily counts, health) over 30 and 365 days; a filtered search
+page (country + browser, 50 rows, and the page after); a visitor's history; a CSV export of one day
+(``export.stream_export``); a retention purge of the oldest month; ``logs verify`` with a checkpoint. It
+reports load rows/s, the store's size per million events and each timing.
+
+The Redis run uses a key prefix of its own, the PostgreSQL run a schema of its own, the SQLite run a
+temporary file; all are deleted afterwards (``--keep`` keeps them). On a shared machine, use a smaller
+``--events`` and say so: the timings that depend on the log's size are extrapolated honestly only if you
+state N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import calendar
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from consent_gateway.events import ConsentEvent, EventChain, LogKeys  # noqa: E402
+from consent_gateway.export import stream_export  # noqa: E402
+from consent_gateway.store import Checkpoint, ConsentLog, EventFilter, open_log  # noqa: E402
+
+DAY_MS = 86_400_000
+LOG_KEYS = LogKeys(["bench-scale-log-key-0123456789-abcdefghijklmnopqrstuvwxyz"])
+INSTANCES = 4
+
+# (browser family, device, user agent), most frequent first: drawn with Zipf weights.
+AGENTS = [
+    ("Chrome", "desktop", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0"),
+    ("Mobile Safari", "mobile", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148"),
+    ("Chrome Mobile", "mobile", "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/124.0 Mobile"),
+    ("Firefox", "desktop", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0"),
+    ("Edge", "desktop", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0 Edg/124.0"),
+    ("Safari", "desktop", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) Version/17.4 Safari/605.1.15"),
+    ("Samsung Internet", "mobile", "Mozilla/5.0 (Linux; Android 14; SM-S918B) SamsungBrowser/24.0"),
+    ("Mobile Safari", "tablet", "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) Mobile/15E148"),
+    ("Chrome Mobile", "tablet", "Mozilla/5.0 (Linux; Android 13; SM-X700) Chrome/124.0"),
+    ("Opera", "desktop", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0 OPR/109.0"),
+    ("Firefox Mobile", "mobile", "Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0"),
+    ("Chrome", "desktop", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0"),
+    ("Yandex Browser", "desktop", "Mozilla/5.0 (Windows NT 10.0) Chrome/122.0 YaBrowser/24.1"),
+    ("UC Browser", "mobile", "Mozilla/5.0 (Linux; U; Android 10) UCBrowser/13.4 Mobile"),
+    (None, "desktop", "curl/8.5.0"),
+]
+COUNTRIES = ["FR", "BE", "CH", "DE", "CA", "US", "ES", "IT", "GB", "MA", "LU", "NL", "PT", "SN", "CI", "TN", "DZ"]
+COUNTRIES += [None]
+CATEGORIES = [("analytics", 0.62), ("marketing", 0.31), ("preferences", 0.55), ("social", 0.4),
+              ("personalisation", 0.45), ("session_replay", 0.22)]  # fmt: skip
+VENDORS = ["youtube", "google-analytics", "hotjar", "facebook-pixel", "matomo", "vimeo"]
+ACTIONS = ["consent-given"] * 14 + ["consent-updated"] * 3 + ["consent-withdrawn", "gpc-applied"]
+
+
+def zipf_weights(n: int, s: float = 1.1) -> list[float]:
+    return [1 / (k**s) for k in range(1, n + 1)]
+
+
+class Synthetic:
+    """Events of one synthetic site: deterministic for a seed."""
+
+    def __init__(self, events: int, days: int, seed: int = 13) -> None:
+        self.rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible by seed
+        self.events = events
+        self.days = days
+        today = int(time.time() * 1000) // DAY_MS * DAY_MS
+        self.first_day_ms = today - (days - 1) * DAY_MS
+        self.categories = CATEGORIES[: self.rng.randint(3, 6)]
+        # Events per day: weekly rhythm, slow growth, and campaign bursts.
+        weights = []
+        for d in range(days):
+            weekday = (self.first_day_ms // DAY_MS + d + 3) % 7  # 0 = Monday
+            w = (0.75 if weekday >= 5 else 1.0) * (1 + d / days)
+            if self.rng.random() < 0.04:
+                w *= self.rng.uniform(3, 8)
+            weights.append(w)
+        total = sum(weights)
+        self.per_day = [int(events * w / total) for w in weights]
+        self.per_day[-1] += events - sum(self.per_day)
+        self.agent_weights = zipf_weights(len(AGENTS))
+        self.country_weights = zipf_weights(len(COUNTRIES), 1.4)
+        self.returning: list[str] = []
+
+    def policy(self, day: int) -> str:
+        return "2025-03" if day < self.days // 3 else "2025-09" if day < 2 * self.days // 3 else "2026-02"
+
+    def __iter__(self) -> Iterator[ConsentEvent]:
+        rng = self.rng
+        for day, count in enumerate(self.per_day):
+            start = self.first_day_ms + day * DAY_MS
+            # Most consent events come in the day's busy hours: a triangle peaking at 13:00 UTC.
+            stamps = sorted(int(rng.triangular(6, 23.99, 13) * 3_600_000) + start for _ in range(count))
+            agents = rng.choices(AGENTS, self.agent_weights, k=count)
+            countries = rng.choices(COUNTRIES, self.country_weights, k=count)
+            for ts, (browser, device, ua), country in zip(stamps, agents, countries, strict=True):
+                if self.returning and rng.random() < 0.15:
+                    consent_id = rng.choice(self.returning)
+                else:
+                    consent_id = uuid.UUID(int=rng.getrandbits(128)).hex
+                    if len(self.returning) < 50_000:
+                        self.returning.append(consent_id)
+                    else:
+                        self.returning[rng.randrange(50_000)] = consent_id
+                action = rng.choice(ACTIONS)
+                withdrawn = action == "consent-withdrawn"
+                categories = {c: (not withdrawn) and rng.random() < p for c, p in self.categories}
+                vendors = {v: rng.random() < 0.5 for v in rng.sample(VENDORS, rng.choice((0, 0, 0, 1, 2)))}
+                yield ConsentEvent(
+                    event_id=f"{ts:012x}{rng.getrandbits(80):020x}",
+                    consent_id=consent_id,
+                    action=action,
+                    categories=categories,
+                    vendors=vendors,
+                    policy_version=self.policy(day),
+                    banner_version="0123456789abcdef",
+                    timestamp_ms=ts,
+                    page_path=rng.choice(("/", "/actualites", "/sport", "/meteo", "/abonnement")),
+                    referrer_host=rng.choice((None, "www.google.com", "www.qwant.com", "t.co")),
+                    ip=f"203.0.{rng.randrange(256)}.0",
+                    user_agent=ua,
+                    browser_family=browser,
+                    browser_version="124",
+                    os_family=None,
+                    os_version=None,
+                    device_type=device,
+                    country=country,
+                    is_eu=country in ("FR", "BE", "DE", "ES", "IT", "LU", "NL", "PT"),
+                    region_rule="opt-in",
+                    gpc=action == "gpc-applied",
+                )
+
+
+async def load(log: ConsentLog, synthetic: Synthetic, batch: int) -> dict[str, float]:
+    chains = [EventChain(f"bench-scale-{i}", keys=LOG_KEYS) for i in range(INSTANCES)]
+    pending: list[ConsentEvent] = []
+    loaded = 0
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    for i, event in enumerate(synthetic):
+        pending.append(chains[i % INSTANCES].append(event))
+        if len(pending) >= batch:
+            await log.append(pending)
+            loaded += len(pending)
+            pending = []
+            if loaded % (batch * 50) == 0:
+                rate = loaded / (time.perf_counter() - start)
+                print(f"  … {loaded:,} events, {rate:,.0f}/s", file=sys.stderr, flush=True)
+    if pending:
+        await log.append(pending)
+        loaded += len(pending)
+    elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return {"events": loaded, "load_s": elapsed, "load_per_s": loaded / elapsed, "load_cpu_us": cpu / loaded * 1e6}
+
+
+async def timed(what: str, results: dict[str, Any], coro: Any) -> Any:
+    start = time.perf_counter()
+    value = await coro
+    results[what] = time.perf_counter() - start
+    return value
+
+
+async def overview(log: ConsentLog, days: int) -> None:
+    """The store calls of the dashboard's overview page for the last ``days`` whole days."""
+    today = int(time.time() * 1000) // DAY_MS * DAY_MS
+    filters = EventFilter(since_ms=today - (days - 1) * DAY_MS, until_ms=today + DAY_MS)
+    for by in ("day", "country", "browser", "device", "policy_version", "vendor"):
+        await log.stats(filters, by=by)
+    await log.daily_counts(filters)
+    await log.health()
+
+
+async def measure(log: ConsentLog, synthetic: Synthetic) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    await timed("overview_30d_s", results, overview(log, 30))
+    await timed("overview_365d_s", results, overview(log, 365))
+    today = int(time.time() * 1000) // DAY_MS * DAY_MS
+    search = EventFilter(since_ms=today - 29 * DAY_MS, country="DE", browser="Firefox")
+    page = await timed("search_page_s", results, log.query(search, limit=50))
+    if page.next_cursor:
+        await timed("search_next_page_s", results, log.query(search, limit=50, cursor=page.next_cursor))
+    await timed("search_count_s", results, log.count(search))
+    visitors = synthetic.returning[:20]
+    start = time.perf_counter()
+    for consent_id in visitors:
+        await log.history(consent_id)
+    results["history_s"] = (time.perf_counter() - start) / len(visitors)
+    day = EventFilter(since_ms=today - 2 * DAY_MS, until_ms=today - DAY_MS)
+    categories = [c for c, _ in synthetic.categories]
+
+    async def export_day() -> int:
+        return sum([len(chunk) async for chunk in stream_export(log.export(day), "csv", categories)])
+
+    results["export_day_bytes"] = await timed("export_day_s", results, export_day())
+    results["export_day_rows"] = await log.count(day)
+    checkpoint = Checkpoint(heads=await log.chain_heads(), created_at_ms=int(time.time() * 1000))
+    verified = await timed("verify_s", results, log.verify(checkpoint))
+    results["verify_ok"] = verified.ok
+    results["verify_per_s"] = verified.events_checked / results["verify_s"]
+    # Retention: the oldest month goes (a whole calendar month on PostgreSQL: its partition is dropped).
+    first = time.gmtime(synthetic.first_day_ms / 1000)
+    month_after = (first.tm_year + (first.tm_mon == 12), first.tm_mon % 12 + 1)
+    cutoff = calendar.timegm((*month_after, 1, 0, 0, 0)) * 1000
+    purged = await timed("purge_month_s", results, log.purge(events_before_ms=cutoff, ip_before_ms=0))
+    results["purge_month_events"] = purged.events_deleted
+    return results
+
+
+def disk_bytes(backend: str, url: str, path: Path | None) -> int:
+    if backend == "sqlite" and path is not None:
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    if backend == "postgres":
+        import psycopg
+
+        base, schema = url.split("?schema=", 1)
+        with psycopg.connect(base, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class AS c"
+                " JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+                (schema,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+    import redis
+
+    base, prefix = url.split("?prefix=", 1)
+    total = 0
+    with redis.Redis.from_url(base) as client:
+        keys = list(client.scan_iter(match="{" + prefix + "}:*", count=5000))
+        for i in range(0, len(keys), 5000):
+            pipe = client.pipeline(transaction=False)
+            for key in keys[i : i + 5000]:
+                pipe.memory_usage(key, samples=0)
+            total += sum(int(n or 0) for n in pipe.execute())
+    return total
+
+
+def cleanup(backend: str, url: str, path: Path | None) -> None:
+    if backend == "sqlite" and path is not None:
+        for p in path.parent.glob(path.name + "*"):
+            p.unlink()
+    elif backend == "postgres":
+        import psycopg
+
+        base, schema = url.split("?schema=", 1)
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    elif backend == "redis":
+        import redis
+
+        base, prefix = url.split("?prefix=", 1)
+        with redis.Redis.from_url(base) as client:
+            keys = list(client.scan_iter(match="{" + prefix + "}:*", count=5000))
+            for i in range(0, len(keys), 5000):
+                client.delete(*keys[i : i + 5000])
+
+
+async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    path: Path | None = None
+    if backend == "sqlite":
+        path = Path(tempfile.mkdtemp(prefix="cg-scale-")) / "consent.db"
+        url = f"sqlite:///{path}"
+    elif backend == "redis":
+        url = f"{args.redis_url}?prefix=bench-scale-{tag}"
+    else:
+        url = f"{args.postgres_url}?schema=bench_scale_{tag}"
+    log = open_log(url, log_keys=LOG_KEYS)
+    await log.open()
+    synthetic = Synthetic(args.events, args.days)
+    try:
+        print(f"{backend}: loading {args.events:,} events over {args.days} days…", file=sys.stderr, flush=True)
+        results = await load(log, synthetic, args.batch)
+        results["disk_bytes_per_million"] = disk_bytes(backend, url, path) / results["events"] * 1e6
+        results.update(await measure(log, synthetic))
+    finally:
+        await log.close()
+        if not args.keep:
+            cleanup(backend, url, path)
+    return results
+
+
+def report(backend: str, r: dict[str, Any]) -> str:
+    ms = {k: v * 1000 for k, v in r.items() if k.endswith("_s") and k != "load_s"}
+    return (
+        f"{backend:9} {r['events']:,} events: load {r['load_per_s']:,.0f}/s ({r['load_cpu_us']:.0f} µs CPU/event"
+        f" in this process), {r['disk_bytes_per_million'] / 1e6:,.0f} MB per million events\n"
+        f"          overview 30 d {ms['overview_30d_s']:.0f} ms, 365 d {ms['overview_365d_s']:.0f} ms;"
+        f" search page {ms['search_page_s']:.1f} ms (next {ms.get('search_next_page_s', 0):.1f} ms,"
+        f" count {ms['search_count_s']:.0f} ms); visitor history {ms['history_s']:.1f} ms\n"
+        f"          CSV export of one day ({r['export_day_rows']:,} rows) {ms['export_day_s']:.0f} ms;"
+        f" verify with checkpoint {ms['verify_s'] / 1000:.1f} s ({r['verify_per_s']:,.0f} events/s,"
+        f" {'OK' if r['verify_ok'] else 'BROKEN'}); purge of the oldest month ({r['purge_month_events']:,}"
+        f" events) {ms['purge_month_s']:.0f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "redis", "postgres", "all"], default="all")
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=395, help="days the events span, ending today")
+    parser.add_argument("--batch", type=int, default=2000, help="events per append (one transaction)")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("CONSENT_GATEWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CONSENT_GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the loaded log (prints where)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+    args = parser.parse_args()
+    backends = ["sqlite", "redis", "postgres"] if args.backend == "all" else [args.backend]
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    figures = {}
+    for backend in backends:
+        figures[backend] = results = asyncio.run(run_backend(backend, args))
+        print(report(backend, results), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"events": args.events, "backends": figures}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
