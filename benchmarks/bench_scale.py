@@ -14,8 +14,8 @@ bursts (campaign days at 3-8x the volume), returning visitors.
 Then, timed: the dashboard overview (the store calls of ``admin/reports.py``: stats by day, country,
 browser, device, policy version and vendor, daily counts, health) over 30 and 365 days; a filtered search
 page (country + browser, 50 rows, and the page after); a visitor's history; a CSV export of one day
-(``export.stream_export``); a retention purge of the oldest month; ``logs verify`` with a checkpoint. It
-reports load rows/s, the store's size per million events and each timing.
+(``export.stream_export``); a retention purge of the oldest whole month (and the days before it);
+``logs verify`` with a checkpoint. It reports load rows/s, the store's size per million events and each timing.
 
 The Redis run uses a key prefix of its own, the PostgreSQL run a schema of its own, the SQLite run a
 temporary file; all are deleted afterwards (``--keep`` keeps them). On a shared machine, use a smaller
@@ -223,10 +223,13 @@ async def measure(log: ConsentLog, synthetic: Synthetic) -> dict[str, Any]:
     verified = await timed("verify_s", results, log.verify(checkpoint))
     results["verify_ok"] = verified.ok
     results["verify_per_s"] = verified.events_checked / results["verify_s"]
-    # Retention: the oldest month goes (a whole calendar month on PostgreSQL: its partition is dropped).
+    # Retention: everything before the end of the first whole calendar month goes (the partial first month
+    # and one whole one; on PostgreSQL their partitions are dropped).
     first = time.gmtime(synthetic.first_day_ms / 1000)
-    month_after = (first.tm_year + (first.tm_mon == 12), first.tm_mon % 12 + 1)
-    cutoff = calendar.timegm((*month_after, 1, 0, 0, 0)) * 1000
+    year, month = first.tm_year, first.tm_mon
+    for _ in range(2):
+        year, month = year + (month == 12), month % 12 + 1
+    cutoff = calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
     purged = await timed("purge_month_s", results, log.purge(events_before_ms=cutoff, ip_before_ms=0))
     results["purge_month_events"] = purged.events_deleted
     return results
@@ -315,7 +318,7 @@ def report(backend: str, r: dict[str, Any]) -> str:
         f" count {ms['search_count_s']:.0f} ms); visitor history {ms['history_s']:.1f} ms\n"
         f"          CSV export of one day ({r['export_day_rows']:,} rows) {ms['export_day_s']:.0f} ms;"
         f" verify with checkpoint {ms['verify_s'] / 1000:.1f} s ({r['verify_per_s']:,.0f} events/s,"
-        f" {'OK' if r['verify_ok'] else 'BROKEN'}); purge of the oldest month ({r['purge_month_events']:,}"
+        f" {'OK' if r['verify_ok'] else 'BROKEN'}); purge of the oldest months ({r['purge_month_events']:,}"
         f" events) {ms['purge_month_s']:.0f} ms"
     )
 
