@@ -318,10 +318,13 @@ class RedisConsentLog:
         if self.persistence.get("appendonly") != "yes":
             return
         try:
-            await self.client.bgrewriteaof()
+            if self.cluster:  # a command without a key: each primary rewrites its own file
+                await self.client.bgrewriteaof(target_nodes=RedisCluster.PRIMARIES)
+            else:
+                await self.client.bgrewriteaof()
         except ResponseError as exc:  # one already running, or CONFIG/BGREWRITEAOF disabled (managed Redis)
             logger.warning("after an erasure, BGREWRITEAOF was refused (%s): run it once the current one ends", exc)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("after an erasure, BGREWRITEAOF failed: %s", exc)
 
     async def purge(self, *, events_before_ms: int, ip_before_ms: int) -> PurgeResult:
