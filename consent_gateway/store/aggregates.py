@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from consent_gateway.events import ConsentEvent
 from consent_gateway.store.base import VENDOR_CATEGORY, DayCount, EventFilter, StatRow
 
 DAY_MS: Final = 86_400_000
@@ -85,6 +86,18 @@ class Cells:
 
     def __init__(self) -> None:
         self.cells: dict[CellKey, list[int]] = {}
+
+    def add_event(self, event: ConsentEvent) -> None:
+        """Count one stored event (its anonymous fields only)."""
+        self.add(
+            timestamp_ms=event.timestamp_ms,
+            country=event.country,
+            browser=event.browser_family,
+            device=event.device_type,
+            policy_version=event.policy_version,
+            categories=event.categories,
+            vendors=event.vendors,
+        )
 
     def add(
         self,

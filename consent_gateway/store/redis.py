@@ -524,15 +524,7 @@ class RedisConsentLog:
         cells = aggregates.Cells()
         visitor_days: set[tuple[str, str]] = set()
         async for e in self._scan(EventFilter(), descending=False):
-            cells.add(
-                timestamp_ms=e.timestamp_ms,
-                country=e.country,
-                browser=e.browser_family,
-                device=e.device_type,
-                policy_version=e.policy_version,
-                categories=e.categories,
-                vendors=e.vendors,
-            )
+            cells.add_event(e)
             visitor_days.add((day_of(e.timestamp_ms), e.consent_id))
         for day, _ in visitor_days:
             cells.cells.setdefault((day, aggregates.VISITORS, "", ""), [0, 0])[0] += 1

@@ -193,15 +193,7 @@ def increments_of(cells: Cells, counter_key: Callable[[str, str], str], keys: Ba
 
 def event_cells(event: ConsentEvent) -> Cells:
     cells = Cells()
-    cells.add(
-        timestamp_ms=event.timestamp_ms,
-        country=event.country,
-        browser=event.browser_family,
-        device=event.device_type,
-        policy_version=event.policy_version,
-        categories=event.categories,
-        vendors=event.vendors,
-    )
+    cells.add_event(event)
     return cells
 
 
