@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from consent_gateway.events import ChainHead, ChainVerifier, ConsentEvent, LogKeys, anchor_text
+from consent_gateway.inventory.records import InventoryEntry, InventoryPage, InventoryQuery, InventorySize
 
 FORGED_ANCHOR = "forged purge anchor: its MAC does not verify, so the events before it were not purged by retention"
 OUTSIDE_CHAINS = "event outside any chain: no writer's chain holds it, so nothing proves it was recorded"
@@ -367,6 +368,18 @@ class ConsentLog(Protocol):
     async def state_incr(self, name: str, ttl_ms: int) -> int:
         """Add one to the counter ``name`` and return it; a missing or expired counter starts at 1 and
         expires ``ttl_ms`` later (a fixed window)."""
+
+    # -- the inventory of what the site uses (inventory/records.py): shared by every instance -------------
+
+    async def merge_inventory(self, entries: Iterable[InventoryEntry]) -> None:
+        """Merge a batch of sightings, atomically and commutatively (counts add, first seen min, last seen
+        max, element kinds OR, the smallest sample paths, descriptions from the latest sighting)."""
+
+    async def read_inventory(self, query: InventoryQuery) -> InventoryPage:
+        """The selected entries, most recently seen first (then kind, key), one page of them."""
+
+    async def inventory_size(self) -> InventorySize:
+        """Entries per kind, and third-party hosts nobody classified."""
 
 
 class ChainWalk:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -37,7 +37,16 @@ from consent_gateway.events import (
     anchor_text,
     event_from_values,
 )
-from consent_gateway.store import aggregates
+from consent_gateway.inventory.records import (
+    HOST,
+    UNCLASSIFIED,
+    InventoryEntry,
+    InventoryPage,
+    InventoryQuery,
+    InventorySize,
+    merge_all,
+)
+from consent_gateway.store import aggregates, inventory_sql
 from consent_gateway.store.base import (
     STAT_GROUPS,
     VENDOR_CATEGORY,
@@ -558,6 +567,39 @@ class PostgresConsentLog:
             return int(row[0]) if row else 1
 
         return await self._write("state_incr", run)
+
+    # -- the inventory (inventory/records.py, store/inventory_sql.py) -------------------------------------
+
+    async def merge_inventory(self, entries: Iterable[InventoryEntry]) -> None:
+        batch = merge_all(entries)
+        if not batch:
+            return
+        columns = inventory_sql.postgres_columns(batch)
+
+        async def run(conn: Conn) -> None:
+            await conn.execute(inventory_sql.POSTGRES_MERGE, columns)
+
+        await self._write("merge_inventory", run)
+
+    async def read_inventory(self, query: InventoryQuery) -> InventoryPage:
+        page_sql, page_params, count_sql, count_params = inventory_sql.read_statements(query, "%s")
+
+        async def run(conn: Conn) -> InventoryPage:
+            rows = await (await conn.execute(page_sql, page_params)).fetchall()
+            counted = await (await conn.execute(count_sql, count_params)).fetchone()
+            total = int(counted[0]) if counted else 0
+            return InventoryPage([inventory_sql.entry_from_row(row) for row in rows], total)
+
+        return await self._read("read_inventory", run)
+
+    async def inventory_size(self) -> InventorySize:
+        async def run(conn: Conn) -> InventorySize:
+            rows = await (await conn.execute(inventory_sql.SIZE_SQL)).fetchall()
+            sql = inventory_sql.UNCLASSIFIED_HOSTS_SQL.format(p="%s")
+            counted = await (await conn.execute(sql, (HOST, UNCLASSIFIED))).fetchone()
+            return InventorySize({str(k): int(n) for k, n in rows}, int(counted[0]) if counted else 0)
+
+        return await self._read("inventory_size", run)
 
 
 #: now on the server's clock, in ms: every instance agrees on when a lease or a session ends

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from consent_gateway.events import EVENT_FIELDS, PERSONAL_FIELDS, ConsentEvent
-from consent_gateway.store import aggregates
+from consent_gateway.store import aggregates, inventory_sql
 from consent_gateway.store.base import EventFilter
 
 #: Fields kept apart from the chained record, with the salts that commit to them.
@@ -147,6 +147,8 @@ MIGRATIONS: tuple[str, ...] = (
     aggregates.CREATE_TABLE
     + ";"
     + aggregates.upsert(aggregates.cells_select("events", aggregates.POSTGRES, visitors=True)),
+    # 6: the inventory of what the site really uses (inventory/records.py, store/inventory_sql.py).
+    inventory_sql.POSTGRES_MIGRATION,
 )
 
 GROUP_EXPR = {

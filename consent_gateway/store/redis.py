@@ -18,6 +18,7 @@ passed in ``KEYS``)::
     {cg}:once:<key>         STRING single-use keys (sync tokens), expiring on their own (SET NX PX)
     {cg}:users              HASH  HMAC of a user id → {"consent_id", "value", "at"}: the user's latest choice
     {cg}:state:<name>       STRING  a lease holder or shared state (store/coordination.py), with a TTL
+    {cg}:inv:<kind>         HASH  the inventory of what the site uses: entry key → JSON (redis_inventory.py)
 
 Appends are one Lua script per batch: atomic, and idempotent by event id (``HSETNX``; the indexes are
 written only for a new event), so a replayed spool never doubles anything. Lexicographic members make
@@ -32,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,7 +50,8 @@ from consent_gateway.events import (
     erase_personal,
     event_to_dict,
 )
-from consent_gateway.store import aggregates
+from consent_gateway.inventory.records import InventoryEntry, InventoryPage, InventoryQuery, InventorySize
+from consent_gateway.store import aggregates, redis_inventory
 from consent_gateway.store.aggregates import day_of
 from consent_gateway.store.base import (
     STAT_GROUPS,
@@ -143,6 +145,7 @@ class RedisConsentLog:
         self._release_script: Any = None
         self._incr_script: Any = None
         self._purge_script: Any = None
+        self._inventory_script: Any = None
         self.persistence: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -162,6 +165,7 @@ class RedisConsentLog:
         self._release_script = self._client.register_script(RELEASE_LUA)
         self._incr_script = self._client.register_script(INCR_LUA)
         self._purge_script = self._client.register_script(PURGE_LUA)
+        self._inventory_script = self._client.register_script(redis_inventory.MERGE_LUA)
         try:
             await self._client.ping()
             await self._check_persistence()
@@ -652,3 +656,23 @@ class RedisConsentLog:
             return int(await self._incr_script(keys=[self._k_state + name], args=[max(1, ttl_ms)]))
         except (RedisError, OSError) as exc:
             raise self._unavailable("state_incr", exc) from exc
+
+    # -- the inventory (inventory/records.py, store/redis_inventory.py) -----------------------------------
+
+    async def merge_inventory(self, entries: Iterable[InventoryEntry]) -> None:
+        try:
+            await redis_inventory.merge(self.client, self._inventory_script, self._tag, entries)
+        except REDIS_ERRORS as exc:
+            raise self._unavailable("merge_inventory", exc) from exc
+
+    async def read_inventory(self, query: InventoryQuery) -> InventoryPage:
+        try:
+            return await redis_inventory.read(self.client, self._tag, query)
+        except REDIS_ERRORS as exc:
+            raise self._unavailable("read_inventory", exc) from exc
+
+    async def inventory_size(self) -> InventorySize:
+        try:
+            return await redis_inventory.size(self.client, self._tag)
+        except REDIS_ERRORS as exc:
+            raise self._unavailable("inventory_size", exc) from exc

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +34,16 @@ from consent_gateway.events import (
     erase_late,
     erase_personal,
 )
-from consent_gateway.store import aggregates
+from consent_gateway.inventory.records import (
+    HOST,
+    UNCLASSIFIED,
+    InventoryEntry,
+    InventoryPage,
+    InventoryQuery,
+    InventorySize,
+    merge_all,
+)
+from consent_gateway.store import aggregates, inventory_sql
 from consent_gateway.store.base import (
     STAT_GROUPS,
     VENDOR_CATEGORY,
@@ -528,6 +537,43 @@ class SQLiteConsentLog:
             return int(row[0])
 
         return await self._write("state_incr", run)
+
+    # -- the inventory (inventory/records.py, store/inventory_sql.py) -------------------------------------
+
+    async def merge_inventory(self, entries: Iterable[InventoryEntry]) -> None:
+        rows = [inventory_sql.entry_row(e) for e in merge_all(entries)]
+        if not rows:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(inventory_sql.SQLITE_MERGE, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._write("merge_inventory", run)
+
+    async def read_inventory(self, query: InventoryQuery) -> InventoryPage:
+        page_sql, page_params, count_sql, count_params = inventory_sql.read_statements(query, "?")
+
+        def run(conn: sqlite3.Connection) -> InventoryPage:
+            rows = conn.execute(page_sql, page_params).fetchall()
+            total = int(conn.execute(count_sql, count_params).fetchone()[0])
+            return InventoryPage([inventory_sql.entry_from_row(row) for row in rows], total)
+
+        return await self._read("read_inventory", run)
+
+    async def inventory_size(self) -> InventorySize:
+        def run(conn: sqlite3.Connection) -> InventorySize:
+            by_kind = {str(k): int(n) for k, n in conn.execute(inventory_sql.SIZE_SQL).fetchall()}
+            sql = inventory_sql.UNCLASSIFIED_HOSTS_SQL.format(p="?")
+            unclassified = int(conn.execute(sql, (HOST, UNCLASSIFIED)).fetchone()[0])
+            return InventorySize(by_kind, unclassified)
+
+        return await self._read("inventory_size", run)
 
 
 _PUT_STATE = (

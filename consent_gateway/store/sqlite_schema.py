@@ -21,7 +21,7 @@ import orjson
 
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.events import EVENT_FIELDS, ConsentEvent, event_from_values
-from consent_gateway.store import aggregates
+from consent_gateway.store import aggregates, inventory_sql
 from consent_gateway.store.base import EventFilter
 
 logger = logging.getLogger("consent_gateway.store.sqlite")
@@ -145,6 +145,8 @@ MIGRATIONS: tuple[str, ...] = (
     aggregates.CREATE_TABLE
     + ";"
     + aggregates.upsert(aggregates.cells_select("events", aggregates.SQLITE, visitors=True)),
+    # 9: the inventory of what the site really uses (inventory/records.py, store/inventory_sql.py).
+    inventory_sql.SQLITE_MIGRATION,
 )
 
 #: The counters of the events a batch added (``rowid_`` above the largest before it), and the visitor-days
