@@ -167,8 +167,11 @@ def _safe_url(url: str) -> str:
 class Banner:
     """Renders the banner's head fragment and serves its assets, for one configuration."""
 
-    def __init__(self, config: Config, catalog: Catalog) -> None:
+    def __init__(self, config: Config, catalog: Catalog, *, used_vendors: frozenset[str] | None = None) -> None:
+        """:param used_vendors: the vendors the site really uses (the inventory's, the owner's): the second
+        layer lists only those, unless ``[banner] vendors`` names them; None or empty lists the catalog."""
         self._config = config
+        self._used_vendors = used_vendors
         self.languages = self._languages(config)
         self.default_language = config.banner.default_language
         if self.default_language not in self.languages:
@@ -201,7 +204,7 @@ class Banner:
         """What every visitor is shown: texts, categories, the vendors of configured categories, theme."""
         banner_config = config.banner
         category_ids = {category.id for category in config.categories}
-        listed = set(banner_config.vendors)
+        listed = set(banner_config.vendors) or set(self._used_vendors or ())
         vendors = [
             vendor
             for vendor in catalog.vendors.values()

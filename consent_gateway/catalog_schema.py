@@ -66,6 +66,9 @@ class VendorRule:
     source: str = ""
     #: what the tags do (one of ROLES); finer than the category
     role: str = ""
+    #: what the vendor does for this site, in the owner's words (the cookie declaration shows it); for a
+    #: vendor of a required category, why it is strictly necessary
+    purpose: str = ""
     #: host patterns, matched label-aligned anywhere in the URL's host (see docs/architecture.md)
     script_hosts: tuple[str, ...] = ()
     iframe_hosts: tuple[str, ...] = ()
@@ -83,7 +86,7 @@ class VendorRule:
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(VendorRule))
-_STRING_FIELDS = ("id", "category", "name", "policy_url", "source", "role")
+_STRING_FIELDS = ("id", "category", "name", "policy_url", "source", "role", "purpose")
 _RULE_FIELDS = ("cookies", "storage")
 _URL_FIELDS = ("policy_url", "source")
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import os
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -25,23 +25,20 @@ from ._types import ASGIApp, Message, Receive, Scope, Send
 from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts
 from .admin import build_admin_app
 from .admin.audit import AuditLog, audit_path
-from .banner import CLEAN_COOKIE, Banner
-from .catalog import Catalog
 from .codings import decodable_accept_encoding
 from .collect import BeaconForwarder, collect_route
 from .config import Config, load_config
 from .consent import ConsentCodec
 from .consent_cookie import host_name
-from .cookies import CookieFilter
-from .csp import BackstopPolicy
 from .csp_report import CSPReportEndpoint
 from .decision import Decision
 from .enrich import Enricher
-from .html import HoldbackRewriter, make_inert
+from .errors import StoreUnavailable
 from .network import ForwardedScheme, peer_is_trusted
 from .responder import Responder
 from .routes import ConsentAPI
 from .signing import load_secret_keys
+from .site_rules import ClassificationStore, RulesWatcher, SiteRules
 from .store import ConsentLog, EventRecorder, open_log
 from .store.coordination import StoreLease
 from .store.erasure_queue import ErasureQueue, QueuedErasure
@@ -52,44 +49,7 @@ from .sync import SisterDomains
 from .thirdparty import site_catalog
 from .visitor import DECISION_SCOPE_KEY, RECORD_SCOPE_KEY, REPAIR_SCOPE_KEY, VisitorReader, parse_cookies
 
-#: Google tags that honour Consent Mode: in "advanced" mode they load before consent, with every signal
-#: denied by the banner's `consent default`, and send only cookieless pings until `consent update`.
-CONSENT_MODE_VENDORS = frozenset({"google-analytics", "google-tag-manager", "google-ads"})
-_CLEAN_MARK = f"{CLEAN_COOKIE}=".encode()
-
-
-class PageRewriters:
-    """Makes each page's `HoldbackRewriter`: the banner in the visitor's language, the decision to apply."""
-
-    def __init__(self, config: Config, catalog: Catalog, banner: Banner) -> None:
-        self._catalog = catalog
-        self._banner = banner
-        self._max_buffer_bytes = config.gateway.rewrite_max_buffer_bytes
-        self.max_decoded_bytes = config.gateway.html_max_decoded_bytes
-        self.compress = config.gateway.compress
-        self._advanced_consent_mode = config.banner.consent_mode == "advanced"
-        self._languages: dict[str | None, str | None] = {}
-
-    def new(self, scope: Scope, decision: Decision, nonce: str | None) -> HoldbackRewriter:
-        accept_language = _header(scope, b"accept-language")
-        try:
-            language = self._languages[accept_language]
-        except KeyError:
-            language = self._banner.language_for(accept_language)
-            if len(self._languages) < 1024:  # browsers send a few hundred distinct headers at most
-                self._languages[accept_language] = language
-        # the page a withdrawal reloads (HTTP/2 may split the Cookie header: look at each)
-        clean = any(key == b"cookie" and _CLEAN_MARK in value for key, value in scope["headers"])
-        head = self._banner.head_html(decision=decision, language=language, nonce=nonce, clean=clean)
-        if self._advanced_consent_mode:
-            loaded = CONSENT_MODE_VENDORS - decision.vendors_refused
-            decision = replace(decision, vendors_granted=decision.vendors_granted | loaded)
-        return HoldbackRewriter(self._catalog, decision, head, max_buffer_bytes=self._max_buffer_bytes)
-
-    @staticmethod
-    def make_inert(chunk: bytes) -> bytes:
-        return make_inert(chunk)
-
+logger = logging.getLogger("consent_gateway.middleware")
 
 class ConsentGateway:
     """Makes the wrapped ASGI app honour each visitor's cookie choices.
@@ -115,7 +75,6 @@ class ConsentGateway:
         self._prefix_slash = self.prefix + "/"
         proxies = tuple(ipaddress.ip_network(n, strict=False) for n in config.gateway.trusted_proxies)
         self._forwarded_scheme = ForwardedScheme(proxies) if proxies else None
-        self.catalog = site_catalog(config)
         keys = list(secret_keys) if secret_keys else load_secret_keys(config)
         self.codec = ConsentCodec(config, keys)
         self.enricher = Enricher(
@@ -130,19 +89,20 @@ class ConsentGateway:
             region_countries=config.regions.countries,
         )
         self.visitors = VisitorReader(config, self.codec, self.enricher)
-        self.banner = Banner(config, self.catalog)
-        self.cookie_filter = CookieFilter(
-            self.catalog,
-            config.cookie.name,
-            block_unknown=config.gateway.unknown_cookies == "block",
-            tracker_max_age_seconds=config.cookie.tracker_max_age_days * 24 * 3600,
-            exempt_categories=config.required_categories,
-        )
         self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}"
         log_keys = load_log_keys(config.data_path)
         self.log = log if log is not None else open_log(config.store_url, log_keys=log_keys)
         if getattr(self.log, "log_keys", log_keys) is None:
             self.log.log_keys = log_keys  # type: ignore[attr-defined]  # a backend opened by the caller
+        # The catalog and all built from it; the privacy team's classifications reach it without a restart.
+        self.classifications = ClassificationStore(self.log)
+        self.rules_watcher = RulesWatcher(config, site_catalog(config), self.classifications, self._install_rules)
+        rules = self.rules_watcher.rules
+        self.catalog = rules.catalog
+        self.banner = rules.banner
+        self.cookie_filter = rules.cookie_filter
+        self.rewriters = rules.rewriters
+        self.csp = rules.csp
         recorder = EventRecorder(
             self.log,
             spool_path=config.spool_path,
@@ -177,7 +137,7 @@ class ConsentGateway:
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
         extra_routes: list[BaseRoute] = [self.collect_route]
-        self.csp = self._backstop_policy(config)
+        self.csp_reports: CSPReportEndpoint | None = None
         if self.csp is not None:
             self.csp_reports = CSPReportEndpoint(config, self.catalog, self.visitors, choosable=self.csp.choosable)
             extra_routes.append(Route(f"{self.prefix}/csp-report", self.csp_reports.handle, methods=["POST"]))
@@ -196,14 +156,21 @@ class ConsentGateway:
             accounts=self.accounts,
             extra_routes=extra_routes,
         )
-        self.rewriters = PageRewriters(config, self.catalog, self.banner)
         self._proxies = proxies
 
-    def _backstop_policy(self, config: Config) -> BackstopPolicy | None:
-        if config.csp.mode == "off":
-            return None
-        advanced = config.banner.consent_mode == "advanced"
-        return BackstopPolicy(config, self.catalog, always_loaded=CONSENT_MODE_VENDORS if advanced else frozenset())
+    def _install_rules(self, rules: SiteRules) -> None:
+        """Swap in rules built from a new catalog: no await here, so no request sees half of them."""
+        self.catalog = rules.catalog
+        self.banner = rules.banner
+        self.cookie_filter = rules.cookie_filter
+        self.rewriters = rules.rewriters
+        self.csp = rules.csp
+        self.api.use_rules(rules.catalog, rules.banner)
+        if self.csp_reports is not None:
+            self.csp_reports.catalog = rules.catalog
+        forwarder = self.collect_route.endpoint
+        if isinstance(forwarder, BeaconForwarder):
+            forwarder.vendors = rules.catalog.vendors
 
     # -- the request path
 
@@ -211,6 +178,7 @@ class ConsentGateway:
         if self._forwarded_scheme is not None:
             self._forwarded_scheme(scope)
         if scope["type"] == "http":
+            self.rules_watcher.poke()
             if self.accounts.header:
                 self._user_from_request(scope)
             path: str = scope["path"]
@@ -315,10 +283,16 @@ class ConsentGateway:
     # -- start and stop of the consent log
 
     async def ensure_started(self) -> None:
-        """Open the log and replay the spool once; called lazily, since not every server sends lifespan."""
+        """Open the log and replay the spool once; called lazily, since not every server sends lifespan.
+        With lifespan, the privacy team's classifications are in force before the first page."""
         await self.keeper.ensure_started()
+        try:
+            await self.rules_watcher.refresh()
+        except (StoreUnavailable, OSError) as exc:
+            logger.warning("classifications not loaded at start (the store did not answer: %s)", exc)
 
     async def aclose(self) -> None:
+        await self.rules_watcher.aclose()
         await self.keeper.aclose()
         forwarder = self.collect_route.endpoint
         if isinstance(forwarder, BeaconForwarder):

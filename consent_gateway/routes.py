@@ -123,6 +123,13 @@ class ConsentAPI:
         ]
         self.router = Router(routes=routes, default=self.not_found)
 
+    def use_rules(self, catalog: Catalog, banner: Banner) -> None:
+        """A new catalog and banner (the privacy team classified something): swapped in without awaiting."""
+        self.catalog = catalog
+        self.banner = banner
+        self.choice_body = ChoiceBody(self.config, catalog, self.optional_categories)
+        self.precompressed = Precompressed()  # banner-data.js changed with the vendors it lists
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         scope.setdefault("app", self)  # so the router raises HTTPException (405) for us to answer in JSON
         try:

@@ -25,6 +25,7 @@ from consent_gateway.store.base import (
     EventPage,
     PurgeResult,
     StatRow,
+    StoredDocument,
     VerifyResult,
 )
 from consent_gateway.store.recorder import EventRecorder
@@ -39,6 +40,7 @@ __all__ = [
     "EventRecorder",
     "PurgeResult",
     "StatRow",
+    "StoredDocument",
     "VerifyResult",
     "open_log",
 ]

@@ -112,6 +112,15 @@ class DayCount:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A named document shared by every instance (the classification overlay), with its version: 1 for the
+    first write, one more for each later one."""
+
+    version: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeResult:
     events_deleted: int
     ips_removed: int
@@ -380,6 +389,18 @@ class ConsentLog(Protocol):
 
     async def inventory_size(self) -> InventorySize:
         """Entries per kind, and third-party hosts nobody classified."""
+
+    # -- shared documents: settings the privacy team edits, read by every instance ---------------------------
+
+    async def document_get(self, name: str) -> StoredDocument | None:
+        """The document ``name`` and its version, or None when it was never written. Never expires."""
+
+    async def document_version(self, name: str) -> int:
+        """The version of ``name`` (0 when it was never written): what an instance polls, cheaply."""
+
+    async def document_put(self, name: str, body: str, *, expected_version: int) -> bool:
+        """Write ``name`` if its version is still ``expected_version`` (0: not written yet), making it one more;
+        False, changing nothing, when another writer got there first (read again and retry)."""
 
 
 class ChainWalk:

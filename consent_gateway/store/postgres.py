@@ -56,6 +56,7 @@ from consent_gateway.store.base import (
     EventPage,
     PurgeResult,
     StatRow,
+    StoredDocument,
     VerifyResult,
     decode_cursor,
     encode_cursor,
@@ -600,6 +601,34 @@ class PostgresConsentLog:
             return InventorySize({str(k): int(n) for k, n in rows}, int(counted[0]) if counted else 0)
 
         return await self._read("inventory_size", run)
+
+    # -- shared documents (the classification overlay) -----------------------------------------------------
+
+    async def document_get(self, name: str) -> StoredDocument | None:
+        rows = await self._fetch("document_get", "SELECT version, body FROM documents WHERE name = %s", (name,))
+        return StoredDocument(int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def document_version(self, name: str) -> int:
+        rows = await self._fetch("document_version", "SELECT version FROM documents WHERE name = %s", (name,))
+        return int(rows[0][0]) if rows else 0
+
+    async def document_put(self, name: str, body: str, *, expected_version: int) -> bool:
+        async def run(conn: Conn) -> bool:
+            if expected_version == 0:
+                cur = await conn.execute(
+                    f"INSERT INTO documents (name, version, body, updated_ms) VALUES (%s, 1, %s, {_NOW_MS})"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (name, body),
+                )
+            else:
+                cur = await conn.execute(
+                    f"UPDATE documents SET version = version + 1, body = %s, updated_ms = {_NOW_MS}"
+                    " WHERE name = %s AND version = %s",
+                    (body, name, expected_version),
+                )
+            return cur.rowcount == 1
+
+        return await self._write("document_put", run)
 
 
 #: now on the server's clock, in ms: every instance agrees on when a lease or a session ends

@@ -149,6 +149,16 @@ MIGRATIONS: tuple[str, ...] = (
     + aggregates.upsert(aggregates.cells_select("events", aggregates.POSTGRES, visitors=True)),
     # 6: the inventory of what the site really uses (inventory/records.py, store/inventory_sql.py).
     inventory_sql.POSTGRES_MIGRATION,
+    # 7: documents the privacy team edits and every instance reads (the classification overlay), versioned
+    # so an instance polls one integer and a writer can tell when another wrote first.
+    """
+    CREATE TABLE documents (
+        name text COLLATE "C" PRIMARY KEY,
+        version bigint NOT NULL,
+        body text NOT NULL,
+        updated_ms bigint NOT NULL
+    );
+    """,
 )
 
 GROUP_EXPR = {

@@ -19,6 +19,8 @@ passed in ``KEYS``)::
     {cg}:users              HASH  HMAC of a user id → {"consent_id", "value", "at"}: the user's latest choice
     {cg}:state:<name>       STRING  a lease holder or shared state (store/coordination.py), with a TTL
     {cg}:inv:<kind>         HASH  the inventory of what the site uses: entry key → JSON (redis_inventory.py)
+    {cg}:doc:<name>         HASH  "v" → version, "body" → text: a document every instance reads (the
+                                  classification overlay), written by compare-and-set
 
 Appends are one Lua script per batch: atomic, and idempotent by event id (``HSETNX``; the indexes are
 written only for a new event), so a replayed spool never doubles anything. Lexicographic members make
@@ -61,6 +63,7 @@ from consent_gateway.store.base import (
     EventPage,
     PurgeResult,
     StatRow,
+    StoredDocument,
     VerifyResult,
     day_counts_of,
     decode_cursor,
@@ -100,6 +103,13 @@ if old and cjson.decode(old)['at'] > tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
+#: writes a document only if its version is still the one the writer read: 1 when written, 0 when not
+_DOCUMENT_PUT_LUA = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if current ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', current + 1, 'body', ARGV[2])
+return 1
+"""
 #: What a lost or refusing Redis raises (the Cluster client's start-up errors derive from none of the others).
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
@@ -132,6 +142,7 @@ class RedisConsentLog:
         self._k_consent = f"{tag}:c:"
         self._k_chain = f"{tag}:chain:"
         self._k_state = f"{tag}:state:"
+        self._k_doc = f"{tag}:doc:"
         self._k_aggdays = f"{tag}:aggdays"
         #: set once the counters hold every stored event (a log written before them is counted on open)
         self._k_counted = f"{tag}:counted"
@@ -146,6 +157,7 @@ class RedisConsentLog:
         self._incr_script: Any = None
         self._purge_script: Any = None
         self._inventory_script: Any = None
+        self._document_put_script: Any = None
         self.persistence: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -166,6 +178,7 @@ class RedisConsentLog:
         self._incr_script = self._client.register_script(INCR_LUA)
         self._purge_script = self._client.register_script(PURGE_LUA)
         self._inventory_script = self._client.register_script(redis_inventory.MERGE_LUA)
+        self._document_put_script = self._client.register_script(_DOCUMENT_PUT_LUA)
         try:
             await self._client.ping()
             await self._check_persistence()
@@ -676,3 +689,28 @@ class RedisConsentLog:
             return await redis_inventory.size(self.client, self._tag)
         except REDIS_ERRORS as exc:
             raise self._unavailable("inventory_size", exc) from exc
+
+    # -- shared documents (the classification overlay): one hash each, never expiring ------------------------
+
+    async def document_get(self, name: str) -> StoredDocument | None:
+        try:
+            version, body = await self.client.hmget(self._k_doc + name, ["v", "body"])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("document_get", exc) from exc
+        if version is None or body is None:
+            return None
+        return StoredDocument(int(version), body.decode() if isinstance(body, bytes) else str(body))
+
+    async def document_version(self, name: str) -> int:
+        try:
+            version = await self.client.hget(self._k_doc + name, "v")
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("document_version", exc) from exc
+        return int(version) if version is not None else 0
+
+    async def document_put(self, name: str, body: str, *, expected_version: int) -> bool:
+        try:
+            written = await self._document_put_script(keys=[self._k_doc + name], args=[expected_version, body])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("document_put", exc) from exc
+        return int(written) == 1

@@ -53,6 +53,7 @@ from consent_gateway.store.base import (
     EventPage,
     PurgeResult,
     StatRow,
+    StoredDocument,
     VerifyResult,
     decode_cursor,
     encode_cursor,
@@ -574,6 +575,40 @@ class SQLiteConsentLog:
             return InventorySize(by_kind, unclassified)
 
         return await self._read("inventory_size", run)
+
+    # -- shared documents (the classification overlay) -----------------------------------------------------
+
+    async def document_get(self, name: str) -> StoredDocument | None:
+        def run(conn: sqlite3.Connection) -> StoredDocument | None:
+            row = conn.execute("SELECT version, body FROM documents WHERE name = ?", (name,)).fetchone()
+            return StoredDocument(int(row[0]), str(row[1])) if row else None
+
+        return await self._read("document_get", run)
+
+    async def document_version(self, name: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT version FROM documents WHERE name = ?", (name,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._read("document_version", run)
+
+    async def document_put(self, name: str, body: str, *, expected_version: int) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            if expected_version == 0:
+                cursor = conn.execute(
+                    "INSERT INTO documents (name, version, body, updated_ms) VALUES (?, 1, ?, ?)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (name, body, _now_ms()),
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE documents SET version = version + 1, body = ?, updated_ms = ?"
+                    " WHERE name = ? AND version = ?",
+                    (body, _now_ms(), name, expected_version),
+                )
+            return cursor.rowcount == 1
+
+        return await self._write("document_put", run)
 
 
 _PUT_STATE = (

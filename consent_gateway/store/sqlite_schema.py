@@ -147,6 +147,16 @@ MIGRATIONS: tuple[str, ...] = (
     + aggregates.upsert(aggregates.cells_select("events", aggregates.SQLITE, visitors=True)),
     # 9: the inventory of what the site really uses (inventory/records.py, store/inventory_sql.py).
     inventory_sql.SQLITE_MIGRATION,
+    # 10: documents the privacy team edits and every instance reads (the classification overlay), versioned
+    # so an instance polls one integer and a writer can tell when another wrote first.
+    """
+    CREATE TABLE documents (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    """,
 )
 
 #: The counters of the events a batch added (``rowid_`` above the largest before it), and the visitor-days

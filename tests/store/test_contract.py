@@ -170,6 +170,30 @@ class ConsentLogContract:
         assert await log.state_get(["session:s1", "session:s2"]) == {}
         assert await log.state_get([]) == {}
 
+    async def test_a_document_written_on_one_instance_is_read_with_its_version_on_every_other(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        assert await other.document_get("classifications") is None
+        assert await other.document_version("classifications") == 0
+        assert await log.document_put("classifications", '{"a": 1}', expected_version=0)
+        assert await other.document_version("classifications") == 1
+        found = await other.document_get("classifications")
+        assert found is not None and (found.version, found.body) == (1, '{"a": 1}')
+        assert await other.document_put("classifications", '{"a": 2} é', expected_version=1)
+        found = await log.document_get("classifications")
+        assert found is not None and (found.version, found.body) == (2, '{"a": 2} é')
+        assert await log.document_get("other-document") is None
+
+    async def test_a_document_written_from_a_stale_version_is_refused_and_changes_nothing(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        assert await log.document_put("overlay", "first", expected_version=0)
+        assert not await other.document_put("overlay", "lost race", expected_version=0)  # both read "absent"
+        assert await log.document_put("overlay", "second", expected_version=1)
+        assert not await other.document_put("overlay", "stale", expected_version=1)
+        found = await other.document_get("overlay")
+        assert found is not None and (found.version, found.body) == (2, "second")
+
     async def test_a_counter_counts_across_instances_within_its_window(
         self, log: ConsentLog, other: ConsentLog
     ) -> None:
