@@ -9,6 +9,7 @@ through the app, and its response goes out through `Responder`. Lifespan and Web
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -32,6 +33,7 @@ from .consent import ConsentCodec
 from .consent_cookie import host_name
 from .csp_report import CSPReportEndpoint
 from .decision import Decision
+from .declaration import CookieDeclaration
 from .enrich import Enricher
 from .errors import StoreUnavailable
 from .network import ForwardedScheme, peer_is_trusted
@@ -47,6 +49,7 @@ from .store.proof import CheckpointWriter, load_checkpoint_key, load_log_keys
 from .store.retention import RetentionTask
 from .sync import SisterDomains
 from .thirdparty import site_catalog
+from .usage import seen_vendor_ids
 from .visitor import DECISION_SCOPE_KEY, RECORD_SCOPE_KEY, REPAIR_SCOPE_KEY, VisitorReader, parse_cookies
 
 logger = logging.getLogger("consent_gateway.middleware")
@@ -96,7 +99,13 @@ class ConsentGateway:
             self.log.log_keys = log_keys  # type: ignore[attr-defined]  # a backend opened by the caller
         # The catalog and all built from it; the privacy team's classifications reach it without a restart.
         self.classifications = ClassificationStore(self.log)
-        self.rules_watcher = RulesWatcher(config, site_catalog(config), self.classifications, self._install_rules)
+        self.rules_watcher = RulesWatcher(
+            config,
+            site_catalog(config),
+            self.classifications,
+            self._install_rules,
+            seen_vendors=functools.partial(seen_vendor_ids, self.log),
+        )
         rules = self.rules_watcher.rules
         self.catalog = rules.catalog
         self.banner = rules.banner
@@ -136,7 +145,12 @@ class ConsentGateway:
         self.accounts = Accounts(config, keys, self.keeper)
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
-        extra_routes: list[BaseRoute] = [self.collect_route]
+        self.declaration = CookieDeclaration(config, self.log, lambda: self.rules_watcher.rules)
+        extra_routes: list[BaseRoute] = [
+            self.collect_route,
+            Route(f"{self.prefix}/cookies", self.declaration.html, methods=["GET", "HEAD"]),
+            Route(f"{self.prefix}/cookies.json", self.declaration.json, methods=["GET", "HEAD"]),
+        ]
         self.csp_reports: CSPReportEndpoint | None = None
         if self.csp is not None:
             self.csp_reports = CSPReportEndpoint(config, self.catalog, self.visitors, choosable=self.csp.choosable)

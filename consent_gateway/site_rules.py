@@ -153,14 +153,18 @@ class ClassificationStore:
         raise StoreUnavailable("the classifications kept changing under this write; try again")
 
 
-UsedVendors = Callable[[], Awaitable[frozenset[str]]]
+#: the vendors the inventory saw on the site, by a given catalog
+SeenVendors = Callable[[Catalog], Awaitable[frozenset[str]]]
+#: how often the vendors the site uses are read again from the inventory (the banner's list)
+USED_VENDORS_INTERVAL_SECONDS: Final = 60.0
 
 
 class RulesWatcher:
     """Keeps a gateway's `SiteRules` in step with the stored overlay (and the vendors the site uses).
 
     :param install: called with each new bundle; it must swap it in without awaiting (atomic for requests).
-    :param seen_vendors: the vendors the inventory saw on the site (None: none known yet).
+    :param seen_vendors: the vendors the inventory saw on the site; until it saw one, the banner lists the
+        whole catalog (a new site's inventory is empty).
     """
 
     def __init__(
@@ -170,8 +174,9 @@ class RulesWatcher:
         store: ClassificationStore,
         install: Callable[[SiteRules], None],
         *,
-        seen_vendors: UsedVendors | None = None,
+        seen_vendors: SeenVendors | None = None,
         interval_s: float = CHECK_INTERVAL_SECONDS,
+        used_interval_s: float = USED_VENDORS_INTERVAL_SECONDS,
     ) -> None:
         self.config = config
         self.base = base
@@ -179,8 +184,10 @@ class RulesWatcher:
         self._install = install
         self.seen_vendors = seen_vendors
         self.interval_s = interval_s
+        self.used_interval_s = used_interval_s
         self.rules = build_rules(config, base, EMPTY_OVERLAY)
         self._next_check = 0.0
+        self._next_used = 0.0
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -209,9 +216,12 @@ class RulesWatcher:
             overlay = current.overlay
             if force or version != overlay.version:
                 overlay = await self.store.load()
-            used = None
-            if self.seen_vendors is not None:
-                used = declared_vendors(self.config, overlay) | await self.seen_vendors()
+            used = current.used_vendors
+            now = time.monotonic()
+            if self.seen_vendors is not None and (force or overlay is not current.overlay or now >= self._next_used):
+                self._next_used = now + self.used_interval_s
+                seen = await self.seen_vendors(current.catalog)
+                used = declared_vendors(self.config, overlay) | seen if seen else None
             if overlay.version == current.overlay.version and used == current.used_vendors and not force:
                 return False
             rules = await asyncio.to_thread(build_rules, self.config, self.base, overlay, used)
