@@ -5,8 +5,12 @@ URLs) is rendered once, when the gateway starts; ``head_html`` only adds the vis
 a few microseconds per page. The JSON is escaped for HTML: no configured text can close the ``<script>``
 block or become markup (the banner also writes every text with ``textContent``).
 
-``version`` hashes what the visitor is shown — the served JS and CSS and every text — and is recorded in
-each consent event, so the privacy team can show exactly what a visitor saw (a CNIL mode of proof).
+``version`` hashes what the visitor is shown — every text in every language, the categories, the vendors
+with their cookies, the policy version and URL, the banner's settings in ``banner-data.js`` (consent mode,
+positions, theme) and the digests of the served JS and CSS (its layout) — and is recorded in each consent
+event. The same document, ``archive``, is kept in the consent log by that hash the first time the version is
+served (see `BannerArchive`), so the privacy team can show exactly what a visitor saw (a CNIL mode of proof),
+and anyone holding the archived JSON can recompute the hash: ``sha256(canonical JSON)[:32]``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ _ASSETS = {
 }
 #: Set by a withdrawal for the page it reloads, whose visitor has no choice left: that page gets the cleaner too.
 CLEAN_COOKIE = "cg_clean"
+#: The shape of an archived banner version (``Banner.archive``).
+ARCHIVE_FORMAT = "consent-gateway.banner/1"
 #: How long gtag waits for the banner's ``consent update`` before firing tags with the defaults.
 CONSENT_MODE_WAIT_MS = 500
 #: Distinct decisions (and nonces) whose rendered fragments are kept; a handful exist in practice.
@@ -72,7 +78,7 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
         "close": "Fermer",
         "reopen": "Gérer les cookies",
         "consent_id": "Votre identifiant de consentement\u00a0:",
-        "receipt": "Voir mon reçu de consentement",
+        "receipt": "Voir et gérer mes données de consentement",
         "withdraw": "Retirer mon consentement",
         "placeholder": "Ce contenu est fourni par {vendor}, qui dépose des cookies {category}.",
         "allow_vendor": "Autoriser {vendor}",
@@ -103,7 +109,7 @@ BUILTIN_TEXTS: Mapping[str, Mapping[str, str]] = {
         "close": "Close",
         "reopen": "Cookie settings",
         "consent_id": "Your consent ID:",
-        "receipt": "View my consent receipt",
+        "receipt": "View and manage my consent data",
         "withdraw": "Withdraw my consent",
         "placeholder": "This content is provided by {vendor}, which sets {category} cookies.",
         "allow_vendor": "Allow {vendor}",
@@ -180,10 +186,12 @@ class Banner:
         self._lifetimes = {c.lifetime for v in catalog.vendors.values() for c in v.cookies if c.lifetime}
         _check_theme_and_vendors(config.banner, catalog)
         shown = self._shown(config, catalog)
-        #: What the visitor is shown, as a 128-bit hex digest (recorded with each consent event).
-        self.version: str = _version(self._assets, shown)
-        #: The canonical JSON of the texts, vendors and theme hashed into ``version``, for the archive.
-        self.shown_json: str = json.dumps(shown, ensure_ascii=False, sort_keys=True, indent=1)
+        #: Everything the visitor is shown, as archived (texts, categories, vendors, policy, settings, layout).
+        self.archive: dict[str, Any] = self._archive(shown)
+        #: ``archive`` as a 128-bit hex digest (recorded with each consent event).
+        self.version: str = archive_version(self.archive)
+        #: ``archive`` as the canonical JSON the log keeps under ``version``.
+        self.archive_json: str = canonical_json(self.archive)
         self._categories = tuple(c.id for c in config.categories if not c.required)
 
         # What is the same for every visitor (texts, vendors, theme…) is a versioned script cached for a year,
@@ -220,20 +228,55 @@ class Banner:
             "theme": {key: str(value) for key, value in banner_config.theme.items()},
         }
 
-    def _static(self, shown: dict[str, Any]) -> dict[str, Any]:
-        """The contents of banner-data.js: what is shown, plus where the API and the versioned CSS are."""
+    def _settings(self) -> dict[str, Any]:
+        """What banner-data.js adds to what is shown: the policy version, where the API is, consent mode."""
         config = self._config
         prefix = config.gateway.prefix.rstrip("/")
         return {
-            **shown,
             "policy_version": config.policy.version,
             "api": prefix,
-            "receipt_url": f"{prefix}/receipt",
-            "css": f"{prefix}/banner.css?v={self.version}",
+            # the link beside the consent id in the preferences: the visitor's own page (`/_consent/me`)
+            "receipt_url": f"{prefix}/me",
             "consent_mode": {
                 "mode": config.banner.consent_mode,
                 "wait_for_update": CONSENT_MODE_WAIT_MS,
                 "signals": {cat: list(sigs) for cat, sigs in config.banner.consent_mode_signals.items()},
+            },
+        }
+
+    def _static(self, shown: dict[str, Any]) -> dict[str, Any]:
+        """The contents of banner-data.js: what is shown, its settings, and the versioned CSS."""
+        prefix = self._config.gateway.prefix.rstrip("/")
+        return {**shown, **self._settings(), "css": f"{prefix}/banner.css?v={self.version}"}
+
+    def _archive(self, shown: dict[str, Any]) -> dict[str, Any]:
+        """The document archived and hashed: banner-data.js but its own URL, the policy, and the files' digests.
+
+        Nothing the visitor saw is left out: ``banner-data.js`` differs from ``shown`` + ``settings`` only by
+        the CSS URL, which carries the version itself.
+        """
+        config = self._config
+        return {
+            "format": ARCHIVE_FORMAT,
+            "policy": {"version": config.policy.version, "url": config.policy.privacy_policy_url},
+            "texts": shown["i18n"],
+            "categories": [
+                {
+                    "id": c.id,
+                    "required": c.required,
+                    "label": dict(c.label),
+                    "description": dict(c.description),
+                }
+                for c in config.categories
+            ],
+            "vendors": shown["vendors"],
+            "banner_data": {**shown, **self._settings()},
+            "layout": {
+                "position": shown["position"],
+                "reopen_position": shown["reopen_position"],
+                "theme": shown["theme"],
+                # the code and styles that laid it out, by digest (the files themselves ship with the release)
+                "files": {name: hashlib.sha256(body).hexdigest() for name, (body, _) in sorted(self._assets.items())},
             },
         }
 
@@ -412,10 +455,10 @@ def _shown_vendor(v: VendorRule) -> dict[str, Any]:
     }
 
 
-def _version(assets: Mapping[str, tuple[bytes, str]], shown: dict[str, Any]) -> str:
-    """The banner's files and what they show, hashed: a new version whenever either changes."""
-    digest = hashlib.sha256()
-    for name in sorted(assets):
-        digest.update(name.encode() + b"\0" + assets[name][0] + b"\0")
-    digest.update(json.dumps(shown, ensure_ascii=False, sort_keys=True).encode())
-    return digest.hexdigest()[:32]
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def archive_version(archive: Mapping[str, Any]) -> str:
+    """The version of an archived banner: its canonical JSON hashed, so an archive proves its own version."""
+    return hashlib.sha256(canonical_json(archive).encode()).hexdigest()[:32]

@@ -104,6 +104,17 @@ class ConsentCodec:
             self._cache.popitem(last=False)
         return record
 
+    def consent_id_of(self, value: str) -> str | None:
+        """The consent id of an authentic cookie value even when its choice no longer counts (older policy
+        version): the next choice keeps the id, so the visitor's history stays in one piece."""
+        longest = max(self.config.cookie.accept_max_age_days, self.config.cookie.refuse_max_age_days)
+        try:
+            payload, _ = self.signer.loads(value, max_age_seconds=longest * DAY_SECONDS)
+        except BadSignature:
+            return None
+        consent_id = payload.get("id") if isinstance(payload, dict) else None
+        return consent_id if isinstance(consent_id, str) and 0 < len(consent_id) <= 64 else None
+
     def _verify(self, value: str, now: float) -> tuple[ConsentRecord | None, str]:
         longest = max(self.config.cookie.accept_max_age_days, self.config.cookie.refuse_max_age_days)
         try:

@@ -100,7 +100,7 @@ class ConsentCookie:
             return registrable_domain(host) or None
         return self._setting or None
 
-    def _other_scopes(self, host: str) -> list[str | None]:
+    def other_scopes(self, host: str) -> list[str | None]:
         """Every scope a consent cookie for this host may sit on besides the configured one."""
         configured = self.domain_for(host)
         scopes: list[str | None] = [None, registrable_domain(host) or None]
@@ -120,7 +120,7 @@ class ConsentCookie:
         response = Response()
         configured = self.domain_for(host)
         if exclusive or configured is not None:
-            for scope in self._other_scopes(host) if exclusive else [None]:
+            for scope in self.other_scopes(host) if exclusive else [None]:
                 self._expire(response, scope, secure)
         response.set_cookie(
             self.name,
@@ -138,7 +138,7 @@ class ConsentCookie:
         """Expire the cookie on every scope: another subdomain's domain-wide copy would otherwise still be
         read here as a choice after a withdrawal."""
         response = Response()
-        for scope in [self.domain_for(host), *self._other_scopes(host)]:
+        for scope in [self.domain_for(host), *self.other_scopes(host)]:
             self._expire(response, scope, secure)
         return _set_cookies(response)
 

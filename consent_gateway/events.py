@@ -52,7 +52,21 @@ CONSENT_WITHDRAWN: Final = "consent-withdrawn"  # DELETE /_consent/choices
 GPC_APPLIED: Final = "gpc-applied"  # a choice made while Sec-GPC: 1 narrowed it
 SYNCED_FROM: Final = "synced-from"  # a choice made on a sister domain (named in referrer_host), carried here
 SYNCED_FROM_ACCOUNT: Final = "synced-from-account"  # a logged-in user's latest choice, taken by another device
-ACTIONS: Final = (CONSENT_GIVEN, CONSENT_UPDATED, CONSENT_WITHDRAWN, GPC_APPLIED, SYNCED_FROM, SYNCED_FROM_ACCOUNT)
+#: the visitor objected to (or asked to limit) the processing from their own page: every optional category is
+#: refused and the record is flagged for the privacy team
+PROCESSING_OBJECTED: Final = "processing-objected"
+#: the visitor erased their consent data from their own page; the event itself holds no personal field
+DATA_ERASED: Final = "data-erased"
+ACTIONS: Final = (
+    CONSENT_GIVEN,
+    CONSENT_UPDATED,
+    CONSENT_WITHDRAWN,
+    GPC_APPLIED,
+    SYNCED_FROM,
+    SYNCED_FROM_ACCOUNT,
+    PROCESSING_OBJECTED,
+    DATA_ERASED,
+)
 #: What `enrich` reads from a user agent into `device_type`; the dashboard and `logs --device` offer the same.
 DEVICE_TYPES: Final = ("desktop", "mobile", "tablet", "bot", "other")
 

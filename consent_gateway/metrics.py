@@ -23,6 +23,7 @@ COUNTERS: dict[str, str] = {
     "sniffed_html_total": "Responses without a Content-Type that a browser reads as HTML, rewritten as pages.",
     "html_refused_total": "HTML responses answered 502 (or cut off) because their body could not be read, by reason.",
     "store_errors_total": "Consent log operations that failed, by operation.",
+    "banner_versions_archived_total": "Banner versions this instance archived first in the consent log.",
     "retention_refused_total": "Retention purges refused because the clock is far ahead of the newest event.",
     "spooled_events_total": "Consent events written to the local spool.",
     "replayed_events_total": "Spooled consent events replayed into the log.",

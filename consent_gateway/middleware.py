@@ -26,11 +26,13 @@ from ._types import ASGIApp, Message, Receive, Scope, Send
 from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts
 from .admin import build_admin_app
 from .admin.audit import AuditLog, audit_path
+from .banner_archive import BannerArchive
 from .codings import decodable_accept_encoding
 from .collect import BeaconForwarder, collect_route
 from .config import Config, load_config
 from .consent import ConsentCodec
 from .consent_cookie import host_name
+from .consent_id_cookie import ConsentIdCookie
 from .csp_report import CSPReportEndpoint
 from .decision import Decision
 from .declaration import CookieDeclaration
@@ -143,6 +145,7 @@ class ConsentGateway:
             retention=RetentionTask(self.log, config.retention, lease_seconds=config.store.lease_seconds),
         )
         self.accounts = Accounts(config, keys, self.keeper)
+        self.banner_archive = BannerArchive(self.keeper)
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
         self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
         self.declaration = CookieDeclaration(config, self.log, lambda: self.rules_watcher.rules)
@@ -166,6 +169,8 @@ class ConsentGateway:
             codec=self.codec,
             keeper=self.keeper,
             instance_id=self.instance_id,
+            consent_ids=ConsentIdCookie(config, keys, self.visitors.cookie, self.codec),
+            banner_archive=self.banner_archive,
             sisters=SisterDomains(config, keys),
             accounts=self.accounts,
             extra_routes=extra_routes,
@@ -208,6 +213,7 @@ class ConsentGateway:
             if not decision.explicit and USER_ID_SCOPE_KEY in scope:
                 decision = await self._adopt(scope, self.accounts.user_key(scope[USER_ID_SCOPE_KEY]), decision, extra)
             scope[DECISION_SCOPE_KEY] = decision
+            self.banner_archive.note_served(self.banner)  # a set lookup once this version is archived
             if extra or self.accounts.header:
                 send = _adding_headers(send, extra)
             responder = Responder(scope, decision, send, self.cookie_filter, self.rewriters, self.csp)
@@ -307,6 +313,7 @@ class ConsentGateway:
 
     async def aclose(self) -> None:
         await self.rules_watcher.aclose()
+        await self.banner_archive.wait()  # archives under way finish before the log closes
         await self.keeper.aclose()
         forwarder = self.collect_route.endpoint
         if isinstance(forwarder, BeaconForwarder):

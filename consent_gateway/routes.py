@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import os
 import time
@@ -23,12 +24,14 @@ from . import metrics
 from ._types import Scope
 from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts, UserChoice
 from .banner import CLEAN_COOKIE, Banner
+from .banner_archive import BannerArchive
 from .catalog import Catalog
 from .choice_body import ChoiceBody
 from .codings import Precompressed, visitor_encoding
 from .config import Config
 from .consent import ConsentCodec, ConsentRecord, new_consent_id
 from .consent_cookie import NO_COOKIE, CookieReading, host_name
+from .consent_id_cookie import ConsentIdCookie
 from .cookies import expiring_set_cookies
 from .csrf import is_same_origin, split_header_url
 from .enrich import UA_MAX_CHARS, Enricher
@@ -49,6 +52,7 @@ from .store.keeper import LogKeeper
 from .sync import CHOICE, MAX_BACK_URL, TOKEN_TTL_SECONDS, WITHDRAWAL, SisterDomains, SyncToken
 from .thirdparty import site_of
 from .visitor import VisitorReader
+from .visitor_space import VisitorSpace
 
 logger = logging.getLogger("consent_gateway.routes")
 
@@ -82,6 +86,8 @@ class ConsentAPI:
         codec: ConsentCodec,
         keeper: LogKeeper,
         instance_id: str,
+        consent_ids: ConsentIdCookie,
+        banner_archive: BannerArchive,
         sisters: SisterDomains | None = None,
         accounts: Accounts | None = None,
         extra_routes: Sequence[BaseRoute] = (),
@@ -94,6 +100,8 @@ class ConsentAPI:
         self.codec = codec
         self.keeper = keeper
         self.instance_id = instance_id
+        self.consent_ids = consent_ids
+        self.banner_archive = banner_archive
         self.sisters = sisters if sisters is not None and sisters.enabled else None
         self.accounts = accounts
         self.precompressed = Precompressed()
@@ -103,6 +111,7 @@ class ConsentAPI:
         prefix = self.config.gateway.prefix
         self.optional_categories = tuple(c.id for c in self.config.categories if not c.required)
         self.choice_body = ChoiceBody(config, catalog, self.optional_categories)
+        self.space = VisitorSpace(self)
         token = os.environ.get(METRICS_TOKEN_ENV, "").strip()
         self.metrics_token = token.encode() if token else None
         rate = config.gateway.consent_rate_per_minute
@@ -111,6 +120,7 @@ class ConsentAPI:
             Route(f"{prefix}/state", self.state, methods=["GET"]),
             Route(f"{prefix}/choices", self.choices, methods=["POST", "DELETE"]),
             Route(f"{prefix}/receipt", self.receipt, methods=["GET"]),
+            *self.space.routes(),
             *([Route(f"{prefix}/sync", self.sync, methods=["GET"])] if self.sisters else []),
             Route(f"{prefix}/health", self.health, methods=["GET"]),
             Route(f"{prefix}/ready", self.ready, methods=["GET"]),
@@ -151,6 +161,34 @@ class ConsentAPI:
 
     def _record(self, request: Request) -> ConsentRecord | None:
         return self._reading(request).record
+
+    def current_record(self, request: Request) -> ConsentRecord | None:
+        return self._record(request)
+
+    def refusal_signal(self, request: Request) -> bool:
+        return self._refusal_signal(request)
+
+    def is_secure(self, request: Request) -> bool:
+        return self._secure(request)
+
+    def known_consent_id(self, request: Request, record: ConsentRecord | None = None) -> str | None:
+        """This browser's consent id: its current choice's, else the one its id cookie (or a consent cookie
+        of an older policy) keeps since a withdrawal or a policy change; None for a browser never seen."""
+        if record is not None:
+            return record.consent_id
+        header = request.headers.get("cookie")
+        return self.consent_ids.read(header) if header else None
+
+    def _consent_id_for(
+        self, request: Request, previous: ConsentRecord | None, user_choice: UserChoice | None
+    ) -> str:
+        """A logged-in user's shared id, else this browser's, else a new one."""
+        if user_choice is not None:
+            return user_choice.consent_id
+        return self.known_consent_id(request, previous) or new_consent_id()
+
+    def _keep_consent_id(self, response: Response, request: Request, consent_id: str) -> None:
+        response.raw_headers += self.consent_ids.write(consent_id, self._host(request), secure=self._secure(request))
 
     def _user_key(self, request: Request) -> str | None:
         """The logged-in user's pseudonym: from the site's scope key, else the gateway's `cg_user` cookie."""
@@ -217,6 +255,7 @@ class ConsentAPI:
     def _event(
         self, request: Request, record: ConsentRecord, action: str, now_ms: int, referrer: str | None = None
     ) -> ConsentEvent:
+        self.banner_archive.note_served(self.banner)  # every recorded version is archived, shown or not
         facts = self.enricher.facts(self.visitors.client_ip(request.scope), request.headers.get("user-agent"))
         page = split_header_url(request.headers.get("referer"))
         page_path = (page.path or None) if page else None
@@ -248,6 +287,38 @@ class ConsentAPI:
             gpc=record.gpc,
             instance_id=self.instance_id,
         )
+
+    def event_for(self, request: Request, record: ConsentRecord, action: str, now_ms: int) -> ConsentEvent:
+        return self._event(request, record, action, now_ms)
+
+    async def store_event(self, event: ConsentEvent) -> bool:
+        """True once the event is durable (log or spool)."""
+        return await self._store(event)
+
+    def forget_browser(self, response: Response, request: Request) -> None:
+        """After an erasure: no choice, no consent id, no tracker cookie left; the next choice starts afresh."""
+        self._withdrawn(response, request)
+        response.raw_headers += self.consent_ids.clear(self._host(request), secure=self._secure(request))
+
+    def set_refusal(self, response: Response, request: Request, record: ConsentRecord) -> None:
+        """A refusal of everything optional becomes the visitor's choice; the trackers' cookies expire."""
+        self._set_consent_cookie(response, request, self.codec.encode(record), record.max_age_seconds(self.config))
+        self._keep_consent_id(response, request, record.consent_id)
+        self._expire_cookies(response, request, set(self.optional_categories), set())
+        # the next page runs the cleaner: script-set cookies and storage keys of the refused vendors go too
+        response.set_cookie(CLEAN_COOKIE, "1", max_age=120, path="/", secure=self._secure(request), samesite="lax")
+
+    async def archived_banners(self, versions: Sequence[str]) -> dict[str, Any]:
+        """What each banner version showed, from the log's archive (a version not archived is left out)."""
+        if not versions:
+            return {}
+        await self.keeper.ensure_started()
+        try:
+            found = await self.keeper.log.banner_versions(list(versions))
+        except Exception:
+            logger.exception("the consent log did not answer for archived banner versions")
+            return {}
+        return {version: json.loads(document) for version, document in found.items()}
 
     async def _store(self, event: ConsentEvent) -> bool:
         """True once the event is durable (log or spool)."""
@@ -307,7 +378,7 @@ class ConsentAPI:
         user_choice = await self.accounts.latest(user_key) if self.accounts and user_key else None
         now = time.time()
         record = ConsentRecord(
-            consent_id=user_choice.consent_id if user_choice else previous.consent_id if previous else new_consent_id(),
+            consent_id=self._consent_id_for(request, previous, user_choice),
             choices=choices,
             vendors=vendors,
             policy_version=self.config.policy.version,
@@ -333,13 +404,15 @@ class ConsentAPI:
     ) -> Response:
         """The recorded choice, its cookie, and the expiry of cookies a narrowed choice no longer allows."""
         body = record.to_json()
-        body["receipt_url"] = f"{self.config.gateway.prefix}/receipt"
+        # the banner's "view my consent data" link: the visitor's own page (history, downloads, erasure)
+        body["receipt_url"] = f"{self.config.gateway.prefix}/me"
         body["recorded"] = durable
         sync = self._sync_url(request, CHOICE, record.to_payload())
         if sync:
             body["sync"] = sync
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
         self._set_consent_cookie(response, request, value, record.max_age_seconds(self.config), repair=repair)
+        self._keep_consent_id(response, request, record.consent_id)
         # Every refusal, not only a narrowing: a first "reject all", a refusal after a policy change (the old
         # choice no longer counts) or in an opt-out region (trackers ran before it) leaves cookies behind.
         refused = {c for c in self.optional_categories if not record.choices.get(c)}
@@ -366,7 +439,7 @@ class ConsentAPI:
         user_choice = await self.accounts.latest(user_key) if self.accounts and user_key else None
         now = time.time()
         record = ConsentRecord(
-            consent_id=user_choice.consent_id if user_choice else previous.consent_id if previous else new_consent_id(),
+            consent_id=self._consent_id_for(request, previous, user_choice),
             choices={c: False for c in self.optional_categories},
             vendors={},
             policy_version=self.config.policy.version,
@@ -383,6 +456,8 @@ class ConsentAPI:
             body["sync"] = sync
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
         self._withdrawn(response, request)
+        # the choice is gone, the id stays: the next choice continues the same history
+        self._keep_consent_id(response, request, record.consent_id)
         return response
 
     def _withdrawn(self, response: Response, request: Request) -> None:
@@ -481,26 +556,35 @@ class ConsentAPI:
             None,
         )
 
-    async def receipt(self, request: Request) -> Response:
-        reading = self._reading(request)
-        record = reading.record
-        if record is None:
-            raise APIError(404, "no_consent", "this browser has no recorded consent")
+    async def history_of(self, consent_id: str) -> list[ConsentEvent]:
+        """A visitor's own events, oldest first; a JSON 503 when the log does not answer."""
         await self.keeper.ensure_started()
         try:
-            events = await self.keeper.log.history(record.consent_id)
+            return await self.keeper.log.history(consent_id)
         except Exception:
-            logger.exception("receipt: the consent log did not answer")
+            logger.exception("the consent log did not answer a visitor's history")
             raise APIError(503, "store_unavailable", "your history cannot be read right now, please retry") from None
+
+    async def receipt(self, request: Request) -> Response:
+        """The visitor's history as JSON: after a withdrawal or a policy change too (``current`` is then
+        null), since the browser keeps its consent id until it erases its data."""
+        reading = self._reading(request)
+        record = reading.record
+        consent_id = self.known_consent_id(request, record)
+        if consent_id is None:
+            raise APIError(404, "no_consent", "this browser has no recorded consent")
+        events = await self.history_of(consent_id)
+        if record is None and not events:
+            raise APIError(404, "no_consent", "this browser has no recorded consent")
         response = JSONResponse(
             {
-                "consent_id": record.consent_id,
-                "current": record.to_json(),
+                "consent_id": consent_id,
+                "current": record.to_json() if record else None,
                 "events": [event_to_dict(e) for e in events],
             },
             headers={
                 "Cache-Control": "no-store",
-                "Content-Disposition": f'inline; filename="consent-{record.consent_id}.json"',
+                "Content-Disposition": f'inline; filename="consent-{consent_id}.json"',
             },
         )
         self._repair(response, request, reading)

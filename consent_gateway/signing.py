@@ -24,6 +24,7 @@ from .errors import ConfigError
 SECRET_KEYS_ENV = "CONSENT_GATEWAY_SECRET_KEYS"  # noqa: S105 - a variable name, not a secret
 KEY_FILE_NAME = "secret.key"
 CONSENT_SALT = "consent-gateway.consent"
+CONSENT_ID_SALT = "consent-gateway.consent-id"
 ADMIN_SESSION_SALT = "consent-gateway.admin-session"
 MIN_KEY_LENGTH = 32
 

@@ -112,7 +112,7 @@ def test_config_carries_texts_categories_vendors_and_state() -> None:
     assert cfg["consent_id"] == "c0ns3nt"
     assert cfg["gpc"] is True
     assert cfg["api"] == "/_consent"
-    assert cfg["receipt_url"] == "/_consent/receipt"
+    assert cfg["receipt_url"] == "/_consent/me"
     assert cfg["privacy_policy_url"] == "/privacy"
     assert cfg["consent_mode"]["signals"]["marketing"] == ["ad_storage", "ad_user_data", "ad_personalization"]
     ga = next(v for v in cfg["vendors"] if v["id"] == "google-analytics")
@@ -323,7 +323,7 @@ def test_prefix_is_used_for_every_url() -> None:
     fragment = banner.head_html(decision=FIRST_VISIT, language="fr", nonce=None)
     cfg = config_of(fragment)
     assert cfg["api"] == "/privacy-gw"
-    assert cfg["receipt_url"] == "/privacy-gw/receipt"
+    assert cfg["receipt_url"] == "/privacy-gw/me"
     assert parse(fragment).tags[3][1]["src"].startswith("/privacy-gw/banner.js?v=")
 
 

@@ -353,6 +353,13 @@ class ConsentLog(Protocol):
     async def remember_user_choice(self, user_key: str, consent_id: str, value: str, at_ms: int) -> None:
         """Keep a user's latest choice (an older one arriving late does not replace a newer one)."""
 
+    async def archive_banner(self, version: str, document: str) -> bool:
+        """Keep what banner ``version`` showed (its canonical JSON); True when this call archived it, False
+        when it was there already (the first archive of a version is kept, never replaced)."""
+
+    async def banner_versions(self, versions: Sequence[str]) -> dict[str, str]:
+        """Version → archived JSON, for those of ``versions`` the archive holds."""
+
     async def write_probe(self) -> None:
         """Check that the log takes writes now, cheaply, leaving nothing behind that counts; raises
         `StoreUnavailable` when it does not (file locked or read-only, Redis MISCONF, a read-only server)."""

@@ -532,6 +532,26 @@ class PostgresConsentLog:
         )
         return {str(n): str(v) for n, v in rows}
 
+    async def archive_banner(self, version: str, document: str) -> bool:
+        async def run(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                f"INSERT INTO banner_versions (version, document, archived_at_ms) VALUES (%s, %s, {_NOW_MS})"
+                " ON CONFLICT (version) DO NOTHING",
+                (version, document),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write("archive_banner", run)
+
+    async def banner_versions(self, versions: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(versions))
+        if not wanted:
+            return {}
+        rows = await self._fetch(
+            "banner_versions", "SELECT version, document FROM banner_versions WHERE version = ANY(%s)", (wanted,)
+        )
+        return {str(v): str(d) for v, d in rows}
+
     async def state_put(self, name: str, value: str, ttl_ms: int) -> None:
         async def run(conn: Conn) -> None:
             await conn.execute(f"DELETE FROM coordination WHERE expires_at_ms <= {_NOW_MS}")  # indexed: cheap

@@ -159,6 +159,14 @@ MIGRATIONS: tuple[str, ...] = (
         updated_ms bigint NOT NULL
     );
     """,
+    # 8: every banner version shown, by its hash (what `banner_version` in each event points to)
+    """
+    CREATE TABLE banner_versions (
+        version text COLLATE "C" PRIMARY KEY,
+        document text NOT NULL,
+        archived_at_ms bigint NOT NULL
+    );
+    """,
 )
 
 GROUP_EXPR = {

@@ -139,6 +139,8 @@ class RedisConsentLog:
         self._k_anchors = f"{tag}:anchors"
         self._k_erasures = f"{tag}:erasures"
         self._k_users = f"{tag}:users"
+        #: banner version → what it showed (JSON), first archive wins
+        self._k_banners = f"{tag}:banners"
         self._k_consent = f"{tag}:c:"
         self._k_chain = f"{tag}:chain:"
         self._k_state = f"{tag}:state:"
@@ -638,6 +640,22 @@ class RedisConsentLog:
             await self._release_script(keys=[self._k_state + name], args=[holder])
         except (RedisError, OSError) as exc:
             raise self._unavailable("release_lease", exc) from exc
+
+    async def archive_banner(self, version: str, document: str) -> bool:
+        try:
+            return bool(await self.client.hsetnx(self._k_banners, version, document))
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("archive_banner", exc) from exc
+
+    async def banner_versions(self, versions: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(versions))
+        if not wanted:
+            return {}
+        try:
+            values = await self.client.hmget(self._k_banners, wanted)
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("banner_versions", exc) from exc
+        return {v: d.decode() if isinstance(d, bytes) else str(d) for v, d in zip(wanted, values, strict=True) if d}
 
     async def state_get(self, names: Sequence[str]) -> dict[str, str]:
         wanted = list(names)

@@ -611,6 +611,30 @@ class SQLiteConsentLog:
         return await self._write("document_put", run)
 
 
+    async def archive_banner(self, version: str, document: str) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO banner_versions (version, document, archived_at_ms) VALUES (?, ?, ?)",
+                (version, document, _now_ms()),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write("archive_banner", run)
+
+    async def banner_versions(self, versions: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(versions))
+
+        def run(conn: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                sql = f"SELECT version, document FROM banner_versions WHERE version IN ({','.join('?' * len(chunk))})"
+                found.update(conn.execute(sql, chunk).fetchall())
+            return found
+
+        return await self._read("banner_versions", run) if wanted else {}
+
+
 _PUT_STATE = (
     "INSERT INTO coordination (name, value, expires_at_ms) VALUES (?, ?, ?) ON CONFLICT (name)"
     " DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms"

@@ -157,6 +157,14 @@ MIGRATIONS: tuple[str, ...] = (
         updated_ms INTEGER NOT NULL
     );
     """,
+    # 11: every banner version shown, by its hash (what `banner_version` in each event points to)
+    """
+    CREATE TABLE banner_versions (
+        version TEXT PRIMARY KEY,
+        document TEXT NOT NULL,
+        archived_at_ms INTEGER NOT NULL
+    );
+    """,
 )
 
 #: The counters of the events a batch added (``rowid_`` above the largest before it), and the visitor-days

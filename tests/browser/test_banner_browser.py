@@ -191,11 +191,11 @@ def test_second_layer_lists_vendors_cookies_and_consent_id(visit: Open) -> None:
     text = layer.inner_text()
     assert "_ga" in text and "Politique de confidentialité de Google Analytics" in text
     assert "Votre identifiant de consentement" in text
-    receipt = layer.get_by_role("link", name="Voir mon reçu de consentement")
+    receipt = layer.get_by_role("link", name="Voir et gérer mes données de consentement")
     href = receipt.get_attribute("href")
-    assert href is not None and href.endswith("/receipt")
+    assert href is not None and href.endswith("/_consent/me")
     # Proof of what was shown: the recorded event names the banner version this page loaded.
-    history = v.page.evaluate("(url) => fetch(url).then((r) => r.json())", href)
+    history = v.page.evaluate("() => fetch('/_consent/receipt').then((r) => r.json())")
     script = v.page.locator('script[src*="/banner.js?v="]').get_attribute("src")
     assert script is not None
     assert history["events"][-1]["banner_version"] == script.rsplit("v=", 1)[1]

@@ -194,6 +194,16 @@ class ConsentLogContract:
         found = await other.document_get("overlay")
         assert found is not None and (found.version, found.body) == (2, "second")
 
+    async def test_a_banner_version_is_archived_once_by_its_hash_and_read_by_every_instance(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        shown = json.dumps({"texts": {"fr": {"title": "Vos choix « cookies »"}}, "policy_version": "2026-01"})
+        assert await log.archive_banner("v1", shown) is True
+        # a second instance serving the same version (or a restart) keeps the first archive untouched
+        assert await other.archive_banner("v1", json.dumps({"changed": True})) is False
+        assert await other.banner_versions(["v1", "v-never-shown", "v1"]) == {"v1": shown}
+        assert await log.banner_versions([]) == {}
+
     async def test_a_counter_counts_across_instances_within_its_window(
         self, log: ConsentLog, other: ConsentLog
     ) -> None:
