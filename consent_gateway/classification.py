@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final, Literal, get_args
 
 from .catalog import URL_KINDS, Catalog
@@ -191,7 +191,6 @@ class DecisionRequest:
     policy_url: str = ""
     reason: str = ""
     lifetime: str = ""
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def decide(

@@ -147,7 +147,11 @@ class ConsentGateway:
         self.accounts = Accounts(config, keys, self.keeper)
         self.banner_archive = BannerArchive(self.keeper)
         self.collect_route = collect_route(self.catalog, self.read_decision, prefix=self.prefix)
-        self.admin_app = build_admin_app(config, self.log, keys) if config.admin.enabled else None
+        self.admin_app = (
+            build_admin_app(config, self.log, keys, on_classified=functools.partial(self.rules_watcher.refresh))
+            if config.admin.enabled
+            else None
+        )
         self.declaration = CookieDeclaration(config, self.log, lambda: self.rules_watcher.rules)
         extra_routes: list[BaseRoute] = [
             self.collect_route,

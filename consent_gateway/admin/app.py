@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -22,6 +22,7 @@ from starlette.routing import Route
 from consent_gateway._types import ASGIApp
 from consent_gateway.admin.erasure import ErasurePages
 from consent_gateway.admin.guard import Handler, with_security_headers
+from consent_gateway.admin.inventory import InventoryPages
 from consent_gateway.admin.login import LoginPages
 from consent_gateway.admin.records import RecordPages
 from consent_gateway.admin.reports import ReportPages
@@ -44,6 +45,7 @@ def build_admin_app(
     *,
     clock: Callable[[], float] = time.time,
     environ: Mapping[str, str] | None = None,
+    on_classified: Callable[[], Awaitable[object]] | None = None,
 ) -> ASGIApp:
     """The dashboard as an ASGI app, to be mounted at ``{prefix}/admin`` (it reads its own mount point
     from ``root_path``).
@@ -52,8 +54,9 @@ def build_admin_app(
     :param secret_keys: the gateway's signing keys; the first signs sessions, all verify.
     :param clock: seconds since the epoch (tests move it to expire sessions and lockouts).
     :param environ: where ``CONSENT_GATEWAY_ADMIN_TOKENS`` is read (default: the process environment).
+    :param on_classified: called after a classification is stored, so the gateway applies it at once.
     """
-    dashboard = _Dashboard(config, log, secret_keys, clock=clock, environ=environ)
+    dashboard = _Dashboard(config, log, secret_keys, clock=clock, environ=environ, on_classified=on_classified)
     app = with_security_headers(dashboard.app)
     app.routes = dashboard.app.routes  # type: ignore[attr-defined]  # each with its needed role, for tests
     return app
@@ -70,10 +73,14 @@ class _Dashboard:
         *,
         clock: Callable[[], float],
         environ: Mapping[str, str] | None,
+        on_classified: Callable[[], Awaitable[object]] | None,
     ) -> None:
-        self.site = site = DashboardSite(config, log, secret_keys, clock=clock, environ=environ)
+        self.site = site = DashboardSite(
+            config, log, secret_keys, clock=clock, environ=environ, on_classified=on_classified
+        )
         self.stylesheet = _STYLESHEET.read_bytes()
         login, records, reports, erasure = LoginPages(site), RecordPages(site), ReportPages(site), ErasurePages(site)
+        inventory = InventoryPages(site)
         protect = site.guard.protect
 
         def page(needs: Role, handler: Handler) -> Handler:
@@ -103,6 +110,13 @@ class _Dashboard:
             Route("/erase", page("privacy-officer", erasure.erase_form), methods=["GET"]),
             Route("/erase", page("privacy-officer", erasure.erase_review), methods=["POST"]),
             Route("/erase/confirm", page("privacy-officer", erasure.erase_confirm), methods=["POST"]),
+            Route("/inventory", page("viewer", inventory.inventory), methods=["GET"]),
+            Route("/inventory.json", data("viewer", inventory.inventory_json), methods=["GET"]),
+            Route("/inventory/classify", page("privacy-officer", inventory.classify), methods=["POST"]),
+            Route("/inventory/unclassify", page("privacy-officer", inventory.unclassify), methods=["POST"]),
+            Route("/inventory/export.toml", data("viewer", inventory.export), methods=["GET"]),
+            Route("/enforcement", page("viewer", inventory.enforcement), methods=["GET"]),
+            Route("/enforcement.json", data("viewer", inventory.enforcement_json), methods=["GET"]),
             # Anything else: still login first, so the dashboard does not tell which routes exist.
             Route("/{rest:path}", page("viewer", self.not_found), methods=["GET", "POST"]),
         ]
@@ -110,7 +124,7 @@ class _Dashboard:
 
     async def store_unavailable(self, request: Request, exc: Exception) -> Response:
         logger.warning("consent log unavailable for the dashboard: %s", exc)
-        if request.scope["path"].endswith((".csv", ".jsonl")):
+        if request.scope["path"].endswith((".csv", ".jsonl", ".json", ".toml")):
             return error_response(503, "store_unavailable", "the consent log is unavailable; try again shortly")
         return self.site.render(
             request,

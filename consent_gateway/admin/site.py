@@ -7,7 +7,7 @@ handlers; `app` wires them into one Starlette app.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -41,8 +41,11 @@ class DashboardSite:
         *,
         clock: Callable[[], float],
         environ: Mapping[str, str] | None,
+        on_classified: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         admin = config.admin
+        #: makes the gateway apply a classification at once (the admin app alone has none)
+        self.on_classified = on_classified
         self.config = config
         self.log = log
         self.clock = clock

@@ -37,6 +37,13 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/erase"): "privacy-officer",
     ("POST", "/erase"): "privacy-officer",
     ("POST", "/erase/confirm"): "privacy-officer",
+    ("GET", "/inventory"): "viewer",
+    ("GET", "/inventory.json"): "viewer",
+    ("POST", "/inventory/classify"): "privacy-officer",
+    ("POST", "/inventory/unclassify"): "privacy-officer",
+    ("GET", "/inventory/export.toml"): "viewer",
+    ("GET", "/enforcement"): "viewer",
+    ("GET", "/enforcement.json"): "viewer",
     ("GET", "/{rest:path}"): "viewer",
     ("POST", "/{rest:path}"): "viewer",
 }
