@@ -38,6 +38,8 @@ _ASSETS = {
     # served only to visitors who refused something: removes the refused vendors' script-set cookies and
     # storage keys (small and readable, so not minified)
     "banner-clean.js": ("banner-clean.js", "text/javascript; charset=utf-8"),
+    # served only after a choice, at most once a day: reports cookie and storage key names to the inventory
+    "inventory-report.js": ("inventory-report.js", "text/javascript; charset=utf-8"),
 }
 #: Set by a withdrawal for the page it reloads, whose visitor has no choice left: that page gets the cleaner too.
 CLEAN_COOKIE = "cg_clean"
@@ -305,13 +307,21 @@ class Banner:
         return best
 
     def head_html(
-        self, *, decision: Decision, language: str | None, nonce: str | None, clean: bool = False
+        self, *, decision: Decision, language: str | None, nonce: str | None, clean: bool = False,
+        report_names: bool = False,
     ) -> bytes:
         """The fragment inserted at the top of ``<head>``: JSON config, stylesheet, then the script.
 
         ``language`` is the visitor's (from `language_for`), None when the site does not offer it: the banner
-        then speaks the page's ``<html lang>``, else the default language.
+        then speaks the page's ``<html lang>``, else the default language. ``report_names``: add the
+        inventory's name reporter (after a choice, once a day: see inventory/report.py).
         """
+        head = self._head_html(decision, language, nonce, clean)
+        if report_names:
+            return head + self._script_tag("inventory-report.js", nonce, defer=True)
+        return head
+
+    def _head_html(self, decision: Decision, language: str | None, nonce: str | None, clean: bool) -> bytes:
         visitor_first = self._visitor_first and language in self._lang_set
         lang = language if language in self._lang_set else self.default_language
         key = (decision.key, decision.explicit, decision.gpc, lang, visitor_first)
@@ -338,11 +348,16 @@ class Banner:
         return bool(decision.vendors_refused) or any(c not in decision.granted for c in self._categories)
 
     def _clean_tag(self, nonce: str | None) -> bytes:
+        return self._script_tag("banner-clean.js", nonce)
+
+    def _script_tag(self, name: str, nonce: str | None, *, defer: bool = False) -> bytes:
         prefix = self._config.gateway.prefix.rstrip("/")
         if nonce is not None and not _NONCE.match(nonce):
             nonce = None
         attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
-        return f'<script src="{prefix}/banner-clean.js?v={self.version}"{attr}></script>'.encode()
+        if defer:
+            attr += " defer"
+        return f'<script src="{prefix}/{name}?v={self.version}"{attr}></script>'.encode()
 
     def asset(self, name: str) -> tuple[bytes, str] | None:
         """The served body and media type of ``banner.js``, ``banner-data.js`` or ``banner.css``; else None."""

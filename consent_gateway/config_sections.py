@@ -193,6 +193,18 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class InventoryConfig:
+    #: how often this instance merges what it saw (third parties, cookies, names, CSP violations) into the
+    #: store's shared inventory (0: only at shutdown)
+    flush_interval_seconds: float = 10.0
+    #: the banner's name reports (<prefix>/inventory-report): the largest body taken, and per client address
+    #: a burst, then this many a minute (429 past it; 0 → no limit)
+    report_max_body_bytes: int = 16_384
+    report_rate_per_minute: int = 30
+    report_rate_burst: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class PrivacyConfig:
     ip_mode: Literal["full", "truncated", "hashed"] = "truncated"
     ipv4_prefix: int = 24
@@ -323,6 +335,7 @@ class Config:
     third_parties: ThirdPartiesConfig = ThirdPartiesConfig()
     csp: CSPConfig = CSPConfig()
     store: StoreConfig = StoreConfig()
+    inventory: InventoryConfig = InventoryConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     retention: RetentionConfig = RetentionConfig()
     regions: RegionsConfig = RegionsConfig()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate, mktime_tz, parsedate_tz
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import metrics
 from .decision import Decision
@@ -20,6 +20,13 @@ from .visitor import parse_cookies
 
 if TYPE_CHECKING:
     from .catalog import Catalog, VendorRule
+
+
+class CookieSightings(Protocol):
+    """Where each Set-Cookie the filter judged goes (the inventory's collector)."""
+
+    def cookie_seen(self, name: str, attributes: dict[str, object], vendor: str, *, dropped: bool,
+                    capped: bool = False) -> None: ...
 
 #: Distinct unknown names counted by name; past this, "other" (random names must not grow the metrics).
 MAX_UNKNOWN_NAMES = 500
@@ -44,6 +51,8 @@ class CookieFilter:
         self.exempt_categories = exempt_categories
         self._vendors: dict[tuple[bytes, bytes], VendorRule | None] = {}
         self._unknown_names: set[str] = set()
+        #: told of every cookie judged (the inventory), when set
+        self.sightings: CookieSightings | None = None
 
     def vendor_of(self, name: bytes, domain: bytes = b"") -> VendorRule | None:
         """The vendor of a cookie the response sets; ``domain`` is its Domain attribute (empty: host-only)."""
@@ -66,19 +75,25 @@ class CookieFilter:
             if name == self.consent_cookie:
                 continue
             vendor = self.vendor_of(name, _domain_attribute(value))
+            original, dropped = value, False
             if vendor is None:
                 self._count_unknown(name.decode("latin-1"))
-                if self.block_unknown:
-                    continue
+                dropped = self.block_unknown
             elif not decision.allows_vendor(vendor.id, vendor.category):
                 metrics.inc("dropped_cookies_total", vendor=vendor.id)
-                continue
+                dropped = True
             elif self.tracker_max_age_seconds is not None and vendor.category not in self.exempt_categories:
                 capped = cap_lifetime(value, self.tracker_max_age_seconds, time.time())
                 if capped is not None:
                     metrics.inc("capped_cookies_total", vendor=vendor.id)
                     value = capped
-            kept.append((key, value))
+            if self.sightings is not None:
+                self.sightings.cookie_seen(
+                    name.decode("latin-1"), cookie_attributes(original, time.time()), vendor.id if vendor else "",
+                    dropped=dropped, capped=value is not original,
+                )  # fmt: skip
+            if not dropped:
+                kept.append((key, value))
         return kept
 
     def _count_unknown(self, name: str) -> None:
@@ -110,6 +125,44 @@ def cap_lifetime(value: bytes, max_age_seconds: int, now: float) -> bytes | None
                 parts[index] = b" Expires=" + formatdate(now + max_age_seconds, usegmt=True).encode("ascii")
                 changed = True
     return b";".join(parts) if changed else None
+
+
+def cookie_attributes(value: bytes, now: float) -> dict[str, object]:
+    """What the inventory keeps of a Set-Cookie value: domain, path, lifetime in seconds as the site set it
+    (Max-Age, else Expires; None for a session cookie), HttpOnly, Secure and SameSite. Never the value."""
+    domain = path = same_site = ""
+    lifetime: int | None = None
+    max_age: int | None = None
+    http_only = secure = False
+    for attribute in value.split(b";")[1:]:
+        name, _, attr_value = attribute.partition(b"=")
+        name = name.strip().lower()
+        text = attr_value.strip().decode("latin-1")
+        if name == b"domain":
+            domain = text.lower()
+        elif name == b"path":
+            path = text
+        elif name == b"max-age":
+            if text.lstrip("-").isdigit():
+                max_age = max(0, int(text))
+        elif name == b"expires":
+            expires = _cookie_date(attr_value)
+            if expires is not None:
+                lifetime = max(0, int(expires - now))
+        elif name == b"httponly":
+            http_only = True
+        elif name == b"secure":
+            secure = True
+        elif name == b"samesite":
+            same_site = text.capitalize()
+    return {
+        "domain": domain[:255],
+        "path": path[:255],
+        "max_age_s": max_age if max_age is not None else lifetime,
+        "http_only": http_only,
+        "secure": secure,
+        "same_site": same_site[:16],
+    }
 
 
 def _cookie_date(value: bytes) -> float | None:

@@ -64,9 +64,11 @@ _URL_SCHEMES: Final = frozenset({"http", "https", "ws", "wss"})
 
 
 class ViolationSink(Protocol):
-    """Where each load without consent goes (the persisted inventory)."""
+    """Where each load without consent goes (the inventory's collector). ``vendor``: the blocked host's
+    catalog vendor, or "unclassified"."""
 
-    def csp_violation(self, host: str, directive: str, page_path: str, consent_state: str) -> None: ...
+    def csp_violation(self, host: str, directive: str, page_path: str, consent_state: str, *,
+                      vendor: str = "unclassified") -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +217,7 @@ class CSPReportEndpoint:
             return
         metrics.inc("csp_reports_total", directive=violation.directive, host=self._host_label(violation.host))
         if self.sink is not None:
-            self.sink.csp_violation(violation.host, violation.directive, violation.page_path, state)
+            self.sink.csp_violation(violation.host, violation.directive, violation.page_path, state, vendor=vendor.id)
 
     def _vendor(self, violation: Violation, site: str) -> VendorRule | None:
         """The catalog vendor of the blocked URL, else "unclassified", else None (first party or allowed)."""

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from . import metrics
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .accounts import USER_COOKIE, USER_ID_SCOPE_KEY, Accounts
 from .admin import build_admin_app
@@ -38,6 +39,9 @@ from .decision import Decision
 from .declaration import CookieDeclaration
 from .enrich import Enricher
 from .errors import StoreUnavailable
+from .inventory.collector import InventoryCollector
+from .inventory.flusher import InventoryFlusher
+from .inventory.report import InventoryReportEndpoint
 from .network import ForwardedScheme, peer_is_trusted
 from .responder import Responder
 from .routes import ConsentAPI
@@ -99,6 +103,12 @@ class ConsentGateway:
         self.log = log if log is not None else open_log(config.store_url, log_keys=log_keys)
         if getattr(self.log, "log_keys", log_keys) is None:
             self.log.log_keys = log_keys  # type: ignore[attr-defined]  # a backend opened by the caller
+        #: what this instance sees of the site (third parties, cookies, names, CSP violations), until flushed
+        self.inventory = InventoryCollector()
+        self.inventory_flusher = InventoryFlusher(
+            self.log, self.inventory, interval_s=config.inventory.flush_interval_seconds
+        )
+        metrics.register_collector("inventory", self.inventory_flusher.metrics_lines, lambda: None)
         # The catalog and all built from it; the privacy team's classifications reach it without a restart.
         self.classifications = ClassificationStore(self.log)
         self.rules_watcher = RulesWatcher(
@@ -107,6 +117,7 @@ class ConsentGateway:
             self.classifications,
             self._install_rules,
             seen_vendors=functools.partial(seen_vendor_ids, self.log),
+            inventory=self.inventory,
         )
         rules = self.rules_watcher.rules
         self.catalog = rules.catalog
@@ -143,6 +154,7 @@ class ConsentGateway:
             erasures=ErasureQueue(config.spool_path),
             on_erasure_applied=audit_erasure,
             retention=RetentionTask(self.log, config.retention, lease_seconds=config.store.lease_seconds),
+            inventory=self.inventory_flusher,
         )
         self.accounts = Accounts(config, keys, self.keeper)
         self.banner_archive = BannerArchive(self.keeper)
@@ -152,15 +164,19 @@ class ConsentGateway:
             if config.admin.enabled
             else None
         )
+        self.inventory_reports = InventoryReportEndpoint(config, self.catalog, self.visitors, self.inventory)
         self.declaration = CookieDeclaration(config, self.log, lambda: self.rules_watcher.rules)
         extra_routes: list[BaseRoute] = [
             self.collect_route,
             Route(f"{self.prefix}/cookies", self.declaration.html, methods=["GET", "HEAD"]),
             Route(f"{self.prefix}/cookies.json", self.declaration.json, methods=["GET", "HEAD"]),
+            Route(f"{self.prefix}/inventory-report", self.inventory_reports.handle, methods=["POST"]),
         ]
         self.csp_reports: CSPReportEndpoint | None = None
         if self.csp is not None:
-            self.csp_reports = CSPReportEndpoint(config, self.catalog, self.visitors, choosable=self.csp.choosable)
+            self.csp_reports = CSPReportEndpoint(
+                config, self.catalog, self.visitors, choosable=self.csp.choosable, sink=self.inventory
+            )
             extra_routes.append(Route(f"{self.prefix}/csp-report", self.csp_reports.handle, methods=["POST"]))
         if self.admin_app is not None:
             extra_routes.append(Mount(f"{self.prefix}/admin", app=self.admin_app))
@@ -191,6 +207,7 @@ class ConsentGateway:
         self.api.use_rules(rules.catalog, rules.banner)
         if self.csp_reports is not None:
             self.csp_reports.catalog = rules.catalog
+        self.inventory_reports.use_catalog(rules.catalog)
         forwarder = self.collect_route.endpoint
         if isinstance(forwarder, BeaconForwarder):
             forwarder.vendors = rules.catalog.vendors

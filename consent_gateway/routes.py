@@ -129,6 +129,7 @@ class ConsentAPI:
             Route(f"{prefix}/banner.css", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner-data.js", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner-clean.js", self.asset, methods=["GET", "HEAD"]),
+            Route(f"{prefix}/inventory-report.js", self.asset, methods=["GET", "HEAD"]),
             *extra_routes,
         ]
         self.router = Router(routes=routes, default=self.not_found)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,8 @@ from .csp import BackstopPolicy
 from .decision import Decision
 from .errors import StoreUnavailable
 from .html import HoldbackRewriter, make_inert
+from .inventory.collector import InventoryCollector
+from .inventory.report import REPORTED_COOKIE
 from .store.base import ConsentLog
 
 logger = logging.getLogger("consent_gateway.site_rules")
@@ -48,13 +51,16 @@ _MAX_ATTEMPTS: Final = 8
 #: denied by the banner's `consent default`, and send only cookieless pings until `consent update`.
 CONSENT_MODE_VENDORS: Final = frozenset({"google-analytics", "google-tag-manager", "google-ads"})
 _CLEAN_MARK: Final = f"{CLEAN_COOKIE}=".encode()
+_REPORTED_MARK: Final = f"{REPORTED_COOKIE}=".encode()
 
 
 class PageRewriters:
     """Makes each page's `HoldbackRewriter`: the banner in the visitor's language, the decision to apply."""
 
-    def __init__(self, config: Config, catalog: Catalog, banner: Banner) -> None:
+    def __init__(self, config: Config, catalog: Catalog, banner: Banner,
+                 inventory: InventoryCollector | None = None) -> None:
         self._catalog = catalog
+        self._inventory = inventory
         self._banner = banner
         self._max_buffer_bytes = config.gateway.rewrite_max_buffer_bytes
         self.max_decoded_bytes = config.gateway.html_max_decoded_bytes
@@ -72,11 +78,22 @@ class PageRewriters:
                 self._languages[accept_language] = language
         # the page a withdrawal reloads (HTTP/2 may split the Cookie header: look at each)
         clean = any(key == b"cookie" and _CLEAN_MARK in value for key, value in scope["headers"])
-        head = self._banner.head_html(decision=decision, language=language, nonce=nonce, clean=clean)
+        # after a choice, the names scripts left in the browser, once a day (inventory/report.py)
+        report_names = (
+            decision.explicit
+            and self._inventory is not None
+            and not any(key == b"cookie" and _REPORTED_MARK in value for key, value in scope["headers"])
+        )
+        head = self._banner.head_html(
+            decision=decision, language=language, nonce=nonce, clean=clean, report_names=report_names
+        )
         if self._advanced_consent_mode:
             loaded = CONSENT_MODE_VENDORS - decision.vendors_refused
             decision = replace(decision, vendors_granted=decision.vendors_granted | loaded)
-        return HoldbackRewriter(self._catalog, decision, head, max_buffer_bytes=self._max_buffer_bytes)
+        rewriter = HoldbackRewriter(self._catalog, decision, head, max_buffer_bytes=self._max_buffer_bytes)
+        if self._inventory is not None:
+            rewriter.on_close = functools.partial(self._inventory.page_seen, scope["path"])
+        return rewriter
 
     @staticmethod
     def make_inert(chunk: bytes) -> bytes:
@@ -99,10 +116,15 @@ class SiteRules:
 
 
 def build_rules(
-    config: Config, base: Catalog, overlay: Overlay, used_vendors: frozenset[str] | None = None
+    config: Config,
+    base: Catalog,
+    overlay: Overlay,
+    used_vendors: frozenset[str] | None = None,
+    inventory: InventoryCollector | None = None,
 ) -> SiteRules:
     """The bundle for ``overlay`` laid over ``base`` (the built-in catalog, the config's vendors, the site's
-    third-party rules). Raises `ConfigError` when the config and overlay do not fit together."""
+    third-party rules). Raises `ConfigError` when the config and overlay do not fit together. ``inventory``
+    is told of every page's third parties and every Set-Cookie judged."""
     from .classification import apply_overlay
 
     catalog = apply_overlay(base, overlay)
@@ -114,11 +136,13 @@ def build_rules(
         tracker_max_age_seconds=config.cookie.tracker_max_age_days * 24 * 3600,
         exempt_categories=config.required_categories,
     )
+    cookie_filter.sightings = inventory
     csp = None
     if config.csp.mode != "off":
         advanced = config.banner.consent_mode == "advanced"
         csp = BackstopPolicy(config, catalog, always_loaded=CONSENT_MODE_VENDORS if advanced else frozenset())
-    return SiteRules(overlay, used_vendors, catalog, banner, cookie_filter, PageRewriters(config, catalog, banner), csp)
+    rewriters = PageRewriters(config, catalog, banner, inventory)
+    return SiteRules(overlay, used_vendors, catalog, banner, cookie_filter, rewriters, csp)
 
 
 def declared_vendors(config: Config, overlay: Overlay) -> frozenset[str]:
@@ -177,6 +201,7 @@ class RulesWatcher:
         seen_vendors: SeenVendors | None = None,
         interval_s: float = CHECK_INTERVAL_SECONDS,
         used_interval_s: float = USED_VENDORS_INTERVAL_SECONDS,
+        inventory: InventoryCollector | None = None,
     ) -> None:
         self.config = config
         self.base = base
@@ -185,7 +210,8 @@ class RulesWatcher:
         self.seen_vendors = seen_vendors
         self.interval_s = interval_s
         self.used_interval_s = used_interval_s
-        self.rules = build_rules(config, base, EMPTY_OVERLAY)
+        self.inventory = inventory
+        self.rules = build_rules(config, base, EMPTY_OVERLAY, inventory=inventory)
         self._next_check = 0.0
         self._next_used = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -224,7 +250,7 @@ class RulesWatcher:
                 used = declared_vendors(self.config, overlay) | seen if seen else None
             if overlay.version == current.overlay.version and used == current.used_vendors and not force:
                 return False
-            rules = await asyncio.to_thread(build_rules, self.config, self.base, overlay, used)
+            rules = await asyncio.to_thread(build_rules, self.config, self.base, overlay, used, self.inventory)
             self.rules = rules
             self._install(rules)
             logger.info("classifications version %d applied (%d decisions)", overlay.version, len(overlay.decisions))

@@ -67,9 +67,12 @@ class Violations:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str, str]] = []
+        self.vendors: list[str] = []
 
-    def csp_violation(self, host: str, directive: str, page_path: str, consent_state: str) -> None:
+    def csp_violation(self, host: str, directive: str, page_path: str, consent_state: str, *,
+                      vendor: str = "unclassified") -> None:
         self.seen.append((host, directive, page_path, consent_state))
+        self.vendors.append(vendor)
 
 
 @pytest.fixture
@@ -181,6 +184,7 @@ def test_a_reporting_api_batch_is_taken_without_a_cookie(client: TestClient, sin
         ("connect.facebook.net", "img-src", "/cart", "partial"),
         ("tags.unknown-ads.example", "img-src", "/cart", "partial"),
     ]
+    assert sink.vendors[1] == "unclassified"
 
 
 def test_the_consent_cookie_gives_the_state_at_report_time(

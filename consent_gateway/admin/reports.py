@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from consent_gateway import metrics
 from consent_gateway.admin import charts
 from consent_gateway.admin.filters import day_start_ms
 from consent_gateway.admin.site import DashboardSite
 from consent_gateway.errors import ConfigError
+from consent_gateway.inventory.records import COOKIE, MAX_PAGE, InventoryEntry, InventoryQuery
 from consent_gateway.store import Checkpoint, EventFilter, VerifyResult
 from consent_gateway.store.base import VENDOR_CATEGORY
 from consent_gateway.store.proof import find_checkpoint_key, is_signed_by
@@ -146,8 +145,10 @@ class ReportPages:
         return checkpoint, None
 
     async def cookies(self, request: Request) -> Response:
-        unknown = _inventory(metrics.labelled("unknown_cookies_total"))
-        dropped = _inventory(metrics.labelled("dropped_cookies_total"))
+        # the shared inventory in the store: every instance's Set-Cookie filter, kept across restarts
+        page = await self.site.log.read_inventory(InventoryQuery(kind=COOKIE, limit=MAX_PAGE))
+        unknown = _cookie_table([e for e in page.entries if not e.vendor], "count")
+        dropped = _cookie_table([e for e in page.entries if e.dropped], "dropped")
         await self.site.record(request, "view-cookies")
         return self.site.render(
             request,
@@ -159,14 +160,13 @@ class ReportPages:
         )
 
 
-def _inventory(counts: Mapping[tuple[tuple[str, str], ...], int]) -> dict[str, Any]:
-    """Label sets → a table: the label names as columns, one row per label set, largest count first."""
-    columns = sorted({name for labels in counts for name, _ in labels})
-    rows = [
-        ([dict(labels).get(c, "") for c in columns], count)
-        for labels, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    ]
-    return {"columns": columns, "rows": rows, "total": sum(counts.values())}
+def _cookie_table(entries: list[InventoryEntry], counter: str) -> dict[str, Any]:
+    """Cookie entries → a table (name, domain, vendor; the ``counter`` as count), largest count first."""
+    rows = sorted(
+        (([e.name, str(e.detail.get("domain", "")), e.vendor], int(getattr(e, counter))) for e in entries),
+        key=lambda row: (-row[1], row[0]),
+    )
+    return {"columns": ["cookie", "domain", "vendor"], "rows": rows, "total": sum(count for _, count in rows)}
 
 
 def _overall(table: charts.RateTable, category: str) -> tuple[int, int]:

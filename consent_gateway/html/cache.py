@@ -31,6 +31,8 @@ HEAD_MARK = None
 
 #: output parts: bytes, and HEAD_MARK where the banner block goes
 Parts = Sequence[bytes | None]
+#: one third-party element noted for the inventory: (host, vendor id or "unclassified", element kind, held back)
+Sighting = tuple[str, str, str, bool]
 
 
 class CachedChunk(NamedTuple):
@@ -40,8 +42,8 @@ class CachedChunk(NamedTuple):
     state: Any  # the tokenizer state at the chunk's end
     pending: bytes  # the unfinished tail kept for the next chunk
     held: tuple[str, ...]  # vendor ids held back in the chunk
-    #: (host, held back) of the unclassified hosts the chunk contacts: counted again on every hit
-    noted: tuple[tuple[str, bool], ...]
+    #: the third-party elements of the chunk: noted again on every hit (the inventory counts page views)
+    noted: tuple[Sighting, ...]
     memo: list[bytes | None]  # the last banner block and the output joined with it
 
 
@@ -67,7 +69,7 @@ class ChunkCache:
         return entry[0]
 
     def put(self, key: Any, parts: Parts, state: Any, pending: bytes, held: Sequence[str],
-            noted: Sequence[tuple[str, bool]] = ()) -> None:
+            noted: Sequence[Sighting] = ()) -> None:
         compact = compact_parts(parts)
         size = sum(len(p) for p in compact if p) * (2 if len(compact) > 1 else 1) + len(pending) + 256
         if size > self.max_bytes // 4:

@@ -11,6 +11,7 @@ from .. import metrics
 from ..catalog import Catalog, VendorRule
 from ..decision import Decision
 from ..thirdparty import UNCLASSIFIED
+from .cache import Sighting
 from .holdback import HOLD_TAG_NAMES, INERT_ATTRS, hold_back_tag, parse_attributes
 from .inline_loaders import LOADER_SCAN_BYTES, loader_vendors
 
@@ -55,8 +56,8 @@ class DocumentHoldback:
         self.catalog = catalog
         self.decision = decision
         self.held: list[str] = []
-        #: (host, held back) of each unclassified host contacted during the run, as counted
-        self.noted: list[tuple[str, bool]] = []
+        #: each third-party element of the run: (host, vendor id, element kind, held back)
+        self.noted: list[Sighting] = []
         #: False once the run made a decision that must not be replayed from the cache (a bail-out)
         self.cacheable = True
         #: the vendors an iframe's inline document holds back, as read by the driver (see ``vendors_of_tag``)

@@ -237,15 +237,21 @@ def _first_disallowed(vendors: list[VendorRule], decision: Decision) -> VendorRu
     return None
 
 
-def _note_unclassified(catalog: Catalog, vendors: list[VendorRule], held: VendorRule | None,
-                       noted: list[tuple[str, bool]] | None) -> None:
-    """Count each unclassified host an element contacts, held back or (report mode) let through; ``noted``
-    keeps them for the chunk cache, which counts them again on each hit."""
+def _note_third_parties(catalog: Catalog, kind: str, vendors: list[VendorRule],
+                        hosts: list[tuple[VendorRule, str]] | None, held: bool,
+                        noted: list[tuple[str, str, str, bool]] | None) -> None:
+    """Note each third party an element contacts, held back or let through: every unclassified host is
+    counted (``note_seen``); ``noted`` (host, vendor id, element kind, held) feeds the inventory and the chunk
+    cache, which notes them again on each hit. ``hosts``: the catalog vendors' URL hosts."""
     for vendor in vendors:
         if vendor.id == _UNCLASSIFIED:
-            catalog.third_parties.note_seen(vendor.name, held is not None)
+            catalog.third_parties.note_seen(vendor.name, held)
             if noted is not None:
-                noted.append((vendor.name, held is not None))
+                noted.append((vendor.name, _UNCLASSIFIED, kind, held))
+    if hosts and noted is not None:
+        for vendor, host in hosts:
+            if vendor.id != _UNCLASSIFIED:
+                noted.append((host, vendor.id, kind, held))
 
 
 def _refresh_url(content: bytes) -> bytes:
@@ -315,7 +321,8 @@ def fetched_urls(kind: str, attrs: list[Attribute]) -> list[bytes]:
 
 
 def _vendor_of_raw_url(catalog: Catalog, raw: bytes, spec: ElementKind, base: str, site: str,
-                       catalog_free: bool = False) -> VendorRule | None:
+                       catalog_free: bool = False, hosts: list[tuple[VendorRule, str]] | None = None,
+                       ) -> VendorRule | None:
     """The vendor of one attribute's URL: the catalog's, else the classification of a host it does not know
     (first party or allowed: None; else the pseudo-vendor "unclassified"). ``catalog_free``: the caller
     proved that no catalog pattern can match (see ``hold_back_tag``), so only the host is classified."""
@@ -328,20 +335,26 @@ def _vendor_of_raw_url(catalog: Catalog, raw: bytes, spec: ElementKind, base: st
         return catalog.third_parties.classify(host_of(url), site, _path_of(url))
     vendor = _vendor_for_url(catalog, url, spec, spec.strict and not base)
     if vendor is None:
-        vendor = catalog.third_parties.classify(host_of(url), site, _path_of(url))
+        return catalog.third_parties.classify(host_of(url), site, _path_of(url))
+    if hosts is not None:
+        host = host_of(url)
+        if host:
+            hosts.append((vendor, host))
     return vendor
 
 
 def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_body: bytes | None = None,
                    inline_vendors: list[VendorRule] | None = None, *, base: str = "", site: str = "",
                    srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None,
-                   catalog_free: bool = False) -> list[VendorRule]:
+                   catalog_free: bool = False, hosts: list[tuple[VendorRule, str]] | None = None,
+                   ) -> list[VendorRule]:
     """Every catalog vendor a start tag (or an inline script body) would contact or run.
 
     ``base`` is the ``<base href>`` in force (``urls.base_url``); ``srcdoc_vendors`` reads an iframe's
     inline document (it is a page of its own: the caller rewrites it as one). A URL host the catalog does
     not know is classified by ``catalog.third_parties`` against ``site`` (the page's registrable domain).
     ``catalog_free``: no catalog pattern can match a URL of this tag (``hold_back_tag`` proved it).
+    ``hosts`` receives (catalog vendor, URL host) for each URL a catalog vendor's.
     """
     found: list[VendorRule] = []
     spec = ELEMENT_KINDS[kind]
@@ -355,7 +368,7 @@ def vendors_of_tag(kind: str, attrs: list[Attribute], catalog: Catalog, inline_b
                 found.extend(catalog.vendors_for_inline_bytes(inline_body))
             return found
     for raw in fetched_urls(kind, attrs):
-        vendor = _vendor_of_raw_url(catalog, raw, spec, base, site, catalog_free)
+        vendor = _vendor_of_raw_url(catalog, raw, spec, base, site, catalog_free, hosts)
         if vendor is not None and vendor not in found:
             found.append(vendor)
     if kind == "iframe" and srcdoc_vendors is not None:
@@ -369,7 +382,7 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
                   inline_body: bytes | None = None, *, may_name_vendor: bool | None = None,
                   inline_vendors: list[VendorRule] | None = None, base: str = "",
                   srcdoc_vendors: Callable[[str], list[VendorRule]] | None = None,
-                  noted: list[tuple[str, bool]] | None = None) -> HeldBack | None:
+                  noted: list[tuple[str, str, str, bool]] | None = None) -> HeldBack | None:
     """The held-back form of a complete start tag, or None when the decision lets it through.
 
     ``kind`` is a key of ``ELEMENT_KINDS`` (the lowercased tag name, "svg:script" or "svg:image");
@@ -400,10 +413,11 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
         if not may_name_vendor:
             return None
     name_end, attrs = parse_attributes(tag)
+    hosts: list[tuple[VendorRule, str]] | None = [] if noted is not None and not catalog_free else None
     vendors = vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors, base=base, site=decision.site,
-                             srcdoc_vendors=srcdoc_vendors, catalog_free=catalog_free)
+                             srcdoc_vendors=srcdoc_vendors, catalog_free=catalog_free, hosts=hosts)
     vendor = _first_disallowed(vendors, decision)
-    _note_unclassified(catalog, vendors, vendor, noted)
+    _note_third_parties(catalog, kind, vendors, hosts, vendor is not None, noted)
     if vendor is None:
         return None
     return HeldBack(rewrite_held_back(tag, kind, name_end, attrs, vendor.category, vendor.id), vendor)

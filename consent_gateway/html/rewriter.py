@@ -12,14 +12,23 @@ from __future__ import annotations
 import collections
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import metrics
 from ..catalog import Catalog, VendorRule
 from ..decision import Decision
+from ..thirdparty import UNCLASSIFIED
 from . import cache as _cache
 from . import scanner as _scanner
-from .cache import CACHE_MIN_CHUNK_BYTES, CACHE_SEGMENT_BYTES, CHUNK_CACHE, CachedChunk, ChunkCache, join_parts
+from .cache import (
+    CACHE_MIN_CHUNK_BYTES,
+    CACHE_SEGMENT_BYTES,
+    CHUNK_CACHE,
+    CachedChunk,
+    ChunkCache,
+    Sighting,
+    join_parts,
+)
 from .decisions import DocumentHoldback, inert_all
 from .states import Mode
 from .tokenizer import Tokenizer
@@ -70,6 +79,10 @@ class HoldbackRewriter:
         self.head_html = head_html
         self.max_buffer_bytes = max(64, max_buffer_bytes)
         self.held_back: collections.Counter[str] = collections.Counter()
+        #: every third-party element of the page, cached chunks included: what the inventory counts
+        self.third_parties: list[Sighting] = []
+        #: called with ``third_parties`` when the page ends (``close``): the inventory's collector
+        self.on_close: Callable[[list[Sighting]], None] | None = None
         self._cache = cache
         self._cache_prefix = (catalog.token, decision.key, self.max_buffer_bytes)
         self._pending = b""
@@ -104,6 +117,10 @@ class HoldbackRewriter:
     def close(self) -> bytes:
         if self._closed:
             return b""
+        on_close = self.on_close
+        if on_close is not None:
+            self.on_close = None
+            on_close(self.third_parties)
         if not self._pending and not self._tokenizer.has_unfinished_tokens():
             self._closed = True
             return b""  # nothing held: the common end of a page (and an empty body stays empty)
@@ -218,7 +235,7 @@ class HoldbackRewriter:
             return self._replayed_bytes(hit)
         parts: list[bytes | None] = []
         held: list[str] = []
-        noted: list[tuple[str, bool]] = []
+        noted: list[Sighting] = []
         cacheable = True
         start, n = 0, len(chunk)
         while start < n:
@@ -237,8 +254,8 @@ class HoldbackRewriter:
         return self._join(parts)
 
     def _cached_rewrite(self, cache: ChunkCache, chunk: bytes) -> tuple[
-            Sequence[bytes | None], Sequence[str], Sequence[tuple[str, bool]], bool | None]:
-        """(output parts, vendors held back, unclassified hosts noted, cacheable or None for a cache hit) of
+            Sequence[bytes | None], Sequence[str], Sequence[Sighting], bool | None]:
+        """(output parts, vendors held back, third-party elements noted, cacheable or None for a cache hit) of
         one chunk."""
         key = self._key(chunk)
         hit = cache.get(key)
@@ -268,10 +285,12 @@ class HoldbackRewriter:
         self._pending = hit.pending
         if hit.held:
             self.held_back.update(hit.held)
-        if hit.noted:  # the unclassified hosts are counted per page view, served from the cache or not
+        if hit.noted:  # third parties are counted per page view, served from the cache or not
+            self.third_parties.extend(hit.noted)
             note_seen = self.catalog.third_parties.note_seen
-            for host, held in hit.noted:
-                note_seen(host, held)
+            for host, vendor, _, held in hit.noted:
+                if vendor == UNCLASSIFIED:
+                    note_seen(host, held)
         return hit.parts
 
     def _join(self, parts: Sequence[bytes | None]) -> bytes:
@@ -288,4 +307,6 @@ class HoldbackRewriter:
         self._pending = data[pos:] if pos < len(data) else b""
         if self._holdback.held:
             self.held_back.update(self._holdback.held)
+        if self._holdback.noted:
+            self.third_parties.extend(self._holdback.noted)
         return out

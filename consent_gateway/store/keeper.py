@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from consent_gateway import metrics
 from consent_gateway.errors import SpoolError, StoreUnavailable
 from consent_gateway.events import ConsentEvent
+from consent_gateway.inventory.flusher import InventoryFlusher
 from consent_gateway.store.base import ConsentLog
 from consent_gateway.store.coordination import StoreLease, describe_holder
 from consent_gateway.store.erasure_queue import ErasureQueue, QueuedErasure
@@ -46,6 +47,7 @@ class LogKeeper:
         erasures: ErasureQueue | None = None,
         on_erasure_applied: Callable[[QueuedErasure, int], Awaitable[None]] | None = None,
         retention: RetentionTask | None = None,
+        inventory: InventoryFlusher | None = None,
     ) -> None:
         self.log = log
         self.recorder = recorder
@@ -64,6 +66,8 @@ class LogKeeper:
         self._erasure_task: asyncio.Task[None] | None = None
         #: the gateway's own retention purge
         self.retention = retention
+        #: merges what this instance saw of the site into the store's inventory
+        self.inventory = inventory
         if instance_lease is not None:
             instance_lease.on_lost = self._refuse
         self._started = False
@@ -92,6 +96,8 @@ class LogKeeper:
                     self._erasure_task = asyncio.create_task(self._apply_erasures(), name="consent-gateway erasures")
                 if self.retention is not None:
                     self.retention.start()
+                if self.inventory is not None:
+                    self.inventory.start()
 
     async def _apply_erasures(self) -> None:
         """Apply queued erasures whenever the log answers (checked every second while any wait)."""
@@ -168,6 +174,8 @@ class LogKeeper:
         if self._started:
             if self.retention is not None:
                 await self.retention.stop()
+            if self.inventory is not None:
+                await self.inventory.stop()  # with a last flush, while the log is still open
             if self._erasure_task is not None:
                 self._erasure_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 from starlette.testclient import TestClient
 
-from consent_gateway import metrics
 from consent_gateway.config import Config
 from consent_gateway.events import EventChain
+from consent_gateway.inventory.records import COOKIE, InventoryEntry, key_of
 from consent_gateway.store import ConsentLog
 from consent_gateway.store.proof import CheckpointWriter, load_checkpoint_key
 
@@ -153,15 +153,25 @@ def test_integrity_verifies_the_log_and_names_a_tampered_event(
     assert "First broken: <code>ev-0100</code>" in broken.text
 
 
-def test_the_cookie_inventory_lists_what_the_filter_counted(logged_in: TestClient) -> None:
+def test_the_cookie_inventory_lists_what_the_stored_inventory_holds(
+    logged_in: TestClient, consent_log: ConsentLog
+) -> None:
     assert "No unknown cookie seen yet." in logged_in.get(f"{PREFIX}/cookies").text
-    metrics.inc("unknown_cookies_total", 3, cookie="_hjSession")
-    metrics.inc("unknown_cookies_total", 1, cookie="<script>x")
-    metrics.inc("dropped_cookies_total", 7, vendor="google-analytics")
+
+    def cookie(name: str, vendor: str, *, passed: int = 0, dropped: int = 0) -> InventoryEntry:
+        return InventoryEntry(COOKIE, key_of(name, "", "/"), name, vendor, count=passed + dropped, passed=passed,
+                              dropped=dropped, detail={"domain": "", "path": "/"}, first_seen_ms=1, last_seen_ms=1)
+
+    # what the instances' flushes wrote (every instance's, kept across restarts)
+    asyncio.run(consent_log.merge_inventory([
+        cookie("_hjSession", "", passed=3),
+        cookie("<script>x", "", passed=1),
+        cookie("_ga", "google-analytics", dropped=7),
+    ]))  # fmt: skip
     page = logged_in.get(f"{PREFIX}/cookies").text
-    assert '<th scope="row" class="mono">_hjSession</th><td>3</td>' in page
+    assert '<th scope="row" class="mono">_hjSession</th><td></td><td></td><td>3</td>' in page
     assert "&lt;script&gt;x" in page and "<script>x" not in page
-    assert '<th scope="row" class="mono">google-analytics</th><td>7</td>' in page
+    assert '<th scope="row" class="mono">_ga</th><td></td><td>google-analytics</td><td>7</td>' in page
     assert page.index("_hjSession") < page.index("&lt;script&gt;x")  # largest count first
 
 
