@@ -300,9 +300,11 @@ def catalog_import(file: str, fmt: str | None, output: str | None) -> None:
 
 
 def _register_logs() -> None:
+    from .inventory_cli import inventory
     from .logs_cli import logs
 
     main.add_command(logs)
+    main.add_command(inventory)
 
 
 _register_logs()
