@@ -1,0 +1,96 @@
+"""The owner's loop in a real Chromium: browse the demo, find its unclassified third party in the dashboard's
+inventory, classify it in one step, and read it in the published cookie declaration — while the next page
+already holds it under its new category, without a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from playwright.sync_api import expect
+
+from consent_gateway.config import AdminConfig, AdminUser, InventoryConfig
+
+from .conftest import SECRET_KEYS, Visit, gateway_config, serve
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "a long passphrase for the privacy officer"
+WIDGET_HOST = "widgets.meteo-quartier.net.localhost"  # the demo's stand-in for a host no catalog knows
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo behind the gateway as `consent-gateway demo` serves it, with a privacy officer and an
+    inventory flushed every 0.2 s (10 s by default)."""
+    from consent_gateway.demo import build_demo_site, bypass_for_vendor_hosts
+    from consent_gateway.middleware import ConsentGateway
+
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    config = replace(
+        gateway_config(Path(tmp_path_factory.mktemp("inventory-browser"))),
+        admin=replace(AdminConfig(), users=(AdminUser("dpo", hasher.hash(PASSWORD), "privacy-officer"),)),
+        inventory=replace(InventoryConfig(), flush_interval_seconds=0.2),
+    )
+    site = build_demo_site()
+    with serve(bypass_for_vendor_hosts(ConsentGateway(site, config, secret_keys=SECRET_KEYS), site)) as url:
+        yield url
+
+
+def held_category(page: Any) -> str | None:
+    value = page.locator(f'script[data-cg-src*="{WIDGET_HOST}"]').first.get_attribute("data-category")
+    return None if value is None else str(value)
+
+
+def test_a_third_party_seen_while_browsing_is_classified_and_declared(
+    visit: Callable[..., Visit], demo_url: str
+) -> None:
+    visitor = visit(base_url=demo_url, locale="fr-FR")
+    visitor.goto("/blog")
+    assert held_category(visitor.page) == "unclassified"  # held back before consent, nobody classified it
+    assert not any(WIDGET_HOST in url for url in visitor.requests)
+
+    officer = visit(base_url=demo_url, locale="en-US")
+    page = officer.page
+    page.goto(f"{demo_url}/_consent/admin/inventory")
+    page.get_by_label("User name").fill("dpo")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="What the site uses")).to_be_visible()
+    row = page.locator(f'tr[data-name="{WIDGET_HOST}"]')
+    for _ in range(50):  # the visitor's page reaches the store with the next flush (0.2 s)
+        if row.count():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    expect(row).to_contain_text("unclassified")
+    expect(row).to_contain_text("/blog")  # the page it was seen on
+
+    row.locator("summary", has_text="Classify").click()
+    row.get_by_label("a new vendor's").check()
+    row.get_by_label("New vendor's name").fill("Météo du quartier")
+    row.get_by_label("New vendor's category").select_option("preferences")
+    row.get_by_label("New vendor's privacy policy URL").fill("https://meteo-quartier.example/confidentialite")
+    row.get_by_role("button", name="Classify").click()
+    expect(page.get_by_role("status")).to_contain_text(f"host:{WIDGET_HOST}")
+    row = page.locator(f'tr[data-name="{WIDGET_HOST}"]')
+    expect(row).to_contain_text("Météo du quartier")
+    expect(row).to_contain_text("Preferences")
+
+    # the published declaration, in the visitor's language, names it with its policy and host
+    visitor.page.goto(f"{demo_url}/_consent/cookies")
+    declaration = visitor.page
+    expect(declaration.get_by_role("heading", level=1)).to_have_text("Cookies et traceurs utilisés par ce site")
+    vendor = declaration.locator("#category-preferences article", has_text="Météo du quartier")
+    expect(vendor).to_contain_text(WIDGET_HOST)
+    expect(vendor.get_by_role("link", name="Politique de confidentialité")).to_have_attribute(
+        "href", "https://meteo-quartier.example/confidentialite"
+    )
+    # and the next page, on this same running gateway, holds the widget under its new category
+    visitor.goto("/blog")
+    assert held_category(visitor.page) == "preferences"
+    assert visitor.console_errors == [] and officer.console_errors == []
