@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, Final, Literal
 
 from consent_gateway.events import ConsentEvent, event_to_dict
+from consent_gateway.store.base import ConsentLog, EventFilter
 
 ExportFormat = Literal["csv", "jsonl"]
 #: Format → the media type it is served with.
@@ -114,6 +115,24 @@ class EventWriter:
             self._csv.writerow(csv_row(event, self._categories))
         else:
             self._stream.write(json.dumps(jsonl_record(event), ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+#: The shape of a banner-versions export.
+BANNERS_FORMAT: Final = "consent-gateway.banner-versions/1"
+
+
+async def banner_versions_export(log: ConsentLog, filters: EventFilter) -> dict[str, Any]:
+    """What the banners of the selected events showed: every banner version they recorded, with the archived
+    document (texts, categories, vendors, policy, settings, layout) or ``null`` when the log holds none (an
+    event recorded before versions were archived). Read in one pass, keeping only the versions in memory."""
+    versions: set[str] = set()
+    async for event in log.export(filters):
+        versions.add(event.banner_version)
+    found = await log.banner_versions(sorted(versions)) if versions else {}
+    return {
+        "format": BANNERS_FORMAT,
+        "versions": {v: json.loads(found[v]) if v in found else None for v in sorted(versions)},
+    }
 
 
 async def stream_export(

@@ -19,7 +19,7 @@ from .admin.audit import AuditLog, audit_path
 from .config import Config
 from .errors import StoreUnavailable
 from .events import ConsentEvent, event_to_dict
-from .export import EventWriter
+from .export import EventWriter, banner_versions_export
 from .logs_common import (
     DAY_MS,
     EXIT_NOT_FOUND,
@@ -98,10 +98,11 @@ def search(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "json", "audit"]),
+    type=click.Choice(["csv", "json", "audit", "banners"]),
     default="csv",
     show_default=True,
-    help="audit: JSON Lines for an auditor, the latest signed checkpoint first and no personal data.",
+    help="audit: JSON Lines for an auditor, the latest signed checkpoint first and no personal data. "
+    "banners: the archived banner versions the selected events were shown (JSON).",
 )
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: -)."
@@ -126,6 +127,16 @@ def export(
     categories = [c.id for c in ctx.config.categories if not c.required]
     if fmt == "audit":
         export_audit(ctx, output, checkpoint_path)
+        return
+    if fmt == "banners":
+        found = run_on_log(ctx, lambda log: banner_versions_export(log, filters))
+        text = json.dumps(found, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        if output == "-":
+            click.echo(text, nl=False)
+        else:
+            with open(output, "w", encoding="utf-8") as file:
+                file.write(text)
+        click.echo(f"{len(found['versions'])} banner versions exported.", err=True)
         return
 
     async def work(log: ConsentLog) -> int:

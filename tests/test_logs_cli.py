@@ -285,3 +285,26 @@ def test_purge_dry_run_changes_nothing_and_a_purge_of_everything_needs_force(
     forced = logs(runner, "purge", "--store", store, "--events-days", "1", "--yes", "--force")
     assert forced.exit_code == 0, forced.output
     assert logs(runner, "verify", "--store", store).exit_code == 0
+
+
+def test_export_banners_gives_the_archived_banner_each_selected_event_was_shown(
+    runner: CliRunner, store: str, tmp_path: Path
+) -> None:
+    events = fill(store, 3)
+    version = events[0].banner_version
+
+    async def archive() -> None:
+        log = open_log(store)
+        await log.open()
+        await log.archive_banner(version, json.dumps({"texts": {"fr": {"accept_all": "Tout accepter"}}}))
+        await log.close()
+
+    asyncio.run(archive())
+    out = tmp_path / "banners.json"
+    result = logs(runner, "export", "--store", store, "--format", "banners", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    found = json.loads(out.read_text(encoding="utf-8"))
+    assert found["format"] == "consent-gateway.banner-versions/1"
+    assert found["versions"] == {version: {"texts": {"fr": {"accept_all": "Tout accepter"}}}}
+    nothing = logs(runner, "export", "--store", store, "--format", "banners", "--since", "2100-01-01")
+    assert json.loads(nothing.stdout)["versions"] == {}

@@ -107,6 +107,8 @@ class _Dashboard:
             Route("/export", page("analyst", records.export_form), methods=["GET"]),
             Route("/export.csv", data("analyst", records.export_csv), methods=["GET"]),
             Route("/export.jsonl", data("analyst", records.export_jsonl), methods=["GET"]),
+            Route("/export.banners.json", data("analyst", records.export_banners), methods=["GET"]),
+            Route("/banners/{version}.json", data("analyst", records.banner), methods=["GET"]),
             Route("/erase", page("privacy-officer", erasure.erase_form), methods=["GET"]),
             Route("/erase", page("privacy-officer", erasure.erase_review), methods=["POST"]),
             Route("/erase/confirm", page("privacy-officer", erasure.erase_confirm), methods=["POST"]),

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from consent_gateway.admin.filters import describe
 from consent_gateway.admin.guard import root_of
 from consent_gateway.admin.site import MAX_ID_LENGTH, DashboardSite
+from consent_gateway.banner import archive_version
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.events import ACTIONS, DEVICE_TYPES, PERSONAL_FIELDS, ConsentEvent
-from consent_gateway.export import MEDIA_TYPES, ExportFormat, stream_export
+from consent_gateway.export import MEDIA_TYPES, ExportFormat, banner_versions_export, stream_export
 from consent_gateway.responses import error_response
 
 logger = logging.getLogger("consent_gateway.admin")
@@ -83,7 +85,53 @@ class RecordPages:
             )
         if not self.site.sees_ips(request):
             event = without_ips([event])[0]
-        return self.site.render(request, "event.html", event=event, personal=PERSONAL_FIELDS, nav="events")
+        shown, proven = await self._banner_shown(event.banner_version)
+        return self.site.render(
+            request,
+            "event.html",
+            event=event,
+            personal=PERSONAL_FIELDS,
+            shown=shown,
+            shown_proven=proven,
+            nav="events",
+        )
+
+    async def _banner_shown(self, version: str) -> tuple[dict[str, Any] | None, bool]:
+        """The archived banner an event was shown, and whether the archive hashes to the event's version."""
+        try:
+            found = await self.site.log.banner_versions([version])
+        except StoreUnavailable:
+            return None, False
+        if version not in found:
+            return None, False
+        shown: dict[str, Any] = json.loads(found[version])
+        return shown, archive_version(shown) == version
+
+    async def banner(self, request: Request) -> Response:
+        """One archived banner version as JSON: exactly what the log keeps, hashing to its version."""
+        version = request.path_params["version"][:MAX_ID_LENGTH]
+        found = await self.site.log.banner_versions([version])
+        await self.site.record(request, "view-banner", version, outcome="ok" if found else "not-found")
+        if version not in found:
+            return error_response(404, "not_found", f"no archived banner version {version!r}")
+        return Response(
+            found[version],
+            media_type="application/json",
+            headers={"Content-Disposition": f'inline; filename="banner-{version}.json"'},
+        )
+
+    async def export_banners(self, request: Request) -> Response:
+        """The archived banner versions the selected events were shown, for the proof that goes with an export."""
+        form = self.site.search_form(request)
+        if form.errors:
+            return error_response(400, "bad_filter", "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
+        if not await self.site.record(request, "export", describe(form), format="banners"):
+            return error_response(503, "audit_unavailable", "the admin audit log cannot be written; export refused")
+        found = await banner_versions_export(self.site.log, form.filters)
+        stamp = datetime.fromtimestamp(self.site.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
+        return JSONResponse(
+            found, headers={"Content-Disposition": f'attachment; filename="banner-versions-{stamp}.json"'}
+        )
 
     async def visitor_lookup(self, request: Request) -> Response:
         consent_id = request.query_params.get("consent_id", "").strip()[:MAX_ID_LENGTH]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -14,6 +15,7 @@ from consent_gateway.admin import charts
 from consent_gateway.admin.filters import day_start_ms
 from consent_gateway.admin.site import DashboardSite
 from consent_gateway.errors import ConfigError
+from consent_gateway.events import PROCESSING_OBJECTED
 from consent_gateway.inventory.records import COOKIE, MAX_PAGE, InventoryEntry, InventoryQuery
 from consent_gateway.store import Checkpoint, EventFilter, VerifyResult
 from consent_gateway.store.base import VENDOR_CATEGORY
@@ -47,6 +49,8 @@ class ReportPages:
         total = sum(d.events for d in days_counted.values())
         visitors = sum(d.visitors for d in days_counted.values())
         health = await self.site.log.health()
+        # visitors who objected to (or asked to limit) the processing from their own page: for the team to act on
+        objections = await self.site.log.count(dataclasses.replace(filters, action=PROCESSING_OBJECTED))
         overall = {c: _overall(per_day, c) for c in self.site.categories}
         titles = {
             "country": "Consent rate by country",
@@ -76,6 +80,8 @@ class ReportPages:
             day_choices=OVERVIEW_DAYS,
             total=total,
             visitors=visitors,
+            objections=objections,
+            objection_action=PROCESSING_OBJECTED,
             days_counted=days_counted,
             chart_labels=labels,
             health=health,

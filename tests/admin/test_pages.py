@@ -192,3 +192,51 @@ def test_times_are_shown_in_utc(logged_in: TestClient) -> None:
     assert datetime.fromtimestamp(NOW, UTC).hour == 12
     page = logged_in.get(f"{PREFIX}/visitors/{VISITOR}").text
     assert "2026-03-09 10:00:00 UTC" in page
+
+
+def test_the_event_detail_shows_the_archived_banner_it_was_shown(
+    logged_in: TestClient, consent_log: ConsentLog, admin_config: Config
+) -> None:
+    from consent_gateway.banner import Banner
+    from consent_gateway.catalog import Catalog
+
+    event = asyncio.run(consent_log.get("ev-0007"))
+    assert event is not None
+    missing = logged_in.get(f"{PREFIX}/events/ev-0007").text
+    assert "not in the archive" in missing
+    banner = Banner(admin_config, Catalog.builtin())
+    shown = dataclasses.replace(event, event_id="ev-shown", banner_version=banner.version)
+    asyncio.run(consent_log.append([EventChain("other-instance").append(shown)]))
+    asyncio.run(consent_log.archive_banner(banner.version, banner.archive_json))
+    page = logged_in.get(f"{PREFIX}/events/ev-shown").text
+    section = page[page.index('id="banner-shown"') :]
+    assert "the archive hashes to this version" in section
+    assert "Tout accepter" in section and "Accept all" in section
+    assert "Mesure d&#39;audience" in section  # the category label as shown in French
+    archived = logged_in.get(f"{PREFIX}/banners/{banner.version}.json")
+    assert archived.status_code == 200 and archived.json() == banner.archive
+    exported = logged_in.get(f"{PREFIX}/export.banners.json", params={"consent_id": event.consent_id}).json()
+    assert exported["versions"][banner.version] == banner.archive
+    assert exported["versions"][event.banner_version] is None  # recorded before the archive: said, not hidden
+    assert logged_in.get(f"{PREFIX}/banners/nope.json").status_code == 404
+
+
+def test_objections_recorded_by_visitors_are_flagged_on_the_overview(
+    logged_in: TestClient, consent_log: ConsentLog
+) -> None:
+    assert 'id="objections"' not in logged_in.get(f"{PREFIX}/").text
+    event = asyncio.run(consent_log.get("ev-0007"))
+    assert event is not None
+    objected = dataclasses.replace(
+        event,
+        event_id="ev-objected",
+        action="processing-objected",
+        categories=dict.fromkeys(event.categories, False),
+        timestamp_ms=int(NOW * 1000) - 3_600_000,
+    )
+    asyncio.run(consent_log.append([EventChain("objecting").append(objected)]))
+    page = logged_in.get(f"{PREFIX}/").text
+    flag = re.search(r'<p class="notice" id="objections"><strong>(\d+)</strong>', page)
+    assert flag and flag.group(1) == "1"
+    listed = logged_in.get(f"{PREFIX}/events", params={"action": "processing-objected"}).text
+    assert "ev-objected" in listed

@@ -34,6 +34,8 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/export"): "analyst",
     ("GET", "/export.csv"): "analyst",
     ("GET", "/export.jsonl"): "analyst",
+    ("GET", "/export.banners.json"): "analyst",
+    ("GET", "/banners/{version}.json"): "analyst",
     ("GET", "/erase"): "privacy-officer",
     ("POST", "/erase"): "privacy-officer",
     ("POST", "/erase/confirm"): "privacy-officer",
