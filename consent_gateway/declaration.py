@@ -11,6 +11,7 @@ crawler does not read the inventory on every hit.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -30,7 +31,7 @@ from .responses import error_response
 from .site_rules import SiteRules
 from .store.base import ConsentLog
 from .thirdparty import UNCLASSIFIED
-from .usage import Declaration, build_declaration, read_usage
+from .usage import Declaration, build_declaration, in_thread, read_usage
 
 CACHE_SECONDS: Final = 60.0
 _TEMPLATES: Final = Path(__file__).with_name("templates")
@@ -126,19 +127,26 @@ class CookieDeclaration:
         self.log = log
         self.rules = rules
         self._cached: tuple[float, object, Declaration] | None = None
+        self._building = asyncio.Lock()
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
             trim_blocks=True, lstrip_blocks=True,
         )
 
     async def declaration(self) -> Declaration:
+        async with self._building:  # one build at a time: a burst of hits waits for it, then shares it
+            return await self._declaration()
+
+    async def _declaration(self) -> Declaration:
         rules = self.rules()
         now = time.monotonic()
         cached = self._cached
         if cached is not None and cached[1] is rules and now - cached[0] < CACHE_SECONDS:
             return cached[2]
         entries = await read_usage(self.log)
-        built = build_declaration(self.config, rules.catalog, rules.overlay, entries)
+        built = await in_thread(
+            lambda copy: build_declaration(self.config, copy, rules.overlay, entries), rules.catalog
+        )
         self._cached = (now, rules, built)
         return built
 

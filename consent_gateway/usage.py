@@ -13,9 +13,10 @@ an entry's vendor, and falls back to the recorded one. Two readers:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .catalog import URL_KINDS, Catalog
 from .catalog_schema import CookieRule, VendorRule
@@ -23,6 +24,8 @@ from .classification import SITE_VENDOR_ID, SITE_VENDOR_NAME, Overlay
 from .config import Config
 from .inventory.records import COOKIE, HOST, STORAGE, UNCLASSIFIED, VIOLATION, InventoryEntry, InventoryQuery
 from .store.base import ConsentLog
+
+T = TypeVar("T")
 
 #: entries read per kind for a page or the declaration (the most recently seen first)
 MAX_ENTRIES_PER_KIND: Final = 5_000
@@ -288,12 +291,29 @@ async def read_usage(log: ConsentLog) -> dict[str, list[InventoryEntry]]:
     return {kind: await read_entries(log, kind) for kind in (HOST, COOKIE, STORAGE)}
 
 
+def private_copy(catalog: Catalog) -> Catalog:
+    """The same vendors in a catalog of its own: its lookup caches are not shared with the event loop's, so
+    a thread can join thousands of entries with it (`in_thread`) while pages are rewritten."""
+    return Catalog(catalog.vendors.values(), cookie_database=catalog.cookie_database)
+
+
+async def in_thread(work: Callable[[Catalog], T], catalog: Catalog) -> T:
+    """``work(copy of catalog)`` in a worker thread: joining a large inventory takes a fraction of a second
+    that the event loop must not spend."""
+    return await asyncio.to_thread(lambda: work(private_copy(catalog)))
+
+
 async def seen_vendor_ids(log: ConsentLog, catalog: Catalog) -> frozenset[str]:
     """Every vendor the inventory saw on the site, by the catalog in force (what the banner lists)."""
-    found: set[str] = set()
-    for entries in (await read_usage(log)).values():
-        for entry in entries:
-            vendor = vendor_of(entry, catalog)
-            if vendor is not None:
-                found.add(vendor.id)
-    return frozenset(found)
+    usage = await read_usage(log)
+
+    def join(copy: Catalog) -> frozenset[str]:
+        found: set[str] = set()
+        for entries in usage.values():
+            for entry in entries:
+                vendor = vendor_of(entry, copy)
+                if vendor is not None:
+                    found.add(vendor.id)
+        return frozenset(found)
+
+    return await in_thread(join, catalog)

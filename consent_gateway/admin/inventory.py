@@ -39,7 +39,7 @@ from consent_gateway.inventory.records import COOKIE, HOST, STORAGE, VIOLATION
 from consent_gateway.responses import error_response
 from consent_gateway.site_rules import ClassificationStore
 from consent_gateway.thirdparty import UNCLASSIFIED, site_catalog
-from consent_gateway.usage import EntryRow, entry_rows, lifetime_text, read_entries
+from consent_gateway.usage import EntryRow, entry_rows, in_thread, lifetime_text, read_entries
 
 logger = logging.getLogger("consent_gateway.admin")
 
@@ -87,14 +87,18 @@ class InventoryPages:
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    async def _rows(self, view: RulesView, *, unclassified_only: bool) -> dict[str, list[EntryRow]]:
-        rows: dict[str, list[EntryRow]] = {}
-        for kind, _ in _SECTIONS:
-            found = entry_rows(await read_entries(self.site.log, kind), view.catalog, view.overlay)
-            if unclassified_only:
-                found = [row for row in found if row.vendor is None]
-            rows[kind] = found
-        return rows
+    async def _rows(self, view: RulesView, *, unclassified_only: bool,
+                    kinds: tuple[str, ...] = (HOST, COOKIE, STORAGE)) -> dict[str, list[EntryRow]]:
+        entries = {kind: await read_entries(self.site.log, kind) for kind in kinds}
+
+        def join(catalog: Catalog) -> dict[str, list[EntryRow]]:
+            rows: dict[str, list[EntryRow]] = {}
+            for kind, found in entries.items():
+                joined = entry_rows(found, catalog, view.overlay)
+                rows[kind] = [row for row in joined if row.vendor is None] if unclassified_only else joined
+            return rows
+
+        return await in_thread(join, view.catalog)
 
     async def inventory(self, request: Request) -> Response:
         return await self._page(request)
@@ -142,14 +146,14 @@ class InventoryPages:
 
     async def enforcement(self, request: Request) -> Response:
         view = await self.classifications.view()
-        rows = entry_rows(await read_entries(self.site.log, VIOLATION), view.catalog, view.overlay)
+        rows = (await self._rows(view, unclassified_only=False, kinds=(VIOLATION,)))[VIOLATION]
         await self.site.record(request, "view-enforcement")
         return self.site.render(request, "enforcement.html", rows=rows[:PAGE_ROWS], total=len(rows),
                                 csp_mode=self.site.config.csp.mode, nav="enforcement")
 
     async def enforcement_json(self, request: Request) -> Response:
         view = await self.classifications.view()
-        rows = entry_rows(await read_entries(self.site.log, VIOLATION), view.catalog, view.overlay)
+        rows = (await self._rows(view, unclassified_only=False, kinds=(VIOLATION,)))[VIOLATION]
         await self.site.record(request, "view-enforcement", "json")
         return JSONResponse({
             "csp_mode": self.site.config.csp.mode,

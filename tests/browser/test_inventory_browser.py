@@ -1,6 +1,7 @@
 """The owner's loop in a real Chromium: browse the demo, find its unclassified third party in the dashboard's
 inventory, classify it in one step, and read it in the published cookie declaration — while the next page
-already holds it under its new category, without a restart."""
+already holds it under its new category, without a restart. And the enforcement page: a tracker a script
+injects after load, blocked by the CSP backstop, shows there as loaded without consent."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 from argon2 import PasswordHasher
 from playwright.sync_api import expect
 
-from consent_gateway.config import AdminConfig, AdminUser, InventoryConfig
+from consent_gateway.config import AdminConfig, AdminUser, Config, CSPConfig, InventoryConfig
 
 from .conftest import SECRET_KEYS, Visit, gateway_config, serve
+from .test_csp_browser import TRACKER_HOST, _site, _tracker_app
 
 pytestmark = pytest.mark.browser
 
@@ -30,15 +32,26 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from consent_gateway.demo import build_demo_site, bypass_for_vendor_hosts
     from consent_gateway.middleware import ConsentGateway
 
-    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    config = replace(
-        gateway_config(Path(tmp_path_factory.mktemp("inventory-browser"))),
-        admin=replace(AdminConfig(), users=(AdminUser("dpo", hasher.hash(PASSWORD), "privacy-officer"),)),
-        inventory=replace(InventoryConfig(), flush_interval_seconds=0.2),
-    )
+    config = with_officer(gateway_config(Path(tmp_path_factory.mktemp("inventory-browser"))))
     site = build_demo_site()
     with serve(bypass_for_vendor_hosts(ConsentGateway(site, config, secret_keys=SECRET_KEYS), site)) as url:
         yield url
+
+
+def with_officer(config: Config) -> Config:
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return replace(
+        config,
+        admin=replace(AdminConfig(), users=(AdminUser("dpo", hasher.hash(PASSWORD), "privacy-officer"),)),
+        inventory=replace(InventoryConfig(), flush_interval_seconds=0.2),
+    )
+
+
+def log_in(page: Any, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("User name").fill("dpo")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
 
 
 def held_category(page: Any) -> str | None:
@@ -56,10 +69,7 @@ def test_a_third_party_seen_while_browsing_is_classified_and_declared(
 
     officer = visit(base_url=demo_url, locale="en-US")
     page = officer.page
-    page.goto(f"{demo_url}/_consent/admin/inventory")
-    page.get_by_label("User name").fill("dpo")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, f"{demo_url}/_consent/admin/inventory")
     expect(page.get_by_role("heading", name="What the site uses")).to_be_visible()
     row = page.locator(f'tr[data-name="{WIDGET_HOST}"]')
     for _ in range(50):  # the visitor's page reaches the store with the next flush (0.2 s)
@@ -94,3 +104,39 @@ def test_a_third_party_seen_while_browsing_is_classified_and_declared(
     visitor.goto("/blog")
     assert held_category(visitor.page) == "preferences"
     assert visitor.console_errors == [] and officer.console_errors == []
+
+
+@pytest.fixture(scope="module")
+def enforced_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A shop whose inline "tag manager" injects the Meta pixel after load from a split URL, behind the gateway
+    in enforce mode (the tracker answers on a port of its own)."""
+    from consent_gateway.middleware import ConsentGateway
+
+    with serve(_tracker_app()) as tracker_url:
+        config = gateway_config(Path(tmp_path_factory.mktemp("enforcement-browser")), default_language="en")
+        config = with_officer(replace(config, csp=CSPConfig(mode="enforce")))
+        gateway = ConsentGateway(_site(int(tracker_url.rsplit(":", 1)[1])), config, secret_keys=SECRET_KEYS)
+        with serve(gateway) as url:
+            yield url
+
+
+def test_a_tracker_injected_after_load_shows_on_the_enforcement_page(
+    visit: Callable[..., Visit], enforced_shop: str
+) -> None:
+    visitor = visit(base_url=enforced_shop)
+    visitor.goto("/shop/item?ref=newsletter")
+    officer = visit(base_url=enforced_shop)
+    page = officer.page
+    log_in(page, f"{enforced_shop}/_consent/admin/enforcement")
+    expect(page.get_by_role("heading", name="Loaded without consent")).to_be_visible()
+    row = page.locator("#violations tr", has_text=TRACKER_HOST)
+    for _ in range(50):  # the browser's report, then the next flush (0.2 s)
+        if row.count():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    expect(row).to_contain_text("Meta Pixel")
+    expect(row).to_contain_text("/shop/item")  # the page, without its query string
+    expect(row).to_contain_text("script-src-elem")
+    expect(row).to_contain_text("none")  # the visitor had made no choice
+    expect(page.get_by_text("The browser blocked each of them.")).to_be_visible()
