@@ -27,6 +27,7 @@ MINIMUMS: tuple[tuple[str, float], ...] = (
     ("gateway.max_body_bytes", 64),
     ("gateway.rewrite_max_buffer_bytes", 1024),
     ("gateway.html_max_decoded_bytes", 65_536),
+    ("privacy.statistics_min_group_size", 1),
     ("retention.events_days", 1),
     ("retention.ip_days", 0),
     ("retention.run_interval_hours", 0),

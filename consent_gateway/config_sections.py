@@ -215,6 +215,10 @@ class PrivacyConfig:
     keep_query: bool = False
     #: treat Do Not Track (DNT: 1) like Global Privacy Control: it refuses `gateway.gpc_refuses`
     honour_dnt: bool = False
+    #: publish consent rates per category and month at `/_consent/statistics` (HTML) and `.json`
+    public_statistics: bool = False
+    #: a month's rate for a category is published only when at least this many choices make it
+    statistics_min_group_size: int = 20
 
 
 @dataclass(frozen=True, slots=True)

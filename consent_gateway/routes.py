@@ -47,6 +47,7 @@ from .events import (
     event_to_dict,
 )
 from .limits import RateLimiter
+from .public_stats import PublicStatistics, StatisticsPages
 from .responses import error_response
 from .store.keeper import LogKeeper
 from .sync import CHOICE, MAX_BACK_URL, TOKEN_TTL_SECONDS, WITHDRAWAL, SisterDomains, SyncToken
@@ -121,6 +122,7 @@ class ConsentAPI:
             Route(f"{prefix}/choices", self.choices, methods=["POST", "DELETE"]),
             Route(f"{prefix}/receipt", self.receipt, methods=["GET"]),
             *self.space.routes(),
+            *(self._statistics_routes() if config.privacy.public_statistics else []),
             *([Route(f"{prefix}/sync", self.sync, methods=["GET"])] if self.sisters else []),
             Route(f"{prefix}/health", self.health, methods=["GET"]),
             Route(f"{prefix}/ready", self.ready, methods=["GET"]),
@@ -162,6 +164,9 @@ class ConsentAPI:
 
     def _record(self, request: Request) -> ConsentRecord | None:
         return self._reading(request).record
+
+    def _statistics_routes(self) -> list[BaseRoute]:
+        return StatisticsPages(PublicStatistics(self.config, self.keeper), self.space).routes()
 
     def current_record(self, request: Request) -> ConsentRecord | None:
         return self._record(request)

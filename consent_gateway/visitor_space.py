@@ -134,7 +134,7 @@ class VisitorSpace:
         texts = TEXTS[lang]
         done = request.query_params.get("done", "")
         banners = await self._banners(events) if events else {}
-        return self._render(
+        return self.render(
             request,
             "me.html",
             lang=lang,
@@ -146,7 +146,7 @@ class VisitorSpace:
             error=None,
         )
 
-    def _render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         lang: str = context["lang"]
         other = "en" if lang == "fr" else "fr"
         html = self._templates.get_template(template).render(
@@ -246,7 +246,7 @@ class VisitorSpace:
         if form.get("confirm") != "yes":
             lang = self.language(request)
             events = await self.api.history_of(consent_id)
-            return self._render(
+            return self.render(
                 request,
                 "me.html",
                 400,
