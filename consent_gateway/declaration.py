@@ -171,7 +171,7 @@ class CookieDeclaration:
             "policy_version": self.config.policy.version,
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "categories": [
-                {**self._category(category_id, lang), "vendors": [v.as_dict() for v in vendors]}
+                {**self._category(category_id, lang), "vendors": [v.as_dict(lang) for v in vendors]}
                 for category_id, vendors in declaration.categories.items()
                 if vendors or category_id != UNCLASSIFIED
             ],

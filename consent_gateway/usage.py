@@ -30,9 +30,29 @@ T = TypeVar("T")
 #: entries read per kind for a page or the declaration (the most recently seen first)
 MAX_ENTRIES_PER_KIND: Final = 5_000
 _PAGE: Final = 1_000
-#: the gateway's own cookie, always declared (strictly necessary)
-CONSENT_COOKIE_PURPOSE: Final = "Remembers your cookie choices and when you made them."
-CONSENT_COOKIE_LIFETIME: Final = "13 months"
+#: the gateway's own cookies, always declared (strictly necessary): name suffix or name, lifetime, purposes
+_GATEWAY_COOKIES: Final = (
+    ("", None, {
+        "en": "Remembers your cookie choices and when you made them.",
+        "fr": "Retient vos choix en matière de cookies et la date à laquelle vous les avez faits.",
+    }),
+    ("_id", None, {
+        "en": "Keeps your consent identifier, so your history of choices can be shown to you and erased on request.",
+        "fr": "Conserve votre identifiant de consentement, pour vous montrer l'historique de vos choix et "
+              "l'effacer à votre demande.",
+    }),
+    ("cg_clean", "2 minutes", {
+        "en": "Set after you withdraw your consent, so the next page removes the refused trackers' cookies.",
+        "fr": "Posé quand vous retirez votre consentement, pour que la page suivante efface les cookies des "
+              "traceurs refusés.",
+    }),
+    ("cg_inv", "1 day", {
+        "en": "Set once your browser told this site the names (never the values) of its cookies and storage "
+              "keys, so it does so at most once a day.",
+        "fr": "Posé quand votre navigateur a indiqué à ce site les noms (jamais les valeurs) de ses cookies et "
+              "clés de stockage, pour qu'il ne le fasse qu'une fois par jour au plus.",
+    }),
+)  # fmt: skip
 
 
 async def read_entries(log: ConsentLog, kind: str, *, limit: int = MAX_ENTRIES_PER_KIND) -> list[InventoryEntry]:
@@ -150,9 +170,14 @@ class DeclaredItem:
     party: str
     domain: str = ""
     last_seen_ms: int | None = None
+    #: the purpose in other languages (the gateway's own cookies), by language code
+    translations: Mapping[str, str] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "purpose": self.purpose, "lifetime": self.lifetime, "party": self.party,
+    def purpose_in(self, lang: str) -> str:
+        return self.translations.get(lang) or self.purpose
+
+    def as_dict(self, lang: str = "en") -> dict[str, Any]:
+        return {"name": self.name, "purpose": self.purpose_in(lang), "lifetime": self.lifetime, "party": self.party,
                 "domain": self.domain, "last_seen_ms": self.last_seen_ms}
 
 
@@ -173,11 +198,11 @@ class DeclaredVendor:
     def seen(self, at_ms: int) -> None:
         self.last_seen_ms = max(self.last_seen_ms or 0, at_ms)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, lang: str = "en") -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "category": self.category, "policy_url": self.policy_url,
             "purpose": self.purpose, "first_party": self.first_party, "hosts": self.hosts,
-            "cookies": [c.as_dict() for c in self.cookies], "storage": [s.as_dict() for s in self.storage],
+            "cookies": [c.as_dict(lang) for c in self.cookies], "storage": [s.as_dict(lang) for s in self.storage],
             "last_seen_ms": self.last_seen_ms,
         }
 
@@ -254,8 +279,12 @@ def build_declaration(
                                                             first_party=True)
     if site is not None:
         site.first_party = True
-        _add_item(site, "cookie", DeclaredItem(config.cookie.name, CONSENT_COOKIE_PURPOSE, CONSENT_COOKIE_LIFETIME,
-                                               "first"))
+        consent_lifetime = lifetime_text(max(config.cookie.accept_max_age_days,
+                                             config.cookie.refuse_max_age_days) * 86_400)
+        for suffix, lifetime, purposes in _GATEWAY_COOKIES:
+            name = suffix if suffix.startswith("cg_") else config.cookie.name + suffix
+            _add_item(site, "cookie", DeclaredItem(name, purposes["en"], lifetime or consent_lifetime, "first",
+                                                   translations=purposes))
     categories: dict[str, list[DeclaredVendor]] = {c.id: [] for c in config.categories}
     for target in sorted(vendors.values(), key=lambda v: (v.id != SITE_VENDOR_ID, v.name.lower())):
         categories.setdefault(target.category, []).append(target)

@@ -233,3 +233,25 @@ def test_a_classification_reaches_every_instance_on_its_next_page_without_a_rest
         # the banner's vendor list (banner-data.js) names it too
         data = a.get(f"/_consent/banner-data.js?v={first.banner.version}").text
         assert '"id":"new-tracker"' in data
+
+
+def test_two_officers_deciding_at_once_both_land(config: Config) -> None:
+    """Compare-and-set: the later writer re-reads the overlay and lays its decision over the other's."""
+    import asyncio
+
+    async def run() -> Overlay:
+        await asyncio.gather(*(
+            classify_from_elsewhere(config.store_url, kind="host", subject=f"cdn{i}.newtracker.example",
+                                    action="essential", reason=f"reason {i}")
+            for i in range(6)
+        ))  # fmt: skip
+        log = open_log(config.store_url)
+        await log.open()
+        try:
+            return await ClassificationStore(log).load()
+        finally:
+            await log.close()
+
+    overlay = asyncio.run(run())
+    assert sorted(d.subject for d in overlay.decisions) == [f"cdn{i}.newtracker.example" for i in range(6)]
+    assert overlay.version == 6

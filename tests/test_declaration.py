@@ -66,7 +66,8 @@ def test_the_declaration_lists_what_the_site_uses_in_the_visitors_language(clien
     assert "Mesure d&#39;audience" in french.text and "Google Analytics" in french.text
     assert "<code>_ga</code>" in french.text and "2026-11-18" in french.text
     assert "<script" not in french.text  # readable without JS, and nothing runs
-    assert "cg_consent" in french.text  # the gateway's own cookie is declared, always
+    assert "<code>cg_consent</code>" in french.text  # the gateway's own cookies are declared, always
+    assert "Retient vos choix en matière de cookies" in french.text and "13 mois" in french.text
     english = client.get("/_consent/cookies", headers={"Accept-Language": "en-GB,en;q=0.8"})
     assert "<h1>Cookies and trackers this site uses</h1>" in english.text and "Analytics" in english.text
     # a link from a privacy policy in one language
@@ -89,7 +90,10 @@ def test_the_json_declaration_has_the_used_vendors_not_the_whole_catalog(client:
     assert [c["name"] for c in unknown["cookies"]] == ["cart"] and unknown["cookies"][0]["lifetime"] == "session"
     assert [s["name"] for s in unknown["storage"]] == ["nt_queue"]
     category, site = vendors["site-essential"]
-    assert category == "necessary" and [c["name"] for c in site["cookies"]] == ["cg_consent"]
+    assert category == "necessary"  # the gateway's own cookies, each with its purpose and lifetime
+    assert [(c["name"], c["lifetime"]) for c in site["cookies"]] == [
+        ("cg_consent", "13 months"), ("cg_consent_id", "13 months"), ("cg_clean", "2 minutes"), ("cg_inv", "1 day")]
+    assert all(c["purpose"] for c in site["cookies"])
 
 
 def test_a_classification_shows_in_the_declaration(client: TestClient, config: Config) -> None:
