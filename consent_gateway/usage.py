@@ -30,13 +30,14 @@ T = TypeVar("T")
 #: entries read per kind for a page or the declaration (the most recently seen first)
 MAX_ENTRIES_PER_KIND: Final = 5_000
 _PAGE: Final = 1_000
-#: the gateway's own cookies, always declared (strictly necessary): name suffix or name, lifetime, purposes
-_GATEWAY_COOKIES: Final = (
-    ("", None, {
+#: the gateway's own cookies, always declared (strictly necessary): name suffix or name, lifetime ("": the
+#: consent cookie's), purposes
+_GATEWAY_COOKIES: Final[tuple[tuple[str, str, Mapping[str, str]], ...]] = (
+    ("", "", {
         "en": "Remembers your cookie choices and when you made them.",
         "fr": "Retient vos choix en matière de cookies et la date à laquelle vous les avez faits.",
     }),
-    ("_id", None, {
+    ("_id", "", {
         "en": "Keeps your consent identifier, so your history of choices can be shown to you and erased on request.",
         "fr": "Conserve votre identifiant de consentement, pour vous montrer l'historique de vos choix et "
               "l'effacer à votre demande.",
