@@ -72,11 +72,8 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "third": "un tiers ({domain})",
         "last_seen": "Vu pour la dernière fois",
         "not_seen": "déclaré, pas encore vu",
+        "in_use": "en service",
         "none": "Aucun service utilisé dans cette catégorie.",
-        "unclassified_note": (
-            "Ces éléments ont été vus sur le site mais pas encore décrits par son éditeur. Ils restent bloqués "
-            "tant que vous ne les acceptez pas."
-        ),
         "other_language": "Read in English",
         "colon": "\u00a0: ",
     },
@@ -105,10 +102,8 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "third": "a third party ({domain})",
         "last_seen": "Last seen",
         "not_seen": "declared, not seen yet",
+        "in_use": "in use",
         "none": "No service used in this category.",
-        "unclassified_note": (
-            "These were seen on the site but not described by its owner yet. They stay blocked until you accept them."
-        ),
         "other_language": "Lire en français",
         "colon": ": ",
     },

@@ -173,6 +173,8 @@ class DeclaredItem:
     last_seen_ms: int | None = None
     #: the purpose in other languages (the gateway's own cookies), by language code
     translations: Mapping[str, str] = field(default_factory=dict)
+    #: one of the gateway's own cookies: in use whenever the gateway is
+    gateway: bool = False
 
     def purpose_in(self, lang: str) -> str:
         return self.translations.get(lang) or self.purpose
@@ -285,7 +287,7 @@ def build_declaration(
         for suffix, lifetime, purposes in _GATEWAY_COOKIES:
             name = suffix if suffix.startswith("cg_") else config.cookie.name + suffix
             _add_item(site, "cookie", DeclaredItem(name, purposes["en"], lifetime or consent_lifetime, "first",
-                                                   translations=purposes))
+                                                   translations=purposes, gateway=True))
     categories: dict[str, list[DeclaredVendor]] = {c.id: [] for c in config.categories}
     for target in sorted(vendors.values(), key=lambda v: (v.id != SITE_VENDOR_ID, v.name.lower())):
         categories.setdefault(target.category, []).append(target)

@@ -38,6 +38,7 @@ def entries() -> list[InventoryEntry]:
         entry(COOKIE, key_of("_ga", "", "/"), "_ga", "google-analytics", domain="", path="/", max_age_s=34_000_000),
         entry(COOKIE, key_of("cart", "", "/"), "cart", "", domain="", path="/", max_age_s=None),
         entry(STORAGE, key_of("localStorage", "nt_queue"), "nt_queue", "", area="localStorage"),
+        entry(STORAGE, key_of("cookie", "nt_uid"), "nt_uid", "", area="cookie"),  # a script's cookie
     ]
 
 
@@ -87,7 +88,8 @@ def test_the_json_declaration_has_the_used_vendors_not_the_whole_catalog(client:
     assert ga["last_seen_ms"] == SEEN_MS and ga["lifetime"] and ga["party"] == "first" and ga["purpose"]
     category, unknown = vendors["unclassified"]
     assert category == "unclassified" and unknown["hosts"] == ["cdn.newtracker.example"]
-    assert [c["name"] for c in unknown["cookies"]] == ["cart"] and unknown["cookies"][0]["lifetime"] == "session"
+    assert [c["name"] for c in unknown["cookies"]] == ["cart", "nt_uid"]
+    assert unknown["cookies"][0]["lifetime"] == "session"
     assert [s["name"] for s in unknown["storage"]] == ["nt_queue"]
     category, site = vendors["site-essential"]
     assert category == "necessary"  # the gateway's own cookies, each with its purpose and lifetime
