@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from typing import Any, Final, Literal, get_args
 
 from .catalog import URL_KINDS, Catalog
@@ -103,7 +104,7 @@ def slug(text: str) -> str:
     return _SLUG_RE.sub("-", text.lower()).strip("-")[:60]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Overlay:
     """Every decision taken, one per subject, in the order they were taken."""
 
@@ -111,11 +112,12 @@ class Overlay:
     #: the store's version of the document this came from (0: never written)
     version: int = 0
 
+    @cached_property
+    def _by_key(self) -> dict[tuple[str, str], Classification]:
+        return {d.key: d for d in self.decisions}
+
     def get(self, kind: str, subject: str) -> Classification | None:
-        for decision in self.decisions:
-            if decision.key == (kind, subject):
-                return decision
-        return None
+        return self._by_key.get((kind, subject))
 
     def created_vendors(self) -> dict[str, Classification]:
         """Vendor id → the decision that created it (new vendors and essential hosts)."""

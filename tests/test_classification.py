@@ -26,6 +26,7 @@ from consent_gateway.classification import (
     vendor_tables,
 )
 from consent_gateway.config import Config, load_config
+from consent_gateway.html import CHUNK_CACHE
 from consent_gateway.middleware import ConsentGateway
 from consent_gateway.site_rules import ClassificationStore
 from consent_gateway.store import open_log
@@ -218,7 +219,9 @@ def test_a_classification_reaches_every_instance_on_its_next_page_without_a_rest
     with TestClient(first, base_url="https://www.shop.example") as a, \
             TestClient(second, base_url="https://www.shop.example") as b:
         before = a.get("/")
-        assert held_as(before.text) == "unclassified" and held_as(b.get("/").text) == "unclassified"
+        hits = CHUNK_CACHE.hits
+        assert held_as(a.get("/").text) == "unclassified" and held_as(b.get("/").text) == "unclassified"
+        assert CHUNK_CACHE.hits > hits  # the page's chunks are served from the cache: it must not go stale
         assert "nt_id=42" in before.headers.get("set-cookie", "")  # an unknown cookie passes by default
 
         asyncio.run(classify_from_elsewhere(config.store_url, kind="host", subject="cdn.newtracker.example",
