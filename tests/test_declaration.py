@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import time
 from collections.abc import Iterator
 
@@ -67,6 +69,9 @@ def test_the_declaration_lists_what_the_site_uses_in_the_visitors_language(clien
     assert "Mesure d&#39;audience" in french.text and "Google Analytics" in french.text
     assert "<code>_ga</code>" in french.text and "2026-11-18" in french.text
     assert "<script" not in french.text  # readable without JS, and nothing runs
+    style = french.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in french.headers["content-security-policy"]
     assert "<code>cg_consent</code>" in french.text  # the gateway's own cookies are declared, always
     assert "Retient vos choix en matière de cookies" in french.text and "13 mois" in french.text
     english = client.get("/_consent/cookies", headers={"Accept-Language": "en-GB,en;q=0.8"})
