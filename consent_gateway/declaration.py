@@ -62,6 +62,7 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         ),
         "updated": "Mise à jour le {date}.",
         "settings": "Vous pouvez modifier vos choix à tout moment avec le bouton « Gérer les cookies » du site.",
+        "my_data": "Vos choix enregistrés : historique, copie, effacement, opposition",
         "required": "Toujours actifs",
         "optional": "Avec votre accord",
         "provider": "Fournisseur",
@@ -92,6 +93,7 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         ),
         "updated": "Updated on {date}.",
         "settings": "You can change your choices at any time with the site's “Cookie settings” button.",
+        "my_data": "Your recorded choices: history, copy, erasure, objection",
         "required": "Always on",
         "optional": "With your consent",
         "provider": "Provider",
@@ -194,6 +196,7 @@ class CookieDeclaration:
             t=texts,
             other=other,
             other_url=f"{self.config.gateway.prefix}/cookies?lang={other}",
+            my_data_url=f"{self.config.gateway.prefix}/me?lang={lang}",
             updated=texts["updated"].format(date=datetime.now(UTC).strftime("%Y-%m-%d")),
             categories=[
                 (self._category(category_id, lang), vendors)

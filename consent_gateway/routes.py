@@ -361,18 +361,26 @@ class ConsentAPI:
             return await self.withdraw(request)
         return await self.choose(request)
 
+    def too_many(self, request: Request) -> Response | None:
+        """A 429 when this address changed its consent too often (`[gateway] consent_rate_per_minute`)."""
+        if self.rate_limiter is None:
+            return None
+        wait = self.rate_limiter.retry_after(self.visitors.client_ip(request.scope) or "unknown")
+        if wait <= 0:
+            return None
+        metrics.inc("requests_refused_total", reason="too_many_requests")
+        retry = str(max(1, round(wait)))
+        return error_response(
+            429,
+            "too_many_requests",
+            f"too many consent changes from this address; retry in {retry} s",
+            {"retry-after": retry},
+        )
+
     async def choose(self, request: Request) -> Response:
-        if self.rate_limiter is not None:
-            wait = self.rate_limiter.retry_after(self.visitors.client_ip(request.scope) or "unknown")
-            if wait > 0:
-                metrics.inc("requests_refused_total", reason="too_many_requests")
-                retry = str(max(1, round(wait)))
-                return error_response(
-                    429,
-                    "too_many_requests",
-                    f"too many consent changes from this address; retry in {retry} s",
-                    {"retry-after": retry},
-                )
+        refused = self.too_many(request)
+        if refused is not None:
+            return refused
         data = await self.choice_body.read(request)
         choices, vendors = self.choice_body.parse(data)
         gpc = self._refusal_signal(request)

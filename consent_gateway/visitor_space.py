@@ -3,7 +3,8 @@
 Server-rendered HTML in French or English (the visitor's language, like the banner; `?lang=` switches), with
 no script: it reads and works without JavaScript. The browser is known by its consent id (see
 `consent_id_cookie`): a forged or missing cookie shows nothing. State-changing actions are POST forms under
-the same-origin rule as every other consent change, and each form carries the consent id it was shown for,
+the same-origin rule as every other consent change (and, like a withdrawal, never refused for the consent
+rate: they only take away), and each form carries the consent id it was shown for,
 so a request forged from elsewhere (which cannot read it) changes nothing even where a browser sends no
 `Origin`.
 
@@ -16,6 +17,7 @@ so a request forged from elsewhere (which cannot read it) changes nothing even w
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -267,10 +269,11 @@ class VisitorSpace:
             queue = self.api.keeper.erasures
             if queue is None:
                 raise APIError(503, "store_unavailable", "your data cannot be erased right now, please retry") from None
-            queue.add(consent_id, "visitor")
+            await asyncio.to_thread(queue.add, consent_id, "visitor")
+        # no choice: an erasure is not a refusal, and must not count as one in the consent rates
         erased = ConsentRecord(
             consent_id=consent_id,
-            choices={c: False for c in self.api.optional_categories},
+            choices={},
             policy_version=self.config.policy.version,
             given_at=int(now),
         )

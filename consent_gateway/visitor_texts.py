@@ -21,6 +21,7 @@ LANGUAGES: Final = ("fr", "en")
 TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
     "fr": {
         "title": "Vos données de consentement",
+        "colon": "\u00a0:",
         "intro": (
             "Cette page montre ce que ce site a enregistré de vos choix en matière de cookies sur ce navigateur, "
             "et vous permet d'en obtenir une copie, de les effacer ou de vous opposer au traitement."
@@ -80,6 +81,7 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
     },
     "en": {
         "title": "Your consent data",
+        "colon": ":",
         "intro": (
             "This page shows what this site recorded of your cookie choices on this browser, and lets you get a "
             "copy, erase it, or object to the processing."

@@ -74,6 +74,7 @@ def test_the_declaration_lists_what_the_site_uses_in_the_visitors_language(clien
     assert f"style-src 'sha256-{digest}'" in french.headers["content-security-policy"]
     assert "<code>cg_consent</code>" in french.text  # the gateway's own cookies are declared, always
     assert "Retient vos choix en matière de cookies" in french.text and "13 mois" in french.text
+    assert 'href="/_consent/me?lang=fr"' in french.text  # the visitor's own space: history, copy, erasure
     english = client.get("/_consent/cookies", headers={"Accept-Language": "en-GB,en;q=0.8"})
     assert "<h1>Cookies and trackers this site uses</h1>" in english.text and "Analytics" in english.text
     # a link from a privacy policy in one language

@@ -8,6 +8,7 @@ ignore the port, so the browser carries its cookies from one to the other).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -236,3 +237,34 @@ def test_small_groups_are_not_published_on_the_statistics_page(
     assert cells and all("%" not in cell for cell in cells)
     assert any("moins de 20 choix : non publié" in cell for cell in cells)
     assert v.page.locator("script").count() == 0
+
+
+#: Set to write docs/screenshots/visitor-page-{fr,en}.png (read at import: the environment is cleaned later).
+UPDATE_SCREENSHOTS = bool(os.environ.get("CONSENT_GATEWAY_UPDATE_SCREENSHOTS"))
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_axe_core_finds_no_violation_on_the_visitors_pages(
+    gateways: Gateways, visit: Callable[..., Visit], axe_source: str, lang: str, tmp_path: Path
+) -> None:
+    # the pages' policy allows no script: axe is injected with the policy bypassed, for the test only
+    v = visit(base_url=gateways.second, locale="fr-FR" if lang == "fr" else "en-US", bypass_csp=True)
+    v.goto("/")
+    _choose(v, FR_ACCEPT if lang == "fr" else "Accept all")
+    _button(v, FR_REOPEN if lang == "fr" else "Cookie settings").click()
+    with v.page.expect_navigation():
+        _button(v, FR_WITHDRAW if lang == "fr" else "Withdraw my consent").click()
+    for path in ("/_consent/me", "/_consent/statistics"):
+        v.page.goto(f"{gateways.second}{path}")
+        assert v.page.locator("html").get_attribute("lang") == lang
+        if path == "/_consent/me":
+            v.page.locator("#cg-me-events summary").first.click()  # the banner shown, unfolded
+            shot = SCREENSHOTS / f"visitor-page-{lang}.png" if UPDATE_SCREENSHOTS else tmp_path / "me.png"
+            v.page.screenshot(path=str(shot), full_page=True)
+        v.page.add_script_tag(content=axe_source)
+        found = v.page.evaluate(
+            """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+                 .map((x) => ({id: x.id, impact: x.impact, nodes: x.nodes.map((n) => n.target)}))"""
+        )
+        assert found == [], (path, found)

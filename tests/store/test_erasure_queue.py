@@ -139,3 +139,38 @@ def test_a_damaged_record_of_the_queue_is_skipped_and_the_rest_kept(tmp_path: Pa
         f.write(b'\n0000002a deadbeef {"torn')  # a write cut short by a full disk or a crash
     queue.add("second", "dpo")
     assert [r.consent_id for r in queue.pending()] == ["first", "second"]
+
+
+def test_a_visitors_own_erasure_while_redis_is_down_is_queued_then_applied(
+    tmp_path: Path, own_redis: RedisProcess
+) -> None:
+    site = Starlette(routes=[Route("/", lambda request: PlainTextResponse("home"))])
+    app = ConsentGateway(site, gateway_config(tmp_path, own_redis.url), secret_keys=TEST_SECRET_KEYS)
+    same_origin = {"Sec-Fetch-Site": "same-origin"}
+    with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
+        chosen = client.post(
+            "/_consent/choices", json={"action": "accept_all"}, headers={**same_origin, "User-Agent": "Firefox/1"}
+        )
+        consent_id = chosen.json()["consent_id"]
+        own_redis.stop(kill=True)
+        response = client.post(
+            "/_consent/me/erase", data={"consent_id": consent_id, "confirm": "yes"}, headers=same_origin
+        )
+        # never refused: the visitor is told it is done, the erasure waits on disk, the event in the spool
+        assert response.status_code == 303 and response.headers["location"] == "/_consent/me?done=erased"
+        assert [e.consent_id for e in ErasureQueue(tmp_path / "data" / "spool").pending()] == [consent_id]
+        own_redis.start()
+        deadline = time.monotonic() + 20
+        while ErasureQueue(tmp_path / "data" / "spool").pending():
+            assert time.monotonic() < deadline, "the queued erasure was never applied"
+            time.sleep(0.2)
+
+    async def read() -> list[tuple[str, str | None]]:
+        log = open_log(own_redis.url)
+        await log.open()
+        try:
+            return [(e.action, e.user_agent) for e in await log.history(consent_id)]
+        finally:
+            await log.close()
+
+    assert asyncio.run(read()) == [("consent-given", None), ("data-erased", None)]
