@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from consent_gateway.banner import BUILTIN_TEXTS, Banner
+from consent_gateway.banner import BUILTIN_TEXTS, Banner, archive_version
 from consent_gateway.catalog import Catalog, CookieRule, VendorRule
 from consent_gateway.config import BannerConfig, Category, Config, PolicyConfig
 from consent_gateway.decision import Decision
@@ -419,3 +419,20 @@ def test_only_a_visitor_who_refused_something_gets_the_cleaner() -> None:
     hotjar = next(v for v in json.loads(data[0].split(b"=", 1)[1].rstrip(b";\n"))["vendors"] if v["id"] == "hotjar")
     # the catalog's site-set cookie names and storage keys, not the cookies on the vendor's own domain
     assert {"_hjSessionUser_*", "_hjSession_*", "_hjid"} <= set(hotjar["store"])
+
+
+def test_version_covers_every_setting_of_banner_data_and_the_archive_proves_it() -> None:
+    base = make_banner()
+    # what banner-data.js carries besides the texts: the policy, the consent mode, the API's place
+    policy = replace(Config(), policy=replace(Config().policy, version="2027-01"))
+    assert make_banner(policy).version != base.version
+    assert make_banner(with_banner(consent_mode="advanced")).version != base.version
+    served = base.asset("banner-data.js")
+    assert served is not None
+    data = json.loads(served[0].decode().removeprefix("window.cgBannerData=").rstrip().rstrip(";"))
+    css = data.pop("css")
+    assert css.endswith(f"?v={base.version}")  # the only part not archived: it carries the version itself
+    assert data == base.archive["banner_data"]
+    assert base.archive["policy"]["version"] == Config().policy.version
+    assert {"banner.js", "banner.css", "banner-clean.js"} <= set(base.archive["layout"]["files"])
+    assert archive_version(json.loads(base.archive_json)) == base.version
