@@ -138,6 +138,11 @@ class EntryRow:
     def category(self) -> str:
         return self.vendor.category if self.vendor is not None else UNCLASSIFIED
 
+    @property
+    def subject_kind(self) -> str:
+        """What a classification of this entry is about: "host", "cookie" or "storage"."""
+        return subject_kind(self.entry)
+
     def as_dict(self) -> dict[str, Any]:
         data = self.entry.as_dict()
         data["recorded_vendor"] = data.pop("vendor")
@@ -148,11 +153,19 @@ class EntryRow:
         return data
 
 
+def subject_kind(entry: InventoryEntry) -> str:
+    """A host or a blocked load is a host; a cookie a browser reported is a cookie like one the site set."""
+    if entry.kind in (HOST, VIOLATION):
+        return "host"
+    if entry.kind == STORAGE and entry.detail.get("area") != "cookie":
+        return "storage"
+    return "cookie"
+
+
 def entry_rows(entries: Iterable[InventoryEntry], catalog: Catalog, overlay: Overlay) -> list[EntryRow]:
     rows = []
     for entry in entries:
-        kind = "host" if entry.kind in (HOST, VIOLATION) else entry.kind
-        decision = overlay.get(kind, entry.name)
+        decision = overlay.get(subject_kind(entry), entry.name)
         rows.append(EntryRow(entry, vendor_of(entry, catalog), decision.action if decision else None))
     return rows
 
@@ -239,7 +252,7 @@ def build_declaration(
         if vendor is not None:
             declared(vendor)
     unknown = DeclaredVendor(UNCLASSIFIED, "", UNCLASSIFIED, "", "", first_party=False)
-    for entry in entries.get(HOST, ()):
+    for entry in (*entries.get(HOST, ()), *entries.get(VIOLATION, ())):
         vendor = vendor_of(entry, catalog)
         target = declared(vendor) if vendor is not None else unknown
         if entry.name not in target.hosts:
@@ -319,8 +332,9 @@ def _add_item(vendor: DeclaredVendor, kind: str, item: DeclaredItem) -> None:
 
 
 async def read_usage(log: ConsentLog) -> dict[str, list[InventoryEntry]]:
-    """The host, cookie and storage entries of the inventory (what the declaration is built from)."""
-    return {kind: await read_entries(log, kind) for kind in (HOST, COOKIE, STORAGE)}
+    """The host, cookie, storage and blocked-load entries of the inventory (what the declaration is built
+    from: a tracker a tag manager injects is used by the site even though no page names it)."""
+    return {kind: await read_entries(log, kind) for kind in (HOST, COOKIE, STORAGE, VIOLATION)}
 
 
 def private_copy(catalog: Catalog) -> Catalog:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from consent_gateway.config import Config
-from consent_gateway.inventory.records import COOKIE, HOST, STORAGE, InventoryEntry, key_of
+from consent_gateway.inventory.records import COOKIE, HOST, STORAGE, VIOLATION, InventoryEntry, key_of
 from consent_gateway.middleware import ConsentGateway
 from consent_gateway.store import open_log
 from tests.conftest import TEST_SECRET_KEYS
@@ -41,6 +41,9 @@ def entries() -> list[InventoryEntry]:
         entry(COOKIE, key_of("cart", "", "/"), "cart", "", domain="", path="/", max_age_s=None),
         entry(STORAGE, key_of("localStorage", "nt_queue"), "nt_queue", "", area="localStorage"),
         entry(STORAGE, key_of("cookie", "nt_uid"), "nt_uid", "", area="cookie"),  # a script's cookie
+        # a tracker a tag manager injected after load: no page names it, the CSP backstop reported it
+        entry(VIOLATION, key_of("connect.facebook.net", "script-src-elem", "/", "none"), "connect.facebook.net",
+              "meta-pixel", directive="script-src-elem", page_path="/", consent_state="none"),
     ]
 
 
@@ -92,6 +95,8 @@ def test_the_json_declaration_has_the_used_vendors_not_the_whole_catalog(client:
     assert category == "analytics" and analytics["hosts"] == ["www.google-analytics.com"]
     ga = next(c for c in analytics["cookies"] if c["name"].startswith("_ga"))
     assert ga["last_seen_ms"] == SEEN_MS and ga["lifetime"] and ga["party"] == "first" and ga["purpose"]
+    category, meta = vendors["meta-pixel"]
+    assert category == "marketing" and meta["hosts"] == ["connect.facebook.net"]
     category, unknown = vendors["unclassified"]
     assert category == "unclassified" and unknown["hosts"] == ["cdn.newtracker.example"]
     assert [c["name"] for c in unknown["cookies"]] == ["cart", "nt_uid"]

@@ -111,24 +111,31 @@ class InventoryPages:
         size = await self.site.log.inventory_size()
         if status == 200:
             await self.site.record(request, "view-inventory", "unclassified" if unclassified_only else "all")
-        access = self.site.access(request)
         return self.site.render(
             request,
             "inventory.html",
             status,
             sections=[(kind, title, rows[kind][:PAGE_ROWS], len(rows[kind])) for kind, title in _SECTIONS],
             size=size,
-            vendors=sorted(view.catalog.vendors.values(), key=lambda v: (v.name or v.id).lower()),
-            choosable=[c for c in self.site.config.categories if not c.required and c.id != UNCLASSIFIED],
-            overlay=view.overlay,
-            may_classify=allows(access.principal.role, "privacy-officer"),
             unclassified_only=unclassified_only,
-            error=error,
-            form=form or {},
-            done=request.query_params.get("done", "")[:200],
-            lifetime_of=lambda row: lifetime_text(row.entry.detail.get("max_age_s")),
             nav="inventory",
+            **self._form_context(request, view, error, form),
         )
+
+    def _form_context(self, request: Request, view: RulesView, error: ClassificationError | None = None,
+                      form: dict[str, str] | None = None) -> dict[str, Any]:
+        """What the classification forms need (templates/_classify.html)."""
+        access = self.site.access(request)
+        return {
+            "vendors": sorted(view.catalog.vendors.values(), key=lambda v: (v.name or v.id).lower()),
+            "choosable": [c for c in self.site.config.categories if not c.required and c.id != UNCLASSIFIED],
+            "overlay": view.overlay,
+            "may_classify": allows(access.principal.role, "privacy-officer"),
+            "error": error,
+            "form": form or {},
+            "done": request.query_params.get("done", "")[:200],
+            "lifetime_of": lambda row: lifetime_text(row.entry.detail.get("max_age_s")),
+        }
 
     async def inventory_json(self, request: Request) -> Response:
         view = await self.classifications.view()
@@ -149,7 +156,8 @@ class InventoryPages:
         rows = (await self._rows(view, unclassified_only=False, kinds=(VIOLATION,)))[VIOLATION]
         await self.site.record(request, "view-enforcement")
         return self.site.render(request, "enforcement.html", rows=rows[:PAGE_ROWS], total=len(rows),
-                                csp_mode=self.site.config.csp.mode, nav="enforcement")
+                                csp_mode=self.site.config.csp.mode, nav="enforcement",
+                                **self._form_context(request, view))
 
     async def enforcement_json(self, request: Request) -> Response:
         view = await self.classifications.view()
@@ -200,7 +208,8 @@ class InventoryPages:
         except ClassificationError as exc:  # another officer's decision, taken meanwhile, conflicts
             return await self._refused(request, exc, fields)
         await self._applied()
-        return RedirectResponse(f"{root_of(request)}/inventory?done={quote(target, safe='')}", status_code=303)
+        back = "enforcement" if form.get("back") == "enforcement" else "inventory"
+        return RedirectResponse(f"{root_of(request)}/{back}?done={quote(target, safe='')}", status_code=303)
 
     async def unclassify(self, request: Request) -> Response:
         form = self.site.form(request)
