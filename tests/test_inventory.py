@@ -45,6 +45,14 @@ def page(request: Request) -> Response:
     )
 
 
+def snippet(request: Request) -> Response:
+    return HTMLResponse(
+        "<!doctype html><html><head><script>(function(h,o,t,j,a,r){h.hj=h.hj||function(){};"
+        "h._hjSettings={hjid:1};})(window,document,'https://static.hotjar.com/c/hotjar-','.js?sv=');</script>"
+        '<script src="/matomo.js"></script></head><body>ok</body></html>'
+    )
+
+
 def cookies(request: Request) -> Response:
     response = HTMLResponse("<!doctype html><html><head></head><body>ok</body></html>")
     response.set_cookie("_ga", "GA1.2.3", max_age=2 * YEAR_S, domain="example.org", samesite="lax")
@@ -53,7 +61,8 @@ def cookies(request: Request) -> Response:
 
 
 def gateway(config: Config) -> ConsentGateway:
-    app = Starlette(routes=[Route("/", page), Route("/shop", page), Route("/cookies", cookies)])
+    routes = [Route("/", page), Route("/shop", page), Route("/cookies", cookies), Route("/snippet", snippet)]
+    app = Starlette(routes=routes)
     return ConsentGateway(app, config, secret_keys=TEST_SECRET_KEYS)
 
 
@@ -103,6 +112,14 @@ def test_third_party_hosts_of_pages_are_inventoried_with_vendor_kinds_counts_and
     assert unknown["samples"] == ["/", "/shop"]  # no query string, ever
     ga = hosts["www.google-analytics.com"]
     assert (ga["vendor"], ga["count"], ga["held"]) == ("google-analytics", 2, 2)
+
+
+def test_an_inline_snippet_and_a_self_hosted_tool_are_inventoried_by_vendor(client: TestClient) -> None:
+    client.get("/snippet")
+    hosts = read(client, kind=HOST)
+    assert hosts["inline:hotjar"]["vendor"] == "hotjar"  # the snippet names no host of its own
+    assert hosts["inline:hotjar"]["held"] == 1
+    assert hosts["example.org"]["vendor"] == "matomo"  # a relative URL: the site's own host
 
 
 def test_a_page_served_from_the_chunk_cache_still_counts_its_third_parties(client: TestClient) -> None:

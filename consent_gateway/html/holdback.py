@@ -228,6 +228,8 @@ _OTHER_HOST_HINT = re.compile(rb"[/\\][\t\n\r]*+[/\\]|&")
 _LINK_FETCH_HINT = re.compile(b"(?i:" + b"|".join(re.escape(rel) for rel in sorted(LINK_FETCH_RELS)) + b")")
 #: the pseudo-vendor of hosts nobody classified (thirdparty.UNCLASSIFIED)
 _UNCLASSIFIED = "unclassified"
+#: the inventory's name for a vendor an inline script names without a host (inventory/records.py)
+INLINE_PREFIX = "inline:"
 
 
 def _first_disallowed(vendors: list[VendorRule], decision: Decision) -> VendorRule | None:
@@ -242,16 +244,25 @@ def _note_third_parties(catalog: Catalog, kind: str, vendors: list[VendorRule],
                         noted: list[tuple[str, str, str, bool]] | None) -> None:
     """Note each third party an element contacts, held back or let through: every unclassified host is
     counted (``note_seen``); ``noted`` (host, vendor id, element kind, held) feeds the inventory and the chunk
-    cache, which notes them again on each hit. ``hosts``: the catalog vendors' URL hosts."""
+    cache, which notes them again on each hit. ``hosts``: the catalog vendors' URL hosts; a vendor with none
+    (an inline snippet) is noted as ``inline:<vendor id>``."""
     for vendor in vendors:
         if vendor.id == _UNCLASSIFIED:
             catalog.third_parties.note_seen(vendor.name, held)
             if noted is not None:
                 noted.append((vendor.name, _UNCLASSIFIED, kind, held))
-    if hosts and noted is not None:
+    if noted is None:
+        return
+    with_host: set[str] = set()
+    if hosts:
         for vendor, host in hosts:
             if vendor.id != _UNCLASSIFIED:
                 noted.append((host, vendor.id, kind, held))
+                with_host.add(vendor.id)
+    for vendor in vendors:
+        # an inline snippet (or an iframe's inline document) names a vendor but no host of its own
+        if vendor.id != _UNCLASSIFIED and vendor.id not in with_host:
+            noted.append((INLINE_PREFIX + vendor.id, vendor.id, kind, held))
 
 
 def _refresh_url(content: bytes) -> bytes:
@@ -337,7 +348,7 @@ def _vendor_of_raw_url(catalog: Catalog, raw: bytes, spec: ElementKind, base: st
     if vendor is None:
         return catalog.third_parties.classify(host_of(url), site, _path_of(url))
     if hosts is not None:
-        host = host_of(url)
+        host = host_of(url) or site  # a relative URL (a self-hosted tool): the site's own
         if host:
             hosts.append((vendor, host))
     return vendor

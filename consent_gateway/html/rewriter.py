@@ -117,15 +117,15 @@ class HoldbackRewriter:
     def close(self) -> bytes:
         if self._closed:
             return b""
+        if not self._pending and not self._tokenizer.has_unfinished_tokens():
+            out = b""  # nothing held: the common end of a page (and an empty body stays empty)
+        else:
+            out = self._guarded(b"", final=True)
+        self._closed = True
         on_close = self.on_close
-        if on_close is not None:
+        if on_close is not None:  # the page's last bytes are read: its third parties are all noted
             self.on_close = None
             on_close(self.third_parties)
-        if not self._pending and not self._tokenizer.has_unfinished_tokens():
-            self._closed = True
-            return b""  # nothing held: the common end of a page (and an empty body stays empty)
-        out = self._guarded(b"", final=True)
-        self._closed = True
         return out
 
     # -- driver ---------------------------------------------------------------------------------------------

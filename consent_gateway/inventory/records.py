@@ -4,7 +4,8 @@ Four kinds of entries, one shape (so every backend stores them in one table or h
 
 - ``host``: a third-party host an HTML page made the browser contact (``name`` the host; ``vendor`` the
   catalog vendor or ``unclassified``; ``held``/``allowed`` how many elements were held back or let through;
-  ``elements`` the element kinds; ``samples`` a few page paths, without query strings);
+  ``elements`` the element kinds; ``samples`` a few page paths, without query strings). A vendor's inline
+  snippet names no host: it is the entry ``inline:<vendor id>``;
 - ``cookie``: a cookie a response set (``name``; ``detail`` its domain, path, lifetime in seconds, HttpOnly,
   Secure, SameSite; ``vendor`` or "" for unknown; ``dropped``/``passed`` and, of the passed, ``capped``);
 - ``storage``: a cookie or storage key *name* a visitor's browser reported after consent (``detail.area``:
