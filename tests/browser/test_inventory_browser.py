@@ -140,3 +140,30 @@ def test_a_tracker_injected_after_load_shows_on_the_enforcement_page(
     expect(row).to_contain_text("script-src-elem")
     expect(row).to_contain_text("none")  # the visitor had made no choice
     expect(page.get_by_text("The browser blocked each of them.")).to_be_visible()
+
+
+AXE_RUN = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+                 .map((x) => ({id: x.id, impact: x.impact, nodes: x.nodes.map((n) => n.target)}))"""
+
+
+def test_axe_core_finds_no_violation_on_the_declaration_and_the_inventory(
+    visit: Callable[..., Visit], demo_url: str, axe_source: str
+) -> None:
+    # the pages' policies allow no script: axe is injected with the policy bypassed, for the test only
+    visitor = visit(base_url=demo_url, bypass_csp=True)
+    visitor.goto("/blog")
+    for lang in ("fr", "en"):
+        visitor.page.goto(f"{demo_url}/_consent/cookies?lang={lang}")
+        assert visitor.page.locator("html").get_attribute("lang") == lang
+        visitor.page.add_script_tag(content=axe_source)
+        found = visitor.page.evaluate(AXE_RUN)
+        assert found == [], (lang, found)
+    officer = visit(base_url=demo_url, bypass_csp=True)
+    log_in(officer.page, f"{demo_url}/_consent/admin/inventory")
+    expect(officer.page.get_by_role("heading", name="What the site uses")).to_be_visible()
+    officer.page.locator("details").first.evaluate("(d) => { d.open = true; }")  # a form unfolded
+    for path in ("/_consent/admin/inventory", "/_consent/admin/enforcement"):
+        if path.endswith("enforcement"):
+            officer.page.goto(demo_url + path)
+        officer.page.add_script_tag(content=axe_source)
+        assert officer.page.evaluate(AXE_RUN) == [], path
