@@ -263,7 +263,8 @@ class BannerConfig:
     theme: Mapping[str, str] = field(default_factory=dict)
     #: language → text key → text; adds languages and overrides built-in texts
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    #: vendor ids listed in the second layer (the vendors the site really uses); empty lists the whole catalog
+    #: vendor ids listed in the second layer (the vendors the site really uses); empty: those the inventory saw
+    #: and those declared ([[vendors]], classifications), or the whole catalog until the inventory saw one
     vendors: tuple[str, ...] = ()
 
 
