@@ -520,7 +520,7 @@ class ConsentAPI:
         if record is None:  # a withdrawal
             previous = self._record(request)
             withdrawn = ConsentRecord(
-                consent_id=previous.consent_id if previous else str(token.record.get("id", new_consent_id())),
+                consent_id=self.known_consent_id(request, previous) or str(token.record.get("id", new_consent_id())),
                 choices={c: False for c in self.optional_categories},
                 policy_version=self.config.policy.version,
                 given_at=int(now),
@@ -528,12 +528,14 @@ class ConsentAPI:
             )
             await self._store(self._event(request, withdrawn, CONSENT_WITHDRAWN, int(now * 1000), referrer))
             self._withdrawn(response, request)
+            self._keep_consent_id(response, request, withdrawn.consent_id)
         else:
             durable = await self._store(self._event(request, record, SYNCED_FROM, int(now * 1000), referrer))
             if not durable and record.is_acceptance:
                 metrics.inc("consent_sync_rejected_total", reason="not_recorded")
                 return response  # no proof, no "yes"
             self._set_consent_cookie(response, request, self.codec.encode(record), record.max_age_seconds(self.config))
+            self._keep_consent_id(response, request, record.consent_id)
             refused = {c for c in self.optional_categories if not record.choices.get(c)}
             self._expire_cookies(response, request, refused, {v for v, on in record.vendors.items() if not on})
         metrics.inc("consent_sync_total", kind=token.kind)
