@@ -198,7 +198,8 @@ class InventoryPages:
         now_ms = int(self.site.clock() * 1000)
 
         def change(overlay: Overlay) -> Overlay:
-            catalog = apply_overlay(self.classifications.base(), overlay)
+            same = overlay.version == view.overlay.version  # as checked above: no catalog to build again
+            catalog = view.catalog if same else apply_overlay(self.classifications.base(), overlay)
             decision = decide(request_, catalog, overlay, categories=self.site.config.category_ids,
                               required_category=required, by=access.principal.name, at_ms=now_ms)
             return overlay.with_decision(decision)
