@@ -8,6 +8,7 @@ import secrets
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -143,6 +144,8 @@ def demo(host: str, port: int, config_path: str | None) -> None:
 
     config = _load(config_path)
     token = _demo_admin_token(config)
+    if token:  # the one who started the demo may do everything a privacy officer does: classify, erase
+        config = replace(config, admin=replace(config.admin, token_role="privacy-officer"))  # noqa: S106 - a role
     site = build_demo_site()
     app = bypass_for_vendor_hosts(_built(lambda: ConsentGateway(site, config)), site)
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - only compared

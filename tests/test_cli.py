@@ -166,7 +166,19 @@ def test_the_demo_prints_a_token_that_opens_the_dashboard() -> None:
         _read_until(process, "Uvicorn running")
         dashboard = f"http://127.0.0.1:{port}/_consent/admin/"
         refused = httpx.get(dashboard, headers={"Accept": "application/json"})
-        opened = httpx.get(dashboard, headers={"Authorization": f"Bearer {token.group(1)}"})
+        bearer = {"Authorization": f"Bearer {token.group(1)}"}
+        opened = httpx.get(dashboard, headers=bearer)
+        # the one who started the demo classifies its unknown widget, and the declaration names it
+        classified = httpx.post(
+            f"{dashboard}inventory/classify",
+            headers={**bearer, "Origin": f"http://127.0.0.1:{port}"},
+            data={"kind": "host", "subject": "widgets.meteo-quartier.net.localhost", "action": "new-vendor",
+                  "vendor_name": "Météo du quartier", "category": "preferences"},
+        )
+        declared = httpx.get(f"http://127.0.0.1:{port}/_consent/cookies.json").json()
     assert refused.status_code in (401, 303)
     assert opened.status_code == 200
     assert "consent" in opened.text.lower()
+    assert classified.status_code == 303, classified.text
+    names = [v["name"] for c in declared["categories"] if c["id"] == "preferences" for v in c["vendors"]]
+    assert "Météo du quartier" in names
