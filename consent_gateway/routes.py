@@ -306,13 +306,22 @@ class ConsentAPI:
         self._withdrawn(response, request)
         response.raw_headers += self.consent_ids.clear(self._host(request), secure=self._secure(request))
 
-    def set_refusal(self, response: Response, request: Request, record: ConsentRecord) -> None:
-        """A refusal of everything optional becomes the visitor's choice; the trackers' cookies expire."""
-        self._set_consent_cookie(response, request, self.codec.encode(record), record.max_age_seconds(self.config))
+    async def remember_for_user(self, request: Request, consent_id: str, value: str) -> None:
+        """A logged-in user's devices follow this browser's latest state (``value`` "": no choice)."""
+        user_key = self._user_key(request)
+        if self.accounts and user_key:
+            await self.accounts.remember(user_key, UserChoice(consent_id, value))
+
+    def set_refusal(self, response: Response, request: Request, record: ConsentRecord) -> str:
+        """A refusal of everything optional becomes the visitor's choice (its cookie value is returned); the
+        trackers' cookies expire."""
+        value = self.codec.encode(record)
+        self._set_consent_cookie(response, request, value, record.max_age_seconds(self.config))
         self._keep_consent_id(response, request, record.consent_id)
         self._expire_cookies(response, request, set(self.optional_categories), set())
         # the next page runs the cleaner: script-set cookies and storage keys of the refused vendors go too
         response.set_cookie(CLEAN_COOKIE, "1", max_age=120, path="/", secure=self._secure(request), samesite="lax")
+        return value
 
     async def archived_banners(self, versions: Sequence[str]) -> dict[str, Any]:
         """What each banner version showed, from the log's archive (a version not archived is left out)."""

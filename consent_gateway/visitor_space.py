@@ -61,7 +61,8 @@ class ConsentAPI(Protocol):
     def event_for(self, request: Request, record: ConsentRecord, action: str, now_ms: int) -> ConsentEvent: ...
     async def store_event(self, event: ConsentEvent) -> bool: ...
     def forget_browser(self, response: Response, request: Request) -> None: ...
-    def set_refusal(self, response: Response, request: Request, record: ConsentRecord) -> None: ...
+    def set_refusal(self, response: Response, request: Request, record: ConsentRecord) -> str: ...
+    async def remember_for_user(self, request: Request, consent_id: str, value: str) -> None: ...
 
 
 logger = logging.getLogger("consent_gateway.visitor_space")
@@ -284,6 +285,8 @@ class VisitorSpace:
         )
         response = self._back(request, "erased")
         self.api.forget_browser(response, request)
+        # a logged-in user's other devices start afresh too: the erased history is no longer linked to them
+        await self.api.remember_for_user(request, new_consent_id(), "")
         return response
 
     async def object(self, request: Request) -> Response:
@@ -302,7 +305,7 @@ class VisitorSpace:
         # a refusal takes effect whatever the log says; the event is the privacy team's flag
         await self.api.store_event(self.api.event_for(request, record, PROCESSING_OBJECTED, int(now * 1000)))
         response = self._back(request, "objected")
-        self.api.set_refusal(response, request, record)
+        await self.api.remember_for_user(request, record.consent_id, self.api.set_refusal(response, request, record))
         return response
 
 

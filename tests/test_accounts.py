@@ -236,3 +236,24 @@ def test_accounts_config_errors_name_the_key(table: dict[str, Any], key: str) ->
 
 def test_accounts_are_off_by_default() -> None:
     assert Config().accounts == AccountsConfig(user_header="", cache_seconds=30.0)
+
+
+def test_a_users_erasure_on_one_device_unlinks_every_device(devices: Devices) -> None:
+    devices.login("phone", "alice")
+    old = devices.choose("phone", "accept_all").json()["consent_id"]
+    devices.login("laptop", "alice")
+    assert tracker_live(devices.page("laptop"))  # the laptop took alice's choice
+    erased = devices.request(
+        "laptop",
+        "POST",
+        "/_consent/me/erase",
+        data={"consent_id": old, "confirm": "yes"},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+    assert erased.status_code == 303
+    devices.login("tablet", "alice")
+    assert not tracker_live(devices.page("tablet"))  # nothing left to adopt
+    assert devices.state("tablet") is None
+    # the phone still carries the old id in its cookie, but alice's next choice starts a new history
+    assert devices.choose("phone", "reject_all").json()["consent_id"] != old
