@@ -8,7 +8,9 @@ an entry's vendor, and falls back to the recorded one. Two readers:
 * the cookie declaration (`build_declaration`): every category, vendor, cookie and storage key the site
   uses — vendors the inventory saw (catalog ∩ inventory), those the owner declared (config ``[[vendors]]``
   and classifications), and what nobody described yet — with purpose, provider, lifetime, first or third
-  party and when it was last seen.
+  party and when it was last seen. What nobody described yet is listed from the site's own pages and
+  Set-Cookie headers only: names browsers report (and CSP reports) can be forged by anyone, so they reach
+  the public page only once they belong to a vendor.
 """
 
 from __future__ import annotations
@@ -233,6 +235,11 @@ class Declaration:
         return frozenset(v.id for vendors in self.categories.values() for v in vendors if v.id != UNCLASSIFIED)
 
 
+#: entries that visitors' browsers report (anyone can post one): a name no vendor is known for stays off the
+#: public declaration, so a forged report cannot write on the site's page; the owner sees it in the dashboard
+_REPORTED: Final = (STORAGE, VIOLATION)
+
+
 def build_declaration(
     config: Config, catalog: Catalog, overlay: Overlay, entries: Mapping[str, Sequence[InventoryEntry]]
 ) -> Declaration:
@@ -254,6 +261,8 @@ def build_declaration(
     unknown = DeclaredVendor(UNCLASSIFIED, "", UNCLASSIFIED, "", "", first_party=False)
     for entry in (*entries.get(HOST, ()), *entries.get(VIOLATION, ())):
         vendor = vendor_of(entry, catalog)
+        if vendor is None and entry.kind in _REPORTED:
+            continue
         target = declared(vendor) if vendor is not None else unknown
         if entry.name not in target.hosts:
             target.hosts.append(entry.name)
@@ -264,6 +273,8 @@ def build_declaration(
         vendor = vendor_of(entry, catalog)
         area = "cookie" if entry.kind == COOKIE else str(entry.detail.get("area", "cookie"))
         kind = "cookie" if area == "cookie" else "storage"
+        if vendor is None and entry.kind in _REPORTED:
+            continue
         if vendor is None:
             item = DeclaredItem(entry.name, "", lifetime_text(entry.detail.get("max_age_s"))
                                 if entry.kind == COOKIE else "", "first",
