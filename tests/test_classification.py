@@ -32,7 +32,7 @@ from consent_gateway.site_rules import ClassificationStore
 from consent_gateway.store import open_log
 from consent_gateway.thirdparty import site_catalog
 from tests.conftest import TEST_SECRET_KEYS
-from tests.store.conftest import redis_prefix  # noqa: F401  # a fixture: keys of this test's own
+from tests.store.conftest import own_redis, redis_prefix  # noqa: F401  # fixtures: a Redis (and keys) of its own
 
 TRACKER = "https://cdn.newtracker.example/t.js"
 CATEGORIES = ("necessary", "analytics", "session-replay", "marketing", "preferences", "unclassified")
@@ -177,8 +177,9 @@ def held_as(body: str) -> str | None:
     return tag.split('data-category="')[1].split('"')[0]
 
 
-def next_pages(client: TestClient, until: str, seconds: float = 5.0) -> httpx.Response:
-    """Pages asked for one after another (the watcher checks between them) until one shows ``until``."""
+def next_pages(client: TestClient, until: str | None, seconds: float = 5.0) -> httpx.Response:
+    """Pages asked for one after another (the watcher checks between them) until one holds the tracker under
+    the category ``until`` (None: lets it through)."""
     deadline = time.monotonic() + seconds
     while True:
         response = client.get("/")
@@ -258,3 +259,30 @@ def test_two_officers_deciding_at_once_both_land(config: Config) -> None:
     overlay = asyncio.run(run())
     assert sorted(d.subject for d in overlay.decisions) == [f"cdn{i}.newtracker.example" for i in range(6)]
     assert overlay.version == 6
+
+
+def test_pages_keep_the_rules_in_force_while_the_store_is_down(config: Config, request: pytest.FixtureRequest) -> None:
+    """Fail open for serving: a store that does not answer leaves the last classifications in force, and the
+    next check after it is back applies what changed meanwhile."""
+    import asyncio
+
+    from consent_gateway import metrics
+
+    redis = request.getfixturevalue("own_redis")
+    config = replace(config, store=replace(config.store, url=redis.url))
+    asyncio.run(classify_from_elsewhere(redis.url, kind="host", subject="cdn.newtracker.example",
+                                        action="new-vendor", vendor_name="New Tracker", category="analytics"))
+    gateway = instance(config, "gw-a")
+    with TestClient(gateway, base_url="https://www.shop.example") as client:
+        assert held_as(next_pages(client, "analytics").text) == "analytics"
+        redis.stop()
+        deadline = time.monotonic() + 10
+        while metrics.value("store_errors_total", operation="classifications") == 0 and time.monotonic() < deadline:
+            page = client.get("/")
+            assert page.status_code == 200 and held_as(page.text) == "analytics"
+            time.sleep(0.05)
+        assert metrics.value("store_errors_total", operation="classifications") >= 1
+        redis.start()
+        asyncio.run(classify_from_elsewhere(redis.url, kind="host", subject="cdn.newtracker.example",
+                                            action="essential", reason="Our own CDN after all"))
+        assert held_as(next_pages(client, None, seconds=15).text) is None  # essential: not held at all
