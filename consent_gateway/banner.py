@@ -19,7 +19,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ _ASSETS = {
     "banner-clean.js": ("banner-clean.js", "text/javascript; charset=utf-8"),
     # served only after a choice, at most once a day: reports cookie and storage key names to the inventory
     "inventory-report.js": ("inventory-report.js", "text/javascript; charset=utf-8"),
+    # pages shared by every visitor (`[gateway] html_cache = "shared"`): reads the visitor's state from the
+    # readable state cookie before banner.js starts
+    "banner-shared.js": ("banner-shared.js", "text/javascript; charset=utf-8"),
 }
 #: Set by a withdrawal for the page it reloads, whose visitor has no choice left: that page gets the cleaner too.
 CLEAN_COOKIE = "cg_clean"
@@ -162,6 +165,20 @@ _LIFETIME_WORD = re.compile(r"[A-Za-z]+")
 THEME_KEYS = frozenset({"bg", "fg", "muted", "accent", "accent-fg", "off", "line", "shadow", "radius", "font"})
 
 
+def state_cookie_name(config: Config) -> str:
+    """The readable copy of the visitor's state kept for shared pages, named after the consent cookie."""
+    return f"{config.cookie.name}_state"
+
+
+def visitor_state(decision: Decision, categories: Sequence[str]) -> dict[str, Any]:
+    """What the banner reads of a decision: whether the visitor chose, each choosable category on or off,
+    and the vendors granted or refused by name."""
+    vendors = {vendor: True for vendor in sorted(decision.vendors_granted)}
+    vendors.update({vendor: False for vendor in sorted(decision.vendors_refused)})
+    choices = {category: category in decision.granted for category in categories}
+    return {"explicit": decision.explicit, "choices": choices, "vendors": vendors}
+
+
 def json_for_html(value: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">``: no ``</script``, ``<!--`` or ``&``."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JSON_FOR_HTML)
@@ -209,6 +226,9 @@ class Banner:
         self._lang_set = frozenset(self.languages)
         self._visitor_first = config.banner.language == "visitor"
         self._state_cache: dict[tuple[Any, ...], bytes] = {}
+        #: shared pages (`[gateway] html_cache = "shared"`) carry no state: the name of the cookie that does
+        self.shared_state_cookie = state_cookie_name(config) if config.gateway.html_cache == "shared" else ""
+        self._shared_by_nonce: dict[str | None, bytes] = {}
 
     def _shown(self, config: Config, catalog: Catalog) -> dict[str, Any]:
         """What every visitor is shown: texts, categories, the vendors of configured categories, theme."""
@@ -316,7 +336,10 @@ class Banner:
         then speaks the page's ``<html lang>``, else the default language. ``report_names``: add the
         inventory's name reporter (after a choice, once a day: see inventory/report.py).
         """
-        head = self._head_html(decision, language, nonce, clean)
+        if self.shared_state_cookie:
+            head = self._shared_head(nonce)
+        else:
+            head = self._head_html(decision, language, nonce, clean)
         if report_names:
             return head + self._script_tag("inventory-report.js", nonce, defer=True)
         return head
@@ -344,6 +367,20 @@ class Banner:
             return b"".join((self._open, middle, consent_id, tail, self._clean_tag(nonce)))
         return b"".join((self._open, middle, consent_id, tail))
 
+    def _shared_head(self, nonce: str | None) -> bytes:
+        """The same fragment for every visitor: no state in it (banner-shared.js reads the state cookie), and
+        the cleaner for all, since the page cannot tell who refused something."""
+        found = self._shared_by_nonce.get(nonce)
+        if found is None:
+            static = {"lang": self.default_language, "lv": self._visitor_first, "shared": self.shared_state_cookie}
+            middle = json_for_html(static)[1:-1] + ',"consent_id":null'
+            reader = self._script_tag("banner-shared.js", nonce)
+            found = b"".join((self._open, middle.encode(), self._tail(nonce, reader), self._clean_tag(nonce)))
+            if len(self._shared_by_nonce) >= _STATE_CACHE_SIZE:  # nonces are per response: keep a few
+                self._shared_by_nonce.clear()
+            self._shared_by_nonce[nonce] = found
+        return found
+
     def _refuses_something(self, decision: Decision) -> bool:
         return bool(decision.vendors_refused) or any(c not in decision.granted for c in self._categories)
 
@@ -353,7 +390,7 @@ class Banner:
     def _script_tag(self, name: str, nonce: str | None, *, defer: bool = False) -> bytes:
         prefix = self._config.gateway.prefix.rstrip("/")
         if nonce is not None and not _NONCE.match(nonce):
-            nonce = None
+            nonce = None  # never let a malformed nonce into the markup
         attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
         if defer:
             attr += " defer"
@@ -366,16 +403,10 @@ class Banner:
     # -- construction ------------------------------------------------------------------------------------
 
     def _render_state(self, decision: Decision, lang: str, visitor_first: bool) -> bytes:
-        vendors = {vendor: True for vendor in sorted(decision.vendors_granted)}
-        vendors.update({vendor: False for vendor in sorted(decision.vendors_refused)})
         state = {
             "lang": lang,
             "lv": visitor_first,  # the visitor's language: the page's <html lang> does not override it
-            "state": {
-                "explicit": decision.explicit,
-                "choices": {category: category in decision.granted for category in self._categories},
-                "vendors": vendors,
-            },
+            "state": visitor_state(decision, self._categories),
             "gpc": decision.gpc,
         }
         if self._config.csp.mode == "enforce":
@@ -384,16 +415,20 @@ class Banner:
             state["reload"] = True
         return (json_for_html(state)[1:-1] + ',"consent_id":').encode()
 
-    def _tail(self, nonce: str | None) -> bytes:
+    def _tail(self, nonce: str | None, before_banner: bytes = b"") -> bytes:
         prefix = self._config.gateway.prefix.rstrip("/")
         if nonce is not None and not _NONCE.match(nonce):
             nonce = None  # never let a malformed nonce into the markup
         attr = f' nonce="{html.escape(nonce)}"' if nonce else ""
-        return (
-            f'}}</script><link rel="preload" as="style" href="{prefix}/banner.css?v={self.version}"{attr}>'
-            f'<script src="{prefix}/banner-data.js?v={self.version}"{attr}></script>'
-            f'<script src="{prefix}/banner.js?v={self.version}"{attr}></script>'
-        ).encode()
+        preload = f'}}</script><link rel="preload" as="style" href="{prefix}/banner.css?v={self.version}"{attr}>'
+        return b"".join(
+            (
+                preload.encode(),
+                self._script_tag("banner-data.js", nonce),
+                before_banner,
+                self._script_tag("banner.js", nonce),
+            )
+        )
 
     @staticmethod
     def _languages(config: Config) -> tuple[str, ...]:

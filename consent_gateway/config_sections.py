@@ -44,6 +44,9 @@ class GatewayConfig:
     html_max_decoded_bytes: int = 16_777_216
     #: rewritten pages and banner files go out compressed (br or gzip) to visitors who accept it
     compress: bool = True
+    #: "private": each visitor's page carries their state (Cache-Control: private, Vary: Cookie); "shared":
+    #: the same HTML bytes for every visitor, state read in the browser, the site's Cache-Control kept
+    html_cache: Literal["private", "shared"] = "private"
     #: hosts that are the site's own besides its registrable domain ("static.example-cdn.net", "*.example.org")
     first_party_hosts: tuple[str, ...] = ()
 

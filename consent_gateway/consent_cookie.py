@@ -62,10 +62,11 @@ NO_COOKIE = CookieReading(None)
 class ConsentCookie:
     """The consent cookie's scopes for one config. Holds nothing per request."""
 
-    def __init__(self, config: Config, codec: ConsentCodec) -> None:
+    def __init__(self, config: Config, codec: ConsentCodec, *, name: str = "", http_only: bool = True) -> None:
         self.config = config
         self.codec = codec
-        self.name = config.cookie.name
+        self.name = name or config.cookie.name
+        self._http_only = http_only
         self._setting = config.cookie.domain.strip().lstrip(".").lower()
 
     # -- reading
@@ -114,9 +115,9 @@ class ConsentCookie:
 
     # -- Set-Cookie headers (Starlette's formatting, the same as every other cookie the gateway sets)
 
-    def write(self, value: str, max_age: int, host: str, *, secure: bool, exclusive: bool) -> Headers:
-        """Set the cookie on the configured scope. `exclusive` (a repair, or a domain-wide scope) also
-        expires the other scopes, so no older copy is left to shadow the new one."""
+    def write(self, value: str, max_age: int | None, host: str, *, secure: bool, exclusive: bool) -> Headers:
+        """Set the cookie on the configured scope (for the session when ``max_age`` is None). `exclusive` (a
+        repair, or a domain-wide scope) also expires the other scopes, so no older copy shadows the new one."""
         response = Response()
         configured = self.domain_for(host)
         if exclusive or configured is not None:
@@ -129,7 +130,7 @@ class ConsentCookie:
             path="/",
             domain=configured,
             secure=secure,
-            httponly=True,
+            httponly=self._http_only,
             samesite=self.config.cookie.same_site,
         )
         return _set_cookies(response)
@@ -154,7 +155,12 @@ class ConsentCookie:
 
     def _expire(self, response: Response, domain: str | None, secure: bool) -> None:
         response.delete_cookie(
-            self.name, path="/", domain=domain, secure=secure, httponly=True, samesite=self.config.cookie.same_site
+            self.name,
+            path="/",
+            domain=domain,
+            secure=secure,
+            httponly=self._http_only,
+            samesite=self.config.cookie.same_site,
         )
 
 

@@ -43,7 +43,7 @@ from .inventory.collector import InventoryCollector
 from .inventory.flusher import InventoryFlusher
 from .inventory.report import InventoryReportEndpoint
 from .network import ForwardedScheme, peer_is_trusted
-from .responder import Responder
+from .responder import Responder, kept_private
 from .routes import ConsentAPI
 from .signing import load_secret_keys
 from .site_rules import ClassificationStore, RulesWatcher, SiteRules
@@ -237,7 +237,9 @@ class ConsentGateway:
             self.banner_archive.note_served(self.banner)  # a set lookup once this version is archived
             if extra or self.accounts.header:
                 send = _adding_headers(send, extra)
-            responder = Responder(scope, decision, send, self.cookie_filter, self.rewriters, self.csp)
+            responder = Responder(
+                scope, decision, send, self.cookie_filter, self.rewriters, self.csp, self.visitors.shared
+            )
             app_send = self._user_from_upstream(scope, responder, extra) if self.accounts.header else responder.send
             try:
                 await self.app(scope, receive, app_send)
@@ -287,9 +289,13 @@ class ConsentGateway:
             return decision  # no proof, no "yes"
         cookie = self.visitors.cookie
         host = host_name(_header(scope, b"host") or "")
-        extra += cookie.write(choice.value, remaining, host, secure=cookie.secure(scope.get("scheme")), exclusive=False)
+        secure = cookie.secure(scope.get("scheme"))
+        extra += cookie.write(choice.value, remaining, host, secure=secure, exclusive=False)
         scope[RECORD_SCOPE_KEY] = record
-        return self.visitors.decision_for(record, gpc=decision.gpc, site=decision.site)
+        adopted = self.visitors.decision_for(record, gpc=decision.gpc, site=decision.site)
+        if self.visitors.shared is not None:
+            extra += self.visitors.shared.write(adopted, remaining, host, secure=secure)
+        return adopted
 
     def _user_from_upstream(self, scope: Scope, responder: Responder, extra: list[tuple[bytes, bytes]]) -> Send:
         """Proxy mode: the upstream names the logged-in user in a response header, which goes no further."""
@@ -377,7 +383,8 @@ def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
 
     async def send_with_extra(message: Message) -> None:
         if message["type"] == "http.response.start" and extra:
-            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            # the visitor's own cookies: whatever the site said, no shared cache may keep this response
+            message = {**message, "headers": [*kept_private(list(message.get("headers", ()))), *extra]}
         await send(message)
 
     return send_with_extra

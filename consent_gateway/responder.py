@@ -2,7 +2,8 @@
 
 `http.response.start` is held until its headers are fixed: Set-Cookie headers the decision does not allow
 are dropped, and an HTML response loses its Content-Length (the rewriter changes it) and gains
-`Vary: Cookie` and `Cache-Control: private`. HTML body chunks then stream through the holdback rewriter one
+`Vary: Cookie` and `Cache-Control: private` (or, for pages every visitor shares, keeps the site's caching: see
+shared_pages.py). HTML body chunks then stream through the holdback rewriter one
 by one — never buffered whole. Everything else passes untouched. Compressed HTML is decoded (bounded, see
 codings.py) and, when the visitor accepts it, compressed again on its way out (br or gzip, chunk by chunk);
 one the gateway cannot decode is answered 502, never passed on with its trackers live.
@@ -26,6 +27,7 @@ from .cookies import CookieFilter
 from .decision import Decision
 from .mimesniff import is_unknown_type, sniffs_as_html
 from .responses import error_response
+from .shared_pages import SharedPages
 
 logger = logging.getLogger("consent_gateway.responder")
 
@@ -38,6 +40,8 @@ _CHARSET = re.compile(rb"charset=\"?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_-]+)'")
 #: Headers that describe the original HTML bytes and would lie about the rewritten ones.
 _DROPPED_FOR_HTML = frozenset({b"content-length", b"content-encoding", b"etag", b"last-modified", b"accept-ranges"})
+#: a CDN obeys these before Cache-Control: a page rewritten for one visitor must not go out with them
+_CDN_CACHE_HEADERS = frozenset({b"surrogate-control", b"cdn-cache-control", b"cloudflare-cdn-cache-control"})
 _NO_BODY_STATUSES = frozenset({204, 304})
 #: ASGI extensions that send a body as a file; passed on untouched unless the body is HTML.
 _FILE_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
@@ -122,6 +126,19 @@ def _private_cache_control(value: bytes | None) -> bytes:
     return b", ".join(kept)
 
 
+def kept_private(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` for a response meant for one visitor (it sets their cookies): no shared cache may keep it."""
+    cache_control: bytes | None = None
+    kept: list[tuple[bytes, bytes]] = []
+    for key, value in headers:
+        if key == b"cache-control":
+            cache_control = value
+        elif key not in _CDN_CACHE_HEADERS:
+            kept.append((key, value))
+    kept.append((b"cache-control", _private_cache_control(cache_control)))
+    return kept
+
+
 class Responder:
     """Wraps one request's `send`. Created per request; keeps only what the stream needs."""
 
@@ -132,6 +149,7 @@ class Responder:
         "_cookie_filter",
         "_rewriters",
         "_policies",
+        "_shared",
         "_rewriter",
         "_decoder",
         "_transcoder",
@@ -153,6 +171,7 @@ class Responder:
         cookie_filter: CookieFilter,
         rewriters: RewriterFactory,
         policies: PagePolicies | None = None,
+        shared: SharedPages | None = None,
     ) -> None:
         self.scope = scope
         self.decision = decision
@@ -160,6 +179,8 @@ class Responder:
         self._cookie_filter = cookie_filter
         self._rewriters = rewriters
         self._policies = policies
+        #: `[gateway] html_cache = "shared"`: the page is rewritten as for a visitor who chose nothing
+        self._shared = shared
         self._rewriter: PageRewriter | None = None
         self._decoder: BodyDecoder | None = None
         self._transcoder: Transcoder | None = None
@@ -220,10 +241,11 @@ class Responder:
         if has_cookies:
             headers = self._cookie_filter.filter(headers, self.decision)
         if is_html:
-            headers = self._prepare_html(message, headers, content_type or b"")
+            headers = self._prepare_html(message, headers, content_type or b"", has_cookies)
             if self._policies is not None:
                 # next to the site's own policy headers, which stay as they are: browsers apply them all
-                headers.extend(self._policies.headers(self.scope, self.decision))
+                policed = self.decision if self._shared is None else self._shared.policy_decision(self.decision)
+                headers.extend(self._policies.headers(self.scope, policed))
         elif sniff:
             self._sniffed = []
         return {**message, "headers": headers}
@@ -232,7 +254,7 @@ class Responder:
         return message.get("status", 200) not in _NO_BODY_STATUSES and self.scope.get("method") != "HEAD"
 
     def _prepare_html(
-        self, message: Message, headers: list[tuple[bytes, bytes]], content_type: bytes
+        self, message: Message, headers: list[tuple[bytes, bytes]], content_type: bytes, has_cookies: bool
     ) -> list[tuple[bytes, bytes]]:
         self._charset_stated = _CHARSET.search(content_type) is not None
         if not self._has_body(message):
@@ -245,19 +267,34 @@ class Responder:
                 self._refusal = exc  # never passed on as it is: its trackers would be live, with no banner
                 return headers
         vary = _header_value(headers, b"vary", b"")
+        cache_control: bytes | None = _header_value(headers, b"cache-control", b"") or None
         fixed = [(k, v) for k, v in headers if k not in _DROPPED_FOR_HTML and k not in (b"cache-control", b"vary")]
-        vary = _merge_vary(vary) if vary else b"Cookie"
+        shared = self._shared
+        page_decision = self.decision
+        if shared is None:  # the page is this visitor's own
+            fixed = [(k, v) for k, v in fixed if k not in _CDN_CACHE_HEADERS]
+            vary = _merge_vary(vary) if vary else b"Cookie"
+            cache_control = _private_cache_control(cache_control)
+        else:  # the same bytes for everyone: the site's caching stands, unless a header is this visitor's
+            page_decision = shared.page_decision(self.decision)
+            synced = shared.sync(self.decision, self.scope)
+            fixed += synced
+            if has_cookies or synced:
+                fixed = [(k, v) for k, v in fixed if k not in _CDN_CACHE_HEADERS]
+                cache_control = _private_cache_control(cache_control)
         if self._rewriters.compress and not self._skip_body:
             coding = visitor_encoding(_scope_header(self.scope, b"accept-encoding"))
             if coding is not None:
                 self._encoder = BodyEncoder(coding)
                 fixed.append((b"content-encoding", coding.encode("ascii")))
             vary = _merge_vary(vary, b"Accept-Encoding")
-        fixed.append((b"vary", vary))
-        fixed.append((b"cache-control", _private_cache_control(_header_value(headers, b"cache-control", b""))))
+        if vary:
+            fixed.append((b"vary", vary))
+        if cache_control is not None:
+            fixed.append((b"cache-control", cache_control))
         # a BOM, else the header's charset: UTF-16 is rewritten through UTF-8
         self._transcoder = Transcoder(header_encoding(content_type))
-        self._rewriter = self._rewriters.new(self.scope, self.decision, csp_nonce(headers))
+        self._rewriter = self._rewriters.new(self.scope, page_decision, csp_nonce(headers))
         return fixed
 
     async def send_held_start(self) -> None:
@@ -293,7 +330,9 @@ class Responder:
             await self._send(held)
             return
         metrics.inc("sniffed_html_total")
-        headers = [*self._prepare_html(start, list(start["headers"]), b"text/html"), (b"content-type", b"text/html")]
+        # has_cookies: its Set-Cookie headers may be filtered out already; an untyped page is rare, kept private
+        prepared = self._prepare_html(start, list(start["headers"]), b"text/html", has_cookies=True)
+        headers = [*prepared, (b"content-type", b"text/html")]
         self._held_start = {**start, "headers": headers}
         if self._refusal is not None:
             await self._refuse(self._refusal)

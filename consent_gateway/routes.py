@@ -132,6 +132,7 @@ class ConsentAPI:
             Route(f"{prefix}/banner-data.js", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/banner-clean.js", self.asset, methods=["GET", "HEAD"]),
             Route(f"{prefix}/inventory-report.js", self.asset, methods=["GET", "HEAD"]),
+            Route(f"{prefix}/banner-shared.js", self.asset, methods=["GET", "HEAD"]),
             *extra_routes,
         ]
         self.router = Router(routes=routes, default=self.not_found)
@@ -225,12 +226,20 @@ class ConsentAPI:
     def _set_consent_cookie(
         self, response: Response, request: Request, value: str, max_age: int, *, repair: bool = False
     ) -> None:
-        response.raw_headers += self.visitors.cookie.write(
-            value, max_age, self._host(request), secure=self._secure(request), exclusive=repair
-        )
+        host, secure = self._host(request), self._secure(request)
+        response.raw_headers += self.visitors.cookie.write(value, max_age, host, secure=secure, exclusive=repair)
+        shared = self.visitors.shared
+        record = self.codec.decode(value) if shared is not None else None
+        if shared is not None and record is not None:
+            # the copy shared pages read, so that the next page, even one a CDN serves, shows this choice
+            decision = self.visitors.decision_for(record, gpc=self._refusal_signal(request))
+            response.raw_headers += shared.write(decision, max_age, host, secure=secure)
 
     def _clear_consent_cookie(self, response: Response, request: Request) -> None:
-        response.raw_headers += self.visitors.cookie.clear(self._host(request), secure=self._secure(request))
+        host, secure = self._host(request), self._secure(request)
+        response.raw_headers += self.visitors.cookie.clear(host, secure=secure)
+        if self.visitors.shared is not None:
+            response.raw_headers += self.visitors.shared.clear(host, secure=secure)
 
     def _repair(self, response: Response, request: Request, reading: CookieReading) -> None:
         if reading.duplicated:

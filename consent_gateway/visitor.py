@@ -20,6 +20,7 @@ from .consent_cookie import ConsentCookie, CookieReading, cookie_values
 from .decision import Decision
 from .enrich import Enricher
 from .network import client_ip, parse_ip
+from .shared_pages import SharedPages
 from .thirdparty import UNCLASSIFIED, site_of
 
 __all__ = [
@@ -79,6 +80,10 @@ class VisitorReader:
         }
         self._undecided: dict[tuple[str, bool, str], Decision] = {}
         self._always_granted = required | (self._always & everything)
+        #: `[gateway] html_cache = "shared"`: one page for every visitor, their state in a readable cookie
+        self.shared: SharedPages | None = None
+        if config.gateway.html_cache == "shared":
+            self.shared = SharedPages(config, codec, self._undecided_base[("opt-in", False)])
 
     def read(self, scope: Scope) -> Decision:
         cookie_header = b""
