@@ -208,10 +208,22 @@ class DeclaredVendor:
     purpose: str
     #: True for the site itself (its own essential cookies)
     first_party: bool
-    hosts: list[str] = field(default_factory=list)
-    cookies: list[DeclaredItem] = field(default_factory=list)
-    storage: list[DeclaredItem] = field(default_factory=list)
+    #: hosts, cookies and storage keys by name, in the order first met (dicts: a site has thousands)
+    seen_hosts: dict[str, None] = field(default_factory=dict)
+    items: dict[str, dict[str, DeclaredItem]] = field(default_factory=lambda: {"cookie": {}, "storage": {}})
     last_seen_ms: int | None = None
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.seen_hosts)
+
+    @property
+    def cookies(self) -> list[DeclaredItem]:
+        return list(self.items["cookie"].values())
+
+    @property
+    def storage(self) -> list[DeclaredItem]:
+        return list(self.items["storage"].values())
 
     def seen(self, at_ms: int) -> None:
         self.last_seen_ms = max(self.last_seen_ms or 0, at_ms)
@@ -264,8 +276,7 @@ def build_declaration(
         if vendor is None and entry.kind in _REPORTED:
             continue
         target = declared(vendor) if vendor is not None else unknown
-        if entry.name not in target.hosts:
-            target.hosts.append(entry.name)
+        target.seen_hosts.setdefault(entry.name, None)
         target.seen(entry.last_seen_ms)
     # cookies and keys the site or its visitors' browsers showed
     seen_cookies: dict[tuple[str, str], int] = {}
@@ -315,7 +326,7 @@ def build_declaration(
     categories: dict[str, list[DeclaredVendor]] = {c.id: [] for c in config.categories}
     for target in sorted(vendors.values(), key=lambda v: (v.id != SITE_VENDOR_ID, v.name.lower())):
         categories.setdefault(target.category, []).append(target)
-    if unknown.hosts or unknown.cookies or unknown.storage:
+    if unknown.seen_hosts or unknown.items["cookie"] or unknown.items["storage"]:
         categories.setdefault(UNCLASSIFIED, []).append(unknown)
     return Declaration(categories)
 
@@ -331,15 +342,15 @@ def _rule_for(vendor: VendorRule, name: str, kind: str) -> CookieRule | None:
 
 
 def _add_item(vendor: DeclaredVendor, kind: str, item: DeclaredItem) -> None:
-    items = vendor.cookies if kind == "cookie" else vendor.storage
-    for index, existing in enumerate(items):
-        if existing.name == item.name:
-            if item.last_seen_ms is not None and (existing.last_seen_ms or 0) < item.last_seen_ms:
-                items[index] = DeclaredItem(existing.name, existing.purpose or item.purpose,
-                                            existing.lifetime or item.lifetime, existing.party, existing.domain,
-                                            item.last_seen_ms)
-            return
-    items.append(item)
+    """Add ``item``; a name already there keeps its description and takes the later "last seen"."""
+    items = vendor.items[kind]
+    existing = items.get(item.name)
+    if existing is None:
+        items[item.name] = item
+    elif item.last_seen_ms is not None and (existing.last_seen_ms or 0) < item.last_seen_ms:
+        existing.last_seen_ms = item.last_seen_ms
+        existing.purpose = existing.purpose or item.purpose
+        existing.lifetime = existing.lifetime or item.lifetime
 
 
 async def read_usage(log: ConsentLog) -> dict[str, list[InventoryEntry]]:
