@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
@@ -101,7 +102,9 @@ def normalise_subject(kind: str, subject: str) -> str:
 
 
 def slug(text: str) -> str:
-    return _SLUG_RE.sub("-", text.lower()).strip("-")[:60]
+    """A vendor id from a name: "Météo du quartier" → "meteo-du-quartier" (accents dropped, not the letters)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _SLUG_RE.sub("-", plain.lower()).strip("-")[:60]
 
 
 @dataclass(frozen=True)

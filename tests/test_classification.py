@@ -111,6 +111,15 @@ def test_a_decision_that_cannot_be_taken_names_its_field(config: Config, fields:
     assert caught.value.field == field
 
 
+def test_a_new_vendors_id_is_its_name_without_accents(config: Config) -> None:
+    overlay = decided(Overlay(), config, kind="host", subject="widgets.meteo.example", action="new-vendor",
+                      vendor_name="Météo du Quartier", category="preferences")
+    assert overlay.decisions[0].vendor_id == "meteo-du-quartier"
+    with pytest.raises(ClassificationError, match="needs at least one letter"):
+        decided(Overlay(), config, kind="host", subject="x.example", action="new-vendor", vendor_name="★ ★",
+                category="preferences")
+
+
 def test_a_new_vendor_cannot_go_while_other_subjects_belong_to_it(config: Config) -> None:
     overlay = decided(Overlay(), config, kind="host", subject="a.newco.example", action="new-vendor",
                       vendor_name="NewCo", category="marketing")
