@@ -32,6 +32,7 @@ MINIMUMS: tuple[tuple[str, float], ...] = (
     ("retention.ip_days", 0),
     ("retention.run_interval_hours", 0),
     ("retention.clock_guard_days", 0),
+    ("retention.inventory_days", 1),
     ("store.checkpoint_interval_seconds", 0),
     ("store.lease_seconds", 1),
     ("inventory.flush_interval_seconds", 0),

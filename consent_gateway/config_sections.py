@@ -232,6 +232,8 @@ class RetentionConfig:
     run_interval_hours: float = 24.0
     #: refuse to purge when this machine's clock is more than this many days ahead of the newest event
     clock_guard_days: float = 30.0
+    #: inventory entries (hosts, cookies, names, CSP violations) not seen for this long are removed
+    inventory_days: int = 395
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ class InventoryEntry:
         self.element_kinds |= other.element_kinds
         if other.samples:
             self.samples = merged_samples(self.samples, other.samples)
-        self.first_seen_ms = min(self.first_seen_ms, other.first_seen_ms) if self.count else other.first_seen_ms
+        self.first_seen_ms = min(self.first_seen_ms, other.first_seen_ms)
         self.last_seen_ms = max(self.last_seen_ms, other.last_seen_ms)
 
     def as_dict(self) -> dict[str, Any]:
@@ -265,3 +265,6 @@ class InventoryStore(Protocol):
         """The selected entries, most recently seen first (then kind, key), one page of them."""
 
     async def inventory_size(self) -> InventorySize: ...
+
+    async def prune_inventory(self, *, seen_before_ms: int) -> int:
+        """Remove the entries last seen before ``seen_before_ms`` (retention); returns how many."""

@@ -397,6 +397,10 @@ class ConsentLog(Protocol):
     async def inventory_size(self) -> InventorySize:
         """Entries per kind, and third-party hosts nobody classified."""
 
+    async def prune_inventory(self, *, seen_before_ms: int) -> int:
+        """Remove the entries last seen before ``seen_before_ms`` (retention: what the site stopped using);
+        an entry seen again meanwhile by another instance is kept. Returns how many were removed."""
+
     # -- shared documents: settings the privacy team edits, read by every instance ---------------------------
 
     async def document_get(self, name: str) -> StoredDocument | None:

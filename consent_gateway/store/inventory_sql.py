@@ -165,6 +165,8 @@ def read_statements(query: InventoryQuery, placeholder: str) -> tuple[str, list[
     return page, [*params, query.limit, query.offset], f"SELECT count(*) FROM inventory{where}", params
 
 
+#: retention: one kind's entries last seen before a time (parameters: kind, ms; the recency index serves it)
+PRUNE_SQL: Final = "DELETE FROM inventory WHERE kind = {p} AND last_seen_ms < {p}"
 #: entries per kind, and hosts nobody classified (parameters: "host", UNCLASSIFIED)
 SIZE_SQL: Final = "SELECT kind, count(*) FROM inventory GROUP BY kind"
 UNCLASSIFIED_HOSTS_SQL: Final = "SELECT count(*) FROM inventory WHERE kind = {p} AND vendor = {p}"

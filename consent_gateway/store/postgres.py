@@ -39,6 +39,7 @@ from consent_gateway.events import (
 )
 from consent_gateway.inventory.records import (
     HOST,
+    KINDS,
     UNCLASSIFIED,
     InventoryEntry,
     InventoryPage,
@@ -621,6 +622,18 @@ class PostgresConsentLog:
             return InventorySize({str(k): int(n) for k, n in rows}, int(counted[0]) if counted else 0)
 
         return await self._read("inventory_size", run)
+
+    async def prune_inventory(self, *, seen_before_ms: int) -> int:
+        sql = inventory_sql.PRUNE_SQL.format(p="%s")
+
+        async def run(conn: Conn) -> int:
+            removed = 0
+            for kind in KINDS:
+                cur = await conn.execute(sql, (kind, seen_before_ms))
+                removed += max(0, cur.rowcount)
+            return removed
+
+        return await self._write("prune_inventory", run)
 
     # -- shared documents (the classification overlay) -----------------------------------------------------
 

@@ -159,6 +159,7 @@ class RedisConsentLog:
         self._incr_script: Any = None
         self._purge_script: Any = None
         self._inventory_script: Any = None
+        self._inventory_prune_script: Any = None
         self._document_put_script: Any = None
         self.persistence: dict[str, str] = {}
 
@@ -180,6 +181,7 @@ class RedisConsentLog:
         self._incr_script = self._client.register_script(INCR_LUA)
         self._purge_script = self._client.register_script(PURGE_LUA)
         self._inventory_script = self._client.register_script(redis_inventory.MERGE_LUA)
+        self._inventory_prune_script = self._client.register_script(redis_inventory.PRUNE_LUA)
         self._document_put_script = self._client.register_script(_DOCUMENT_PUT_LUA)
         try:
             await self._client.ping()
@@ -707,6 +709,12 @@ class RedisConsentLog:
             return await redis_inventory.size(self.client, self._tag)
         except REDIS_ERRORS as exc:
             raise self._unavailable("inventory_size", exc) from exc
+
+    async def prune_inventory(self, *, seen_before_ms: int) -> int:
+        try:
+            return await redis_inventory.prune(self.client, self._inventory_prune_script, self._tag, seen_before_ms)
+        except REDIS_ERRORS as exc:
+            raise self._unavailable("prune_inventory", exc) from exc
 
     # -- shared documents (the classification overlay): one hash each, never expiring ------------------------
 

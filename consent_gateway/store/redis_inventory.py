@@ -68,6 +68,22 @@ return #batch
 """
 
 
+# KEYS[1]: one kind's hash. ARGV[1]: the cutoff (ms); ARGV[2…]: entry keys found older. Each is checked again
+# here, atomically: an entry another instance merged a newer sighting into meanwhile is kept.
+PRUNE_LUA: Final = """
+local removed = 0
+local cutoff = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw and cjson.decode(raw)['last_seen_ms'] < cutoff then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
+
 def kind_keys(tag: str) -> list[str]:
     """The hash of each kind, in :data:`KINDS` order (``tag`` is ``{prefix}:``)."""
     return [f"{tag}inv:{kind}" for kind in KINDS]
@@ -96,6 +112,20 @@ async def read(client: Any, tag: str, query: InventoryQuery) -> InventoryPage:
                 found.append(entry)
     found.sort(key=sort_key)
     return InventoryPage(found[query.offset : query.offset + query.limit], len(found))
+
+
+async def prune(client: Any, script: Any, tag: str, seen_before_ms: int) -> int:
+    """Remove the entries last seen before ``seen_before_ms``, kind by kind, a chunk of keys per script call."""
+    removed = 0
+    for key in kind_keys(tag):
+        old: list[str] = []
+        async for field, value in client.hscan_iter(key, count=ENTRIES_PER_CALL):
+            if orjson.loads(value).get("last_seen_ms", 0) < seen_before_ms:
+                old.append(field)
+        for i in range(0, len(old), ENTRIES_PER_CALL):
+            removed += int(await script(keys=[key], args=[seen_before_ms, *old[i : i + ENTRIES_PER_CALL]],
+                                        client=client))
+    return removed
 
 
 async def size(client: Any, tag: str) -> InventorySize:

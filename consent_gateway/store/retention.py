@@ -123,13 +123,15 @@ class RetentionTask:
                 return None
             cut = cutoffs(now_ms, events_days=self.retention.events_days, ip_days=self.retention.ip_days)
             result = await self.log.purge(events_before_ms=cut.events_before_ms, ip_before_ms=cut.ip_before_ms)
+            pruned = await self.log.prune_inventory(seen_before_ms=now_ms - self.retention.inventory_days * DAY_MS)
             await self.log.state_put(_DONE, str(now_ms), max(1000, int(self.interval_s * 1000) - 60_000))
             logger.info(
-                "retention: deleted %d events before %s UTC, removed %d IPs before %s UTC",
+                "retention: deleted %d events before %s UTC, removed %d IPs before %s UTC, %d inventory entries",
                 result.events_deleted,
                 format_ms(cut.events_before_ms),
                 result.ips_removed,
                 format_ms(cut.ip_before_ms),
+                pruned,
             )
             return result
         finally:

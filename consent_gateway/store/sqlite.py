@@ -36,6 +36,7 @@ from consent_gateway.events import (
 )
 from consent_gateway.inventory.records import (
     HOST,
+    KINDS,
     UNCLASSIFIED,
     InventoryEntry,
     InventoryPage,
@@ -575,6 +576,14 @@ class SQLiteConsentLog:
             return InventorySize(by_kind, unclassified)
 
         return await self._read("inventory_size", run)
+
+    async def prune_inventory(self, *, seen_before_ms: int) -> int:
+        sql = inventory_sql.PRUNE_SQL.format(p="?")
+
+        def run(conn: sqlite3.Connection) -> int:
+            return sum(conn.execute(sql, (kind, seen_before_ms)).rowcount for kind in KINDS)
+
+        return await self._write("prune_inventory", run)
 
     # -- shared documents (the classification overlay) -----------------------------------------------------
 

@@ -208,6 +208,17 @@ class InventoryContract:
         assert sorted(e.name for e in entries if e.kind == STORAGE) == sorted(odd)
         assert next(e for e in entries if e.kind == HOST).samples == tuple(sorted(f"/{n}" for n in odd[:3]))
 
+    async def test_pruning_removes_only_entries_not_seen_since_the_cutoff(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        await log.merge_inventory([host("old.example", at=T0), cookie("old", at=T0 + 1), storage("k", at=T0 + 2),
+                                   violation("v.example", at=T0 + 3), host("new.example", at=T0 + 10)])
+        await other.merge_inventory([host("old.example", at=T0 + 20)])  # seen again by another instance
+        assert await log.prune_inventory(seen_before_ms=T0 + 5) == 3
+        names = sorted(e.name for e in (await log.read_inventory(InventoryQuery())).entries)
+        assert names == ["new.example", "old.example"]
+        assert await log.prune_inventory(seen_before_ms=T0 + 5) == 0
+
     async def test_an_empty_batch_writes_nothing(self, log: ConsentLog) -> None:
         await log.merge_inventory([])
         assert (await log.read_inventory(InventoryQuery())).total == 0

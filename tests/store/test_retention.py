@@ -13,6 +13,7 @@ from freezegun import freeze_time
 
 from consent_gateway.cli import main
 from consent_gateway.config import RetentionConfig
+from consent_gateway.inventory.records import HOST, InventoryEntry, InventoryQuery
 from consent_gateway.store import ConsentLog, EventFilter, open_log
 from consent_gateway.store.retention import DAY_MS, RetentionTask
 from tests.store.conftest import make_event
@@ -44,6 +45,18 @@ async def test_one_instance_purges_and_the_others_skip_the_interval(log: Consent
     assert await log.count(EventFilter()) == 30
     kept = (await log.query(EventFilter(), limit=40)).events
     assert sum(e.ip is not None for e in kept) == 7  # IPs of the last week only
+
+
+async def test_the_run_removes_inventory_entries_not_seen_for_inventory_days(log: ConsentLog) -> None:
+    now_ms = int(time.time() * 1000)
+
+    def host(name: str, seen_ms: int) -> InventoryEntry:
+        return InventoryEntry(HOST, name, name, "unclassified", count=1, first_seen_ms=seen_ms, last_seen_ms=seen_ms)
+
+    await log.merge_inventory([host("gone.example", now_ms - 40 * DAY_MS), host("live.example", now_ms - DAY_MS)])
+    retention = RetentionConfig(events_days=30, ip_days=7, run_interval_hours=24, inventory_days=30)
+    assert await RetentionTask(log, retention, lease_seconds=5).run_once() is not None
+    assert [e.name for e in (await log.read_inventory(InventoryQuery())).entries] == ["live.example"]
 
 
 async def test_an_instance_skips_while_another_holds_the_retention_lease(log: ConsentLog) -> None:
