@@ -70,7 +70,8 @@ class InventoryFlusher:
                     self.collector.restore(entries)
                     metrics.inc("store_errors_total", operation="merge_inventory")
                     raise
-            self.size = await self.store.inventory_size()
+            if entries or self.size is None:  # what other instances add shows after this one's next flush
+                self.size = await self.store.inventory_size()
             return len(entries)
 
     def metrics_lines(self) -> list[str]:
