@@ -207,10 +207,10 @@ class Banner:
         shown = self._shown(config, catalog)
         #: Everything the visitor is shown, as archived (texts, categories, vendors, policy, settings, layout).
         self.archive: dict[str, Any] = self._archive(shown)
-        #: ``archive`` as a 128-bit hex digest (recorded with each consent event).
-        self.version: str = archive_version(self.archive)
         #: ``archive`` as the canonical JSON the log keeps under ``version``.
         self.archive_json: str = canonical_json(self.archive)
+        #: ``archive`` as a 128-bit hex digest (recorded with each consent event): see `archive_version`.
+        self.version: str = _digest(self.archive_json)
         self._categories = tuple(c.id for c in config.categories if not c.required)
 
         # What is the same for every visitor (texts, vendors, theme…) is a versioned script cached for a year,
@@ -511,4 +511,8 @@ def canonical_json(value: Any) -> str:
 
 def archive_version(archive: Mapping[str, Any]) -> str:
     """The version of an archived banner: its canonical JSON hashed, so an archive proves its own version."""
-    return hashlib.sha256(canonical_json(archive).encode()).hexdigest()[:32]
+    return _digest(canonical_json(archive))
+
+
+def _digest(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

@@ -32,14 +32,21 @@ class BannerArchive:
         self._archived: set[str] = set()
         self._under_way: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, float] = {}
+        #: the banner last found archived: the page path's test is then one identity comparison
+        self._last: Banner | None = None
 
     def is_archived(self, version: str) -> bool:
         return version in self._archived
 
     def note_served(self, banner: Banner) -> None:
         """``banner`` was just served: archive its version unless done, under way, or waiting to retry."""
+        if banner is self._last:
+            return
         version = banner.version
-        if version in self._archived or version in self._under_way:
+        if version in self._archived:
+            self._last = banner
+            return
+        if version in self._under_way:
             return
         if self._retry_at and time.monotonic() < self._retry_at.get(version, 0.0):
             return
