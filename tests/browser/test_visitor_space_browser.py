@@ -185,7 +185,7 @@ def test_a_cross_site_form_post_is_refused_and_erases_nothing(
     # another site (localhost is not the same site as 127.0.0.1) posts the erasure form to the gateway
     other = gateways.first.replace("127.0.0.1", "localhost")
     v.page.goto(f"{other}/")
-    with v.page.expect_navigation():
+    with v.page.expect_response(lambda r: r.url.endswith("/_consent/me/erase")) as answer:
         v.page.evaluate(
             """([action, id]) => {
                 const form = Object.assign(document.createElement("form"), {method: "post", action});
@@ -197,6 +197,9 @@ def test_a_cross_site_form_post_is_refused_and_erases_nothing(
             }""",
             [f"{gateways.first}/_consent/me/erase", consent_id],
         )
+    assert answer.value.status == 403
+    assert answer.value.request.headers.get("origin") == other  # the browser said where it came from
+    v.page.wait_for_load_state()
     assert "cross_site_request" in v.page.content()
     v.page.goto(f"{gateways.first}/_consent/me")
     assert v.page.locator("#cg-me-id").inner_text() == consent_id
