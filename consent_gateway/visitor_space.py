@@ -133,9 +133,27 @@ class VisitorSpace:
 
     async def page(self, request: Request) -> Response:
         lang = self.language(request)
-        consent_id, record, events = await self._visitor(request)
         texts = TEXTS[lang]
         done = request.query_params.get("done", "")
+        try:
+            consent_id, record, events = await self._visitor(request)
+        except APIError:
+            # the log does not answer: what the cookies say is still shown, and the forms still work (an
+            # objection is a refusal, an erasure is queued)
+            record = self.api.current_record(request)
+            consent_id = self.api.known_consent_id(request, record)
+            return self.render(
+                request,
+                "me.html",
+                503,
+                lang=lang,
+                consent_id=consent_id,
+                record=record,
+                events=[],
+                banners={},
+                notice=None,
+                error=texts["unavailable"],
+            )
         banners = await self._banners(events) if events else {}
         return self.render(
             request,

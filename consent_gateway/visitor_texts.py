@@ -27,6 +27,10 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
             "et vous permet d'en obtenir une copie, de les effacer ou de vous opposer au traitement."
         ),
         "none": "Aucun choix n'est enregistré pour ce navigateur.",
+        "unavailable": (
+            "Votre historique ne peut pas être lu pour l'instant : merci de réessayer dans un moment. Votre "
+            "opposition ou votre demande d'effacement reste possible ci-dessous."
+        ),
         "erased": "Vos données de consentement ont été effacées. Ce navigateur n'a plus d'identifiant de consentement.",
         "objected": (
             "Votre opposition est enregistrée : tout ce qui n'est pas strictement nécessaire est refusé, et "
@@ -87,6 +91,10 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
             "copy, erase it, or object to the processing."
         ),
         "none": "No choice is recorded for this browser.",
+        "unavailable": (
+            "Your history cannot be read right now: please try again in a moment. You can still object or ask "
+            "for erasure below."
+        ),
         "erased": "Your consent data was erased. This browser no longer has a consent ID.",
         "objected": (
             "Your objection is recorded: everything that is not strictly necessary is refused, and the privacy "

@@ -18,9 +18,11 @@ from starlette.testclient import TestClient
 
 from consent_gateway.banner import archive_version
 from consent_gateway.config import Config, PolicyConfig
-from consent_gateway.events import DATA_ERASED, PROCESSING_OBJECTED
+from consent_gateway.errors import StoreUnavailable
+from consent_gateway.events import DATA_ERASED, PROCESSING_OBJECTED, ConsentEvent
 from consent_gateway.middleware import ConsentGateway
 from consent_gateway.store import open_log
+from consent_gateway.store.sqlite import SQLiteConsentLog
 from tests.conftest import TEST_SECRET_KEYS
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
@@ -221,3 +223,22 @@ def test_a_cross_site_post_is_403_and_changes_nothing(client: TestClient, config
     events, _ = asyncio.run(_history(config, consent_id))
     assert [e.action for e in events] == ["consent-given"] and events[0].erased_at_ms is None
     assert client.get("/_consent/state").json()["consent"]["choices"]["marketing"] is True
+
+
+class UnreadableLog(SQLiteConsentLog):
+    """The real SQLite backend, whose reads of a history fail like a log that does not answer."""
+
+    async def history(self, consent_id: str) -> list[ConsentEvent]:
+        raise StoreUnavailable("the log does not answer")
+
+
+def test_a_log_that_does_not_answer_still_shows_the_choice_and_the_forms(config: Config) -> None:
+    log = UnreadableLog(config.store_url)
+    with TestClient(ConsentGateway(site(), config, secret_keys=TEST_SECRET_KEYS, log=log)) as client:
+        consent_id = choose(client, {"action": "accept_all"})
+        page = client.get("/_consent/me", headers={"Accept-Language": "en"})
+        assert page.status_code == 503
+        assert "Your history cannot be read right now" in page.text
+        assert shown_id(page.text) == consent_id and "Allowed" in page.text  # the choice in force, from its cookie
+        assert 'action="/_consent/me/erase?lang=en"' in page.text
+        assert client.get("/_consent/me/data.json").json()["error"]["code"] == "store_unavailable"
