@@ -24,6 +24,7 @@ from .catalog import URL_KINDS, Catalog
 from .catalog_schema import CookieRule, VendorRule
 from .classification import SITE_VENDOR_ID, SITE_VENDOR_NAME, Overlay
 from .config import Config
+from .html.holdback import INLINE_PREFIX
 from .inventory.records import COOKIE, HOST, STORAGE, UNCLASSIFIED, VIOLATION, InventoryEntry, InventoryQuery
 from .store.base import ConsentLog
 
@@ -276,7 +277,8 @@ def build_declaration(
         if vendor is None and entry.kind in _REPORTED:
             continue
         target = declared(vendor) if vendor is not None else unknown
-        target.seen_hosts.setdefault(entry.name, None)
+        if not entry.name.startswith(INLINE_PREFIX):  # an inline snippet of the vendor's: no host to name
+            target.seen_hosts.setdefault(entry.name, None)
         target.seen(entry.last_seen_ms)
     # cookies and keys the site or its visitors' browsers showed
     seen_cookies: dict[tuple[str, str], int] = {}

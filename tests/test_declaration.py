@@ -37,6 +37,7 @@ def entries() -> list[InventoryEntry]:
     return [
         entry(HOST, "www.google-analytics.com", "www.google-analytics.com", "google-analytics"),
         entry(HOST, "cdn.newtracker.example", "cdn.newtracker.example", "unclassified"),
+        entry(HOST, "inline:google-analytics", "inline:google-analytics", "google-analytics"),  # a snippet
         entry(COOKIE, key_of("_ga", "", "/"), "_ga", "google-analytics", domain="", path="/", max_age_s=34_000_000),
         entry(COOKIE, key_of("cart", "", "/"), "cart", "", domain="", path="/", max_age_s=None),
         entry(STORAGE, key_of("localStorage", "nt_queue"), "nt_queue", "", area="localStorage"),

@@ -61,7 +61,7 @@ def test_the_inventory_shows_hosts_cookies_and_names_with_their_vendor(logged_in
     page = logged_in.get(f"{PREFIX}/inventory")
     assert page.status_code == 200
     ga = row_of(page.text, "www.google-analytics.com")
-    assert "Google Analytics" in ga and "5 / 2" in ga and "2026-03-10 11:00:00 UTC" in ga
+    assert "Google Analytics" in ga and "5 / 2" in ga and "2026-03-10 11:00" in ga and "Analytics" in ga
     tracker = row_of(page.text, "cdn.newtracker.example")
     assert "unclassified" in tracker and 'action="/_consent/admin/inventory/classify"' in tracker
     assert "1 day" in row_of(page.text, "cart") and "HttpOnly" in row_of(page.text, "cart")

@@ -5,6 +5,7 @@ injects after load, blocked by the CSP backstop, shows there as loaded without c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,10 @@ from .test_csp_browser import TRACKER_HOST, _site, _tracker_app
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long passphrase for the privacy officer"
+#: Set to write docs/screenshots/admin-inventory.png and cookie-declaration-fr.png (read at import: the test
+#: environment is cleaned later).
+UPDATE_SCREENSHOTS = bool(os.environ.get("CONSENT_GATEWAY_UPDATE_SCREENSHOTS"))
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WIDGET_HOST = "widgets.meteo-quartier.net.localhost"  # the demo's stand-in for a host no catalog knows
 
 
@@ -85,6 +90,8 @@ def test_a_third_party_seen_while_browsing_is_classified_and_declared(
     row.get_by_label("New vendor's name").fill("Météo du quartier")
     row.get_by_label("New vendor's category").select_option("preferences")
     row.get_by_label("New vendor's privacy policy URL").fill("https://meteo-quartier.example/confidentialite")
+    if UPDATE_SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "admin-inventory.png"), full_page=True)
     row.get_by_role("button", name="Classify").click()
     expect(page.get_by_role("status")).to_contain_text(f"host:{WIDGET_HOST}")
     row = page.locator(f'tr[data-name="{WIDGET_HOST}"]')
@@ -96,6 +103,9 @@ def test_a_third_party_seen_while_browsing_is_classified_and_declared(
     declaration = visitor.page
     expect(declaration.get_by_role("heading", level=1)).to_have_text("Cookies et traceurs utilisés par ce site")
     vendor = declaration.locator("#category-preferences article", has_text="Météo du quartier")
+    if UPDATE_SCREENSHOTS:
+        vendor.scroll_into_view_if_needed()
+        declaration.screenshot(path=str(SCREENSHOTS / "cookie-declaration-fr.png"))
     expect(vendor).to_contain_text(WIDGET_HOST)
     expect(vendor.get_by_role("link", name="Politique de confidentialité")).to_have_attribute(
         "href", "https://meteo-quartier.example/confidentialite"
