@@ -236,7 +236,9 @@ def decide(
         vendor_id = slug(name)
         if not vendor_id:
             raise ClassificationError("vendor_name", "needs at least one letter or digit")
-        if vendor_id in catalog.vendors:
+        previous = overlay.get(kind, subject)
+        updating = previous is not None and previous.action == "new-vendor" and previous.vendor_id == vendor_id
+        if vendor_id in catalog.vendors and not updating:  # (its own new vendor, given again: an update)
             raise ClassificationError(
                 "vendor_name", f"a vendor {vendor_id!r} is already in the catalog: assign to it instead"
             )

@@ -120,6 +120,20 @@ def test_a_new_vendors_id_is_its_name_without_accents(config: Config) -> None:
                 category="preferences")
 
 
+def test_a_new_vendor_given_again_by_the_same_subject_is_updated(config: Config) -> None:
+    overlay = decided(Overlay(), config, kind="host", subject="a.newco.example", action="new-vendor",
+                      vendor_name="NewCo", category="marketing")
+    overlay = decided(overlay, config, kind="cookie", subject="newco_id", action="vendor", vendor_id="newco")
+    overlay = decided(overlay, config, kind="host", subject="a.newco.example", action="new-vendor",
+                      vendor_name="NewCo", category="analytics", policy_url="https://newco.example/privacy")
+    vendor = apply_overlay(site_catalog(config), overlay).vendors["newco"]
+    assert (vendor.category, vendor.policy_url) == ("analytics", "https://newco.example/privacy")
+    assert [c.pattern for c in vendor.cookies] == ["newco_id"]
+    with pytest.raises(ClassificationError, match="already in the catalog"):  # another subject cannot take it
+        decided(overlay, config, kind="host", subject="b.newco.example", action="new-vendor", vendor_name="NewCo",
+                category="marketing")
+
+
 def test_a_new_vendor_cannot_go_while_other_subjects_belong_to_it(config: Config) -> None:
     overlay = decided(Overlay(), config, kind="host", subject="a.newco.example", action="new-vendor",
                       vendor_name="NewCo", category="marketing")
