@@ -116,3 +116,15 @@ def test_visitors_with_opposite_choices_share_the_cached_page_and_keep_their_own
     expect(button(refusing, FR["reopen"])).to_be_visible()
     assert refusing.tracker_requests() == [] and refusing.vendors_loaded() == set()
     assert granting.console_errors == [] and refusing.console_errors == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "path", "accept"), [("fr-FR", "/en/", "Tout accepter"), ("en-US", "/", "Accept all")]
+)
+def test_a_shared_page_speaks_the_visitors_language(
+    visit: Open, cached_site: str, locale: str, path: str, accept: str
+) -> None:
+    """The page is the same for every language (no Vary: Accept-Language): the browser picks the banner's."""
+    v = visit(base_url=cached_site, locale=locale)
+    open_page(v, path)
+    expect(button(v, accept)).to_be_visible()
