@@ -69,11 +69,13 @@ from consent_gateway.store.postgres_schema import (
     CREATE_PURGED,
     CREATE_STAGING,
     GROUP_EXPR,
+    LOCK_VISITOR_DAYS,
     MIGRATIONS,
     MOVE_STAGED,
     SELECT,
     SUBTRACT_CELLS,
     UPSERT_HEADS,
+    VISITOR_DAY_LOCKS,
     month_start,
     personal_row,
     record_row,
@@ -228,6 +230,7 @@ class PostgresConsentLog:
                     async with cur.copy(COPY_PERSONAL) as copy:
                         for row in personal:
                             await copy.write_row(row)
+                await cur.execute(LOCK_VISITOR_DAYS, (VISITOR_DAY_LOCKS,))
                 await cur.execute(MOVE_STAGED)
                 await cur.execute(UPSERT_HEADS, head_params)
 

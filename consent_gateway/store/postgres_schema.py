@@ -203,13 +203,23 @@ MOVE_STAGED = (
     " device_type, policy_version, categories, vendors),"
     " personal AS (INSERT INTO event_personal SELECT p.* FROM staged_personal AS p"
     " JOIN added USING (event_id, timestamp_ms) WHERE added.erased_at_ms IS NULL) "
-    # The counters in the same statement; its NOT EXISTS sees the events stored before it, so a visitor-day
-    # counts once.
+    # The counters in the same statement; its NOT EXISTS sees the events stored before it (and, after
+    # LOCK_VISITOR_DAYS, those another instance is storing), so a visitor-day counts once.
     + aggregates.upsert(
         aggregates.cells_select("added", aggregates.POSTGRES)
         + " UNION ALL "
         + aggregates.new_visitors_select("added", aggregates.POSTGRES)
     )
+)
+#: Every (consent id, UTC day) of the staged batch, locked until commit in one order (no deadlock): another
+#: instance storing the same visitor-day at once waits for this commit, so the NOT EXISTS of its counters
+#: (a statement that starts after the lock, under READ COMMITTED) sees these events and counts the day once.
+#: The two-key lock space is apart from the one-key locks of migrations and partitions.
+VISITOR_DAY_LOCKS = 0x63670001
+LOCK_VISITOR_DAYS = (
+    "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT"
+    f" hashtext(consent_id || '/' || (timestamp_ms / {aggregates.DAY_MS})::text) AS k"
+    " FROM staged_events ORDER BY k) AS keys"
 )
 #: A purge's deleted rows (``DELETE … RETURNING`` fills it) and what they take from the counters.
 CREATE_PURGED = (

@@ -512,6 +512,26 @@ class ConsentLogContract:
                 await log.purge(events_before_ms=cutoff, ip_before_ms=cutoff + DAY_MS)
             await self.assert_counters_match_a_scan(log)
 
+    async def test_two_instances_writing_one_visitor_day_at_once_count_it_once(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        """Two gateways record events of the same visitors on the same day in the same instant: the
+        dashboard's visitor count is still one per visitor and day (no write may miss the other's)."""
+        visitors = [f"racing-{i}" for i in range(25)]
+        first_day = BASE_MS + 40 * DAY_MS
+        for round_ in range(6):
+            day_ms = first_day + round_ * DAY_MS
+            batches = [
+                chained(
+                    [make_event(i, consent_id=v, timestamp_ms=day_ms + offset + i) for i, v in enumerate(visitors)],
+                    f"racer-{round_}-{side}",
+                )
+                for side, offset in (("a", 0), ("b", 60_000))
+            ]
+            await asyncio.gather(log.append(batches[0]), other.append(batches[1]))
+        counts = await log.daily_counts(EventFilter(since_ms=first_day, until_ms=first_day + 6 * DAY_MS))
+        assert [(c.events, c.visitors) for c in counts] == [(50, 25)] * 6
+
     async def test_the_counters_answer_the_dashboard_after_an_erasure_and_a_purge(
         self, log: ConsentLog, events: list[ConsentEvent]
     ) -> None:
