@@ -103,6 +103,8 @@ def test_a_host_classified_in_one_step_is_audited_stored_and_exported_as_config(
     vendor = site_catalog(replace(admin_config, vendors=config.vendors)).vendor_for_set_cookie("cart")
     assert vendor is not None and vendor.id == "new-tracker" and vendor.policy_url.endswith("/privacy")
 
+    decisions = logged_in.get(f"{PREFIX}/inventory").text.split('id="decisions"', 1)[1].split("</table>", 1)[0]
+    assert decisions.count("<tr>") == 3 + 1 and "Keeps the basket offline" in decisions and "dpo" in decisions
     data = logged_in.get(f"{PREFIX}/inventory.json").json()
     host = next(h for h in data["hosts"] if h["name"] == "cdn.newtracker.example")
     assert (host["vendor"], host["category"], host["classification"]) == ("new-tracker", "marketing", "new-vendor")
