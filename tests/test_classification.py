@@ -284,6 +284,7 @@ def test_two_officers_deciding_at_once_both_land(config: Config) -> None:
     assert overlay.version == 6
 
 
+@pytest.mark.slow
 def test_pages_keep_the_rules_in_force_while_the_store_is_down(config: Config, request: pytest.FixtureRequest) -> None:
     """Fail open for serving: a store that does not answer leaves the last classifications in force, and the
     next check after it is back applies what changed meanwhile."""
