@@ -164,7 +164,9 @@ class ConsentGateway:
             if config.admin.enabled
             else None
         )
-        self.inventory_reports = InventoryReportEndpoint(config, self.catalog, self.visitors, self.inventory)
+        self.inventory_reports = InventoryReportEndpoint(
+            config, self.catalog, self.visitors, self.inventory, claim=self.log.claim
+        )
         self.declaration = CookieDeclaration(config, self.log, lambda: self.rules_watcher.rules)
         extra_routes: list[BaseRoute] = [
             self.collect_route,

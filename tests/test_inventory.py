@@ -247,6 +247,15 @@ def test_a_bad_report_is_a_json_error_and_changes_nothing(
     assert read(client, kind=STORAGE) == {}
 
 
+def test_a_visitor_is_counted_once_a_day_even_without_the_reported_cookie(client: TestClient) -> None:
+    choose(client, analytics=True)
+    for _ in range(3):
+        assert client.post(REPORT, json=NAMES, headers=SAME_ORIGIN).status_code == 204
+        client.cookies.delete("cg_inv")  # a browser that drops it still counts once
+    found = read(client, kind=STORAGE)
+    assert found["_ga"]["count"] == 1
+
+
 def test_a_report_without_a_choice_is_refused(client: TestClient) -> None:
     answer = client.post(REPORT, json=NAMES, headers=SAME_ORIGIN)
     assert answer.status_code == 403 and answer.json()["error"]["code"] == "no_consent"

@@ -4,7 +4,8 @@ A server sees every ``Set-Cookie`` but not what scripts write (``document.cookie
 ``sessionStorage``). After the visitor made a choice, pages load ``inventory-report.js`` (see
 ``Banner.head_html``), which posts the names it finds — never a value — once; the answer sets
 :data:`REPORTED_COOKIE` for a day, and pages do not load the reporter while it is there: at most one report
-per visitor per day.
+per visitor per day. The store enforces it too: a report is counted only when its consent id claims the
+day (``ConsentLog.claim``, shared by every instance), so a browser that drops the cookie counts once.
 
 Checked like every other POST route: same origin only (403), JSON only (415), a size limit (413), a rate
 limit per client address (429), strict JSON (400), a valid consent cookie (403: names are reported only
@@ -14,7 +15,9 @@ The gateway's own names (the consent cookie, ``cg_*``) are not inventoried.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, Protocol
 
 from starlette.requests import Request
@@ -26,12 +29,14 @@ from consent_gateway.catalog_schema import VendorRule
 from consent_gateway.choice_body import read_body
 from consent_gateway.config import Config
 from consent_gateway.csrf import is_same_origin
-from consent_gateway.errors import APIError
+from consent_gateway.errors import APIError, StoreUnavailable
 from consent_gateway.inventory.records import AREAS, MAX_NAME_CHARS
 from consent_gateway.jsonin import parse_json
 from consent_gateway.limits import RateLimiter
 from consent_gateway.responses import error_response
 from consent_gateway.visitor import VisitorReader
+
+logger = logging.getLogger("consent_gateway.inventory")
 
 #: set by a report for a day: pages do not load the reporter while the browser holds it
 REPORTED_COOKIE: Final = "cg_inv"
@@ -44,6 +49,10 @@ OWN_PREFIX: Final = "cg_"
 
 class NameSightings(Protocol):
     def names_reported(self, area: str, names: Iterable[tuple[str, str]]) -> None: ...
+
+
+#: ``ConsentLog.claim``: True the first time a key is claimed while its claim lives
+Claim = Callable[[str, float], Awaitable[bool]]
 
 
 class _StorageIndex:
@@ -89,7 +98,11 @@ def parse_report(data: object) -> dict[str, list[str]]:
 class InventoryReportEndpoint:
     """Takes the banner's name reports: one per gateway."""
 
-    def __init__(self, config: Config, catalog: Catalog, visitors: VisitorReader, sightings: NameSightings) -> None:
+    def __init__(self, config: Config, catalog: Catalog, visitors: VisitorReader, sightings: NameSightings,
+                 claim: Claim | None = None) -> None:
+        """:param claim: the store's single-use claims (one report per consent id and UTC day); None: the
+        cookie alone limits reports."""
+        self.claim = claim
         self.catalog = catalog
         self.visitors = visitors
         self.sightings = sightings
@@ -121,16 +134,29 @@ class InventoryReportEndpoint:
             raise APIError(415, "unsupported_media_type", "send the body as application/json")
         names = parse_report(parse_json(await read_body(request, self.max_body_bytes)))
         header = request.headers.get("cookie")
-        if not header or self.visitors.record_from_cookie(header) is None:
+        record = self.visitors.record_from_cookie(header) if header else None
+        if record is None:
             raise APIError(403, "no_consent", "names are reported only after a choice in the banner")
-        for area, found in names.items():
-            self.sightings.names_reported(area, self._classified(area, found))
+        if await self._first_today(record.consent_id):
+            for area, found in names.items():
+                self.sightings.names_reported(area, self._classified(area, found))
         response = Response(status_code=204, headers={"cache-control": "no-store"})
         response.set_cookie(
             REPORTED_COOKIE, "1", max_age=REPORT_INTERVAL_SECONDS, path="/", httponly=True, samesite="lax",
             secure=self.visitors.cookie.secure(request.scope.get("scheme")),
         )  # fmt: skip
         return response
+
+    async def _first_today(self, consent_id: str) -> bool:
+        """Whether this visitor's report is the first of the UTC day (a store that does not answer: yes)."""
+        if self.claim is None:
+            return True
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        try:
+            return await self.claim(f"inventory-report:{consent_id}:{day}", REPORT_INTERVAL_SECONDS)
+        except (StoreUnavailable, OSError) as exc:
+            logger.info("inventory report counted without the store's once-a-day check: %s", exc)
+            return True
 
     def _classified(self, area: str, names: list[str]) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
