@@ -24,7 +24,7 @@ import hmac
 import importlib.util
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -161,6 +161,12 @@ def _embedded_geoip_path() -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def ip_hash_key(secret_keys: Sequence[str]) -> bytes:
+    """The key of hashed IPs, derived from the oldest signing key: putting a new key first does not change
+    the IP hashes already in the log."""
+    return hmac.new(secret_keys[-1].encode(), b"consent-gateway.ip-hash", hashlib.sha256).digest()
 
 
 class Enricher:

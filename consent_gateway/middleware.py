@@ -10,8 +10,6 @@ through the app, and its response goes out through `Responder`. Lifespan and Web
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import ipaddress
 import logging
 import os
@@ -37,7 +35,7 @@ from .consent_id_cookie import ConsentIdCookie
 from .csp_report import CSPReportEndpoint
 from .decision import Decision
 from .declaration import CookieDeclaration
-from .enrich import Enricher
+from .enrich import Enricher, ip_hash_key
 from .errors import StoreUnavailable
 from .inventory.collector import InventoryCollector
 from .inventory.flusher import InventoryFlusher
@@ -90,8 +88,7 @@ class ConsentGateway:
             ip_mode=config.privacy.ip_mode,
             ipv4_prefix=config.privacy.ipv4_prefix,
             ipv6_prefix=config.privacy.ipv6_prefix,
-            # derived from the oldest key: putting a new signing key first does not change the IP hashes
-            ip_hash_key=hmac.new(keys[-1].encode(), b"consent-gateway.ip-hash", hashlib.sha256).digest(),
+            ip_hash_key=ip_hash_key(keys),
             geoip_database=config.privacy.geoip_database or None,
             region_default=config.regions.default,
             region_unknown=config.regions.unknown,

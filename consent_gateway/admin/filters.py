@@ -1,21 +1,36 @@
 """The dashboard's search form ↔ :class:`~consent_gateway.store.EventFilter`.
 
 The same query string drives the event search, the exports and their links, so a filtered search can be
-exported as it is shown. Dates are whole UTC days; the end date is included.
+exported as it is shown. Dates are UTC days, the end date included; a time narrows either end to the minute
+(the end minute included). An IP address is searched as the log keeps it (truncated, hashed or full, per
+``[privacy] ip_mode``), and only by a role that sees IP addresses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from urllib.parse import urlencode
 
 from consent_gateway.events import ACTIONS, DEVICE_TYPES
 from consent_gateway.store import EventFilter
 
-FIELDS: Final = ("since", "until", "action", "category", "country", "browser", "device", "policy_version", "consent_id")
+FIELDS: Final = (
+    "since",
+    "since_time",
+    "until",
+    "until_time",
+    "action",
+    "category",
+    "country",
+    "browser",
+    "device",
+    "policy_version",
+    "consent_id",
+    "ip",
+)
 _MAX_TEXT: Final = 200
 
 
@@ -38,13 +53,27 @@ def day_start_ms(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
-def parse_search(params: Mapping[str, str], categories: Sequence[str]) -> SearchForm:
+MinimiseIP = Callable[[str | None], "str | None"]
+
+
+def parse_search(
+    params: Mapping[str, str], categories: Sequence[str], minimise_ip: MinimiseIP | None = None
+) -> SearchForm:
+    """``minimise_ip``: the log's own IP minimisation, for a role that sees IP addresses (None: it does not)."""
     values = {name: params.get(name, "").strip()[:_MAX_TEXT] for name in FIELDS}
     errors: dict[str, str] = {}
-    since_ms = _day_ms(values, "since", errors)
-    until_ms = _day_ms(values, "until", errors, next_day=True)
+    since_ms = _moment_ms(values, "since", errors)
+    until_ms = _moment_ms(values, "until", errors, end=True)
     if since_ms is not None and until_ms is not None and until_ms <= since_ms:
-        errors["until"] = "The end date is before the start date."
+        errors["until"] = "The end is before the start."
+    ip = None
+    if values["ip"]:
+        if minimise_ip is None:
+            errors["ip"] = "Your role does not see IP addresses."
+        elif (ip := minimise_ip(values["ip"])) is None:
+            errors["ip"] = "Not an IP address."
+        else:
+            values["ip"] = ip  # what is searched (and audited): the address as the log keeps it
     for name, known, message in (
         ("action", ACTIONS, "Unknown action."),
         ("category", categories, "Unknown category."),
@@ -64,20 +93,35 @@ def parse_search(params: Mapping[str, str], categories: Sequence[str]) -> Search
         device=values["device"] or None,
         policy_version=values["policy_version"] or None,
         consent_id=values["consent_id"] or None,
+        ip=ip,
     )
     return SearchForm(values=values, filters=filters, errors=errors)
 
 
-def _day_ms(values: Mapping[str, str], name: str, errors: dict[str, str], *, next_day: bool = False) -> int | None:
-    """The start of the day a date field names (of the next day for an inclusive end), in UTC ms."""
+def _moment_ms(values: Mapping[str, str], name: str, errors: dict[str, str], *, end: bool = False) -> int | None:
+    """Where a date field (and its optional time, ``<name>_time``) starts, in UTC ms; for the inclusive end,
+    where the day (or the minute) after it starts."""
+    time_name = f"{name}_time"
     if not values[name]:
+        if values[time_name]:
+            errors[time_name] = "Give the date too."
         return None
     try:
         day = date.fromisoformat(values[name])
     except ValueError:
         errors[name] = "Use a date like 2025-03-31."
         return None
-    return day_start_ms(day + timedelta(days=1) if next_day else day)
+    if not values[time_name]:
+        return day_start_ms(day + timedelta(days=1) if end else day)
+    try:
+        at = time.fromisoformat(values[time_name])
+    except ValueError:
+        errors[time_name] = "Use a time like 14:30 (UTC)."
+        return None
+    seconds = at.hour * 3600 + at.minute * 60 + at.second
+    if end:
+        seconds += 1 if at.second else 60
+    return day_start_ms(day) + seconds * 1000
 
 
 def describe(form: SearchForm) -> str:

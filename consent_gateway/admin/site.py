@@ -24,6 +24,7 @@ from consent_gateway.admin.roles import sees_ips
 from consent_gateway.admin.sessions import SessionManager
 from consent_gateway.admin.shared_state import LoginLimiter, SessionRegistry
 from consent_gateway.config import Config
+from consent_gateway.enrich import Enricher, ip_hash_key
 from consent_gateway.store import ConsentLog
 from consent_gateway.store.erasure_queue import ErasureQueue
 
@@ -50,6 +51,13 @@ class DashboardSite:
         self.log = log
         self.clock = clock
         self.categories = [c.id for c in config.categories if not c.required]
+        #: a searched IP address goes through the log's own minimisation, so it matches what was kept
+        self.minimise_ip = Enricher(
+            ip_mode=config.privacy.ip_mode,
+            ipv4_prefix=config.privacy.ipv4_prefix,
+            ipv6_prefix=config.privacy.ipv6_prefix,
+            ip_hash_key=ip_hash_key(secret_keys),
+        ).minimise_ip
         self.labels = {c.id: c.label.get("en") or c.id.title() for c in config.categories}
         users = {user.name: user.password_hash for user in admin.users}
         self.authenticator = Authenticator(
@@ -102,6 +110,7 @@ class DashboardSite:
         context.setdefault("csrf_token", session.csrf if session else "")
         context.setdefault("user", access.principal.name if access else None)
         context.setdefault("role", access.principal.role if access else None)
+        context.setdefault("sees_ips", sees_ips(access.principal.role) if access else False)
         html = self.templates.get_template(template).render(
             root=root_of(request), labels=self.labels, categories=self.categories, **context
         )
@@ -140,7 +149,8 @@ class DashboardSite:
         return form
 
     def search_form(self, request: Request) -> SearchForm:
-        return parse_search(request.query_params, self.categories)
+        minimise_ip = self.minimise_ip if self.sees_ips(request) else None
+        return parse_search(request.query_params, self.categories, minimise_ip)
 
 
 def _utc(timestamp_ms: int | None) -> str:

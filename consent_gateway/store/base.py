@@ -41,10 +41,13 @@ class EventFilter:
     device: str | None = None
     policy_version: str | None = None
     consent_id: str | None = None
+    #: the IP as the log keeps it (truncated, hashed or full, per ``[privacy] ip_mode``): a personal field,
+    #: kept apart from the record on some backends, so each writes its own test
+    ip: str | None = None
 
     def sql_conditions(self) -> list[tuple[str, str, Any]]:
-        """``(column, operator, value)`` of every set filter but the category, for the SQL backends (each
-        writes its own placeholders and its own category test)."""
+        """``(column, operator, value)`` of every set filter but the category and the IP, for the SQL
+        backends (each writes its own placeholders and its own category and IP tests)."""
         conditions: list[tuple[str, str, Any]] = [
             (column, "=", value)
             for column, value in (
@@ -75,6 +78,7 @@ class EventFilter:
             and (self.device is None or event.device_type == self.device)
             and (self.policy_version is None or event.policy_version == self.policy_version)
             and (self.consent_id is None or event.consent_id == self.consent_id)
+            and (self.ip is None or event.ip == self.ip)
         )
 
 

@@ -300,4 +300,10 @@ def where_clause(filters: EventFilter) -> tuple[str, list[Any]]:
     if filters.category is not None:
         clauses.append("e.categories @> %s::jsonb")
         params.append(_json({filters.category: True}))
+    if filters.ip is not None:  # personal fields live apart from the chained record
+        clauses.append(
+            "EXISTS (SELECT 1 FROM event_personal AS p WHERE p.event_id = e.event_id"
+            " AND p.timestamp_ms = e.timestamp_ms AND p.ip = %s)"
+        )
+        params.append(filters.ip)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

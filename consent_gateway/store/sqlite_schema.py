@@ -240,6 +240,9 @@ def where_clause(filters: EventFilter) -> tuple[str, list[Any]]:
     if filters.category is not None:
         clauses.append("EXISTS (SELECT 1 FROM json_each(events.categories) WHERE key = ? AND value = 1)")
         params.append(filters.category)
+    if filters.ip is not None:
+        clauses.append("ip = ?")
+        params.append(filters.ip)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

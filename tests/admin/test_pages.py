@@ -16,7 +16,7 @@ from consent_gateway.inventory.records import COOKIE, InventoryEntry, key_of
 from consent_gateway.store import ConsentLog
 from consent_gateway.store.proof import CheckpointWriter, load_checkpoint_key
 
-from .conftest import NOW, PREFIX, VISITOR, csrf_of, make_events
+from .conftest import AUDITOR_PASSWORD, NOW, PREFIX, VISITOR, csrf_of, login, make_events
 
 
 def _in_last_30_days() -> list[object]:
@@ -98,6 +98,35 @@ def test_a_bad_search_filter_is_explained_and_nothing_is_listed(logged_in: TestC
     assert "Use a date like 2025-03-31." in response.text and "Unknown device type." in response.text
     assert 'aria-invalid="true" aria-describedby="err-since"' in response.text
     assert "matching event" not in response.text
+
+
+def test_the_search_narrows_to_the_minute_in_utc(logged_in: TestClient) -> None:
+    start = datetime(2026, 2, 20, 9, 30, tzinfo=UTC).timestamp() * 1000
+    end = datetime(2026, 2, 20, 14, 15, tzinfo=UTC).timestamp() * 1000 + 60_000  # the end minute included
+    want = sorted((e for e in make_events() if start <= e.timestamp_ms < end), key=lambda e: e.timestamp_ms)
+    params = {"since": "2026-02-20", "since_time": "09:30", "until": "2026-02-20", "until_time": "14:15"}
+    page = logged_in.get(f"{PREFIX}/events", params=params).text
+    assert 0 < len(want) < 10 and f"{len(want)} matching event" in page
+    assert re.findall(r'href="/_consent/admin/events/(ev-[^"]+)"', page) == [e.event_id for e in reversed(want)]
+    bad = logged_in.get(f"{PREFIX}/events", params={"until_time": "14:15", "since": "2026-02-20", "since_time": "9h"})
+    assert bad.status_code == 400 and "Give the date too." in bad.text and "Use a time like 14:30 (UTC)." in bad.text
+
+
+def test_a_privacy_officer_finds_a_visitor_by_ip_as_the_log_keeps_it(logged_in: TestClient) -> None:
+    # the log keeps addresses truncated to /24 by default: a full address is searched as its network
+    want = [e.event_id for e in make_events() if e.ip == "203.0.113.0"]
+    page = logged_in.get(f"{PREFIX}/events", params={"ip": "203.0.113.99"}).text
+    assert want and re.findall(r'href="/_consent/admin/events/(ev-[^"]+)"', page) == want[::-1]
+    assert 'name="ip" value="203.0.113.0"' in page
+    assert "Not an IP address." in logged_in.get(f"{PREFIX}/events", params={"ip": "dpo@example"}).text
+
+
+def test_an_analyst_cannot_search_by_ip(client: TestClient) -> None:
+    assert login(client, "auditor", AUDITOR_PASSWORD).status_code == 303  # type: ignore[attr-defined]
+    assert 'name="ip"' not in client.get(f"{PREFIX}/events").text
+    refused = client.get(f"{PREFIX}/events", params={"ip": "203.0.113.99"})
+    assert refused.status_code == 400 and "Your role does not see IP addresses." in refused.text
+    assert "203.0.113" not in refused.text.replace('value="203.0.113.99"', "")
 
 
 def test_a_stale_cursor_falls_back_to_the_first_page(logged_in: TestClient) -> None:

@@ -385,6 +385,8 @@ class ConsentLogContract:
             EventFilter(consent_id="consent-2"),
             EventFilter(since_ms=BASE_MS + 10 * 3_600_000, until_ms=BASE_MS + 20 * 3_600_000),
             EventFilter(since_ms=BASE_MS + 30 * 3_600_000, action="consent-given"),
+            EventFilter(ip="192.0.2.3"),
+            EventFilter(ip="2001:db8:4::", since_ms=BASE_MS, until_ms=BASE_MS + 6 * 3_600_000),
         ],
         ids=lambda f: ",".join(f"{k}={v}" for k, v in dataclasses.asdict(f).items() if v is not None),
     )
