@@ -199,8 +199,9 @@ def test_a_cross_site_form_post_is_refused_and_erases_nothing(
         )
     assert answer.value.status == 403
     assert answer.value.request.headers.get("origin") == other  # the browser said where it came from
+    v.page.wait_for_url(f"{gateways.first}/_consent/me/erase")  # the browser shows the refusal
     v.page.wait_for_load_state()
-    assert "cross_site_request" in v.page.content()
+    assert "cross_site_request" in v.page.locator("body").inner_text()
     v.page.goto(f"{gateways.first}/_consent/me")
     assert v.page.locator("#cg-me-id").inner_text() == consent_id
     assert _history_actions(v) == ["consent-given"]
