@@ -11,11 +11,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md hatch_build.py ./
 COPY consent_gateway ./consent_gateway
 COPY static ./static
 COPY config ./config
-RUN pip install ".[fast]" \
+# A C compiler for the install only: it builds the compiled rewriter core (mypyc), then goes.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install ".[fast]" \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && python -c "import consent_gateway; print('rewriter core:', *consent_gateway.compiled.core_path())" \
     && rm -rf /src \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin gateway \
     && mkdir -p /data \

@@ -3,8 +3,10 @@
 Serves, each in its own uvicorn process (one worker, no access log, uvloop/httptools when installed):
 
 * ``bare``     a plain Starlette app: a ~60 KB and a ~500 KB HTML page, each with 13 real-shaped tracker
-               tags (gtag, GTM, Meta pixel, LinkedIn, Hotjar, Clarity, TikTok, YouTube, Vimeo, Maps…), and
-               a JSON endpoint;
+               tags (gtag, GTM, Meta pixel, LinkedIn, Hotjar, Clarity, TikTok, YouTube, Vimeo, Maps…), the
+               60 KB page again *personalised* (20 short tokens — CSRF, user name, timestamps — that change on
+               every request, so the chunk cache cannot serve it: the rewriter's cold path), and a JSON
+               endpoint;
 * ``gateway``  the same app inside ``ConsentGateway`` (a visitor without consent: every tracker is held
                back and the banner loader is inserted);
 * ``proxy``    ``consent-gateway proxy`` in front of the bare app, against ``nginx`` with ``sub_filter``
@@ -51,8 +53,13 @@ TARGETS = {
     "page60": ("gateway/page60", "bare/page60", 0.6),
     "page500": ("gateway/page500", "bare/page500", 0.5),
     "proxy": ("proxy/page60", "nginx/page60", 0.35),
+    # issue 15 (the cold path): a page whose bytes change on every request
+    "personal": ("gateway/page60p", "bare/page60p", 0.35),
+    "proxy-personal": ("proxy/page60p", "nginx/page60p", 0.5),
 }
-PATHS = {"json": "/api/items", "page60": "/page60", "page500": "/page500"}
+PATHS = {"json": "/api/items", "page60": "/page60", "page500": "/page500", "page60p": "/page60p"}
+#: tokens in the personalised page, changed on every request
+PERSONAL_TOKENS = 20
 STARTUP_SECONDS = 20.0
 #: 1-minute load average above which the machine is not quiet enough for trustworthy figures
 QUIET_LOAD = 1.5
@@ -215,12 +222,35 @@ def build_page(target_bytes: int) -> bytes:
     return "".join(parts).encode()
 
 
+def personal_parts(page: bytes, tokens: int = PERSONAL_TOKENS) -> list[bytes]:
+    """The page cut after ``tokens`` newlines spread over it: a fresh token goes at each cut, per request."""
+    cuts = [page.index(b"\n", len(page) * (i + 1) // (tokens + 1)) + 1 for i in range(tokens)]
+    return [page[start:end] for start, end in zip([0, *cuts], [*cuts, len(page)], strict=True)]
+
+
+def personalise(parts: list[bytes], counter: int) -> bytes:
+    """One request's page: a CSRF token, a user name, a timestamp… (short values, ~40 bytes each) between
+    the parts, all different from the previous request's."""
+    stamp = os.urandom(8).hex()
+    fresh = [b'<input type="hidden" name="t%d" value="%s%d">' % (i, stamp.encode(), counter)
+             for i in range(len(parts) - 1)]
+    out = [parts[0]]
+    for token, part in zip(fresh, parts[1:], strict=True):
+        out.append(token)
+        out.append(part)
+    return b"".join(out)
+
+
 def build_site() -> Any:
+    import itertools
+
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, Response
     from starlette.routing import Route
 
     page60, page500 = build_page(60_000), build_page(500_000)
+    parts60 = personal_parts(page60)
+    requests = itertools.count()
     items = json.dumps(
         {"items": [{"id": i, "title": f"Event {i}", "seats": 40 - i, "online": i % 2 == 0} for i in range(30)]}
     ).encode()
@@ -231,10 +261,14 @@ def build_site() -> Any:
     async def large(request: Any) -> Response:
         return HTMLResponse(page500)
 
+    async def personal(request: Any) -> Response:
+        return HTMLResponse(personalise(parts60, next(requests)))
+
     async def api(request: Any) -> Response:
         return Response(items, media_type="application/json")
 
-    return Starlette(routes=[Route("/page60", small), Route("/page500", large), Route("/api/items", api)])
+    return Starlette(routes=[Route("/page60", small), Route("/page500", large), Route("/page60p", personal),
+                             Route("/api/items", api)])
 
 
 # -- server processes (``--serve KIND``) ---------------------------------------------------------------
@@ -579,7 +613,7 @@ def in_process(repeats: int = 5) -> dict[str, dict[str, float]]:
 
         async def measure() -> dict[str, dict[str, float]]:
             out = {}
-            for page, count in (("json", 3000), ("page60", 1000), ("page500", 300)):
+            for page, count in (("json", 3000), ("page60", 1000), ("page60p", 300), ("page500", 300)):
                 bare_us = await per_request(bare, PATHS[page], count)
                 gateway_us = await per_request(gateway, PATHS[page], count)
                 out[page] = {"bare_us": round(bare_us, 1), "gateway_us": round(gateway_us, 1),
@@ -687,7 +721,8 @@ def main() -> int:
             print(f"  check {name}: " + ", ".join(f"{k}={v}" for k, v in entry.items()))
 
         plan = [(name, page) for name in ("bare", "gateway") if name in urls for page in PATHS]
-        plan += [(name, "page60") for name in ("nginx", "proxy", "proxy-raw") if name in urls]
+        plan += [(name, page) for name in ("nginx", "proxy", "proxy-raw") if name in urls
+                 for page in ("page60", "page60p")]
         if "proxy-httpx" in urls:
             plan += [("proxy-httpx", "page60"), ("proxy-httpx", "json"), ("proxy-raw", "json")]
         for name, page in plan:  # warm-up: caches, JIT-less but lazy imports, connection pools

@@ -7,8 +7,10 @@
             the same bytes again costs (the per-request banner block still differs per visitor).
 * ``dyn``   like warm, but every page carries a different CSRF token half-way down (a dynamic page): the
             cache works in ~8 KiB segments, so only the segment with the token is rewritten again.
-Each is run with the optional native helpers (xxhash) and with the pure-Python fallback, fed as one chunk
-(how Starlette sends an ``HTMLResponse``) and in 16 KiB chunks (how a proxy streams).
+Each is run with the optional native helpers (hyperscan, xxhash) and without them, fed as one chunk
+(how Starlette sends an ``HTMLResponse``) and in 16 KiB chunks (how a proxy streams), on the compiled rewriter
+core (mypyc, when the install built it) and on the pure-Python one (a second process with
+``CONSENT_GATEWAY_PURE=1``: the core is chosen at import).
 The pages are those of ``bench_http.py``: ~60 KB and ~500 KB, each with 13 real-shaped tracker tags.
 """
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +32,7 @@ from bench_http import build_page
 
 from consent_gateway import html as rewriter_module
 from consent_gateway.catalog import Catalog
+from consent_gateway.compiled import PURE_ENV, core_path
 from consent_gateway.decision import Decision
 from consent_gateway.html import CHUNK_CACHE, HoldbackRewriter
 
@@ -64,18 +69,24 @@ def per_page_us(catalog: Catalog, decision: Decision, page: bytes, chunk: int, c
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--this-core-only", action="store_true",
+                        help="measure only the core this process runs (no second process for the pure one)")
     args = parser.parse_args()
     catalog = Catalog.builtin()
     decision = Decision(granted=frozenset({"necessary"}))
     pages = {"60 KB": build_page(60_000), "500 KB": build_page(500_000)}
-    for name, page in pages.items():
+    core = core_path()[0]
+    for name, page in pages.items() if not args.this_core_only else ():
         out = rewrite(catalog, decision, page, len(page), False)
         rw = HoldbackRewriter(catalog, decision, HEAD, cache=None)
         rw.feed(page)
         rw.close()
         print(f"page {name}: {len(page):,} bytes in, {len(out):,} out, held back {sum(rw.held_back.values())} tags "
               f"({', '.join(sorted(rw.held_back))})")
-    print(f"{'page':>7} {'chunks':>9} {'helpers':>8} {'cold µs':>10} {'warm µs':>10} {'dyn µs':>10} {'cold MB/s':>10}")
+    if not args.this_core_only:
+        print(f"rewriter core: {' '.join(core_path())}")
+        print(f"{'core':>8} {'page':>7} {'chunks':>9} {'accel':>8} {'cold µs':>10} {'warm µs':>10} {'dyn µs':>10} "
+              f"{'cold MB/s':>10}")
     for accelerated in (True, False):
         rewriter_module.use_accelerators(accelerated)
         for name, page in pages.items():
@@ -84,10 +95,14 @@ def main() -> int:
                 cold = per_page_us(catalog, decision, page, chunk, False, rounds)
                 warm = per_page_us(catalog, decision, page, chunk, True, rounds * 4)
                 dyn = per_page_us(catalog, decision, page, chunk, True, rounds, dynamic=True)
-                helpers = "native" if accelerated else "pure"
-                print(f"{name:>7} {chunk_name:>9} {helpers:>8} {cold:10.1f} {warm:10.1f} {dyn:10.1f} "
-                      f"{len(page) / cold:10.1f}")
+                helpers = "on" if accelerated else "off"
+                print(f"{core:>8} {name:>7} {chunk_name:>9} {helpers:>8} {cold:10.1f} {warm:10.1f} {dyn:10.1f} "
+                      f"{len(page) / cold:10.1f}", flush=True)
     rewriter_module.use_accelerators(True)
+    if core == "compiled" and not args.this_core_only:
+        # the same figures on the pure-Python core, in a process of its own
+        subprocess.run([sys.executable, __file__, "--this-core-only", "--rounds", str(args.rounds)],  # noqa: S603
+                       env={**os.environ, PURE_ENV: "1"}, check=True)
     return 0
 
 

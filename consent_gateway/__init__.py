@@ -5,6 +5,8 @@
     app = ConsentGateway(app, config=load_config("gateway.toml"))
 """
 
+# first: chooses the compiled or the pure-Python rewriter core before anything imports it
+from . import compiled as compiled
 from .config import Config, load_config
 from .decision import Decision
 from .errors import ConfigError, ConsentGatewayError, SpoolError, StoreUnavailable, UpstreamError, UpstreamTimeout

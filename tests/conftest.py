@@ -27,6 +27,14 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_SECRET_KEYS = ["test-signing-key-0123456789-abcdefghijklmnop", "older-test-key-0123456789-abcdefghijklmnop"]
 
 
+def pytest_report_header() -> str:
+    """Which rewriter core this run tests (see consent_gateway/compiled.py)."""
+    from consent_gateway.compiled import core_path
+
+    path, reason = core_path()
+    return f"rewriter core: {path}" + (f" ({reason})" if reason else " (mypyc)")
+
+
 def missing(what: str) -> None:
     """Skip locally, fail under CI: a missing service must never pass silently there."""
     if IN_CI:

@@ -590,3 +590,17 @@ def test_after_an_error_the_page_passes_as_it_is_for_a_visitor_who_allowed_every
     assert b"data-cg-bailout" not in out
     assert out.replace(HEAD, b"") == source
     assert metrics.value("rewrite_passthrough_total", reason="error") == 1
+
+
+@pytest.mark.parametrize("opener", [b"<noscript>", b"<select><xmp>"])
+def test_a_tracker_tag_cut_inside_its_name_in_noscript_text_is_held_at_every_cut(opener: bytes) -> None:
+    """<noscript> (and raw text a <select> makes markup) holds its tracker tags; a chunk ending in "<scrip"
+    must keep the name for the next chunk, not emit its "<" as text and lose the tag."""
+    tag = b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
+    page = b"<!DOCTYPE html><html><head></head><body>" + opener + b"x" * 1200 + tag * 3
+    whole, _ = rewrite(page)
+    assert whole.count(b'type="text/plain"') == 3
+    start = page.index(tag)
+    for cut in range(start, start + 9):
+        rw = HoldbackRewriter(CATALOG, NOTHING, HEAD, cache=None)
+        assert rw.feed(page[:cut]) + rw.feed(page[cut:]) + rw.close() == whole, cut

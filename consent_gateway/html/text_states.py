@@ -17,6 +17,9 @@ _RAWTEXT_END = {
     name: re.compile(b"</(?i:" + name.encode() + b")" + DELIM) for name in (*RAWTEXT, "noscript", "plaintext")
 }
 _NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + names_re(HOLD_KINDS) + b")" + DELIM)
+#: the longest "<" + name + delimiter a <noscript> candidate starts with: a buffer that ends inside one
+#: keeps it for the next chunk
+_NOSCRIPT_CAND_PREFIX = max(len(name) for name in HOLD_KINDS) + 2
 #: characters that make a URL in a tag differ from its bytes (entities, percent-escapes, stripped whitespace)
 _ESCAPES = re.compile(rb"[&%\\\t\n\r]")
 _DATA = Mode.DATA
@@ -117,7 +120,14 @@ class TextStates:
         same for raw-text elements a <select> may ignore (`_raw_name`: xmp, style…)."""
         n = len(data)
         end_m = _RAWTEXT_END[self._raw_name].search(data, pos)
-        limit = end_m.start() if end_m is not None else max(pos, n - len(self._raw_name) - 2)
+        if end_m is not None:
+            limit = end_m.start()
+        else:
+            limit = max(pos, n - len(self._raw_name) - 2)
+            if not final:  # "<scrip" at the end of a chunk: read it whole with the next one
+                cut = data.rfind(b"<", max(pos, n - _NOSCRIPT_CAND_PREFIX), limit)
+                if cut != -1:
+                    limit = cut
         while True:
             m = _NOSCRIPT_CAND.search(data, pos)
             if m is None or m.start() >= limit:

@@ -1,0 +1,97 @@
+"""The compiled rewriter core and the pure-Python one: which runs, and that both give the same bytes.
+
+The path is chosen when the package is first imported, so the other path runs in a subprocess with
+``CONSENT_GATEWAY_PURE=1``: the golden pages, the property test and real saved pages (when
+``../shared/data/real-pages`` or ``$CG_REAL_PAGES`` is there; never required) are checked on both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consent_gateway.compiled import COMPILED_MODULES, PURE_ENV, core_path, running_compiled
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_PAGES = Path(os.environ.get("CG_REAL_PAGES") or ROOT.parent / "shared" / "data" / "real-pages")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _env(pure: bool) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != PURE_ENV}
+    if pure:
+        env[PURE_ENV] = "1"
+    return env
+
+
+def _digests(pure: bool) -> dict[str, Any]:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "core_digests.py"), "--real-pages", str(REAL_PAGES)],
+        env=_env(pure), capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result: dict[str, Any] = json.loads(run.stdout)
+    return result
+
+
+def _needs_compiled() -> None:
+    path, reason = core_path()
+    if path != "compiled":
+        if IN_CI and PURE_ENV not in os.environ:
+            pytest.fail(f"CI must run the compiled core (scripts/install builds it), but: {reason}")
+        pytest.skip(f"the compiled core is not running here ({reason}): only the pure path can be checked")
+
+
+def test_ci_runs_the_compiled_core_it_built() -> None:
+    """A build that silently fell back to pure Python would leave the compiled core untested."""
+    _needs_compiled()
+    assert running_compiled()
+    for module in COMPILED_MODULES:
+        loaded = sys.modules.get(module) or __import__(module, fromlist=["_"])
+        assert not str(loaded.__file__).endswith(".py"), module
+
+
+def test_pure_env_runs_the_python_modules() -> None:
+    code = ("import consent_gateway, json, sys\n"
+            "from consent_gateway.compiled import core_path, running_compiled\n"
+            "import consent_gateway.html.tokenizer as t\n"
+            "print(json.dumps([core_path(), running_compiled(), t.__file__]))")
+    run = subprocess.run([sys.executable, "-c", code], env=_env(pure=True), capture_output=True, text=True,
+                         timeout=120, check=True)
+    path, compiled, tokenizer_file = json.loads(run.stdout)
+    assert path == ["pure", f"{PURE_ENV}=1"]
+    assert compiled is False
+    assert tokenizer_file.endswith("tokenizer.py")
+
+
+def test_both_cores_give_the_same_bytes_on_goldens_random_documents_and_real_pages() -> None:
+    _needs_compiled()
+    compiled, pure = _digests(pure=False), _digests(pure=True)
+    assert compiled["compiled"] is True and pure["compiled"] is False
+    assert compiled["digests"].keys() == pure["digests"].keys()
+    differing = sorted(name for name, value in compiled["digests"].items() if pure["digests"][name] != value)
+    assert not differing, f"{len(differing)} cases differ between the cores, e.g. {differing[:10]}"
+    assert len(compiled["digests"]) > 3000
+
+
+@pytest.mark.slow
+def test_golden_and_property_tests_pass_on_the_pure_core_too(tmp_path: Path) -> None:
+    """This run tests the compiled core; the same golden and property tests run again on the pure one (the
+    property test with a fixed seed: this run's own property test explores at random)."""
+    _needs_compiled()
+    files = [str(ROOT / "tests" / name) for name in ("test_rewriter.py", "test_rewriter_property.py",
+                                                       "test_rewriter_head.py")]
+    # from a folder of its own: hypothesis keeps no example database there to replay
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
+         "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), "--hypothesis-seed=20261128", *files],
+        cwd=tmp_path, env=_env(pure=True), capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "rewriter core: pure" in run.stdout
