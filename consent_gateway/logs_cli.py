@@ -34,7 +34,7 @@ from .logs_common import (
 from .logs_proof_cli import checkpoint, export_audit, verify
 from .store import STAT_GROUPS, ConsentLog, EventFilter
 from .store.erasure_queue import ErasureQueue, QueuedErasure
-from .store.retention import clock_problem, newest_event_ms
+from .store.retention import clock_problem, newest_event_ms, store_clock_problem
 
 
 def _granted(event: ConsentEvent) -> str:
@@ -302,7 +302,8 @@ def purge(
 ) -> None:
     """Retention: delete old events and remove old IPs (defaults from the config's [retention]).
 
-    Refuses, without --force, to delete every event of the log: that is what a clock far ahead does.
+    Refuses, without --force, to delete every event of the log (what a clock far ahead does), and while this
+    machine's clock is far ahead of the newest event or differs from the store's clock (Redis, PostgreSQL).
     """
     ctx = log_context(config_path, store_url)
     events_days = events_days or ctx.config.retention.events_days
@@ -311,16 +312,19 @@ def purge(
     events_before = now_ms - events_days * DAY_MS
     ip_before = now_ms - ip_days * DAY_MS
 
-    async def doomed(log: ConsentLog) -> tuple[int, int, int, int | None]:
+    async def doomed(log: ConsentLog) -> tuple[int, int, int, int | None, int | None]:
         return (
             await log.count(EventFilter(until_ms=events_before)),
             await log.count(EventFilter(until_ms=ip_before)),
             await log.count(EventFilter()),
             await newest_event_ms(log),
+            await log.server_time_ms(),
         )
 
-    events, ips, total, newest = run_on_log(ctx, doomed)
-    clock = clock_problem(now_ms, newest, ctx.config.retention.clock_guard_days)
+    events, ips, total, newest, server_ms = run_on_log(ctx, doomed)
+    clock = store_clock_problem(now_ms, server_ms) or clock_problem(
+        now_ms, newest, ctx.config.retention.clock_guard_days
+    )
     if dry_run:
         click.echo(
             f"Would delete {events} of {total} events (before {format_time(events_before)} UTC) and remove the IPs "

@@ -25,6 +25,7 @@ COUNTERS: dict[str, str] = {
     "store_errors_total": "Consent log operations that failed, by operation.",
     "banner_versions_archived_total": "Banner versions this instance archived first in the consent log.",
     "retention_refused_total": "Retention purges refused because the clock is far ahead of the newest event.",
+    "clock_corrections_total": "Consent events stamped with the store's (or monotonic) time: the wall clock stepped.",
     "spooled_events_total": "Consent events written to the local spool.",
     "replayed_events_total": "Spooled consent events replayed into the log.",
     "upstream_errors_total": "Proxied requests that failed upstream, by kind.",

@@ -46,6 +46,7 @@ from .routes import ConsentAPI
 from .signing import load_secret_keys
 from .site_rules import ClassificationStore, RulesWatcher, SiteRules
 from .store import ConsentLog, EventRecorder, open_log
+from .store.clock import LogClock
 from .store.coordination import StoreLease
 from .store.erasure_queue import ErasureQueue, QueuedErasure
 from .store.keeper import LogKeeper
@@ -122,6 +123,7 @@ class ConsentGateway:
         self.cookie_filter = rules.cookie_filter
         self.rewriters = rules.rewriters
         self.csp = rules.csp
+        clock = LogClock(self.log.server_time_ms)
         recorder = EventRecorder(
             self.log,
             spool_path=config.spool_path,
@@ -130,6 +132,7 @@ class ConsentGateway:
             max_delay_s=config.store.batch_max_delay_ms / 1000,
             append_timeout_s=config.store.timeout_seconds,
             log_keys=log_keys,
+            clock=clock,
         )
         checkpoints = CheckpointWriter(
             self.log,
@@ -150,8 +153,11 @@ class ConsentGateway:
             instance_lease=instance_lease,
             erasures=ErasureQueue(config.spool_path),
             on_erasure_applied=audit_erasure,
-            retention=RetentionTask(self.log, config.retention, lease_seconds=config.store.lease_seconds),
+            retention=RetentionTask(
+                self.log, config.retention, lease_seconds=config.store.lease_seconds, log_clock=clock
+            ),
             inventory=self.inventory_flusher,
+            clock=clock,
         )
         self.accounts = Accounts(config, keys, self.keeper)
         self.banner_archive = BannerArchive(self.keeper)

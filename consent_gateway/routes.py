@@ -672,6 +672,9 @@ class ConsentAPI:
                 "spool": spool,
                 "spool_depth": spool["depth"],
                 "instance_lease": recording["instance_lease"],
+                # a clock off the store's (or stepped since start) is shown, not failed: events are still
+                # recorded, on the reference time; retention waits (store/clock.py)
+                "clock": recording["clock"],
             },
             headers={"Cache-Control": "no-store"},
         )

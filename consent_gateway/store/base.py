@@ -364,6 +364,10 @@ class ConsentLog(Protocol):
     async def banner_versions(self, versions: Sequence[str]) -> dict[str, str]:
         """Version → archived JSON, for those of ``versions`` the archive holds."""
 
+    async def server_time_ms(self) -> int | None:
+        """The store server's own clock (ms since the epoch), or None when it has none apart from this
+        machine's (SQLite): the reference `store/clock.py` measures this machine's clock against."""
+
     async def write_probe(self) -> None:
         """Check that the log takes writes now, cheaply, leaving nothing behind that counts; raises
         `StoreUnavailable` when it does not (file locked or read-only, Redis MISCONF, a read-only server)."""

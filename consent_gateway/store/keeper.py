@@ -22,11 +22,12 @@ from consent_gateway.errors import SpoolError, StoreUnavailable
 from consent_gateway.events import ConsentEvent
 from consent_gateway.inventory.flusher import InventoryFlusher
 from consent_gateway.store.base import ConsentLog
+from consent_gateway.store.clock import LogClock
 from consent_gateway.store.coordination import StoreLease, describe_holder
 from consent_gateway.store.erasure_queue import ErasureQueue, QueuedErasure
 from consent_gateway.store.proof import CheckpointWriter
 from consent_gateway.store.recorder import EventRecorder
-from consent_gateway.store.retention import RetentionTask
+from consent_gateway.store.retention import RetentionTask, newest_event_ms
 
 logger = logging.getLogger("consent_gateway.store.keeper")
 
@@ -48,8 +49,11 @@ class LogKeeper:
         on_erasure_applied: Callable[[QueuedErasure, int], Awaitable[None]] | None = None,
         retention: RetentionTask | None = None,
         inventory: InventoryFlusher | None = None,
+        clock: LogClock | None = None,
     ) -> None:
         self.log = log
+        #: the reference time events are stamped and purged by (shared with the recorder and retention)
+        self.clock = clock
         self.recorder = recorder
         #: writes the signed checkpoints outside the store while the gateway runs
         self.checkpoints = checkpoints
@@ -87,6 +91,7 @@ class LogKeeper:
                 self._started = True
                 if not await self._lease_instance_id():
                     return
+                await self._sync_clock()
                 await self._start_recorder()
                 if self.checkpoints is not None:
                     self.checkpoints.start()
@@ -98,6 +103,18 @@ class LogKeeper:
                     self.retention.start()
                 if self.inventory is not None:
                     self.inventory.start()
+
+    async def _sync_clock(self) -> None:
+        """Take the reference time before the first event is stamped (and the log's newest event then)."""
+        clock = self.clock
+        if clock is None:
+            return
+        try:
+            newest = await asyncio.wait_for(newest_event_ms(self.log), 5.0)
+        except (StoreUnavailable, TimeoutError, OSError):
+            newest = None
+        await clock.sync(newest_event_ms=newest)
+        clock.start()
 
     async def _apply_erasures(self) -> None:
         """Apply queued erasures whenever the log answers (checked every second while any wait)."""
@@ -168,6 +185,7 @@ class LogKeeper:
         return {
             "instance_lease": "conflict" if self.conflict else (lease.state if lease is not None else "off"),
             "spool": {"ok": self.recording, "depth": self.recorder.spool_depth if self.recording else 0},
+            "clock": self.clock.state() if self.clock is not None else {"source": "off"},
         }
 
     async def aclose(self) -> None:
@@ -183,6 +201,8 @@ class LogKeeper:
                 self._erasure_task = None
             if self.checkpoints is not None:
                 await self.checkpoints.stop()
+            if self.clock is not None:
+                await self.clock.stop()
             if self.recording:
                 await self.recorder.stop()
                 self.recording = False

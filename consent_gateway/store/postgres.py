@@ -475,6 +475,10 @@ class PostgresConsentLog:
         keys = self.log_keys
         return await self._read("verify", lambda conn: verify_chains(conn, keys, checkpoint))
 
+    async def server_time_ms(self) -> int | None:
+        rows = await self._fetch("server_time", f"SELECT {_NOW_MS}")
+        return int(rows[0][0])
+
     async def write_probe(self) -> None:
         async def run(conn: Conn) -> Any:
             cur = await conn.execute("SELECT pg_current_xact_id(), current_setting('transaction_read_only')")

@@ -10,6 +10,10 @@ Grouped commits: concurrent ``record`` calls queue up; one writer task chains th
 whole batch to ``ConsentLog.append`` — one fsync for many events. A log that fails or answers slower than
 ``append_timeout_s`` sends the batch to the spool instead; while the spool holds anything, new batches go
 there too (the log stays in order) and a replay task moves them to the log as soon as it answers.
+
+Times: with a :class:`~consent_gateway.store.clock.LogClock`, an event stamped while this machine's clock
+is off the reference gets the reference's time, and no event is stamped earlier than the previous one of
+its chain (``store/clock.py`` gives the rule and why).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import os
 import re
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 from consent_gateway import metrics
 from consent_gateway.errors import SpoolError, StoreUnavailable
 from consent_gateway.events import ChainHead, ConsentEvent, EventChain, LogKeys
-from consent_gateway.store.base import ConsentLog
+from consent_gateway.store.base import ConsentLog, EventFilter
+from consent_gateway.store.clock import LogClock, count_correction
 from consent_gateway.store.spool import AsyncSpool
 
 logger = logging.getLogger("consent_gateway.store.recorder")
@@ -48,6 +54,8 @@ class EventRecorder:
     :param append_timeout_s: a log slower than this is treated as down for that batch.
     :param log_keys: the log's HMAC keys; each event then carries a MAC of its hash (the keyed chain).
     :param replay_interval_s: how often replay retries while the log is down.
+    :param clock: the reference time events are held to (None: the wall clock's stamps are kept, except
+        that no event is stamped earlier than the previous one of its chain).
     """
 
     def __init__(
@@ -62,6 +70,7 @@ class EventRecorder:
         replay_interval_s: float = 1.0,
         replay_batch: int = 2000,
         log_keys: LogKeys | None = None,
+        clock: LogClock | None = None,
     ) -> None:
         if not instance_id:
             raise ValueError("EventRecorder needs a non-empty instance_id")
@@ -93,6 +102,9 @@ class EventRecorder:
         self.settle_timeout_s = max(10.0, 3 * append_timeout_s)
         #: the last event kept (log or spool): the chain continues from it
         self._durable = ChainHead(seq=0, hash="")
+        self.clock = clock
+        #: the newest stamp given: no later event is stamped earlier (each chain's times never go back)
+        self._last_stamp_ms = 0
 
     @property
     def log_ok(self) -> bool:
@@ -109,6 +121,7 @@ class EventRecorder:
         head = await self._resume_head()  # may switch self.instance_id to a fresh chain id
         self._chain = EventChain(self.instance_id, head, keys=self.log_keys)
         self._durable = self._chain.head
+        self._last_stamp_ms = await self._newest_stamp()
         metrics.register_gauge("spool_depth", lambda: float(self.spool_depth))
         self._stopping = False
         self._writer_task = asyncio.create_task(self._write_loop(), name="consent-gateway recorder writer")
@@ -163,6 +176,32 @@ class EventRecorder:
             return None
         candidates = [h for h in (spooled, heads.get(self.instance_id)) if h is not None]
         return max(candidates, key=lambda h: h.seq) if candidates else None
+
+    async def _newest_stamp(self) -> int:
+        """Where stamps start: the newest event in the log (0 while it does not answer), unless that is ahead
+        of the reference time (an event stamped by a clock far ahead must not drag every later one along)."""
+        if not self._log_ok:
+            return 0
+        try:
+            page = await asyncio.wait_for(self.log.query(EventFilter(), limit=1), self.append_timeout_s)
+        except (StoreUnavailable, TimeoutError, OSError):
+            return 0
+        if not page.events:
+            return 0
+        newest = page.events[0].timestamp_ms
+        now_ms = self.clock.now_ms() if self.clock is not None else int(time.time() * 1000)
+        tolerance = self.clock.tolerance_ms if self.clock is not None else 0
+        return newest if newest <= now_ms + tolerance else 0
+
+    def _stamped(self, event: ConsentEvent, correction_ms: int) -> ConsentEvent:
+        """``event`` with its time held to the reference and to the chain's order."""
+        stamp = max(event.timestamp_ms + correction_ms, self._last_stamp_ms)
+        self._last_stamp_ms = stamp
+        if stamp == event.timestamp_ms:
+            return event
+        if correction_ms:
+            count_correction(1)
+        return replace(event, timestamp_ms=stamp)
 
     async def stop(self) -> None:
         """Commit what is queued, try one last replay, and stop. Does not close the log."""
@@ -220,9 +259,11 @@ class EventRecorder:
                 take = min(len(self._queue), self.max_batch)
                 batch: list[_Pending] = []
                 chained: list[ConsentEvent] = []
+                correction = self.clock.correction_ms() if self.clock is not None else 0
                 for _ in range(take):
                     event, future = self._queue.popleft()
                     try:
+                        event = self._stamped(event, correction)
                         chained.append(self._chain.append(event))
                     except (TypeError, ValueError) as exc:  # a field that cannot be serialised: this event only
                         logger.error("consent event %s cannot be chained: %s", event.event_id, exc)

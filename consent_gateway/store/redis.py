@@ -183,6 +183,7 @@ class RedisConsentLog:
         self._inventory_script = self._client.register_script(redis_inventory.MERGE_LUA)
         self._inventory_prune_script = self._client.register_script(redis_inventory.PRUNE_LUA)
         self._document_put_script = self._client.register_script(_DOCUMENT_PUT_LUA)
+        self._time_script = self._client.register_script("return redis.call('TIME')")
         try:
             await self._client.ping()
             await self._check_persistence()
@@ -604,6 +605,14 @@ class RedisConsentLog:
             )
         except REDIS_ERRORS as exc:
             raise self._unavailable("verify", exc) from exc
+
+    async def server_time_ms(self) -> int | None:
+        try:
+            # through a script with a key, so a Cluster asks the node that holds this log's keys
+            seconds, micros = await self._time_script(keys=[self._k_state + "clock"])
+        except (RedisError, OSError) as exc:
+            raise self._unavailable("server_time", exc) from exc
+        return int(seconds) * 1000 + int(micros) // 1000
 
     async def write_probe(self) -> None:
         # a key that expires by itself: refused while Redis refuses writes (MISCONF after a failed save,

@@ -7,6 +7,12 @@ so the other instances skip that interval. The first run comes a minute after st
 Both refuse to purge when this machine's clock is more than ``[retention] clock_guard_days`` ahead of the
 newest event in the log: a clock ten years ahead would otherwise delete every record of consent
 (``logs purge --force`` overrides; the gateway only logs the refusal and tries again next interval).
+
+A clock ahead also stamps new events ahead, and then the newest event no longer gives it away. So both
+also refuse while this machine's clock and the store's (Redis, PostgreSQL) differ by more than
+`store/clock.py`'s tolerance, and the gateway refuses while its `LogClock` sees a step, or (SQLite: no
+second clock) when this machine's clock was already more than ``clock_guard_days`` ahead of the log's newest
+event when the gateway started. The gateway purges by its reference time, never by a clock that stepped.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from consent_gateway import metrics
 from consent_gateway.config_sections import RetentionConfig
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.store.base import ConsentLog, EventFilter, PurgeResult
+from consent_gateway.store.clock import TOLERANCE_MS, LogClock
 from consent_gateway.store.coordination import StoreLease
 
 logger = logging.getLogger("consent_gateway.store.retention")
@@ -64,6 +71,36 @@ def clock_problem(now_ms: int, newest_ms: int | None, guard_days: float) -> str 
     )
 
 
+def store_clock_problem(now_ms: int, server_ms: int | None, tolerance_ms: int = TOLERANCE_MS) -> str | None:
+    """Why a purge must wait when this machine's clock and the store's differ (None when they agree or the
+    store has no clock of its own)."""
+    if server_ms is None or abs(now_ms - server_ms) <= tolerance_ms:
+        return None
+    return (
+        f"this machine's clock ({format_ms(now_ms)} UTC) is {abs(now_ms - server_ms) / 1000:.0f} s "
+        f"{'ahead of' if now_ms > server_ms else 'behind'} the store's clock ({format_ms(server_ms)} UTC): "
+        "one of them is wrong, and a purge by the wrong one deletes records that must be kept. Check both clocks"
+    )
+
+
+def reference_problem(clock: LogClock, guard_days: float) -> str | None:
+    """Why the gateway's reference time cannot be trusted for a purge now (None when it can)."""
+    if not clock.agrees:
+        return (
+            f"this machine's clock is {abs(clock.step_ms) / 1000:.0f} s {'ahead of' if clock.step_ms > 0 else 'behind'}"
+            f" the {'store' if clock.source == 'store' else 'time the gateway kept since it started'}: "
+            "retention waits until the clocks agree"
+        )
+    ahead = clock.ahead_at_start_ms
+    if clock.source == "local" and guard_days > 0 and ahead is not None and ahead > guard_days * DAY_MS:
+        return (
+            f"when the gateway started, this machine's clock was {ahead / DAY_MS:.0f} days ahead of the newest event "
+            f"in the log, more than [retention] clock_guard_days ({guard_days:g}), and the store has no clock of its "
+            "own to tell which is right. Check the clock, then restart the gateway"
+        )
+    return None
+
+
 class RetentionTask:
     """Purges the log every ``run_interval_hours`` while the gateway runs (one instance at a time)."""
 
@@ -74,8 +111,11 @@ class RetentionTask:
         *,
         lease_seconds: float,
         clock: Callable[[], float] = time.time,
+        log_clock: LogClock | None = None,
     ) -> None:
         self.log = log
+        #: the reference time (shared with the recorder); None: this machine's ``clock`` alone
+        self.log_clock = log_clock
         self.retention = retention
         self.interval_s = retention.run_interval_hours * 3600
         self.lease_seconds = lease_seconds
@@ -115,8 +155,15 @@ class RetentionTask:
         try:
             if await self.log.state_get([_DONE]):
                 return None
-            now_ms = int(self.clock() * 1000)
-            problem = clock_problem(now_ms, await newest_event_ms(self.log), self.retention.clock_guard_days)
+            guard_days = self.retention.clock_guard_days
+            if self.log_clock is not None:
+                await self.log_clock.sync()
+                now_ms = self.log_clock.now_ms()
+                problem = reference_problem(self.log_clock, guard_days)
+            else:
+                now_ms = int(self.clock() * 1000)
+                problem = store_clock_problem(now_ms, await self.log.server_time_ms())
+            problem = problem or clock_problem(now_ms, await newest_event_ms(self.log), guard_days)
             if problem is not None:
                 metrics.inc("retention_refused_total")
                 logger.error("retention refused: %s (or run `logs purge --force`).", problem)

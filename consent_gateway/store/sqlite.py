@@ -452,6 +452,9 @@ class SQLiteConsentLog:
 
         await self._write("remember_user_choice", run)
 
+    async def server_time_ms(self) -> int | None:
+        return None  # one file on this host: this host's clock is the only one
+
     async def write_probe(self) -> None:
         def take_write_lock(conn: sqlite3.Connection) -> None:
             # what every append needs first: fails (after the busy timeout) while another process holds the

@@ -170,6 +170,15 @@ class ConsentLogContract:
         assert await log.state_get(["session:s1", "session:s2"]) == {}
         assert await log.state_get([]) == {}
 
+    async def test_the_store_tells_the_time_by_its_own_clock_or_says_it_has_none(self, log: ConsentLog) -> None:
+        import time
+
+        told = await log.server_time_ms()
+        if isinstance(log, SQLiteConsentLog):
+            assert told is None  # one file on this host: no clock but this host's
+        else:  # the servers run on this machine here, so their clocks agree with it
+            assert told is not None and abs(told - time.time() * 1000) < 5_000
+
     async def test_a_document_written_on_one_instance_is_read_with_its_version_on_every_other(
         self, log: ConsentLog, other: ConsentLog
     ) -> None:
