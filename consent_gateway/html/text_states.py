@@ -17,9 +17,9 @@ _RAWTEXT_END = {
     name: re.compile(b"</(?i:" + name.encode() + b")" + DELIM) for name in (*RAWTEXT, "noscript", "plaintext")
 }
 _NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + names_re(HOLD_KINDS) + b")" + DELIM)
-#: the longest "<" + name + delimiter a <noscript> candidate starts with: a buffer that ends inside one
-#: keeps it for the next chunk
-_NOSCRIPT_CAND_PREFIX = max(len(name) for name in HOLD_KINDS) + 2
+#: what the end of a buffer may hold of a candidate start tag ("<" + the longest name + a delimiter) or of
+#: the end tag: kept for the next chunk, so a tag cut by the chunking is found whole
+_NOSCRIPT_TAIL = max(len(name) for name in HOLD_KINDS) + 2
 #: characters that make a URL in a tag differ from its bytes (entities, percent-escapes, stripped whitespace)
 _ESCAPES = re.compile(rb"[&%\\\t\n\r]")
 _DATA = Mode.DATA
@@ -122,23 +122,28 @@ class TextStates:
         end_m = _RAWTEXT_END[self._raw_name].search(data, pos)
         if end_m is not None:
             limit = end_m.start()
+        elif final:
+            limit = n
         else:
-            limit = max(pos, n - len(self._raw_name) - 2)
-            if not final:  # "<scrip" at the end of a chunk: read it whole with the next one
-                cut = data.rfind(b"<", max(pos, n - _NOSCRIPT_CAND_PREFIX), limit)
-                if cut != -1:
-                    limit = cut
+            limit = max(pos, n - max(len(self._raw_name) + 2, _NOSCRIPT_TAIL))
         while True:
             m = _NOSCRIPT_CAND.search(data, pos)
             if m is None or m.start() >= limit:
                 break
-            rest = TAG_REST.match(data, m.end(), end_m.start() if end_m is not None else n)
+            # A tag is read only within max_buffer_bytes of its "<" (and before the end tag): how far the
+            # buffer reaches must not change what is read.
+            reach = m.start() + self.max_buffer_bytes
+            rest = TAG_REST.match(data, m.end(), min(end_m.start() if end_m is not None else n, reach))
             if rest is None:
-                if end_m is None and n - m.start() <= self.max_buffer_bytes:
+                if end_m is None and n < reach and not final:
                     if m.start() > pos:
                         out.append(data[pos : m.start()])
                     raise NeedMore(m.start())
-                break  # cut by </noscript> (it is text to a scripting browser) or too long: leave it
+                # cut by the end tag (text to a scripting browser), or too long: not a tag here. Look for
+                # tags after its name all the same (an unclosed quote may hide them: hold more, never less).
+                out.append(data[pos : m.end()])
+                pos = m.end()
+                continue
             if m.start() > pos:
                 out.append(data[pos : m.start()])
             name = m.group("tag").lower().decode()

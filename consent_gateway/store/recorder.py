@@ -92,6 +92,8 @@ class EventRecorder:
         self._writer_task: asyncio.Task[None] | None = None
         self._replay_task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: a replay is moving spooled events into the log (a stop lets it finish)
+        self._replaying = False
         #: the last append or replay succeeded
         self._log_ok = True
         #: spools of instances that are gone (their lock is free), replayed then deleted
@@ -211,6 +213,11 @@ class EventRecorder:
             await self._writer_task
             self._writer_task = None
         if self._replay_task is not None:
+            if self._replaying:
+                # let the replay under way finish: an adopted spool replayed but not yet deleted would be
+                # left behind (replayed again by the next start: harmless, but not clean)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._replay_task), self.append_timeout_s)
             self._replay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._replay_task
@@ -361,15 +368,21 @@ class EventRecorder:
     # -- replay -----------------------------------------------------------------------------------------
 
     async def _replay_loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._replay_kick.wait(), self.replay_interval_s)
             self._replay_kick.clear()
-            if not self.spool_depth:
+            if self._stopping or not self.spool_depth:
                 continue
             try:
-                await self._replay_once()
+                self._replaying = True
+                try:
+                    await self._replay_once()
+                finally:
+                    self._replaying = False
             except (StoreUnavailable, TimeoutError, OSError) as exc:
+                if self._stopping:
+                    return
                 metrics.inc("store_errors_total", operation="replay")
                 logger.info("spool replay waits for the consent log: %s", _describe(exc))
                 await asyncio.sleep(self.replay_interval_s)
@@ -381,8 +394,10 @@ class EventRecorder:
     async def _replay_once(self) -> None:
         """Move everything the spools hold into the log, oldest first; adopted spools are then deleted."""
         while self._orphans:
-            await self._replay_spool(self._orphans[0])
-            await self._orphans.pop(0).remove()
+            orphan = self._orphans[0]
+            await self._replay_spool(orphan)
+            await orphan.remove()
+            self._orphans.pop(0)  # only once deleted: a stop in between still closes it
         await self._replay_spool(self.spool)
 
     async def _replay_spool(self, spool: AsyncSpool) -> None:
