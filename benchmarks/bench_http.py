@@ -9,6 +9,8 @@ Serves, each in its own uvicorn process (one worker, no access log, uvloop/httpt
                endpoint;
 * ``gateway``  the same app inside ``ConsentGateway`` (a visitor without consent: every tracker is held
                back and the banner loader is inserted);
+* ``shared``   the same, with ``[gateway] html_cache = "shared"`` (the same bytes for every visitor, the
+               site's caching headers kept: what a CDN in front would cache);
 * ``proxy``    ``consent-gateway proxy`` in front of the bare app, against ``nginx`` with ``sub_filter``
                injecting a ``<script>`` into the same page in front of the same app (what a site owner
                would otherwise pick);
@@ -56,6 +58,9 @@ TARGETS = {
     # issue 15 (the cold path): a page whose bytes change on every request
     "personal": ("gateway/page60p", "bare/page60p", 0.35),
     "proxy-personal": ("proxy/page60p", "nginx/page60p", 0.5),
+    # issue 14: pages every visitor shares (no target of its own: the static page's)
+    "shared": ("shared/page60", "bare/page60", 0.6),
+    "shared-p": ("shared/page60p", "bare/page60p", 0.35),
 }
 PATHS = {"json": "/api/items", "page60": "/page60", "page500": "/page500", "page60p": "/page60p"}
 #: tokens in the personalised page, changed on every request
@@ -315,6 +320,15 @@ def serve(kind: str, port: int, upstream: str | None, config_path: str | None) -
         from consent_gateway.middleware import ConsentGateway
 
         app = ConsentGateway(build_site(), load_config(config_path))
+    elif kind == "shared":
+        from dataclasses import replace
+
+        from consent_gateway.config import load_config
+        from consent_gateway.middleware import ConsentGateway
+
+        config = load_config(config_path)
+        config = replace(config, gateway=replace(config.gateway, html_cache="shared"))
+        app = ConsentGateway(build_site(), config)
     elif kind == "proxy-raw":
         from consent_gateway.proxy import UpstreamProxy
 
@@ -559,11 +573,12 @@ def check_outputs(urls: dict[str, str], pages: dict[str, bytes]) -> dict[str, An
             entry["identical_to_source"] = body == pages["page60"]
         if name == "nginx":
             entry["script_injected"] = b'<head><script src="/cmp/loader.js"' in body
-        if name in ("gateway", "proxy"):
+        if name in ("gateway", "shared", "proxy"):
             entry["held_back_tags"] = body.count(b"data-cg-src") + body.count(b'type="text/plain"')
             entry["banner_inserted"] = b"cg-config" in body
             entry["trackers_left_live"] = len(re.findall(rb"<script[^>]*\ssrc=\"https://www\.googletagmanager", body))
             entry["vary"] = headers.get("vary", "")
+            entry["cache_control"] = headers.get("cache-control", "")
         if name == "gateway":
             json_body, _ = fetch(base + PATHS["json"])
             entry["json_untouched"] = json_body == fetch(urls["bare"] + PATHS["json"])[0]
@@ -648,7 +663,7 @@ def main() -> int:
     parser.add_argument("--markdown", action="store_true", help="also print the figures as a Markdown table")
     parser.add_argument("--clients", action="store_true", help="also compare httpx and aiohttp proxies")
     parser.add_argument(
-        "--only", default="", help="comma-separated subset of bare,gateway,proxy,nginx,proxy-raw (default: all)"
+        "--only", default="", help="comma-separated subset of bare,gateway,shared,proxy,nginx,proxy-raw (default: all)"
     )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -668,7 +683,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("bench_http: wrk is not installed; it is the load generator (Debian: apt-get install wrk)")
         return 2
-    wanted = set(filter(None, args.only.split(","))) or {"bare", "gateway", "proxy", "nginx", "proxy-raw"}
+    wanted = set(filter(None, args.only.split(","))) or {"bare", "gateway", "shared", "proxy", "nginx", "proxy-raw"}
     wanted.add("bare")
     server_cpu, load_cpu = cpu_plan()
     upstream_cpu = load_cpu  # the proxied site shares the load generator's core in both proxy set-ups
@@ -686,11 +701,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp, _servers(Path(tmp), server_cpu, load_cpu) as srv:
         urls: dict[str, str] = {"bare": srv.python("bare", "bare", server_cpu)}
         skipped: dict[str, str] = {}
-        if "gateway" in wanted:
-            try:
-                urls["gateway"] = srv.python("gateway", "gateway", server_cpu)
-            except RuntimeError as exc:
-                skipped["gateway"] = str(exc).splitlines()[-1]
+        for kind in ("gateway", "shared"):
+            if kind in wanted:
+                try:
+                    urls[kind] = srv.python(kind, kind, server_cpu)
+                except RuntimeError as exc:
+                    skipped[kind] = str(exc).splitlines()[-1]
         site = None
         if wanted & {"proxy", "nginx", "proxy-raw"} or args.clients:
             site = srv.python("site", "bare", upstream_cpu)
@@ -720,7 +736,7 @@ def main() -> int:
         for name, entry in checks.items():
             print(f"  check {name}: " + ", ".join(f"{k}={v}" for k, v in entry.items()))
 
-        plan = [(name, page) for name in ("bare", "gateway") if name in urls for page in PATHS]
+        plan = [(name, page) for name in ("bare", "gateway", "shared") if name in urls for page in PATHS]
         plan += [(name, page) for name in ("nginx", "proxy", "proxy-raw") if name in urls
                  for page in ("page60", "page60p")]
         if "proxy-httpx" in urls:
