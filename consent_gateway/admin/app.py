@@ -28,6 +28,7 @@ from consent_gateway.admin.records import RecordPages
 from consent_gateway.admin.reports import ReportPages
 from consent_gateway.admin.roles import Role
 from consent_gateway.admin.site import DashboardSite
+from consent_gateway.admin.users import UserPages
 from consent_gateway.config import Config
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.responses import error_response
@@ -80,7 +81,7 @@ class _Dashboard:
         )
         self.stylesheet = _STYLESHEET.read_bytes()
         login, records, reports, erasure = LoginPages(site), RecordPages(site), ReportPages(site), ErasurePages(site)
-        inventory = InventoryPages(site)
+        inventory, users = InventoryPages(site), UserPages(site)
         protect = site.guard.protect
 
         def page(needs: Role, handler: Handler) -> Handler:
@@ -119,6 +120,11 @@ class _Dashboard:
             Route("/inventory/export.toml", data("viewer", inventory.export), methods=["GET"]),
             Route("/enforcement", page("viewer", inventory.enforcement), methods=["GET"]),
             Route("/enforcement.json", data("viewer", inventory.enforcement_json), methods=["GET"]),
+            Route("/users", page("admin", users.users), methods=["GET"]),
+            Route("/users/create", page("admin", users.create_user), methods=["POST"]),
+            Route("/users/update", page("admin", users.update_user), methods=["POST"]),
+            Route("/tokens/create", page("admin", users.create_token), methods=["POST"]),
+            Route("/tokens/revoke", page("admin", users.revoke_token), methods=["POST"]),
             # Anything else: still login first, so the dashboard does not tell which routes exist.
             Route("/{rest:path}", page("viewer", self.not_found), methods=["GET", "POST"]),
         ]

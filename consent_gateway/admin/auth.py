@@ -1,4 +1,6 @@
-"""Who may enter the dashboard: password hashes from the config, API tokens from the environment.
+"""Who may enter the dashboard: password hashes from the config, API tokens from the environment, and the
+users and tokens an admin made from the dashboard (``admin/directory.py``), passed in as the stored
+:class:`~consent_gateway.admin.directory.Directory` of the moment. The config wins on a name both hold.
 
 Two password hash forms are accepted, so a site can pick what its tooling produces:
 
@@ -26,6 +28,7 @@ from typing import Final
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from consent_gateway.admin.directory import EMPTY_DIRECTORY, Directory
 from consent_gateway.admin.roles import Role
 from consent_gateway.errors import ConfigError
 
@@ -192,41 +195,75 @@ class Authenticator:
         # Compare digests, not tokens: equal lengths, and the tokens themselves are not kept around.
         self._token_digests = tuple((hashlib.sha256(token.encode()).digest(), _token_name(token)) for token in tokens)
         first = next(iter(self._users.values()), None)
-        self._dummy_hash = _dummy_hash_like(first) if first is not None else None
+        self._dummy_hash: str | None = _dummy_hash_like(first) if first is not None else None
 
-    @property
-    def has_credentials(self) -> bool:
-        return bool(self._users or self._token_digests)
+    def has_credentials(self, stored: Directory = EMPTY_DIRECTORY) -> bool:
+        return bool(self._users or self._token_digests or stored.users or stored.tokens)
 
-    def check_password(self, name: str, password: str) -> Principal | None:
-        """The user when name and password match. Blocking (tens of ms): run it in a thread."""
+    def is_configured(self, name: str) -> bool:
+        """True for a user of ``[[admin.users]]`` (read-only in the dashboard)."""
+        return name in self._users
+
+    def configured_users(self) -> list[tuple[str, Role]]:
+        return [(name, self._roles.get(name, "viewer")) for name in sorted(self._users)]
+
+    def configured_tokens(self) -> list[tuple[str, Role]]:
+        return [(name, self._token_role) for _, name in self._token_digests]
+
+    def check_password(self, name: str, password: str, stored: Directory = EMPTY_DIRECTORY) -> Principal | None:
+        """The user when name and password match (a disabled user never does). Blocking (tens of ms): run
+        it in a thread."""
         password_hash = self._users.get(name)
         if password_hash is None:
-            if self._dummy_hash is not None:
-                verify_password(self._dummy_hash, password)
+            user = stored.user(name)
+            if user is not None and not user.disabled:
+                password_hash = user.password_hash
+        if password_hash is None:
+            verify_password(self._dummy_hash_for(stored), password)
             return None
-        return self.principal(name) if verify_password(password_hash, password) else None
+        return self.principal(name, stored) if verify_password(password_hash, password) else None
 
-    def principal(self, name: str) -> Principal | None:
-        """The configured user ``name`` with their role now, or None when the config no longer has them."""
+    def _dummy_hash_for(self, stored: Directory) -> str:
+        if self._dummy_hash is None and stored.users:  # no config user: dashboard users have argon2's default cost
+            self._dummy_hash = _DEFAULT_ARGON2.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash or ""
+
+    def principal(self, name: str, stored: Directory = EMPTY_DIRECTORY) -> Principal | None:
+        """User ``name`` with their role now, or None when neither the config nor the dashboard's directory
+        has them any more (or has them disabled)."""
         if name.startswith("token:"):  # a session opened with a token typed as the password
-            known = any(token_name == name for _, token_name in self._token_digests)
-            return Principal(name, via_token=True, role=self._token_role) if known else None
-        if name not in self._users:
+            if any(token_name == name for _, token_name in self._token_digests):
+                return Principal(name, via_token=True, role=self._token_role)
+            token = stored.tokens.get(name.removeprefix("token:"))
+            return Principal(name, via_token=True, role=token.role) if token is not None else None
+        if name in self._users:
+            return Principal(name, role=self._roles.get(name, "viewer"))
+        user = stored.user(name)
+        if user is None or user.disabled:
             return None
-        return Principal(name, role=self._roles.get(name, "viewer"))
+        return Principal(name, role=user.role)
 
-    def check_token(self, token: str) -> Principal | None:
+    def check_token(self, token: str, stored: Directory = EMPTY_DIRECTORY) -> Principal | None:
         digest = hashlib.sha256(token.encode()).digest()
         found: Principal | None = None
         for expected, name in self._token_digests:  # no early exit: same time whichever token matches
             if hmac.compare_digest(digest, expected):
                 found = Principal(name, via_token=True, role=self._token_role)
+        if found is None:
+            # a lookup by the token's SHA-256: its timing says nothing about a token nobody holds
+            made = stored.token_by_digest(digest.hex())
+            if made is not None:
+                found = Principal(made.principal_name, via_token=True, role=made.role)
         return found
 
 
 def _token_name(token: str) -> str:
-    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+    return "token:" + token_id(token)
+
+
+def token_id(token: str) -> str:
+    """A token's public name without ``token:`` (the first 8 hex digits of its SHA-256), for the audit log."""
+    return hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
 __all__ = [
@@ -236,6 +273,7 @@ __all__ = [
     "Principal",
     "check_password_hash",
     "hash_password",
+    "token_id",
     "tokens_from_env",
     "verify_password",
 ]

@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from consent_gateway._types import ASGIApp, Message, Receive, Scope, Send
 from consent_gateway.admin.auth import Authenticator, Principal
+from consent_gateway.admin.directory import DirectoryStore
 from consent_gateway.admin.roles import Role, allows
 from consent_gateway.admin.sessions import COOKIE_NAME, AdminSession, SessionManager
 from consent_gateway.admin.shared_state import LoginLimiter, SessionRegistry
@@ -111,6 +112,7 @@ class Guard:
         registry: SessionRegistry,
         authenticator: Authenticator,
         limiter: LoginLimiter,
+        directory: DirectoryStore,
         trusted_proxies: tuple[str, ...],
         secure_cookie: Literal["auto", "always", "never"] = "auto",
         on_bad_token: Callable[[Request, str | None], Awaitable[None]] | None = None,
@@ -119,6 +121,7 @@ class Guard:
         self.registry = registry
         self.authenticator = authenticator
         self.limiter = limiter
+        self.directory = directory
         self._trusted: tuple[Network, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
         self._secure_cookie = secure_cookie
         self._on_bad_token = on_bad_token
@@ -136,8 +139,8 @@ class Guard:
         """Who is logged in with ``session``: None for an anonymous, logged-out or removed user's session."""
         if session is None or session.user is None:
             return None
-        principal = self.authenticator.principal(session.user)
-        if principal is None:  # removed from the config: every session of theirs ends
+        principal = self.authenticator.principal(session.user, await self.directory.current())
+        if principal is None:  # removed from the config or the dashboard, or disabled: their sessions end
             await self.registry.remove(session)
             return None
         return principal if await self.registry.is_live(session) else None
@@ -233,7 +236,7 @@ class Guard:
         if kind == "data" or principal.via_token:
             return error_response(403, "role_not_allowed", message)
         return Response(
-            f"Forbidden: {message}. Ask a dashboard admin to change your role in [[admin.users]].",
+            f"Forbidden: {message}. Ask a dashboard admin to change your role.",
             status_code=403,
             media_type="text/plain",
         )
@@ -245,7 +248,11 @@ class Guard:
         ip_key = f"ip:{self.client_ip(request)}"
         if await self.limiter.locked_for([ip_key]):
             return error_response(429, "too_many_attempts", "too many failed attempts from this address; try later")
-        principal = self.authenticator.check_token(token.strip()) if scheme.lower() == "bearer" else None
+        principal = (
+            self.authenticator.check_token(token.strip(), await self.directory.current())
+            if scheme.lower() == "bearer"
+            else None
+        )
         if principal is None:
             await self.limiter.record_failure([ip_key])
             if self._on_bad_token is not None:

@@ -29,7 +29,7 @@ class LoginPages:
             csrf_token=anonymous.csrf,
             next=safe_next(request.query_params.get("next")),
             error=None,
-            no_credentials=not self.site.authenticator.has_credentials,
+            no_credentials=not self.site.authenticator.has_credentials(await self.site.directory.current()),
         )
         self.site.guard.set_session_cookie(response, request, anonymous)
         return response
@@ -50,6 +50,8 @@ class LoginPages:
         ip = self.site.guard.client_ip(request)
         keys = [f"user:{name.casefold()}", f"ip:{ip}"]
 
+        has_credentials = self.site.authenticator.has_credentials(await self.site.directory.current())
+
         def again(status: int, error: str) -> Response:
             response = self.site.render(
                 request,
@@ -58,7 +60,7 @@ class LoginPages:
                 csrf_token=session.csrf,
                 next=next_path,
                 error=error,
-                no_credentials=not self.site.authenticator.has_credentials,
+                no_credentials=not has_credentials,
                 name=name,
             )
             return response
@@ -93,10 +95,11 @@ class LoginPages:
             locked = await self.site.limiter.locked_for(keys)
             if locked:
                 return locked, None
+            stored = await self.site.directory.current()
             if name:
-                principal = await run_in_threadpool(self.site.authenticator.check_password, name, password)
+                principal = await run_in_threadpool(self.site.authenticator.check_password, name, password, stored)
             else:  # an API token typed as the password: lets a token-only setup use the pages too
-                principal = self.site.authenticator.check_token(password)
+                principal = self.site.authenticator.check_token(password, stored)
             if principal is None:
                 await self.site.limiter.record_failure(keys)
             return 0, principal

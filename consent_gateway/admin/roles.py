@@ -8,7 +8,8 @@ Four roles, each allowed what the one before it is, and more:
 - ``admin``: all of the above, and the dashboard's users and API tokens.
 
 A user's role is declared with the user in ``[[admin.users]]`` (``role``, default ``viewer``: the least);
-API tokens all have ``[admin] token_role``. Every route of the dashboard declares the least role it needs
+the config's API tokens all have ``[admin] token_role``. Users and tokens an admin makes from the dashboard
+(``admin/users.py``) carry the role given there. Every route of the dashboard declares the least role it needs
 (`admin/app.py`); a test walks the route list, so a route without one cannot ship.
 """
 

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse
 
 from consent_gateway.admin.audit import AuditLog, audit_path
 from consent_gateway.admin.auth import Authenticator, tokens_from_env
+from consent_gateway.admin.directory import DirectoryStore
 from consent_gateway.admin.filters import SearchForm, parse_search
 from consent_gateway.admin.guard import Access, Guard, root_of
 from consent_gateway.admin.roles import sees_ips
@@ -82,6 +83,8 @@ class DashboardSite:
             lockout_seconds=admin.lockout_minutes * 60,
             clock=clock,
         )
+        #: users and tokens an admin made from the dashboard, in the store (the config's stay as they are)
+        self.directory = DirectoryStore(log)
         self.audit = AuditLog(audit_path(config), clock=clock)
         #: erasures asked for while the log is down wait here (applied by the gateway's recorder)
         self.erasure_queue = ErasureQueue(config.spool_path)
@@ -90,6 +93,7 @@ class DashboardSite:
             registry=self.registry,
             authenticator=self.authenticator,
             limiter=self.limiter,
+            directory=self.directory,
             trusted_proxies=config.gateway.trusted_proxies,
             secure_cookie=config.cookie.secure,
             on_bad_token=self._audit_bad_token,

@@ -46,6 +46,11 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/inventory/export.toml"): "viewer",
     ("GET", "/enforcement"): "viewer",
     ("GET", "/enforcement.json"): "viewer",
+    ("GET", "/users"): "admin",
+    ("POST", "/users/create"): "admin",
+    ("POST", "/users/update"): "admin",
+    ("POST", "/tokens/create"): "admin",
+    ("POST", "/tokens/revoke"): "admin",
     ("GET", "/{rest:path}"): "viewer",
     ("POST", "/{rest:path}"): "viewer",
 }

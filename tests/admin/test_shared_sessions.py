@@ -3,6 +3,7 @@ gateway and across restarts (two gateways on one SQLite file, and on one Redis).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -46,7 +47,9 @@ def gateway(tmp_path: Path, store_url: str, name: str, users: tuple[str, ...] = 
         gateway=replace(GatewayConfig(), data_dir=str(tmp_path / name), instance_id=name),
         store=StoreConfig(url=store_url),
         admin=AdminConfig(
-            users=tuple(AdminUser(name=u, password_hash=HASH, role="privacy-officer") for u in users),
+            users=tuple(
+                AdminUser(name=u, password_hash=HASH, role="admin" if u == "root" else "privacy-officer") for u in users
+            ),
             audit_log=str(tmp_path / name / "audit.jsonl"),
         ),
     )
@@ -122,3 +125,37 @@ def test_a_lockout_holds_on_every_instance_and_across_restarts(tmp_path: Path, s
         assert log_in(a) == 429
     with gateway(tmp_path, store_url, "a") as restarted:
         assert log_in(restarted) == 429
+
+
+def admin_post(client: TestClient, path: str, **form: str) -> str:
+    csrf = csrf_of(client.get(f"{ADMIN}/users").text)
+    response = client.post(f"{ADMIN}{path}", data={"csrf_token": csrf, **form}, headers={"Origin": "http://testserver"})
+    assert response.status_code == 200, response.text
+    found = re.search(r'id="secret-value" value="([^"]+)"', response.text)
+    return found.group(1) if found else ""
+
+
+def test_users_and_tokens_made_on_one_instance_hold_on_every_instance_until_ended_there(
+    tmp_path: Path, store_url: str
+) -> None:
+    root = ("root",)
+    with gateway(tmp_path, store_url, "a", users=root) as a, gateway(tmp_path, store_url, "b", users=root) as b:
+        assert log_in(a, "root") == 303
+        password = admin_post(a, "/users/create", name="carol", role="analyst")
+        with gateway(tmp_path, store_url, "c", users=("root",)) as carol_on_c:
+            assert log_in(carol_on_c, "carol", password) == 303
+            assert carol_on_c.get(f"{ADMIN}/events").status_code == 200
+            admin_post(a, "/users/update", name="carol", action="disable")  # on instance a
+            ended = carol_on_c.get(f"{ADMIN}/events")  # on instance c
+            assert ended.status_code == 303 and ended.headers["location"].startswith(f"{ADMIN}/login")
+            assert log_in(carol_on_c, "carol", password) == 401
+        token = admin_post(a, "/tokens/create", label="export job", role="analyst")
+        headers = {"Authorization": f"Bearer {token}"}
+        assert b.get(f"{ADMIN}/export.csv", headers=headers).status_code == 200
+        token_name = re.search(r'name="token" value="([0-9a-f]{8})"', a.get(f"{ADMIN}/users").text)
+        assert token_name
+        admin_post(a, "/tokens/revoke", token=token_name.group(1))
+        assert b.get(f"{ADMIN}/export.csv", headers=headers).status_code == 401
+    with gateway(tmp_path, store_url, "a", users=("root",)) as restarted:  # and across restarts
+        assert log_in(restarted, "carol", password) == 401
+        assert restarted.get(f"{ADMIN}/export.csv", headers=headers).status_code == 401

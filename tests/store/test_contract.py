@@ -179,6 +179,25 @@ class ConsentLogContract:
         else:  # the servers run on this machine here, so their clocks agree with it
             assert told is not None and abs(told - time.time() * 1000) < 5_000
 
+    async def test_dashboard_users_and_tokens_made_on_one_instance_hold_on_every_other(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        from consent_gateway.admin.directory import DirectoryStore, StoredToken, StoredUser
+
+        here, there = DirectoryStore(log), DirectoryStore(other)
+        assert (await there.current()).users == {}
+        await here.change(lambda d: d.with_user(StoredUser("carol", "$argon2id$x", "analyst")))
+        # two instances change the directory at once: compare-and-set keeps both changes
+        await asyncio.gather(
+            here.change(lambda d: d.with_token(StoredToken("0123abcd", "ff" * 32, "export", "analyst"))),
+            there.change(lambda d: d.with_user(StoredUser("dave", "$argon2id$y", "viewer"))),
+        )
+        seen = await there.current()
+        assert set(seen.users) == {"carol", "dave"} and seen.token_by_digest("ff" * 32) is not None
+        await here.change(lambda d: d.with_disabled("carol", True).without_token("0123abcd"))
+        seen = await there.current()
+        assert seen.users["carol"].disabled and seen.tokens == {}
+
     async def test_a_document_written_on_one_instance_is_read_with_its_version_on_every_other(
         self, log: ConsentLog, other: ConsentLog
     ) -> None:
