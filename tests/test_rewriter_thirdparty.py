@@ -86,3 +86,29 @@ def test_a_base_href_to_another_host_makes_relative_urls_third_party() -> None:
     page = b'<html><head><base href="https://assets.unknown-cdn.net/"></head><body><img src="pixel.gif">'
     out = rewrite(catalog_with(HostCounters()), page)
     assert b'<img ' + HELD + b' data-cg-src="pixel.gif">' in out
+
+
+def test_a_page_that_changes_on_every_request_reuses_its_tag_decisions_with_the_same_bytes_and_counts() -> None:
+    """A personalised page misses the chunk cache; its tags' decisions come from the tag cache, and give the
+    same output, held-back vendors, sightings and unclassified-host counts as a rewrite without any cache."""
+    from consent_gateway.html import ChunkCache
+
+    counters, uncached_counters = HostCounters(), HostCounters()
+    catalog, uncached_catalog = catalog_with(counters), catalog_with(uncached_counters)
+    tags = (b'<script src="https://stats.unknown-tracker.net/t.js"></script>'
+            b'<img src="https://www.facebook.com/tr?id=1"><img src="/own.png">'
+            b'<iframe src="https://www.youtube.com/embed/x"></iframe>')
+    cache = ChunkCache()
+    for request in range(3):
+        page = b"<html><head></head><body>" + b"".join(
+            tags + b'<input type="hidden" name="csrf" value="%d-%d">' % (request, i) + b"<p>text</p>" * 40
+            for i in range(30))
+        cached = HoldbackRewriter(catalog, NOTHING, b"", cache=cache)
+        plain = HoldbackRewriter(uncached_catalog, NOTHING, b"", cache=None)
+        assert cached.feed(page) + cached.close() == plain.feed(page) + plain.close()
+        assert cached.held_back == plain.held_back and cached.held_back["unclassified"] == 30
+        assert cached.third_parties == plain.third_parties
+        assert cache.tag_decisions  # the tags' decisions were kept...
+    assert cache.misses > 0 and cache.hits == 0  # ...while no chunk repeated
+    assert [(c.host, c.seen, c.held) for c in counters.top()] == [("stats.unknown-tracker.net", 90, 90)]
+    assert [(c.host, c.seen) for c in uncached_counters.top()] == [("stats.unknown-tracker.net", 90)]

@@ -25,6 +25,9 @@ CACHE_MIN_CHUNK_BYTES = 512
 CACHE_SEGMENT_BYTES = 8192
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 CACHE_MAX_ENTRIES = 4096
+#: tag decisions kept (see ChunkCache.tag_decisions), and the longest tag kept
+TAG_CACHE_MAX_ENTRIES = 16384
+TAG_CACHE_MAX_TAG_BYTES = 2048
 
 #: stands for the per-request banner block in output part lists
 HEAD_MARK = None
@@ -58,6 +61,10 @@ class ChunkCache:
         self.misses = 0
         self._entries: collections.OrderedDict[Any, tuple[CachedChunk, int]] = collections.OrderedDict()
         self._seen: collections.OrderedDict[Any, None] = collections.OrderedDict()
+        #: what one start tag became, keyed by (catalog, decision, buffer, base, kind, tag): a page whose bytes
+        #: change on every request (a CSRF token, a user name) still repeats its tags, so only the chunk
+        #: around the change is read again, not every tag's decision. Bounded: cleared when full.
+        self.tag_decisions: dict[Any, Any] = {}
 
     def get(self, key: Any) -> CachedChunk | None:
         entry = self._entries.get(key)
@@ -95,6 +102,7 @@ class ChunkCache:
     def clear(self) -> None:
         self._entries.clear()
         self._seen.clear()
+        self.tag_decisions.clear()
         self.size = self.hits = self.misses = 0
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from .. import metrics
 from ..catalog import Catalog, VendorRule
 from ..decision import Decision
 from ..thirdparty import UNCLASSIFIED
-from .cache import Sighting
+from .cache import TAG_CACHE_MAX_ENTRIES, TAG_CACHE_MAX_TAG_BYTES, Sighting
 from .holdback import HOLD_TAG_NAMES, INERT_ATTRS, hold_back_tag, parse_attributes
 from .inline_loaders import LOADER_SCAN_BYTES, loader_vendors
 
@@ -50,11 +51,16 @@ class DocumentHoldback:
     """The holdback decisions of one document: what this visitor's decision makes of each tag the tokenizer
     hands over, and which vendors were held back during the current run (a chunk, or a cached segment)."""
 
-    __slots__ = ("catalog", "decision", "held", "noted", "cacheable", "srcdoc_vendors", "_allows_everything")
+    __slots__ = ("catalog", "decision", "held", "noted", "cacheable", "srcdoc_vendors", "_allows_everything",
+                 "_tag_cache", "_tag_key")
 
-    def __init__(self, catalog: Catalog, decision: Decision) -> None:
+    def __init__(self, catalog: Catalog, decision: Decision, tag_cache: dict[Any, Any] | None = None,
+                 cache_prefix: object = None) -> None:
         self.catalog = catalog
         self.decision = decision
+        #: tag decisions shared by the documents of one catalog and decision (``ChunkCache.tag_decisions``)
+        self._tag_cache = tag_cache
+        self._tag_key = cache_prefix
         self.held: list[str] = []
         #: each third-party element of the run: (host, vendor id, element kind, held back)
         self.noted: list[Sighting] = []
@@ -85,11 +91,39 @@ class DocumentHoldback:
         srcdoc = self.srcdoc_vendors
         inner: Callable[[str], list[VendorRule]] | None = None
         if srcdoc is not None and kind == "iframe":
-            def inner(document: str) -> list[VendorRule]:
-                assert srcdoc is not None
-                return srcdoc(document, base)
+            if b"srcdoc" in tag.lower():  # its inline document is rewritten as a page: not kept
+                def inner(document: str) -> list[VendorRule]:
+                    assert srcdoc is not None
+                    return srcdoc(document, base)
+                return self._decide(tag, kind, may_name_vendor, base, inner)
+        cache = self._tag_cache
+        if cache is None or len(tag) > TAG_CACHE_MAX_TAG_BYTES:
+            return self._decide(tag, kind, may_name_vendor, base, None)
+        key = (self._tag_key, base, kind, tag)
+        known = cache.get(key)
+        if known is not None:  # the same tag, decided before: its output, and what it noted, again
+            out, held_id, noted = known
+            if held_id is not None:
+                self.held.append(held_id)
+            if noted:
+                self.noted.extend(noted)
+                note_seen = self.catalog.third_parties.note_seen
+                for host, vendor, _, held in noted:
+                    if vendor == UNCLASSIFIED:
+                        note_seen(host, held)
+            return out  # type: ignore[no-any-return]
+        noted_before, held_before = len(self.noted), len(self.held)
+        out = self._decide(tag, kind, may_name_vendor, base, None)
+        if len(cache) >= TAG_CACHE_MAX_ENTRIES:
+            cache.clear()
+        cache[key] = (out, self.held[held_before] if len(self.held) > held_before else None,
+                      tuple(self.noted[noted_before:]))
+        return out
+
+    def _decide(self, tag: bytes, kind: str, may_name_vendor: bool | None, base: str,
+                srcdoc: Callable[[str], list[VendorRule]] | None) -> bytes:
         held = hold_back_tag(tag, kind, self.catalog, self.decision, may_name_vendor=may_name_vendor, base=base,
-                             srcdoc_vendors=inner, noted=self.noted)
+                             srcdoc_vendors=srcdoc, noted=self.noted)
         if held is None:
             return tag
         self.held.append(held.vendor.id)

@@ -91,7 +91,8 @@ class HoldbackRewriter:
         #: in: the responder states it in Content-Type when the site did not, since held-back attributes may
         #: push the <meta> out of the KiB a browser looks at
         self.declared_charset: str | None = None
-        self._holdback = DocumentHoldback(catalog, decision)
+        self._holdback = DocumentHoldback(catalog, decision, cache.tag_decisions if cache is not None else None,
+                                          self._cache_prefix)
         self._holdback.srcdoc_vendors = self._srcdoc_vendors
         self._tokenizer = Tokenizer(catalog, self._holdback, self.max_buffer_bytes)
 
