@@ -126,8 +126,9 @@ _all_values = operator.attrgetter(*EVENT_FIELDS)
 _hashed_values = operator.itemgetter(*_HASHED_FIELDS)
 _personal_values = operator.attrgetter(*PERSONAL_FIELDS)
 _hashed_attrs = operator.attrgetter(*_HASHED_FIELDS)
-_I_INSTANCE, _I_SEQ, _I_PREV_HASH, _I_COMMITMENTS, _I_SALTS, _I_HASH, _I_MAC = (
-    EVENT_FIELDS.index(name) for name in ("instance_id", "seq", "prev_hash", "commitments", "salts", "hash", "mac")
+_I_INSTANCE, _I_SEQ, _I_PREV_HASH, _I_COMMITMENTS, _I_SALTS, _I_HASH, _I_MAC, _I_TIMESTAMP = (
+    EVENT_FIELDS.index(name)
+    for name in ("instance_id", "seq", "prev_hash", "commitments", "salts", "hash", "mac", "timestamp_ms")
 )
 _slot_setters = tuple(ConsentEvent.__dict__[name].__set__ for name in EVENT_FIELDS)
 
@@ -254,7 +255,8 @@ class EventChain:
         self.head = head or ChainHead(seq=0, hash="")
         self.keys = keys
 
-    def append(self, event: ConsentEvent) -> ConsentEvent:
+    def append(self, event: ConsentEvent, *, timestamp_ms: int | None = None) -> ConsentEvent:
+        """``event`` chained after the head (stamped ``timestamp_ms`` instead of its own time when given)."""
         salts: dict[str, str] = {}
         commitments: dict[str, str] = {}
         entropy = os.urandom(16 * len(PERSONAL_FIELDS)).hex()
@@ -272,8 +274,12 @@ class EventChain:
         body["seq"] = seq
         body["prev_hash"] = prev_hash
         body["commitments"] = commitments
+        if timestamp_ms is not None:
+            body["timestamp_ms"] = timestamp_ms
         digest = hashlib.sha256(canonical(body)).hexdigest()
         values = list(_all_values(event))
+        if timestamp_ms is not None:
+            values[_I_TIMESTAMP] = timestamp_ms
         values[_I_INSTANCE] = self.instance_id
         values[_I_SEQ] = seq
         values[_I_PREV_HASH] = prev_hash

@@ -25,7 +25,6 @@ import os
 import re
 import time
 from collections import deque
-from dataclasses import replace
 from pathlib import Path
 
 from consent_gateway import metrics
@@ -195,15 +194,16 @@ class EventRecorder:
         tolerance = self.clock.tolerance_ms if self.clock is not None else 0
         return newest if newest <= now_ms + tolerance else 0
 
-    def _stamped(self, event: ConsentEvent, correction_ms: int) -> ConsentEvent:
-        """``event`` with its time held to the reference and to the chain's order."""
+    def _stamp(self, event: ConsentEvent, correction_ms: int) -> int | None:
+        """The time ``event`` must be chained with, held to the reference and to the chain's order (None:
+        its own)."""
         stamp = max(event.timestamp_ms + correction_ms, self._last_stamp_ms)
         self._last_stamp_ms = stamp
         if stamp == event.timestamp_ms:
-            return event
+            return None
         if correction_ms:
             count_correction(1)
-        return replace(event, timestamp_ms=stamp)
+        return stamp
 
     async def stop(self) -> None:
         """Commit what is queued, try one last replay, and stop. Does not close the log."""
@@ -270,8 +270,7 @@ class EventRecorder:
                 for _ in range(take):
                     event, future = self._queue.popleft()
                     try:
-                        event = self._stamped(event, correction)
-                        chained.append(self._chain.append(event))
+                        chained.append(self._chain.append(event, timestamp_ms=self._stamp(event, correction)))
                     except (TypeError, ValueError) as exc:  # a field that cannot be serialised: this event only
                         logger.error("consent event %s cannot be chained: %s", event.event_id, exc)
                         if not future.done():
@@ -297,7 +296,7 @@ class EventRecorder:
             if (first.instance_id, first.seq, first.prev_hash) != (self.instance_id, durable.seq + 1, durable.hash):
                 # Chained after a batch that was then refused: chain it again from what was kept.
                 chain = EventChain(self.instance_id, durable, keys=self.log_keys)
-                chained = [chain.append(event) for event, _ in batch]
+                chained = [chain.append(event) for event in chained]  # keeps the times they were stamped with
                 self._chain.head = chain.head
             try:
                 await self._persist(chained)

@@ -248,3 +248,19 @@ def test_logs_purge_refuses_while_this_machines_clock_differs_from_the_stores(
     done = CliRunner().invoke(main, ["logs", "purge", "--store", url, "--events-days", "2", "--yes"])
     assert done.exit_code == 0, done.output
     assert asyncio.run(count()) == 2
+
+
+async def test_events_queued_out_of_time_order_are_stamped_in_chain_order(log: ConsentLog, tmp_path: Path) -> None:
+    import asyncio
+
+    recorder = EventRecorder(log, spool_path=tmp_path / "spool", instance_id="gw-1")
+    await recorder.start()
+    now_ms = int(time.time() * 1000)
+    # requests stamped a few ms apart reach the writer in another order (as concurrent requests do)
+    recorded = await asyncio.gather(*(recorder.record(make_event(i, timestamp_ms=now_ms - i)) for i in range(50)))
+    await recorder.stop()
+    by_seq = sorted(recorded, key=lambda e: e.seq)
+    assert [e.timestamp_ms for e in by_seq] == sorted(e.timestamp_ms for e in by_seq)
+    assert max(e.timestamp_ms for e in by_seq) == now_ms  # moved forward by at most the inversion, never back
+    assert [e.event_id for e in await stored(log)] == [e.event_id for e in by_seq]
+    assert (await log.verify()).ok
