@@ -144,8 +144,8 @@ def demo(host: str, port: int, config_path: str | None) -> None:
 
     config = _load(config_path)
     token = _demo_admin_token(config)
-    if token:  # the one who started the demo may do everything a privacy officer does: classify, erase
-        config = replace(config, admin=replace(config.admin, token_role="privacy-officer"))  # noqa: S106 - a role
+    if token:  # the one who started the demo may do everything: classify, erase, make users and tokens
+        config = replace(config, admin=replace(config.admin, token_role="admin"))  # noqa: S106 - a role
     site = build_demo_site()
     app = bypass_for_vendor_hosts(_built(lambda: ConsentGateway(site, config)), site)
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - only compared

@@ -176,7 +176,9 @@ def test_the_demo_prints_a_token_that_opens_the_dashboard() -> None:
                   "vendor_name": "Météo du quartier", "category": "preferences"},
         )
         declared = httpx.get(f"http://127.0.0.1:{port}/_consent/cookies.json").json()
+        users = httpx.get(f"{dashboard}users", headers=bearer)  # an admin: makes the team's users and tokens
     assert refused.status_code in (401, 303)
+    assert users.status_code == 200 and "Users and tokens" in users.text
     assert opened.status_code == 200
     assert "consent" in opened.text.lower()
     assert classified.status_code == 303, classified.text

@@ -8,7 +8,9 @@ clock against it:
 
 * with a store that has its own clock (Redis ``TIME``, PostgreSQL ``clock_timestamp()``), the reference is
   the store's time, read every :data:`SYNC_INTERVAL_S` and carried forward between reads by the monotonic
-  clock (which never steps). Every instance then stamps by the same clock;
+  clock (which never steps). Every instance then stamps by the same clock, so the store's server is the one
+  clock that must be kept right (NTP): when it is the wrong one, retention still waits (the clocks
+  disagree), but events are stamped by it;
 * with SQLite (one file, one host: no second clock) the reference is this machine's own clock as last seen
   agreeing with itself, carried forward by the monotonic clock: a step while the gateway runs is noticed,
   a clock already wrong when it starts is not (retention's guard catches that one: ``ahead_at_start_ms``).
