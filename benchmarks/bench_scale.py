@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from consent_gateway.events import ConsentEvent, EventChain, LogKeys  # noqa: E402
-from consent_gateway.export import stream_export  # noqa: E402
+from consent_gateway.export import ExportColumns, stream_export  # noqa: E402
 from consent_gateway.store import Checkpoint, ConsentLog, EventFilter, open_log  # noqa: E402
 
 DAY_MS = 86_400_000
@@ -212,10 +212,10 @@ async def measure(log: ConsentLog, synthetic: Synthetic) -> dict[str, Any]:
         await log.history(consent_id)
     results["history_s"] = (time.perf_counter() - start) / len(visitors)
     day = EventFilter(since_ms=today - 2 * DAY_MS, until_ms=today - DAY_MS)
-    categories = [c for c, _ in synthetic.categories]
+    columns = ExportColumns(tuple(c for c, _ in synthetic.categories))
 
     async def export_day() -> int:
-        return sum([len(chunk) async for chunk in stream_export(log.export(day), "csv", categories)])
+        return sum([len(chunk) async for chunk in stream_export(log.export(day), "csv", columns)])
 
     results["export_day_bytes"] = await timed("export_day_s", results, export_day())
     results["export_day_rows"] = await log.count(day)

@@ -1,11 +1,17 @@
-"""Exports of the consent log, for the `logs export` command and the dashboard alike.
+"""Exports of the consent log: the one writer of CSV and JSON Lines, for `logs export` and the dashboard alike.
 
-Two formats: CSV for spreadsheets and JSON Lines for programs, with the same columns wherever the export
-is made. CSV cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a
-carriage return), or that start with a NUL, get a leading ``'``: a visitor controls their user agent and
-page path, and must not be able to plant a formula in the privacy team's spreadsheet (OWASP "CSV
-injection"). The salts and commitments of the hash chain are never exported: they stay in the log, or
-erasure would lose its point.
+Both formats have the same columns in the same order (:meth:`ExportColumns.names`; a JSON Lines record's keys
+are the CSV header), whoever asks: the event, its choices and what was read from the browser first, then two
+groups that can be left out — the *personal* columns (IP address, user agent, page, referrer: erasable,
+:data:`~consent_gateway.events.PERSONAL_FIELDS`) and the *proof* columns (chain position, hash, previous hash,
+MAC, commitments). The salts of the commitments come only with both: with the personal values they prove
+them, without those values they would let anyone test guesses of an erased or withheld IP address against
+its commitment. The dashboard lets each role choose among the groups it may see (admin/records.py).
+
+CSV cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage return),
+or that start with a NUL, get a leading ``'``: a visitor controls their user agent and page path, and must not
+be able to plant a formula in the privacy team's spreadsheet (OWASP "CSV injection"). JSON Lines keep values
+typed (booleans, numbers, objects for the choices, commitments and salts).
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Final, Literal
 
-from consent_gateway.events import ConsentEvent, event_to_dict
+from consent_gateway.events import PERSONAL_FIELDS, ConsentEvent
 from consent_gateway.store.base import ConsentLog, EventFilter
 
 ExportFormat = Literal["csv", "jsonl"]
@@ -27,10 +34,9 @@ MEDIA_TYPES: Final[dict[str, str]] = {"csv": "text/csv; charset=utf-8", "jsonl":
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\0")
 #: Rows per chunk sent: big enough for few sends, small enough to start the download at once.
 _ROWS_PER_CHUNK: Final = 500
-#: Internal to the hash chain: the salts stay in the log (exporting them would undo erasure's point).
-_NOT_EXPORTED: Final = frozenset({"salts", "commitments"})
 
-_BASE_COLUMNS: Final = (
+#: Always exported: the event and the choice it records (``categories`` and ``category:<id>`` follow).
+BASE_COLUMNS: Final = (
     "event_id",
     "consent_id",
     "action",
@@ -39,12 +45,8 @@ _BASE_COLUMNS: Final = (
     "policy_version",
     "banner_version",
 )
-_TAIL_COLUMNS: Final = (
-    "vendors",
-    "page_path",
-    "referrer_host",
-    "ip",
-    "user_agent",
+#: Always exported, after the choices: what the gateway read from the request, minimised.
+CONTEXT_COLUMNS: Final = (
     "browser_family",
     "browser_version",
     "os_family",
@@ -54,12 +56,35 @@ _TAIL_COLUMNS: Final = (
     "is_eu",
     "region_rule",
     "gpc",
-    "instance_id",
-    "seq",
-    "prev_hash",
-    "hash",
     "erased_at_ms",
 )
+#: Personal data, erased on request: only for a role that sees it.
+PERSONAL_COLUMNS: Final = PERSONAL_FIELDS
+#: What lets an auditor check each event against the hash chain.
+PROOF_COLUMNS: Final = ("instance_id", "seq", "prev_hash", "hash", "mac", "commitments")
+#: With personal *and* proof columns only (see the module's docstring).
+SALT_COLUMNS: Final = ("salts",)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportColumns:
+    """Which columns an export has: one per configured category, and the optional groups chosen."""
+
+    categories: tuple[str, ...]
+    personal: bool = True
+    proof: bool = True
+
+    def names(self) -> list[str]:
+        """The header, in order: the same for CSV and JSON Lines, from the CLI and the dashboard."""
+        names = [*BASE_COLUMNS, "categories", *(f"category:{c}" for c in self.categories), "vendors"]
+        names += CONTEXT_COLUMNS
+        if self.personal:
+            names += PERSONAL_COLUMNS
+        if self.proof:
+            names += PROOF_COLUMNS
+        if self.personal and self.proof:
+            names += SALT_COLUMNS
+        return names
 
 
 def escape_cell(value: object) -> str:
@@ -72,49 +97,55 @@ def escape_cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_columns(categories: Sequence[str]) -> list[str]:
-    """One column per configured category, plus `categories`: every choice as JSON, removed categories too."""
-    return [*_BASE_COLUMNS, "categories", *(f"category:{c}" for c in categories), *_TAIL_COLUMNS]
-
-
 def _time_utc(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def csv_row(event: ConsentEvent, categories: Sequence[str]) -> list[str]:
-    values: dict[str, Any] = {
-        name: getattr(event, name) for name in (*_BASE_COLUMNS, *_TAIL_COLUMNS) if hasattr(event, name)
-    }
-    values["time_utc"] = _time_utc(event.timestamp_ms)
-    values["categories"] = json.dumps(event.categories, sort_keys=True, separators=(",", ":"))
-    values["vendors"] = ";".join(f"{v}={'granted' if ok else 'refused'}" for v, ok in sorted(event.vendors.items()))
-    for category in categories:
-        granted = event.categories.get(category)
-        values[f"category:{category}"] = "" if granted is None else ("granted" if granted else "refused")
-    return [escape_cell(values.get(column)) for column in csv_columns(categories)]
+def record(event: ConsentEvent, columns: ExportColumns) -> dict[str, Any]:
+    """One event as an export record: the columns' names, in order, to typed values (a JSON Lines line)."""
+    found: dict[str, Any] = {}
+    for name in columns.names():
+        if name == "time_utc":
+            found[name] = _time_utc(event.timestamp_ms)
+        elif name.startswith("category:"):
+            found[name] = event.categories.get(name.removeprefix("category:"))
+        elif name in ("categories", "vendors", "commitments", "salts"):
+            found[name] = dict(sorted(getattr(event, name).items()))
+        else:
+            found[name] = getattr(event, name)
+    return found
 
 
-def jsonl_record(event: ConsentEvent) -> dict[str, Any]:
-    record = {k: v for k, v in event_to_dict(event).items() if k not in _NOT_EXPORTED}
-    record["time_utc"] = _time_utc(event.timestamp_ms)
-    return record
+def csv_cells(record_: dict[str, Any]) -> list[str]:
+    """A record as CSV cells: choices as words, objects as compact JSON, every cell escaped."""
+    cells = []
+    for name, value in record_.items():
+        if name.startswith("category:"):
+            value = None if value is None else ("granted" if value else "refused")
+        elif name == "vendors":
+            value = ";".join(f"{v}={'granted' if ok else 'refused'}" for v, ok in value.items())
+        elif isinstance(value, dict):
+            value = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        cells.append(escape_cell(value))
+    return cells
 
 
 class EventWriter:
     """Writes events in one export format to a text stream (a file, stdout, a buffer); CSV starts with its header."""
 
-    def __init__(self, stream: IO[str], fmt: ExportFormat, categories: Sequence[str]) -> None:
+    def __init__(self, stream: IO[str], fmt: ExportFormat, columns: ExportColumns) -> None:
         self._stream = stream
-        self._categories = tuple(categories)
+        self._columns = columns
         self._csv = csv.writer(stream, lineterminator="\r\n") if fmt == "csv" else None
         if self._csv is not None:
-            self._csv.writerow(csv_columns(self._categories))
+            self._csv.writerow(columns.names())
 
     def write(self, event: ConsentEvent) -> None:
+        found = record(event, self._columns)
         if self._csv is not None:
-            self._csv.writerow(csv_row(event, self._categories))
+            self._csv.writerow(csv_cells(found))
         else:
-            self._stream.write(json.dumps(jsonl_record(event), ensure_ascii=False, separators=(",", ":")) + "\n")
+            self._stream.write(json.dumps(found, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 #: The shape of a banner-versions export.
@@ -136,11 +167,11 @@ async def banner_versions_export(log: ConsentLog, filters: EventFilter) -> dict[
 
 
 async def stream_export(
-    events: AsyncIterator[ConsentEvent], fmt: ExportFormat, categories: Sequence[str]
+    events: AsyncIterator[ConsentEvent], fmt: ExportFormat, columns: ExportColumns
 ) -> AsyncIterator[bytes]:
     """The export as UTF-8 chunks of a few hundred rows: memory stays flat whatever the size of the log."""
     buffer = io.StringIO()
-    writer = EventWriter(buffer, fmt, categories)
+    writer = EventWriter(buffer, fmt, columns)
     rows = 0
     async for event in events:
         writer.write(event)

@@ -19,7 +19,7 @@ from .admin.audit import AuditLog, audit_path
 from .config import Config
 from .errors import StoreUnavailable
 from .events import ConsentEvent, event_to_dict
-from .export import EventWriter, banner_versions_export
+from .export import EventWriter, ExportColumns, banner_versions_export
 from .logs_common import (
     DAY_MS,
     EXIT_NOT_FOUND,
@@ -98,11 +98,24 @@ def search(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "json", "audit", "banners"]),
+    type=click.Choice(["csv", "jsonl", "json", "audit", "banners"]),
     default="csv",
     show_default=True,
-    help="audit: JSON Lines for an auditor, the latest signed checkpoint first and no personal data. "
+    help="csv or jsonl (json: the same JSON Lines): the dashboard's export, same columns in the same order. "
+    "audit: JSON Lines for an auditor, the latest signed checkpoint first and no personal data. "
     "banners: the archived banner versions the selected events were shown (JSON).",
+)
+@click.option(
+    "--personal/--no-personal",
+    default=True,
+    show_default=True,
+    help="The personal columns: IP address, user agent, page, referrer.",
+)
+@click.option(
+    "--proof/--no-proof",
+    default=True,
+    show_default=True,
+    help="The proof columns: chain position, hash, previous hash, MAC, commitments (and, with --personal, salts).",
 )
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File (default: -)."
@@ -119,12 +132,19 @@ def export(
     fmt: str,
     output: str,
     checkpoint_path: str | None,
+    personal: bool,
+    proof: bool,
     **options: Any,
 ) -> None:
-    """Export events oldest first: CSV (cells escaped against formula injection), JSON Lines, or an audit copy."""
+    """Export events oldest first: CSV (cells escaped against formula injection), JSON Lines, or an audit copy.
+
+    CSV and JSON Lines are written by the module the dashboard's exports use: the same columns, in the same
+    order, for the same selection."""
     ctx = log_context(config_path, store_url)
     filters = event_filter(**options)
-    categories = [c.id for c in ctx.config.categories if not c.required]
+    columns = ExportColumns(
+        tuple(c.id for c in ctx.config.categories if not c.required), personal=personal, proof=proof
+    )
     if fmt == "audit":
         export_audit(ctx, output, checkpoint_path)
         return
@@ -144,7 +164,7 @@ def export(
         stream: IO[str] = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
         written = 0
         try:
-            writer = EventWriter(stream, "csv" if fmt == "csv" else "jsonl", categories)
+            writer = EventWriter(stream, "csv" if fmt == "csv" else "jsonl", columns)
             with click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar:
                 async for event in log.export(filters):
                     writer.write(event)

@@ -16,12 +16,13 @@ from typing import Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from consent_gateway._types import ASGIApp
+from consent_gateway.admin import i18n
 from consent_gateway.admin.erasure import ErasurePages
-from consent_gateway.admin.guard import Handler, with_security_headers
+from consent_gateway.admin.guard import Handler, root_of, safe_next, with_security_headers
 from consent_gateway.admin.inventory import InventoryPages
 from consent_gateway.admin.login import LoginPages
 from consent_gateway.admin.records import RecordPages
@@ -37,6 +38,8 @@ from consent_gateway.store import ConsentLog
 logger = logging.getLogger("consent_gateway.admin")
 
 _STYLESHEET: Final = Path(__file__).with_name("static") / "admin.css"
+#: How long the language switch's choice is kept.
+_LANGUAGE_COOKIE_SECONDS: Final = 365 * 86400
 
 
 def build_admin_app(
@@ -96,6 +99,7 @@ class _Dashboard:
             Route("/login", login.login_form, methods=["GET"]),
             Route("/login", login.login, methods=["POST"]),
             Route("/admin.css", self.css, methods=["GET"]),
+            Route("/language", self.choose_language, methods=["GET"]),
             Route("/logout", page("viewer", login.logout), methods=["POST"]),
             Route("/", page("viewer", reports.overview), methods=["GET"]),
             Route("/cookies", page("viewer", reports.cookies), methods=["GET"]),
@@ -138,12 +142,36 @@ class _Dashboard:
             request,
             "error.html",
             503,
-            title="Consent log unavailable",
-            message="The consent log cannot be reached right now. Try again in a moment.",
+            title=self.site.t(request, "error.unavailable_title"),
+            message=self.site.t(request, "error.unavailable"),
         )
 
     async def not_found(self, request: Request) -> Response:
-        return self.site.render(request, "error.html", 404, title="Not found", message="There is no such page.")
+        return self.site.render(
+            request,
+            "error.html",
+            404,
+            title=self.site.t(request, "error.not_found_title"),
+            message=self.site.t(request, "error.not_found"),
+        )
+
+    async def choose_language(self, request: Request) -> Response:
+        """The language switch: keeps the choice in a cookie and goes back to the page it was made on.
+
+        Open before login (the login form has the switch too); it changes nothing but the words shown."""
+        chosen = request.query_params.get("set", "")
+        response = RedirectResponse(root_of(request) + safe_next(request.query_params.get("next")), status_code=303)
+        if chosen in i18n.LANGUAGES:
+            response.set_cookie(
+                i18n.COOKIE,
+                chosen,
+                max_age=_LANGUAGE_COOKIE_SECONDS,
+                path=root_of(request) or "/",
+                secure=self.site.guard.is_secure(request),
+                httponly=True,
+                samesite="lax",
+            )
+        return response
 
     async def css(self, request: Request) -> Response:
         return Response(self.stylesheet, media_type="text/css")

@@ -3,7 +3,8 @@
 Each chart is an ``<svg role="img">`` with a ``<title>`` and a ``<desc>`` that says in words what the chart
 shows; the page adds the same numbers as a table. Series are told apart by colour *and* by dash pattern
 and marker shape, so the charts read in greyscale and for colour-blind readers. Colours come from classes
-styled in ``admin.css`` (no inline ``style``: the dashboard's CSP forbids it).
+styled in ``admin.css`` (no inline ``style``: the dashboard's CSP forbids it). Their words are in the
+page's language (admin/i18n.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Final
 
 from markupsafe import Markup
 
+from consent_gateway.admin.i18n import Language, percent, translate, translate_plural
 from consent_gateway.store import StatRow
 
 #: How many series styles exist in admin.css (``series-0`` …); more categories reuse them in turn.
@@ -79,10 +81,6 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _percent(rate: float | None) -> str:
-    return "no data" if rate is None else f"{rate * 100:.0f}%"
-
-
 def _series(index: int) -> str:
     return f"series-{index % SERIES_STYLES}"
 
@@ -99,12 +97,14 @@ def _marker(index: int, x: float, y: float, label: str) -> str:
     return f'<path d="{triangle}">{tip}</path>'
 
 
-def line_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str, str]) -> Markup:
+def line_chart(
+    table: RateTable, *, chart_id: str, title: str, labels: dict[str, str], lang: Language = "en"
+) -> Markup:
     """Consent rate per category (lines) over the groups of ``table`` (days, oldest first)."""
     days = table.groups
     plot_w = _LINE_WIDTH - _LEFT - _RIGHT
     plot_h = _LINE_HEIGHT - _TOP - _BOTTOM
-    summary = _line_summary(table, labels)
+    summary = _line_summary(table, labels, lang)
     parts = [
         f'<svg class="chart" id="{_e(chart_id)}" viewBox="0 0 {_LINE_WIDTH} {_LINE_HEIGHT}" role="img" '
         f'aria-labelledby="{_e(chart_id)}-title {_e(chart_id)}-desc" xmlns="http://www.w3.org/2000/svg">',
@@ -114,11 +114,12 @@ def line_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str,
     for tick in (0, 25, 50, 75, 100):
         y = _TOP + plot_h * (1 - tick / 100)
         parts.append(f'<line class="grid" x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="tick" x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{tick}%</text>')
+        tick_text = _e(percent(lang, tick / 100))
+        parts.append(f'<text class="tick" x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{tick_text}</text>')
     if not days:
         parts.append(
             f'<text class="empty" x="{_LEFT + plot_w / 2}" y="{_TOP + plot_h / 2}" text-anchor="middle">'
-            "No consent events in this period</text></svg>"
+            f"{_e(translate(lang, 'chart.empty'))}</text></svg>"
         )
         return Markup("".join(parts))  # noqa: S704 - every value above went through _e
 
@@ -143,7 +144,10 @@ def line_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str,
                 continue
             granted, total = table.cells[(day, category)]
             y = _TOP + plot_h * (1 - rate)
-            points.append((x_of(i), y, f"{name}, {day}: {_percent(rate)} ({granted} of {total})"))
+            point = translate(
+                lang, "chart.point", name=name, group=day, rate=percent(lang, rate), granted=granted, total=total
+            )
+            points.append((x_of(i), y, point))
         if not points:
             continue
         parts.append(f'<g class="{_series(index)}">')
@@ -156,21 +160,22 @@ def line_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str,
     return Markup("".join(parts))  # noqa: S704 - every value above went through _e
 
 
-def _line_summary(table: RateTable, labels: dict[str, str]) -> str:
+def _line_summary(table: RateTable, labels: dict[str, str], lang: Language) -> str:
     if not table.groups:
-        return "No consent events in this period."
+        return translate(lang, "chart.empty_summary")
     pieces = []
     for category in table.categories:
         granted = sum(table.cells.get((d, category), (0, 0))[0] for d in table.groups)
         total = sum(table.cells.get((d, category), (0, 0))[1] for d in table.groups)
         rate = granted / total if total else None
-        pieces.append(f"{labels.get(category, category)} {_percent(rate)}")
-    period = f"{table.groups[0]} to {table.groups[-1]}"
+        pieces.append(f"{labels.get(category, category)} {percent(lang, rate)}")
     overall = ", ".join(pieces)
-    return f"Share of visitors who granted each category per day, {period}. Overall: {overall}."
+    return translate(lang, "chart.line_summary", first=table.groups[0], last=table.groups[-1], overall=overall)
 
 
-def bar_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str, str]) -> Markup:
+def bar_chart(
+    table: RateTable, *, chart_id: str, title: str, labels: dict[str, str], lang: Language = "en"
+) -> Markup:
     """One group of horizontal bars per group of ``table`` (a country, a browser…), one bar per category."""
     shown = table.top(MAX_BARS)
     n_cat = max(1, len(shown.categories))
@@ -179,7 +184,7 @@ def bar_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str, 
     plot_w = _BAR_WIDTH - _BAR_LABEL_WIDTH - _RIGHT - 36
     totals = {g: shown.volume(g) for g in shown.groups}
     hidden = len(table.groups) - len(shown.groups)
-    desc = _bar_summary(shown, labels, hidden)
+    desc = _bar_summary(shown, labels, hidden, lang)
     parts = [
         f'<svg class="chart" id="{_e(chart_id)}" viewBox="0 0 {_BAR_WIDTH} {height}" role="img" '
         f'aria-labelledby="{_e(chart_id)}-title {_e(chart_id)}-desc" xmlns="http://www.w3.org/2000/svg">',
@@ -189,49 +194,59 @@ def bar_chart(table: RateTable, *, chart_id: str, title: str, labels: dict[str, 
     if not shown.groups:
         parts.append(
             f'<text class="empty" x="{_BAR_WIDTH / 2}" y="{height / 2}" text-anchor="middle">'
-            "No consent events in this period</text></svg>"
+            f"{_e(translate(lang, 'chart.empty'))}</text></svg>"
         )
         return Markup("".join(parts))  # noqa: S704 - every value above went through _e
     for tick in (0, 50, 100):
         x = _BAR_LABEL_WIDTH + plot_w * tick / 100
         parts.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP - 6}" y2="{height - 20}"/>')
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{height - 6}" text-anchor="middle">{tick}%</text>')
+        tick_text = _e(percent(lang, tick / 100))
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{height - 6}" text-anchor="middle">{tick_text}</text>')
     for gi, group in enumerate(shown.groups):
         y0 = _TOP + gi * group_h
         label = group if len(group) <= 16 else group[:15] + "…"
         middle = y0 + (n_cat * (_BAR_HEIGHT + _BAR_GAP)) / 2
-        events = f"{totals[group]} event{'' if totals[group] == 1 else 's'}"
+        events = translate_plural(lang, "chart.events", totals[group])
         parts.append(
             f'<text class="label" x="{_BAR_LABEL_WIDTH - 8}" y="{middle - 2:.1f}" text-anchor="end">{_e(label)}'
-            f'<tspan class="count" x="{_BAR_LABEL_WIDTH - 8}" dy="13">{events}</tspan></text>'
+            f'<tspan class="count" x="{_BAR_LABEL_WIDTH - 8}" dy="13">{_e(events)}</tspan></text>'
         )
         for ci, category in enumerate(shown.categories):
             rate = shown.rate(group, category)
             y = y0 + ci * (_BAR_HEIGHT + _BAR_GAP)
             width = plot_w * (rate or 0.0)
             granted, total = shown.cells.get((group, category), (0, 0))
-            tip = f"{group}, {labels.get(category, category)}: {_percent(rate)} ({granted} of {total})"
+            tip = translate(
+                lang,
+                "chart.point",
+                name=labels.get(category, category),
+                group=group,
+                rate=percent(lang, rate),
+                granted=granted,
+                total=total,
+            )
             parts.append(
                 f'<rect class="bar {_series(ci)}" x="{_BAR_LABEL_WIDTH}" y="{y}" width="{width:.1f}" '
                 f'height="{_BAR_HEIGHT}"><title>{_e(tip)}</title></rect>'
             )
             parts.append(
                 f'<text class="value" x="{_BAR_LABEL_WIDTH + width + 4:.1f}" y="{y + _BAR_HEIGHT - 1}">'
-                f"{_e(_percent(rate))}</text>"
+                f"{_e(percent(lang, rate))}</text>"
             )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every value above went through _e
 
 
-def _bar_summary(table: RateTable, labels: dict[str, str], hidden: int) -> str:
+def _bar_summary(table: RateTable, labels: dict[str, str], hidden: int, lang: Language) -> str:
     if not table.groups:
-        return "No consent events in this period."
+        return translate(lang, "chart.empty_summary")
     pieces = []
     for group in table.groups:
-        rates = ", ".join(f"{labels.get(c, c)} {_percent(table.rate(group, c))}" for c in table.categories)
-        pieces.append(f"{group} ({table.volume(group)} events): {rates}")
-    more = f" {hidden} smaller groups are only in the table." if hidden else ""
-    return "Share of visitors who granted each category. " + "; ".join(pieces) + "." + more
+        rates = ", ".join(f"{labels.get(c, c)} {percent(lang, table.rate(group, c))}" for c in table.categories)
+        events = translate_plural(lang, "chart.events", table.volume(group))
+        pieces.append(translate(lang, "chart.bar_group", group=group, events=events, rates=rates))
+    more = translate(lang, "chart.hidden", n=hidden) if hidden else ""
+    return translate(lang, "chart.bar_summary", groups="; ".join(pieces)) + more
 
 
 def daily_totals(table: RateTable) -> dict[str, int]:

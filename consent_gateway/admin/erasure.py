@@ -31,10 +31,13 @@ class ErasurePages:
             request,
             "error.html",
             202,
-            title="Erasure queued",
-            message=f"The consent log cannot be reached right now. The erasure of {consent_id} is queued on disk "
-            "and applied as soon as the consent log answers again; the audit log records when.",
+            title=self.site.t(request, "erase.queued_title"),
+            message=self.site.t(request, "erase.queued", id=consent_id),
         )
+
+    def _enter_id(self, request: Request) -> Response:
+        error = self.site.t(request, "erase.enter_id")
+        return self.site.render(request, "erase.html", 400, consent_id="", error=error, nav="erase")
 
     async def erase_form(self, request: Request) -> Response:
         consent_id = request.query_params.get("consent_id", "").strip()[:MAX_ID_LENGTH]
@@ -44,13 +47,12 @@ class ErasurePages:
         """Step 1: show what will be erased and ask to confirm. Nothing changes yet."""
         consent_id = self.site.form(request).get("consent_id", "").strip()[:MAX_ID_LENGTH]
         if not consent_id:
-            return self.site.render(request, "erase.html", 400, consent_id="", error="Enter a consent id.", nav="erase")
+            return self._enter_id(request)
         events = await self.site.log.history(consent_id)
         await self.site.record(request, "view-erase", consent_id, events=len(events))
         if not events:
-            return self.site.render(
-                request, "erase.html", 404, consent_id=consent_id, error="No event has this consent id.", nav="erase"
-            )
+            error = self.site.t(request, "erase.no_event")
+            return self.site.render(request, "erase.html", 404, consent_id=consent_id, error=error, nav="erase")
         return self.site.render(
             request,
             "erase_confirm.html",
@@ -66,7 +68,7 @@ class ErasurePages:
         form = self.site.form(request)
         consent_id = form.get("consent_id", "").strip()[:MAX_ID_LENGTH]
         if not consent_id:
-            return self.site.render(request, "erase.html", 400, consent_id="", error="Enter a consent id.", nav="erase")
+            return self._enter_id(request)
         if form.get("confirm") != "yes":
             events = await self.site.log.history(consent_id)
             return self.site.render(
@@ -76,7 +78,7 @@ class ErasurePages:
                 consent_id=consent_id,
                 events=events,
                 personal=PERSONAL_FIELDS,
-                error="Tick the box to confirm the erasure.",
+                error=self.site.t(request, "erase.tick"),
                 nav="erase",
             )
         if not await self.site.record(request, "erase", consent_id, outcome="started"):
@@ -84,8 +86,8 @@ class ErasurePages:
                 request,
                 "error.html",
                 503,
-                title="Erasure refused",
-                message="The admin audit log cannot be written, so nothing was erased.",
+                title=self.site.t(request, "erase.refused_title"),
+                message=self.site.t(request, "erase.refused"),
             )
         try:
             erased = await self.site.log.erase(consent_id)

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from consent_gateway._types import ASGIApp, Message, Receive, Scope, Send
+from consent_gateway.admin import i18n
 from consent_gateway.admin.auth import Authenticator, Principal
 from consent_gateway.admin.directory import DirectoryStore
 from consent_gateway.admin.roles import Role, allows
@@ -166,7 +167,7 @@ class Guard:
 
     # -- cookies -----------------------------------------------------------------------------------------
 
-    def _is_secure(self, request: Request) -> bool:
+    def is_secure(self, request: Request) -> bool:
         mode = self._secure_cookie
         return mode == "always" or (mode == "auto" and request.scope.get("scheme") == "https")
 
@@ -176,7 +177,7 @@ class Guard:
             COOKIE_NAME,
             self.sessions.dumps(session),
             path=root_of(request) or "/",
-            secure=self._is_secure(request),
+            secure=self.is_secure(request),
             httponly=True,
             samesite="strict",
         )
@@ -185,7 +186,7 @@ class Guard:
         response.delete_cookie(
             COOKIE_NAME,
             path=root_of(request) or "/",
-            secure=self._is_secure(request),
+            secure=self.is_secure(request),
             httponly=True,
             samesite="strict",
         )
@@ -232,13 +233,13 @@ class Guard:
         return guarded
 
     def _role_refused(self, request: Request, principal: Principal, needs: Role, kind: str) -> Response:
-        message = f"your role ({principal.role}) may not do this: it needs {needs} or above"
         if kind == "data" or principal.via_token:
+            message = f"your role ({principal.role}) may not do this: it needs {needs} or above"
             return error_response(403, "role_not_allowed", message)
         return Response(
-            f"Forbidden: {message}. Ask a dashboard admin to change your role.",
+            i18n.translate(_language(request), "error.role", role=principal.role, needs=needs),
             status_code=403,
-            media_type="text/plain",
+            media_type="text/plain; charset=utf-8",
         )
 
     async def _with_token(
@@ -269,21 +270,23 @@ class Guard:
 
     async def _check_form(self, request: Request, session: AdminSession) -> Response | None:
         if not is_same_origin(request):
-            return forbidden()
+            return forbidden(request)
         form = await self.read_form(request)
         if form is None or not self.sessions.is_valid_csrf(session, form.get("csrf_token")):
-            return forbidden()
+            return forbidden(request)
         request.state.form = form
         return None
 
 
-def forbidden() -> Response:
+def forbidden(request: Request) -> Response:
     """The answer to a missing or wrong CSRF token, or a cross-site form: plain, and changes nothing."""
     return Response(
-        "Forbidden: this form expired or was sent from another site. Go back, reload the page and try again.",
-        status_code=403,
-        media_type="text/plain",
+        i18n.translate(_language(request), "error.forbidden"), status_code=403, media_type="text/plain; charset=utf-8"
     )
+
+
+def _language(request: Request) -> i18n.Language:
+    return i18n.language_of(request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"))
 
 
 def _cookie_names(response: Response) -> set[bytes]:

@@ -47,8 +47,8 @@ logger = logging.getLogger("consent_gateway.admin")
 PAGE_ROWS: Final = 500
 _FORM_FIELDS: Final = ("kind", "subject", "action", "vendor_id", "vendor_name", "category", "policy_url", "reason",
                        "lifetime")
-_SECTIONS: Final = ((HOST, "Third-party hosts"), (COOKIE, "Cookies set by the site"),
-                    (STORAGE, "Cookie and storage names in visitors' browsers"))
+#: the page's sections, in order (their titles are in admin/i18n.py, ``inventory.section.<kind>``)
+_SECTIONS: Final = (HOST, COOKIE, STORAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +115,7 @@ class InventoryPages:
             request,
             "inventory.html",
             status,
-            sections=[(kind, title, rows[kind][:PAGE_ROWS], len(rows[kind])) for kind, title in _SECTIONS],
+            sections=[(kind, rows[kind][:PAGE_ROWS], len(rows[kind])) for kind in _SECTIONS],
             size=size,
             unclassified_only=unclassified_only,
             nav="inventory",
@@ -246,10 +246,11 @@ class InventoryPages:
         return await self._page(request, 400, error=exc, form=fields)
 
     def _audit_down(self, request: Request) -> Response:
-        message = "the admin audit log cannot be written; nothing was changed"
         if request.headers.get("authorization"):
+            message = "the admin audit log cannot be written; nothing was changed"
             return error_response(503, "audit_unavailable", message)
-        return self.site.render(request, "error.html", 503, title="Audit log unavailable", message=message.capitalize())
+        return self.site.render(request, "error.html", 503, title=self.site.t(request, "error.audit_title"),
+                                message=self.site.t(request, "error.audit"))
 
 
 def _decisions(overlay: Overlay) -> list[dict[str, Any]]:

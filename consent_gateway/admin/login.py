@@ -11,8 +11,6 @@ from consent_gateway.admin.guard import forbidden, root_of, safe_next
 from consent_gateway.admin.site import DashboardSite
 from consent_gateway.csrf import is_same_origin
 
-_LOGIN_FAILED = "Wrong user name or password."
-
 
 class LoginPages:
     def __init__(self, site: DashboardSite) -> None:
@@ -43,7 +41,7 @@ class LoginPages:
             or form is None
             or not self.site.sessions.is_valid_csrf(session, form.get("csrf_token"))
         ):
-            return forbidden()
+            return forbidden(request)
         name = form.get("name", "").strip()
         password = form.get("password", "")
         next_path = safe_next(form.get("next"))
@@ -69,10 +67,10 @@ class LoginPages:
         if locked:
             await self.site.audit.write("login-locked", user=name or None, ip=ip, outcome="refused")
             minutes = max(1, round(locked / 60))
-            return again(429, f"Too many failed attempts. Try again in {minutes} minutes.")
+            return again(429, self.site.t(request, "login.locked", minutes=minutes))
         if principal is None:
             await self.site.audit.write("login-failed", user=name or None, ip=ip, outcome="refused")
-            return again(401, _LOGIN_FAILED)
+            return again(401, self.site.t(request, "login.failed"))
         await self.site.limiter.record_success(keys[:1])
         if session.user is not None:
             await self.site.registry.remove(session)

@@ -1,4 +1,10 @@
-"""Reading the consent log: search, one event, one visitor's history, and the exports."""
+"""Reading the consent log: search, one event, one visitor's history, and the exports.
+
+The exports are written by `consent_gateway.export`, as `logs export` writes them; each role chooses among
+the column groups it may see (``personal=yes|no``, ``proof=yes|no``; by default every group it may see):
+personal columns for a role that sees IP addresses (``roles.sees_ips``), proof columns for every role that
+exports.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +25,13 @@ from consent_gateway.admin.site import MAX_ID_LENGTH, DashboardSite
 from consent_gateway.banner import archive_version
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.events import ACTIONS, DEVICE_TYPES, PERSONAL_FIELDS, ConsentEvent
-from consent_gateway.export import MEDIA_TYPES, ExportFormat, banner_versions_export, stream_export
+from consent_gateway.export import MEDIA_TYPES, ExportColumns, ExportFormat, banner_versions_export, stream_export
 from consent_gateway.responses import error_response
 
 logger = logging.getLogger("consent_gateway.admin")
 
 PAGE_SIZE: Final = 50
+_CHOICES: Final = {"yes": True, "no": False}
 
 
 class ExportInterrupted(Exception):
@@ -50,7 +57,7 @@ class RecordPages:
             try:
                 page = await self.site.log.query(form.filters, limit=PAGE_SIZE, cursor=cursor)
             except ValueError:
-                cursor_error = "This page link is no longer valid; showing the first page."
+                cursor_error = self.site.t(request, "events.stale_cursor")
                 cursor = None
                 page = await self.site.log.query(form.filters, limit=PAGE_SIZE)
             events, next_cursor = page.events, page.next_cursor
@@ -81,7 +88,11 @@ class RecordPages:
         await self.site.record(request, "view-event", event_id, outcome="ok" if event else "not-found")
         if event is None:
             return self.site.render(
-                request, "error.html", 404, title="No such event", message=f"No event has the id {event_id}."
+                request,
+                "error.html",
+                404,
+                title=self.site.t(request, "error.no_event_title"),
+                message=self.site.t(request, "error.no_event", id=event_id),
             )
         if not self.site.sees_ips(request):
             event = without_ips([event])[0]
@@ -122,7 +133,7 @@ class RecordPages:
 
     async def export_banners(self, request: Request) -> Response:
         """The archived banner versions the selected events were shown, for the proof that goes with an export."""
-        form = self.site.search_form(request)
+        form = self.site.search_form(request, api=True)
         if form.errors:
             return error_response(400, "bad_filter", "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
         if not await self.site.record(request, "export", describe(form), format="banners"):
@@ -156,17 +167,50 @@ class RecordPages:
             nav="visitors",
         )
 
+    def export_columns(self, request: Request) -> ExportColumns | Response:
+        """The columns asked for, within what the role may see; an error answer for a bad or refused choice."""
+        may_personal = self.site.sees_ips(request)
+        chosen: dict[str, bool] = {}
+        for group, default in (("personal", may_personal), ("proof", True)):
+            value = request.query_params.get(group, "").strip().lower()
+            if value and value not in _CHOICES:
+                return error_response(400, "bad_columns", f"{group}: expected yes or no")
+            chosen[group] = _CHOICES[value] if value else default
+        if chosen["personal"] and not may_personal:
+            role = self.site.access(request).principal.role
+            return error_response(
+                403, "role_not_allowed", f"your role ({role}) may not export personal columns: it needs privacy-officer"
+            )
+        return ExportColumns(tuple(self.site.categories), personal=chosen["personal"], proof=chosen["proof"])
+
     async def export_form(self, request: Request) -> Response:
         form = self.site.search_form(request)
+        columns = self.export_columns(request)
+        if not isinstance(columns, ExportColumns):  # a choice the page would not offer: the role's default
+            columns = ExportColumns(tuple(self.site.categories), personal=self.site.sees_ips(request))
         await self.site.record(request, "view-export")
-        return self.site.render(request, "export.html", form=form, actions=ACTIONS, devices=DEVICE_TYPES, nav="export")
+        return self.site.render(
+            request,
+            "export.html",
+            form=form,
+            columns=columns,
+            sees_personal=self.site.sees_ips(request),
+            actions=ACTIONS,
+            devices=DEVICE_TYPES,
+            nav="export",
+        )
 
     async def _export(self, request: Request, fmt: ExportFormat) -> Response:
-        form = self.site.search_form(request)
+        form = self.site.search_form(request, api=True)
         if form.errors:
             return error_response(400, "bad_filter", "; ".join(f"{k}: {v}" for k, v in form.errors.items()))
-        with_ips = self.site.sees_ips(request)
-        if not await self.site.record(request, "export", describe(form), format=fmt, ips=with_ips):
+        columns = self.export_columns(request)
+        if not isinstance(columns, ExportColumns):
+            return columns
+        audited = await self.site.record(
+            request, "export", describe(form), format=fmt, personal=columns.personal, proof=columns.proof
+        )
+        if not audited:
             return error_response(503, "audit_unavailable", "the admin audit log cannot be written; export refused")
         stamp = datetime.fromtimestamp(self.site.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
         source = self.site.log.export(form.filters)
@@ -176,16 +220,16 @@ class RecordPages:
         async def events() -> AsyncIterator[ConsentEvent]:
             if first is None:
                 return
-            yield first if with_ips else dataclasses.replace(first, ip=None)
+            yield first
             try:
                 async for event in source:
-                    yield event if with_ips else dataclasses.replace(event, ip=None)
+                    yield event
             except StoreUnavailable as exc:
                 logger.error("export broken off: %s", exc)
                 raise ExportInterrupted("the consent log failed during an export") from exc
 
         return StreamingResponse(
-            stream_export(events(), fmt, self.site.categories),
+            stream_export(events(), fmt, columns),
             media_type=MEDIA_TYPES[fmt],
             headers={"Content-Disposition": f'attachment; filename="consent-events-{stamp}.{fmt}"'},
         )

@@ -22,6 +22,8 @@ from consent_gateway.store.base import VENDOR_CATEGORY
 from consent_gateway.store.proof import find_checkpoint_key, is_signed_by
 
 OVERVIEW_DAYS: Final = (7, 30, 90, 365)
+#: the overview's bar charts, in order (their titles are in admin/i18n.py, ``chart.by.<group>``)
+_BAR_CHARTS: Final = ("country", "browser", "device", "policy_version", "vendor")
 
 
 class ReportPages:
@@ -52,25 +54,24 @@ class ReportPages:
         # visitors who objected to (or asked to limit) the processing from their own page: for the team to act on
         objections = await self.site.log.count(dataclasses.replace(filters, action=PROCESSING_OBJECTED))
         overall = {c: _overall(per_day, c) for c in self.site.categories}
-        titles = {
-            "country": "Consent rate by country",
-            "browser": "Consent rate by browser",
-            "device": "Consent rate by device type",
-            "policy_version": "Consent rate by policy version",
-            "vendor": "Grant rate by vendor",
-        }
-        labels = {**self.site.labels, VENDOR_CATEGORY: "Granted"}
+        lang = self.site.language(request)
+        titles = {by: self.site.t(request, f"chart.by.{by}") for by in _BAR_CHARTS}
+        labels = {**self.site.labels[lang], VENDOR_CATEGORY: self.site.t(request, "overview.vendor_granted")}
         bar_charts = [
             (
                 by,
                 titles[by],
-                charts.bar_chart(groups[by], chart_id=f"chart-{by}", title=titles[by], labels=labels),
+                charts.bar_chart(groups[by], chart_id=f"chart-{by}", title=titles[by], labels=labels, lang=lang),
                 groups[by],
             )
             for by in titles
         ]
         line = charts.line_chart(
-            per_day, chart_id="chart-day", title=f"Consent rate per category, last {days} days", labels=self.site.labels
+            per_day,
+            chart_id="chart-day",
+            title=self.site.t(request, "overview.line_title", days=days),
+            labels=self.site.labels[lang],
+            lang=lang,
         )
         await self.site.record(request, "view-overview", f"last {days} days")
         return self.site.render(

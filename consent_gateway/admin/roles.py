@@ -3,7 +3,8 @@
 Four roles, each allowed what the one before it is, and more:
 
 - ``viewer``: charts and aggregate figures only (overview, cookies, integrity status): no personal data;
-- ``analyst``: searches events and visitors' histories and exports them, without IP addresses;
+- ``analyst``: searches events and visitors' histories and exports them, without IP addresses (and exports
+  without any personal column: IP, user agent, page, referrer);
 - ``privacy-officer``: everything about the log, IP addresses and personal exports included, and erasure;
 - ``admin``: all of the above, and the dashboard's users and API tokens.
 
@@ -28,5 +29,5 @@ def allows(role: Role, needed: Role) -> bool:
 
 
 def sees_ips(role: Role) -> bool:
-    """IP addresses are personal data the analyst does without."""
+    """IP addresses are personal data the analyst does without (and the other personal columns of exports)."""
     return allows(role, "privacy-officer")
