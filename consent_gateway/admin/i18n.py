@@ -474,6 +474,80 @@ _EN: Final[dict[str, str]] = {
     "classify.field.policy_url": "privacy policy URL",
     "classify.field.reason": "reason",
     "classify.field.lifetime": "lifetime",
+    # users and tokens (admin/users.py)
+    "nav.users": "Users and tokens",
+    "users.title": "Users and tokens",
+    "users.lede_html": (
+        "Who may use this dashboard, and with which role: <strong>viewer</strong> (charts and figures), "
+        "<strong>analyst</strong> (search and export without IP addresses), <strong>privacy-officer</strong> "
+        "(personal data and erasure), <strong>admin</strong> (this page too). Users and tokens made here are kept "
+        "in the consent log's store and hold on every instance; those of the config are changed in the config. "
+        "Every change is in the admin audit log."
+    ),
+    "users.nothing_changed": "Nothing changed:",
+    "users.secret_token_html": (
+        "API token for <strong class=\"mono\">{name}</strong>, shown <strong>this once</strong>: copy it now and "
+        "hand it over safely. Only its hash is kept, so nobody can show it again."
+    ),
+    "users.secret_password_html": (
+        "Password for <strong class=\"mono\">{name}</strong>, shown <strong>this once</strong>: copy it now and "
+        "hand it over safely. Only its hash is kept, so nobody can show it again."
+    ),
+    "users.the_secret": "The new secret",
+    "users.send_as_html": "Send it as <code>Authorization: Bearer …</code>.",
+    "users.users": "Users",
+    "users.role": "Role",
+    "users.state": "State",
+    "users.made": "Made",
+    "users.changes": "Changes",
+    "users.active": "active",
+    "users.disabled": "disabled",
+    "users.in_config": "in the config",
+    "users.read_only_users": "read-only here: [[admin.users]]",
+    "users.read_only": "read-only here",
+    "users.you": "(you)",
+    "users.role_of": "Role of {name}",
+    "users.change": "Change",
+    "users.the_role_of": "the role of {name}",
+    "users.by": "by {name}",
+    "users.action.enable": "Enable",
+    "users.action.disable": "Disable",
+    "users.action.reset": "New password",
+    "users.action.remove": "Remove",
+    "users.new_user": "New user",
+    "users.with_role": "with role",
+    "users.make_user": "Make user",
+    "users.password_shown_once": "a password is made and shown once",
+    "users.tokens": "API tokens",
+    "users.token": "Token",
+    "users.for": "For",
+    "users.from_environment": "from the environment",
+    "users.revoke": "Revoke",
+    "users.no_token": "No API token yet.",
+    "users.new_token": "New token for",
+    "users.token_placeholder": "e.g. nightly export",
+    "users.make_token": "Make token",
+    "users.shown_once": "shown once",
+    "users.error.name": (
+        "A user name is 1 to 64 letters, digits or . _ @ - (starting with a letter or digit, and not 'token')."
+    ),
+    "users.error.role": "Choose a role: {roles}.",
+    "users.error.in_config": "{name!r} is a user of the config ([[admin.users]]).",
+    "users.error.action": "Unknown change: choose one of {actions}.",
+    "users.error.config_user": "{name!r} is a user of the config: change it in [[admin.users]], not here.",
+    "users.error.lower_self": "You cannot lower your own role: ask another admin.",
+    "users.error.disable_self": "You cannot disable yourself: ask another admin.",
+    "users.error.remove_self": "You cannot remove yourself: ask another admin.",
+    "users.error.label": "Say what the token is for in 1 to {max} characters.",
+    "users.error.audit": "The admin audit log cannot be written, so nothing changed.",
+    "users.done.made": "User {name} made ({role}).",
+    "users.done.role": "{name} is now {role}; it applies at their next click.",
+    "users.done.disabled": "{name} is disabled: their sessions have ended.",
+    "users.done.enabled": "{name} may log in again.",
+    "users.done.removed": "{name} is removed: their sessions have ended.",
+    "users.done.password": "New password for {name}.",
+    "users.done.token": "Token {name} made ({role}).",
+    "users.done.revoked": "Token {name} is revoked on every instance.",
     # enforcement
     "enforcement.heading": "Loaded without consent",
     "enforcement.lede_html": (
@@ -957,6 +1031,85 @@ _FR: Final[dict[str, str]] = {
     "classify.field.policy_url": "URL de la politique de confidentialité",
     "classify.field.reason": "raison",
     "classify.field.lifetime": "durée",
+    "nav.users": "Utilisateurs et jetons",
+    "users.title": "Utilisateurs et jetons",
+    "users.lede_html": (
+        "Qui peut utiliser ce tableau de bord, et avec quel rôle : <strong>viewer</strong> (graphiques et "
+        "chiffres), <strong>analyst</strong> (recherche et export sans adresses IP), <strong>privacy-officer</strong> "
+        "(données personnelles et effacement), <strong>admin</strong> (cette page aussi). Les utilisateurs et jetons "
+        "créés ici sont gardés dans le stockage du journal des consentements et valent sur chaque instance ; ceux "
+        "de la configuration se modifient dans la configuration. Chaque changement est inscrit au journal d'audit "
+        "de l'administration."
+    ),
+    "users.nothing_changed": "Rien n'a changé :",
+    "users.secret_token_html": (
+        "Jeton d'API pour <strong class=\"mono\">{name}</strong>, affiché <strong>cette seule fois</strong> : "
+        "copiez-le maintenant et transmettez-le de façon sûre. Seule son empreinte est gardée : personne ne pourra "
+        "l'afficher de nouveau."
+    ),
+    "users.secret_password_html": (
+        "Mot de passe pour <strong class=\"mono\">{name}</strong>, affiché <strong>cette seule fois</strong> : "
+        "copiez-le maintenant et transmettez-le de façon sûre. Seule son empreinte est gardée : personne ne pourra "
+        "l'afficher de nouveau."
+    ),
+    "users.the_secret": "Le nouveau secret",
+    "users.send_as_html": "Envoyez-le en <code>Authorization: Bearer …</code>.",
+    "users.users": "Utilisateurs",
+    "users.role": "Rôle",
+    "users.state": "État",
+    "users.made": "Créé",
+    "users.changes": "Modifications",
+    "users.active": "actif",
+    "users.disabled": "désactivé",
+    "users.in_config": "dans la configuration",
+    "users.read_only_users": "lecture seule ici : [[admin.users]]",
+    "users.read_only": "lecture seule ici",
+    "users.you": "(vous)",
+    "users.role_of": "Rôle de {name}",
+    "users.change": "Modifier",
+    "users.the_role_of": "le rôle de {name}",
+    "users.by": "par {name}",
+    "users.action.enable": "Réactiver",
+    "users.action.disable": "Désactiver",
+    "users.action.reset": "Nouveau mot de passe",
+    "users.action.remove": "Supprimer",
+    "users.new_user": "Nouvel utilisateur",
+    "users.with_role": "avec le rôle",
+    "users.make_user": "Créer l'utilisateur",
+    "users.password_shown_once": "un mot de passe est créé et affiché une seule fois",
+    "users.tokens": "Jetons d'API",
+    "users.token": "Jeton",
+    "users.for": "Pour",
+    "users.from_environment": "depuis l'environnement",
+    "users.revoke": "Révoquer",
+    "users.no_token": "Aucun jeton d'API pour l'instant.",
+    "users.new_token": "Nouveau jeton pour",
+    "users.token_placeholder": "p. ex. export nocturne",
+    "users.make_token": "Créer le jeton",
+    "users.shown_once": "affiché une seule fois",
+    "users.error.name": (
+        "Un nom d'utilisateur fait 1 à 64 lettres, chiffres ou . _ @ - (commençant par une lettre ou un chiffre, et "
+        "autre que « token »)."
+    ),
+    "users.error.role": "Choisissez un rôle : {roles}.",
+    "users.error.in_config": "{name!r} est un utilisateur de la configuration ([[admin.users]]).",
+    "users.error.action": "Modification inconnue : choisissez parmi {actions}.",
+    "users.error.config_user": (
+        "{name!r} est un utilisateur de la configuration : modifiez-le dans [[admin.users]], pas ici."
+    ),
+    "users.error.lower_self": "Vous ne pouvez pas abaisser votre propre rôle : demandez à un autre admin.",
+    "users.error.disable_self": "Vous ne pouvez pas vous désactiver vous-même : demandez à un autre admin.",
+    "users.error.remove_self": "Vous ne pouvez pas vous supprimer vous-même : demandez à un autre admin.",
+    "users.error.label": "Dites à quoi sert le jeton, en 1 à {max} caractères.",
+    "users.error.audit": "Le journal d'audit de l'administration ne peut pas être écrit : rien n'a changé.",
+    "users.done.made": "Utilisateur {name} créé ({role}).",
+    "users.done.role": "{name} a désormais le rôle {role} ; cela s'applique à son prochain clic.",
+    "users.done.disabled": "{name} est désactivé : ses sessions sont terminées.",
+    "users.done.enabled": "{name} peut de nouveau se connecter.",
+    "users.done.removed": "{name} est supprimé : ses sessions sont terminées.",
+    "users.done.password": "Nouveau mot de passe pour {name}.",
+    "users.done.token": "Jeton {name} créé ({role}).",
+    "users.done.revoked": "Le jeton {name} est révoqué sur chaque instance.",
     "enforcement.heading": "Chargé sans consentement",
     "enforcement.lede_html": (
         "Ce que les navigateurs des visiteurs ont signalé par le filet de sécurité CSP (<code>[csp] mode = "

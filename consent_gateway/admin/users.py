@@ -86,63 +86,59 @@ class UserPages:
         name = form.get("name", "").strip()
         role = _role(form.get("role"))
         if not USER_NAME.match(name) or name.startswith("token"):
-            return await self._page(
-                request,
-                400,
-                error="A user name is 1 to 64 letters, digits or . _ @ - (starting with a letter or "
-                "digit, and not 'token').",
-            )
+            return await self._page(request, 400, error=self.site.t(request, "users.error.name"))
         if role is None:
-            return await self._page(request, 400, error=f"Choose a role: {', '.join(ROLES)}.")
+            return await self._page(request, 400, error=self._choose_role(request))
         if self.site.authenticator.is_configured(name):
-            return await self._page(request, 409, error=f"{name!r} is a user of the config ([[admin.users]]).")
+            return await self._page(request, 409, error=self.site.t(request, "users.error.in_config", name=name))
         password = secrets.token_urlsafe(_PASSWORD_BYTES)
         password_hash = await run_in_threadpool(hash_password, password)
         user = StoredUser(name, password_hash, role, created_at_ms=_now_ms(self.site), created_by=self._me(request))
         failed = await self._apply(request, "user-create", f"user:{name}", lambda d: d.with_user(user), role=role)
         if failed is not None:
             return failed
-        return await self._page(
-            request, done=f"User {name} made ({role}).", secret={"kind": "password", "name": name, "value": password}
-        )
+        done = self.site.t(request, "users.done.made", name=name, role=role)
+        return await self._page(request, done=done, secret={"kind": "password", "name": name, "value": password})
 
     async def update_user(self, request: Request) -> Response:
         form = self.site.form(request)
         name = form.get("name", "").strip()
         action = form.get("action", "")
         if action not in _UPDATE_ACTIONS:
-            return await self._page(request, 400, error=f"Unknown change: choose one of {', '.join(_UPDATE_ACTIONS)}.")
+            error = self.site.t(request, "users.error.action", actions=", ".join(_UPDATE_ACTIONS))
+            return await self._page(request, 400, error=error)
         if self.site.authenticator.is_configured(name):
-            return await self._page(
-                request, 409, error=f"{name!r} is a user of the config: change it in [[admin.users]], not here."
-            )
+            return await self._page(request, 409, error=self.site.t(request, "users.error.config_user", name=name))
         target = f"user:{name}"
         if action == "role":
             role = _role(form.get("role"))
             if role is None:
-                return await self._page(request, 400, error=f"Choose a role: {', '.join(ROLES)}.")
+                return await self._page(request, 400, error=self._choose_role(request))
             if name == self._me(request) and not allows(role, "admin"):
-                return await self._page(request, 409, error="You cannot lower your own role: ask another admin.")
+                return await self._page(request, 409, error=self.site.t(request, "users.error.lower_self"))
             failed = await self._apply(request, "user-role", target, lambda d: d.with_role(name, role), role=role)
-            return failed or await self._page(request, done=f"{name} is now {role}; it applies at their next click.")
+            done = self.site.t(request, "users.done.role", name=name, role=role)
+            return failed or await self._page(request, done=done)
         if action in ("disable", "remove") and name == self._me(request):
-            return await self._page(request, 409, error=f"You cannot {action} yourself: ask another admin.")
+            return await self._page(request, 409, error=self.site.t(request, f"users.error.{action}_self"))
         if action == "disable":
             failed = await self._apply(request, "user-disable", target, lambda d: d.with_disabled(name, True))
-            return failed or await self._page(request, done=f"{name} is disabled: their sessions have ended.")
+            return failed or await self._page(request, done=self.site.t(request, "users.done.disabled", name=name))
         if action == "enable":
             failed = await self._apply(request, "user-enable", target, lambda d: d.with_disabled(name, False))
-            return failed or await self._page(request, done=f"{name} may log in again.")
+            return failed or await self._page(request, done=self.site.t(request, "users.done.enabled", name=name))
         if action == "remove":
             failed = await self._apply(request, "user-remove", target, lambda d: d.without_user(name))
-            return failed or await self._page(request, done=f"{name} is removed: their sessions have ended.")
+            return failed or await self._page(request, done=self.site.t(request, "users.done.removed", name=name))
         password = secrets.token_urlsafe(_PASSWORD_BYTES)
         password_hash = await run_in_threadpool(hash_password, password)
         failed = await self._apply(
             request, "user-password-reset", target, lambda d: d.with_password(name, password_hash)
         )
         return failed or await self._page(
-            request, done=f"New password for {name}.", secret={"kind": "password", "name": name, "value": password}
+            request,
+            done=self.site.t(request, "users.done.password", name=name),
+            secret={"kind": "password", "name": name, "value": password},
         )
 
     # -- tokens -----------------------------------------------------------------------------------------
@@ -152,11 +148,10 @@ class UserPages:
         label = " ".join(form.get("label", "").split())
         role = _role(form.get("role"))
         if not label or len(label) > MAX_LABEL_CHARS:
-            return await self._page(
-                request, 400, error=f"Say what the token is for in 1 to {MAX_LABEL_CHARS} characters."
-            )
+            error = self.site.t(request, "users.error.label", max=MAX_LABEL_CHARS)
+            return await self._page(request, 400, error=error)
         if role is None:
-            return await self._page(request, 400, error=f"Choose a role: {', '.join(ROLES)}.")
+            return await self._page(request, 400, error=self._choose_role(request))
         value = secrets.token_urlsafe(_TOKEN_BYTES)
         token = StoredToken(
             token_id(value),
@@ -171,16 +166,20 @@ class UserPages:
         )
         return failed or await self._page(
             request,
-            done=f"Token {token.principal_name} made ({role}).",
+            done=self.site.t(request, "users.done.token", name=token.principal_name, role=role),
             secret={"kind": "token", "name": f"{token.principal_name} ({label})", "value": value},
         )
 
     async def revoke_token(self, request: Request) -> Response:
         token = self.site.form(request).get("token", "").strip().removeprefix("token:")
         failed = await self._apply(request, "token-revoke", f"token:{token}", lambda d: d.without_token(token))
-        return failed or await self._page(request, done=f"Token token:{token} is revoked on every instance.")
+        done = self.site.t(request, "users.done.revoked", name=f"token:{token}")
+        return failed or await self._page(request, done=done)
 
     # -- shared -----------------------------------------------------------------------------------------
+
+    def _choose_role(self, request: Request) -> str:
+        return self.site.t(request, "users.error.role", roles=", ".join(ROLES))
 
     def _me(self, request: Request) -> str:
         return self.site.access(request).principal.name
@@ -194,7 +193,7 @@ class UserPages:
         except DirectoryError as exc:
             return await self._page(request, 409, error=str(exc))
         if not await self.site.record(request, action, target, **extra):
-            return await self._page(request, 503, error="The admin audit log cannot be written, so nothing changed.")
+            return await self._page(request, 503, error=self.site.t(request, "users.error.audit"))
         try:
             await self.site.directory.change(change)
         except DirectoryError as exc:  # another admin changed the same thing meanwhile

@@ -50,6 +50,8 @@ def _keys_used() -> set[str]:
     used |= {f"device.{device}" for device in DEVICE_TYPES}
     used |= {f"decision.{decision}" for decision in DECISIONS}
     used |= {f"kind.{kind}" for kind in SUBJECT_KINDS}
+    used |= {f"users.action.{action}" for action in ("enable", "disable", "reset", "remove")}
+    used |= {f"users.error.{action}_self" for action in ("disable", "remove")}
     used |= {f"filter.error.{name}" for name in ("action", "category", "device", "ip", "ip_role", "order", "date",
                                                   "date_first", "time")}  # fmt: skip
     return used

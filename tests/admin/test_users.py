@@ -4,6 +4,7 @@ the config's (which stay read-only), every change audited and CSRF-checked, secr
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -242,3 +243,19 @@ def test_lower_roles_cannot_make_users_or_tokens(app: object, consent_log: Conse
             assert refused.status_code == 403 and "needs admin" in refused.text
         assert dpo.get(f"{PREFIX}/users").status_code == 403
     assert asyncio.run(consent_log.document_get(DIRECTORY_DOCUMENT)) is None
+
+
+def test_the_users_page_and_its_messages_are_in_french_for_a_french_browser(admin: TestClient) -> None:
+    french = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    page = html.unescape(admin.get(f"{PREFIX}/users", headers=french).text)
+    assert '<html lang="fr">' in page and "<h1>Utilisateurs et jetons</h1>" in page
+    assert "Créer l'utilisateur" in page and "Jetons d'API" in page and "Users and tokens" not in page
+    csrf = csrf_of(page)
+    made = admin.post(f"{PREFIX}/users/create", data={"csrf_token": csrf, "name": "camille", "role": "analyst"},
+                      headers={"Origin": "http://testserver", **french})  # fmt: skip
+    text = html.unescape(made.text)
+    assert made.status_code == 200 and "Utilisateur camille créé (analyst)." in text
+    assert "affiché cette seule fois" in text.replace("<strong>", "").replace("</strong>", "")
+    refused = admin.post(f"{PREFIX}/users/create", data={"csrf_token": csrf, "name": "-bad", "role": "analyst"},
+                         headers={"Origin": "http://testserver", **french})  # fmt: skip
+    assert refused.status_code == 400 and "Rien n'a changé : Un nom d'utilisateur fait" in html.unescape(refused.text)
