@@ -264,3 +264,24 @@ async def test_events_queued_out_of_time_order_are_stamped_in_chain_order(log: C
     assert max(e.timestamp_ms for e in by_seq) == now_ms  # moved forward by at most the inversion, never back
     assert [e.event_id for e in await stored(log)] == [e.event_id for e in by_seq]
     assert (await log.verify()).ok
+
+
+def test_health_shows_the_clock_the_gateway_stamps_by(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from consent_gateway.config import Config, GatewayConfig, StoreConfig
+    from consent_gateway.middleware import ConsentGateway
+    from tests.conftest import TEST_SECRET_KEYS
+
+    config = replace(
+        Config(),
+        gateway=replace(GatewayConfig(), data_dir=str(tmp_path / "data"), instance_id="gw-health"),
+        store=StoreConfig(url=f"sqlite:///{tmp_path / 'data' / 'consent.db'}"),
+    )
+    with TestClient(ConsentGateway(Starlette(), config, secret_keys=TEST_SECRET_KEYS)) as client:
+        health = client.get("/_consent/health").json()
+    # SQLite: no second clock, so the gateway holds to its own as it last agreed with itself
+    assert health["clock"] == {"source": "local", "step_ms": 0, "ok": True}
