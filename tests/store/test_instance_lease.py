@@ -120,13 +120,18 @@ def test_a_second_process_with_the_same_instance_id_is_refused_naming_the_key_an
     # The first gave its lease back at shutdown: the next process starts at once.
     with TestClient(gateway(tmp_path, store_url, "fourth")) as after:
         assert grant(after) == 200
-        assert after.get("/_consent/health").json() | {"store": None} == {
+        health = after.get("/_consent/health").json()
+        assert health | {"store": None, "clock": None} == {
             "status": "ok",
             "store": None,
             "spool": {"ok": True, "depth": 0},
             "spool_depth": 0,
             "instance_lease": "held",
+            "clock": None,
         }
+        # Redis and PostgreSQL have a clock of their own; SQLite's is this machine's
+        assert health["clock"]["ok"] is True
+        assert health["clock"]["source"] == ("local" if store_url.startswith("sqlite") else "store")
 
 
 def test_the_lease_is_renewed_while_the_gateway_runs(tmp_path: Path, store_url: str) -> None:
