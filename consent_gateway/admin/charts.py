@@ -10,7 +10,7 @@ page's language (admin/i18n.py).
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -53,6 +53,14 @@ class RateTable:
     def volume(self, group: str) -> int:
         """Events in a group: the largest total of its categories (each event counts once per category)."""
         return max((self.cells.get((group, c), (0, 0))[1] for c in self.categories), default=0)
+
+    def renamed(self, names: Callable[[str], str]) -> RateTable:
+        """The same table with each group shown by another name (a device type in the page's language)."""
+        return RateTable(
+            groups=[names(g) for g in self.groups],
+            categories=self.categories,
+            cells={(names(g), c): cell for (g, c), cell in self.cells.items()},
+        )
 
     def top(self, limit: int) -> RateTable:
         groups = sorted(self.groups, key=lambda g: (-self.volume(g), g))[:limit]

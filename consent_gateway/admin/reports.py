@@ -11,7 +11,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from consent_gateway.admin import charts
+from consent_gateway.admin import charts, i18n
 from consent_gateway.admin.filters import day_start_ms
 from consent_gateway.admin.site import DashboardSite
 from consent_gateway.errors import ConfigError
@@ -47,6 +47,8 @@ class ReportPages:
         for by in ("country", "browser", "device", "policy_version"):
             groups[by] = charts.pivot(await self.site.log.stats(filters, by=by), self.site.categories)
         groups["vendor"] = charts.pivot(await self.site.log.stats(filters, by="vendor"), [VENDOR_CATEGORY])
+        lang = self.site.language(request)
+        groups["device"] = groups["device"].renamed(lambda device: i18n.label(lang, "device", device))
         days_counted = {d.day: d for d in await self.site.log.daily_counts(filters)}
         total = sum(d.events for d in days_counted.values())
         visitors = sum(d.visitors for d in days_counted.values())
@@ -54,7 +56,6 @@ class ReportPages:
         # visitors who objected to (or asked to limit) the processing from their own page: for the team to act on
         objections = await self.site.log.count(dataclasses.replace(filters, action=PROCESSING_OBJECTED))
         overall = {c: _overall(per_day, c) for c in self.site.categories}
-        lang = self.site.language(request)
         titles = {by: self.site.t(request, f"chart.by.{by}") for by in _BAR_CHARTS}
         labels = {**self.site.labels[lang], VENDOR_CATEGORY: self.site.t(request, "overview.vendor_granted")}
         bar_charts = [

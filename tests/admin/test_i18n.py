@@ -138,7 +138,8 @@ def test_a_french_browser_gets_every_page_in_french(client: TestClient) -> None:
     _login_fr(client)
     pages = {
         "/": ["<h1>Vue d'ensemble</h1>", "Taux de consentement par catégorie, 30 derniers jours",
-              "Part des visiteurs ayant autorisé", "Taux d'autorisation par fournisseur", "événements de consentement"],
+              "Part des visiteurs ayant autorisé", "Taux d'autorisation par fournisseur", "événements de consentement",
+              '<th scope="row">ordinateur</th>'],
         "/events": ["<h1>Événements de consentement</h1>", "403 événements correspondants, du plus récent",
                     ">consentement donné<", "Catégorie autorisée"],
         f"/visitors/{VISITOR}": ["<h1>Historique d'un visiteur</h1>", "3 événements pour", "consentement retiré",
@@ -204,3 +205,20 @@ def test_the_switch_goes_nowhere_but_the_dashboard(client: TestClient) -> None:
         assert answer.headers["location"] == f"{PREFIX}/"
     unknown = client.get(f"{PREFIX}/language", params={"set": "de", "next": "/"})
     assert unknown.status_code == 303 and "set-cookie" not in unknown.headers
+
+
+#: Words a template may hold as they are, the same in both languages: names, units, HTTP and cookie terms.
+_SAME_IN_BOTH = {"consent", "gateway", "UTC", "FR", "Firefox", "GPC", "CSV", "IP", "HttpOnly", "Secure", "SameSite",
+                 "nbsp", "aria", "invalid", "true", "describedby", "err"}  # fmt: skip
+
+
+def test_no_template_holds_words_outside_the_catalog() -> None:
+    """A sentence written straight into a template would stay English on a French page: this finds it."""
+    for template in sorted((ADMIN / "templates").glob("*.html")):
+        text = template.read_text(encoding="utf-8")
+        for construct in (r"\{#.*?#\}", r"\{\{.*?\}\}", r"\{%.*?%\}", r"<svg.*?</svg>"):
+            text = re.sub(construct, " ", text, flags=re.S)
+        shown = re.findall(r">([^<>]+)<", text)
+        shown += re.findall(r'\b(?:aria-label|placeholder|title|alt)="([^"]*)"', text)
+        words = {word for piece in shown for word in re.findall(r"[A-Za-z]{2,}", piece)}
+        assert words <= _SAME_IN_BOTH, (template.name, sorted(words - _SAME_IN_BOTH))
