@@ -34,7 +34,7 @@ from .logs_common import (
 from .logs_proof_cli import checkpoint, export_audit, verify
 from .store import STAT_GROUPS, ConsentLog, EventFilter
 from .store.erasure_queue import ErasureQueue, QueuedErasure
-from .store.retention import clock_problem, newest_event_ms, store_clock_problem
+from .store.retention import ahead_note, clock_problem, events_ahead, newest_event_ms, store_clock_problem
 
 
 def _granted(event: ConsentEvent) -> str:
@@ -332,16 +332,20 @@ def purge(
     events_before = now_ms - events_days * DAY_MS
     ip_before = now_ms - ip_days * DAY_MS
 
-    async def doomed(log: ConsentLog) -> tuple[int, int, int, int | None, int | None]:
+    async def doomed(log: ConsentLog) -> tuple[int, int, int, int | None, int | None, int]:
         return (
             await log.count(EventFilter(until_ms=events_before)),
             await log.count(EventFilter(until_ms=ip_before)),
             await log.count(EventFilter()),
             await newest_event_ms(log),
             await log.server_time_ms(),
+            await events_ahead(log, now_ms),
         )
 
-    events, ips, total, newest, server_ms = run_on_log(ctx, doomed)
+    events, ips, total, newest, server_ms, ahead = run_on_log(ctx, doomed)
+    note = ahead_note(ahead)
+    if note is not None:
+        click.echo(f"Note: {note}.")
     clock = store_clock_problem(now_ms, server_ms) or clock_problem(
         now_ms, newest, ctx.config.retention.clock_guard_days
     )

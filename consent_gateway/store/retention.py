@@ -71,6 +71,21 @@ def clock_problem(now_ms: int, newest_ms: int | None, guard_days: float) -> str 
     )
 
 
+def ahead_note(ahead: int) -> str | None:
+    """What to tell about events stamped ahead of now (written before `store/clock.py` held stamps to a
+    reference, or by a store clock that was wrong): a purge keeps them, and the later events of their chains."""
+    if not ahead:
+        return None
+    return (
+        f"{ahead} events are stamped more than {TOLERANCE_MS // 60_000} minutes ahead of now (a clock that was "
+        "ahead wrote them): retention keeps them, and every later event of their chains, until their time comes"
+    )
+
+
+async def events_ahead(log: ConsentLog, now_ms: int) -> int:
+    return await log.count(EventFilter(since_ms=now_ms + TOLERANCE_MS))
+
+
 def store_clock_problem(now_ms: int, server_ms: int | None, tolerance_ms: int = TOLERANCE_MS) -> str | None:
     """Why a purge must wait when this machine's clock and the store's differ (None when they agree or the
     store has no clock of its own)."""
@@ -172,6 +187,9 @@ class RetentionTask:
             result = await self.log.purge(events_before_ms=cut.events_before_ms, ip_before_ms=cut.ip_before_ms)
             pruned = await self.log.prune_inventory(seen_before_ms=now_ms - self.retention.inventory_days * DAY_MS)
             await self.log.state_put(_DONE, str(now_ms), max(1000, int(self.interval_s * 1000) - 60_000))
+            note = ahead_note(await events_ahead(self.log, now_ms))
+            if note is not None:
+                logger.warning("retention: %s", note)
             logger.info(
                 "retention: deleted %d events before %s UTC, removed %d IPs before %s UTC, %d inventory entries",
                 result.events_deleted,

@@ -285,3 +285,24 @@ def test_health_shows_the_clock_the_gateway_stamps_by(tmp_path: Path) -> None:
         health = client.get("/_consent/health").json()
     # SQLite: no second clock, so the gateway holds to its own as it last agreed with itself
     assert health["clock"] == {"source": "local", "step_ms": 0, "ok": True}
+
+
+def test_logs_purge_names_events_a_clock_ahead_stamped_before_stamps_were_held(tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.store.test_contract import chained
+
+    url = f"sqlite:///{tmp_path / 'consent.db'}"
+    now_ms = int(time.time() * 1000)
+
+    async def fill() -> None:  # written straight to the log, as a gateway without the reference time did
+        log = open_log(url)
+        await log.open()
+        stamps = [now_ms - 2 * DAY_MS, now_ms + 3 * 365 * DAY_MS, now_ms + 3 * 365 * DAY_MS + 1]
+        await log.append(chained([make_event(i, timestamp_ms=ms) for i, ms in enumerate(stamps)]))
+        await log.close()
+
+    asyncio.run(fill())
+    dry = CliRunner().invoke(main, ["logs", "purge", "--store", url, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "2 events are stamped more than 2 minutes ahead of now" in dry.output
