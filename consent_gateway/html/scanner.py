@@ -186,20 +186,28 @@ FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True,
                       conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
 
 
-def text_end(data: bytes, pos: int, n: int, modes: Modes, hints: BufferScan | None) -> int:
+def text_end(data: bytes, pos: int, n: int, modes: Modes, hints: BufferScan | None,
+             exact_until: int = -1) -> tuple[int, int]:
     """Where the text (and the tags that do not matter) starting at ``pos`` ends: the next candidate, or
-    ``n``. The native hints answer when they prove the text before their next candidate is plain (no quoted
-    value holds "<" or ">" and every "<" in it is closed): exactly where the regexes would stop."""
+    ``n``; and how far the exact scanner is to be used from now on in this buffer (pass it back in).
+
+    The native hints answer when they prove the text before their next candidate is plain (no quoted value
+    holds "<" or ">" and every "<" in it is closed): exactly where the regexes would stop. Where a quoted
+    value holds "<" or ">", the exact ``skip`` decides; it stops at every conditional name (``<a``, ``<td``…)
+    the loose scan reads past, so the region the loose scan covered is remembered (``exact_until``) and not
+    scanned again from each of those stops: that made a page of links quadratic."""
     if hints is not None:
         p = hints.next_candidate(pos, n)
         if not hints.quoted_between(pos, p + 1):
             last_lt = data.rfind(b"<", pos, p)
             if last_lt == -1 or data.find(b">", last_lt, p) != -1:
-                return p
+                return p, exact_until
+    if pos < exact_until:
+        return modes.skip.match(data, pos).end(), exact_until  # type: ignore[union-attr]
     end: int = modes.loose.match(data, pos).end()  # type: ignore[union-attr]  # matches the empty string
     if end > pos and _QUOTED_LT_GT.search(data, pos, end + 1) is not None:
-        end = modes.skip.match(data, pos).end()  # type: ignore[union-attr]
-    return end
+        return modes.skip.match(data, pos).end(), end  # type: ignore[union-attr]
+    return end, exact_until
 
 
 # -- the native path --------------------------------------------------------------------------------------

@@ -64,6 +64,9 @@ class Tokenizer(HeadPlacement):
         self._holdback = holdback
         self._native = native_scanner_for(catalog)
         self._hints = None
+        #: within the current buffer: up to where the exact scanner runs, for which modes (see text_end)
+        self._exact_until = -1
+        self._exact_modes: Modes | None = None
         self._foreign: tuple[str, ...] = ()
         self._raw_name = ""
         self._comment_fresh = False
@@ -100,6 +103,7 @@ class Tokenizer(HeadPlacement):
         """Advance over ``data``; return where the unfinished token starts (``len(data)`` if none)."""
         if self._native is not None and len(data) >= MIN_SCAN_BYTES:
             self._hints = self._native.scan(data)
+        self._exact_until = -1
         try:
             return self._run(data, final, out)
         finally:
@@ -148,8 +152,11 @@ class Tokenizer(HeadPlacement):
         modes: Modes = FOREIGN_MODES if foreign else HEAD_MODES if ahead else HTML_MODES
         hints = None if foreign or ahead else self._hints
         n = len(data)
+        exact_until = self._exact_until if self._exact_modes is modes else -1
+        self._exact_modes = modes
         while True:
-            end = text_end(data, pos, n, modes, hints)
+            end, exact_until = text_end(data, pos, n, modes, hints, exact_until)
+            self._exact_until = exact_until
             if end > pos:
                 out.append(data[pos:end])
                 pos = end
