@@ -9,7 +9,7 @@ them, without those values they would let anyone test guesses of an erased or wi
 its commitment. The dashboard lets each role choose among the groups it may see (admin/records.py).
 
 CSV cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage return),
-or that start with a NUL, get a leading ``'``: a visitor controls their user agent and page path, and must not
+or that start with any other control character (NUL, line feed, escape, DEL…), get a leading ``'``: a visitor controls their user agent and page path, and must not
 be able to plant a formula in the privacy team's spreadsheet (OWASP "CSV injection"). JSON Lines keep values
 typed (booleans, numbers, objects for the choices, commitments and salts).
 """
@@ -31,7 +31,8 @@ ExportFormat = Literal["csv", "jsonl"]
 #: Format → the media type it is served with.
 MEDIA_TYPES: Final[dict[str, str]] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\0")
+#: A cell starting with one of these is defused; so is one starting with a control character (below 0x20, DEL).
+_FORMULA_STARTS: Final = ("=", "+", "-", "@")
 #: Rows per chunk sent: big enough for few sends, small enough to start the download at once.
 _ROWS_PER_CHUNK: Final = 500
 
@@ -94,7 +95,9 @@ def escape_cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    if text and (text.startswith(_FORMULA_STARTS) or text[0] < " " or text[0] == "\x7f"):
+        return "'" + text
+    return text
 
 
 def _time_utc(timestamp_ms: int) -> str:

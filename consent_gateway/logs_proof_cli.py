@@ -13,10 +13,10 @@ from typing import IO
 import click
 
 from .errors import ConfigError
+from .export import EventWriter, ExportColumns
 from .logs_common import EXIT_BROKEN, LogContext, format_time, log_context, run_on_log, store_options
 from .store import Checkpoint, ConsentLog, EventFilter, VerifyResult
 from .store.proof import (
-    audit_record,
     find_checkpoint_key,
     is_signed_by,
     load_public_key,
@@ -28,6 +28,7 @@ from .store.proof import (
 
 def export_audit(ctx: LogContext, output: str, checkpoint_path: str | None) -> None:
     """Every event (no filter: an auditor checks whole chains), after the latest signed checkpoint."""
+    categories = tuple(c.id for c in ctx.config.categories if not c.required)
     path = Path(checkpoint_path) if checkpoint_path else ctx.config.checkpoint_path
     try:
         checkpoint = Checkpoint.load(path)
@@ -41,8 +42,10 @@ def export_audit(ctx: LogContext, output: str, checkpoint_path: str | None) -> N
         stream: IO[str] = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
         try:
             stream.write(json.dumps({"checkpoint": json.loads(checkpoint.to_json())}, sort_keys=True) + "\n")
+            # the export module's JSON Lines, without the personal columns: the same records as any export
+            writer = EventWriter(stream, "jsonl", ExportColumns(categories, personal=False, proof=True))
             async for event in log.export(EventFilter()):
-                stream.write(json.dumps(audit_record(event), sort_keys=True, ensure_ascii=False) + "\n")
+                writer.write(event)
                 written += 1
         finally:
             if stream is not sys.stdout:

@@ -38,8 +38,8 @@ from consent_gateway.events import (
     ConsentEvent,
     LogKeys,
     event_from_dict,
-    event_to_dict,
 )
+from consent_gateway.export import ExportColumns, record
 from consent_gateway.store.base import Checkpoint, ConsentLog, VerifyResult
 
 LOG_KEYS_ENV = "CONSENT_GATEWAY_LOG_KEYS"
@@ -224,11 +224,9 @@ class CheckpointWriter:
 
 
 def audit_record(event: ConsentEvent) -> dict[str, Any]:
-    """An event as the audit export holds it: every hashed field, no personal data and no salts."""
-    data = event_to_dict(event)
-    for name in (*PERSONAL_FIELDS, "salts"):
-        data.pop(name, None)
-    return data
+    """An event as the audit export holds it: the export's columns without the personal ones (so no salts)
+    and with the proof ones — every hashed field. Any such export verifies, the dashboard's included."""
+    return record(event, ExportColumns((), personal=False, proof=True))
 
 
 def verify_export(lines: Iterable[str], public: Ed25519PublicKey) -> VerifyResult:

@@ -3,6 +3,7 @@ same columns from the dashboard and `logs export`, with the personal and proof g
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -16,6 +17,14 @@ from consent_gateway.cli import main
 from consent_gateway.config import Config
 from consent_gateway.events import PERSONAL_FIELDS
 from consent_gateway.export import PROOF_COLUMNS, ExportColumns, escape_cell
+from consent_gateway.store import ConsentLog
+from consent_gateway.store.proof import (
+    load_checkpoint_key,
+    load_public_key,
+    public_key_text,
+    take_checkpoint,
+    verify_export,
+)
 
 from .conftest import AUDITOR_PASSWORD, INJECTION_UA, PREFIX, VISITOR, login, make_events
 
@@ -29,6 +38,12 @@ from .conftest import AUDITOR_PASSWORD, INJECTION_UA, PREFIX, VISITOR, login, ma
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\tTAB", "'\tTAB"),
         ("\rCR", "'\rCR"),
+        ("\x00=1", "'\x00=1"),
+        ("\n=1+1", "'\n=1+1"),
+        ("\x1b[31m", "'\x1b[31m"),
+        ("\x7f=1", "'\x7f=1"),
+        ("", ""),
+        ("a\tb", "a\tb"),
         ("Firefox", "Firefox"),
         ("a=b", "a=b"),
         (None, ""),
@@ -217,3 +232,22 @@ def test_formula_cells_are_escaped_in_every_selection(logged_in: TestClient) -> 
     records = [json.loads(line) for line in logged_in.get(
         f"{PREFIX}/export.jsonl", params={"consent_id": VISITOR}).text.splitlines()]  # fmt: skip
     assert records[0]["user_agent"] == INJECTION_UA and records[0]["page_path"] == "+SUM(1,2)"
+
+
+def test_an_auditor_verifies_the_dashboards_proof_export_with_the_public_key(
+    client: TestClient, consent_log: ConsentLog, tmp_path: Path
+) -> None:
+    # the analyst's default export (proof columns, no personal one), behind a signed checkpoint of the log
+    assert login(client, "auditor", AUDITOR_PASSWORD).status_code == 303  # type: ignore[attr-defined]
+    key = load_checkpoint_key(tmp_path / "keys")
+    checkpoint = asyncio.run(take_checkpoint(consent_log, key))
+    export = client.get(f"{PREFIX}/export.jsonl").text.splitlines()
+    lines = [json.dumps({"checkpoint": json.loads(checkpoint.to_json())}), *export]
+    result = verify_export(lines, load_public_key(public_key_text(key)))
+    assert result.ok and result.events_checked == len(make_events()), result.problems
+    # and an edited cell is found
+    record = json.loads(lines[5])
+    record["category:analytics"] = not record["category:analytics"]
+    record["categories"]["analytics"] = record["category:analytics"]
+    lines[5] = json.dumps(record)
+    assert not verify_export(lines, load_public_key(public_key_text(key))).ok
