@@ -40,7 +40,7 @@ import hmac
 import json
 import operator
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -124,13 +124,32 @@ _HASHED_FIELDS: Final = tuple(name for name in EVENT_FIELDS if name not in _UNHA
 # C-level getters: chaining runs once per event on the event loop, so it is kept lean.
 _all_values = operator.attrgetter(*EVENT_FIELDS)
 _hashed_values = operator.itemgetter(*_HASHED_FIELDS)
-_personal_values = operator.attrgetter(*PERSONAL_FIELDS)
-_hashed_attrs = operator.attrgetter(*_HASHED_FIELDS)
-_I_INSTANCE, _I_SEQ, _I_PREV_HASH, _I_COMMITMENTS, _I_SALTS, _I_HASH, _I_MAC, _I_TIMESTAMP = (
+_I_EVENT_ID, _I_INSTANCE, _I_SEQ, _I_PREV_HASH, _I_COMMITMENTS, _I_SALTS, _I_HASH, _I_MAC, _I_TIMESTAMP = (
     EVENT_FIELDS.index(name)
-    for name in ("instance_id", "seq", "prev_hash", "commitments", "salts", "hash", "mac", "timestamp_ms")
+    for name in ("event_id", "instance_id", "seq", "prev_hash", "commitments", "salts", "hash", "mac", "timestamp_ms")
 )
-_slot_setters = tuple(ConsentEvent.__dict__[name].__set__ for name in EVENT_FIELDS)
+#: (name, index in EVENT_FIELDS) of each personal field, and a getter of the hashed values from a value list:
+#: verification works on the stored values without building an event per row.
+_PERSONAL_INDEXES: Final = tuple((name, EVENT_FIELDS.index(name)) for name in PERSONAL_FIELDS)
+_hashed_items = operator.itemgetter(*(EVENT_FIELDS.index(name) for name in _HASHED_FIELDS))
+_sha256 = hashlib.sha256
+#: (name, index in EVENT_FIELDS, offset of its salt in the hex entropy) of each personal field
+_SALT_SLOTS: Final = tuple((name, index, 32 * n) for n, (name, index) in enumerate(_PERSONAL_INDEXES))
+
+
+def _compile_builder() -> Any:
+    """``build(values) -> ConsentEvent`` setting each slot in one straight line of code (as ``dataclasses``
+    generates ``__init__``): a loop over the setters costs twice as much, and every event read or chained
+    goes through it."""
+    setters = {f"_set{i}": ConsentEvent.__dict__[name].__set__ for i, name in enumerate(EVENT_FIELDS)}
+    lines = [f"    _set{i}(event, values[{i}])" for i in range(len(EVENT_FIELDS))]
+    source = "\n".join(["def build(values):", "    event = _new(ConsentEvent)", *lines, "    return event"])
+    namespace: dict[str, Any] = {"_new": object.__new__, "ConsentEvent": ConsentEvent, **setters}
+    exec(source, namespace)  # noqa: S102 - constant source built from the field names above
+    return namespace["build"]
+
+
+_build_event = _compile_builder()
 
 
 def event_from_values(values: Iterable[Any]) -> ConsentEvent:
@@ -138,11 +157,13 @@ def event_from_values(values: Iterable[Any]) -> ConsentEvent:
 
     Same result as ``ConsentEvent(*values)`` at a third of the cost: a frozen dataclass's ``__init__``
     goes through ``object.__setattr__`` per field, which dominates chaining and reading thousands of
-    events. Nothing is checked: callers pass complete, well-typed values.
+    events. Nothing is checked but the count: callers pass complete, well-typed values.
     """
-    event = object.__new__(ConsentEvent)
-    for set_value, value in zip(_slot_setters, values, strict=True):
-        set_value(event, value)
+    if not isinstance(values, (list, tuple)):
+        values = tuple(values)
+    if len(values) != len(EVENT_FIELDS):
+        raise ValueError(f"an event has {len(EVENT_FIELDS)} fields, got {len(values)} values")
+    event: ConsentEvent = _build_event(values)
     return event
 
 
@@ -172,6 +193,11 @@ def event_hash(event: ConsentEvent) -> str:
 
 def _hash_of(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(dict(zip(_HASHED_FIELDS, _hashed_values(data), strict=True)))).hexdigest()
+
+
+def event_values(event: ConsentEvent) -> tuple[Any, ...]:
+    """Every field's value, in :data:`EVENT_FIELDS` order."""
+    return _all_values(event)
 
 
 def event_to_dict(event: ConsentEvent) -> dict[str, Any]:
@@ -224,17 +250,43 @@ class LogKeys:
         #: key id (public: the first 8 hex digits of the key's sha256) → key
         self.by_id = {hashlib.sha256(k).hexdigest()[:8]: k for k in reversed(raw)}
         self.writing_id = hashlib.sha256(raw[0]).hexdigest()[:8]
-        self._writing_key = raw[0]
+        self._pads = {key_id: _hmac_pads(k) for key_id, k in self.by_id.items()}
+        self._writing_pads = _hmac_pads(raw[0])
 
     def mac(self, text: str) -> str:
-        return f"{self.writing_id}:{hmac.digest(self._writing_key, text.encode(), 'sha256').hex()}"
+        return f"{self.writing_id}:{_hmac_hex(self._writing_pads, text.encode())}"
 
     def check(self, text: str, mac: str) -> bool:
         key_id, _, digest = mac.partition(":")
-        key = self.by_id.get(key_id)
-        if key is None:
+        pads = self._pads.get(key_id)
+        if pads is None:
             return False
-        return hmac.compare_digest(hmac.digest(key, text.encode(), "sha256").hex(), digest)
+        return hmac.compare_digest(_hmac_hex(pads, text.encode()), digest)
+
+
+_IPAD: Final = bytes(b ^ 0x36 for b in range(256))
+_OPAD: Final = bytes(b ^ 0x5C for b in range(256))
+_Pads = tuple[Any, Any]
+
+
+def _hmac_pads(key: bytes) -> _Pads:
+    """HMAC-SHA256's inner and outer hashes with the key's block already absorbed (RFC 2104).
+
+    Copying them per message gives ``hmac.digest``'s bytes at half its cost: OpenSSL 3's one-shot HMAC
+    looks its algorithm up and keys it again on every call, and chaining and verifying make one per event.
+    """
+    if len(key) > 64:  # SHA-256's block size
+        key = _sha256(key).digest()
+    block = key.ljust(64, b"\0")
+    return _sha256(block.translate(_IPAD)), _sha256(block.translate(_OPAD))
+
+
+def _hmac_hex(pads: _Pads, data: bytes) -> str:
+    inner = pads[0].copy()
+    inner.update(data)
+    outer = pads[1].copy()
+    outer.update(inner.digest())
+    return str(outer.hexdigest())
 
 
 def anchor_text(instance_id: str, head: ChainHead) -> str:
@@ -257,53 +309,54 @@ class EventChain:
 
     def append(self, event: ConsentEvent, *, timestamp_ms: int | None = None) -> ConsentEvent:
         """``event`` chained after the head (stamped ``timestamp_ms`` instead of its own time when given)."""
-        salts: dict[str, str] = {}
-        commitments: dict[str, str] = {}
-        entropy = os.urandom(16 * len(PERSONAL_FIELDS)).hex()
-        offset = 0
-        for name, value in zip(PERSONAL_FIELDS, _personal_values(event), strict=True):
-            if value is not None:
-                salt = entropy[offset : offset + 32]
-                salts[name] = salt
-                commitments[name] = hashlib.sha256(f"{salt}\x00{value}".encode()).hexdigest()
-            offset += 32
-        seq = self.head.seq + 1
-        prev_hash = self.head.hash
-        body = dict(zip(_HASHED_FIELDS, _hashed_attrs(event), strict=True))
-        body["instance_id"] = self.instance_id
-        body["seq"] = seq
-        body["prev_hash"] = prev_hash
-        body["commitments"] = commitments
-        if timestamp_ms is not None:
-            body["timestamp_ms"] = timestamp_ms
-        digest = hashlib.sha256(canonical(body)).hexdigest()
         values = list(_all_values(event))
         if timestamp_ms is not None:
             values[_I_TIMESTAMP] = timestamp_ms
+        salts: dict[str, str] = {}
+        commitments: dict[str, str] = {}
+        entropy = os.urandom(16 * len(PERSONAL_FIELDS)).hex()
+        for name, index, offset in _SALT_SLOTS:
+            value = values[index]
+            if value is not None:
+                salt = entropy[offset : offset + 32]
+                salts[name] = salt
+                commitments[name] = _sha256(f"{salt}\x00{value}".encode()).hexdigest()
+        head = self.head
+        seq = head.seq + 1
         values[_I_INSTANCE] = self.instance_id
         values[_I_SEQ] = seq
-        values[_I_PREV_HASH] = prev_hash
+        values[_I_PREV_HASH] = head.hash
         values[_I_COMMITMENTS] = commitments
         values[_I_SALTS] = salts
+        digest = _sha256(canonical(dict(zip(_HASHED_FIELDS, _hashed_items(values), strict=True)))).hexdigest()
         values[_I_HASH] = digest
         values[_I_MAC] = self.keys.mac(digest) if self.keys is not None else ""
         self.head = ChainHead(seq=seq, hash=digest)
-        return event_from_values(values)
+        chained: ConsentEvent = _build_event(values)
+        return chained
 
 
 def check_event(event: ConsentEvent) -> str | None:
     """Why one event does not match its own hash and commitments, or ``None`` when it does."""
-    for name in PERSONAL_FIELDS:
-        value = getattr(event, name)
-        salt = event.salts.get(name)
-        committed = event.commitments.get(name)
+    return _problem_of_values(_all_values(event))
+
+
+def _problem_of_values(values: Sequence[Any]) -> str | None:
+    """:func:`check_event` on an event's values in :data:`EVENT_FIELDS` order (as decoded from storage)."""
+    salts = values[_I_SALTS]
+    commitments = values[_I_COMMITMENTS]
+    for name, index in _PERSONAL_INDEXES:
+        value = values[index]
         if value is None:
-            if salt is not None:
+            if salts.get(name) is not None:
                 return f"personal field {name!r} removed without erasure"
             continue
-        if salt is None or committed is None or commit(salt, str(value)) != committed:
+        salt = salts.get(name)
+        committed = commitments.get(name)
+        if salt is None or committed is None or _sha256(f"{salt}\x00{value}".encode()).hexdigest() != committed:
             return f"personal field {name!r} altered"
-    if event_hash(event) != event.hash:
+    body = dict(zip(_HASHED_FIELDS, _hashed_items(values), strict=True))
+    if _sha256(canonical(body)).hexdigest() != values[_I_HASH]:
         return "content altered (hash mismatch)"
     return None
 
@@ -324,35 +377,48 @@ class ChainVerifier:
     ) -> None:
         self.instance_id = instance_id
         self.keys = keys
-        self.expected = anchor or ChainHead(seq=0, hash="")
+        start = anchor or ChainHead(seq=0, hash="")
+        # the last event walked (two plain attributes: a ChainHead per event would cost more than a hash)
+        self._seq, self._hash = start.seq, start.hash
         self.checked = 0
         self.problems: list[tuple[str, str]] = []
         #: hashes seen at the seqs of the heads ``finish`` will compare with (not every hash: memory)
         self._seen: dict[int, str | None] = dict.fromkeys(h.seq for h in heads)
         self._anchor = anchor
 
+    @property
+    def expected(self) -> ChainHead:
+        """The last event walked (or the anchor): what the next one must follow."""
+        return ChainHead(seq=self._seq, hash=self._hash)
+
     def feed(self, event: ConsentEvent) -> None:
+        self.feed_values(_all_values(event))
+
+    def feed_values(self, values: Sequence[Any]) -> None:
+        """:meth:`feed` on an event's values in :data:`EVENT_FIELDS` order, JSON fields decoded and booleans
+        as ``bool`` (what a backend reads), without building the event: verification's per-row cost."""
         self.checked += 1
-        problem = check_event(event)
-        if problem is None and self.keys is not None and not self.keys.check(event.hash, event.mac):
+        problem = _problem_of_values(values)
+        digest = values[_I_HASH]
+        seq = values[_I_SEQ]
+        keys = self.keys
+        if problem is None and keys is not None and not keys.check(digest, values[_I_MAC]):
             problem = "forged or altered: its MAC does not verify under any log key"
         if problem:
-            self.problems.append((event.event_id, problem))
-        elif event.seq == self.expected.seq:
-            self.problems.append((event.event_id, f"inserted event: seq {event.seq} appears twice"))
-        elif event.seq != self.expected.seq + 1:
-            missing = f"seq {self.expected.seq + 1}" + (
-                f"..{event.seq - 1}" if event.seq - 1 > self.expected.seq + 1 else ""
-            )
+            self.problems.append((values[_I_EVENT_ID], problem))
+        elif seq == self._seq:
+            self.problems.append((values[_I_EVENT_ID], f"inserted event: seq {seq} appears twice"))
+        elif seq != self._seq + 1:
+            missing = f"seq {self._seq + 1}" + (f"..{seq - 1}" if seq - 1 > self._seq + 1 else "")
             reason = f"event(s) deleted before it ({self.instance_id} {missing})"
-            self.problems.append((event.event_id, reason))
-        elif event.prev_hash != self.expected.hash:
+            self.problems.append((values[_I_EVENT_ID], reason))
+        elif values[_I_PREV_HASH] != self._hash:
             reason = "prev_hash does not match the previous event (previous event altered or inserted)"
-            self.problems.append((event.event_id, reason))
-        if event.seq in self._seen:
-            self._seen[event.seq] = event.hash
+            self.problems.append((values[_I_EVENT_ID], reason))
+        if seq in self._seen:
+            self._seen[seq] = digest
         # Resynchronise on this event so one break is reported once, not for every event after it.
-        self.expected = ChainHead(seq=event.seq, hash=event.hash)
+        self._seq, self._hash = seq, digest
 
     def finish(self, checkpoint_head: ChainHead | None, *, source: str = "the checkpoint") -> None:
         """Compare the chain's end with a head recorded earlier (truncated tail, rewritten history)."""
@@ -360,8 +426,8 @@ class ChainVerifier:
             return
         if self._anchor is not None and self._anchor.seq >= checkpoint_head.seq:
             return  # purged by retention since the checkpoint
-        if self.expected.seq < checkpoint_head.seq:
-            first_missing = self.expected.seq + 1
+        if self._seq < checkpoint_head.seq:
+            first_missing = self._seq + 1
             self.problems.append(
                 (
                     f"{self.instance_id}@{first_missing}",

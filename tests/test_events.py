@@ -169,3 +169,93 @@ def test_stored_dicts_from_older_or_newer_writers_still_load() -> None:
     assert ev.event_from_dict(newer) == chained
     older = {k: v for k, v in data.items() if k not in ("erased_at_ms", "salts")}
     assert ev.event_from_dict(older) == dataclasses.replace(chained, salts={})
+
+
+# A record as an older gateway stored it, with the hash, commitments and MACs that gateway wrote: the chain
+# format is frozen, so every later writer and verifier must agree on these bytes (old logs must still verify).
+_GOLDEN_SALTS = {
+    "ip": "00112233445566778899aabbccddeeff",
+    "user_agent": "ffeeddccbbaa99887766554433221100",
+    "page_path": "0123456789abcdef0123456789abcdef",
+}
+_GOLDEN_COMMITMENTS = {
+    "ip": "8589092121147b0c28837e04742ee901dc39709b6b520e0ff0ae9d66a93816f9",
+    "user_agent": "cf4f9bb973617a90257b777025d582c15a6b077290b9b0432f0850a3797c4b9f",
+    "page_path": "18396a632c7f69815f218afc936229274cf9952b9312d079b7f913441aaae9f8",
+}
+_GOLDEN_HASH = "e81792aee7e595607c649c49ccfa80a45d4992862c1b6cff757cb83bfd52f6ef"
+_GOLDEN_PREV = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def _golden_event(**changes: object) -> ConsentEvent:
+    base = ConsentEvent(
+        event_id="01933b1c2d3e4f50",
+        consent_id="5f2b9c3e8a1d4e7f9b0c6a2d3e4f5a6b",
+        action=ev.CONSENT_UPDATED,
+        categories={"necessary": True, "marketing": False, "analytics": True, "préférences": False},
+        vendors={"youtube": True, "hotjar": False},
+        policy_version="2025-09",
+        banner_version="0123456789abcdef",
+        timestamp_ms=1_767_225_600_123,
+        page_path="/actualités?x=1",
+        referrer_host=None,
+        ip="203.0.113.0",
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0",
+        browser_family="Firefox",
+        browser_version="121",
+        os_family="Linux",
+        os_version=None,
+        device_type="desktop",
+        country="FR",
+        is_eu=True,
+        region_rule="opt-in",
+        gpc=False,
+        instance_id="gw-1",
+        prev_hash=_GOLDEN_PREV,
+        hash=_GOLDEN_HASH,
+        seq=42,
+        commitments=_GOLDEN_COMMITMENTS,
+        salts=_GOLDEN_SALTS,
+        mac="de8649f6:6fc2482ab0106287d5768ce6d707a1b27be87f5a20af37d1facd2406cb26b6bf",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_known_hashes_commitments_and_macs_are_unchanged() -> None:
+    golden = _golden_event()
+    assert {k: ev.commit(_GOLDEN_SALTS[k], str(getattr(golden, k))) for k in _GOLDEN_SALTS} == _GOLDEN_COMMITMENTS
+    assert event_hash(golden) == _GOLDEN_HASH
+    assert check_event(golden) is None
+    keys = ev.LogKeys(["log-key-0"])
+    assert keys.mac(_GOLDEN_HASH) == golden.mac
+    anchor = ev.anchor_text("gw-1", ChainHead(seq=41, hash=_GOLDEN_PREV))
+    assert keys.mac(anchor) == "de8649f6:09c3488561374a2f1b81f652b7cd17542082712ddb7378f6d17b02797c55abcd"
+    # a key longer than SHA-256's block is hashed first (RFC 2104)
+    long_key = ev.LogKeys(["k" * 100])
+    assert long_key.mac(_GOLDEN_HASH) == "e37c7cb7:6c39cbfc97951427081e9e6f4a9853bf7c599fc86e74cabde36f45e8d5feac99"
+    assert ev.LogKeys(["other", "k" * 100, "log-key-0"]).check(_GOLDEN_HASH, golden.mac)
+
+
+def test_a_stored_golden_record_verifies_and_each_kind_of_edit_is_named() -> None:
+    keys = ev.LogKeys(["log-key-0"])
+
+    def problems_of(record: ConsentEvent) -> list[tuple[str, str]]:
+        verifier = ChainVerifier("gw-1", anchor=ChainHead(seq=41, hash=_GOLDEN_PREV), keys=keys)
+        verifier.feed(record)
+        verifier.finish(ChainHead(seq=42, hash=_GOLDEN_HASH))
+        return verifier.problems
+
+    assert problems_of(_golden_event()) == []
+    eid = "01933b1c2d3e4f50"
+    assert problems_of(_golden_event(categories={"necessary": True})) == [(eid, "content altered (hash mismatch)")]
+    assert problems_of(_golden_event(ip="203.0.113.9")) == [(eid, "personal field 'ip' altered")]
+    assert problems_of(_golden_event(user_agent=None)) == [
+        (eid, "personal field 'user_agent' removed without erasure")
+    ]
+    erased = erase_personal(_golden_event(), now_ms=1_767_225_700_000)
+    assert problems_of(erased) == []
+    forged = _golden_event(mac="de8649f6:" + "0" * 64)
+    assert problems_of(forged) == [(eid, "forged or altered: its MAC does not verify under any log key")]
+    assert problems_of(_golden_event(mac="")) == [(eid, "forged or altered: its MAC does not verify under any log key")]
+    stored_bools_as_ints = _golden_event(is_eu=1)  # what a backend that forgot to convert would hand over
+    assert problems_of(stored_bools_as_ints) == [(eid, "content altered (hash mismatch)")]

@@ -15,12 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from consent_gateway.events import ChainHead, ChainVerifier, ConsentEvent, LogKeys, anchor_text
+from consent_gateway.events import (
+    EVENT_FIELDS,
+    ChainHead,
+    ChainVerifier,
+    ConsentEvent,
+    LogKeys,
+    anchor_text,
+    event_values,
+)
 from consent_gateway.inventory.records import InventoryEntry, InventoryPage, InventoryQuery, InventorySize
 
 FORGED_ANCHOR = "forged purge anchor: its MAC does not verify, so the events before it were not purged by retention"
 OUTSIDE_CHAINS = "event outside any chain: no writer's chain holds it, so nothing proves it was recorded"
 
+INSTANCE_INDEX = EVENT_FIELDS.index("instance_id")
 #: Keys ``stats(by=…)`` accepts.
 STAT_GROUPS = ("day", "country", "browser", "device", "policy_version", "vendor")
 #: The category of ``stats(by="vendor")`` rows: a vendor's grant rate is not per category.
@@ -448,13 +457,18 @@ class ChainWalk:
         self._current: ChainVerifier | None = None
 
     def feed(self, event: ConsentEvent) -> None:
+        self.feed_values(event_values(event))
+
+    def feed_values(self, values: Sequence[Any]) -> None:
+        """:meth:`feed` on an event's values in ``EVENT_FIELDS`` order (see ``ChainVerifier.feed_values``)."""
+        instance = values[INSTANCE_INDEX]
         current = self._current
-        if current is None or event.instance_id != current.instance_id:
+        if current is None or instance != current.instance_id:
             if current is not None:
                 self._finish(current)
-            current = self._current = self._verifier_for(event.instance_id)
-            self._walked.add(event.instance_id)
-        current.feed(event)
+            current = self._current = self._verifier_for(instance)
+            self._walked.add(instance)
+        current.feed_values(values)
 
     def result(self) -> VerifyResult:
         if self._current is not None:

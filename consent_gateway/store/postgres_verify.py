@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from consent_gateway.events import ChainHead, LogKeys, event_from_values
+from consent_gateway.events import ChainHead, LogKeys
 from consent_gateway.store.base import ChainWalk, Checkpoint, VerifyResult
 from consent_gateway.store.postgres_schema import SELECT
 
@@ -35,6 +35,7 @@ async def verify_chains(conn: Conn, keys: LogKeys | None, checkpoint: Checkpoint
     async with conn.transaction(), conn.cursor(name="cg_verify") as stream:
         stream.itersize = _VERIFY_FETCH
         await stream.execute(f"{SELECT} ORDER BY e.instance_id, e.seq, e.event_id")
+        feed = walk.feed_values  # rows hold an event's values in order: no event is built per row
         async for row in stream:
-            walk.feed(event_from_values(row))
+            feed(row)
     return walk.result()

@@ -222,13 +222,18 @@ def insert_statements(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[str, list
 
 
 def from_row(row: Sequence[Any]) -> ConsentEvent:
+    return event_from_values(values_of_row(row))
+
+
+def values_of_row(row: Sequence[Any]) -> list[Any]:
+    """A row's values as an event holds them (JSON decoded, booleans as ``bool``), in ``EVENT_FIELDS`` order."""
     values = list(row)
     for i in _JSON_INDEXES:
         values[i] = _decode_json(values[i])
     for i in _BOOL_INDEXES:
         if values[i] is not None:
             values[i] = bool(values[i])
-    return event_from_values(values)
+    return values
 
 
 def where_clause(filters: EventFilter) -> tuple[str, list[Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from consent_gateway.events import ChainHead, LogKeys
 from consent_gateway.store.base import ChainWalk, Checkpoint, VerifyResult
-from consent_gateway.store.sqlite_schema import SELECT, from_row
+from consent_gateway.store.sqlite_schema import SELECT, values_of_row
 
 
 def verify_chains(conn: sqlite3.Connection, keys: LogKeys | None, checkpoint: Checkpoint | None) -> VerifyResult:
@@ -26,8 +26,9 @@ def verify_chains(conn: sqlite3.Connection, keys: LogKeys | None, checkpoint: Ch
     }
     walk = ChainWalk(anchors, recorded, keys, checkpoint)
     # One sorted pass over every chain (no per-chain scan: restarts may leave many chains).
+    feed = walk.feed_values
     for row in iter_rows(conn, f"{SELECT} ORDER BY instance_id, seq, rowid_", ()):
-        walk.feed(from_row(row))
+        feed(values_of_row(row))
     return walk.result()
 
 
