@@ -47,12 +47,17 @@ _SLUG_RE = re.compile(r"[^a-z0-9]+")
 
 
 class ClassificationError(ValueError):
-    """A decision that cannot be taken as given; ``field`` names the form field at fault."""
+    """A decision that cannot be taken as given; ``field`` names the form field at fault.
 
-    def __init__(self, field: str, message: str) -> None:
+    ``reason`` and ``values`` say the same as ``message`` for another language: the dashboard's catalog has
+    its words under ``classify.error.<reason>`` (admin/i18n.py)."""
+
+    def __init__(self, field: str, message: str, reason: str = "", **values: object) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.reason = reason
+        self.values = values
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +92,20 @@ def normalise_subject(kind: str, subject: str) -> str:
     :raises ClassificationError: for an unknown kind or a subject that cannot be one.
     """
     if kind not in SUBJECT_KINDS:
-        raise ClassificationError("kind", f"expected one of {', '.join(SUBJECT_KINDS)}")
+        choices = ", ".join(SUBJECT_KINDS)
+        raise ClassificationError("kind", f"expected one of {choices}", "one_of", choices=choices)
     subject = subject.strip()
     if kind == "host":
         host = normalise_host(subject.partition("/")[0].rpartition("@")[2].partition(":")[0])
         if not _HOST_RE.fullmatch(host):
-            raise ClassificationError("subject", f"not a host name: {subject[:80]!r}")
+            raise ClassificationError("subject", f"not a host name: {subject[:80]!r}", "not_host", name=subject[:80])
         return host
     if kind == "cookie" and not _COOKIE_RE.fullmatch(subject):
-        raise ClassificationError("subject", f"not a cookie name: {subject[:80]!r}")
+        raise ClassificationError("subject", f"not a cookie name: {subject[:80]!r}", "not_cookie", name=subject[:80])
     if not subject or len(subject) > 200 or not subject.isprintable():
-        raise ClassificationError("subject", "expected a storage key name of 1 to 200 printable characters")
+        raise ClassificationError(
+            "subject", "expected a storage key name of 1 to 200 printable characters", "not_storage"
+        )
     return subject
 
 
@@ -150,10 +158,15 @@ class Overlay:
             return
         others = [d.subject for d in kept if d.vendor_id == previous.vendor_id]
         if others:
+            listed = f"{', '.join(others[:3])}{'…' if len(others) > 3 else ''}"
             raise ClassificationError(
                 "subject",
-                f"{previous.subject} created the vendor {previous.vendor_id!r}, to which "
-                f"{', '.join(others[:3])}{'…' if len(others) > 3 else ''} still belong: reassign them first",
+                f"{previous.subject} created the vendor {previous.vendor_id!r}, to which {listed} still belong: "
+                "reassign them first",
+                "still_used",
+                subject=previous.subject,
+                vendor=previous.vendor_id,
+                others=listed,
             )
 
     # -- the stored form ---------------------------------------------------------------------------------
@@ -222,25 +235,32 @@ def decide(
     if action == "vendor":
         vendor_id = request.vendor_id.strip()
         if vendor_id not in catalog.vendors:
-            raise ClassificationError("vendor_id", f"no vendor {vendor_id[:80]!r} in the catalog")
+            raise ClassificationError(
+                "vendor_id", f"no vendor {vendor_id[:80]!r} in the catalog", "no_vendor", vendor=vendor_id[:80]
+            )
         return Classification(action="vendor", vendor_id=vendor_id, **common)
     if action == "new-vendor":
         name = _text("vendor_name", request.vendor_name, required=True)
         category = request.category.strip()
         allowed = [c for c in categories if c != UNCLASSIFIED]
         if category not in allowed:
-            raise ClassificationError("category", f"expected one of {', '.join(allowed)}")
+            raise ClassificationError(
+                "category", f"expected one of {', '.join(allowed)}", "one_of", choices=", ".join(allowed)
+            )
         policy_url = request.policy_url.strip()
         if policy_url and not _URL_RE.fullmatch(policy_url):
-            raise ClassificationError("policy_url", "expected an http(s) URL")
+            raise ClassificationError("policy_url", "expected an http(s) URL", "url")
         vendor_id = slug(name)
         if not vendor_id:
-            raise ClassificationError("vendor_name", "needs at least one letter or digit")
+            raise ClassificationError("vendor_name", "needs at least one letter or digit", "no_letter")
         previous = overlay.get(kind, subject)
         updating = previous is not None and previous.action == "new-vendor" and previous.vendor_id == vendor_id
         if vendor_id in catalog.vendors and not updating:  # (its own new vendor, given again: an update)
             raise ClassificationError(
-                "vendor_name", f"a vendor {vendor_id!r} is already in the catalog: assign to it instead"
+                "vendor_name",
+                f"a vendor {vendor_id!r} is already in the catalog: assign to it instead",
+                "vendor_exists",
+                vendor=vendor_id,
             )
         return Classification(
             action="new-vendor", vendor_id=vendor_id, vendor_name=name, category=category, policy_url=policy_url,
@@ -249,23 +269,27 @@ def decide(
     if action == "essential":
         reason = _text("reason", request.reason, required=True)
         if required_category is None:
-            raise ClassificationError("action", "the config has no required category to put essential items in")
+            raise ClassificationError(
+                "action", "the config has no required category to put essential items in", "no_required_category"
+            )
         vendor_id = f"essential-{slug(subject)}" if kind == "host" else SITE_VENDOR_ID
         if kind == "host" and vendor_id in catalog.vendors and vendor_id not in overlay.created_vendors():
-            raise ClassificationError("subject", f"the vendor id {vendor_id!r} is taken in the catalog")
+            raise ClassificationError(
+                "subject", f"the vendor id {vendor_id!r} is taken in the catalog", "id_taken", vendor=vendor_id
+            )
         return Classification(action="essential", vendor_id=vendor_id, category=required_category, reason=reason,
                               **common)
-    raise ClassificationError("action", f"expected one of {', '.join(ACTIONS)}")
+    raise ClassificationError("action", f"expected one of {', '.join(ACTIONS)}", "one_of", choices=", ".join(ACTIONS))
 
 
 def _text(name: str, value: str, *, required: bool, limit: int = MAX_TEXT_CHARS) -> str:
     text = " ".join(value.split())
     if required and not text:
-        raise ClassificationError(name, "is required")
+        raise ClassificationError(name, "is required", "required")
     if len(text) > limit:
-        raise ClassificationError(name, f"at most {limit} characters")
+        raise ClassificationError(name, f"at most {limit} characters", "too_long", limit=limit)
     if not text.isprintable():
-        raise ClassificationError(name, "only printable characters")
+        raise ClassificationError(name, "only printable characters", "printable")
     return text
 
 

@@ -9,9 +9,10 @@ them, without those values they would let anyone test guesses of an erased or wi
 its commitment. The dashboard lets each role choose among the groups it may see (admin/records.py).
 
 CSV cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage return),
-or that start with any other control character (NUL, line feed, escape, DEL…), get a leading ``'``: a visitor controls their user agent and page path, and must not
-be able to plant a formula in the privacy team's spreadsheet (OWASP "CSV injection"). JSON Lines keep values
-typed (booleans, numbers, objects for the choices, commitments and salts).
+or that start with any other control character (NUL, line feed, escape, DEL…), get a leading ``'``: a visitor
+controls their user agent and page path, and must not be able to plant a formula in the privacy team's
+spreadsheet (OWASP "CSV injection"). JSON Lines keep values typed (booleans, numbers, objects for the
+choices, commitments and salts).
 """
 
 from __future__ import annotations

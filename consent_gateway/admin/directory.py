@@ -34,7 +34,14 @@ _MAX_ATTEMPTS: Final = 5
 
 
 class DirectoryError(ValueError):
-    """A change the directory refuses (the message says why, for the admin who asked); nothing changed."""
+    """A change the directory refuses (the message says why, for the admin who asked); nothing changed.
+
+    ``reason`` and ``values`` say the same for another language (``users.error.<reason>`` in admin/i18n.py)."""
+
+    def __init__(self, message: str, reason: str = "", **values: object) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.values = values
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +140,7 @@ class Directory:
 
     def with_user(self, user: StoredUser) -> Directory:
         if user.name in self.users:
-            raise DirectoryError(f"a user named {user.name!r} exists already")
+            raise DirectoryError(f"a user named {user.name!r} exists already", "user_exists", name=user.name)
         return replace(self, users={**self.users, user.name: user})
 
     def with_role(self, name: str, role: Role) -> Directory:
@@ -151,18 +158,22 @@ class Directory:
 
     def with_token(self, token: StoredToken) -> Directory:
         if token.id in self.tokens:
-            raise DirectoryError("a token with this id exists already; make another")
+            raise DirectoryError("a token with this id exists already; make another", "token_exists")
         return replace(self, tokens={**self.tokens, token.id: token})
 
     def without_token(self, token_id: str) -> Directory:
         if token_id not in self.tokens:
-            raise DirectoryError(f"there is no token {token_id!r} made from the dashboard (revoked already?)")
+            raise DirectoryError(
+                f"there is no token {token_id!r} made from the dashboard (revoked already?)", "no_token", id=token_id
+            )
         return replace(self, tokens={k: v for k, v in self.tokens.items() if k != token_id})
 
     def _existing(self, name: str) -> StoredUser:
         user = self.users.get(name)
         if user is None:
-            raise DirectoryError(f"there is no user {name!r} made from the dashboard (removed already?)")
+            raise DirectoryError(
+                f"there is no user {name!r} made from the dashboard (removed already?)", "no_user", name=name
+            )
         return user
 
 

@@ -459,12 +459,24 @@ _EN: Final[dict[str, str]] = {
     "classify.essential": "essential, because",
     "classify.reason_placeholder": "why the site needs it",
     "classify.reason": "Why it is essential",
-    # ClassificationError messages (classification.py) by their English text; others are shown as they are
-    "classify.error.is required": "{field}: is required",
-    "classify.error.expected an http(s) URL": "{field}: expected an http(s) URL",
-    "classify.error.needs at least one letter or digit": "{field}: needs at least one letter or digit",
-    "classify.error.only printable characters": "{field}: only printable characters",
-    "classify.error.no classification to undo": "no classification to undo",
+    # ClassificationError (classification.py) by its reason
+    "classify.error.one_of": "{field}: expected one of {choices}",
+    "classify.error.not_host": "{field}: not a host name: {name!r}",
+    "classify.error.not_cookie": "{field}: not a cookie name: {name!r}",
+    "classify.error.not_storage": "{field}: expected a storage key name of 1 to 200 printable characters",
+    "classify.error.still_used": (
+        "{subject} created the vendor {vendor!r}, to which {others} still belong: reassign them first"
+    ),
+    "classify.error.no_vendor": "{field}: no vendor {vendor!r} in the catalog",
+    "classify.error.url": "{field}: expected an http(s) URL",
+    "classify.error.no_letter": "{field}: needs at least one letter or digit",
+    "classify.error.vendor_exists": "{field}: a vendor {vendor!r} is already in the catalog: assign to it instead",
+    "classify.error.no_required_category": "the config has no required category to put essential items in",
+    "classify.error.id_taken": "{field}: the vendor id {vendor!r} is taken in the catalog",
+    "classify.error.required": "{field}: is required",
+    "classify.error.too_long": "{field}: at most {limit} characters",
+    "classify.error.printable": "{field}: only printable characters",
+    "classify.error.nothing_to_undo": "no classification to undo",
     "classify.field.kind": "kind",
     "classify.field.subject": "subject",
     "classify.field.action": "decision",
@@ -540,6 +552,10 @@ _EN: Final[dict[str, str]] = {
     "users.error.remove_self": "You cannot remove yourself: ask another admin.",
     "users.error.label": "Say what the token is for in 1 to {max} characters.",
     "users.error.audit": "The admin audit log cannot be written, so nothing changed.",
+    "users.error.user_exists": "a user named {name!r} exists already",
+    "users.error.token_exists": "a token with this id exists already; make another",
+    "users.error.no_token": "there is no token {id!r} made from the dashboard (revoked already?)",
+    "users.error.no_user": "there is no user {name!r} made from the dashboard (removed already?)",
     "users.done.made": "User {name} made ({role}).",
     "users.done.role": "{name} is now {role}; it applies at their next click.",
     "users.done.disabled": "{name} is disabled: their sessions have ended.",
@@ -1017,11 +1033,27 @@ _FR: Final[dict[str, str]] = {
     "classify.essential": "essentiel, parce que",
     "classify.reason_placeholder": "pourquoi le site en a besoin",
     "classify.reason": "Pourquoi il est essentiel",
-    "classify.error.is required": "{field} : obligatoire",
-    "classify.error.expected an http(s) URL": "{field} : une URL http(s) est attendue",
-    "classify.error.needs at least one letter or digit": "{field} : au moins une lettre ou un chiffre",
-    "classify.error.only printable characters": "{field} : caractères imprimables uniquement",
-    "classify.error.no classification to undo": "aucun classement à annuler",
+    "classify.error.one_of": "{field} : attendu parmi {choices}",
+    "classify.error.not_host": "{field} : ce n'est pas un nom d'hôte : {name!r}",
+    "classify.error.not_cookie": "{field} : ce n'est pas un nom de cookie : {name!r}",
+    "classify.error.not_storage": "{field} : un nom de stockage de 1 à 200 caractères imprimables est attendu",
+    "classify.error.still_used": (
+        "{subject} a créé le fournisseur {vendor!r}, auquel {others} appartiennent encore : réattribuez-les d'abord"
+    ),
+    "classify.error.no_vendor": "{field} : aucun fournisseur {vendor!r} dans le catalogue",
+    "classify.error.url": "{field} : une URL http(s) est attendue",
+    "classify.error.no_letter": "{field} : au moins une lettre ou un chiffre",
+    "classify.error.vendor_exists": (
+        "{field} : un fournisseur {vendor!r} est déjà dans le catalogue : rattachez-le plutôt à celui-ci"
+    ),
+    "classify.error.no_required_category": (
+        "la configuration n'a pas de catégorie nécessaire où ranger les éléments essentiels"
+    ),
+    "classify.error.id_taken": "{field} : l'identifiant de fournisseur {vendor!r} est déjà pris dans le catalogue",
+    "classify.error.required": "{field} : obligatoire",
+    "classify.error.too_long": "{field} : {limit} caractères au plus",
+    "classify.error.printable": "{field} : caractères imprimables uniquement",
+    "classify.error.nothing_to_undo": "aucun classement à annuler",
     "classify.field.kind": "type",
     "classify.field.subject": "objet",
     "classify.field.action": "décision",
@@ -1102,6 +1134,10 @@ _FR: Final[dict[str, str]] = {
     "users.error.remove_self": "Vous ne pouvez pas vous supprimer vous-même : demandez à un autre admin.",
     "users.error.label": "Dites à quoi sert le jeton, en 1 à {max} caractères.",
     "users.error.audit": "Le journal d'audit de l'administration ne peut pas être écrit : rien n'a changé.",
+    "users.error.user_exists": "un utilisateur nommé {name!r} existe déjà",
+    "users.error.token_exists": "un jeton avec cet identifiant existe déjà : créez-en un autre",
+    "users.error.no_token": "aucun jeton {id!r} créé depuis le tableau de bord (déjà révoqué ?)",
+    "users.error.no_user": "aucun utilisateur {name!r} créé depuis le tableau de bord (déjà supprimé ?)",
     "users.done.made": "Utilisateur {name} créé ({role}).",
     "users.done.role": "{name} a désormais le rôle {role} ; cela s'applique à son prochain clic.",
     "users.done.disabled": "{name} est désactivé : ses sessions sont terminées.",
@@ -1193,8 +1229,14 @@ def percent(lang: Language, rate: float | None) -> str:
     return f"{rate * 100:.0f}\u00a0%" if lang == "fr" else f"{rate * 100:.0f}%"
 
 
-def classification_message(lang: Language, field: str, message: str) -> str:
-    """A refused classification's reason (``ClassificationError``) in ``lang``; one the catalog does not hold
-    (it names the value at fault) as it is."""
-    known = MESSAGES[lang].get(f"classify.error.{message}")
-    return message if known is None else known.format(field=label(lang, "classify.field", field))
+def classification_message(lang: Language, field: str, message: str, reason: str, values: Mapping[str, object]) -> str:
+    """A refused classification's reason (``ClassificationError``) in ``lang``; one without a reason the catalog
+    holds, as it is (in English)."""
+    known = MESSAGES[lang].get(f"classify.error.{reason}") if reason else None
+    return message if known is None else known.format(field=label(lang, "classify.field", field), **values)
+
+
+def directory_message(lang: Language, message: str, reason: str, values: Mapping[str, object]) -> str:
+    """A refused change of users or tokens (``DirectoryError``) in ``lang``, like :func:`classification_message`."""
+    known = MESSAGES[lang].get(f"users.error.{reason}") if reason else None
+    return message if known is None else known.format(**values)

@@ -217,7 +217,8 @@ class InventoryPages:
         kind, subject = form.get("kind", "")[:20], form.get("subject", "").strip()[:400]
         view = await self.classifications.view()
         if view.overlay.get(kind, subject) is None:
-            return await self._refused(request, ClassificationError("subject", "no classification to undo"), {})
+            refusal = ClassificationError("subject", "no classification to undo", "nothing_to_undo")
+            return await self._refused(request, refusal, {})
         try:
             view.overlay.without(kind, subject)
         except ClassificationError as exc:

@@ -237,7 +237,7 @@ def _add_language_functions(env: jinja2.Environment) -> None:
 
     @jinja2.pass_context
     def classification_error(ctx: jinja2.runtime.Context, error: ClassificationError) -> str:
-        return i18n.classification_message(ctx["lang"], error.field, error.message)
+        return i18n.classification_message(ctx["lang"], error.field, error.message, error.reason, error.values)
 
     env.globals.update(t=t, tn=tn, label=label, percent=percent)
     env.globals.update(lifetime_words=lifetime_words, classification_error=classification_error)

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from consent_gateway.admin import i18n
 from consent_gateway.admin.auth import hash_password, token_id
 from consent_gateway.admin.directory import (
     MAX_LABEL_CHARS,
@@ -178,6 +179,9 @@ class UserPages:
 
     # -- shared -----------------------------------------------------------------------------------------
 
+    def _refusal(self, request: Request, exc: DirectoryError) -> str:
+        return i18n.directory_message(self.site.language(request), str(exc), exc.reason, exc.values)
+
     def _choose_role(self, request: Request) -> str:
         return self.site.t(request, "users.error.role", roles=", ".join(ROLES))
 
@@ -191,14 +195,14 @@ class UserPages:
         try:
             change(await self.site.directory.current())  # refuse at once what cannot apply (nothing written)
         except DirectoryError as exc:
-            return await self._page(request, 409, error=str(exc))
+            return await self._page(request, 409, error=self._refusal(request, exc))
         if not await self.site.record(request, action, target, **extra):
             return await self._page(request, 503, error=self.site.t(request, "users.error.audit"))
         try:
             await self.site.directory.change(change)
         except DirectoryError as exc:  # another admin changed the same thing meanwhile
             await self.site.record(request, action, target, outcome="failed", reason=str(exc))
-            return await self._page(request, 409, error=str(exc))
+            return await self._page(request, 409, error=self._refusal(request, exc))
         except StoreUnavailable:
             await self.site.record(request, action, target, outcome="failed", reason="the store did not answer")
             raise

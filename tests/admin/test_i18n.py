@@ -3,6 +3,7 @@ language from the browser or the switch, and every page in it."""
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 import string
@@ -222,3 +223,45 @@ def test_no_template_holds_words_outside_the_catalog() -> None:
         shown += re.findall(r'\b(?:aria-label|placeholder|title|alt)="([^"]*)"', text)
         words = {word for piece in shown for word in re.findall(r"[A-Za-z]{2,}", piece)}
         assert words <= _SAME_IN_BOTH, (template.name, sorted(words - _SAME_IN_BOTH))
+
+
+def _refusals() -> list[tuple[str, str, set[str]]]:
+    """Every ClassificationError and DirectoryError raised with a reason: (catalog key, where, values given)."""
+    found = []
+    sources = (ADMIN.parent / "classification.py", ADMIN / "inventory.py", ADMIN / "directory.py")
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            position = {"ClassificationError": 2, "DirectoryError": 1}.get(node.func.id)
+            if position is None or len(node.args) <= position:
+                continue
+            reason = node.args[position]
+            assert isinstance(reason, ast.Constant), f"{source.name}:{node.lineno}: the reason is a plain word"
+            prefix = "classify.error" if node.func.id == "ClassificationError" else "users.error"
+            values = {k.arg for k in node.keywords if k.arg} | ({"field"} if prefix == "classify.error" else set())
+            found.append((f"{prefix}.{reason.value}", f"{source.name}:{node.lineno}", values))
+    return found
+
+
+def test_every_refusal_of_a_classification_or_a_user_change_has_its_words_in_both_languages() -> None:
+    refusals = _refusals()
+    assert len(refusals) >= 15
+    for key, where, values in refusals:
+        for lang in i18n.LANGUAGES:
+            assert key in i18n.MESSAGES[lang], (where, key, lang)
+            names = {name for _, name, _, _ in string.Formatter().parse(i18n.MESSAGES[lang][key]) if name}
+            assert names <= values, (where, key, lang, names - values)
+
+
+def test_a_refused_classification_says_why_in_french(client: TestClient) -> None:
+    _login_fr(client)
+    csrf = csrf_of(client.get(f"{PREFIX}/inventory", headers=FR).text)
+    refused = client.post(
+        f"{PREFIX}/inventory/classify",
+        data={"csrf_token": csrf, "kind": "host", "subject": "cdn.example", "action": "vendor", "vendor_id": "nope"},
+        headers={"Origin": "http://testserver", **FR},
+    )
+    assert refused.status_code == 400
+    page = html.unescape(refused.text)
+    assert "Non classé : identifiant du fournisseur : aucun fournisseur 'nope' dans le catalogue" in page
