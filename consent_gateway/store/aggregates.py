@@ -128,6 +128,40 @@ class Cells:
         cell = cells.setdefault((day, EVENTS, "", ""), [0, 0])
         cell[0] += sign
 
+    def add_events(self, events: Iterable[ConsentEvent]) -> None:
+        """Count stored events, as :meth:`add_event` does one by one, in one tight loop (the SQLite append
+        counts every batch this way: the same counts in SQL cost several times more)."""
+        cells = self.cells
+        days: dict[int, str] = {}
+        for e in events:
+            n = e.timestamp_ms // DAY_MS
+            day = days.get(n)
+            if day is None:
+                day = days[n] = day_of(n * DAY_MS)
+            groups = (
+                ("day", day),
+                ("country", e.country or "unknown"),
+                ("browser", e.browser_family or "unknown"),
+                ("device", e.device_type or "unknown"),
+                ("policy_version", e.policy_version),
+            )
+            for category, granted in e.categories.items():
+                for dim, value in groups:
+                    key = (day, dim, value, category)
+                    cell = cells.get(key)
+                    if cell is None:
+                        cells[key] = [1, 1 if granted else 0]
+                    else:
+                        cell[0] += 1
+                        if granted:
+                            cell[1] += 1
+            for vendor, granted in e.vendors.items():
+                cell = cells.setdefault((day, "vendor", vendor, VENDOR_CATEGORY), [0, 0])
+                cell[0] += 1
+                cell[1] += 1 if granted else 0
+            cell = cells.setdefault((day, EVENTS, "", ""), [0, 0])
+            cell[0] += 1
+
     def rows(self) -> list[tuple[str, str, str, str, int, int]]:
         """``(day, dim, value, category, total, granted)``, sorted (writers lock rows in one order)."""
         return [(*key, t, g) for key, (t, g) in sorted(self.cells.items()) if t or g]

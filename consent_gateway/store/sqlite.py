@@ -60,12 +60,13 @@ from consent_gateway.store.base import (
     encode_cursor,
 )
 from consent_gateway.store.sqlite_schema import (
-    ADD_CELLS,
+    ADD_VISITORS,
     GROUP_EXPR,
     MIGRATIONS,
     SELECT,
     SUBTRACT_CELLS,
     UPDATE_HEAD,
+    UPSERT_CELL,
     from_row,
     insert_statements,
     migrate,
@@ -185,9 +186,15 @@ class SQLiteConsentLog:
                     late = [erase_late(e, erased) for e in events]
                     rows[:] = [to_row(e) for e in late]
                 before = conn.execute("SELECT coalesce(max(rowid_), 0) FROM events").fetchone()[0]
+                changes = conn.total_changes
                 for sql, params in insert_statements(rows):
                     conn.execute(sql, params)
-                conn.execute(ADD_CELLS, (before, before))
+                # only the events stored now count (a replayed batch adds nothing)
+                stored = events if conn.total_changes - changes == len(events) else _stored_now(conn, events, before)
+                cells = aggregates.Cells()
+                cells.add_events(stored)
+                conn.executemany(UPSERT_CELL, cells.rows())
+                conn.execute(ADD_VISITORS, (before, before))
                 conn.executemany(UPDATE_HEAD, heads.values())
                 conn.execute("COMMIT")
             except BaseException:
@@ -666,6 +673,18 @@ def _erasures_of(conn: sqlite3.Connection, consent_ids: set[str]) -> dict[str, i
         sql = f"SELECT consent_id, erased_at_ms FROM erasures WHERE consent_id IN ({','.join('?' * len(chunk))})"
         found.update(conn.execute(sql, chunk).fetchall())
     return found
+
+
+def _stored_now(conn: sqlite3.Connection, events: Sequence[ConsentEvent], before: int) -> list[ConsentEvent]:
+    """Those of ``events`` the last insert stored (rows above ``before``): not the ones already there, nor a
+    second copy of one the batch holds twice."""
+    new_ids = {row[0] for row in conn.execute("SELECT event_id FROM events WHERE rowid_ > ?", (before,))}
+    stored: list[ConsentEvent] = []
+    for e in events:
+        if e.event_id in new_ids:
+            new_ids.discard(e.event_id)
+            stored.append(e)
+    return stored
 
 
 def _fetch_all(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any]) -> list[Any]:

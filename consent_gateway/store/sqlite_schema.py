@@ -30,6 +30,12 @@ _JSON_FIELDS = frozenset({"categories", "vendors", "commitments", "salts"})
 _BOOL_FIELDS = frozenset({"is_eu", "gpc"})
 _COLUMNS = ", ".join(EVENT_FIELDS)
 _ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(EVENT_FIELDS)) + ")"
+#: Add one cell ``(day, dim, value, category, total, granted)`` to the counters.
+UPSERT_CELL = (
+    "INSERT INTO aggregates (day, dim, value, category, total, granted) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (dim, day, value, category) DO UPDATE SET total = aggregates.total + excluded.total,"
+    " granted = aggregates.granted + excluded.granted"
+)
 #: Rows per INSERT statement: one statement binds many rows, so the writer thread takes the GIL back
 #: far less often than with executemany (one step per row) while the event loop is busy.
 _ROWS_PER_INSERT = 256
@@ -167,12 +173,10 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-#: The counters of the events a batch added (``rowid_`` above the largest before it), and the visitor-days
-#: they open: parameters, that largest rowid twice.
-ADD_CELLS = "WITH new AS (SELECT * FROM events WHERE rowid_ > ?) " + aggregates.upsert(
-    aggregates.cells_select("new", aggregates.SQLITE)
-    + " UNION ALL "
-    + aggregates.new_visitors_select("new", aggregates.SQLITE, older=" AND o.rowid_ <= ?")
+#: The visitor-days the events a batch added (``rowid_`` above the largest before it) open: parameters, that
+#: largest rowid twice. (Their other counters are summed in Python: ``aggregates.Cells.add_events``.)
+ADD_VISITORS = "WITH new AS (SELECT * FROM events WHERE rowid_ > ?) " + aggregates.upsert(
+    aggregates.new_visitors_select("new", aggregates.SQLITE, older=" AND o.rowid_ <= ?")
 )
 #: What a purge takes from the counters (``purged``: the deleted events, after the delete).
 SUBTRACT_CELLS = (
