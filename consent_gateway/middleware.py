@@ -246,9 +246,14 @@ class ConsentGateway:
                 scope, decision, send, self.cookie_filter, self.rewriters, self.csp, self.visitors.shared
             )
             app_send = self._user_from_upstream(scope, responder, extra) if self.accounts.header else responder.send
+            # HEAD is asked as a GET (RFC 9110 §9.3.2 lets the answer be generated so): only the page's body
+            # tells what the GET's headers say; the responder drops the body and stops the app after them
+            app_scope = {**scope, "method": "GET"} if scope["method"] == "HEAD" else scope
             try:
-                await self.app(scope, receive, app_send)
+                await self.app(app_scope, receive, app_send)
             except Exception:
+                if responder.head_answered:
+                    return  # the HEAD answer is complete: what broke off is the body nobody asked for
                 # the page the app started breaks off for the visitor as it would without the gateway
                 await responder.send_held_start()
                 raise

@@ -7,6 +7,10 @@ shared_pages.py). HTML body chunks then stream through the holdback rewriter one
 by one — never buffered whole. Everything else passes untouched. Compressed HTML is decoded (bounded, see
 codings.py) and, when the visitor accepts it, compressed again on its way out (br or gzip, chunk by chunk);
 one the gateway cannot decode is answered 502, never passed on with its trackers live.
+
+A HEAD request reaches the app as a GET (see middleware.py): only the page's body says what a GET's headers
+would (its <meta> charset, whether a body without a type is HTML, an exact length), so the response goes
+through every step above and its body is dropped here, the app stopped after the headers (`HeadAnswered`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 #: ASGI extensions that send a body as a file; passed on untouched unless the body is HTML.
 _FILE_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 _FILE_CHUNK = 64 * 1024
+
+
+class HeadAnswered(Exception):
+    """Raised into the app once a HEAD answer is complete: its headers are out, the body it still sends goes
+    nowhere (the middleware swallows this; an upstream response is closed instead of read to its end)."""
 
 
 class PageRewriter(Protocol):
@@ -146,6 +155,7 @@ class Responder:
         "scope",
         "decision",
         "_send",
+        "_downstream",
         "_cookie_filter",
         "_rewriters",
         "_policies",
@@ -161,6 +171,7 @@ class Responder:
         "_failed",
         "_charset_stated",
         "_done",
+        "head_answered",
     )
 
     def __init__(
@@ -175,7 +186,8 @@ class Responder:
     ) -> None:
         self.scope = scope
         self.decision = decision
-        self._send = send
+        self._send = self._send_head if scope.get("method") == "HEAD" else send
+        self._downstream = send
         self._cookie_filter = cookie_filter
         self._rewriters = rewriters
         self._policies = policies
@@ -198,6 +210,8 @@ class Responder:
         self._charset_stated = True
         #: the answer is complete (a 502 went out instead): what the app still sends goes nowhere
         self._done = False
+        #: a HEAD request got its headers and its end: the app was stopped (see `HeadAnswered`)
+        self.head_answered = False
 
     async def send(self, message: Message) -> None:
         if self._done:
@@ -219,6 +233,15 @@ class Responder:
             await self._file_body(message, self._rewriter)
         else:
             await self._send(message)
+
+    async def _send_head(self, message: Message) -> None:
+        """The visitor's `send` for a HEAD request: the headers as a GET gets them, then the end, no body."""
+        if message["type"] == "http.response.start":
+            await self._downstream(message)
+            return
+        self._done = self.head_answered = True
+        await self._downstream({"type": "http.response.body", "body": b"", "more_body": False})
+        raise HeadAnswered("a HEAD answer has no body")
 
     # -- headers
 
@@ -251,7 +274,8 @@ class Responder:
         return {**message, "headers": headers}
 
     def _has_body(self, message: Message) -> bool:
-        return message.get("status", 200) not in _NO_BODY_STATUSES and self.scope.get("method") != "HEAD"
+        # HEAD too: its body is read as a GET's would be, then dropped (`_send_head`)
+        return message.get("status", 200) not in _NO_BODY_STATUSES
 
     def _prepare_html(
         self, message: Message, headers: list[tuple[bytes, bytes]], content_type: bytes, has_cookies: bool

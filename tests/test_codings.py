@@ -89,9 +89,16 @@ def origin_app(origin: Origin) -> Starlette:
 
         return StreamingResponse(chunks(), media_type="text/html")
 
+    def legacy(request: Request) -> Response:
+        # no charset in the header, only in the page's <meta>; the site lets shared caches keep it
+        body = b'<!doctype html><html><head><meta charset="windows-1252"><title>caf\xe9</title></head><body>' + PAGE
+        headers = {"content-type": "text/html", "cache-control": "public, max-age=60", "vary": "Origin"}
+        return Response(body, headers=headers)
+
     return Starlette(
         routes=[
             Route("/", coded),
+            Route("/legacy", legacy),
             Route("/unknown", unknown),
             Route("/bomb", bomb),
             Route("/corrupt", corrupt),
@@ -283,6 +290,47 @@ def test_other_responses_keep_their_coding_and_pass_untouched(gateway: str) -> N
     response = _raw(gateway + "/data", BROWSER_ACCEPT)
     assert response.json() == {"ok": True}
     assert "vary" not in response.headers
+
+
+# -- HEAD: what a GET would say, without the body ---------------------------------------------------------
+
+#: what a HEAD answer must say as the GET answer does: how the body is coded, typed, varied and cached
+_HEAD_HEADERS = ("content-type", "content-encoding", "vary", "cache-control", "content-length")
+
+
+def _head_and_get(url: str, accept: str) -> tuple[httpx.Response, httpx.Response]:
+    with httpx.Client(timeout=WAIT_SECONDS) as client:
+        head = client.head(url, headers={"Accept-Encoding": accept})
+        get = client.get(url, headers={"Accept-Encoding": accept})
+    return head, get
+
+
+@pytest.mark.parametrize("path", ["/?c=gzip", "/legacy"])
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "gzip", "identity"])
+def test_head_of_a_page_says_what_its_get_says_and_sends_no_body(gateway: str, path: str, accept: str) -> None:
+    head, get = _head_and_get(gateway + path, accept)
+    assert (head.status_code, get.status_code) == (200, 200)
+    assert head.content == b""
+    for name in _HEAD_HEADERS:
+        assert head.headers.get(name) == get.headers.get(name), name
+    if accept != "identity":
+        assert head.headers["content-encoding"] == ("br" if "br" in accept else "gzip")
+    if path == "/legacy":
+        assert head.headers["content-type"] == "text/html; charset=windows-1252"
+        assert head.headers["cache-control"].startswith("private")
+
+
+def test_head_in_middleware_mode_says_what_its_get_says(embedded: str) -> None:
+    head, get = _head_and_get(embedded + "/?c=br", BROWSER_ACCEPT)
+    assert head.content == b"" and head.headers["content-encoding"] == "br"
+    for name in _HEAD_HEADERS:
+        assert head.headers.get(name) == get.headers.get(name), name
+
+
+def test_head_of_other_responses_still_passes_their_headers(gateway: str) -> None:
+    head, get = _head_and_get(gateway + "/data", BROWSER_ACCEPT)
+    assert head.content == b"" and head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["content-type"] == "application/json"
 
 
 # -- banner files, precompressed --------------------------------------------------------------------------
