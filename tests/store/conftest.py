@@ -66,8 +66,10 @@ def make_event(i: int, *, consent_id: str | None = None, timestamp_ms: int | Non
 class RedisProcess:
     """A redis-server of this test's own (AOF on, fsync always), which the test may stop and restart."""
 
-    def __init__(self, workdir: Path, *, persistent: bool = True) -> None:
+    def __init__(self, workdir: Path, *, persistent: bool = True, options: tuple[str, ...] = ()) -> None:
         self.persistent = persistent
+        #: more redis-server arguments, e.g. ("--enable-protected-configs", "yes") to move its folder
+        self.options = options
         server = shutil.which("redis-server")
         if server is None:
             missing("redis-server (needed to stop and restart a Redis of the test's own)")
@@ -87,6 +89,7 @@ class RedisProcess:
                 *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)),
                 *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ("--appendonly", "no")),
                 *("--save", ""),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
         )
