@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -197,6 +198,23 @@ def test_consent_posts_past_the_rate_get_429_and_a_retry_after(config: Config) -
             assert 1 <= int(answers[-1].headers["retry-after"]) <= 10
             # withdrawing is never refused for the rate
             assert client.delete("/_consent/choices").status_code == 200
+
+
+def test_each_instance_counts_the_consent_rate_for_itself(config: Config, tmp_path: Path) -> None:
+    """What docs/deployment.md states: two instances on one log behind a round-robin balancer let one
+    address through twice the burst (the buckets are in memory, no store round trip is spent on them)."""
+    config = replace(config, gateway=replace(config.gateway, consent_rate_per_minute=6, consent_rate_burst=3))
+    second = replace(config, gateway=replace(config.gateway, instance_id="test-2"),
+                     store=replace(config.store, spool_path=str(tmp_path / "spool-2")))
+    with ServerThread(origin_app()) as origin, ServerThread(proxy_app(origin.url, config)) as one, ServerThread(
+        proxy_app(origin.url, second)
+    ) as two:
+        headers = {"Sec-Fetch-Site": "same-origin"}
+        statuses = []
+        for index in range(8):  # round robin
+            url = (one if index % 2 == 0 else two).url
+            statuses.append(httpx.post(url + "/_consent/choices", json={"action": "reject_all"}, headers=headers))
+        assert [s.status_code for s in statuses] == [200] * 6 + [429] * 2
 
 
 def test_the_token_bucket_refills_at_its_rate() -> None:
