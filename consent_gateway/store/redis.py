@@ -83,7 +83,9 @@ from consent_gateway.store.redis_layout import (
     dump_bytes,
     dumps,
     event_cells,
+    filter_index_values,
     increments_of,
+    index_values,
     load_events,
     profile_of,
     read_counter_hash,
@@ -110,6 +112,8 @@ if current ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'v', current + 1, 'body', ARGV[2])
 return 1
 """
+#: filter index name → the ``EventFilter`` field that selects on it
+_FILTER_FIELDS = {"country": "country", "browser": "browser", "policy_version": "policy_version"}
 #: What a lost or refusing Redis raises (the Cluster client's start-up errors derive from none of the others).
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
@@ -149,6 +153,11 @@ class RedisConsentLog:
         #: set once the counters hold every stored event (a log written before them is counted on open)
         self._k_counted = f"{tag}:counted"
         self._counted = False
+        #: filter indexes, ``{cg}:x:<filter>:<value>`` (redis_layout.INDEXED_FILTERS)
+        self._k_index = f"{tag}:x:"
+        #: set once the filter indexes hold every stored event (a log written before them is indexed on open)
+        self._k_indexed = f"{tag}:indexed"
+        self._indexed = False
         self._socket_timeout_s = socket_timeout_s
         self._connect_timeout_s = connect_timeout_s
         # Any: redis-py types every reply as bytes | str | list…, whatever decode_responses says.
@@ -188,6 +197,7 @@ class RedisConsentLog:
             await self._client.ping()
             await self._check_persistence()
             await self._count_existing_events()
+            await self._index_existing_events()
         except REDIS_ERRORS as exc:
             # The client stays: it reconnects by itself, so a gateway started while Redis is down spools
             # its events and the recorder replays them once Redis answers.
@@ -247,6 +257,9 @@ class RedisConsentLog:
     def _counter_key(self, day: str, dim: str) -> str:
         return f"{self._tag}agg:{day}:{dim}"
 
+    def _index_key(self, name: str, value: str) -> str:
+        return f"{self._k_index}{name}:{value}"
+
     async def append(self, events: Sequence[ConsentEvent]) -> None:
         if not events:
             return
@@ -284,6 +297,7 @@ class RedisConsentLog:
                     day[2],
                     day[3],
                     day[0],
+                    [keys(self._index_key(name, value)) for name, value in index_values(e)],
                 ]
             )
         try:
@@ -416,6 +430,7 @@ class RedisConsentLog:
                         index,
                         *day_lex_bounds(day),
                         keys(self._counter_key(day, "n")),
+                        [keys(self._index_key(name, value)) for name, value in index_values(e)],
                     ]
                 )
             await self._purge_script(keys=keys.keys, args=[dumps(rows), dumps(increments), instance, dumps(anchor)])
@@ -443,9 +458,9 @@ class RedisConsentLog:
         self, filters: EventFilter, *, descending: bool, after: str | None = None
     ) -> AsyncIterator[ConsentEvent]:
         """Selected events in time order; ``after`` is the time member to continue strictly beyond."""
-        key = self._k_time if filters.consent_id is None else self._k_consent + filters.consent_id
         low = time_bound(filters.since_ms, low=True)
         high = time_bound(filters.until_ms, low=False)
+        key = await self._narrowest_index(filters, low, high)
         while True:
             if descending:
                 start = high if after is None else "(" + after
@@ -461,6 +476,22 @@ class RedisConsentLog:
                     yield event
             if len(members) < SCAN_CHUNK:
                 return
+
+    async def _narrowest_index(self, filters: EventFilter, low: str, high: str) -> str:
+        """The time-ordered index holding the fewest candidates for ``filters`` over ``[low, high]``: the
+        consent id's, else the smallest of its filter indexes (ZLEXCOUNT each), else every event's."""
+        if filters.consent_id is not None:
+            return self._k_consent + filters.consent_id
+        candidates = [self._index_key(name, value) for name, value in filter_index_values(filters)]
+        if not self._indexed or not candidates:
+            return self._k_time
+        if len(candidates) == 1:
+            return candidates[0]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in candidates:
+                pipe.zlexcount(key, low, high)
+            sizes = await pipe.execute()
+        return min(zip(sizes, candidates, strict=True))[1]
 
     async def query(self, filters: EventFilter, *, limit: int = 50, cursor: str | None = None) -> EventPage:
         after = None
@@ -487,6 +518,13 @@ class RedisConsentLog:
             days = aggregates.whole_days(filters) if self._counted else None
             if days is not None:
                 return sum(c.events for c in await self._daily_counters(days))
+            indexed = filter_index_values(filters)
+            if self._indexed and len(indexed) == 1 and filters == EventFilter(
+                since_ms=filters.since_ms, until_ms=filters.until_ms, **{_FILTER_FIELDS[indexed[0][0]]: indexed[0][1]}
+            ):  # one indexed filter and a time range: the index counts them
+                low = time_bound(filters.since_ms, low=True)
+                high = time_bound(filters.until_ms, low=False)
+                return int(await self.client.zlexcount(self._index_key(*indexed[0]), low, high))
             return sum([1 async for _ in self._scan(filters, descending=False)])
         except REDIS_ERRORS as exc:
             raise self._unavailable("count", exc) from exc
@@ -562,6 +600,30 @@ class RedisConsentLog:
             pipe.set(self._k_counted, "1")
             await pipe.execute()
         self._counted = True
+
+    async def _index_existing_events(self) -> None:
+        """Mark the filter indexes complete; a log written before them (an upgrade) is indexed first, once."""
+        if await self.client.exists(self._k_indexed):
+            self._indexed = True
+            return
+        if int(await self.client.hlen(self._k_ev)) > 0:
+            logger.warning("indexing the events of %s for filtered searches (once, after an upgrade)", self.prefix)
+            after: str | None = None
+            while True:
+                members = await self.client.zrange(
+                    self._k_time, "(" + after if after else "-", "+", bylex=True, offset=0, num=SCAN_CHUNK
+                )
+                if not members:
+                    break
+                after = members[-1]
+                events = await self._load([m.split(":", 1)[1] for m in members])
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for member, e in zip(members, events, strict=True):
+                        for name, value in index_values(e) if e is not None else ():
+                            pipe.zadd(self._index_key(name, value), {member: 0})
+                    await pipe.execute()
+        await self.client.set(self._k_indexed, "1")
+        self._indexed = True
 
     async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
         try:

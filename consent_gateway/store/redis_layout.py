@@ -16,6 +16,7 @@ import orjson
 from consent_gateway.errors import ConfigError
 from consent_gateway.events import ConsentEvent, event_from_dict
 from consent_gateway.store.aggregates import DAY_MS, EVENTS, Cells, day_bounds
+from consent_gateway.store.base import EventFilter
 
 logger = logging.getLogger("consent_gateway.store.redis")
 
@@ -51,10 +52,10 @@ end
 
 # KEYS: ev, t, chains, erasures, aggdays, then the batch's keys. ARGV[1]: a JSON array of rows
 # [event_id, time member, consent_id, its index key, instance, its chain key, seq, byte length of the
-# event's JSON, timestamp ms, profile, the day's low and high time bounds, the day's counter key, the day]
-# (keys as indexes into KEYS); ARGV[2]: the events' JSON, concatenated; ARGV[3]: the profiles' increments,
-# [[key, field, n], …] each. Three arguments per batch, and no JSON escaped inside JSON: packing thousands
-# of small arguments costs the client more than the script costs Redis.
+# event's JSON, timestamp ms, profile, the day's low and high time bounds, the day's counter key, the day,
+# its filter index keys] (keys as indexes into KEYS); ARGV[2]: the events' JSON, concatenated; ARGV[3]: the
+# profiles' increments, [[key, field, n], …] each. Three arguments per batch, and no JSON escaped inside
+# JSON: packing thousands of small arguments costs the client more than the script costs Redis.
 # An event older than an erasure of its consent id (replayed late from a spool) is stored erased, as
 # `events.erase_personal` does: personal fields and salts gone, commitments kept.
 APPEND_LUA = (
@@ -93,6 +94,7 @@ for i = 1, #batch do
     end
     redis.call('ZADD', KEYS[2], 0, member)
     redis.call('ZADD', consent, 0, member)
+    for _, k in ipairs(e[15]) do redis.call('ZADD', KEYS[k], 0, member) end
     redis.call('ZADD', chain, e[7], id)
     redis.call('SADD', KEYS[3], instance)
     used[e[10]] = (used[e[10]] or 0) + 1
@@ -108,9 +110,10 @@ return added
 )
 
 # KEYS: ev, t, anchors, the chain, then the chunk's keys. ARGV[1]: rows [event_id, time member, consent
-# key, profile, day's low bound, day's high bound, day's counter key]; ARGV[2]: the profiles' increments;
-# ARGV[3]: the instance; ARGV[4]: its new anchor's JSON. Deletes the chunk (a prefix of the chain), takes
-# the deleted events from the counters (a visitor-day goes with its last event) and moves the anchor, at once.
+# key, profile, day's low bound, day's high bound, day's counter key, filter index keys]; ARGV[2]: the
+# profiles' increments; ARGV[3]: the instance; ARGV[4]: its new anchor's JSON. Deletes the chunk (a prefix
+# of the chain), takes the deleted events from the counters (a visitor-day goes with its last event) and
+# moves the anchor, at once.
 PURGE_LUA = (
     _COUNTERS_LUA
     + """
@@ -125,6 +128,7 @@ for i = 1, #batch do
   if redis.call('HDEL', KEYS[1], e[1]) == 1 then
     redis.call('ZREM', KEYS[2], e[2])
     redis.call('ZREM', KEYS[e[3]], e[2])
+    for _, k in ipairs(e[8]) do redis.call('ZREM', KEYS[k], e[2]) end
     redis.call('ZREM', KEYS[4], e[1])
     used[e[4]] = (used[e[4]] or 0) + 1
     pairs_seen[e[3] .. ' ' .. e[5]] = e
@@ -143,6 +147,25 @@ redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 return deleted
 """
 )
+
+# Filter indexes: ``{cg}:x:<filter>:<value>``, a ZSET of the time members (as ``{cg}:t``) of the events with
+# that value, added by the append script and removed by the purge script, so a filtered search or count
+# walks the events of its value instead of every event of its time range. Only the selective filters have
+# one, as on SQLite: action and device type have a handful of values each, the time index serves them.
+INDEXED_FILTERS = ("country", "browser", "policy_version")
+
+
+def index_values(event: ConsentEvent) -> list[tuple[str, str]]:
+    """``(filter, value)`` of each filter index that holds ``event``."""
+    pairs = (("country", event.country), ("browser", event.browser_family), ("policy_version", event.policy_version))
+    return [(name, value) for name, value in pairs if value is not None]
+
+
+def filter_index_values(filters: EventFilter) -> list[tuple[str, str]]:
+    """``(filter, value)`` of each filter index ``filters`` selects on (every event it selects is in each)."""
+    pairs = (("country", filters.country), ("browser", filters.browser), ("policy_version", filters.policy_version))
+    return [(name, value) for name, value in pairs if value is not None]
+
 
 #: Field separator inside a counter hash (never in a country, browser, policy, category or vendor id).
 US = "\x1f"

@@ -973,6 +973,49 @@ class TestRedisConsentLog(ConsentLogContract):
         finally:
             await reopened.close()
 
+    async def test_filtered_searches_walk_their_value_s_index_kept_on_append_and_purge(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        assert isinstance(log, RedisConsentLog)
+        german = EventFilter(country="DE")
+        wanted = sorted((e for e in events if german.matches(e)), key=lambda e: (-e.timestamp_ms, e.event_id))
+        assert wanted and len(wanted) < len(events)
+        index = log._index_key("country", "DE")
+        with self._raw(log) as raw:
+            assert raw.zcard(index) == len(wanted)
+            # an event taken out of its country's index only is no longer found by a country search: the
+            # search reads the index, not every event of its time range
+            raw.zrem(index, f"{wanted[0].timestamp_ms:013d}:{wanted[0].event_id}")
+        found = await log.query(german, limit=100)
+        assert [e.event_id for e in found.events] == [e.event_id for e in wanted[1:]]
+        assert await log.count(german) == len(wanted) - 1
+        assert await log.count(dataclasses.replace(german, browser=wanted[1].browser_family)) == sum(
+            1 for e in wanted[1:] if e.browser_family == wanted[1].browser_family
+        )
+        await log.purge(events_before_ms=BASE_MS + 100 * DAY_MS, ip_before_ms=0)
+        with self._raw(log) as raw:  # a purge takes its events out of every index: no memory left behind
+            assert list(raw.scan_iter(match="{" + log.prefix + "}:x:*")) == []
+
+    async def test_a_log_from_before_the_filter_indexes_is_indexed_once_on_open(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        assert isinstance(log, RedisConsentLog)
+        with self._raw(log) as raw:  # as a version without filter indexes left it
+            raw.delete(*raw.keys("{" + log.prefix + "}:x:*"), "{" + log.prefix + "}:indexed")
+        reopened = RedisConsentLog(log.url)
+        await reopened.open()
+        try:
+            for filters in (EventFilter(country="FR"), EventFilter(browser="Chrome", policy_version="2025-06")):
+                wanted = [e.event_id for e in events if filters.matches(e)]
+                assert wanted
+                page = await reopened.query(filters, limit=100)
+                assert sorted(e.event_id for e in page.events) == sorted(wanted)
+                assert await reopened.count(filters) == len(wanted)
+            with self._raw(log) as raw:
+                assert raw.exists("{" + log.prefix + "}:indexed")
+        finally:
+            await reopened.close()
+
     async def test_a_record_deleted_behind_its_index_is_named(
         self, log: ConsentLog, events: list[ConsentEvent]
     ) -> None:
