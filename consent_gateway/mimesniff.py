@@ -7,6 +7,8 @@ the gateway must rewrite it too; `X-Content-Type-Options: nosniff` turns that sn
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Final
 
 #: Content-Type values that mean "unknown": the browser sniffs these as if there were none
@@ -23,6 +25,82 @@ _HTML_SIGNATURES: Final = tuple(
     )
 )
 _LONGEST: Final = max(len(s) for s in _HTML_SIGNATURES) + 1
+
+
+#: Fetch's HTTP whitespace, and a token (RFC 9110) as the MIME type parser checks it
+_HTTP_WHITESPACE: Final = b"\t\n\r "
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CHARSET_PARAMETER: Final = re.compile(rb'charset[\t\n\r ]*=', re.IGNORECASE)
+
+
+def _split_values(value: bytes) -> list[bytes]:
+    """Fetch's "get, decode, and split": a header's values cut at commas outside double quotes."""
+    if b"," not in value:
+        return [value]
+    parts: list[bytes] = []
+    start = position = 0
+    quoted = False
+    while position < len(value):
+        byte = value[position]
+        if quoted and byte == 0x5C:  # a backslash escapes the next byte inside quotes
+            position += 1
+        elif byte == 0x22:
+            quoted = not quoted
+        elif byte == 0x2C and not quoted:
+            parts.append(value[start:position])
+            start = position + 1
+        position += 1
+    parts.append(value[start:])
+    return parts
+
+
+def _charset_of(parameters: bytes) -> bytes | None:
+    """The first charset parameter's value (WHATWG MIME type parser: quoted or not, empty ignored)."""
+    for raw in parameters.split(b";"):
+        name, equals, value = raw.lstrip(_HTTP_WHITESPACE).partition(b"=")
+        if not equals or name.lower() != b"charset":
+            continue
+        if value.startswith(b'"'):
+            value = value[1:].split(b'"', 1)[0]
+        else:
+            value = value.rstrip(_HTTP_WHITESPACE)
+        if value:
+            return value
+    return None
+
+
+def parse_mime_type(value: bytes) -> tuple[bytes, bytes | None] | None:
+    """(essence, charset) of one value, as the WHATWG MIME type parser reads it; None when it is no type."""
+    value = value.strip(_HTTP_WHITESPACE)
+    kind, slash, rest = value.partition(b"/")
+    if not slash or not _TOKEN.fullmatch(kind):
+        return None
+    subtype, _, parameters = rest.partition(b";")
+    subtype = subtype.rstrip(_HTTP_WHITESPACE)
+    if not _TOKEN.fullmatch(subtype):
+        return None
+    charset = _charset_of(parameters) if parameters and _CHARSET_PARAMETER.search(parameters) else None
+    return kind.lower() + b"/" + subtype.lower(), charset
+
+
+def browser_content_type(values: Sequence[bytes]) -> tuple[bytes, bytes | None] | None:
+    """The type a browser gives a response from all its Content-Type lines (Fetch, "extract a MIME type"):
+    the last value that parses and is not */* wins, keeping an earlier charset of the same essence. None
+    when no value is a type: the browser then sniffs, as with no header at all."""
+    essence: bytes | None = None
+    charset: bytes | None = None
+    found: tuple[bytes, bytes | None] | None = None
+    for line in values:
+        for value in _split_values(line):
+            parsed = parse_mime_type(value)
+            if parsed is None or parsed[0] == b"*/*":
+                continue
+            if parsed[0] != essence:
+                essence, charset = parsed
+                found = parsed
+            else:
+                found = (parsed[0], parsed[1] if parsed[1] is not None else charset)
+    return found
 
 
 def is_unknown_type(content_type: bytes | None) -> bool:

@@ -29,13 +29,13 @@ from .charsets import Transcoder, header_encoding
 from .codings import BodyDecoder, BodyEncoder, UndecodableBody, content_codings, visitor_encoding
 from .cookies import CookieFilter
 from .decision import Decision
-from .mimesniff import is_unknown_type, sniffs_as_html
+from .mimesniff import browser_content_type, is_unknown_type, sniffs_as_html
 from .responses import error_response
 from .shared_pages import SharedPages
 
 logger = logging.getLogger("consent_gateway.responder")
 
-_HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+_HTML_TYPES = frozenset({b"text/html", b"application/xhtml+xml"})
 #: charsets the rewriter reads as bytes (what `_state_charset` may put in a Content-Type)
 _ASCII_COMPATIBLE = re.compile(
     rb"^(utf-?8|us-ascii|ascii|iso-?8859-\d+|latin-?1|windows-125\d|cp125\d|koi8-[ru]|shift_jis|euc-jp|euc-kr|gb2312|gbk|gb18030|big5)$"
@@ -247,24 +247,37 @@ class Responder:
 
     def _start(self, message: Message) -> Message:
         has_cookies = nosniff = False
-        content_type: bytes | None = None
+        content_types: list[bytes] = []
         for key, value in message.get("headers", ()):
             if key == b"set-cookie":
                 has_cookies = True
             elif key == b"content-type":
-                content_type = value.lower()
+                content_types.append(value)
             elif key == b"x-content-type-options":
                 nosniff = nosniff or value.strip().lower() == b"nosniff"
-        is_html = content_type is not None and content_type.startswith(_HTML_TYPES)
+        # the type as a browser reads it: several lines or a list, the last valid type wins
+        mime = browser_content_type(content_types) if content_types else None
+        is_html = mime is not None and mime[0] in _HTML_TYPES
         # no usable type: a browser sniffs the first bytes, and runs what it reads as HTML
-        sniff = not is_html and not nosniff and is_unknown_type(content_type) and self._has_body(message)
+        sniff = (
+            not is_html
+            and not nosniff
+            and (mime is None or is_unknown_type(mime[0]))
+            and self._has_body(message)
+        )
         if not (has_cookies or is_html or sniff):
             return message  # the common case for assets and APIs: nothing to change
         headers: list[tuple[bytes, bytes]] = list(message["headers"])
         if has_cookies:
             headers = self._cookie_filter.filter(headers, self.decision)
         if is_html:
-            headers = self._prepare_html(message, headers, content_type or b"", has_cookies)
+            assert mime is not None
+            content_type = content_types[0].lower()
+            if len(content_types) > 1 or b"," in content_type:
+                # one line goes out, saying what the page was read and rewritten as
+                content_type = mime[0] + (b"; charset=" + mime[1] if mime[1] else b"")
+                headers = [(k, v) for k, v in headers if k != b"content-type"] + [(b"content-type", content_type)]
+            headers = self._prepare_html(message, headers, content_type, has_cookies)
             if self._policies is not None:
                 # next to the site's own policy headers, which stay as they are: browsers apply them all
                 policed = self.decision if self._shared is None else self._shared.policy_decision(self.decision)
@@ -356,7 +369,7 @@ class Responder:
         metrics.inc("sniffed_html_total")
         # has_cookies: its Set-Cookie headers may be filtered out already; an untyped page is rare, kept private
         prepared = self._prepare_html(start, list(start["headers"]), b"text/html", has_cookies=True)
-        headers = [*prepared, (b"content-type", b"text/html")]
+        headers = [*((k, v) for k, v in prepared if k != b"content-type"), (b"content-type", b"text/html")]
         self._held_start = {**start, "headers": headers}
         if self._refusal is not None:
             await self._refuse(self._refusal)

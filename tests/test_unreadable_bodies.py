@@ -19,7 +19,7 @@ from consent_gateway import metrics
 from consent_gateway.charsets import Transcoder, header_encoding
 from consent_gateway.cli import proxy_app
 from consent_gateway.config import Config
-from consent_gateway.mimesniff import sniffs_as_html
+from consent_gateway.mimesniff import browser_content_type, sniffs_as_html
 from tests.servers import WAIT_SECONDS, ServerThread
 
 TRACKER = "https://www.googletagmanager.com/gtag/js?id=G-BODIES"
@@ -63,7 +63,15 @@ def origin_app() -> Starlette:
     def markup(request: Request) -> Response:
         return Response(request.query_params["html"], media_type="text/html")
 
-    return Starlette(routes=[Route("/utf16", utf16), Route("/untyped", untyped), Route("/markup", markup)])
+    def typed(request: Request) -> Response:
+        # each `ct` parameter is one Content-Type line, as the site sent it
+        response = Response(PAGE.encode())
+        response.raw_headers += [(b"content-type", value.encode()) for value in request.query_params.getlist("ct")]
+        return response
+
+    return Starlette(
+        routes=[Route("/utf16", utf16), Route("/untyped", untyped), Route("/markup", markup), Route("/typed", typed)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +136,54 @@ def test_transcoder_gives_the_same_bytes_at_every_chunking(chunk: int) -> None:
         transcoder.from_utf8(utf8[i : i + chunk], final=i + chunk >= len(utf8)) for i in range(0, len(utf8), chunk)
     )
     assert back == body
+
+
+# -- Content-Type as a browser reads it (Fetch: "extract a MIME type") --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["text/plain, text/html"],  # the last valid type of the list wins
+        ["text/html", "nonsense"],  # a value that is no MIME type is skipped
+        ["text/html; charset=utf-8", "*/*"],  # so is */*
+        ['text/plain; charset="a,b", text/html'],  # a comma in quotes splits nothing
+        ["html"],  # no valid type at all: the browser sniffs, and this body is a page
+        ["text/html;", "text/html; charset=utf-8"],
+    ],
+)
+def test_a_page_typed_html_the_way_a_browser_reads_the_header_is_rewritten(gateway: str, lines: list[str]) -> None:
+    response = httpx.get(gateway + "/typed", params={"ct": lines}, timeout=WAIT_SECONDS)
+    _assert_rewritten(response.content.decode())
+    # one Content-Type goes out, the one the page was rewritten as
+    (content_type,) = response.headers.get_list("content-type")
+    assert content_type.startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("lines", "read_as"),
+    [
+        ([b"text/html;charset=gbk", b"text/html"], (b"text/html", b"gbk")),  # Fetch's own examples
+        ([b"text/html;charset=gbk", b"text/plain", b"text/html"], (b"text/html", None)),
+        ([b"text/html;x=,text/html"], (b"text/html", None)),
+        ([b"text/html;charset=gbk;charset=windows-1255"], (b"text/html", b"gbk")),
+        ([b' TEXT/HTML ; Charset="utf-8"'], (b"text/html", b"utf-8")),
+        ([b"text/html", b"*/*"], (b"text/html", None)),
+        ([b"*/*"], None),
+        ([b"text /html"], None),
+        ([b""], None),
+    ],
+)
+def test_content_type_lines_are_read_as_fetch_reads_them(
+    lines: list[bytes], read_as: tuple[bytes, bytes | None] | None
+) -> None:
+    assert browser_content_type(lines) == read_as
+
+
+@pytest.mark.parametrize("lines", [["text/html", "text/plain"], ["text/html, application/json"]])
+def test_a_header_a_browser_reads_as_another_type_leaves_the_body_alone(gateway: str, lines: list[str]) -> None:
+    response = httpx.get(gateway + "/typed", params={"ct": lines}, timeout=WAIT_SECONDS)
+    assert response.content == PAGE.encode()
 
 
 # -- no Content-Type ---------------------------------------------------------------------------------------
