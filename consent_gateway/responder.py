@@ -76,6 +76,8 @@ class RewriterFactory(Protocol):
 
     def new(self, scope: Scope, decision: Decision, nonce: str | None) -> PageRewriter: ...
     def make_inert(self, chunk: bytes) -> bytes: ...
+    def hold_back_links(self, value: bytes, decision: Decision) -> bytes | None:
+        """A page's Link header less what the decision holds back (browsers fetch preloads before the body)."""
 
 
 class PagePolicies(Protocol):
@@ -319,6 +321,8 @@ class Responder:
             if has_cookies or synced:
                 fixed = [(k, v) for k, v in fixed if k not in _CDN_CACHE_HEADERS]
                 cache_control = _private_cache_control(cache_control)
+        if any(k == b"link" for k, _ in fixed):
+            fixed = self._held_back_links(fixed, page_decision)
         if self._rewriters.compress and not self._skip_body:
             coding = visitor_encoding(_scope_header(self.scope, b"accept-encoding"))
             if coding is not None:
@@ -333,6 +337,17 @@ class Responder:
         self._transcoder = Transcoder(header_encoding(content_type))
         self._rewriter = self._rewriters.new(self.scope, page_decision, csp_nonce(headers))
         return fixed
+
+    def _held_back_links(self, headers: list[tuple[bytes, bytes]], decision: Decision) -> list[tuple[bytes, bytes]]:
+        kept: list[tuple[bytes, bytes]] = []
+        for key, value in headers:
+            if key == b"link":
+                left = self._rewriters.hold_back_links(value, decision)
+                if left is not None:
+                    kept.append((key, left))
+            else:
+                kept.append((key, value))
+        return kept
 
     async def send_held_start(self) -> None:
         """The app failed after starting an HTML response whose start is still held (the rewriter had not

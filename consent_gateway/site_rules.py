@@ -36,6 +36,7 @@ from .errors import StoreUnavailable
 from .html import HoldbackRewriter, make_inert
 from .inventory.collector import InventoryCollector
 from .inventory.report import REPORTED_COOKIE
+from .link_header import hold_back_links
 from .store.base import ConsentLog
 
 logger = logging.getLogger("consent_gateway.site_rules")
@@ -87,13 +88,26 @@ class PageRewriters:
         head = self._banner.head_html(
             decision=decision, language=language, nonce=nonce, clean=clean, report_names=report_names
         )
-        if self._advanced_consent_mode:
-            loaded = CONSENT_MODE_VENDORS - decision.vendors_refused
-            decision = replace(decision, vendors_granted=decision.vendors_granted | loaded)
-        rewriter = HoldbackRewriter(self._catalog, decision, head, max_buffer_bytes=self._max_buffer_bytes)
+        rewriter = HoldbackRewriter(
+            self._catalog, self._holding(decision), head, max_buffer_bytes=self._max_buffer_bytes
+        )
         if self._inventory is not None:
             rewriter.on_close = functools.partial(self._inventory.page_seen, scope["path"])
         return rewriter
+
+    def _holding(self, decision: Decision) -> Decision:
+        """The decision the page's tags are held back by: Consent Mode "advanced" lets Google's tags load."""
+        if self._advanced_consent_mode:
+            loaded = CONSENT_MODE_VENDORS - decision.vendors_refused
+            decision = replace(decision, vendors_granted=decision.vendors_granted | loaded)
+        return decision
+
+    def hold_back_links(self, value: bytes, decision: Decision) -> bytes | None:
+        """A page's Link header less the link-values the decision holds back (None: none left)."""
+        kept, held = hold_back_links(value, self._catalog, self._holding(decision))
+        if held:
+            metrics.inc_each("held_back_tags_total", "vendor", held)
+        return kept
 
     @staticmethod
     def make_inert(chunk: bytes) -> bytes:

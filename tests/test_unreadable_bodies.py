@@ -69,8 +69,20 @@ def origin_app() -> Starlette:
         response.raw_headers += [(b"content-type", value.encode()) for value in request.query_params.getlist("ct")]
         return response
 
+    def linked(request: Request) -> Response:
+        # each `link` parameter is one Link line of a page
+        response = Response(PAGE.encode(), media_type="text/html")
+        response.raw_headers += [(b"link", value.encode()) for value in request.query_params.getlist("link")]
+        return response
+
     return Starlette(
-        routes=[Route("/utf16", utf16), Route("/untyped", untyped), Route("/markup", markup), Route("/typed", typed)]
+        routes=[
+            Route("/utf16", utf16),
+            Route("/untyped", untyped),
+            Route("/markup", markup),
+            Route("/typed", typed),
+            Route("/linked", linked),
+        ]
     )
 
 
@@ -184,6 +196,47 @@ def test_content_type_lines_are_read_as_fetch_reads_them(
 def test_a_header_a_browser_reads_as_another_type_leaves_the_body_alone(gateway: str, lines: list[str]) -> None:
     response = httpx.get(gateway + "/typed", params={"ct": lines}, timeout=WAIT_SECONDS)
     assert response.content == PAGE.encode()
+
+
+# -- Link headers: what a browser fetches before it reads the page ------------------------------------------
+
+GTM_PRELOAD = "<https://www.googletagmanager.com/gtag/js?id=G-LINK>; rel=preload; as=script"
+PIXEL_PRECONNECT = '<https://connect.facebook.net>; rel="preconnect dns-prefetch"'
+OWN_LINKS = '</app.css>; rel=preload; as=style, <https://example.org/fr/>; rel=alternate; hreflang="fr, x"'
+
+
+def test_link_headers_to_trackers_are_held_back_before_consent(gateway: str) -> None:
+    before = metrics.value("held_back_tags_total", vendor="meta-pixel")
+    response = httpx.get(
+        gateway + "/linked", params={"link": [GTM_PRELOAD, f"{PIXEL_PRECONNECT}, {OWN_LINKS}"]}, timeout=WAIT_SECONDS
+    )
+    _assert_rewritten(response.text)
+    links = ", ".join(response.headers.get_list("link"))
+    # the browser would preload the tag manager and open a connection to the pixel's host: neither goes out
+    assert "googletagmanager" not in links and "facebook" not in links
+    # the site's own preload and its alternate (a comma inside quotes is no separator) stay as they were
+    assert links == OWN_LINKS
+    assert metrics.value("held_back_tags_total", vendor="meta-pixel") == before + 1
+
+
+def test_link_headers_of_granted_vendors_pass(gateway: str) -> None:
+    with httpx.Client(base_url=gateway, timeout=WAIT_SECONDS) as visitor:
+        same_origin = {"Sec-Fetch-Site": "same-origin"}
+        chosen = visitor.post("/_consent/choices", json={"action": "accept_all"}, headers=same_origin)
+        assert chosen.status_code == 200
+        response = visitor.get("/linked", params={"link": [GTM_PRELOAD, PIXEL_PRECONNECT]})
+    assert response.headers.get_list("link") == [GTM_PRELOAD, PIXEL_PRECONNECT]
+
+
+def test_a_link_header_that_cannot_be_read_is_not_passed_when_it_could_fetch(gateway: str) -> None:
+    response = httpx.get(
+        gateway + "/linked",
+        params={
+            "link": ["https://www.googletagmanager.com/gtm.js; rel=preload", "<https://x.example/>; rel=canonical"]
+        },
+        timeout=WAIT_SECONDS,
+    )
+    assert response.headers.get_list("link") == ["<https://x.example/>; rel=canonical"]
 
 
 # -- no Content-Type ---------------------------------------------------------------------------------------
