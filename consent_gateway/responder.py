@@ -47,6 +47,8 @@ _DROPPED_FOR_HTML = frozenset({b"content-length", b"content-encoding", b"etag", 
 #: a CDN obeys these before Cache-Control: a page rewritten for one visitor must not go out with them
 _CDN_CACHE_HEADERS = frozenset({b"surrogate-control", b"cdn-cache-control", b"cloudflare-cdn-cache-control"})
 _NO_BODY_STATUSES = frozenset({204, 304})
+#: page headers a browser fetches from before it reads the body (see page_headers.py)
+_FETCHING_HEADERS = frozenset({b"link", b"refresh"})
 #: ASGI extensions that send a body as a file; passed on untouched unless the body is HTML.
 _FILE_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 _FILE_CHUNK = 64 * 1024
@@ -78,6 +80,8 @@ class RewriterFactory(Protocol):
     def make_inert(self, chunk: bytes) -> bytes: ...
     def hold_back_links(self, value: bytes, decision: Decision) -> bytes | None:
         """A page's Link header less what the decision holds back (browsers fetch preloads before the body)."""
+    def holds_back_refresh(self, value: bytes, decision: Decision) -> bool:
+        """Whether a page's Refresh header navigates to a URL the decision holds back."""
 
 
 class PagePolicies(Protocol):
@@ -321,8 +325,8 @@ class Responder:
             if has_cookies or synced:
                 fixed = [(k, v) for k, v in fixed if k not in _CDN_CACHE_HEADERS]
                 cache_control = _private_cache_control(cache_control)
-        if any(k == b"link" for k, _ in fixed):
-            fixed = self._held_back_links(fixed, page_decision)
+        if any(k in _FETCHING_HEADERS for k, _ in fixed):
+            fixed = self._held_back_headers(fixed, page_decision)
         if self._rewriters.compress and not self._skip_body:
             coding = visitor_encoding(_scope_header(self.scope, b"accept-encoding"))
             if coding is not None:
@@ -338,13 +342,17 @@ class Responder:
         self._rewriter = self._rewriters.new(self.scope, page_decision, csp_nonce(headers))
         return fixed
 
-    def _held_back_links(self, headers: list[tuple[bytes, bytes]], decision: Decision) -> list[tuple[bytes, bytes]]:
+    def _held_back_headers(self, headers: list[tuple[bytes, bytes]], decision: Decision) -> list[tuple[bytes, bytes]]:
+        """Link and Refresh less what the decision holds back: a browser acts on them before the body."""
         kept: list[tuple[bytes, bytes]] = []
         for key, value in headers:
             if key == b"link":
                 left = self._rewriters.hold_back_links(value, decision)
                 if left is not None:
                     kept.append((key, left))
+            elif key == b"refresh":
+                if not self._rewriters.holds_back_refresh(value, decision):
+                    kept.append((key, value))
             else:
                 kept.append((key, value))
         return kept

@@ -36,7 +36,7 @@ from .errors import StoreUnavailable
 from .html import HoldbackRewriter, make_inert
 from .inventory.collector import InventoryCollector
 from .inventory.report import REPORTED_COOKIE
-from .link_header import hold_back_links
+from .page_headers import hold_back_links, hold_back_refresh
 from .store.base import ConsentLog
 
 logger = logging.getLogger("consent_gateway.site_rules")
@@ -108,6 +108,13 @@ class PageRewriters:
         if held:
             metrics.inc_each("held_back_tags_total", "vendor", held)
         return kept
+
+    def holds_back_refresh(self, value: bytes, decision: Decision) -> bool:
+        """Whether a page's Refresh header goes to a URL the decision holds back."""
+        vendor = hold_back_refresh(value, self._catalog, self._holding(decision))
+        if vendor is not None:
+            metrics.inc("held_back_tags_total", vendor=vendor)
+        return vendor is not None
 
     @staticmethod
     def make_inert(chunk: bytes) -> bytes:

@@ -73,6 +73,7 @@ def origin_app() -> Starlette:
         # each `link` parameter is one Link line of a page
         response = Response(PAGE.encode(), media_type="text/html")
         response.raw_headers += [(b"link", value.encode()) for value in request.query_params.getlist("link")]
+        response.raw_headers += [(b"refresh", value.encode()) for value in request.query_params.getlist("refresh")]
         return response
 
     return Starlette(
@@ -237,6 +238,21 @@ def test_a_link_header_that_cannot_be_read_is_not_passed_when_it_could_fetch(gat
         timeout=WAIT_SECONDS,
     )
     assert response.headers.get_list("link") == ["<https://x.example/>; rel=canonical"]
+
+
+@pytest.mark.parametrize(
+    ("refresh", "kept"),
+    [
+        ("0; url=https://connect.facebook.net/tr?id=1", False),
+        ("0;URL='https://www.googletagmanager.com/ns.html?id=GTM-X'", False),
+        ("30", True),
+        ("5; url=/next", True),
+    ],
+)
+def test_a_refresh_header_to_a_tracker_is_held_back(gateway: str, refresh: str, kept: bool) -> None:
+    response = httpx.get(gateway + "/linked", params={"refresh": refresh}, timeout=WAIT_SECONDS)
+    _assert_rewritten(response.text)
+    assert response.headers.get_list("refresh") == ([refresh] if kept else [])
 
 
 # -- no Content-Type ---------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A page's HTTP `Link` headers (RFC 8288), held back like the `<link>` tags they stand for.
+"""The headers of a page that make a browser fetch before it reads the body, held back like the tags they
+stand for: `Link` (RFC 8288) as `<link>`, `Refresh` as `<meta http-equiv=refresh>`.
 
 Browsers act on `Link: <url>; rel=preload` (and preconnect, dns-prefetch, modulepreload, prefetch…) of a
 page before reading a byte of it: a tag manager preloaded from the header is fetched, with its cookies,
@@ -6,6 +7,7 @@ whatever the rewriter does to the body. Each link-value is therefore read as the
 judged by the same holdback rules; one the visitor's decision holds back is dropped from the header (the
 next page after a choice carries it again). A link-value that cannot be read is dropped when it names a
 fetching rel, kept otherwise (canonical, alternate…), so nothing the gateway cannot judge is fetched.
+A `Refresh` header to a URL the decision holds back is dropped whole: the page then stays where it is.
 """
 
 from __future__ import annotations
@@ -96,3 +98,10 @@ def hold_back_links(value: bytes, catalog: Catalog, decision: Decision) -> tuple
         else:
             held[found.vendor.id] += 1
     return (b", ".join(kept) if kept else None), held
+
+
+def hold_back_refresh(value: bytes, catalog: Catalog, decision: Decision) -> str | None:
+    """The vendor a `Refresh` header navigates to when the decision holds it back, else None."""
+    tag = b'<meta http-equiv="refresh" content="' + _attribute(value) + b'">'
+    found = hold_back_tag(tag, "meta", catalog, decision)
+    return None if found is None else found.vendor.id
