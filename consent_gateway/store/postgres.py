@@ -482,7 +482,15 @@ class PostgresConsentLog:
     async def write_probe(self) -> None:
         async def run(conn: Conn) -> Any:
             cur = await conn.execute("SELECT pg_current_xact_id(), current_setting('transaction_read_only')")
-            return await cur.fetchone()
+            row = await cur.fetchone()
+            if row is None or row[1] == "on":
+                return row
+            # a page written to a new table of the database's own tablespace, rolled back: a full disk refuses
+            # it ("could not extend file") while reads, and appends that still fit an existing page, answer
+            async with conn.transaction(force_rollback=True):
+                await conn.execute("CREATE TEMPORARY TABLE consent_gateway_write_probe (x integer) ON COMMIT DROP")
+                await conn.execute("INSERT INTO consent_gateway_write_probe VALUES (1)")
+            return row
 
         # on the writer's connection: a standby cannot assign a transaction id (the query fails), and a
         # read-only default says so in the second column

@@ -7,6 +7,7 @@ start or own (a redis-server of the test's own; a database of its own on the Pos
 
 from __future__ import annotations
 
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -197,3 +198,63 @@ def test_postgresql_with_read_only_sessions_spools_turns_not_ready_and_replays_l
     gateway = _gateway_on(config, url, tmp_path / "spool")
     with ServerThread(gateway) as server:
         check_refusal_is_spooled_then_replayed(server.url, lambda: set_read_only(True), lambda: set_read_only(False))
+
+
+@pytest.fixture
+def small_tablespace_database(postgres_url: str) -> Iterator[tuple[Path, str]]:
+    """A database of the test's own in a tablespace on a 24 MB tmpfs the test can fill: (mount point, the
+    gateway's URL). Needs root (mount) and the PostgreSQL server on this machine; skipped otherwise."""
+    import shutil
+    import subprocess
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tests.conftest import missing
+
+    parts = conninfo_to_dict(postgres_url)
+    if parts.get("host", "127.0.0.1") not in ("127.0.0.1", "localhost") or shutil.which("mount") is None:
+        missing("a PostgreSQL server on this machine (its tablespace goes on a small disk the test mounts)")
+    # outside pytest's folder, which the server's user cannot enter
+    mount = Path(tempfile.mkdtemp(prefix="cgtest-small-disk-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        missing("mount (root) to give PostgreSQL a small disk")
+    name = f"cgtest_full_{uuid.uuid4().hex[:10]}"
+    try:
+        folder = mount / "pg"
+        folder.mkdir()
+        shutil.chown(folder, "postgres", "postgres")
+        mount.chmod(0o755)  # the server's user must reach the folder
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLESPACE {name} LOCATION '{folder}'")
+            conn.execute(f"CREATE DATABASE {name} TABLESPACE {name}")
+        yield mount, postgres_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"DROP TABLESPACE IF EXISTS {name}")
+        subprocess.run(["umount", str(mount)], check=False)
+        shutil.rmtree(mount, ignore_errors=True)
+
+
+def test_postgresql_on_a_full_disk_is_not_ready_and_replays_once_space_is_back(
+    small_tablespace_database: tuple[Path, str], config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mount, url = small_tablespace_database
+    monkeypatch.setattr(routes, "WRITE_PROBE_INTERVAL_S", 0.2)
+    filler = mount / "filler"
+
+    def fill() -> None:
+        # every free byte of the tablespace's disk taken, as by another database or a log file
+        with filler.open("wb") as handle:
+            try:
+                while True:
+                    handle.write(b"\0" * (1 << 16))
+                    handle.flush()
+            except OSError:
+                pass
+
+    gateway = _gateway_on(config, url, tmp_path / "spool")
+    with ServerThread(gateway) as server:
+        check_refusal_is_spooled_then_replayed(server.url, fill, lambda: filler.unlink())
