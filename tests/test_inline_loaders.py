@@ -9,7 +9,7 @@ import pytest
 from consent_gateway.catalog import Catalog
 from consent_gateway.decision import Decision
 from consent_gateway.html import HoldbackRewriter
-from consent_gateway.html.inline_loaders import LOADER_SCAN_BYTES, loader_vendors
+from consent_gateway.html.inline_loaders import LOADER_SCAN_BYTES, SNIPPET_BYTES, loader_vendors
 from consent_gateway.thirdparty import HostCounters, ThirdParties
 
 CATALOG = Catalog.builtin().with_third_parties(ThirdParties(mode="hold", counters=HostCounters()))
@@ -41,6 +41,24 @@ def ids(body: bytes) -> list[str]:
         # markup written by document.write: src= names a fetch even without ".js"
         (b"document.write('<scr'+'ipt src=\"//asq.nugg.example/rc?nuggn=4\"></scr'+'ipt>');",
          ["unclassified:asq.nugg.example"]),
+        # a script element whose URL has no ".js" (a query builds the rest): what it loads is that host's code
+        (b'var u="https://segment-data.zqtk.example/newscorpjs-1f38g3?url="+encodeURIComponent(location.href);'
+         b"var s=document.createElement('script');s.src=u;document.head.appendChild(s);",
+         ["unclassified:segment-data.zqtk.example"]),
+        # a bare "host/path" a script loader joins to a scheme at run time
+        (b"var ml=document.createElement('script');ml.src=('https:'==location.protocol?'https':'http')+'://'"
+         b"+(domain||'js.mather.example/s')+'/'+cid+'/ml.js';", ["unclassified:js.mather.example"]),
+        # ... but not a dotted file or property name, nor a bare host/path in a script that creates no script
+        (b"var s=document.createElement('script');s.src=base+'app.min.js/'+v;", []),
+        (b"var a=document.createElement('a');a.href='//share.social.example/i?u='+u;", []),
+        (b"var i=document.createElement('img');i.src='cdn.images.example/a.png';", []),
+        # a pixel's image URL is its beacon; a folder a script appends to (WordPress's emoji images) is not
+        (b"var i=new Image();i.src='https://px.counter.example/c.gif?r='+document.referrer;",
+         ["unclassified:px.counter.example"]),
+        (b'window._wpemojiSettings={"baseUrl":"https:\\/\\/s.emoji.example\\/images\\/72x72\\/"};'
+         b'var s=document.createElement("script");s.src=settings.concatemoji;', []),
+        (b"var s=document.createElement('script');s.src=base+'/app.js';var img='https://cdn.pics.example/a.jpg';",
+         []),
         # the site's own hosts and allowed CDNs are not held
         (b'var s=document.createElement("script");s.src="https://static.example.org/app.js";', []),
         (b'var s=document.createElement("script");s.src="https://cdnjs.cloudflare.com/ajax/libs/x/1/x.min.js";', []),
@@ -64,6 +82,14 @@ def test_a_long_script_is_an_app_not_a_loader() -> None:
     assert ids(loader + b" " * (LOADER_SCAN_BYTES + 1 - len(loader))) == []
 
 
+def test_only_a_snippet_loads_every_url_it_names() -> None:
+    # an app that creates a script element and names its links is not a loader of every host it links to
+    snippet = b"var s=document.createElement('script');s.src=u;var x='https://api.beacon.example/v1/collect';"
+    assert ids(snippet) == ["unclassified:api.beacon.example"]
+    assert ids(snippet + b" " * (SNIPPET_BYTES - len(snippet))) == ids(snippet)
+    assert ids(snippet + b" " * (SNIPPET_BYTES + 1 - len(snippet))) == []
+
+
 PAGE = (b"<html><head><script>var a=1;</script>"
         b"<script nonce=n>(function(){var s=document.createElement('script');"
         b"s.src='https://px.unknown.example/p.js';document.head.appendChild(s)})();</script>"
@@ -82,3 +108,13 @@ def test_a_page_holds_generic_loaders_restorably_at_every_chunking(chunk_size: i
     assert rw.held_back == {"unclassified": 1, "chartbeat": 1}
     everything = HoldbackRewriter(CATALOG, EVERYTHING, b"", cache=None)
     assert everything.feed(PAGE) + everything.close() == PAGE
+
+
+def test_a_vendor_include_that_builds_its_url_at_run_time_is_held_as_that_vendor() -> None:
+    page = (b'<script>(function(s, p, d) { var h=d.location.protocol, i=p+"-"+s,'
+            b' u=h==="https:"?"d1z2jf7jlzjs58.cloudfront.net":"static."+p+".com";'
+            b' e = d.createElement(s); e.src = h+"//"+u+"/p.js"; })("script", "parsely", document);</script>')
+    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
+    out = rw.feed(page) + rw.close()
+    assert out.startswith(b'<script type="text/plain" data-category="analytics" data-cg-vendor="parsely">')
+    assert rw.held_back == {"parsely": 1}

@@ -6,7 +6,12 @@ other one. A literal URL in a loading script is held back as:
 
 * the catalog vendor of its URL (whatever the path: the catalog's hosts are trackers), or
 * ``unclassified`` when its host is neither first party nor allowed, and only when the URL is a script
-  (its path ends in ``.js``): the same rule as for ``<script src>`` of that host.
+  (its path ends in ``.js``, or it is a ``src=`` in written markup): the same rule as for ``<script src>``
+  of that host; or, in a script that creates a ``<script>`` element or a pixel (``new Image``), any URL of
+  such a host, even a bare ``host.name/path`` the loader joins to a scheme at run time (what such a loader
+  loads is that host's code or beacon, whatever the path looks like), when the script is a snippet (up to
+  ``SNIPPET_BYTES``) and the URL is not a folder (``…/``: a base the script appends to, such as WordPress's
+  emoji images) or a static asset (an image, a style sheet, a font) that no script loader runs.
 
 What is not held: a long script (more than ``LOADER_SCAN_BYTES``: an app, its state or a bundle, where a
 tracker host is a string in a config map), a script with no loading construct (a CSP list, a link map), a
@@ -21,10 +26,18 @@ from ..catalog import URL_KINDS, Catalog, VendorRule
 
 #: loader snippets are a few hundred bytes; longer scripts are apps whose strings merely mention hosts
 LOADER_SCAN_BYTES = 16384
+#: a loader snippet proper; longer scripts that create a script element are apps naming links and images
+SNIPPET_BYTES = 8192
 #: what makes a script load something by itself
 _LOADS = re.compile(
     rb"createElement|document\.write|new\s+Image\b|\.src\s*=|setAttribute\(\s*['\"]src|getScript\(|sendBeacon\("
 )
+#: what makes every third-party URL of a loading script a fetch: it creates a script or a pixel
+_CREATES_SCRIPT_OR_PIXEL = re.compile(rb"createElement\(\s*['\"]script['\"]|getScript\(|new\s+Image\b")
+_PIXEL = re.compile(rb"new\s+Image\b")
+#: a folder, or the path of a static asset that a script loader does not run (an image counts for a pixel)
+_FOLDER_OR_ASSET = re.compile(r"(?:/|\.(?:png|jpe?g|gif|svg|webp|ico|css|woff2?|ttf|otf|eot|html?))$", re.IGNORECASE)
+_FOLDER_OR_PAGE_ASSET = re.compile(r"(?:/|\.(?:css|woff2?|ttf|otf|eot|html?))$", re.IGNORECASE)
 #: a string literal that starts with a URL: absolute or protocol-relative (slashes maybe escaped "\\/"), or a
 #: bare "host/path" (looked up in the catalog only); "src=" before it: a tag's source in written markup
 _URL_LITERAL = re.compile(
@@ -38,6 +51,8 @@ def loader_vendors(body: bytes, catalog: Catalog, site: str) -> list[VendorRule]
     if len(body) > LOADER_SCAN_BYTES or not _LOADS.search(body):
         return []
     found: list[VendorRule] = []
+    creates_script = len(body) <= SNIPPET_BYTES and _CREATES_SCRIPT_OR_PIXEL.search(body) is not None
+    not_loaded = _FOLDER_OR_PAGE_ASSET if creates_script and _PIXEL.search(body) else _FOLDER_OR_ASSET
     for match in _URL_LITERAL.finditer(body):
         written_src, slashes, raw_host, raw_path = match.groups()
         if not slashes and not raw_path:
@@ -45,7 +60,14 @@ def loader_vendors(body: bytes, catalog: Catalog, site: str) -> list[VendorRule]
         host = raw_host.decode("ascii").lower()
         path = (raw_path or b"/").replace(b"\\/", b"/").decode("ascii", "replace")
         vendor = _catalog_vendor(catalog, f"https://{host}{path}")
-        if vendor is None and slashes and (written_src or path.endswith(".js")):
+        if vendor is None and (
+            (slashes and (written_src or path.endswith(".js")))
+            or (creates_script and raw_path and not not_loaded.search(path) and (
+                slashes
+                # a bare "host.name/path" joined to a scheme at run time: a host of three labels or more, so
+                # that a file name ("jquery.min.js/") or a property chain is not read as a host
+                or (host.count(".") >= 2 and not host.endswith(".js"))))
+        ):
             vendor = catalog.third_parties.classify(host, site, path)
         if vendor is not None and vendor not in found:
             found.append(vendor)
