@@ -204,6 +204,17 @@ def event_to_dict(event: ConsentEvent) -> dict[str, Any]:
     return dict(zip(EVENT_FIELDS, _all_values(event), strict=True))
 
 
+def values_from_dict(data: Mapping[str, Any]) -> Sequence[Any]:
+    """A stored dict's values in :data:`EVENT_FIELDS` order, as :func:`event_from_dict` reads them (what
+    verification walks, without building the event when the dict holds exactly every field)."""
+    if len(data) == len(EVENT_FIELDS):
+        try:
+            return [data[name] for name in EVENT_FIELDS]
+        except KeyError:
+            pass
+    return event_values(event_from_dict(data))
+
+
 def event_from_dict(data: Mapping[str, Any]) -> ConsentEvent:
     """Build an event from stored data, ignoring unknown keys (a newer writer may have added fields)."""
     if len(data) == len(EVENT_FIELDS):

@@ -259,3 +259,16 @@ def test_a_stored_golden_record_verifies_and_each_kind_of_edit_is_named() -> Non
     assert problems_of(_golden_event(mac="")) == [(eid, "forged or altered: its MAC does not verify under any log key")]
     stored_bools_as_ints = _golden_event(is_eu=1)  # what a backend that forgot to convert would hand over
     assert problems_of(stored_bools_as_ints) == [(eid, "content altered (hash mismatch)")]
+
+
+def test_stored_dicts_are_verified_as_the_events_they_load() -> None:
+    chained = EventChain("gw").append(event())
+    data = ev.event_to_dict(chained)
+    assert list(ev.values_from_dict(data)) == list(ev.event_values(chained))
+    assert list(ev.values_from_dict({**data, "some_future_field": 1})) == list(ev.event_values(chained))
+    older = {k: v for k, v in data.items() if k not in ("erased_at_ms", "mac")}
+    assert list(ev.values_from_dict(older)) == list(ev.event_values(ev.event_from_dict(older)))
+    verifier = ChainVerifier("gw")
+    verifier.feed_values(ev.values_from_dict(older))
+    verifier.feed_values(ev.values_from_dict({**data, "seq": 2, "categories": {"analytics": False}}))
+    assert verifier.problems == [("e0", "content altered (hash mismatch)")]
