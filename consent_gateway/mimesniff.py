@@ -87,6 +87,9 @@ def browser_content_type(values: Sequence[bytes]) -> tuple[bytes, bytes | None] 
     """The type a browser gives a response from all its Content-Type lines (Fetch, "extract a MIME type"):
     the last value that parses and is not */* wins, keeping an earlier charset of the same essence. None
     when no value is a type: the browser then sniffs, as with no header at all."""
+    if len(values) == 1 and b"," not in values[0]:  # the common case: one line, one value
+        single = parse_mime_type(values[0])
+        return None if single is None or single[0] == b"*/*" else single
     essence: bytes | None = None
     charset: bytes | None = None
     found: tuple[bytes, bytes | None] | None = None
