@@ -29,7 +29,7 @@ from .charsets import Transcoder, header_encoding
 from .codings import BodyDecoder, BodyEncoder, UndecodableBody, content_codings, visitor_encoding
 from .cookies import CookieFilter
 from .decision import Decision
-from .mimesniff import browser_content_type, is_unknown_type, sniffs_as_html
+from .mimesniff import browser_content_type, is_unknown_type, parse_mime_type, sniffs_as_html
 from .responses import error_response
 from .shared_pages import SharedPages
 
@@ -40,7 +40,6 @@ _HTML_TYPES = frozenset({b"text/html", b"application/xhtml+xml"})
 _ASCII_COMPATIBLE = re.compile(
     rb"^(utf-?8|us-ascii|ascii|iso-?8859-\d+|latin-?1|windows-125\d|cp125\d|koi8-[ru]|shift_jis|euc-jp|euc-kr|gb2312|gbk|gb18030|big5)$"
 )
-_CHARSET = re.compile(rb"charset=\"?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_-]+)'")
 #: Headers that describe the original HTML bytes and would lie about the rewritten ones.
 _DROPPED_FOR_HTML = frozenset({b"content-length", b"content-encoding", b"etag", b"last-modified", b"accept-ranges"})
@@ -299,7 +298,10 @@ class Responder:
     def _prepare_html(
         self, message: Message, headers: list[tuple[bytes, bytes]], content_type: bytes, has_cookies: bool
     ) -> list[tuple[bytes, bytes]]:
-        self._charset_stated = _CHARSET.search(content_type) is not None
+        # the charset parameter as a browser reads it (a "charset=" inside another parameter is none)
+        parsed = parse_mime_type(content_type)
+        charset = parsed[1] if parsed is not None else None
+        self._charset_stated = charset is not None
         if not self._has_body(message):
             self._skip_body = True
         codings = content_codings(_header_value(headers, b"content-encoding", b""))
@@ -338,7 +340,7 @@ class Responder:
         if cache_control is not None:
             fixed.append((b"cache-control", cache_control))
         # a BOM, else the header's charset: UTF-16 is rewritten through UTF-8
-        self._transcoder = Transcoder(header_encoding(content_type))
+        self._transcoder = Transcoder(header_encoding(b"charset=" + charset) if charset else None)
         self._rewriter = self._rewriters.new(self.scope, page_decision, csp_nonce(headers))
         return fixed
 

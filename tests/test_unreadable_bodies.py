@@ -163,6 +163,10 @@ def test_transcoder_gives_the_same_bytes_at_every_chunking(chunk: int) -> None:
         ['text/plain; charset="a,b", text/html'],  # a comma in quotes splits nothing
         ["html"],  # no valid type at all: the browser sniffs, and this body is a page
         ["text/html;", "text/html; charset=utf-8"],
+        # no charset parameter for a browser (which reads the page as UTF-8): never transcoded from UTF-16
+        ["text/html; xcharset=utf-16"],
+        ['text/html; x="charset=utf-16"'],
+        ["text/html; charset=utf-8; charset=utf-16"],  # the first one counts
     ],
 )
 def test_a_page_typed_html_the_way_a_browser_reads_the_header_is_rewritten(gateway: str, lines: list[str]) -> None:
