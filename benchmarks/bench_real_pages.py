@@ -280,6 +280,32 @@ def inserted_by_gateway(element: ElementTree.Element, prefix: str) -> bool:
     return any((element.get(name) or "").startswith(prefix) for name in ("src", "href"))
 
 
+#: a URL that CSS fetches: ``url(…)`` (a background, a font, a cursor…) or ``@import "…"``
+CSS_URL_RE = re.compile(r"""url\(\s*(['"]?)([^'")\s]+)\1\s*\)|@import\s+(['"])([^'"]+)\3""", re.I)
+
+
+def css_urls(root: ElementTree.Element, page_url: str, prefix: str) -> list[tuple[str, str]]:
+    """(where, URL) of every fetch in live CSS: ``<style>`` elements and ``style`` attributes outside
+    ``<template>``/``<noscript>`` (the gateway does not rewrite CSS: this measures what it leaves)."""
+    found = []
+    for element, inside in walk(root):
+        if any(local(tag) in ("template", "noscript") for tag in inside) or inserted_by_gateway(element, prefix):
+            continue
+        texts = [("style attribute", element.get("style") or "")]
+        if local(element.tag) == "style":
+            texts.append(("<style>", "".join(element.itertext())))
+        for where, text in texts:
+            for match in CSS_URL_RE.finditer(text):
+                url = resolve(page_url, match.group(2) or match.group(4))
+                if url and url.startswith(("http:", "https:")):
+                    found.append((where, url))
+    return found
+
+
+def local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
 def url_attributes(element: ElementTree.Element, inside: tuple[str, ...]) -> list[tuple[str, str]]:
     """(attribute, kind) of every attribute through which this element fetches or runs something."""
     tag = element.tag
@@ -650,6 +676,19 @@ class Judge:
                 live.append(record)
         result["live"] = live
         result["held_wrongly"] = held
+        css = []
+        for where, url in css_urls(after, page.url, self.prefix):
+            host = host_of(url)
+            if host and not self.first_party(host, page.host):
+                tracker = self.trackers.tracker(host)
+                css.append({"where": where, "host": host, "tracker": tracker[0] if tracker else None,
+                            "class": self.kind_of(Fetch(kind="css", url=url, host=host, held=False, element=-1))})
+        result["css_live"] = css
+        # held iframes of hosts nobody classified: the banner shows a placeholder only for catalog vendors'
+        result["iframes_unclassified_held"] = sum(
+            1 for element, inside in walk(after)
+            if local(element.tag) in ("iframe", "frame") and element.get("data-cg-vendor") == "unclassified"
+            and not any(local(tag) == "noscript" for tag in inside))
 
         # inline scripts: still live with a tracker's loader, or made inert without one
         scripts_before = inline_scripts(before, self.prefix)
@@ -861,6 +900,15 @@ def summarise(run_data: dict[str, Any], pages: list[Page], trackers: TrackerList
         "held_inline_no_tracker": {"scripts": len(held_inline), "pages": len({x["page"] for x in held_inline}),
                                    "catalog": sum(1 for x in held_inline if x["held_as"] != "unclassified"),
                                    "unclassified": sum(1 for x in held_inline if x["held_as"] == "unclassified")},
+        "css_live": {
+            "tracker": sum(1 for r in results for c in r["css_live"] if c["tracker"]),
+            "tracker_pages": pages_with(lambda r: any(c["tracker"] for c in r["css_live"])),
+            "other": sum(1 for r in results for c in r["css_live"] if not c["tracker"] and c["class"] != "allowed"),
+            "other_pages": pages_with(lambda r: any(not c["tracker"] and c["class"] != "allowed"
+                                                    for c in r["css_live"])),
+        },
+        "iframes_unclassified_held": {"elements": sum(r["iframes_unclassified_held"] for r in results),
+                                      "pages": pages_with(lambda r: r["iframes_unclassified_held"])},
         "text_changed_pages": pages_with(lambda r: "text_changed" in r),
         "counts_changed_pages": pages_with(lambda r: "counts_changed" in r or "script_count_changed" in r),
         "meta_charset_pushed_out_pages": pages_with(lambda r: r.get("meta_charset_pushed_out")),
@@ -918,6 +966,11 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| inline scripts held back restorably without tracker code: as a catalog vendor / unclassified | "
         f"{s['held_inline_no_tracker']['catalog']} / {s['held_inline_no_tracker']['unclassified']} on "
         f"{s['held_inline_no_tracker']['pages']} pages | |",
+        f"| CSS fetches live (`url()`, `@import` in `<style>` and `style=\"\"`; not rewritten): to tracker hosts / "
+        f"to other third parties not allowed | {s['css_live']['tracker']} on {s['css_live']['tracker_pages']} pages / "
+        f"{s['css_live']['other']} on {s['css_live']['other_pages']} pages | 0 / |",
+        f"| iframes held as unclassified, shown with no placeholder | {s['iframes_unclassified_held']['elements']} on "
+        f"{s['iframes_unclassified_held']['pages']} pages | |",
         f"| pages whose visible text changed | {s['text_changed_pages']} | 0 |",
         f"| pages whose element counts changed | {s['counts_changed_pages']} | 0 |",
         f"| pages whose `<meta charset>` left the first 1024 bytes, no charset in Content-Type | "
