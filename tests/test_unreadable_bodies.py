@@ -64,8 +64,8 @@ def origin_app() -> Starlette:
         return Response(request.query_params["html"], media_type="text/html")
 
     def typed(request: Request) -> Response:
-        # each `ct` parameter is one Content-Type line, as the site sent it
-        response = Response(PAGE.encode())
+        # each `ct` parameter is one Content-Type line, as the site sent it; `nul`: NUL bytes before the page
+        response = Response(b"\0" * int(request.query_params.get("nul", "0")) + PAGE.encode())
         response.raw_headers += [(b"content-type", value.encode()) for value in request.query_params.getlist("ct")]
         return response
 
@@ -195,6 +195,16 @@ def test_content_type_lines_are_read_as_fetch_reads_them(
     lines: list[bytes], read_as: tuple[bytes, bytes | None] | None
 ) -> None:
     assert browser_content_type(lines) == read_as
+
+
+@pytest.mark.parametrize("nul", [1, 2, 3])
+@pytest.mark.parametrize("charset", ["", "; charset=utf-8"])
+def test_nul_bytes_before_a_page_do_not_let_it_pass_unread(gateway: str, nul: int, charset: str) -> None:
+    # a browser reads the NULs as characters it ignores, then the page and its tags: no UTF-16 without a BOM
+    # or a UTF-16 charset, so the page is rewritten as bytes, not passed as "another encoding"
+    response = httpx.get(gateway + "/typed", params={"ct": "text/html" + charset, "nul": nul}, timeout=WAIT_SECONDS)
+    assert response.content.count(b"\0") == nul  # kept, the rest read as any page
+    _assert_rewritten(response.content.replace(b"\0", b"").decode())
 
 
 @pytest.mark.parametrize("lines", [["text/html", "text/plain"], ["text/html, application/json"]])

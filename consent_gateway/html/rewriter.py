@@ -202,9 +202,11 @@ class HoldbackRewriter:
 
     @staticmethod
     def _prescan(data: bytes) -> str | None:
-        head = data[:PRESCAN_BYTES]
-        if head.startswith(_WIDE_BOMS) or b"\x00" in head[:4]:
+        if data.startswith(_WIDE_BOMS):
             return "encoding"
+        # NUL bytes without a BOM are no reason to pass: a browser reads UTF-16 only by a BOM or a charset
+        # (the gateway transcodes those before this), so it reads these bytes as ASCII-compatible, ignores
+        # the NULs and runs the tags after them, which the byte tokenizer sees the same way.
         # A <meta> naming UTF-16 or UTF-32 is no reason to pass: a browser reads UTF-8 then (HTML's prescan
         # turns UTF-16 into UTF-8 and does not know UTF-32), and runs the trackers.
         return None
