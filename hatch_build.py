@@ -53,7 +53,8 @@ class CompiledCoreHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         try:
             built = _compile(root, settings, in_place=editable)
-        except Exception as error:  # no compiler, no headers, a mypyc failure: the pure path still works
+        except (Exception, SystemExit) as error:  # no compiler, no headers, a mypyc failure (it exits): the
+            # pure path still works
             self.app.display_warning(f"consent-gateway: the compiled rewriter core was not built ({error!r}); "
                                      "the pure-Python path runs (same output, slower)")
             if editable:
@@ -97,7 +98,11 @@ def _compile(root: Path, settings: Any, *, in_place: bool) -> dict[Path, str]:
         extensions = mypycify(
             # Only the compiled modules are type-checked strictly: the rest of the package and its
             # dependencies (not installed in an isolated build) are followed silently, unknown ones as Any.
-            ["--follow-imports=silent", "--ignore-missing-imports", "--no-warn-unused-ignores", *sources],
+            # An optional accelerator missing here (hyperscan, xxhash) is Any: its `try: import` fallback is then
+            # a redefinition to mypy, not an error. A cache of its own: the project's .mypy_cache, made with
+            # every dependency installed, would hide what a clean build sees.
+            ["--follow-imports=silent", "--ignore-missing-imports", "--no-warn-unused-ignores",
+             "--disable-error-code=no-redef", "--cache-dir", str(work / "mypy-cache"), *sources],
             target_dir=str(work),
             group_name=settings.GROUP_NAME,
             opt_level=os.environ.get("CONSENT_GATEWAY_MYPYC_OPT_LEVEL", "3"),
