@@ -220,6 +220,8 @@ class Responder:
 
     async def send(self, message: Message) -> None:
         if self._done:
+            if self.head_answered:
+                raise HeadAnswered("a HEAD answer has no body")
             return
         kind = message["type"]
         if kind == "http.response.start":
@@ -240,13 +242,13 @@ class Responder:
             await self._send(message)
 
     async def _send_head(self, message: Message) -> None:
-        """The visitor's `send` for a HEAD request: the headers as a GET gets them, then the end, no body."""
-        if message["type"] == "http.response.start":
-            await self._downstream(message)
-            return
+        """The visitor's `send` for a HEAD request: the headers as a GET gets them, then at once the end (an
+        endless stream's HEAD does not wait for its first event); what the app sends next stops it."""
+        if message["type"] != "http.response.start":
+            raise HeadAnswered("a HEAD answer has no body")
+        await self._downstream(message)
         self._done = self.head_answered = True
         await self._downstream({"type": "http.response.body", "body": b"", "more_body": False})
-        raise HeadAnswered("a HEAD answer has no body")
 
     # -- headers
 

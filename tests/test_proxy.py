@@ -252,6 +252,23 @@ def test_endless_stream_stops_upstream_when_visitor_leaves(client: httpx.Client,
     assert shared.sse_closed.wait(WAIT_SECONDS)
 
 
+def test_head_of_an_endless_stream_through_the_gateway_answers_at_once_and_stops_it(
+    upstream: ServerThread, shared: Upstream, config: Any
+) -> None:
+    # HEAD is asked of the site as a GET (so a page's headers are a GET's): a stream that never ends must not
+    # hold the HEAD answer, nor keep streaming to nobody
+    from consent_gateway.middleware import ConsentGateway
+    from tests.conftest import TEST_SECRET_KEYS
+
+    shared.sse_closed.clear()
+    app = ConsentGateway(UpstreamProxy(upstream.url), config, secret_keys=TEST_SECRET_KEYS)
+    with ServerThread(app) as gateway:
+        response = httpx.head(gateway.url + "/sse", timeout=WAIT_SECONDS)
+        assert response.status_code == 200 and response.content == b""
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert shared.sse_closed.wait(WAIT_SECONDS)
+
+
 # -- headers -----------------------------------------------------------------------------------------
 def test_hop_by_hop_request_headers_are_stripped(client: httpx.Client) -> None:
     echoed = client.get(
