@@ -118,3 +118,16 @@ def test_a_vendor_include_that_builds_its_url_at_run_time_is_held_as_that_vendor
     out = rw.feed(page) + rw.close()
     assert out.startswith(b'<script type="text/plain" data-category="analytics" data-cg-vendor="parsely">')
     assert rw.held_back == {"parsely": 1}
+
+
+def test_the_sites_code_reading_a_tag_managers_data_layer_runs_while_the_tag_manager_waits() -> None:
+    # a news site's own start-up reads and fills Tealium's data layer; only Tealium's loader is Tealium's
+    page = (b"<script>window.utag_data=window.utag_data||{};window.utag_data.section='news';</script>"
+            b"<script>$(function(){if(window.utag_data.user){App.Login.start()}});</script>"
+            b"<script>(function(a){a='//tags.tiqcdn.com/utag/acme/main/prod/utag.js';"
+            b"var b=document.createElement('script');b.src=a;document.head.appendChild(b)})();</script>")
+    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
+    out = rw.feed(page) + rw.close()
+    assert out.count(b'<script type="text/plain"') == 1
+    assert b"<script>$(function(){if(window.utag_data.user){App.Login.start()}});</script>" in out
+    assert rw.held_back == {"tealium": 1}
