@@ -167,6 +167,18 @@ class Cells:
         return [(*key, t, g) for key, (t, g) in sorted(self.cells.items()) if t or g]
 
 
+def stored_now(events: Iterable[ConsentEvent], new_ids: Iterable[str]) -> list[ConsentEvent]:
+    """Those of ``events`` an append stored (their ids in ``new_ids``): not the ones already there, nor a
+    second copy of one the batch holds twice. What that append's counters count."""
+    pending = set(new_ids)
+    stored: list[ConsentEvent] = []
+    for e in events:
+        if e.event_id in pending:
+            pending.discard(e.event_id)
+            stored.append(e)
+    return stored
+
+
 def stat_rows(cells: Iterable[tuple[str, str, int, int]]) -> list[StatRow]:
     """Summed ``(group, category, total, granted)`` → StatRows sorted by group, category, none empty."""
     summed: dict[tuple[str, str], list[int]] = {}

@@ -64,6 +64,7 @@ from consent_gateway.store.base import (
 )
 from consent_gateway.store.postgres_partitions import MonthlyPartitions, migrate
 from consent_gateway.store.postgres_schema import (
+    ADD_CELLS,
     COPY_EVENTS,
     COPY_PERSONAL,
     CREATE_PURGED,
@@ -232,6 +233,10 @@ class PostgresConsentLog:
                             await copy.write_row(row)
                 await cur.execute(LOCK_VISITOR_DAYS, (VISITOR_DAY_LOCKS,))
                 await cur.execute(MOVE_STAGED)
+                cells = aggregates.Cells()
+                cells.add_events(aggregates.stored_now(events, [row[0] for row in await cur.fetchall()]))
+                if rows := cells.rows():
+                    await cur.execute(ADD_CELLS, [list(column) for column in zip(*rows, strict=True)])
                 await cur.execute(UPSERT_HEADS, head_params)
 
         await self._write("append", run)

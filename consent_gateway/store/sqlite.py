@@ -676,15 +676,9 @@ def _erasures_of(conn: sqlite3.Connection, consent_ids: set[str]) -> dict[str, i
 
 
 def _stored_now(conn: sqlite3.Connection, events: Sequence[ConsentEvent], before: int) -> list[ConsentEvent]:
-    """Those of ``events`` the last insert stored (rows above ``before``): not the ones already there, nor a
-    second copy of one the batch holds twice."""
-    new_ids = {row[0] for row in conn.execute("SELECT event_id FROM events WHERE rowid_ > ?", (before,))}
-    stored: list[ConsentEvent] = []
-    for e in events:
-        if e.event_id in new_ids:
-            new_ids.discard(e.event_id)
-            stored.append(e)
-    return stored
+    """Those of ``events`` the last insert stored (rows above ``before``)."""
+    new_ids = [row[0] for row in conn.execute("SELECT event_id FROM events WHERE rowid_ > ?", (before,))]
+    return aggregates.stored_now(events, new_ids)
 
 
 def _fetch_all(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any]) -> list[Any]:
