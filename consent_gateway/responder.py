@@ -30,6 +30,7 @@ from .codings import BodyDecoder, BodyEncoder, UndecodableBody, content_codings,
 from .cookies import CookieFilter
 from .decision import Decision
 from .mimesniff import browser_content_type, is_unknown_type, parse_mime_type, sniffs_as_html
+from .multipart import PartHeaders, boundary_of
 from .responses import error_response
 from .shared_pages import SharedPages
 
@@ -46,6 +47,7 @@ _DROPPED_FOR_HTML = frozenset({b"content-length", b"content-encoding", b"etag", 
 #: a CDN obeys these before Cache-Control: a page rewritten for one visitor must not go out with them
 _CDN_CACHE_HEADERS = frozenset({b"surrogate-control", b"cdn-cache-control", b"cloudflare-cdn-cache-control"})
 _NO_BODY_STATUSES = frozenset({204, 304})
+_MULTIPART_REPLACE = b"multipart/x-mixed-replace"
 #: page headers a browser fetches from before it reads the body (see page_headers.py)
 _FETCHING_HEADERS = frozenset({b"link", b"refresh"})
 #: ASGI extensions that send a body as a file; passed on untouched unless the body is HTML.
@@ -170,6 +172,7 @@ class Responder:
         "_transcoder",
         "_encoder",
         "_sniffed",
+        "_parts",
         "_refusal",
         "_held_start",
         "_skip_body",
@@ -204,6 +207,8 @@ class Responder:
         self._encoder: BodyEncoder | None = None
         #: a body sent without a Content-Type, held until its first bytes tell whether a browser reads HTML
         self._sniffed: list[bytes] | None = None
+        #: a multipart/x-mixed-replace stream, whose part headers are read as they pass (see multipart.py)
+        self._parts: PartHeaders | None = None
         #: an HTML body this gateway cannot read: answered 502 instead of the site's response
         self._refusal: UndecodableBody | None = None
         #: an HTML response's start, sent with the first body bytes out: a page sent in one piece then gets
@@ -228,7 +233,11 @@ class Responder:
             message = self._start(message)
             if self._refusal is not None:
                 await self._refuse(self._refusal)
-            elif (self._rewriter is not None and not self._skip_body) or self._sniffed is not None:
+            elif (
+                (self._rewriter is not None and not self._skip_body)
+                or self._sniffed is not None
+                or self._parts is not None
+            ):
                 self._held_start = message
             else:
                 await self._send(message)
@@ -236,6 +245,8 @@ class Responder:
             await self._sniff(message)
         elif kind == "http.response.body" and self._rewriter is not None:
             await self._body(message, self._rewriter)
+        elif self._parts is not None:
+            await self._part_body(message, self._parts)
         elif kind in _FILE_SENDS and self._rewriter is not None:
             await self._file_body(message, self._rewriter)
         else:
@@ -272,6 +283,8 @@ class Responder:
             and (mime is None or is_unknown_type(mime[0]))
             and self._has_body(message)
         )
+        if mime is not None and mime[0] == _MULTIPART_REPLACE and self._has_body(message):
+            self._read_parts(message, content_types[-1])
         if not (has_cookies or is_html or sniff):
             return message  # the common case for assets and APIs: nothing to change
         headers: list[tuple[bytes, bytes]] = list(message["headers"])
@@ -292,6 +305,36 @@ class Responder:
         elif sniff:
             self._sniffed = []
         return {**message, "headers": headers}
+
+    def _read_parts(self, message: Message, content_type: bytes) -> None:
+        """A stream of parts each shown as it comes: passed on while no part could be a page."""
+        boundary = boundary_of(content_type)
+        if boundary is None:
+            self._refusal = UndecodableBody("multipart_page", "a multipart/x-mixed-replace stream without boundary")
+        elif content_codings(_header_value(list(message.get("headers", ())), b"content-encoding", b"")):
+            self._refusal = UndecodableBody("multipart_page", "a compressed multipart/x-mixed-replace stream")
+        else:
+            self._parts = PartHeaders(boundary)
+
+    async def _part_body(self, message: Message, parts: PartHeaders) -> None:
+        try:
+            if message["type"] != "http.response.body":  # a file: not read here, so not passed on
+                raise UndecodableBody("multipart_page", "a multipart/x-mixed-replace stream sent as a file")
+            parts.feed(message.get("body", b""))
+        except UndecodableBody as exc:
+            if self._held_start is not None:
+                await self._refuse(exc)
+                return
+            # parts are out already: the connection is dropped rather than this part shown
+            self._done = True
+            metrics.inc("html_refused_total", reason=exc.reason)
+            logger.warning("dropped a multipart stream of %s: %s", self.scope.get("path"), exc)
+            raise
+        start = self._held_start
+        if start is not None:
+            self._held_start = None
+            await self._send(start)
+        await self._send(message)
 
     def _has_body(self, message: Message) -> bool:
         # HEAD too: its body is read as a GET's would be, then dropped (`_send_head`)

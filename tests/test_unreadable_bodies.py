@@ -4,6 +4,7 @@ pages sent without a Content-Type that browsers sniff as HTML, and tags a <selec
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -76,8 +77,34 @@ def origin_app() -> Starlette:
         response.raw_headers += [(b"refresh", value.encode()) for value in request.query_params.getlist("refresh")]
         return response
 
+    def stream(request: Request) -> StreamingResponse:
+        # a multipart/x-mixed-replace stream: a camera's frames, then (`page`) a part typed as asked
+        boundary = b"frame"
+
+        async def parts() -> AsyncIterator[bytes]:
+            for _ in range(2):
+                yield b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 4\r\n\r\n\xff\xd8\xff\xd9\r\n"
+            if "page" in request.query_params:
+                await asyncio.sleep(0.3)  # the frames are out before the page part comes
+                part_type = request.query_params["page"].encode()
+                header = b"Content-Type: " + part_type + b"\r\n" if part_type else b""
+                # cut inside the delimiter and the header, as a network may cut it
+                yield b"--fra"
+                yield b"me\r\n" + header[:9]
+                yield header[9:] + b"\r\n" + PAGE.encode() + b"\r\n"
+            yield b"--frame--\r\n"
+
+        first = request.query_params.get("first")
+        if first is not None:
+            async def first_part() -> AsyncIterator[bytes]:
+                yield b"--frame\r\nContent-Type: " + first.encode() + b"\r\n\r\n" + PAGE.encode() + b"\r\n"
+
+            return StreamingResponse(first_part(), media_type="multipart/x-mixed-replace; boundary=frame")
+        return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={boundary.decode()}")
+
     return Starlette(
         routes=[
+            Route("/stream", stream),
             Route("/utf16", utf16),
             Route("/untyped", untyped),
             Route("/markup", markup),
@@ -267,6 +294,36 @@ def test_a_refresh_header_to_a_tracker_is_held_back(gateway: str, refresh: str, 
     response = httpx.get(gateway + "/linked", params={"refresh": refresh}, timeout=WAIT_SECONDS)
     _assert_rewritten(response.text)
     assert response.headers.get_list("refresh") == ([refresh] if kept else [])
+
+
+# -- multipart/x-mixed-replace: each part shown in place of the last ------------------------------------------
+
+
+def test_a_camera_stream_of_images_passes_untouched(gateway: str) -> None:
+    response = httpx.get(gateway + "/stream", timeout=WAIT_SECONDS)
+    assert response.status_code == 200
+    assert response.content.count(b"Content-Type: image/jpeg") == 2 and response.content.endswith(b"--frame--\r\n")
+
+
+@pytest.mark.parametrize("part_type", ["text/html; charset=utf-8", "application/xhtml+xml", ""])
+def test_a_part_a_browser_renders_as_a_page_never_reaches_it(gateway: str, part_type: str) -> None:
+    before = metrics.value("html_refused_total", reason="multipart_page")
+    received = b""
+    with httpx.Client(timeout=WAIT_SECONDS) as client, client.stream(
+        "GET", gateway + "/stream", params={"page": part_type}
+    ) as response:
+        assert response.status_code == 200  # the frames went out as they came
+        with pytest.raises(httpx.HTTPError):  # then the connection breaks off: no well-formed end
+            for piece in response.iter_raw():
+                received += piece
+    assert TRACKER.encode() not in received and received.count(b"image/jpeg") <= 2
+    assert metrics.value("html_refused_total", reason="multipart_page") == before + 1
+
+
+def test_a_stream_whose_first_part_is_a_page_is_a_clean_502(gateway: str) -> None:
+    response = httpx.get(gateway + "/stream", params={"first": "text/html"}, timeout=WAIT_SECONDS)
+    assert response.status_code == 502 and response.json()["error"]["code"] == "unreadable_page"
+    assert TRACKER.encode() not in response.content
 
 
 # -- no Content-Type ---------------------------------------------------------------------------------------
