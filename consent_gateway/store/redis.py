@@ -458,9 +458,20 @@ class RedisConsentLog:
         self, filters: EventFilter, *, descending: bool, after: str | None = None
     ) -> AsyncIterator[ConsentEvent]:
         """Selected events in time order; ``after`` is the time member to continue strictly beyond."""
+        async for members in self._member_chunks(filters, descending=descending, after=after):
+            for event in await self._load([m.split(":", 1)[1] for m in members]):
+                if event is not None and filters.matches(event):
+                    yield event
+
+    async def _member_chunks(
+        self, filters: EventFilter, *, descending: bool, after: str | None = None
+    ) -> AsyncIterator[list[str]]:
+        """Time members of the candidates for ``filters``, in chunks, in time order: the narrowest index's
+        members over the time range, less those missing from any other index the filters name (ZMSCORE,
+        nothing loaded). Every selected event is among them; other filters are left to the caller."""
         low = time_bound(filters.since_ms, low=True)
         high = time_bound(filters.until_ms, low=False)
-        key = await self._narrowest_index(filters, low, high)
+        key, others = await self._narrowest_index(filters, low, high)
         while True:
             if descending:
                 start = high if after is None else "(" + after
@@ -471,27 +482,36 @@ class RedisConsentLog:
             if not members:
                 return
             after = members[-1]
-            for event in await self._load([m.split(":", 1)[1] for m in members]):
-                if event is not None and filters.matches(event):
-                    yield event
-            if len(members) < SCAN_CHUNK:
+            complete = len(members) < SCAN_CHUNK
+            if others:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for other in others:
+                        pipe.zmscore(other, members)
+                    scores = await pipe.execute()
+                members = [m for m, *found in zip(members, *scores, strict=True) if None not in found]
+            if members:
+                yield members
+            if complete:
                 return
 
-    async def _narrowest_index(self, filters: EventFilter, low: str, high: str) -> str:
-        """The time-ordered index holding the fewest candidates for ``filters`` over ``[low, high]``: the
-        consent id's, else the smallest of its filter indexes (ZLEXCOUNT each), else every event's."""
-        if filters.consent_id is not None:
-            return self._k_consent + filters.consent_id
+    async def _narrowest_index(self, filters: EventFilter, low: str, high: str) -> tuple[str, list[str]]:
+        """The time-ordered index holding the fewest candidates for ``filters`` over ``[low, high]`` (the
+        consent id's, else the smallest of its filter indexes by ZLEXCOUNT, else every event's), and the
+        other filter indexes each selected event is in too."""
         candidates = [self._index_key(name, value) for name, value in filter_index_values(filters)]
-        if not self._indexed or not candidates:
-            return self._k_time
-        if len(candidates) == 1:
-            return candidates[0]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key in candidates:
-                pipe.zlexcount(key, low, high)
-            sizes = await pipe.execute()
-        return min(zip(sizes, candidates, strict=True))[1]
+        if not self._indexed:
+            candidates = []
+        if filters.consent_id is not None:
+            return self._k_consent + filters.consent_id, candidates
+        if not candidates:
+            return self._k_time, []
+        if len(candidates) > 1:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in candidates:
+                    pipe.zlexcount(key, low, high)
+                sizes = await pipe.execute()
+            candidates = [key for _, key in sorted(zip(sizes, candidates, strict=True))]
+        return candidates[0], candidates[1:]
 
     async def query(self, filters: EventFilter, *, limit: int = 50, cursor: str | None = None) -> EventPage:
         after = None
@@ -519,12 +539,17 @@ class RedisConsentLog:
             if days is not None:
                 return sum(c.events for c in await self._daily_counters(days))
             indexed = filter_index_values(filters)
-            if self._indexed and len(indexed) == 1 and filters == EventFilter(
-                since_ms=filters.since_ms, until_ms=filters.until_ms, **{_FILTER_FIELDS[indexed[0][0]]: indexed[0][1]}
-            ):  # one indexed filter and a time range: the index counts them
-                low = time_bound(filters.since_ms, low=True)
-                high = time_bound(filters.until_ms, low=False)
-                return int(await self.client.zlexcount(self._index_key(*indexed[0]), low, high))
+            only_indexed = EventFilter(
+                since_ms=filters.since_ms,
+                until_ms=filters.until_ms,
+                **{_FILTER_FIELDS[name]: value for name, value in indexed},
+            )
+            if self._indexed and indexed and filters == only_indexed:  # the indexes alone answer
+                if len(indexed) == 1:
+                    low = time_bound(filters.since_ms, low=True)
+                    high = time_bound(filters.until_ms, low=False)
+                    return int(await self.client.zlexcount(self._index_key(*indexed[0]), low, high))
+                return sum([len(chunk) async for chunk in self._member_chunks(filters, descending=False)])
             return sum([1 async for _ in self._scan(filters, descending=False)])
         except REDIS_ERRORS as exc:
             raise self._unavailable("count", exc) from exc
