@@ -9,11 +9,11 @@ stored inventory's size for the metrics — the figure every instance shares, no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Final
 
 from consent_gateway import metrics
+from consent_gateway.background import BackgroundTask
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.inventory.collector import InventoryCollector
 from consent_gateway.inventory.records import KINDS, InventorySize, InventoryStore
@@ -31,20 +31,16 @@ class InventoryFlusher:
         self.interval_s = interval_s
         #: the stored inventory's size as last read (None until the first flush)
         self.size: InventorySize | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("inventory")
         self._lock = asyncio.Lock()
 
     def start(self) -> None:
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="consent-gateway inventory")
+        if self.interval_s > 0:
+            self._background.start(self._loop)
 
     async def stop(self) -> None:
         """Stop the periodic flush, then flush what is left (bounded in time: shutdown must not hang)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
         try:
             await asyncio.wait_for(self.flush(), FINAL_FLUSH_TIMEOUT_S)
         except (TimeoutError, StoreUnavailable, OSError) as exc:

@@ -31,13 +31,13 @@ disagreement refuses the run until it is resolved.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final, Literal
 
 from consent_gateway import metrics
+from consent_gateway.background import BackgroundTask
 from consent_gateway.errors import StoreUnavailable
 
 logger = logging.getLogger("consent_gateway.store.clock")
@@ -80,7 +80,7 @@ class LogClock:
         self.step_ms = 0
         #: how far this machine's clock was ahead of the log's newest event when the gateway started
         self.ahead_at_start_ms: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("clock")
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -159,15 +159,11 @@ class LogClock:
 
     def start(self) -> None:
         """Read the store's clock again every ``sync_interval_s`` (only when the store has one)."""
-        if self._server_time is not None and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="consent-gateway clock")
+        if self._server_time is not None:
+            self._background.start(self._loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
     async def _loop(self) -> None:
         while True:

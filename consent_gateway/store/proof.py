@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from consent_gateway.background import BackgroundTask
 from consent_gateway.errors import ConfigError, StoreUnavailable
 from consent_gateway.events import (
     PERSONAL_FIELDS,
@@ -192,11 +192,11 @@ class CheckpointWriter:
         self.path = path
         self.key = key
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("checkpoints")
 
     def start(self) -> None:
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="consent-gateway checkpoints")
+        if self.interval_s > 0:
+            self._background.start(self._loop)
 
     async def write_once(self) -> Checkpoint:
         checkpoint = await take_checkpoint(self.log, self.key)
@@ -213,11 +213,7 @@ class CheckpointWriter:
             await asyncio.sleep(self.interval_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
 
 # -- the auditor's check ----------------------------------------------------------------------------------

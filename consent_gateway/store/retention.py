@@ -18,13 +18,13 @@ event when the gateway started. The gateway purges by its reference time, never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from consent_gateway import metrics
+from consent_gateway.background import BackgroundTask
 from consent_gateway.config_sections import RetentionConfig
 from consent_gateway.errors import StoreUnavailable
 from consent_gateway.store.base import ConsentLog, EventFilter, PurgeResult
@@ -135,18 +135,14 @@ class RetentionTask:
         self.interval_s = retention.run_interval_hours * 3600
         self.lease_seconds = lease_seconds
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("retention")
 
     def start(self) -> None:
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="consent-gateway retention")
+        if self.interval_s > 0:
+            self._background.start(self._loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
     async def _loop(self) -> None:
         await asyncio.sleep(FIRST_RUN_DELAY_S)
