@@ -197,6 +197,12 @@ class PostgresConsentLog:
     async def append(self, events: Sequence[ConsentEvent]) -> None:
         if not events:
             return
+        # one row per event id: a batch holding an event twice (a replay racing a retry) stores it once,
+        # where the personal-data table's unique key would refuse the whole batch
+        unique: dict[str, ConsentEvent] = {}
+        for e in events:
+            unique.setdefault(e.event_id, e)
+        events = list(unique.values())
         records = [record_row(e) for e in events]
         personal = [row for e in events if (row := personal_row(e)) is not None]
         heads: dict[str, ConsentEvent] = {}
