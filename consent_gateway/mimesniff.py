@@ -7,6 +7,7 @@ the gateway must rewrite it too; `X-Content-Type-Options: nosniff` turns that sn
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -69,6 +70,7 @@ def _charset_of(parameters: bytes) -> bytes | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)  # a site sends a handful of distinct values: read each once
 def parse_mime_type(value: bytes) -> tuple[bytes, bytes | None] | None:
     """(essence, charset) of one value, as the WHATWG MIME type parser reads it; None when it is no type."""
     value = value.strip(_HTTP_WHITESPACE)

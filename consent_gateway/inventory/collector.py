@@ -1,9 +1,11 @@
 """`InventoryCollector`: this process's sightings since the last flush, aggregated in bounded memory.
 
-Called on the request path, so it does no I/O and little work: a page's third parties are counted once the
-page ends, in one call; a Set-Cookie header, a browser's name report and a CSP violation each update one
-entry. Sightings of one thing add up into one entry until `InventoryFlusher` (flusher.py) takes them all
-and merges them into the store. Past :data:`MAX_PENDING` distinct entries, new ones are dropped and counted
+Called on the request path, so it does no I/O and little work: a page's third parties are noted once the
+page ends, in one call that only counts the page (its path and its sightings, the same for every view of a
+page the chunk cache serves); they are spread over their hosts' entries when the flusher takes them. A
+Set-Cookie header, a browser's name report and a CSP violation each update one entry. Sightings of one
+thing add up into one entry until `InventoryFlusher` (flusher.py) takes them all and merges them into the
+store. Past :data:`MAX_PENDING` distinct entries, new ones are dropped and counted
 (``inventory_sightings_dropped_total``): a flood of random names cannot grow the memory.
 """
 
@@ -47,8 +49,13 @@ class InventoryCollector:
         self.max_pending = max_pending
         self._clock = clock
         self._entries: dict[tuple[str, str], InventoryEntry] = {}
+        #: pages seen since the last flush, not yet spread over their hosts: (path, sightings) → [views,
+        #: first seen ms, last seen ms]
+        self._pages: dict[tuple[str, tuple[Sighting, ...]], list[int]] = {}
 
     def __len__(self) -> int:
+        """Distinct entries waiting for the flusher (asked by the metrics, not on a page's path)."""
+        self._spread_pages()
         return len(self._entries)
 
     def _entry(self, kind: str, key: str, name: str, vendor: str, now_ms: int) -> InventoryEntry | None:
@@ -71,20 +78,35 @@ class InventoryCollector:
     def page_seen(self, path: str, sightings: Iterable[Sighting]) -> None:
         """The third-party elements of one page, as the rewriter noted them (chunk-cache hits included)."""
         now_ms = int(self._clock() * 1000)
-        sample = page_path(path)
-        for host, vendor, kind, held in sightings:
-            entry = self._entry(HOST, host, host, vendor, now_ms)
-            if entry is None:
-                continue
-            entry.count += 1
-            if held:
-                entry.held += 1
-            else:
-                entry.allowed += 1
-            entry.element_kinds |= element_bit(kind)
-            samples = entry.samples
-            if sample not in samples and (len(samples) < MAX_SAMPLES or sample < samples[-1]):
-                entry.samples = tuple(sorted((*samples, sample)))[:MAX_SAMPLES]
+        key = (path, tuple(sightings))
+        views = self._pages.get(key)
+        if views is not None:
+            views[0] += 1
+            views[2] = now_ms
+            return
+        if len(self._pages) >= self.max_pending:
+            self._spread_pages()
+        self._pages[key] = [1, now_ms, now_ms]
+
+    def _spread_pages(self) -> None:
+        """The pages seen, counted on their hosts' entries."""
+        pages, self._pages = self._pages, {}
+        for (path, sightings), (views, first_ms, last_ms) in pages.items():
+            sample = page_path(path)
+            for host, vendor, kind, held in sightings:
+                entry = self._entry(HOST, host, host, vendor, last_ms)
+                if entry is None:
+                    continue
+                entry.first_seen_ms = min(entry.first_seen_ms, first_ms)
+                entry.count += views
+                if held:
+                    entry.held += views
+                else:
+                    entry.allowed += views
+                entry.element_kinds |= element_bit(kind)
+                samples = entry.samples
+                if sample not in samples and (len(samples) < MAX_SAMPLES or sample < samples[-1]):
+                    entry.samples = tuple(sorted((*samples, sample)))[:MAX_SAMPLES]
 
     def cookie_seen(self, name: str, attributes: dict[str, object], vendor: str, *, dropped: bool,
                     capped: bool = False) -> None:
@@ -128,6 +150,7 @@ class InventoryCollector:
 
     def drain(self) -> list[InventoryEntry]:
         """Everything pending, handed over; the collector starts empty."""
+        self._spread_pages()
         entries = list(self._entries.values())
         self._entries = {}
         return entries
