@@ -33,7 +33,6 @@ from .decision import Decision
 from .errors import APIError
 from .jsonin import parse_json
 from .limits import RateLimiter
-from .responses import error_response
 from .thirdparty import normalise_host, site_of
 from .visitor import VisitorReader
 
@@ -176,14 +175,10 @@ class CSPReportEndpoint:
     async def handle(self, request: Request) -> Response:
         """The route's endpoint: 204 once the reports are counted, a JSON 4xx for anything else."""
         if self.rate_limiter is not None:
-            wait = self.rate_limiter.retry_after(self.visitors.client_ip(request.scope) or "unknown")
-            if wait > 0:
-                metrics.inc("requests_refused_total", reason="csp_report_rate")
-                retry = str(max(1, round(wait)))
-                return error_response(
-                    429, "too_many_requests", f"too many reports from this address; retry in {retry} s",
-                    {"retry-after": retry},
-                )  # fmt: skip
+            address = self.visitors.client_ip(request.scope) or "unknown"
+            refused = self.rate_limiter.refusal(address, reason="csp_report_rate", what="reports")
+            if refused is not None:
+                return refused
         content_type = request.headers.get("content-type", "")
         report_media_type(content_type)  # a 415 before the body is read
         violations, left_out = parse_reports(content_type, await read_body(request, self.max_body_bytes))

@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
+from starlette.responses import Response
+
 from . import metrics
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .config import Config
@@ -182,3 +184,15 @@ class RateLimiter:
         if len(self._buckets) > _MAX_BUCKETS:
             self._buckets.popitem(last=False)
         return wait
+
+    def refusal(self, key: str, *, reason: str, what: str) -> Response | None:
+        """None when `key` may go on; else a 429 with Retry-After ("too many `what` from this address"),
+        counted in ``requests_refused_total`` as `reason`."""
+        wait = self.retry_after(key)
+        if wait <= 0:
+            return None
+        metrics.inc("requests_refused_total", reason=reason)
+        retry = str(max(1, round(wait)))
+        return error_response(
+            429, "too_many_requests", f"too many {what} from this address; retry in {retry} s", {"retry-after": retry}
+        )

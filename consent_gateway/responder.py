@@ -322,14 +322,8 @@ class Responder:
                 raise UndecodableBody("multipart_page", "a multipart/x-mixed-replace stream sent as a file")
             parts.feed(message.get("body", b""))
         except UndecodableBody as exc:
-            if self._held_start is not None:
-                await self._refuse(exc)
-                return
-            # parts are out already: the connection is dropped rather than this part shown
-            self._done = True
-            metrics.inc("html_refused_total", reason=exc.reason)
-            logger.warning("dropped a multipart stream of %s: %s", self.scope.get("path"), exc)
-            raise
+            await self._unreadable(exc, "a multipart stream")
+            return
         start = self._held_start
         if start is not None:
             self._held_start = None
@@ -461,6 +455,17 @@ class Responder:
         except UndecodableBody:
             return None
 
+    async def _unreadable(self, exc: UndecodableBody, what: str) -> None:
+        """A body the gateway cannot read: a clean 502 while nothing is out; once part of it is out, the
+        connection is dropped (``exc`` raised again) rather than the response ended as if complete."""
+        if self._held_start is not None:
+            await self._refuse(exc)
+            return
+        self._done = True
+        metrics.inc("html_refused_total", reason=exc.reason)
+        logger.warning("dropped %s of %s: %s", what, self.scope.get("path"), exc)
+        raise exc
+
     async def _refuse(self, refusal: UndecodableBody) -> None:
         """A clean 502 in place of an HTML page the gateway cannot read (the site's answer is dropped)."""
         self._done = True
@@ -513,14 +518,8 @@ class Responder:
         try:
             out = self._rewrite(rewriter, message.get("body", b""), final=not more)
         except UndecodableBody as exc:
-            if self._held_start is not None:
-                await self._refuse(exc)
-                return
-            # Part of the page is out: the connection is dropped rather than the page ended as if complete.
-            self._done = True
-            metrics.inc("html_refused_total", reason=exc.reason)
-            logger.warning("dropped the rest of an HTML response of %s: %s", self.scope.get("path"), exc)
-            raise
+            await self._unreadable(exc, "the rest of an HTML response")
+            return
         start = self._held_start
         if start is not None and (out or not more):  # held while the rewriter still reads the first KiB
             self._held_start = None

@@ -383,17 +383,8 @@ class ConsentAPI:
         """A 429 when this address changed its consent too often (`[gateway] consent_rate_per_minute`)."""
         if self.rate_limiter is None:
             return None
-        wait = self.rate_limiter.retry_after(self.visitors.client_ip(request.scope) or "unknown")
-        if wait <= 0:
-            return None
-        metrics.inc("requests_refused_total", reason="too_many_requests")
-        retry = str(max(1, round(wait)))
-        return error_response(
-            429,
-            "too_many_requests",
-            f"too many consent changes from this address; retry in {retry} s",
-            {"retry-after": retry},
-        )
+        address = self.visitors.client_ip(request.scope) or "unknown"
+        return self.rate_limiter.refusal(address, reason="too_many_requests", what="consent changes")
 
     async def choose(self, request: Request) -> Response:
         refused = self.too_many(request)

@@ -23,7 +23,6 @@ from typing import Final, Protocol
 from starlette.requests import Request
 from starlette.responses import Response
 
-from consent_gateway import metrics
 from consent_gateway.catalog import Catalog
 from consent_gateway.catalog_schema import VendorRule
 from consent_gateway.choice_body import read_body
@@ -33,7 +32,6 @@ from consent_gateway.errors import APIError, StoreUnavailable
 from consent_gateway.inventory.records import AREAS, MAX_NAME_CHARS
 from consent_gateway.jsonin import parse_json
 from consent_gateway.limits import RateLimiter
-from consent_gateway.responses import error_response
 from consent_gateway.visitor import VisitorReader
 
 logger = logging.getLogger("consent_gateway.inventory")
@@ -119,14 +117,10 @@ class InventoryReportEndpoint:
 
     async def handle(self, request: Request) -> Response:
         if self.rate_limiter is not None:
-            wait = self.rate_limiter.retry_after(self.visitors.client_ip(request.scope) or "unknown")
-            if wait > 0:
-                metrics.inc("requests_refused_total", reason="inventory_report_rate")
-                retry = str(max(1, round(wait)))
-                return error_response(
-                    429, "too_many_requests", f"too many reports from this address; retry in {retry} s",
-                    {"retry-after": retry},
-                )  # fmt: skip
+            address = self.visitors.client_ip(request.scope) or "unknown"
+            refused = self.rate_limiter.refusal(address, reason="inventory_report_rate", what="reports")
+            if refused is not None:
+                return refused
         if not is_same_origin(request):
             raise APIError(403, "cross_site_request", "reports must come from this site's own pages")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
