@@ -82,6 +82,8 @@ logger = logging.getLogger("consent_gateway.store.sqlite")
 T = TypeVar("T")
 
 _EXPORT_PAGE = 1000
+#: tries at opening a database another connection is setting up at the same moment
+_OPEN_ATTEMPTS = 5
 
 
 def path_from_url(url: str) -> Path:
@@ -155,7 +157,17 @@ class SQLiteConsentLog:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-writer")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-sqlite-reader")
         try:
-            await self._write("migrate", migrate)
+            for attempt in range(_OPEN_ATTEMPTS):
+                try:
+                    await self._write("migrate", migrate)
+                    break
+                except StoreUnavailable as exc:
+                    # another connection switching a new file to WAL, or migrating it, at the same moment:
+                    # SQLite answers "locked" at once (no busy wait avoids that deadlock); try again shortly
+                    locked = isinstance(exc.original_error, sqlite3.OperationalError) and "locked" in str(exc)
+                    if not locked or attempt == _OPEN_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.05 * 2**attempt)
         except BaseException:
             await self.close()  # a later open() starts afresh
             raise
