@@ -28,11 +28,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import calendar
+import contextlib
 import itertools
 import json
 import os
 import random
 import resource
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +53,8 @@ from consent_gateway.export import ExportColumns, stream_export  # noqa: E402
 from consent_gateway.store import Checkpoint, ConsentLog, EventFilter, open_log  # noqa: E402
 
 DAY_MS = 86_400_000
-LOG_KEYS = LogKeys(["bench-scale-log-key-0123456789-abcdefghijklmnopqrstuvwxyz"])
+LOG_KEY = "bench-scale-log-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+LOG_KEYS = LogKeys([LOG_KEY])
 INSTANCES = 4
 
 # (browser family, device, user agent), most frequent first: drawn with Zipf weights.
@@ -156,24 +161,44 @@ class Synthetic:
                 )
 
 
-async def load(log: ConsentLog, synthetic: Synthetic, batch: int) -> dict[str, float]:
+async def load(log: ConsentLog, synthetic: Synthetic, batch: int, *, bulk: bool = False) -> dict[str, float]:
     """Load every event; the product's own path (chaining + ``append``) is timed apart from making the
-    synthetic events, which costs this script about as much again per event."""
+    synthetic events, which costs this script about as much again per event. With ``bulk`` (PostgreSQL),
+    chained events are COPYed in by ``bulk_postgres.PostgresBulkLoader`` (the same rows, proven by
+    tests/store/test_bulk_load.py) in chunks of ``batch``, the counters and heads written at the end."""
     chains = [EventChain(f"bench-scale-{i}", keys=LOG_KEYS) for i in range(INSTANCES)]
+    loader = None
+    if bulk:
+        from benchmarks.bulk_postgres import PostgresBulkLoader
+        from consent_gateway.store.postgres import PostgresConsentLog
+
+        assert isinstance(log, PostgresConsentLog), "the bulk loader is PostgreSQL's"
+        loader = PostgresBulkLoader(log)
     loaded = 0
     path_s = path_cpu = 0.0
     start = time.perf_counter()
     events = iter(synthetic)
+    reported = 0
     while made := list(itertools.islice(events, batch)):
         cpu0, t0 = _cpu(), time.perf_counter()
         pending = [chains[(loaded + i) % INSTANCES].append(event) for i, event in enumerate(made)]
-        await log.append(pending)
+        await (log.append(pending) if loader is None else loader.add(pending))
         path_s += time.perf_counter() - t0
         path_cpu += _cpu() - cpu0
         loaded += len(pending)
-        if loaded % (batch * 50) == 0:
+        if loaded - reported >= 100_000:
+            reported = loaded
             rate = loaded / (time.perf_counter() - start)
-            print(f"  … {loaded:,} events, {rate:,.0f}/s", file=sys.stderr, flush=True)
+            print(
+                f"  … {loaded:,} events, {rate:,.0f}/s, load average {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
+    if loader is not None:
+        cpu0, t0 = _cpu(), time.perf_counter()
+        await loader.finish()
+        path_s += time.perf_counter() - t0
+        path_cpu += _cpu() - cpu0
     elapsed = time.perf_counter() - start
     return {
         "events": loaded,
@@ -274,6 +299,25 @@ def disk_bytes(backend: str, url: str, path: Path | None) -> int:
     return total
 
 
+def analyze_partitions(url: str) -> float:
+    """ANALYZE each monthly partition, as autovacuum does by itself on a live log (a log loaded minutes ago
+    has no statistics yet, and the planner then joins a visitor's events to every personal row); returns
+    the seconds it took."""
+    import psycopg
+
+    base, schema = url.split("?schema=", 1)
+    start = time.perf_counter()
+    with psycopg.connect(base, autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+            " JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+            (schema,),
+        ).fetchall()
+        for (name,) in names:
+            conn.execute(f'ANALYZE "{schema}"."{name}"')
+    return time.perf_counter() - start
+
+
 def cleanup(backend: str, url: str, path: Path | None) -> None:
     if backend == "sqlite" and path is not None:
         for p in path.parent.glob(path.name + "*"):
@@ -307,11 +351,18 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     log = open_log(url, log_keys=LOG_KEYS)
     await log.open()
     synthetic = Synthetic(args.events, args.days)
+    bulk = backend == "postgres" and args.loader == "copy"
     try:
-        print(f"{backend}: loading {args.events:,} events over {args.days} days…", file=sys.stderr, flush=True)
-        results = await load(log, synthetic, args.batch)
+        how = "COPY (bulk loader)" if bulk else "the append path"
+        print(f"{backend}: loading {args.events:,} events over {args.days} days through {how}…", file=sys.stderr)
+        results = await load(log, synthetic, args.batch, bulk=bulk)
+        results["loader"] = "copy" if bulk else "append"
+        results["load_average_after_load"] = os.getloadavg()[0]
         results["disk_bytes_per_million"] = disk_bytes(backend, url, path) / results["events"] * 1e6
+        if backend == "postgres":
+            results["analyze_s"] = analyze_partitions(url)
         results.update(await measure(log, synthetic))
+        results["load_average_after_measure"] = os.getloadavg()[0]
     finally:
         await log.close()
         if not args.keep:
@@ -319,12 +370,54 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[str]:
+    """A redis-server of this run's own on a free loopback port, in a temporary folder, removed afterwards."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit("--redis-server: redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tempfile.mkdtemp(prefix="cg-scale-redis-")
+    process = subprocess.Popen(  # noqa: S603 - redis-server found on PATH, our own arguments
+        [
+            server,
+            *("--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", ""),
+            *("--appendonly", "yes", "--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise SystemExit("--redis-server: redis-server did not start") from None
+                time.sleep(0.05)
+        used = client.info("memory")
+        print(f"redis: a throwaway redis-server on port {port} ({used['used_memory_human']})", file=sys.stderr)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def report(backend: str, r: dict[str, Any]) -> str:
     ms = {k: v * 1000 for k, v in r.items() if k.endswith("_s") and k != "load_s"}
     return (
         f"{backend:9} {r['events']:,} events: load {r['load_per_s']:,.0f}/s; the append path alone (chaining +"
         f" append) {r['append_path_per_s']:,.0f}/s, {r['load_cpu_us']:.0f} µs CPU/event in this process;"
-        f" {r['disk_bytes_per_million'] / 1e6:,.0f} MB per million events\n"
+        f" {r['disk_bytes_per_million'] / 1e6:,.0f} MB per million events"
+        + (f"; ANALYZE of the partitions {r['analyze_s']:.1f} s" if "analyze_s" in r else "")
+        + f"; load average {r['load_average_after_load']:.1f} after the load\n"
         f"          overview 30 d {ms['overview_30d_s']:.0f} ms, 365 d {ms['overview_365d_s']:.0f} ms;"
         f" search page {ms['search_page_s']:.1f} ms (next {ms.get('search_next_page_s', 0):.1f} ms,"
         f" count {ms['search_count_s']:.0f} ms); visitor history {ms['history_s']:.1f} ms\n"
@@ -348,6 +441,18 @@ def main() -> None:
         "--postgres-url",
         default=os.environ.get("CONSENT_GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
+    parser.add_argument(
+        "--loader",
+        choices=["append", "copy"],
+        default="append",
+        help="PostgreSQL: the append path, or COPY into the empty log's tables (bulk_postgres.py: the same rows)",
+    )
+    parser.add_argument(
+        "--redis-server",
+        action="store_true",
+        help="start a throwaway redis-server on a free loopback port for the Redis run (AOF, fsync every second),"
+        " stopped afterwards: a large run never fills a Redis that others use",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the loaded log (prints where)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
@@ -360,7 +465,12 @@ def main() -> None:
         pass
     figures = {}
     for backend in backends:
-        figures[backend] = results = asyncio.run(run_backend(backend, args))
+        if backend == "redis" and args.redis_server:
+            with throwaway_redis() as url:
+                args.redis_url = url
+                figures[backend] = results = asyncio.run(run_backend(backend, args))
+        else:
+            figures[backend] = results = asyncio.run(run_backend(backend, args))
         print(report(backend, results), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"events": args.events, "backends": figures}, indent=2) + "\n")
