@@ -14,6 +14,9 @@ passed in ``KEYS``)::
     {cg}:agg:<day>:<dim>    HASH  the dashboard's counters of one UTC day (store/aggregates.py; fields in
                                   redis_layout.py); ``<dim>`` ``n`` holds events and visitors
     {cg}:aggdays            ZSET  days with counters (lexicographic)
+    {cg}:x:<filter>:<value> ZSET  the time members of the events with that country, browser, policy version,
+                                  action, device type or granted category (redis_layout.INDEXED_FILTERS)
+    {cg}:indexed            STRING the filter indexes' version once they hold every stored event
     {cg}:counted            STRING set once the counters hold every stored event
     {cg}:once:<key>         STRING single-use keys (sync tokens), expiring on their own (SET NX PX)
     {cg}:users              HASH  HMAC of a user id → {"consent_id", "value", "at"}: the user's latest choice
@@ -73,6 +76,8 @@ from consent_gateway.store.base import (
 from consent_gateway.store.redis_layout import (
     APPEND_LUA,
     INCR_LUA,
+    INDEX_VERSION,
+    INDEXED_FILTERS,
     LEASE_LUA,
     PURGE_LUA,
     RELEASE_LUA,
@@ -113,7 +118,7 @@ redis.call('HSET', KEYS[1], 'v', current + 1, 'body', ARGV[2])
 return 1
 """
 #: filter index name → the ``EventFilter`` field that selects on it
-_FILTER_FIELDS = {"country": "country", "browser": "browser", "policy_version": "policy_version"}
+_FILTER_FIELDS = {name: name for name in INDEXED_FILTERS}
 #: What a lost or refusing Redis raises (the Cluster client's start-up errors derive from none of the others).
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
@@ -627,8 +632,9 @@ class RedisConsentLog:
         self._counted = True
 
     async def _index_existing_events(self) -> None:
-        """Mark the filter indexes complete; a log written before them (an upgrade) is indexed first, once."""
-        if await self.client.exists(self._k_indexed):
+        """Mark the filter indexes complete; a log written before them, or before some of them (an upgrade),
+        is indexed first, once (adding a member an index already holds changes nothing)."""
+        if await self.client.get(self._k_indexed) == INDEX_VERSION:
             self._indexed = True
             return
         if int(await self.client.hlen(self._k_ev)) > 0:
@@ -647,7 +653,7 @@ class RedisConsentLog:
                         for name, value in index_values(e) if e is not None else ():
                             pipe.zadd(self._index_key(name, value), {member: 0})
                     await pipe.execute()
-        await self.client.set(self._k_indexed, "1")
+        await self.client.set(self._k_indexed, INDEX_VERSION)
         self._indexed = True
 
     async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:

@@ -150,20 +150,41 @@ return deleted
 
 # Filter indexes: ``{cg}:x:<filter>:<value>``, a ZSET of the time members (as ``{cg}:t``) of the events with
 # that value, added by the append script and removed by the purge script, so a filtered search or count
-# walks the events of its value instead of every event of its time range. Only the selective filters have
-# one, as on SQLite: action and device type have a handful of values each, the time index serves them.
-INDEXED_FILTERS = ("country", "browser", "policy_version")
+# walks the events of its value instead of every event of its time range. Every filter but the consent id
+# (``{cg}:c:<id>`` serves it) and the IP (a personal field, erased in place) has one; an event is in a
+# category's index when it granted that category, which is what the filter selects. Action and device type
+# have a handful of values each, but without their own index a count of one of them over a year loaded
+# every event of the year, and a search for a rare one (a withdrawal, an objection) walked them all.
+INDEXED_FILTERS = ("country", "browser", "policy_version", "action", "device", "category")
+#: What ``{cg}:indexed`` holds once every stored event is in each filter index of this version; a log indexed
+#: by an older version (without the action, device and category indexes: "1") is indexed again once on open.
+INDEX_VERSION = "2"
 
 
 def index_values(event: ConsentEvent) -> list[tuple[str, str]]:
     """``(filter, value)`` of each filter index that holds ``event``."""
-    pairs = (("country", event.country), ("browser", event.browser_family), ("policy_version", event.policy_version))
-    return [(name, value) for name, value in pairs if value is not None]
+    pairs = (
+        ("country", event.country),
+        ("browser", event.browser_family),
+        ("policy_version", event.policy_version),
+        ("action", event.action),
+        ("device", event.device_type),
+    )
+    found = [(name, value) for name, value in pairs if value is not None]
+    found += [("category", category) for category, granted in event.categories.items() if granted is True]
+    return found
 
 
 def filter_index_values(filters: EventFilter) -> list[tuple[str, str]]:
     """``(filter, value)`` of each filter index ``filters`` selects on (every event it selects is in each)."""
-    pairs = (("country", filters.country), ("browser", filters.browser), ("policy_version", filters.policy_version))
+    pairs = (
+        ("country", filters.country),
+        ("browser", filters.browser),
+        ("policy_version", filters.policy_version),
+        ("action", filters.action),
+        ("device", filters.device),
+        ("category", filters.category),
+    )
     return [(name, value) for name, value in pairs if value is not None]
 
 

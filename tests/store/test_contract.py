@@ -413,6 +413,10 @@ class ConsentLogContract:
             EventFilter(consent_id="consent-2"),
             EventFilter(since_ms=BASE_MS + 10 * 3_600_000, until_ms=BASE_MS + 20 * 3_600_000),
             EventFilter(since_ms=BASE_MS + 30 * 3_600_000, action="consent-given"),
+            EventFilter(action="consent-updated", device="desktop"),
+            EventFilter(category="analytics", device="desktop", until_ms=BASE_MS + 30 * 3_600_000),
+            EventFilter(action="consent-given", category="marketing", browser="Chrome"),
+            EventFilter(device="mobile", since_ms=BASE_MS + 5 * 3_600_000, until_ms=BASE_MS + 35 * 3_600_000),
             EventFilter(ip="192.0.2.3"),
             EventFilter(ip="2001:db8:4::", since_ms=BASE_MS, until_ms=BASE_MS + 6 * 3_600_000),
         ],
@@ -1001,6 +1005,66 @@ class TestRedisConsentLog(ConsentLogContract):
         await log.purge(events_before_ms=BASE_MS + 100 * DAY_MS, ip_before_ms=0)
         with self._raw(log) as raw:  # a purge takes its events out of every index: no memory left behind
             assert list(raw.scan_iter(match="{" + log.prefix + "}:x:*")) == []
+
+    @pytest.mark.parametrize(
+        ("name", "filters"),
+        [
+            ("action", EventFilter(action="consent-withdrawn")),
+            ("device", EventFilter(device="mobile")),
+            ("category", EventFilter(category="analytics")),
+        ],
+    )
+    async def test_an_action_device_or_category_search_walks_its_own_index(
+        self, log: ConsentLog, events: list[ConsentEvent], name: str, filters: EventFilter
+    ) -> None:
+        assert isinstance(log, RedisConsentLog)
+        wanted = sorted((e for e in events if filters.matches(e)), key=lambda e: (-e.timestamp_ms, e.event_id))
+        assert wanted and len(wanted) < len(events)
+        value = str(getattr(filters, name))
+        index = log._index_key(name, value)
+        with self._raw(log) as raw:
+            assert raw.zcard(index) == len(wanted)  # a refused category is not in its index
+            # taken out of its value's index only, an event is no longer found: the search and the count read
+            # the index, not every event of the time range
+            raw.zrem(index, f"{wanted[0].timestamp_ms:013d}:{wanted[0].event_id}")
+        page = await log.query(filters, limit=100)
+        assert [e.event_id for e in page.events] == [e.event_id for e in wanted[1:]]
+        assert await log.count(filters) == len(wanted) - 1
+        since = dataclasses.replace(filters, since_ms=wanted[-1].timestamp_ms + 1)
+        assert await log.count(since) == len(wanted) - 2  # one ZLEXCOUNT over the time range
+        await log.purge(events_before_ms=BASE_MS + 100 * DAY_MS, ip_before_ms=0)
+        with self._raw(log) as raw:
+            assert list(raw.scan_iter(match="{" + log.prefix + "}:x:*")) == []
+
+    async def test_a_log_indexed_before_the_action_device_and_category_indexes_is_indexed_again_once(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        assert isinstance(log, RedisConsentLog)
+        with self._raw(log) as raw:  # as the version with country, browser and policy indexes only left it
+            old = [k for name in ("action", "device", "category") for k in raw.keys(log._index_key(name, "*"))]
+            assert old
+            raw.delete(*old)
+            raw.set("{" + log.prefix + "}:indexed", "1")
+        reopened = RedisConsentLog(log.url)
+        await reopened.open()
+        try:
+            for filters in (
+                EventFilter(action="consent-withdrawn"),
+                EventFilter(device="desktop", category="marketing"),
+                EventFilter(category="analytics", country="FR"),
+            ):
+                wanted = [e.event_id for e in events if filters.matches(e)]
+                assert wanted
+                page = await reopened.query(filters, limit=100)
+                assert sorted(e.event_id for e in page.events) == sorted(wanted)
+                assert await reopened.count(filters) == len(wanted)
+            with self._raw(log) as raw:
+                assert raw.get("{" + log.prefix + "}:indexed") == "2"
+                assert raw.zcard(log._index_key("action", "consent-withdrawn")) == len(
+                    [e for e in events if e.action == "consent-withdrawn"]
+                )
+        finally:
+            await reopened.close()
 
     async def test_a_log_from_before_the_filter_indexes_is_indexed_once_on_open(
         self, log: ConsentLog, events: list[ConsentEvent]
