@@ -70,9 +70,19 @@ local added = 0
 local used = {}
 local acc = {}
 local days = {}
+local instances = {}
+-- The time, filter and chain indexes are shared by the whole batch: their members are gathered and added
+-- with one ZADD per key (500 members a call) instead of one call per event and key.
+local zadds = {}
+local function later(k, score, member)
+  local members = zadds[k]
+  if not members then members = {}; zadds[k] = members end
+  members[#members + 1] = score
+  members[#members + 1] = member
+end
 for i = 1, #batch do
   local e = batch[i]
-  local id, member, consent_id, consent, instance, chain = e[1], e[2], e[3], KEYS[e[4]], e[5], KEYS[e[6]]
+  local id, member, consent_id, consent, instance = e[1], e[2], e[3], KEYS[e[4]], e[5]
   local body = string.sub(bodies, pos, pos + e[8] - 1)
   pos = pos + e[8]
   if any_erasure and redis.call('HEXISTS', KEYS[1], id) == 0 then
@@ -92,16 +102,23 @@ for i = 1, #batch do
       acc[e[13]] = acc[e[13]] or {}
       acc[e[13]]['visitors'] = (acc[e[13]]['visitors'] or 0) + 1
     end
-    redis.call('ZADD', KEYS[2], 0, member)
+    -- at once: the next event of this consent id and day must find this one (one visitor-day)
     redis.call('ZADD', consent, 0, member)
-    for _, k in ipairs(e[15]) do redis.call('ZADD', KEYS[k], 0, member) end
-    redis.call('ZADD', chain, e[7], id)
-    redis.call('SADD', KEYS[3], instance)
+    later(2, 0, member)
+    for _, k in ipairs(e[15]) do later(k, 0, member) end
+    later(e[6], e[7], id)
+    instances[instance] = true
     used[e[10]] = (used[e[10]] or 0) + 1
     days[e[14]] = true
     added = added + 1
   end
 end
+for k, members in pairs(zadds) do
+  for first = 1, #members, 1000 do
+    redis.call('ZADD', KEYS[k], unpack(members, first, math.min(first + 999, #members)))
+  end
+end
+for name in pairs(instances) do redis.call('SADD', KEYS[3], name) end
 add_profiles(profiles, used, 1, acc)
 write_counters(acc)
 for day in pairs(days) do redis.call('ZADD', KEYS[5], 0, day) end
