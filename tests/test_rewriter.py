@@ -462,19 +462,35 @@ def test_cache_stays_within_its_byte_budget() -> None:
     assert cache.size <= 200_000
 
 
-def test_a_page_that_differs_in_one_place_is_served_from_the_cache_but_for_that_segment() -> None:
+def test_a_page_that_differs_in_a_few_places_is_served_from_the_cache_but_for_their_neighbourhood() -> None:
+    """Personalised pages (a CSRF token, a user name, a timestamp: of any length, anywhere) cost only the
+    bytes around each change once a variant of the page was served twice."""
     source = (GOLDEN / "head_trackers.src.html").read_bytes()
     body = b"".join(b'<p class="para">paragraph %d with <a href="/x">a link</a></p>\n' % i for i in range(2000))
-    pages = [source.replace(b"<h1>", body[:60_000] + b'<input name="csrf" value="%d">\n' % token
-                            + body[60_000:] + b"<h1>") for token in (1, 22, 333)]
-    first, _ = rewrite(pages[0], cached=True)
-    misses = CHUNK_CACHE.misses
-    second, rw = rewrite(pages[1], cached=True)
-    assert CHUNK_CACHE.misses - misses == 2  # the whole page, then the one segment with the token
-    assert second == rewrite(pages[1])[0]
-    assert rw.held_back == rewrite(pages[1])[1].held_back
-    third, _ = rewrite(pages[2], 7)  # and the same bytes as without any cache
-    assert rewrite(pages[2], cached=True)[0] == third
+    tokens = [b"1", b"22", b"333", b"4" * 40, b""]
+    pages = [source.replace(b"<h1>", body[:30_000] + b'<input name="csrf" value="%s">\n' % token + body[30_000:90_000]
+                            + b"<span>%s</span>" % token[::-1] + body[90_000:] + b"<h1>") for token in tokens]
+    rewrite(pages[0], cached=True)  # never seen: rewritten in one run
+    rewrite(pages[1], cached=True)  # seen before, but for two places: kept in segments
+    for page in pages[2:]:
+        misses, hits = CHUNK_CACHE.misses, CHUNK_CACHE.hits
+        out, rw = rewrite(page, cached=True)
+        # the whole page, then the segment around each change (its cut points are the page's own)
+        assert CHUNK_CACHE.misses - misses <= 1 + 2 * 2
+        assert CHUNK_CACHE.hits - hits > 100
+        uncached, uncached_rw = rewrite(page, 7)  # the same bytes as without any cache
+        assert out == uncached
+        assert rw.held_back == uncached_rw.held_back
+
+
+def test_a_page_never_seen_before_is_rewritten_in_one_run_and_kept_whole_from_its_second_time() -> None:
+    page = (GOLDEN / "head_trackers.src.html").read_bytes() * 20
+    out, _ = rewrite(page, cached=True)
+    assert CHUNK_CACHE.hits == 0 and len(CHUNK_CACHE._entries) == 0  # nothing kept of a page seen once
+    assert rewrite(page, cached=True)[0] == out
+    hits = CHUNK_CACHE.hits
+    assert rewrite(page, cached=True)[0] == out
+    assert CHUNK_CACHE.hits == hits + 1  # the whole page, at once
 
 
 def test_a_page_served_again_to_the_same_banner_block_reuses_the_rewritten_bytes() -> None:

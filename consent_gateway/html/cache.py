@@ -1,17 +1,22 @@
 """The chunk cache: sites serve the same bytes again and again.
 
 A bounded LRU keyed by (catalog, decision, tokenizer state at chunk start, hash of the chunk) returns the
-rewritten chunk and the state at its end; the driver also caches a long chunk in ~8 KiB segments, so a page
-that differs in one place (a CSRF token) is mostly served from it. The per-request banner block is not in
-the cached bytes: only its insertion point is (``HEAD_MARK``).
+rewritten chunk and the state at its end. The driver also caches a long chunk in segments of ~1 KiB whose
+cut points depend only on the bytes around them (:func:`segment_cuts`): a page that differs from request to
+request in a few places (CSRF tokens, a user name, timestamps) is served from the cache but for the
+segments holding the changes, wherever they are and whatever their length. The per-request banner block is
+not in the cached bytes: only its insertion point is (``HEAD_MARK``).
 """
 
 from __future__ import annotations
 
 import collections
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
+
+from .states import TokenizerState
 
 _xxhash: Any
 try:  # optional accelerator: ~10x faster than blake2b for the cache key
@@ -21,10 +26,21 @@ except ImportError:  # pragma: no cover - the pure-Python path is tested with us
 
 #: chunks shorter than this are rewritten without the cache (hashing would cost more than it saves)
 CACHE_MIN_CHUNK_BYTES = 512
-#: a chunk longer than twice this is cached in segments of about this size (cut after a newline)
-CACHE_SEGMENT_BYTES = 8192
+#: a chunk shorter than this is cached whole the first time it is rewritten, a longer one the second time
+CACHE_WHOLE_AT_ONCE_BYTES = 16384
+#: a chunk longer than twice this is cached in segments of at least this size (see segment_cuts)
+CACHE_SEGMENT_BYTES = 512
+#: ...and at most this size
+CACHE_SEGMENT_MAX_BYTES = 4096
 CACHE_MAX_BYTES = 32 * 1024 * 1024
-CACHE_MAX_ENTRIES = 4096
+CACHE_MAX_ENTRIES = 32768
+#: content digests of segments remembered (see ChunkCache.mostly_seen); cleared when full
+SEEN_SEGMENTS_MAX = 32768
+#: values numbered by ChunkCache.intern (tokenizer states, catalog and decision pairs); forgotten when this
+#: many, or when they hold a quarter of the cache's byte budget
+INTERNED_MAX = 65536
+#: what an entry costs besides its bytes (key, state, entry objects, LRU links), counted in its size
+CACHE_ENTRY_OVERHEAD_BYTES = 512
 #: tag decisions kept (see ChunkCache.tag_decisions), and the longest tag kept
 TAG_CACHE_MAX_ENTRIES = 16384
 TAG_CACHE_MAX_TAG_BYTES = 2048
@@ -42,7 +58,8 @@ class CachedChunk(NamedTuple):
     """A rewritten chunk as the cache keeps it."""
 
     parts: tuple[bytes | None, ...]  # compacted: one bytes, or (before, HEAD_MARK, after)
-    state: Any  # the tokenizer state at the chunk's end
+    state: TokenizerState  # the tokenizer state at the chunk's end
+    state_id: int  # ...as ChunkCache.intern numbers it: the next segment's key without hashing the state again
     pending: bytes  # the unfinished tail kept for the next chunk
     held: tuple[str, ...]  # vendor ids held back in the chunk
     #: the third-party elements of the chunk: noted again on every hit (the inventory counts page views)
@@ -61,6 +78,11 @@ class ChunkCache:
         self.misses = 0
         self._entries: collections.OrderedDict[Any, tuple[CachedChunk, int]] = collections.OrderedDict()
         self._seen: collections.OrderedDict[Any, None] = collections.OrderedDict()
+        self._seen_segments: set[bytes] = set()
+        #: small numbers standing for the values keys are made of (see intern); never given twice
+        self._ids: dict[Any, int] = {}
+        self._ids_bytes = 0
+        self._next_id = 0
         #: what one start tag became, keyed by (catalog, decision, buffer, base, kind, tag): a page whose bytes
         #: change on every request (a CSRF token, a user name) still repeats its tags, so only the chunk
         #: around the change is read again, not every tag's decision. Bounded: cleared when full.
@@ -75,16 +97,19 @@ class ChunkCache:
         self.hits += 1
         return entry[0]
 
-    def put(self, key: Any, parts: Parts, state: Any, pending: bytes, held: Sequence[str],
+    def put(self, key: Any, parts: Parts, state: TokenizerState, pending: bytes, held: Sequence[str],
             noted: Sequence[Sighting] = ()) -> None:
         compact = compact_parts(parts)
-        size = sum(len(p) for p in compact if p) * (2 if len(compact) > 1 else 1) + len(pending) + 256
+        size = (sum(len(p) for p in compact if p) * (2 if len(compact) > 1 else 1) + len(pending)
+                + state_bytes(state) + CACHE_ENTRY_OVERHEAD_BYTES)
         if size > self.max_bytes // 4:
             return
         old = self._entries.pop(key, None)
         if old is not None:
             self.size -= old[1]
-        self._entries[key] = (CachedChunk(compact, state, pending, tuple(held), tuple(noted), [None, None]), size)
+        entry = CachedChunk(compact, state, self.intern(state, state_bytes(state)), pending, tuple(held),
+                            tuple(noted), [None, None])
+        self._entries[key] = (entry, size)
         self.size += size
         while self.size > self.max_bytes or len(self._entries) > self.max_entries:
             _, (_, dropped) = self._entries.popitem(last=False)
@@ -99,14 +124,48 @@ class ChunkCache:
             self._seen.popitem(last=False)
         return False
 
+    def intern(self, value: Any, size: int = 0) -> int:
+        """A number for a hashable value (a tokenizer state, a catalog and decision) of ``size`` bytes besides
+        its fixed part: keys made of it hash in a few nanoseconds, where the value itself takes a
+        microsecond. Bounded in count and bytes: forgotten when full, and a number is never given to another
+        value (the keys made of a forgotten one are then never asked)."""
+        known = self._ids.get(value)
+        if known is None:
+            if len(self._ids) >= INTERNED_MAX or self._ids_bytes >= self.max_bytes // 4:
+                self._ids.clear()
+                self._ids_bytes = 0
+            known = self._ids[value] = self._next_id
+            self._next_id += 1
+            self._ids_bytes += size + CACHE_ENTRY_OVERHEAD_BYTES
+        return known
+
+    def mostly_seen(self, digests: list[bytes]) -> bool:
+        """Whether most segments of a chunk (their ``segment_digests``) were seen in earlier chunks; notes
+        them. A chunk that is not is rewritten in one run, which costs much less than segment by segment:
+        only bytes that come back (the same page, or a variant of it) are worth caching in segments."""
+        seen = self._seen_segments
+        if len(seen) + len(digests) > SEEN_SEGMENTS_MAX:
+            seen.clear()
+        known = sum(1 for segment_digest in digests if segment_digest in seen)  # before, not in this chunk
+        seen.update(digests)
+        return 2 * known > len(digests)
+
     def clear(self) -> None:
         self._entries.clear()
         self._seen.clear()
+        self._seen_segments.clear()
+        self._ids.clear()
+        self._ids_bytes = 0
         self.tag_decisions.clear()
         self.size = self.hits = self.misses = 0
 
 
 CHUNK_CACHE = ChunkCache()
+
+
+def state_bytes(state: TokenizerState) -> int:
+    """What a tokenizer state holds besides its fixed part: an open script's start tag, the <base> URL."""
+    return len(state.script_open or b"") + len(state.base or "")
 
 
 def compact_parts(parts: Parts) -> tuple[bytes | None, ...]:
@@ -122,6 +181,56 @@ def join_parts(parts: Parts, head_html: bytes) -> bytes:
     if HEAD_MARK in parts:
         return b"".join(head_html if p is HEAD_MARK else p for p in parts)
     return b"".join(parts)  # type: ignore[arg-type]  # no None in it
+
+
+def _anchor_pattern() -> re.Pattern[bytes]:
+    """A ">" whose two bytes before it each fall in a pseudo-random half of the byte values (one fixed
+    linear congruential sequence): about one ">" in four, chosen by the bytes around it."""
+    halves, x = [], 0x2545F491
+    for _ in range(2):
+        members = []
+        for c in range(256):
+            x = (x * 1103515245 + 12345) % (1 << 31)
+            if x >> 30:
+                members.append(re.escape(bytes([c])))
+        halves.append(b"[" + b"".join(members) + b"]")
+    return re.compile(b">(?<=" + b"".join(halves) + b">)")
+
+
+#: where a segment may end (see segment_cuts)
+_ANCHOR = _anchor_pattern()
+
+
+def segment_cuts(chunk: bytes) -> list[int]:
+    """Where a long chunk is cut into cache segments: the end offset of each (the last is ``len(chunk)``).
+
+    A cut goes right after the first anchor (``_ANCHOR``: a ">" chosen by the two bytes before it) at least
+    ``CACHE_SEGMENT_BYTES`` into the segment — content-defined chunking, as backup tools cut files: the cuts
+    depend on the bytes around them, not on their offset, so the cuts after a change (a token inserted,
+    lengthened or shortened) fall where they fell before, and the segments after it are found in the cache
+    again. A run of ``CACHE_SEGMENT_MAX_BYTES`` without an anchor is cut there. The cuts only choose what is
+    cached together: the rewriter gives the same bytes at every chunking."""
+    cuts: list[int] = []
+    n = len(chunk)
+    start = 0
+    search = _ANCHOR.search
+    while n - start >= 2 * CACHE_SEGMENT_BYTES:
+        limit = min(start + CACHE_SEGMENT_MAX_BYTES, n - CACHE_SEGMENT_BYTES)
+        anchor = search(chunk, start + CACHE_SEGMENT_BYTES, limit)
+        start = anchor.end() if anchor is not None else limit
+        cuts.append(start)
+    cuts.append(n)
+    return cuts
+
+
+def segment_digests(chunk: bytes, cuts: list[int]) -> list[bytes]:
+    """The digest of each segment's bytes (its cache key's, when no pending bytes come before it)."""
+    digests = []
+    start = 0
+    for end in cuts:
+        digests.append(_digest(b"", chunk[start:end]))
+        start = end
+    return digests
 
 
 def _digest_blake2(pending: bytes, chunk: bytes) -> bytes:

@@ -55,7 +55,7 @@ class DocumentHoldback:
                  "_tag_cache", "_tag_key")
 
     def __init__(self, catalog: Catalog, decision: Decision, tag_cache: dict[Any, Any] | None = None,
-                 cache_prefix: object = None) -> None:
+                 cache_prefix: int = -1) -> None:
         self.catalog = catalog
         self.decision = decision
         #: tag decisions shared by the documents of one catalog and decision (``ChunkCache.tag_decisions``)

@@ -23,11 +23,14 @@ from . import scanner as _scanner
 from .cache import (
     CACHE_MIN_CHUNK_BYTES,
     CACHE_SEGMENT_BYTES,
+    CACHE_WHOLE_AT_ONCE_BYTES,
     CHUNK_CACHE,
     CachedChunk,
     ChunkCache,
     Sighting,
     join_parts,
+    segment_cuts,
+    segment_digests,
 )
 from .decisions import DocumentHoldback, inert_all
 from .states import Mode
@@ -85,6 +88,9 @@ class HoldbackRewriter:
         self.on_close: Callable[[list[Sighting]], None] | None = None
         self._cache = cache
         self._cache_prefix = (catalog.token, decision.key, self.max_buffer_bytes)
+        #: the prefix of this document's cache keys, and the tokenizer state's number when known (after a hit)
+        self._prefix_id = cache.intern(self._cache_prefix) if cache is not None else -1
+        self._state_id: int | None = None
         self._pending = b""
         self._closed = False
         #: the charset the page's first KiB declares in a <meta> (lowercased), known once the first KiB is
@@ -92,7 +98,7 @@ class HoldbackRewriter:
         #: push the <meta> out of the KiB a browser looks at
         self.declared_charset: str | None = None
         self._holdback = DocumentHoldback(catalog, decision, cache.tag_decisions if cache is not None else None,
-                                          self._cache_prefix)
+                                          self._prefix_id)
         self._holdback.srcdoc_vendors = self._srcdoc_vendors
         self._tokenizer = Tokenizer(catalog, self._holdback, self.max_buffer_bytes)
 
@@ -134,6 +140,7 @@ class HoldbackRewriter:
     def _guarded(self, chunk: bytes, final: bool) -> bytes:
         # what is not yet emitted when this step starts: the step only commits it at its end
         held, pending = self._tokenizer.script_open, self._pending
+        self._state_id = None
         try:
             return self._step(chunk, final)
         except Exception:
@@ -213,39 +220,45 @@ class HoldbackRewriter:
 
     # -- the chunk cache ---------------------------------------------------------------------------------
 
-    def _key(self, chunk: bytes) -> tuple[object, ...]:
-        return (self._cache_prefix, self._tokenizer.state(), len(self._pending),
-                _cache.digest(self._pending, chunk))
+    def _key(self, cache: ChunkCache, chunk: bytes, chunk_digest: bytes | None = None) -> tuple[object, ...]:
+        """(catalog and decision, tokenizer state, pending length, digest of pending + chunk), as numbers
+        where they can be; ``chunk_digest``: the chunk's own digest when already known."""
+        state_id = self._state_id
+        if state_id is None:
+            state = self._tokenizer.state()
+            state_id = self._state_id = cache.intern(state, _cache.state_bytes(state))
+        pending = self._pending
+        if pending or chunk_digest is None:
+            chunk_digest = _cache.digest(pending, chunk)
+        return (self._prefix_id, state_id, len(pending), chunk_digest)
 
     def _cached_step(self, cache: ChunkCache, chunk: bytes) -> bytes:
-        if len(chunk) < 2 * CACHE_SEGMENT_BYTES:
-            key = self._key(chunk)
-            hit = cache.get(key)
-            if hit is not None:
-                return self._replayed_bytes(hit)
-            chunk_parts = self._rewrite(chunk, False)
-            if self._holdback.cacheable:
-                cache.put(key, chunk_parts, self._tokenizer.state(), self._pending, self._holdback.held,
-                          self._holdback.noted)
-            return self._join(chunk_parts)
-        # A long chunk is looked up whole first (a page served again), then in segments cut after a newline:
-        # a page that differs in one place from request to request (a CSRF token, a user name) still finds
-        # its other segments in the cache. The rewriter gives the same bytes whatever the chunking, so the
-        # cut points cannot change the output.
-        whole_key = self._key(chunk)
+        # A chunk is looked up whole first (a page served again). A long chunk whose bytes were mostly seen
+        # before (a variant of a page: CSRF tokens, a user name, timestamps) is then rewritten in
+        # content-defined segments (see segment_cuts), found in the cache but around each change. Bytes never
+        # seen are rewritten in one run, which costs much less than segment by segment. The rewriter gives
+        # the same bytes whatever the chunking, so none of this can change the output.
+        whole_key = self._key(cache, chunk)
         hit = cache.get(whole_key)
         if hit is not None:
             return self._replayed_bytes(hit)
+        cuts = segment_cuts(chunk) if len(chunk) >= 2 * CACHE_SEGMENT_BYTES else None
+        digests = segment_digests(chunk, cuts) if cuts is not None else None
+        if cuts is None or digests is None or not cache.mostly_seen(digests):
+            chunk_parts = self._rewrite(chunk, False)
+            # a long chunk is kept from its second time on: a page that varies by request never comes back
+            if self._holdback.cacheable and (len(chunk) < CACHE_WHOLE_AT_ONCE_BYTES or cache.seen_before(whole_key)):
+                cache.put(whole_key, chunk_parts, self._tokenizer.state(), self._pending, self._holdback.held,
+                          self._holdback.noted)
+            return self._join(chunk_parts)
         parts: list[bytes | None] = []
         held: list[str] = []
         noted: list[Sighting] = []
         cacheable = True
-        start, n = 0, len(chunk)
-        while start < n:
-            cut = chunk.find(b"\n", start + CACHE_SEGMENT_BYTES)
-            end = n if cut == -1 or n - cut < CACHE_SEGMENT_BYTES else cut + 1
+        start = 0
+        for end, segment_digest in zip(cuts, digests, strict=True):
             segment_parts, segment_held, segment_noted, hit_or_cacheable = self._cached_rewrite(
-                cache, chunk[start:end])
+                cache, chunk[start:end], segment_digest)
             parts.extend(segment_parts)
             held.extend(segment_held)
             noted.extend(segment_noted)
@@ -256,11 +269,11 @@ class HoldbackRewriter:
             cache.put(whole_key, parts, self._tokenizer.state(), self._pending, held, noted)
         return self._join(parts)
 
-    def _cached_rewrite(self, cache: ChunkCache, chunk: bytes) -> tuple[
+    def _cached_rewrite(self, cache: ChunkCache, chunk: bytes, chunk_digest: bytes) -> tuple[
             Sequence[bytes | None], Sequence[str], Sequence[Sighting], bool | None]:
         """(output parts, vendors held back, third-party elements noted, cacheable or None for a cache hit) of
         one chunk."""
-        key = self._key(chunk)
+        key = self._key(cache, chunk, chunk_digest)
         hit = cache.get(key)
         if hit is not None:
             return self._replay(hit), hit.held, hit.noted, None
@@ -285,6 +298,7 @@ class HoldbackRewriter:
 
     def _replay(self, hit: CachedChunk) -> Sequence[bytes | None]:
         self._tokenizer.restore(hit.state)
+        self._state_id = hit.state_id
         self._pending = hit.pending
         if hit.held:
             self.held_back.update(hit.held)
@@ -306,6 +320,7 @@ class HoldbackRewriter:
         data = self._pending + chunk if self._pending else chunk
         out: list[bytes | None] = []
         self._holdback.start_run()
+        self._state_id = None
         pos = self._tokenizer.run(data, final, out)
         self._pending = data[pos:] if pos < len(data) else b""
         if self._holdback.held:
