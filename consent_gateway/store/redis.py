@@ -272,16 +272,22 @@ class RedisConsentLog:
         profiles: dict[tuple[Any, ...], int] = {}
         increments: list[list[list[Any]]] = []
         days: dict[int, tuple[str, str, str, int]] = {}
+        #: filter index values → their keys: events share them, so each batch names each key once
+        index_keys: dict[tuple[Any, ...], list[int]] = {}
         rows: list[list[Any]] = []
         bodies: list[bytes] = []
         for e in events:
-            body = dump_bytes(event_to_dict(e))
+            body = dump_bytes(e)  # a dataclass: the bytes of event_to_dict's, without the dict
             bodies.append(body)
             profile = profile_of(e)
             index = profiles.get(profile)
             if index is None:
                 index = profiles[profile] = len(increments) + 1
                 increments.append(increments_of(event_cells(e), self._counter_key, keys))
+            values = index_values(e)
+            filter_keys = index_keys.get(values)
+            if filter_keys is None:
+                filter_keys = index_keys[values] = [keys(self._index_key(name, value)) for name, value in values]
             day = days.get(profile[0])
             if day is None:
                 name = day_of(e.timestamp_ms)
@@ -302,7 +308,7 @@ class RedisConsentLog:
                     day[2],
                     day[3],
                     day[0],
-                    [keys(self._index_key(name, value)) for name, value in index_values(e)],
+                    filter_keys,
                 ]
             )
         try:

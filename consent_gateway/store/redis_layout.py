@@ -178,7 +178,7 @@ INDEXED_FILTERS = ("country", "browser", "policy_version", "action", "device", "
 INDEX_VERSION = "2"
 
 
-def index_values(event: ConsentEvent) -> list[tuple[str, str]]:
+def index_values(event: ConsentEvent) -> tuple[tuple[str, str], ...]:
     """``(filter, value)`` of each filter index that holds ``event``."""
     pairs = (
         ("country", event.country),
@@ -189,7 +189,7 @@ def index_values(event: ConsentEvent) -> list[tuple[str, str]]:
     )
     found = [(name, value) for name, value in pairs if value is not None]
     found += [("category", category) for category, granted in event.categories.items() if granted is True]
-    return found
+    return tuple(found)
 
 
 def filter_index_values(filters: EventFilter) -> list[tuple[str, str]]:
