@@ -1,12 +1,14 @@
 """Aggregated statistics that identify no one: consent rates per category and month, for anyone to read.
 
-Off unless `[privacy] public_statistics = true`. Read from the counters the dashboard uses
-(`store/aggregates.py`: whole UTC days, no scan of events), summed per month over the last
-`MONTHS` months. A month's figure for a category is published only when at least
-`[privacy] statistics_min_group_size` choices (20 by default) make it: below that, a rate could say what a
-handful of people chose, so the cell says "not published" and gives neither the rate nor the count. The
-unit is the choice (a consent event carrying that category), as the counters keep it. Computed at most every
-`CACHE_SECONDS` per instance, whatever the traffic on the page.
+Off unless `[privacy] public_statistics = true`. Read from the per-visitor counters the dashboard uses
+(`store/aggregates.py`: whole UTC months, no scan of events) over the last `MONTHS` months. The unit is the
+**visitor**: each consent id counts once a month, with the last choice it made that month (a visitor who
+grants then refuses counts once, as refusing; one who erased their data from their own page and made no
+choice since counts for no category). A month's figure for a category is published only when at least
+`[privacy] statistics_min_group_size` visitors (20 by default) made a choice for it: below that, a rate could
+say what a handful of people chose, so the cell says "not published" and gives neither the rate nor the
+count. (Counting choices instead would let one visitor clicking twenty times make a "group" of twenty.)
+Computed at most every `CACHE_SECONDS` per instance, whatever the traffic on the page.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from starlette.routing import BaseRoute, Route
 
 from .config import Config
 from .errors import APIError
-from .store.aggregates import DAY_MS
 from .store.base import EventFilter
 from .store.keeper import LogKeeper
 from .visitor_space import VisitorSpace
@@ -37,19 +38,20 @@ CACHE_SECONDS: Final = 600.0
 class MonthRate:
     month: str
     category: str
-    #: None when the group is under the minimum size (then ``granted`` is None too)
-    choices: int | None
+    #: visitors whose last choice of the month carried the category; None when under the minimum group size
+    #: (then ``granted`` is None too)
+    visitors: int | None
     granted: int | None
 
     @property
     def published(self) -> bool:
-        return self.choices is not None
+        return self.visitors is not None
 
     @property
     def rate_percent(self) -> int | None:
-        if not self.choices or self.granted is None:
+        if not self.visitors or self.granted is None:
             return None
-        return round(100 * self.granted / self.choices)
+        return round(100 * self.granted / self.visitors)
 
 
 def month_start_ms(year: int, month: int) -> int:
@@ -57,13 +59,13 @@ def month_start_ms(year: int, month: int) -> int:
 
 
 def months_back(now_s: float, count: int) -> tuple[int, int]:
-    """``[start of the month `count - 1` months ago, start of tomorrow)`` in ms: whole UTC days."""
+    """``[start of the month `count - 1` months ago, start of next month)`` in ms: whole UTC months."""
     today = datetime.fromtimestamp(now_s, UTC)
     year, month = today.year, today.month - (count - 1)
     while month < 1:
         year, month = year - 1, month + 12
-    tomorrow = (int(now_s * 1000) // DAY_MS + 1) * DAY_MS
-    return month_start_ms(year, month), tomorrow
+    next_month = month_start_ms(today.year + today.month // 12, today.month % 12 + 1)
+    return month_start_ms(year, month), next_month
 
 
 class PublicStatistics:
@@ -86,31 +88,27 @@ class PublicStatistics:
     async def _compute(self, now_s: float) -> list[MonthRate]:
         since, until = months_back(now_s, MONTHS)
         await self._keeper.ensure_started()
-        rows = await self._keeper.log.stats(EventFilter(since_ms=since, until_ms=until), by="day")
-        cells: dict[tuple[str, str], list[int]] = {}
-        for row in rows:
-            if row.category in self.categories:
-                cell = cells.setdefault((row.group[:7], row.category), [0, 0])
-                cell[0] += row.total
-                cell[1] += row.granted
+        rows = await self._keeper.log.visitor_stats(EventFilter(since_ms=since, until_ms=until), period="month")
         rates = []
-        for (month, category), (total, granted) in sorted(cells.items()):
-            if total >= self.min_group:
-                rates.append(MonthRate(month, category, total, granted))
+        for row in rows:
+            if row.category not in self.categories:
+                continue
+            if row.total >= self.min_group:
+                rates.append(MonthRate(row.group, row.category, row.total, row.granted))
             else:
-                rates.append(MonthRate(month, category, None, None))
+                rates.append(MonthRate(row.group, row.category, None, None))
         return rates
 
     def as_json(self, rates: list[MonthRate]) -> dict[str, Any]:
         return {
-            "unit": "choices (consent events carrying a choice for the category)",
+            "unit": "visitors (distinct consent ids, each with the last choice it made in the month)",
             "min_group_size": self.min_group,
             "months": [
                 {
                     "month": r.month,
                     "category": r.category,
                     "published": r.published,
-                    "choices": r.choices,
+                    "visitors": r.visitors,
                     "granted": r.granted,
                     "rate": None if r.rate_percent is None else r.rate_percent / 100,
                 }

@@ -74,13 +74,14 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "switch": "English",
         "stats_title": "Statistiques de consentement",
         "stats_intro": (
-            "Part des choix qui autorisent chaque catégorie, par mois. Un mois n'est détaillé que s'il compte "
-            "au moins {n} choix pour la catégorie : aucune personne ne peut être identifiée."
+            "Part des visiteurs qui autorisent chaque catégorie, par mois : chaque visiteur compte une fois, avec "
+            "son dernier choix du mois. Un mois n'est détaillé que s'il compte au moins {n} visiteurs ayant fait "
+            "un choix pour la catégorie : aucune personne ne peut être identifiée."
         ),
         "month": "Mois",
         "rate": "Taux d'acceptation",
-        "choices": "Choix",
-        "hidden": "moins de {n} choix : non publié",
+        "visitors": "Visiteurs",
+        "hidden": "moins de {n} visiteurs : non publié",
         "no_stats": "Aucune statistique à publier pour l'instant.",
     },
     "en": {
@@ -136,13 +137,14 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "switch": "Français",
         "stats_title": "Consent statistics",
         "stats_intro": (
-            "Share of choices allowing each category, per month. A month is shown only when it counts at least "
-            "{n} choices for the category: no one can be identified."
+            "Share of visitors allowing each category, per month: each visitor counts once, with their last choice "
+            "of the month. A month is shown only when at least {n} visitors made a choice for the category: no one "
+            "can be identified."
         ),
         "month": "Month",
         "rate": "Acceptance rate",
-        "choices": "Choices",
-        "hidden": "fewer than {n} choices: not published",
+        "visitors": "Visitors",
+        "hidden": "fewer than {n} visitors: not published",
         "no_stats": "No statistics to publish yet.",
     },
 }

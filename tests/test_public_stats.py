@@ -27,8 +27,8 @@ def with_statistics(config: Config, min_group: int = 20) -> Config:
     )
 
 
-def record(config: Config, choices: list[tuple[int, bool]]) -> None:
-    """One event per (timestamp_ms, analytics granted)."""
+def record(config: Config, choices: list[tuple[int, bool]], visitors: list[str] | None = None) -> None:
+    """One event per (timestamp_ms, analytics granted), each of its own visitor unless ``visitors`` names them."""
 
     async def run() -> None:
         log = open_log(config.store_url)
@@ -37,7 +37,7 @@ def record(config: Config, choices: list[tuple[int, bool]]) -> None:
         events = [
             chain.append(
                 dataclasses.replace(
-                    make_event(i, consent_id=f"visitor-{i}", timestamp_ms=at),
+                    make_event(i, consent_id=visitors[i] if visitors else f"visitor-{i}", timestamp_ms=at),
                     categories={"analytics": granted, "marketing": False},
                 )
             )
@@ -61,7 +61,7 @@ def test_monthly_rates_are_published_only_for_groups_of_the_minimum_size(config:
     now = time.time()
     this_month, _ = months_back(now, 1)
     last_month, _ = months_back(now, 2)
-    # this month: 5 choices, 4 granting analytics; last month: 3 choices, under the minimum of 4
+    # this month: 5 visitors, 4 granting analytics; last month: 3 visitors, under the minimum of 4
     record(
         config,
         [(this_month + i * 1000, i != 0) for i in range(5)] + [(last_month + DAY_MS + i, True) for i in range(3)],
@@ -77,15 +77,15 @@ def test_monthly_rates_are_published_only_for_groups_of_the_minimum_size(config:
         "month": this_label,
         "category": "analytics",
         "published": True,
-        "choices": 5,
+        "visitors": 5,
         "granted": 4,
         "rate": 0.8,
     }
     hidden = cells[(last_label, "analytics")]
-    assert hidden["published"] is False and hidden["choices"] is None and hidden["rate"] is None
+    assert hidden["published"] is False and hidden["visitors"] is None and hidden["rate"] is None
     assert page.status_code == 200 and '<html lang="fr">' in page.text
-    assert "80&nbsp;%" in page.text
-    assert "moins de 4 choix : non publié" in page.text
+    assert "80&nbsp;% <small>(5 visiteurs)</small>" in page.text
+    assert "moins de 4 visiteurs : non publié" in page.text
     assert "<script" not in page.text
 
 
@@ -93,3 +93,30 @@ def test_no_event_means_nothing_to_publish(config: Config) -> None:
     with TestClient(ConsentGateway(Starlette(), with_statistics(config), secret_keys=TEST_SECRET_KEYS)) as client:
         assert client.get("/_consent/statistics.json").json()["months"] == []
         assert "No statistics to publish yet." in client.get("/_consent/statistics?lang=en").text
+
+
+def test_each_visitor_counts_once_a_month_with_their_last_choice(config: Config) -> None:
+    """One visitor choosing twenty times is one visitor: under a minimum of 4, nothing is published; four
+    visitors who grant, then refuse, are four visitors refusing."""
+    config = with_statistics(config, min_group=4)
+    now = time.time()
+    this_month, _ = months_back(now, 1)
+    last_month, _ = months_back(now, 2)
+    clicks = [(last_month + DAY_MS + i * 1000, True) for i in range(20)]
+    changes = [(this_month + i * 1000, i < 4) for i in range(8)]  # each visitor grants, then refuses
+    record(config, clicks + changes, visitors=["clicker"] * 20 + [f"changer-{i % 4}" for i in range(8)])
+    this_label = time.strftime("%Y-%m", time.gmtime(this_month / 1000))
+    last_label = time.strftime("%Y-%m", time.gmtime(last_month / 1000))
+    with TestClient(ConsentGateway(Starlette(), config, secret_keys=TEST_SECRET_KEYS)) as client:
+        data = client.get("/_consent/statistics.json").json()
+    cells = {(m["month"], m["category"]): m for m in data["months"]}
+    assert data["unit"].startswith("visitors")
+    assert cells[(last_label, "analytics")]["published"] is False  # twenty choices, one visitor
+    assert cells[(this_label, "analytics")] == {
+        "month": this_label,
+        "category": "analytics",
+        "published": True,
+        "visitors": 4,
+        "granted": 0,
+        "rate": 0.0,
+    }

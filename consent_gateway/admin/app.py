@@ -102,6 +102,7 @@ class _Dashboard:
             Route("/language", self.choose_language, methods=["GET"]),
             Route("/logout", page("viewer", login.logout), methods=["POST"]),
             Route("/", page("viewer", reports.overview), methods=["GET"]),
+            Route("/overview.json", data("viewer", reports.overview_json), methods=["GET"]),
             Route("/cookies", page("viewer", reports.cookies), methods=["GET"]),
             Route("/integrity", page("viewer", reports.integrity), methods=["GET"]),
             Route("/integrity", page("analyst", reports.verify), methods=["POST"]),

@@ -106,13 +106,20 @@ def _marker(index: int, x: float, y: float, label: str) -> str:
 
 
 def line_chart(
-    table: RateTable, *, chart_id: str, title: str, labels: dict[str, str], lang: Language = "en"
+    table: RateTable,
+    *,
+    chart_id: str,
+    title: str,
+    labels: dict[str, str],
+    lang: Language = "en",
+    summary: str = "chart.line_summary",
 ) -> Markup:
-    """Consent rate per category (lines) over the groups of ``table`` (days, oldest first)."""
+    """Consent rate per category (lines) over the groups of ``table`` (days, oldest first); ``summary`` is the
+    text key of its description (what one unit of the rates is)."""
     days = table.groups
     plot_w = _LINE_WIDTH - _LEFT - _RIGHT
     plot_h = _LINE_HEIGHT - _TOP - _BOTTOM
-    summary = _line_summary(table, labels, lang)
+    summary = _line_summary(table, labels, lang, summary)
     parts = [
         f'<svg class="chart" id="{_e(chart_id)}" viewBox="0 0 {_LINE_WIDTH} {_LINE_HEIGHT}" role="img" '
         f'aria-labelledby="{_e(chart_id)}-title {_e(chart_id)}-desc" xmlns="http://www.w3.org/2000/svg">',
@@ -168,7 +175,7 @@ def line_chart(
     return Markup("".join(parts))  # noqa: S704 - every value above went through _e
 
 
-def _line_summary(table: RateTable, labels: dict[str, str], lang: Language) -> str:
+def _line_summary(table: RateTable, labels: dict[str, str], lang: Language, key: str) -> str:
     if not table.groups:
         return translate(lang, "chart.empty_summary")
     pieces = []
@@ -178,7 +185,7 @@ def _line_summary(table: RateTable, labels: dict[str, str], lang: Language) -> s
         rate = granted / total if total else None
         pieces.append(f"{labels.get(category, category)} {percent(lang, rate)}")
     overall = ", ".join(pieces)
-    return translate(lang, "chart.line_summary", first=table.groups[0], last=table.groups[-1], overall=overall)
+    return translate(lang, key, first=table.groups[0], last=table.groups[-1], overall=overall)
 
 
 def bar_chart(

@@ -349,6 +349,31 @@ _EN: Final[dict[str, str]] = {
     "overview.events_col": "Events",
     "overview.visitors_col": "Visitors",
     "overview.no_events": "No consent events in this period.",
+    "overview.per_visitor": "of visitors",
+    "overview.of_visitor_days": "{granted} of {total}, each visitor counted once a day",
+    "overview.visitor_rates": "Consent rate per category and visitor over time",
+    "overview.visitor_line_title": "Consent rate per category and visitor, last {days} days",
+    "overview.visitor_day_caption": (
+        "Share of visitors whose last choice of the day granted each category, per day (UTC); "
+        "visitors with a choice in brackets"
+    ),
+    "overview.help_title": "How these figures are counted",
+    "overview.help_events": (
+        "Per event: every consent event carrying a choice for a category counts, so a visitor who changes their "
+        "mind three times counts three times."
+    ),
+    "overview.help_visitors": (
+        "Per visitor: each visitor (consent id) counts once a day, with the last choice they made that day (UTC). "
+        "A visitor who grants then refuses on the same day counts once, as refusing; one who comes back another "
+        "day counts again on that day, so over a period the per-visitor rate adds up visitor-days. A visitor who "
+        "erased their data from their own page counts for no category on the day of the erasure; erasing the "
+        "personal fields of past events changes no figure, and events removed by retention leave the figures "
+        "with them."
+    ),
+    "overview.help_public": (
+        "The public statistics page, when it is on, counts each visitor once a month, with their last choice of "
+        "the month, and publishes no figure for a group of fewer visitors than its minimum."
+    ),
     "overview.bar_caption": "{title} (events in brackets)",
     "overview.line_title": "Consent rate per category, last {days} days",
     "overview.vendor_granted": "Granted",
@@ -367,8 +392,14 @@ _EN: Final[dict[str, str]] = {
     "chart.empty": "No consent events in this period",
     "chart.empty_summary": "No consent events in this period.",
     "chart.point": "{name}, {group}: {rate} ({granted} of {total})",
-    "chart.line_summary": "Share of visitors who granted each category per day, {first} to {last}. Overall: {overall}.",
-    "chart.bar_summary": "Share of visitors who granted each category. {groups}.",
+    "chart.line_summary": (
+        "Share of consent events that granted each category per day, {first} to {last}. Overall: {overall}."
+    ),
+    "chart.visitor_line_summary": (
+        "Share of visitors whose last choice of the day granted each category, per day, {first} to {last}. "
+        "Overall, each visitor counted once a day: {overall}."
+    ),
+    "chart.bar_summary": "Share of consent events that granted each category. {groups}.",
     "chart.bar_group": "{group} ({events}): {rates}",
     "chart.hidden": " {n} smaller groups are only in the table.",
     "chart.events.one": "{n} event",
@@ -918,6 +949,32 @@ _FR: Final[dict[str, str]] = {
     "overview.events_col": "Événements",
     "overview.visitors_col": "Visiteurs",
     "overview.no_events": "Aucun événement de consentement sur cette période.",
+    "overview.per_visitor": "des visiteurs",
+    "overview.of_visitor_days": "{granted} sur {total}, chaque visiteur compté une fois par jour",
+    "overview.visitor_rates": "Taux de consentement par catégorie et par visiteur dans le temps",
+    "overview.visitor_line_title": "Taux de consentement par catégorie et par visiteur, {days} derniers jours",
+    "overview.visitor_day_caption": (
+        "Part des visiteurs dont le dernier choix de la journée a autorisé chaque catégorie, par jour (UTC)\u00a0; "
+        "visiteurs ayant fait un choix entre parenthèses"
+    ),
+    "overview.help_title": "Comment ces chiffres sont comptés",
+    "overview.help_events": (
+        "Par événement\u00a0: chaque événement de consentement portant un choix pour une catégorie compte, si bien "
+        "qu'un visiteur qui change trois fois d'avis compte trois fois."
+    ),
+    "overview.help_visitors": (
+        "Par visiteur\u00a0: chaque visiteur (identifiant de consentement) compte une fois par jour, avec le dernier "
+        "choix qu'il a fait ce jour-là (UTC). Un visiteur qui autorise puis refuse le même jour compte une fois, "
+        "comme refusant\u00a0; un visiteur qui revient un autre jour compte de nouveau ce jour-là, si bien que sur "
+        "une période le taux par visiteur additionne des jours-visiteurs. Un visiteur qui a effacé ses données "
+        "depuis son espace ne compte pour aucune catégorie le jour de l'effacement\u00a0; effacer les champs "
+        "personnels d'événements passés ne change aucun chiffre, et les événements supprimés par la durée de "
+        "conservation emportent leur part des chiffres."
+    ),
+    "overview.help_public": (
+        "La page publique de statistiques, quand elle est activée, compte chaque visiteur une fois par mois, avec "
+        "son dernier choix du mois, et ne publie aucun chiffre pour un groupe de moins de visiteurs que son minimum."
+    ),
     "overview.bar_caption": "{title} (événements entre parenthèses)",
     "overview.line_title": "Taux de consentement par catégorie, {days} derniers jours",
     "overview.vendor_granted": "Autorisé",
@@ -936,10 +993,14 @@ _FR: Final[dict[str, str]] = {
     "chart.empty_summary": "Aucun événement de consentement sur cette période.",
     "chart.point": "{name}, {group}\u00a0: {rate} ({granted} sur {total})",
     "chart.line_summary": (
-        "Part des visiteurs ayant autorisé chaque catégorie, par jour, du {first} au {last}. "
+        "Part des événements de consentement ayant autorisé chaque catégorie, par jour, du {first} au {last}. "
         "Sur la période\u00a0: {overall}."
     ),
-    "chart.bar_summary": "Part des visiteurs ayant autorisé chaque catégorie. {groups}.",
+    "chart.visitor_line_summary": (
+        "Part des visiteurs dont le dernier choix de la journée a autorisé chaque catégorie, par jour, du {first} "
+        "au {last}. Sur la période, chaque visiteur compté une fois par jour\u00a0: {overall}."
+    ),
+    "chart.bar_summary": "Part des événements de consentement ayant autorisé chaque catégorie. {groups}.",
     "chart.bar_group": "{group} ({events})\u00a0: {rates}",
     "chart.hidden": " {n} groupes plus petits ne figurent que dans le tableau.",
     "chart.events.one": "{n} événement",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from consent_gateway.admin import charts, i18n
 from consent_gateway.admin.filters import day_start_ms
@@ -30,7 +30,9 @@ class ReportPages:
     def __init__(self, site: DashboardSite) -> None:
         self.site = site
 
-    async def overview(self, request: Request) -> Response:
+    async def _figures(self, request: Request) -> dict[str, Any]:
+        """What the overview shows, for the page and its JSON: the last ``days`` whole UTC days, every figure
+        read from the store's counters (whole days and nothing else), not from a scan of the events."""
         try:
             days = int(request.query_params.get("days", "30"))
         except ValueError:
@@ -41,21 +43,38 @@ class ReportPages:
         first = today - timedelta(days=days - 1)
         filters = EventFilter(since_ms=day_start_ms(first), until_ms=day_start_ms(today + timedelta(days=1)))
         all_days = [(first + timedelta(days=i)).isoformat() for i in range(days)]
-        per_day = charts.pivot(await self.site.log.stats(filters, by="day"), self.site.categories, all_days)
-        # Whole UTC days and nothing else: every figure below comes from the store's counters, not a scan.
+        categories = self.site.categories
+        per_day = charts.pivot(await self.site.log.stats(filters, by="day"), categories, all_days)
+        # per visitor: each visitor once a day, with the last choice they made that day (store/aggregates.py)
+        per_visitor = charts.pivot(await self.site.log.visitor_stats(filters, period="day"), categories, all_days)
         groups = {}
         for by in ("country", "browser", "device", "policy_version"):
-            groups[by] = charts.pivot(await self.site.log.stats(filters, by=by), self.site.categories)
+            groups[by] = charts.pivot(await self.site.log.stats(filters, by=by), categories)
         groups["vendor"] = charts.pivot(await self.site.log.stats(filters, by="vendor"), [VENDOR_CATEGORY])
-        lang = self.site.language(request)
-        groups["device"] = groups["device"].renamed(lambda device: i18n.label(lang, "device", device))
         days_counted = {d.day: d for d in await self.site.log.daily_counts(filters)}
-        total = sum(d.events for d in days_counted.values())
-        visitors = sum(d.visitors for d in days_counted.values())
-        health = await self.site.log.health()
         # visitors who objected to (or asked to limit) the processing from their own page: for the team to act on
         objections = await self.site.log.count(dataclasses.replace(filters, action=PROCESSING_OBJECTED))
-        overall = {c: _overall(per_day, c) for c in self.site.categories}
+        return {
+            "days": days,
+            "first": first.isoformat(),
+            "today": today.isoformat(),
+            "per_day": per_day,
+            "per_visitor": per_visitor,
+            "groups": groups,
+            "days_counted": days_counted,
+            "total": sum(d.events for d in days_counted.values()),
+            "visitors": sum(d.visitors for d in days_counted.values()),
+            "objections": objections,
+            "overall": {c: _overall(per_day, c) for c in categories},
+            "overall_visitors": {c: _overall(per_visitor, c) for c in categories},
+        }
+
+    async def overview(self, request: Request) -> Response:
+        figures = await self._figures(request)
+        days, per_day, per_visitor, groups = (figures[k] for k in ("days", "per_day", "per_visitor", "groups"))
+        lang = self.site.language(request)
+        groups["device"] = groups["device"].renamed(lambda device: i18n.label(lang, "device", device))
+        health = await self.site.log.health()
         titles = {by: self.site.t(request, f"chart.by.{by}") for by in _BAR_CHARTS}
         labels = {**self.site.labels[lang], VENDOR_CATEGORY: self.site.t(request, "overview.vendor_granted")}
         bar_charts = [
@@ -74,28 +93,66 @@ class ReportPages:
             labels=self.site.labels[lang],
             lang=lang,
         )
+        visitor_line = charts.line_chart(
+            per_visitor,
+            chart_id="chart-day-visitors",
+            title=self.site.t(request, "overview.visitor_line_title", days=days),
+            labels=self.site.labels[lang],
+            lang=lang,
+            summary="chart.visitor_line_summary",
+        )
         await self.site.record(request, "view-overview", f"last {days} days")
         return self.site.render(
             request,
             "overview.html",
-            days=days,
+            **figures,
             day_choices=OVERVIEW_DAYS,
-            total=total,
-            visitors=visitors,
-            objections=objections,
             objection_action=PROCESSING_OBJECTED,
-            days_counted=days_counted,
             chart_labels=labels,
             health=health,
-            overall=overall,
             line=line,
-            per_day=per_day,
+            visitor_line=visitor_line,
             daily_totals=charts.daily_totals(per_day),
             bar_charts=bar_charts,
-            first=first.isoformat(),
-            today=today.isoformat(),
             nav="overview",
         )
+
+    async def overview_json(self, request: Request) -> Response:
+        """The overview's figures for scripts: per day, events and visitors, and each category's rate per event
+        and per visitor (see the page's "How these figures are counted")."""
+        figures = await self._figures(request)
+        per_day, per_visitor = figures["per_day"], figures["per_visitor"]
+
+        def rates(table: charts.RateTable, group: str) -> dict[str, dict[str, Any]]:
+            return {c: _rate(*table.cells.get((group, c), (0, 0))) for c in table.categories}
+
+        counted = figures["days_counted"]
+        await self.site.record(request, "view-overview", f"last {figures['days']} days, json")
+        return JSONResponse({
+            "first_day": figures["first"],
+            "last_day": figures["today"],
+            "events": figures["total"],
+            "visitor_days": figures["visitors"],
+            "objections": figures["objections"],
+            "units": {
+                "per_event": "consent events carrying a choice for the category",
+                "per_visitor": "visitors counted once a day, with the last choice they made that day",
+            },
+            "categories": {
+                c: {"per_event": _rate(*figures["overall"][c]), "per_visitor": _rate(*figures["overall_visitors"][c])}
+                for c in per_day.categories
+            },
+            "days": [
+                {
+                    "day": day,
+                    "events": counted[day].events if day in counted else 0,
+                    "visitors": counted[day].visitors if day in counted else 0,
+                    "per_event": rates(per_day, day),
+                    "per_visitor": rates(per_visitor, day),
+                }
+                for day in per_day.groups
+            ],
+        })  # fmt: skip
 
     async def integrity(self, request: Request) -> Response:
         heads = await self.site.log.chain_heads()
@@ -175,6 +232,10 @@ def _cookie_table(entries: list[InventoryEntry], counter: str) -> dict[str, Any]
         key=lambda row: (-row[1], row[0]),
     )
     return {"columns": ["cookie", "domain", "vendor"], "rows": rows, "total": sum(count for _, count in rows)}
+
+
+def _rate(granted: int, total: int) -> dict[str, Any]:
+    return {"granted": granted, "total": total, "rate": round(granted / total, 4) if total else None}
 
 
 def _overall(table: charts.RateTable, category: str) -> tuple[int, int]:

@@ -18,8 +18,23 @@ Semantics, which the contract tests hold every backend to (aggregate answers equ
 - **retention purge** subtracts the events it deletes (a month dropped whole takes its days' counters with
   it), and a visitor-day goes when its last event goes; **IP purge** changes nothing.
 
+Per-visitor counters (:func:`visitor_stats_of` says what they hold, and the contract tests hold every backend
+to it): for each **period** (UTC day, UTC month) and category, the distinct visitors (consent ids) whose
+**latest event in that period** (by time, then event id) carried a choice for the category, and how many of them
+granted it. A visitor who grants then refuses on the same day counts once, as refusing; one who grants on
+Monday and refuses on Tuesday counts once on each day; a ``data-erased`` event (no choice) as the latest event
+of a period takes the visitor out of that period's figures. They are kept as differences: an append or a purge
+finds, for each (visitor, period) it touches, the latest event before and after it, and moves the visitor's
+count from the one's choices to the other's (nothing when the latest event did not change, as for a replayed
+batch or an event older than the visitor's latest). Writers of one visitor and period are serialised
+(SQLite's write lock, PostgreSQL advisory locks, one Redis script), so two instances writing at once count
+each visitor once. Erasure of personal fields changes nothing; a retention purge recomputes the periods of the
+visitors whose events it deletes. Stored in the same counters: dimension :data:`VISITOR_DAY` or
+:data:`VISITOR_MONTH`, ``day`` the period's first day, ``value`` the period (``YYYY-MM-DD`` or ``YYYY-MM``).
+
 A selection that is not whole UTC days and nothing else (a country filter, a time bound inside a day) is
-answered by a scan on the backend's indexes, as before.
+answered by a scan on the backend's indexes, as before (per visitor: each visitor's latest selected event in
+each period).
 """
 
 # ruff: noqa: S608
@@ -27,19 +42,25 @@ answered by a scan on the backend's indexes, as before.
 from __future__ import annotations
 
 import calendar
+import functools
+import operator
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from consent_gateway.events import ConsentEvent
-from consent_gateway.store.base import VENDOR_CATEGORY, DayCount, EventFilter, StatRow
+from consent_gateway.store.base import VENDOR_CATEGORY, VISITOR_PERIODS, DayCount, EventFilter, StatRow
 
 DAY_MS: Final = 86_400_000
 #: Grouping dimensions with counters (the keys of ``stats(by=…)``).
 DIMENSIONS: Final = ("day", "country", "browser", "device", "policy_version", "vendor")
 EVENTS: Final = "events"
 VISITORS: Final = "visitors"
+#: Per-visitor counters' dimensions: latest choice of each visitor per UTC day, per UTC month.
+VISITOR_DAY: Final = "visitor-day"
+VISITOR_MONTH: Final = "visitor-month"
+PERIOD_DIMS: Final = {"day": VISITOR_DAY, "month": VISITOR_MONTH}
 
 #: One counter: (day "YYYY-MM-DD", dimension, group value, category).
 CellKey = tuple[str, str, str, str]
@@ -53,6 +74,135 @@ def day_bounds(day: str) -> tuple[int, int]:
     """``[start, end)`` of a UTC day in ms."""
     start = calendar.timegm(time.strptime(day, "%Y-%m-%d")) * 1000
     return start, start + DAY_MS
+
+
+def month_of(timestamp_ms: int) -> tuple[str, str, int, int]:
+    """The UTC month of a time: ``(first day "YYYY-MM-01", label "YYYY-MM", start ms, end ms)``."""
+    year, month = time.gmtime(timestamp_ms // 1000)[:2]
+    start = calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+    end = calendar.timegm((year + month // 12, month % 12 + 1, 1, 0, 0, 0)) * 1000
+    return f"{year:04d}-{month:02d}-01", f"{year:04d}-{month:02d}", start, end
+
+
+#: One per-visitor period of one visitor: (consent id, dimension, period's first day, label, start ms, end ms).
+VisitorKey = tuple[str, str, str, str, int, int]
+
+
+def visitor_keys(events: Iterable[ConsentEvent]) -> list[VisitorKey]:
+    """The (visitor, day) and (visitor, month) periods ``events`` fall in, each once, sorted."""
+    keys: set[VisitorKey] = set()
+    for e in events:
+        keys.update(period_keys(e))
+    return sorted(keys)
+
+
+#: A period's latest stored event: (timestamp_ms, event_id, categories).
+Latest = tuple[int, str, Mapping[str, bool]]
+
+
+def settle_days(
+    keys: Iterable[VisitorKey], months: Mapping[VisitorKey, Latest | None]
+) -> tuple[dict[VisitorKey, Latest | None], list[VisitorKey]]:
+    """Each key's latest stored event, from the latest of each (visitor, month) (``months``, looked up first):
+    a day before the month's latest event has none, a day holding it has it; only a day after it (a batch
+    older than the visitor's latest choice of the month, a rare replay) is left to look up (the list)."""
+    found: dict[VisitorKey, Latest | None] = dict(months)
+    left: list[VisitorKey] = []
+    month_of_day: dict[tuple[str, str], Latest | None] = {(k[0], k[3]): v for k, v in months.items()}
+    for key in keys:
+        if key[1] != VISITOR_DAY:
+            continue
+        latest = month_of_day[(key[0], key[3][:7])]
+        if latest is None or latest[0] < key[4]:
+            found[key] = None
+        elif latest[0] < key[5]:
+            found[key] = latest
+        else:
+            left.append(key)
+    return found, left
+
+
+def add_visitor_moves(cells: Cells, stored: Iterable[ConsentEvent], before: Mapping[VisitorKey, Latest | None]) -> None:
+    """Add to ``cells`` what an append of ``stored`` (the events it stored) changes in the per-visitor counters,
+    given each (visitor, period)'s latest event before it: where a stored event is the newer, the visitor
+    leaves the old latest choice's cells and joins the new one's."""
+    newest: dict[VisitorKey, ConsentEvent] = {}
+    for e in sorted(stored, key=_time_order):  # the later event of a period replaces the earlier
+        day, month = period_keys(e)
+        newest[day] = newest[month] = e
+    # visitors moving out of / into each (period, choices): many visitors share a few sets of choices, so
+    # each set is spread over its categories once
+    moved: dict[tuple[str, str, str, tuple[tuple[str, bool], ...]], int] = {}
+    for key, e in newest.items():
+        old = before.get(key)
+        if old is not None:
+            if old[0] > e.timestamp_ms or (old[0] == e.timestamp_ms and old[1] >= e.event_id):
+                continue
+            out = (key[1], key[2], key[3], tuple(old[2].items()))
+            moved[out] = moved.get(out, 0) - 1
+        into = (key[1], key[2], key[3], tuple(e.categories.items()))
+        moved[into] = moved.get(into, 0) + 1
+    counters = cells.cells
+    for (dim, first_day, label, choices), n in moved.items():
+        for category, granted in choices:
+            cell = counters.setdefault((first_day, dim, label, category), [0, 0])
+            cell[0] += n
+            if granted:
+                cell[1] += n
+
+
+_time_order = operator.attrgetter("timestamp_ms", "event_id")
+
+
+def period_keys(event: ConsentEvent) -> tuple[VisitorKey, VisitorKey]:
+    """The (visitor, day) and (visitor, month) of an event."""
+    day, month = _periods_of_day(event.timestamp_ms // DAY_MS)
+    return (event.consent_id, *day), (event.consent_id, *month)
+
+
+@functools.lru_cache(maxsize=1024)
+def _periods_of_day(n: int) -> tuple[tuple[str, str, str, int, int], tuple[str, str, str, int, int]]:
+    """The day and month periods of UTC day number ``n`` (a batch's events share a few days: computed once)."""
+    start = n * DAY_MS
+    day = day_of(start)
+    return (VISITOR_DAY, day, day, start, start + DAY_MS), (VISITOR_MONTH, *month_of(start))
+
+
+def period_of(timestamp_ms: int, period: str) -> str:
+    """The label of the day (``YYYY-MM-DD``) or month (``YYYY-MM``) of a time."""
+    return day_of(timestamp_ms) if period == "day" else day_of(timestamp_ms)[:7]
+
+
+def visitor_stats_of(events: Iterable[ConsentEvent], period: str) -> list[StatRow]:
+    """``visitor_stats(period=…)`` of these events computed from them: for each period and category, the
+    visitors whose latest event of the period carried a choice for it (``total``) and granted it."""
+    latest: dict[tuple[str, str], ConsentEvent] = {}
+    for e in events:
+        key = (period_of(e.timestamp_ms, period), e.consent_id)
+        seen = latest.get(key)
+        if seen is None or (e.timestamp_ms, e.event_id) > (seen.timestamp_ms, seen.event_id):
+            latest[key] = e
+    cells: dict[tuple[str, str], list[int]] = {}
+    for (label, _), e in latest.items():
+        for category, granted in e.categories.items():
+            cell = cells.setdefault((label, category), [0, 0])
+            cell[0] += 1
+            cell[1] += 1 if granted else 0
+    return [StatRow(group=g, category=c, total=t, granted=n) for (g, c), (t, n) in sorted(cells.items())]
+
+
+def whole_periods(filters: EventFilter, period: str) -> tuple[str | None, str | None] | None:
+    """As :func:`whole_days`, for the per-visitor counters of ``period``: a month's counters answer only a
+    selection of whole months."""
+    if period not in VISITOR_PERIODS:
+        raise ValueError(f"visitor stats per {period!r}: expected one of {', '.join(VISITOR_PERIODS)}")
+    days = whole_days(filters)
+    if days is None or period == "day":
+        return days
+    bounds = (filters.since_ms, filters.until_ms)
+    if any(b is not None and month_of(b)[2] != b for b in bounds):
+        return None
+    return days
 
 
 def whole_days(filters: EventFilter) -> tuple[str | None, str | None] | None:
@@ -210,6 +360,15 @@ class SqlDialect:
     granted: str
     #: the value placeholder
     param: str
+    #: the first day ``YYYY-MM-01`` of the UTC month of ``timestamp_ms``, and that month's bounds in ms
+    month_day: str
+    month_start: str
+    month_end: str
+    #: "the two sides differ, NULL being a value"
+    differs: str
+    #: the type of a JSON column, and the collation of an id column (to compare with the events' ids)
+    json: str
+    collate: str
     #: ends a subquery the planner must run as it is written (PostgreSQL turns NOT EXISTS into an anti-join
     #: unless the subquery has an OFFSET; SQLite runs it per row anyway)
     fence: str = ""
@@ -225,12 +384,27 @@ SQLITE: Final = SqlDialect(
     each="json_each({}) AS j",
     granted="j.value = 1",
     param="?",
+    month_day="strftime('%Y-%m-01', timestamp_ms / 1000, 'unixepoch')",
+    month_start="CAST(strftime('%s', timestamp_ms / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000",
+    month_end=(
+        "CAST(strftime('%s', timestamp_ms / 1000, 'unixepoch', 'start of month', '+1 month') AS INTEGER) * 1000"
+    ),
+    differs="IS NOT",
+    json="text",
+    collate="",
 )
+_PG_MONTH = "date_trunc('month', to_timestamp(timestamp_ms / 1000.0) AT TIME ZONE 'UTC')"
 POSTGRES: Final = SqlDialect(
     day_at="to_char(to_timestamp({} / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     each="jsonb_each({}) AS j",
     granted="j.value = 'true'::jsonb",
     param="%s",
+    month_day="to_char(to_timestamp(timestamp_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-01')",
+    month_start=f"(extract(epoch FROM {_PG_MONTH}) * 1000)::bigint",
+    month_end=f"(extract(epoch FROM {_PG_MONTH} + interval '1 month') * 1000)::bigint",
+    differs="IS DISTINCT FROM",
+    json="jsonb",
+    collate=' COLLATE "C"',
     fence=" OFFSET 0",
 )
 
@@ -281,6 +455,77 @@ def new_visitors_select(source: str, dialect: SqlDialect, *, older: str = "") ->
         f" AND o.timestamp_ms >= v.n * {DAY_MS} AND o.timestamp_ms < (v.n + 1) * {DAY_MS}{older}{dialect.fence})"
         " GROUP BY v.n"
     )
+
+
+# -- per-visitor counters on the SQL backends: the periods a write touches go to a temporary table
+# ``visitor_keys``, which gets each period's latest event before and after the write, and the difference
+# goes to the counters.
+
+
+def create_visitor_keys(dialect: SqlDialect, *, suffix: str = "") -> str:
+    """The temporary table of the (visitor, period) pairs one write touches (``suffix``: PostgreSQL's
+    ``ON COMMIT DELETE ROWS``)."""
+    ids = f"text{dialect.collate} NOT NULL"
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS visitor_keys (consent_id {ids}, dim text NOT NULL, period text NOT NULL,"
+        " label text NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL,"
+        f" old_id text{dialect.collate}, old_categories {dialect.json}, new_id text{dialect.collate},"
+        f" new_categories {dialect.json}, PRIMARY KEY (consent_id, dim, period)){suffix}"
+    )
+
+
+def visitor_keys_select(source: str, dialect: SqlDialect) -> str:
+    """``SELECT`` the ``VisitorKey`` rows of the events of ``source`` (with ``consent_id``, ``timestamp_ms``)."""
+    start = f"timestamp_ms / {DAY_MS} * {DAY_MS}"
+    return (
+        f"SELECT consent_id, '{VISITOR_DAY}', {dialect.day}, {dialect.day}, {start}, {start} + {DAY_MS}"
+        f" FROM {source} UNION SELECT consent_id, '{VISITOR_MONTH}', {dialect.month_day},"
+        f" substr({dialect.month_day}, 1, 7), {dialect.month_start}, {dialect.month_end} FROM {source}"
+    )
+
+
+def fill_latest(which: str) -> str:
+    """Set ``visitor_keys``' ``old_*`` or ``new_*`` (``which``) to each period's latest stored event now."""
+    return (
+        f"UPDATE visitor_keys SET ({which}_id, {which}_categories) = (SELECT e.event_id, e.categories"
+        " FROM events AS e WHERE e.consent_id = visitor_keys.consent_id AND e.timestamp_ms >= visitor_keys.lo"
+        " AND e.timestamp_ms < visitor_keys.hi ORDER BY e.timestamp_ms DESC, e.event_id DESC LIMIT 1)"
+    )
+
+
+def visitor_changes(dialect: SqlDialect) -> str:
+    """Add to the counters the difference between each period's latest event before and after the write:
+    the visitor leaves the old latest choice's cells and joins the new one's."""
+    changed = f"old_id {dialect.differs} new_id"
+    moves = (
+        "SELECT period, dim, label, old_categories AS c, -1 AS sign FROM visitor_keys"
+        f" WHERE old_id IS NOT NULL AND {changed} UNION ALL SELECT period, dim, label, new_categories, 1"
+        f" FROM visitor_keys WHERE new_id IS NOT NULL AND {changed}"
+    )
+    select = (
+        "SELECT s.period AS day, s.dim AS dim, s.label AS value, j.key AS category, sum(s.sign) AS total,"
+        f" sum(CASE WHEN {dialect.granted} THEN s.sign ELSE 0 END) AS granted"
+        f" FROM ({moves}) AS s, {dialect.each.format('s.c')} GROUP BY 1, 2, 3, 4"
+    )
+    return upsert(select)
+
+
+def visitors_backfill(dialect: SqlDialect) -> str:
+    """The per-visitor counters of every stored event (the migration that adds them)."""
+    order = "ORDER BY timestamp_ms DESC, event_id DESC"
+    latest = (
+        f"SELECT {dialect.day} AS period, '{VISITOR_DAY}' AS dim, {dialect.day} AS label, categories,"
+        f" row_number() OVER (PARTITION BY consent_id, {dialect.day} {order}) AS n FROM events"
+        f" UNION ALL SELECT {dialect.month_day}, '{VISITOR_MONTH}', substr({dialect.month_day}, 1, 7), categories,"
+        f" row_number() OVER (PARTITION BY consent_id, {dialect.month_day} {order}) FROM events"
+    )
+    select = (
+        "SELECT s.period AS day, s.dim AS dim, s.label AS value, j.key AS category, count(*) AS total,"
+        f" sum(CASE WHEN {dialect.granted} THEN 1 ELSE 0 END) AS granted"
+        f" FROM (SELECT * FROM ({latest}) AS r WHERE n = 1) AS s, {dialect.each.format('s.categories')}"
+        " GROUP BY 1, 2, 3, 4"
+    )
+    return upsert(select)
 
 
 def upsert(select: str, *, sign: int = 1) -> str:

@@ -32,6 +32,8 @@ OUTSIDE_CHAINS = "event outside any chain: no writer's chain holds it, so nothin
 INSTANCE_INDEX = EVENT_FIELDS.index("instance_id")
 #: Keys ``stats(by=…)`` accepts.
 STAT_GROUPS = ("day", "country", "browser", "device", "policy_version", "vendor")
+#: Periods ``visitor_stats(period=…)`` accepts.
+VISITOR_PERIODS = ("day", "month")
 #: The category of ``stats(by="vendor")`` rows: a vendor's grant rate is not per category.
 VENDOR_CATEGORY = "vendor"
 
@@ -331,6 +333,12 @@ class ConsentLog(Protocol):
 
     async def daily_counts(self, filters: EventFilter) -> list[DayCount]:
         """Events and distinct visitors per UTC day, oldest first (days without events left out)."""
+
+    async def visitor_stats(self, filters: EventFilter, *, period: str) -> list[StatRow]:
+        """Consent rate per category **per visitor**: for each UTC ``period`` (``"day"``: group ``YYYY-MM-DD``;
+        ``"month"``: ``YYYY-MM``) and category, the distinct visitors whose latest event in the period carried a
+        choice for it (``total``) and of which granted it (``aggregates.visitor_stats_of`` says it in code).
+        Whole periods with no other filter are read from counters kept on write."""
 
     def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
         """Every selected event, oldest first, streamed (constant memory)."""

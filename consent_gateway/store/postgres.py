@@ -70,13 +70,23 @@ from consent_gateway.store.postgres_schema import (
     CREATE_PURGED,
     CREATE_STAGING,
     GROUP_EXPR,
+    LATEST_AFTER,
+    LATEST_BEFORE,
+    LATEST_OF,
     LOCK_VISITOR_DAYS,
     MIGRATIONS,
     MOVE_STAGED,
+    PERIOD_LOCKS,
+    PURGED_PERIODS,
+    PURGED_VISITOR_KEYS,
     SELECT,
+    SHARE_PERIODS,
     SUBTRACT_CELLS,
+    TAKE_PERIODS,
     UPSERT_HEADS,
+    VISITOR_CHANGES,
     VISITOR_DAY_LOCKS,
+    lock_keys,
     month_start,
     personal_row,
     record_row,
@@ -92,6 +102,26 @@ Conn = psycopg.AsyncConnection[Any]
 _EXPORT_PAGE = 1000
 _NO_SEQ = 2**63 - 1
 _TIMESTAMP_INDEX = EVENT_FIELDS.index("timestamp_ms")
+
+
+async def _latest_before(
+    cur: psycopg.AsyncCursor[Any], keys: Sequence[aggregates.VisitorKey]
+) -> dict[aggregates.VisitorKey, aggregates.Latest | None]:
+    """Each (visitor, period)'s latest stored event: a lookup per (visitor, month), and per day only where the
+    month's latest does not settle it (``aggregates.settle_days``); each round in one statement."""
+
+    async def look_up(wanted: list[aggregates.VisitorKey]) -> dict[aggregates.VisitorKey, aggregates.Latest | None]:
+        found: dict[aggregates.VisitorKey, aggregates.Latest | None] = dict.fromkeys(wanted)
+        if wanted:
+            await cur.execute(LATEST_OF, (orjson.dumps([[key[0], key[4], key[5]] for key in wanted]).decode(),))
+            for i, timestamp_ms, event_id, categories in await cur.fetchall():
+                found[wanted[i]] = (int(timestamp_ms), str(event_id), categories)
+        return found
+
+    months = await look_up([key for key in keys if key[1] == aggregates.VISITOR_MONTH])
+    found, left = aggregates.settle_days(keys, months)
+    found.update(await look_up(left))
+    return found
 
 
 def _redacted(url: str) -> str:
@@ -211,6 +241,9 @@ class PostgresConsentLog:
                 heads[e.instance_id] = e
         head_params = [list(heads), [e.seq for e in heads.values()], [e.hash for e in heads.values()]]
         months = {month_start(e.timestamp_ms) for e in events}
+        visitor_keys = aggregates.visitor_keys(events)
+        period_locks = lock_keys({f"{key[1]}/{key[2]}" for key in visitor_keys})
+        visitor_locks = lock_keys({e.consent_id for e in events})
 
         async def run(conn: Conn) -> None:
             known = self._partitions
@@ -237,10 +270,14 @@ class PostgresConsentLog:
                     async with cur.copy(COPY_PERSONAL) as copy:
                         for row in personal:
                             await copy.write_row(row)
-                await cur.execute(LOCK_VISITOR_DAYS, (VISITOR_DAY_LOCKS,))
+                await cur.execute(SHARE_PERIODS, (PERIOD_LOCKS, period_locks))
+                await cur.execute(LOCK_VISITOR_DAYS, (VISITOR_DAY_LOCKS, visitor_locks))
+                latest = await _latest_before(cur, visitor_keys)
                 await cur.execute(MOVE_STAGED)
+                stored = aggregates.stored_now(events, [row[0] for row in await cur.fetchall()])
                 cells = aggregates.Cells()
-                cells.add_events(aggregates.stored_now(events, [row[0] for row in await cur.fetchall()]))
+                cells.add_events(stored)
+                aggregates.add_visitor_moves(cells, stored, latest)
                 if rows := cells.rows():
                     await cur.execute(ADD_CELLS, [list(column) for column in zip(*rows, strict=True)])
                 await cur.execute(UPSERT_HEADS, head_params)
@@ -336,6 +373,14 @@ class PostgresConsentLog:
                     )
                 deleted = await self._partitions.drop_whole_months(conn, events_before_ms)
                 await conn.execute(CREATE_PURGED)
+                # the periods of the visitors whose events go: their latest events before and after the delete
+                for statement in CREATE_STAGING:  # again after a reconnect: temp tables live per connection
+                    await conn.execute(statement)
+                await conn.execute(PURGED_VISITOR_KEYS, (events_before_ms, events_before_ms))
+                periods = await (await conn.execute(PURGED_PERIODS)).fetchall()
+                period_locks = lock_keys(f"{dim}/{period}" for dim, period in periods)
+                await conn.execute(TAKE_PERIODS, (PERIOD_LOCKS, period_locks))
+                await conn.execute(LATEST_BEFORE)
                 cur = await conn.execute(
                     "WITH gone AS (DELETE FROM events AS e USING purge_keep AS k WHERE e.instance_id = k.instance_id"
                     " AND e.seq < k.keep AND e.timestamp_ms < %s RETURNING e.*),"
@@ -349,6 +394,8 @@ class PostgresConsentLog:
                 row = await cur.fetchone()
                 if row and row[0]:
                     deleted += int(row[0])
+                    await conn.execute(LATEST_AFTER)
+                    await conn.execute(VISITOR_CHANGES)
                     for statement in SUBTRACT_CELLS:
                         await conn.execute(statement)
                 cur = await conn.execute(
@@ -449,6 +496,14 @@ class PostgresConsentLog:
         )
         rows = await self._fetch("daily_counts", query, params)
         return [DayCount(str(d), int(n), int(v)) for d, n, v in rows]
+
+    async def visitor_stats(self, filters: EventFilter, *, period: str) -> list[StatRow]:
+        days = aggregates.whole_periods(filters, period)
+        if days is None:
+            return aggregates.visitor_stats_of([e async for e in self.export(filters)], period)
+        read = aggregates.read_cells(aggregates.POSTGRES)
+        dim = aggregates.PERIOD_DIMS[period]
+        return aggregates.stat_rows(await self._fetch("visitor_stats", read, (dim, *aggregates.day_range(days))))
 
     async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
         where, params = where_clause(filters)

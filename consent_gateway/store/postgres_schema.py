@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -167,6 +169,9 @@ MIGRATIONS: tuple[str, ...] = (
         archived_at_ms bigint NOT NULL
     );
     """,
+    # 9: per-visitor counters (each visitor's latest choice per day and month: store/aggregates.py), filled
+    # from the events already stored.
+    aggregates.visitors_backfill(aggregates.POSTGRES),
 )
 
 GROUP_EXPR = {
@@ -187,6 +192,8 @@ UPSERT_HEADS = (
 CREATE_STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS staged_events (LIKE events) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS staged_personal (LIKE event_personal) ON COMMIT DELETE ROWS",
+    # a purge's (visitor, period) pairs (aggregates.create_visitor_keys)
+    aggregates.create_visitor_keys(aggregates.POSTGRES, suffix=" ON COMMIT DELETE ROWS"),
 )
 COPY_EVENTS = f"COPY staged_events ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
 COPY_PERSONAL = f"COPY staged_personal (event_id, timestamp_ms, {', '.join(PERSONAL_COLUMNS)}) FROM STDIN"
@@ -218,15 +225,51 @@ ADD_CELLS = (
     " ON CONFLICT (dim, day, value, category) DO UPDATE SET total = aggregates.total + excluded.total,"
     " granted = aggregates.granted + excluded.granted"
 )
-#: Every (consent id, UTC day) of the staged batch, locked until commit in one order (no deadlock): another
-#: instance storing the same visitor-day at once waits for this commit, so the NOT EXISTS of its counters
-#: (a statement that starts after the lock, under READ COMMITTED) sees these events and counts the day once.
-#: The two-key lock space is apart from the one-key locks of migrations and partitions.
+#: Per-visitor counters (store/aggregates.py). The periods a write touches are locked in one order: shared by
+#: appends, exclusive by a purge, so a purge reading a period's latest events before and after its delete sees
+#: no append change them in between. Lock keys are computed by the client (``lock_keys``), sorted, and passed
+#: as one JSON array (a text[] of thousands of ids costs the client more to send than the locks cost).
+PERIOD_LOCKS = 0x63670002
+SHARE_PERIODS = (
+    "SELECT pg_advisory_xact_lock_shared(%s, k::int4) FROM jsonb_array_elements_text(%s::jsonb) AS k"
+)
+TAKE_PERIODS = "SELECT pg_advisory_xact_lock(%s, k::int4) FROM jsonb_array_elements_text(%s::jsonb) AS k"
+#: Every consent id of the batch, locked until commit in one order (no deadlock): another instance storing
+#: events of the same visitor at once waits for this commit, so the statements of its counters (each started
+#: after the lock, under READ COMMITTED) see these events: the NOT EXISTS of the visitor-days counts a day
+#: once, and the latest event of each of the visitor's days and months it looks up is the one this batch
+#: left. The two-key lock space is apart from the one-key locks of migrations and partitions.
 VISITOR_DAY_LOCKS = 0x63670001
-LOCK_VISITOR_DAYS = (
-    "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT"
-    f" hashtext(consent_id || '/' || (timestamp_ms / {aggregates.DAY_MS})::text) AS k"
-    " FROM staged_events ORDER BY k) AS keys"
+LOCK_VISITOR_DAYS = "SELECT pg_advisory_xact_lock(%s, k::int4) FROM jsonb_array_elements_text(%s::jsonb) AS k"
+#: The latest stored event of each ``[consent id, start ms, end ms]`` of a JSON array: rows (index from 0,
+#: timestamp_ms, event_id, categories) for those that have one, each one step down ``events_consent``.
+LATEST_OF = (
+    "SELECT k.i - 1, l.timestamp_ms, l.event_id, l.categories"
+    " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS k(v, i)"
+    " CROSS JOIN LATERAL (SELECT e.timestamp_ms, e.event_id, e.categories FROM events AS e"
+    ' WHERE e.consent_id = (k.v ->> 0) COLLATE "C" AND e.timestamp_ms >= (k.v ->> 1)::int8'
+    " AND e.timestamp_ms < (k.v ->> 2)::int8 ORDER BY e.timestamp_ms DESC, e.event_id DESC LIMIT 1) AS l"
+)
+#: The periods of a purge's ``visitor_keys`` (their lock keys are made by the client, as an append's).
+PURGED_PERIODS = "SELECT DISTINCT dim, period FROM visitor_keys"
+
+
+def lock_keys(names: Iterable[str]) -> str:
+    """Advisory lock keys of ``names``, sorted (every writer takes them in one order), as a JSON array."""
+    return orjson.dumps(sorted({zlib.crc32(name.encode()) - 2**31 for name in names})).decode()
+
+
+LATEST_BEFORE = aggregates.fill_latest("old")
+LATEST_AFTER = aggregates.fill_latest("new")
+VISITOR_CHANGES = aggregates.visitor_changes(aggregates.POSTGRES)
+#: The (visitor, period) pairs of the events a purge is about to delete (``purge_keep`` made; parameter:
+#: the purge's bound).
+PURGED_VISITOR_KEYS = "INSERT INTO visitor_keys (consent_id, dim, period, label, lo, hi) " + (
+    aggregates.visitor_keys_select(
+        "(SELECT e.consent_id, e.timestamp_ms FROM events AS e JOIN purge_keep AS k USING (instance_id)"
+        " WHERE e.seq < k.keep AND e.timestamp_ms < %s) AS doomed",
+        aggregates.POSTGRES,
+    )
 )
 #: A purge's deleted rows (``DELETE … RETURNING`` fills it) and what they take from the counters.
 CREATE_PURGED = (

@@ -13,11 +13,13 @@ passed in ``KEYS``)::
     {cg}:erasures           HASH  consent_id → when it was erased (late events of it are stored erased)
     {cg}:agg:<day>:<dim>    HASH  the dashboard's counters of one UTC day (store/aggregates.py; fields in
                                   redis_layout.py); ``<dim>`` ``n`` holds events and visitors
-    {cg}:aggdays            ZSET  days with counters (lexicographic)
+    {cg}:aggdays            ZSET  days with counters (lexicographic), a month's first day for its per-visitor ones
     {cg}:x:<filter>:<value> ZSET  the time members of the events with that country, browser, policy version,
                                   action, device type or granted category (redis_layout.INDEXED_FILTERS)
     {cg}:indexed            STRING the filter indexes' version once they hold every stored event
     {cg}:counted            STRING set once the counters hold every stored event
+    {cg}:vcounted           STRING set once the per-visitor counters (dims ``visitor-day``, ``visitor-month``)
+                                  hold every stored event
     {cg}:once:<key>         STRING single-use keys (sync tokens), expiring on their own (SET NX PX)
     {cg}:users              HASH  HMAC of a user id → {"consent_id", "value", "at"}: the user's latest choice
     {cg}:state:<name>       STRING  a lease holder or shared state (store/coordination.py), with a TTL
@@ -84,6 +86,7 @@ from consent_gateway.store.redis_layout import (
     SCAN_CHUNK,
     US,
     BatchKeys,
+    choices_of,
     day_lex_bounds,
     dump_bytes,
     dumps,
@@ -97,6 +100,7 @@ from consent_gateway.store.redis_layout import (
     split_url,
     time_bound,
     time_member,
+    visitor_periods,
     warn_if_not_durable,
 )
 from consent_gateway.store.redis_verify import read_anchors, verify_chains
@@ -158,6 +162,9 @@ class RedisConsentLog:
         #: set once the counters hold every stored event (a log written before them is counted on open)
         self._k_counted = f"{tag}:counted"
         self._counted = False
+        #: the same for the per-visitor counters (added later: a log written before them is counted on open)
+        self._k_vcounted = f"{tag}:vcounted"
+        self._vcounted = False
         #: filter indexes, ``{cg}:x:<filter>:<value>`` (redis_layout.INDEXED_FILTERS)
         self._k_index = f"{tag}:x:"
         #: set once the filter indexes hold every stored event (a log written before them is indexed on open)
@@ -202,6 +209,7 @@ class RedisConsentLog:
             await self._client.ping()
             await self._check_persistence()
             await self._count_existing_events()
+            await self._count_existing_visitors()
             await self._index_existing_events()
         except REDIS_ERRORS as exc:
             # The client stays: it reconnects by itself, so a gateway started while Redis is down spools
@@ -262,6 +270,9 @@ class RedisConsentLog:
     def _counter_key(self, day: str, dim: str) -> str:
         return f"{self._tag}agg:{day}:{dim}"
 
+    def _consent_key(self, consent_id: str) -> str:
+        return self._k_consent + consent_id
+
     def _index_key(self, name: str, value: str) -> str:
         return f"{self._k_index}{name}:{value}"
 
@@ -309,10 +320,14 @@ class RedisConsentLog:
                     day[3],
                     day[0],
                     filter_keys,
+                    choices_of(e),
                 ]
             )
+        vkeys, months = visitor_periods(events, self._consent_key, self._counter_key, keys)
         try:
-            await self._append_script(keys=keys.keys, args=[dumps(rows), b"".join(bodies), dumps(increments)])
+            await self._append_script(
+                keys=keys.keys, args=[dumps(rows), b"".join(bodies), dumps(increments), dumps(vkeys), dumps(months)]
+            )
         except REDIS_ERRORS as exc:
             raise self._unavailable("append", exc) from exc
 
@@ -444,7 +459,10 @@ class RedisConsentLog:
                         [keys(self._index_key(name, value)) for name, value in index_values(e)],
                     ]
                 )
-            await self._purge_script(keys=keys.keys, args=[dumps(rows), dumps(increments), instance, dumps(anchor)])
+            vkeys, _ = visitor_periods(old, self._consent_key, self._counter_key, keys)
+            await self._purge_script(
+                keys=keys.keys, args=[dumps(rows), dumps(increments), instance, dumps(anchor), dumps(vkeys)]
+            )
             deleted += len(old)
             if len(old) < len(ids):
                 break
@@ -588,6 +606,18 @@ class RedisConsentLog:
         except REDIS_ERRORS as exc:
             raise self._unavailable("daily_counts", exc) from exc
 
+    async def visitor_stats(self, filters: EventFilter, *, period: str) -> list[StatRow]:
+        try:
+            days = aggregates.whole_periods(filters, period)
+            if days is not None and self._vcounted:
+                cells: list[tuple[str, str, int, int]] = []
+                for _, raw in await self._counter_hashes(days, aggregates.PERIOD_DIMS[period]):
+                    cells.extend(read_counter_hash(raw))
+                return aggregates.stat_rows(cells)
+            return aggregates.visitor_stats_of([e async for e in self._scan(filters, descending=False)], period)
+        except REDIS_ERRORS as exc:
+            raise self._unavailable("visitor_stats", exc) from exc
+
     async def _counter_hashes(self, days: tuple[str | None, str | None], dim: str) -> list[tuple[str, dict[str, str]]]:
         """``(day, hash)`` of one dimension's counters for each day with counters in ``days``, oldest first."""
         low = "-" if days[0] is None else "[" + days[0]
@@ -636,6 +666,35 @@ class RedisConsentLog:
             pipe.set(self._k_counted, "1")
             await pipe.execute()
         self._counted = True
+
+    async def _count_existing_visitors(self) -> None:
+        """Mark the per-visitor counters complete; a log written before them (an upgrade) is counted first, once.
+        It counts from a scan: what other instances append meanwhile may be miscounted, so the README asks to
+        open the upgraded log with one instance first, as for the other counters."""
+        if await self.client.exists(self._k_vcounted):
+            self._vcounted = True
+            return
+        if int(await self.client.hlen(self._k_ev)) > 0:
+            logger.warning("counting the visitors of %s per day and month (once, after an upgrade)", self.prefix)
+            await self.recount_visitors()
+        await self.client.set(self._k_vcounted, "1")
+        self._vcounted = True
+
+    async def recount_visitors(self) -> None:
+        """Write the per-visitor counters again from every stored event (a scan: for an upgrade)."""
+        stored = [e async for e in self._scan(EventFilter(), descending=False)]
+        async with self.client.pipeline(transaction=True) as pipe:
+            for period, dim in aggregates.PERIOD_DIMS.items():
+                for day in await self.client.zrange(self._k_aggdays, 0, -1):
+                    pipe.delete(self._counter_key(day, dim))
+                for row in aggregates.visitor_stats_of(stored, period):
+                    first_day = row.group if period == "day" else f"{row.group}-01"
+                    key = self._counter_key(first_day, dim)
+                    pipe.hset(key, f"t{US}{row.group}{US}{row.category}", row.total)
+                    if row.granted:
+                        pipe.hset(key, f"g{US}{row.group}{US}{row.category}", row.granted)
+                    pipe.zadd(self._k_aggdays, {first_day: 0})
+            await pipe.execute()
 
     async def _index_existing_events(self) -> None:
         """Mark the filter indexes complete; a log written before them, or before some of them (an upgrade),

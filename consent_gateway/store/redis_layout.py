@@ -15,7 +15,7 @@ import orjson
 
 from consent_gateway.errors import ConfigError
 from consent_gateway.events import ConsentEvent, event_from_dict
-from consent_gateway.store.aggregates import DAY_MS, EVENTS, Cells, day_bounds
+from consent_gateway.store.aggregates import DAY_MS, EVENTS, VISITOR_MONTH, Cells, day_bounds, visitor_keys
 from consent_gateway.store.base import EventFilter
 
 logger = logging.getLogger("consent_gateway.store.redis")
@@ -39,6 +39,49 @@ local function add_profiles(profiles, used, sign, acc)
     end
   end
 end
+-- Per-visitor counters: vkeys is a list of [consent key, low lex bound, high lex bound, counter key, period
+-- label] (one per visitor and period a write touches, keys as indexes into KEYS). latest_members returns
+-- each one's latest time member now (false when none); move_visitors moves each visitor whose latest member
+-- changed from the old one's choices to the new one's (choices of a member: from `known`, else its event).
+local function latest_members(vkeys)
+  local found = {}
+  for i, v in ipairs(vkeys) do
+    found[i] = redis.call('ZREVRANGEBYLEX', KEYS[v[1]], v[3], v[2], 'LIMIT', 0, 1)[1] or false
+  end
+  return found
+end
+local function choices_of(member, known)
+  if known[member] then return known[member] end
+  local body = redis.call('HGET', KEYS[1], string.sub(member, 15))
+  local choices = {}
+  if body then
+    for category, granted in pairs(cjson.decode(body)['categories']) do
+      choices[#choices + 1] = {category, granted and 1 or 0}
+    end
+  end
+  known[member] = choices
+  return choices
+end
+local function move_visitor(acc, v, choices, sign)
+  acc[v[4]] = acc[v[4]] or {}
+  local cells = acc[v[4]]
+  for _, c in ipairs(choices) do
+    local t = 't\\31' .. v[5] .. '\\31' .. c[1]
+    cells[t] = (cells[t] or 0) + sign
+    if c[2] == 1 then
+      local g = 'g\\31' .. v[5] .. '\\31' .. c[1]
+      cells[g] = (cells[g] or 0) + sign
+    end
+  end
+end
+local function move_visitors(acc, vkeys, before, after, known)
+  for i, v in ipairs(vkeys) do
+    if before[i] ~= after[i] then
+      if before[i] then move_visitor(acc, v, choices_of(before[i], known), -1) end
+      if after[i] then move_visitor(acc, v, choices_of(after[i], known), 1) end
+    end
+  end
+end
 local function write_counters(acc)
   for key, fields in pairs(acc) do
     for field, n in pairs(fields) do
@@ -53,9 +96,11 @@ end
 # KEYS: ev, t, chains, erasures, aggdays, then the batch's keys. ARGV[1]: a JSON array of rows
 # [event_id, time member, consent_id, its index key, instance, its chain key, seq, byte length of the
 # event's JSON, timestamp ms, profile, the day's low and high time bounds, the day's counter key, the day,
-# its filter index keys] (keys as indexes into KEYS); ARGV[2]: the events' JSON, concatenated; ARGV[3]: the
-# profiles' increments, [[key, field, n], …] each. Three arguments per batch, and no JSON escaped inside
-# JSON: packing thousands of small arguments costs the client more than the script costs Redis.
+# its filter index keys, its choices [[category, 1|0], …]] (keys as indexes into KEYS); ARGV[2]: the events'
+# JSON, concatenated; ARGV[3]: the profiles' increments, [[key, field, n], …] each; ARGV[4]: the batch's
+# visitor periods (``vkeys`` above); ARGV[5]: the months' first days (per-visitor counters, in aggdays). A
+# few arguments per batch, and no JSON escaped inside JSON: packing thousands of small arguments costs the
+# client more than the script costs Redis.
 # An event older than an erasure of its consent id (replayed late from a spool) is stored erased, as
 # `events.erase_personal` does: personal fields and salts gone, commitments kept.
 APPEND_LUA = (
@@ -64,6 +109,9 @@ APPEND_LUA = (
 local batch = cjson.decode(ARGV[1])
 local bodies = ARGV[2]
 local profiles = cjson.decode(ARGV[3])
+local vkeys = cjson.decode(ARGV[4])
+local before = latest_members(vkeys)
+local known = {}
 local any_erasure = redis.call('HLEN', KEYS[4]) > 0
 local pos = 1
 local added = 0
@@ -110,6 +158,7 @@ for i = 1, #batch do
     instances[instance] = true
     used[e[10]] = (used[e[10]] or 0) + 1
     days[e[14]] = true
+    known[member] = e[16]
     added = added + 1
   end
 end
@@ -119,6 +168,10 @@ for k, members in pairs(zadds) do
   end
 end
 for name in pairs(instances) do redis.call('SADD', KEYS[3], name) end
+if added > 0 then
+  move_visitors(acc, vkeys, before, latest_members(vkeys), known)
+  for _, day in ipairs(cjson.decode(ARGV[5])) do days[day] = true end
+end
 add_profiles(profiles, used, 1, acc)
 write_counters(acc)
 for day in pairs(days) do redis.call('ZADD', KEYS[5], 0, day) end
@@ -128,14 +181,21 @@ return added
 
 # KEYS: ev, t, anchors, the chain, then the chunk's keys. ARGV[1]: rows [event_id, time member, consent
 # key, profile, day's low bound, day's high bound, day's counter key, filter index keys]; ARGV[2]: the
-# profiles' increments; ARGV[3]: the instance; ARGV[4]: its new anchor's JSON. Deletes the chunk (a prefix
-# of the chain), takes the deleted events from the counters (a visitor-day goes with its last event) and
-# moves the anchor, at once.
+# profiles' increments; ARGV[3]: the instance; ARGV[4]: its new anchor's JSON; ARGV[5]: the chunk's visitor
+# periods (``vkeys``). Deletes the chunk (a prefix of the chain), takes the deleted events from the counters
+# (a visitor-day goes with its last event; a visitor's period counts its latest event left) and moves the
+# anchor, at once.
 PURGE_LUA = (
     _COUNTERS_LUA
     + """
 local batch = cjson.decode(ARGV[1])
 local profiles = cjson.decode(ARGV[2])
+local vkeys = cjson.decode(ARGV[5])
+local before = latest_members(vkeys)
+local known = {}
+for i = 1, #before do
+  if before[i] then choices_of(before[i], known) end
+end
 local used = {}
 local acc = {}
 local pairs_seen = {}
@@ -158,6 +218,7 @@ for _, e in pairs(pairs_seen) do
     acc[e[7]]['visitors'] = (acc[e[7]]['visitors'] or 0) - 1
   end
 end
+move_visitors(acc, vkeys, before, latest_members(vkeys), known)
 add_profiles(profiles, used, -1, acc)
 write_counters(acc)
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
@@ -250,6 +311,28 @@ def increments_of(cells: Cells, counter_key: Callable[[str, str], str], keys: Ba
         if granted:
             increments.append([key, f"g{US}{value}{US}{category}", granted])
     return increments
+
+
+def visitor_periods(
+    events: Sequence[ConsentEvent],
+    consent_key: Callable[[str], str],
+    counter_key: Callable[[str, str], str],
+    keys: BatchKeys,
+) -> tuple[list[list[Any]], list[str]]:
+    """The scripts' ``vkeys`` of ``events`` (each visitor's day and month), and the months' first days."""
+    vkeys: list[list[Any]] = []
+    months: set[str] = set()
+    for consent_id, dim, period, label, start, end in visitor_keys(events):
+        low, high = time_bound(start, low=True), time_bound(end, low=False)
+        vkeys.append([keys(consent_key(consent_id)), low, high, keys(counter_key(period, dim)), label])
+        if dim == VISITOR_MONTH:
+            months.add(period)
+    return vkeys, sorted(months)
+
+
+def choices_of(event: ConsentEvent) -> list[list[Any]]:
+    """An event's choices as the scripts read them: ``[[category, 1 | 0], …]``."""
+    return [[category, 1 if granted else 0] for category, granted in event.categories.items()]
 
 
 def event_cells(event: ConsentEvent) -> Cells:

@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from consent_gateway.errors import ConfigError, StoreUnavailable
 from consent_gateway.events import (
     ChainHead,
@@ -62,11 +64,17 @@ from consent_gateway.store.base import (
 from consent_gateway.store.sqlite_schema import (
     ADD_VISITORS,
     GROUP_EXPR,
+    LATEST_AFTER,
+    LATEST_BEFORE,
+    LATEST_OF,
     MIGRATIONS,
+    PURGED_VISITOR_KEYS,
     SELECT,
     SUBTRACT_CELLS,
     UPDATE_HEAD,
     UPSERT_CELL,
+    VISITOR_CHANGES,
+    VISITOR_KEYS,
     from_row,
     insert_statements,
     migrate,
@@ -185,6 +193,7 @@ class SQLiteConsentLog:
         if not events:
             return
         rows = [to_row(e) for e in events]
+        visitor_keys = aggregates.visitor_keys(events)
         heads: dict[str, tuple[str, int, str]] = {}
         for e in events:
             if e.instance_id not in heads or e.seq > heads[e.instance_id][1]:
@@ -198,6 +207,7 @@ class SQLiteConsentLog:
                     late = [erase_late(e, erased) for e in events]
                     rows[:] = [to_row(e) for e in late]
                 before = conn.execute("SELECT coalesce(max(rowid_), 0) FROM events").fetchone()[0]
+                latest = _latest_before(conn, visitor_keys)
                 changes = conn.total_changes
                 for sql, params in insert_statements(rows):
                     conn.execute(sql, params)
@@ -205,6 +215,7 @@ class SQLiteConsentLog:
                 stored = events if conn.total_changes - changes == len(events) else _stored_now(conn, events, before)
                 cells = aggregates.Cells()
                 cells.add_events(stored)
+                aggregates.add_visitor_moves(cells, stored, latest)
                 conn.executemany(UPSERT_CELL, cells.rows())
                 conn.execute(ADD_VISITORS, (before, before))
                 conn.executemany(UPDATE_HEAD, heads.values())
@@ -271,7 +282,12 @@ class SQLiteConsentLog:
                     f" device_type, policy_version, categories, vendors FROM events WHERE {doomed}",
                     (events_before_ms,),
                 )
+                _start_visitor_keys(conn)
+                conn.execute(PURGED_VISITOR_KEYS)
+                conn.execute(LATEST_BEFORE)
                 deleted = conn.execute(f"DELETE FROM events WHERE {doomed}", (events_before_ms,)).rowcount
+                conn.execute(LATEST_AFTER)
+                conn.execute(VISITOR_CHANGES)
                 for statement in SUBTRACT_CELLS:
                     conn.execute(statement)
                 conn.execute("DROP TABLE purged")
@@ -389,6 +405,14 @@ class SQLiteConsentLog:
             return [DayCount(str(d), int(n), int(v)) for d, n, v in conn.execute(sql, params)]
 
         return await self._read("daily_counts", run)
+
+    async def visitor_stats(self, filters: EventFilter, *, period: str) -> list[StatRow]:
+        days = aggregates.whole_periods(filters, period)
+        if days is None:
+            return aggregates.visitor_stats_of([e async for e in self.export(filters)], period)
+        counters = [aggregates.PERIOD_DIMS[period], *aggregates.day_range(days)]
+        read = aggregates.read_cells(aggregates.SQLITE)
+        return await self._read("visitor_stats", lambda c: aggregates.stat_rows(c.execute(read, counters)))
 
     async def export(self, filters: EventFilter) -> AsyncIterator[ConsentEvent]:
         where, params = where_clause(filters)
@@ -674,6 +698,31 @@ _PUT_STATE = (
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _latest_before(
+    conn: sqlite3.Connection, keys: Sequence[aggregates.VisitorKey]
+) -> dict[aggregates.VisitorKey, aggregates.Latest | None]:
+    """Each (visitor, period)'s latest stored event: one indexed lookup per (visitor, month), and per day only
+    where the month's latest does not settle it (``aggregates.settle_days``); each round in one statement."""
+
+    def look_up(wanted: list[aggregates.VisitorKey]) -> dict[aggregates.VisitorKey, aggregates.Latest | None]:
+        found: dict[aggregates.VisitorKey, aggregates.Latest | None] = dict.fromkeys(wanted)
+        if wanted:
+            periods = orjson.dumps([[key[0], key[4], key[5]] for key in wanted])
+            for i, timestamp_ms, event_id, categories in conn.execute(LATEST_OF, (periods,)):
+                found[wanted[i]] = (int(timestamp_ms), str(event_id), orjson.loads(categories))
+        return found
+
+    found, left = aggregates.settle_days(keys, look_up([k for k in keys if k[1] == aggregates.VISITOR_MONTH]))
+    found.update(look_up(left))
+    return found
+
+
+def _start_visitor_keys(conn: sqlite3.Connection) -> None:
+    """An empty ``visitor_keys`` (a temporary table: one per connection, made on first use)."""
+    conn.execute(VISITOR_KEYS)
+    conn.execute("DELETE FROM visitor_keys")
 
 
 def _erasures_of(conn: sqlite3.Connection, consent_ids: set[str]) -> dict[str, int]:

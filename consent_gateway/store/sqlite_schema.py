@@ -171,6 +171,15 @@ MIGRATIONS: tuple[str, ...] = (
         archived_at_ms INTEGER NOT NULL
     );
     """,
+    # 12: a visitor's events ordered as the per-visitor counters read them (latest by time, then event id):
+    # the latest of a period is then one step down the index, with no sort.
+    """
+    DROP INDEX events_consent;
+    CREATE INDEX events_consent ON events (consent_id, timestamp_ms, event_id);
+    """,
+    # 13: per-visitor counters (each visitor's latest choice per day and month: store/aggregates.py), filled
+    # from the events already stored.
+    aggregates.visitors_backfill(aggregates.SQLITE),
 )
 
 #: The visitor-days the events a batch added (``rowid_`` above the largest before it) open: parameters, that
@@ -184,6 +193,26 @@ SUBTRACT_CELLS = (
     aggregates.upsert(aggregates.new_visitors_select("purged", aggregates.SQLITE), sign=-1),
     "DELETE FROM aggregates WHERE total = 0 AND granted = 0",
 )
+
+#: Per-visitor counters (store/aggregates.py): an append looks up each (visitor, period)'s latest event
+#: (``LATEST_OF``); a purge puts the (visitor, period) pairs it touches in ``visitor_keys``, with their latest
+#: events before and after it, and the difference goes into the counters.
+VISITOR_KEYS = aggregates.create_visitor_keys(aggregates.SQLITE)
+#: The latest stored event of each ``[consent id, start ms, end ms]`` of a JSON array (parameter): rows
+#: ``(index in the array, timestamp_ms, event_id, categories)`` for those that have one. One statement for a
+#: whole batch: each lookup is one step down ``events_consent``, then one row by its rowid.
+LATEST_OF = (
+    "SELECT k.key, e.timestamp_ms, e.event_id, e.categories FROM json_each(?) AS k JOIN events AS e ON e.rowid_ ="
+    " (SELECT rowid_ FROM events WHERE consent_id = json_extract(k.value, '$[0]')"
+    " AND timestamp_ms >= json_extract(k.value, '$[1]') AND timestamp_ms < json_extract(k.value, '$[2]')"
+    " ORDER BY timestamp_ms DESC, event_id DESC LIMIT 1)"
+)
+PURGED_VISITOR_KEYS = "INSERT INTO visitor_keys (consent_id, dim, period, label, lo, hi) " + (
+    aggregates.visitor_keys_select("purged", aggregates.SQLITE)
+)
+LATEST_BEFORE = aggregates.fill_latest("old")
+LATEST_AFTER = aggregates.fill_latest("new")
+VISITOR_CHANGES = aggregates.visitor_changes(aggregates.SQLITE)
 
 GROUP_EXPR = {
     "day": "strftime('%Y-%m-%d', timestamp_ms / 1000, 'unixepoch')",

@@ -139,8 +139,9 @@ def test_a_french_browser_gets_every_page_in_french(client: TestClient) -> None:
     _login_fr(client)
     pages = {
         "/": ["<h1>Vue d'ensemble</h1>", "Taux de consentement par catégorie, 30 derniers jours",
-              "Part des visiteurs ayant autorisé", "Taux d'autorisation par fournisseur", "événements de consentement",
-              '<th scope="row">ordinateur</th>'],
+              "Part des événements de consentement ayant autorisé", "Taux d'autorisation par fournisseur",
+              "événements de consentement", "Part des visiteurs dont le dernier choix de la journée",
+              "Comment ces chiffres sont comptés", "des visiteurs", '<th scope="row">ordinateur</th>'],
         "/events": ["<h1>Événements de consentement</h1>", "403 événements correspondants, du plus récent",
                     ">consentement donné<", "Catégorie autorisée"],
         f"/visitors/{VISITOR}": ["<h1>Historique d'un visiteur</h1>", "3 événements pour", "consentement retiré",

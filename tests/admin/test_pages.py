@@ -28,12 +28,13 @@ def _in_last_30_days() -> list[object]:
 def test_the_overview_shows_each_chart_as_an_image_with_a_text_alternative(logged_in: TestClient) -> None:
     page = logged_in.get(f"{PREFIX}/").text
     charts = ("chart-day", "chart-country", "chart-browser", "chart-device", "chart-policy_version", "chart-vendor")
-    for chart_id in charts:
+    for chart_id in (*charts, "chart-day-visitors"):
         svg = re.search(rf'<svg class="chart" id="{chart_id}"[^>]*>', page)
         assert svg and 'role="img"' in svg.group(0), chart_id
         assert f'aria-labelledby="{chart_id}-title {chart_id}-desc"' in svg.group(0)
-        assert re.search(rf'<desc id="{chart_id}-desc">[^<]*Share of visitors', page), chart_id
-    assert page.count("Show the data as a table") == 6
+        unit = "visitors whose last choice of the day" if chart_id == "chart-day-visitors" else "consent events"
+        assert re.search(rf'<desc id="{chart_id}-desc">Share of {unit}', page), chart_id
+    assert page.count("Show the data as a table") == 7
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched elsewhere
 
 
@@ -66,6 +67,43 @@ def test_the_overview_shows_visitors_per_day_and_each_vendors_grant_rate(logged_
     day = datetime.fromtimestamp(events[0].timestamp_ms / 1000, UTC).date().isoformat()  # type: ignore[attr-defined]
     on_day = [e for e in events if datetime.fromtimestamp(e.timestamp_ms / 1000, UTC).date().isoformat() == day]  # type: ignore[attr-defined]
     assert f'<tr><th scope="row">{day}</th><td>{len(on_day)}</td><td>{len(on_day)}</td>' in page
+
+
+def test_the_overview_shows_each_rate_per_event_and_per_visitor(logged_in: TestClient) -> None:
+    """The visitor with a history grants, refuses, then withdraws on 9 March: three events, one of which
+    granted analytics, but one visitor who ends the day refusing it."""
+    events = _in_last_30_days()
+    latest: dict[tuple[str, int], object] = {}
+    for e in sorted(events, key=lambda e: (e.timestamp_ms, e.event_id)):  # type: ignore[attr-defined]
+        latest[(e.consent_id, e.timestamp_ms // 86_400_000)] = e  # type: ignore[attr-defined]
+    granted = sum(1 for e in latest.values() if e.categories["analytics"])  # type: ignore[attr-defined]
+    assert len(latest) == len(events) - 2 and granted == sum(1 for e in events if e.categories["analytics"]) - 1  # type: ignore[attr-defined]
+    page = logged_in.get(f"{PREFIX}/").text
+    card = (
+        f'<strong>{100 * granted / len(latest):.0f}%</strong> of visitors <span class="muted">({granted} of'
+        f" {len(latest)}, each visitor counted once a day)</span>"
+    )
+    assert card in page
+    assert "How these figures are counted" in page and "counts once, as refusing" in page
+    # the per-visitor table: on 9 March the visitor with a history counts once, as refusing
+    on_ninth = [e for (_, day), e in latest.items() if day == datetime(2026, 3, 9, tzinfo=UTC).timestamp() // 86_400]
+    ninth_granted = sum(1 for e in on_ninth if e.categories["analytics"])  # type: ignore[attr-defined]
+    row = re.search(r'<h2 id="h-day-visitors">.*?<tr><th scope="row">2026-03-09</th>\s*<td>([^<]*)</td>', page, re.S)
+    assert row and row.group(1) == f"{100 * ninth_granted / len(on_ninth):.0f}% ({len(on_ninth)})"
+
+    data = logged_in.get(f"{PREFIX}/overview.json").json()
+    analytics = data["categories"]["analytics"]
+    rate = round(granted / len(latest), 4)
+    assert analytics["per_visitor"] == {"granted": granted, "total": len(latest), "rate": rate}
+    assert analytics["per_event"]["total"] == len(events)
+    ninth = next(d for d in data["days"] if d["day"] == "2026-03-09")
+    assert ninth["per_visitor"]["analytics"] == {
+        "granted": ninth_granted,
+        "total": len(on_ninth),
+        "rate": round(ninth_granted / len(on_ninth), 4),
+    }
+    assert ninth["visitors"] == len(on_ninth) and ninth["events"] == len(on_ninth) + 2
+    assert (data["first_day"], data["last_day"], data["visitor_days"]) == ("2026-02-09", "2026-03-10", len(latest))
 
 
 def test_the_overview_period_can_be_changed(logged_in: TestClient) -> None:

@@ -42,6 +42,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", "/erase/confirm"): "privacy-officer",
     ("GET", "/inventory"): "viewer",
     ("GET", "/inventory.json"): "viewer",
+    ("GET", "/overview.json"): "viewer",
     ("POST", "/inventory/classify"): "privacy-officer",
     ("POST", "/inventory/unclassify"): "privacy-officer",
     ("GET", "/inventory/export.toml"): "viewer",

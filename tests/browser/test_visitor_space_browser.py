@@ -237,10 +237,10 @@ def test_small_groups_are_not_published_on_the_statistics_page(
     _choose(v, FR_REJECT)
     v.page.goto(f"{gateways.second}/_consent/statistics")
     assert v.page.get_by_role("heading", name="Statistiques de consentement").is_visible()
-    # a handful of choices this month, far under the default minimum of 20: no rate, no count
+    # one visitor this month, far under the default minimum of 20 visitors: no rate, no count
     cells = v.page.locator("#cg-stats tbody td").all_inner_texts()
     assert cells and all("%" not in cell for cell in cells)
-    assert any("moins de 20 choix : non publié" in cell for cell in cells)
+    assert any("moins de 20 visiteurs : non publié" in cell for cell in cells)
     assert v.page.locator("script").count() == 0
 
 

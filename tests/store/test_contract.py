@@ -21,10 +21,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent_gateway.errors import StoreUnavailable
-from consent_gateway.events import PERSONAL_FIELDS, ChainHead, ConsentEvent, EventChain, LogKeys, event_to_dict
+from consent_gateway.events import (
+    DATA_ERASED,
+    PERSONAL_FIELDS,
+    ChainHead,
+    ConsentEvent,
+    EventChain,
+    LogKeys,
+    event_to_dict,
+)
 from consent_gateway.store import STAT_GROUPS, Checkpoint, ConsentLog, EventFilter, aggregates, open_log
-from consent_gateway.store.aggregates import day_bounds, day_of
-from consent_gateway.store.base import DayCount, day_counts_of, stats_of
+from consent_gateway.store.aggregates import day_bounds, day_of, visitor_stats_of
+from consent_gateway.store.base import VISITOR_PERIODS, DayCount, day_counts_of, stats_of
 from consent_gateway.store.redis import RedisConsentLog
 from consent_gateway.store.sqlite import SQLiteConsentLog
 from tests.store.conftest import BASE_MS, RedisProcess, make_event
@@ -70,6 +78,13 @@ def counter_event(
         policy_version=policy,
         categories=categories,
         vendors=vendors,
+    )
+
+
+def choice_event(visitor: str, timestamp_ms: int, *, analytics: bool) -> ConsentEvent:
+    """One visitor's choice on analytics alone, at a given time."""
+    return dataclasses.replace(
+        make_event(1, consent_id=visitor, timestamp_ms=timestamp_ms), categories={"analytics": analytics}
     )
 
 
@@ -506,12 +521,22 @@ class ConsentLogContract:
                 assert await log.stats(selection, by=by) == stats_of(selected, by), (by, selection)
             assert await log.count(selection) == len(selected)
             assert await log.daily_counts(selection) == day_counts_of(selected)
+            visitors = await log.visitor_stats(selection, period="day")
+            assert visitors == visitor_stats_of(selected, "day"), selection
+        # Per visitor and month: whole months from the counters.
+        months = sorted({aggregates.month_of(e.timestamp_ms)[2] for e in stored})
+        for selection in [EventFilter(), *(EventFilter(since_ms=m) for m in months[1:2])]:
+            assert aggregates.whole_periods(selection, "month") is not None
+            selected = [e for e in stored if selection.matches(e)]
+            assert await log.visitor_stats(selection, period="month") == visitor_stats_of(selected, "month")
         # The same questions with a bound inside a day go to the scan path: the same answers.
         scanned = EventFilter(since_ms=1)
         assert aggregates.whole_days(scanned) is None
         for by in STAT_GROUPS:
             assert await log.stats(scanned, by=by) == stats_of(stored, by)
         assert await log.daily_counts(scanned) == day_counts_of(stored)
+        for period in VISITOR_PERIODS:
+            assert await log.visitor_stats(scanned, period=period) == visitor_stats_of(stored, period)
         assert (await log.health())["events"] == len(stored)
 
     @settings(
@@ -591,6 +616,138 @@ class ConsentLogContract:
         day = await log.daily_counts(EventFilter(since_ms=BASE_MS, until_ms=BASE_MS + DAY_MS))
         remaining = [e for e in events if BASE_MS + 15 * 3_600_000 < e.timestamp_ms < BASE_MS + DAY_MS]
         assert day == [DayCount("2026-01-01", len(remaining), len({e.consent_id for e in remaining}))]
+
+    # -- per-visitor counters: each visitor's latest choice per day and month ----------------------------
+
+    async def visitor_rates(self, log: ConsentLog, since_ms: int, period: str = "day") -> dict[tuple[str, str], Any]:
+        """``(period, category) → (visitors, of which granted)`` of the whole days or months from ``since_ms``."""
+        rows = await log.visitor_stats(EventFilter(since_ms=since_ms), period=period)
+        return {(r.group, r.category): (r.total, r.granted) for r in rows}
+
+    async def test_a_visitor_who_grants_then_refuses_counts_once_as_refusing(self, log: ConsentLog) -> None:
+        day = BASE_MS + 60 * DAY_MS  # 2026-03-02
+        chain = EventChain(f"mind-{uuid.uuid4().hex[:8]}")
+        grant, refuse = (
+            chain.append(choice_event("changes-mind", day + at, analytics=granted))
+            for at, granted in ((3_600_000, True), (7_200_000, False))
+        )
+        # the later choice arrives first (a spool replayed late): the latest by time still decides
+        await log.append([refuse])
+        await log.append([grant])
+        assert await self.visitor_rates(log, day) == {("2026-03-02", "analytics"): (1, 0)}
+        assert await self.visitor_rates(log, day - DAY_MS, "month") == {("2026-03", "analytics"): (1, 0)}
+        per_event = await log.stats(EventFilter(since_ms=day), by="day")
+        assert [(r.total, r.granted) for r in per_event] == [(2, 1)]  # per event, both choices count
+        # the next day the visitor grants again: counted once on each day, once in the month (granting)
+        await log.append([chain.append(choice_event("changes-mind", day + DAY_MS, analytics=True))])
+        assert await self.visitor_rates(log, day) == {
+            ("2026-03-02", "analytics"): (1, 0),
+            ("2026-03-03", "analytics"): (1, 1),
+        }
+        assert await self.visitor_rates(log, day - DAY_MS, "month") == {("2026-03", "analytics"): (1, 1)}
+        await self.assert_counters_match_a_scan(log)
+
+    async def test_two_visitors_count_twice_and_one_visitor_with_two_events_once(self, log: ConsentLog) -> None:
+        day = BASE_MS + 70 * DAY_MS  # 2026-03-12
+        chain = EventChain(f"two-{uuid.uuid4().hex[:8]}")
+        await log.append(
+            [
+                chain.append(choice_event("alice", day + 1000, analytics=True)),
+                chain.append(choice_event("bob", day + 2000, analytics=True)),
+                chain.append(choice_event("carol", day + 3000, analytics=True)),
+                chain.append(choice_event("carol", day + 4000, analytics=True)),
+            ]
+        )
+        assert await self.visitor_rates(log, day) == {("2026-03-12", "analytics"): (3, 3)}
+        [events] = await log.stats(EventFilter(since_ms=day), by="day")
+        assert (events.total, events.granted) == (4, 4)
+
+    async def test_two_instances_writing_one_visitor_at_once_count_the_latest_choice_once(
+        self, log: ConsentLog, other: ConsentLog
+    ) -> None:
+        """Two gateways record choices of the same visitors in the same instant, one granting, the other (a
+        minute later by the clock) refusing: each visitor counts once per day and month, as refusing."""
+        visitors = [f"racing-mind-{i}" for i in range(25)]
+        first_day = BASE_MS + 100 * DAY_MS  # 2026-04-11
+        for round_ in range(4):
+            day_ms = first_day + round_ * DAY_MS
+            grants, refusals = (
+                chained(
+                    [choice_event(v, day_ms + offset + i, analytics=granted) for i, v in enumerate(visitors)],
+                    f"mind-racer-{round_}-{side}-{uuid.uuid4().hex[:6]}",
+                )
+                for side, offset, granted in (("a", 0, True), ("b", 60_000, False))
+            )
+            await asyncio.gather(log.append(grants), other.append(refusals))
+        rates = await self.visitor_rates(log, first_day)
+        assert rates == {(day_of(first_day + r * DAY_MS), "analytics"): (25, 0) for r in range(4)}
+        assert await self.visitor_rates(log, BASE_MS + 90 * DAY_MS, "month") == {("2026-04", "analytics"): (25, 0)}
+
+    async def test_a_visitor_who_erases_their_data_leaves_that_periods_figures(self, log: ConsentLog) -> None:
+        day = BASE_MS + 130 * DAY_MS  # 2026-05-11
+        chain = EventChain(f"erase-{uuid.uuid4().hex[:8]}")
+        await log.append(
+            [
+                chain.append(choice_event("eraser", day - DAY_MS, analytics=True)),  # the day before
+                chain.append(choice_event("eraser", day + 1000, analytics=True)),
+                chain.append(choice_event("stayer", day + 2000, analytics=True)),
+            ]
+        )
+        assert await log.erase("eraser") == 2  # personal fields go: the figures stay
+        assert await self.visitor_rates(log, day - DAY_MS) == {
+            ("2026-05-10", "analytics"): (1, 1),
+            ("2026-05-11", "analytics"): (2, 2),
+        }
+        # the visitor's own page records a `data-erased` event, with no choice: their latest act of the day
+        erased = dataclasses.replace(
+            choice_event("eraser", day + 5000, analytics=True), action=DATA_ERASED, categories={}
+        )
+        await log.append([chain.append(erased)])
+        assert await self.visitor_rates(log, day - DAY_MS) == {
+            ("2026-05-10", "analytics"): (1, 1),  # the day before still had their choice
+            ("2026-05-11", "analytics"): (1, 1),  # only the visitor who stayed
+        }
+        assert await self.visitor_rates(log, day - 10 * DAY_MS, "month") == {("2026-05", "analytics"): (1, 1)}
+        await self.assert_counters_match_a_scan(log)
+
+    async def test_a_retention_purge_takes_its_visitors_from_the_periods_it_empties(self, log: ConsentLog) -> None:
+        day = BASE_MS + 150 * DAY_MS  # 2026-05-31
+        chain = EventChain(f"purge-{uuid.uuid4().hex[:8]}")
+        await log.append(
+            [
+                chain.append(choice_event("returning", day - DAY_MS + 1000, analytics=True)),  # 2026-05-30
+                chain.append(choice_event("returning", day + 1000, analytics=False)),  # 2026-05-31
+                chain.append(choice_event("returning", day + DAY_MS + 1000, analytics=True)),  # 2026-06-01
+            ]
+        )
+        since = day - 40 * DAY_MS
+        assert await self.visitor_rates(log, since) == {
+            ("2026-05-30", "analytics"): (1, 1),
+            ("2026-05-31", "analytics"): (1, 0),
+            ("2026-06-01", "analytics"): (1, 1),
+        }
+        await log.purge(events_before_ms=day, ip_before_ms=0)
+        assert await self.visitor_rates(log, since) == {
+            ("2026-05-31", "analytics"): (1, 0),
+            ("2026-06-01", "analytics"): (1, 1),
+        }
+        assert await self.visitor_rates(log, since - 10 * DAY_MS, "month") == {
+            ("2026-05", "analytics"): (1, 0),
+            ("2026-06", "analytics"): (1, 1),
+        }
+        await log.purge(events_before_ms=day + DAY_MS, ip_before_ms=0)
+        assert await self.visitor_rates(log, since - 10 * DAY_MS, "month") == {("2026-06", "analytics"): (1, 1)}
+        await self.assert_counters_match_a_scan(log)
+
+    async def test_a_visitor_period_that_is_not_whole_or_unknown_is_answered_or_refused(self, log: ConsentLog) -> None:
+        day = BASE_MS + 200 * DAY_MS
+        chain = EventChain(f"scan-{uuid.uuid4().hex[:8]}")
+        await log.append([chain.append(choice_event("scanned", day + at, analytics=at < 5000)) for at in (1000, 9000)])
+        # a bound inside the day: the latest selected event of the visitor decides (a scan)
+        rows = await log.visitor_stats(EventFilter(since_ms=day, until_ms=day + 5000), period="day")
+        assert [(r.total, r.granted) for r in rows] == [(1, 1)]
+        with pytest.raises(ValueError, match="expected one of day, month"):
+            await log.visitor_stats(EventFilter(), period="week")
 
     # -- erasure and retention --------------------------------------------------------------------------
 
@@ -896,6 +1053,23 @@ class TestSQLiteConsentLog(ConsentLogContract):
         finally:
             await log.close()
 
+    async def test_a_database_from_before_the_visitor_counters_counts_its_visitors_on_migration(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        from consent_gateway.store.sqlite import MIGRATIONS
+
+        await log.close()
+        with self._db(log) as db:  # as the version before per-visitor counters left it
+            db.execute("DELETE FROM aggregates WHERE dim LIKE 'visitor-%'")
+            db.execute("DELETE FROM schema_version WHERE version >= ?", (len(MIGRATIONS),))
+        upgraded = open_log(log.url)
+        await upgraded.open()
+        try:
+            assert await upgraded.visitor_stats(EventFilter(), period="day") == visitor_stats_of(events, "day")
+            await ConsentLogContract.assert_counters_match_a_scan(self, upgraded)
+        finally:
+            await upgraded.close()
+
     async def test_a_newer_schema_is_refused(self, log: ConsentLog) -> None:
         with self._db(log) as db:
             db.execute("INSERT INTO schema_version (version) VALUES (99)")
@@ -966,11 +1140,27 @@ class TestRedisConsentLog(ConsentLogContract):
     ) -> None:
         assert isinstance(log, RedisConsentLog)
         with self._raw(log) as raw:  # as a version without counters left it
-            raw.delete(*raw.keys("{" + log.prefix + "}:agg*"), "{" + log.prefix + "}:counted")
+            tag = "{" + log.prefix + "}"
+            raw.delete(*list(raw.scan_iter(match=tag + ":agg*")), tag + ":counted", tag + ":vcounted")
         reopened = RedisConsentLog(log.url)
         await reopened.open()
         try:
             assert await reopened.count(EventFilter(since_ms=BASE_MS)) == 40
+            await self.assert_counters_match_a_scan(reopened)
+        finally:
+            await reopened.close()
+
+    async def test_a_log_from_before_the_visitor_counters_counts_its_visitors_once_on_open(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        assert isinstance(log, RedisConsentLog)
+        with self._raw(log) as raw:  # as the version with per-day counters but none per visitor left it
+            tag = "{" + log.prefix + "}"
+            raw.delete(*list(raw.scan_iter(match=tag + ":agg:*:visitor-*")), tag + ":vcounted")
+        reopened = RedisConsentLog(log.url)
+        await reopened.open()
+        try:
+            assert await reopened.visitor_stats(EventFilter(), period="month") == visitor_stats_of(events, "month")
             await self.assert_counters_match_a_scan(reopened)
         finally:
             await reopened.close()
@@ -1041,7 +1231,9 @@ class TestRedisConsentLog(ConsentLogContract):
     ) -> None:
         assert isinstance(log, RedisConsentLog)
         with self._raw(log) as raw:  # as the version with country, browser and policy indexes only left it
-            old = [k for name in ("action", "device", "category") for k in raw.keys(log._index_key(name, "*"))]
+            # SCAN, not KEYS: a Cluster client sends KEYS to one node, which may not hold the log's slot
+            names = ("action", "device", "category")
+            old = [k for name in names for k in raw.scan_iter(match=log._index_key(name, "*"))]
             assert old
             raw.delete(*old)
             raw.set("{" + log.prefix + "}:indexed", "1")
@@ -1071,7 +1263,7 @@ class TestRedisConsentLog(ConsentLogContract):
     ) -> None:
         assert isinstance(log, RedisConsentLog)
         with self._raw(log) as raw:  # as a version without filter indexes left it
-            raw.delete(*raw.keys("{" + log.prefix + "}:x:*"), "{" + log.prefix + "}:indexed")
+            raw.delete(*list(raw.scan_iter(match="{" + log.prefix + "}:x:*")), "{" + log.prefix + "}:indexed")
         reopened = RedisConsentLog(log.url)
         await reopened.open()
         try:
@@ -1317,6 +1509,22 @@ class TestPostgresConsentLog(ConsentLogContract):
         assert not target & left
         assert target <= records
         assert (await log.verify()).ok
+
+    async def test_a_database_from_before_the_visitor_counters_counts_its_visitors_on_migration(
+        self, log: ConsentLog, events: list[ConsentEvent]
+    ) -> None:
+        from consent_gateway.store.postgres import MIGRATIONS
+
+        with self._db(log) as db:  # as the version before per-visitor counters left it
+            db.execute("DELETE FROM aggregates WHERE dim LIKE 'visitor-%'")
+            db.execute("DELETE FROM schema_version WHERE version >= %s", (len(MIGRATIONS),))
+        upgraded = open_log(log.url)
+        await upgraded.open()
+        try:
+            assert await upgraded.visitor_stats(EventFilter(), period="month") == visitor_stats_of(events, "month")
+            await self.assert_counters_match_a_scan(upgraded)
+        finally:
+            await upgraded.close()
 
     async def test_schema_version_and_a_newer_schema_is_refused(self, log: ConsentLog) -> None:
         from consent_gateway.store.postgres import MIGRATIONS
