@@ -99,7 +99,9 @@ class PostgresBulkLoader:
         self.loaded += len(batch)
 
     async def finish(self) -> None:
-        """Write the counters (with the visitor-days) and the chain heads, in one transaction."""
+        """Write the counters (with the visitor-days) and the chain heads, in one transaction; the per-visitor
+        counters (each visitor's latest choice per day and month) by the migration's own statement, over the
+        loaded rows (in this process they would hold every visitor's latest event)."""
         rows = self.cells.rows()
         rows += [(day, aggregates.VISITORS, "", "", len(ids), 0) for day, ids in sorted(self.visitors.items())]
         heads = sorted(self.heads.items())
@@ -111,6 +113,7 @@ class PostgresBulkLoader:
                     await conn.execute(ADD_CELLS, [list(column) for column in zip(*rows, strict=True)])
                 if heads:
                     await conn.execute(UPSERT_HEADS, head_params)
+                await conn.execute(aggregates.visitors_backfill(aggregates.POSTGRES))
 
         await self.log._write("bulk load", run)
         self.cells = aggregates.Cells()
