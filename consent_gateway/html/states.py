@@ -76,6 +76,9 @@ class NeedMore(Exception):
 
 #: the tokens that move script data between its escape states, and "</script"
 SCRIPT_TOKENS = re.compile(rb"<!--|-->|<(/?)(?i:script)[\t\n\f\r />]")
+#: ...the only ones that matter in the data state ("-->" and "<script" change nothing there): a pattern
+#: starting with "<", which `re` finds ten times faster in a long script than the one above
+SCRIPT_DATA_TOKENS = re.compile(rb"<(?:!--|(/)(?i:script)[\t\n\f\r />])")
 _S_DATA, _S_ESCAPED, _S_DOUBLE = ScriptState.DATA, ScriptState.ESCAPED, ScriptState.DOUBLE_ESCAPED
 
 

@@ -10,7 +10,16 @@ import re
 
 from .decisions import DocumentHoldback
 from .scanner import DELIM, HOLD_KINDS, RAWTEXT, TAG_REST, BufferScan, names_re
-from .states import SCRIPT_TOKENS, LongTag, Mode, NeedMore, ScriptState, script_escape_step, stream_long_tag
+from .states import (
+    SCRIPT_DATA_TOKENS,
+    SCRIPT_TOKENS,
+    LongTag,
+    Mode,
+    NeedMore,
+    ScriptState,
+    script_escape_step,
+    stream_long_tag,
+)
 
 _COMMENT_END = re.compile(rb"--!?>")
 _RAWTEXT_END = {
@@ -172,7 +181,7 @@ class TextStates:
         scan = pos + self._script_scan
         state = self._script_state
         limit = self.max_buffer_bytes
-        search = SCRIPT_TOKENS.search
+        search, data_search = SCRIPT_TOKENS.search, SCRIPT_DATA_TOKENS.search
         while True:
             if classify and scan - pos > limit:
                 # too long to keep: decide on the first `limit` bytes, then stream the rest
@@ -180,7 +189,7 @@ class TextStates:
                 out.append(data[pos + limit : scan])
                 classify = False
                 pos = scan
-            m = search(data, scan)
+            m = data_search(data, scan) if state == _S_DATA else search(data, scan)
             if m is None:
                 keep = max(scan, n - 9)
                 break
