@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Protocol
 
-from . import metrics
+from . import metrics, scripted_xml
 from ._types import Message, Scope, Send
 from .charsets import Transcoder, header_encoding
 from .codings import BodyDecoder, BodyEncoder, UndecodableBody, content_codings, visitor_encoding
@@ -32,6 +32,7 @@ from .decision import Decision
 from .mimesniff import browser_content_type, is_unknown_type, parse_mime_type, sniffs_as_html
 from .multipart import PartHeaders, boundary_of
 from .responses import error_response
+from .scripted_xml import ScriptScan, is_scriptable_xml, rendered_as_document
 from .shared_pages import SharedPages
 
 logger = logging.getLogger("consent_gateway.responder")
@@ -173,6 +174,7 @@ class Responder:
         "_encoder",
         "_sniffed",
         "_parts",
+        "_xml",
         "_refusal",
         "_held_start",
         "_skip_body",
@@ -209,6 +211,8 @@ class Responder:
         self._sniffed: list[bytes] | None = None
         #: a multipart/x-mixed-replace stream, whose part headers are read as they pass (see multipart.py)
         self._parts: PartHeaders | None = None
+        #: an SVG or XML document opened as a page, read as it passes for scripts (see scripted_xml.py)
+        self._xml: ScriptScan | None = None
         #: an HTML body this gateway cannot read: answered 502 instead of the site's response
         self._refusal: UndecodableBody | None = None
         #: an HTML response's start, sent with the first body bytes out: a page sent in one piece then gets
@@ -237,6 +241,7 @@ class Responder:
                 (self._rewriter is not None and not self._skip_body)
                 or self._sniffed is not None
                 or self._parts is not None
+                or self._xml is not None
             ):
                 self._held_start = message
             else:
@@ -247,6 +252,8 @@ class Responder:
             await self._body(message, self._rewriter)
         elif self._parts is not None:
             await self._part_body(message, self._parts)
+        elif self._xml is not None:
+            await self._xml_body(message, self._xml)
         elif kind in _FILE_SENDS and self._rewriter is not None:
             await self._file_body(message, self._rewriter)
         else:
@@ -285,6 +292,8 @@ class Responder:
         )
         if mime is not None and mime[0] == _MULTIPART_REPLACE and self._has_body(message):
             self._read_parts(message, content_types[-1])
+        elif mime is not None and is_scriptable_xml(mime[0]) and self._has_body(message):
+            self._read_xml(message)
         if not (has_cookies or is_html or sniff):
             return message  # the common case for assets and APIs: nothing to change
         headers: list[tuple[bytes, bytes]] = list(message["headers"])
@@ -315,6 +324,41 @@ class Responder:
             self._refusal = UndecodableBody("multipart_page", "a compressed multipart/x-mixed-replace stream")
         else:
             self._parts = PartHeaders(boundary)
+
+    def _read_xml(self, message: Message) -> None:
+        """An SVG or XML document: read for scripts when the visitor's browser opens it as a page."""
+        if not rendered_as_document(dict(self.scope["headers"])):
+            return  # an image, a style, data for a script: a browser runs no script of it
+        coding = _header_value(list(message.get("headers", ())), b"content-encoding", b"")
+        try:
+            self._xml = ScriptScan(content_codings(coding), self._rewriters.max_decoded_bytes)
+        except UndecodableBody as exc:  # a coding this gateway cannot decode
+            self._refusal = UndecodableBody(scripted_xml.REASON, str(exc))
+
+    async def _xml_body(self, message: Message, scan: ScriptScan) -> None:
+        try:
+            if message["type"] == "http.response.pathsend":
+                limit = self._rewriters.max_decoded_bytes
+                with open(message["path"], "rb") as handle:
+                    document = handle.read(limit + 1)
+                if len(document) > limit:
+                    raise UndecodableBody(scripted_xml.REASON, "an XML document file past the size bound")
+                scan.feed(document)
+                scan.finish()
+            elif message["type"] != "http.response.body":
+                raise UndecodableBody(scripted_xml.REASON, "an XML document sent as a file descriptor")
+            else:
+                scan.feed(message.get("body", b""))
+                if not message.get("more_body", False):
+                    scan.finish()
+        except UndecodableBody as exc:
+            await self._unreadable(UndecodableBody(scripted_xml.REASON, str(exc)), "an XML document")
+            return
+        start = self._held_start
+        if start is not None:
+            self._held_start = None
+            await self._send(start)
+        await self._send(message)
 
     async def _part_body(self, message: Message, parts: PartHeaders) -> None:
         try:

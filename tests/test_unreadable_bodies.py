@@ -102,8 +102,28 @@ def origin_app() -> Starlette:
             return StreamingResponse(first_part(), media_type="multipart/x-mixed-replace; boundary=frame")
         return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={boundary.decode()}")
 
+    def xml(request: Request) -> Response:
+        # an SVG or XML document: `doc` names one of DOCUMENTS, `type` its Content-Type, `gzip` compresses it
+        body = DOCUMENTS[request.query_params["doc"]].encode()
+        headers = {"content-type": request.query_params.get("type", "image/svg+xml")}
+        if "gzip" in request.query_params:
+            body = gzip.compress(body)
+            headers["content-encoding"] = "gzip"
+        return Response(body, headers=headers)
+
+    def long_xml(request: Request) -> StreamingResponse:
+        # a long scriptless start goes out before the script comes
+        async def pieces() -> AsyncIterator[bytes]:
+            yield b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<rect width='1' height='1'/>" * 500
+            await asyncio.sleep(0.2)
+            yield f'<script href="{TRACKER}"/></svg>'.encode()
+
+        return StreamingResponse(pieces(), media_type="image/svg+xml")
+
     return Starlette(
         routes=[
+            Route("/xml", xml),
+            Route("/long-xml", long_xml),
             Route("/stream", stream),
             Route("/utf16", utf16),
             Route("/untyped", untyped),
@@ -125,6 +145,23 @@ def gateway(config: Config, origin: ServerThread) -> Iterator[str]:
     plain = replace(config, gateway=replace(config.gateway, compress=False))  # the bytes as they are
     with ServerThread(proxy_app(origin.url, plain)) as server:
         yield server.url
+
+
+#: SVG and XML documents: with scripts (each a way a browser runs one), and without
+DOCUMENTS = {
+    "svg-script": f'<svg xmlns="http://www.w3.org/2000/svg"><script href="{TRACKER}"/><circle r="4"/></svg>',
+    "svg-inline": (
+        '<svg xmlns="http://www.w3.org/2000/svg"><svg:script xmlns:svg="http://www.w3.org/2000/svg">'
+        "new Image().src='https://www.facebook.com/tr?id=1'</svg:script></svg>"
+    ),
+    "svg-onload": "<svg xmlns='http://www.w3.org/2000/svg' onload=\"fetch('https://www.facebook.com/tr')\"/>",
+    "xml-xhtml-script": (
+        '<?xml version="1.0"?><feed xmlns:h="http://www.w3.org/1999/xhtml">'
+        f'<h:script src="{TRACKER}"></h:script></feed>'
+    ),
+    "svg-icon": '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8"><circle cx="4" cy="4" r="4"/></svg>',
+    "xml-data": '<?xml version="1.0"?><rss version="2.0"><channel><title>News</title></channel></rss>',
+}
 
 
 def _assert_rewritten(text: str) -> None:
@@ -396,3 +433,62 @@ def test_a_relative_script_under_a_tracker_base_is_held_back(gateway: str) -> No
     text = httpx.get(gateway + "/markup", params={"html": html}, timeout=WAIT_SECONDS).text
     assert '<script src="js?id=G-1">' not in text
     assert 'data-cg-src="js?id=G-1"' in text
+
+
+# -- SVG and XML documents that run scripts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "media_type"),
+    [
+        ("svg-script", "image/svg+xml"),
+        ("svg-inline", "image/svg+xml"),
+        ("svg-onload", "image/svg+xml"),
+        ("xml-xhtml-script", "text/xml"),
+        ("xml-xhtml-script", "application/atom+xml"),
+    ],
+)
+def test_an_xml_document_that_runs_scripts_is_refused_when_opened_as_a_page(
+    gateway: str, doc: str, media_type: str
+) -> None:
+    before = metrics.value("html_refused_total", reason="scripted_xml")
+    for dest in ("document", "iframe", None):  # no Sec-Fetch-Dest: an older browser, a page all the same
+        headers = {"sec-fetch-dest": dest} if dest else {}
+        response = httpx.get(
+            gateway + "/xml", params={"doc": doc, "type": media_type}, headers=headers, timeout=WAIT_SECONDS
+        )
+        assert response.status_code == 502 and response.json()["error"]["code"] == "unreadable_page"
+        assert b"googletagmanager" not in response.content and b"facebook" not in response.content
+    assert metrics.value("html_refused_total", reason="scripted_xml") == before + 3
+
+
+def test_a_compressed_svg_is_read_decoded(gateway: str) -> None:
+    scripted = httpx.get(gateway + "/xml", params={"doc": "svg-script", "gzip": "1"}, timeout=WAIT_SECONDS)
+    assert scripted.status_code == 502
+    icon = httpx.get(gateway + "/xml", params={"doc": "svg-icon", "gzip": "1"}, timeout=WAIT_SECONDS)
+    assert icon.status_code == 200 and icon.headers["content-encoding"] == "gzip"
+    assert icon.text == DOCUMENTS["svg-icon"]  # decoded by the client: the site's bytes, untouched
+
+
+@pytest.mark.parametrize("doc", ["svg-icon", "xml-data"])
+def test_a_scriptless_document_passes_untouched(gateway: str, doc: str) -> None:
+    media_type = "image/svg+xml" if doc.startswith("svg") else "application/rss+xml"
+    response = httpx.get(gateway + "/xml", params={"doc": doc, "type": media_type}, timeout=WAIT_SECONDS)
+    assert response.status_code == 200 and response.text == DOCUMENTS[doc]
+
+
+def test_an_svg_shown_as_an_image_runs_no_script_and_passes_untouched(gateway: str) -> None:
+    response = httpx.get(
+        gateway + "/xml", params={"doc": "svg-script"}, headers={"sec-fetch-dest": "image"}, timeout=WAIT_SECONDS
+    )
+    assert response.status_code == 200 and response.text == DOCUMENTS["svg-script"]
+
+
+def test_a_script_late_in_a_streamed_svg_breaks_the_connection_before_it_goes_out(gateway: str) -> None:
+    received = b""
+    with httpx.Client(timeout=WAIT_SECONDS) as client, client.stream("GET", gateway + "/long-xml") as response:
+        assert response.status_code == 200  # the scriptless start went out as it came
+        with pytest.raises(httpx.HTTPError):  # then the connection breaks off: no well-formed end
+            for piece in response.iter_raw():
+                received += piece
+    assert received.startswith(b"<svg") and TRACKER.encode() not in received
