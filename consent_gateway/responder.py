@@ -233,7 +233,9 @@ class Responder:
                 raise HeadAnswered("a HEAD answer has no body")
             return
         kind = message["type"]
-        if kind == "http.response.start":
+        if kind == "http.response.early_hint":
+            await self._early_hint(message)
+        elif kind == "http.response.start":
             message = self._start(message)
             if self._refusal is not None:
                 await self._refuse(self._refusal)
@@ -258,6 +260,21 @@ class Responder:
             await self._file_body(message, self._rewriter)
         else:
             await self._send(message)
+
+    async def _early_hint(self, message: Message) -> None:
+        """An Early Hints (103) answer (the ASGI extension): its Link values less those the decision holds
+        back, as the page's own Link header (a browser preloads or connects on them before any page); none
+        left, no hint. A HEAD answer gets none."""
+        if self.scope.get("method") == "HEAD":
+            return
+        decision = self.decision if self._shared is None else self._shared.page_decision(self.decision)
+        kept = [
+            left
+            for link in message.get("links", ())
+            if (left := self._rewriters.hold_back_links(bytes(link), decision)) is not None
+        ]
+        if kept:
+            await self._send({**message, "links": kept})
 
     async def _send_head(self, message: Message) -> None:
         """The visitor's `send` for a HEAD request: the headers as a GET gets them, then at once the end (an

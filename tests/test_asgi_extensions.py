@@ -22,7 +22,8 @@ def serve(gateway: ConsentGateway) -> list[Message]:
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
         "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 80), "headers": [(b"host", b"shop.example"), (b"accept", b"text/html")],
-        "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}, "http.response.trailers": {}},
+        "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}, "http.response.trailers": {},
+                       "http.response.early_hint": {}},
     }  # fmt: skip
 
     async def receive() -> Message:
@@ -91,3 +92,22 @@ def test_other_files_and_trailers_pass_through_untouched(config: Config, tmp_pat
     assert sent[0]["type"] == "http.response.start" and sent[0]["trailers"] is True
     assert sent[-1] == {"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")], "more_trailers": False}
     assert b"banner.js" in body_of(sent)
+
+
+def test_early_hints_lose_the_links_to_trackers_the_page_headers_would_lose(config: Config) -> None:
+    """An app sends 103 Early Hints (the ASGI extension) before its page: a browser preloads and connects on
+    them before any page, so each goes out less what the visitor's decision holds back, or not at all."""
+    tracker = "<https://www.googletagmanager.com/gtag/js?id=G-HINT>; rel=preload; as=script"
+    pixel = '<https://connect.facebook.net>; rel="preconnect dns-prefetch"'
+    own = "</app.css>; rel=preload; as=style"
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.early_hint", "links": [tracker.encode(), f"{pixel}, {own}".encode()]})
+        await send({"type": "http.response.early_hint", "links": [tracker.encode()]})  # nothing left: no hint
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": PAGE, "more_body": False})
+
+    sent = serve(ConsentGateway(app, config, secret_keys=TEST_SECRET_KEYS))  # type: ignore[arg-type]
+    hints = [m for m in sent if m["type"] == "http.response.early_hint"]
+    assert [list(m["links"]) for m in hints] == [[own.encode()]]
+    assert sent[0] is hints[0] and sent[1]["type"] == "http.response.start"

@@ -492,3 +492,47 @@ def test_a_script_late_in_a_streamed_svg_breaks_the_connection_before_it_goes_ou
             for piece in response.iter_raw():
                 received += piece
     assert received.startswith(b"<svg") and TRACKER.encode() not in received
+
+
+# -- Early Hints ---------------------------------------------------------------------------------------------
+
+
+def test_an_upstreams_early_hints_to_trackers_never_reach_the_visitor(config: Config) -> None:
+    """A real upstream answers 103 Early Hints with a preload of a tracker, then the page: the visitor gets
+    the rewritten page and neither the hint nor its Link (the proxy passes no interim answer on)."""
+    import socket
+    import threading
+
+    page = PAGE.encode()
+
+    def answer(listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: " + GTM_PRELOAD.encode() + b"\r\n\r\n")
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\nContent-Length: "
+                    + str(len(page)).encode() + b"\r\n\r\n" + page
+                )
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        threading.Thread(target=answer, args=(listener,), daemon=True).start()
+        upstream = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        plain = replace(config, gateway=replace(config.gateway, compress=False))
+        with ServerThread(proxy_app(upstream, plain)) as gateway, socket.create_connection(
+            ("127.0.0.1", gateway.port), timeout=WAIT_SECONDS
+        ) as visitor:
+            visitor.sendall(b"GET / HTTP/1.1\r\nHost: shop.example\r\nAccept: text/html\r\nConnection: close\r\n\r\n")
+            received = b""
+            while chunk := visitor.recv(65536):
+                received += chunk
+    assert received.startswith(b"HTTP/1.1 200 ")  # no interim 103 before it
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"googletagmanager" not in head.lower() and b"link:" not in head.lower()
+    _assert_rewritten(body.decode())  # the page's own tracker tag held back as usual
