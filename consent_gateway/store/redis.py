@@ -681,18 +681,36 @@ class RedisConsentLog:
         self._vcounted = True
 
     async def recount_visitors(self) -> None:
-        """Write the per-visitor counters again from every stored event (a scan: for an upgrade)."""
-        stored = [e async for e in self._scan(EventFilter(), descending=False)]
+        """Write the per-visitor counters again from every stored event (a scan, for an upgrade), keeping only
+        each (visitor, period)'s latest event in memory, as an append would count them chunk by chunk."""
+        cells = aggregates.Cells()
+        latest: dict[aggregates.VisitorKey, aggregates.Latest | None] = {}
+
+        def count(chunk: list[ConsentEvent]) -> None:
+            aggregates.add_visitor_moves(cells, chunk, latest)
+            for e in chunk:
+                for key in aggregates.period_keys(e):
+                    seen = latest.get(key)
+                    if seen is None or (seen[0], seen[1]) < (e.timestamp_ms, e.event_id):
+                        latest[key] = (e.timestamp_ms, e.event_id, e.categories)
+            chunk.clear()
+
+        chunk: list[ConsentEvent] = []
+        async for e in self._scan(EventFilter(), descending=False):
+            chunk.append(e)
+            if len(chunk) == SCAN_CHUNK:
+                count(chunk)
+        count(chunk)
         async with self.client.pipeline(transaction=True) as pipe:
-            for period, dim in aggregates.PERIOD_DIMS.items():
+            for dim in aggregates.PERIOD_DIMS.values():
                 for day in await self.client.zrange(self._k_aggdays, 0, -1):
                     pipe.delete(self._counter_key(day, dim))
-                for row in aggregates.visitor_stats_of(stored, period):
-                    first_day = row.group if period == "day" else f"{row.group}-01"
+            for (first_day, dim, label, category), (total, granted) in cells.cells.items():
+                if total:
                     key = self._counter_key(first_day, dim)
-                    pipe.hset(key, f"t{US}{row.group}{US}{row.category}", row.total)
-                    if row.granted:
-                        pipe.hset(key, f"g{US}{row.group}{US}{row.category}", row.granted)
+                    pipe.hset(key, f"t{US}{label}{US}{category}", total)
+                    if granted:
+                        pipe.hset(key, f"g{US}{label}{US}{category}", granted)
                     pipe.zadd(self._k_aggdays, {first_day: 0})
             await pipe.execute()
 
