@@ -298,12 +298,14 @@ def disk_bytes(backend: str, url: str, path: Path | None) -> int:
 
     base, prefix = url.split("?prefix=", 1)
     total = 0
-    with redis.Redis.from_url(base) as client:
+    # MEMORY USAGE samples a few fields of each large key (exact sizes of a hash of millions of fields take
+    # minutes of the server's time); no socket timeout: a loaded machine answers slowly
+    with redis.Redis.from_url(base, socket_timeout=None) as client:
         keys = list(client.scan_iter(match="{" + prefix + "}:*", count=5000))
         for i in range(0, len(keys), 5000):
             pipe = client.pipeline(transaction=False)
             for key in keys[i : i + 5000]:
-                pipe.memory_usage(key, samples=0)
+                pipe.memory_usage(key)
             total += sum(int(n or 0) for n in pipe.execute())
     return total
 
@@ -341,7 +343,7 @@ def cleanup(backend: str, url: str, path: Path | None) -> None:
         import redis
 
         base, prefix = url.split("?prefix=", 1)
-        with redis.Redis.from_url(base) as client:
+        with redis.Redis.from_url(base, socket_timeout=None) as client:
             keys = list(client.scan_iter(match="{" + prefix + "}:*", count=5000))
             for i in range(0, len(keys), 5000):
                 client.delete(*keys[i : i + 5000])
@@ -357,7 +359,8 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         url = f"{args.redis_url}?prefix=bench-scale-{tag}"
     else:
         url = f"{args.postgres_url}?schema=bench_scale_{tag}"
-    log = open_log(url, log_keys=LOG_KEYS)
+    # Redis: a loaded machine may take longer than the gateway's 5 s to answer one purge script
+    log = open_log(url, log_keys=LOG_KEYS, **({"socket_timeout_s": 120.0} if backend == "redis" else {}))
     await log.open()
     synthetic = Synthetic(args.events, args.days)
     bulk = backend == "postgres" and args.loader == "copy"
