@@ -472,6 +472,7 @@ def test_a_page_that_differs_in_a_few_places_is_served_from_the_cache_but_for_th
                             + b"<span>%s</span>" % token[::-1] + body[90_000:] + b"<h1>") for token in tokens]
     rewrite(pages[0], cached=True)  # never seen: rewritten in one run
     rewrite(pages[1], cached=True)  # seen before, but for two places: kept in segments
+    entries = len(CHUNK_CACHE._entries)
     for page in pages[2:]:
         misses, hits = CHUNK_CACHE.misses, CHUNK_CACHE.hits
         out, rw = rewrite(page, cached=True)
@@ -481,6 +482,7 @@ def test_a_page_that_differs_in_a_few_places_is_served_from_the_cache_but_for_th
         uncached, uncached_rw = rewrite(page, 7)  # the same bytes as without any cache
         assert out == uncached
         assert rw.held_back == uncached_rw.held_back
+    assert len(CHUNK_CACHE._entries) == entries  # the segments holding tokens never come back: not kept
 
 
 def test_a_page_never_seen_before_is_rewritten_in_one_run_and_kept_whole_from_its_second_time() -> None:

@@ -34,7 +34,7 @@ CACHE_SEGMENT_BYTES = 512
 CACHE_SEGMENT_MAX_BYTES = 4096
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 CACHE_MAX_ENTRIES = 32768
-#: content digests of segments remembered (see ChunkCache.mostly_seen); cleared when full
+#: content digests of segments remembered (see ChunkCache.seen_segments); cleared when full
 SEEN_SEGMENTS_MAX = 32768
 #: values numbered by ChunkCache.intern (tokenizer states, catalog and decision pairs); forgotten when this
 #: many, or when they hold a quarter of the cache's byte budget
@@ -139,16 +139,18 @@ class ChunkCache:
             self._ids_bytes += size + CACHE_ENTRY_OVERHEAD_BYTES
         return known
 
-    def mostly_seen(self, digests: list[bytes]) -> bool:
-        """Whether most segments of a chunk (their ``segment_digests``) were seen in earlier chunks; notes
-        them. A chunk that is not is rewritten in one run, which costs much less than segment by segment:
-        only bytes that come back (the same page, or a variant of it) are worth caching in segments."""
+    def seen_segments(self, digests: list[bytes]) -> list[bool] | None:
+        """Which segments of a chunk (their ``segment_digests``) were seen in earlier chunks, when most were;
+        else None. Notes them all. A chunk mostly never seen is rewritten in one run, which costs much less
+        than segment by segment: only bytes that come back (the same page, or a variant of it) are worth
+        caching in segments, and only the segments seen before (a token that changes on every request never
+        comes back: caching it would only push out what does)."""
         seen = self._seen_segments
         if len(seen) + len(digests) > SEEN_SEGMENTS_MAX:
             seen.clear()
-        known = sum(1 for segment_digest in digests if segment_digest in seen)  # before, not in this chunk
+        known = [segment_digest in seen for segment_digest in digests]  # before, not in this chunk
         seen.update(digests)
-        return 2 * known > len(digests)
+        return known if 2 * sum(known) > len(digests) else None
 
     def clear(self) -> None:
         self._entries.clear()

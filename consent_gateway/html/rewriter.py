@@ -244,7 +244,8 @@ class HoldbackRewriter:
             return self._replayed_bytes(hit)
         cuts = segment_cuts(chunk) if len(chunk) >= 2 * CACHE_SEGMENT_BYTES else None
         digests = segment_digests(chunk, cuts) if cuts is not None else None
-        if cuts is None or digests is None or not cache.mostly_seen(digests):
+        known = cache.seen_segments(digests) if digests is not None else None
+        if cuts is None or digests is None or known is None:
             chunk_parts = self._rewrite(chunk, False)
             # a long chunk is kept from its second time on: a page that varies by request never comes back
             if self._holdback.cacheable and (len(chunk) < CACHE_WHOLE_AT_ONCE_BYTES or cache.seen_before(whole_key)):
@@ -256,9 +257,9 @@ class HoldbackRewriter:
         noted: list[Sighting] = []
         cacheable = True
         start = 0
-        for end, segment_digest in zip(cuts, digests, strict=True):
+        for end, segment_digest, seen in zip(cuts, digests, known, strict=True):
             segment_parts, segment_held, segment_noted, hit_or_cacheable = self._cached_rewrite(
-                cache, chunk[start:end], segment_digest)
+                cache, chunk[start:end], segment_digest, seen)
             parts.extend(segment_parts)
             held.extend(segment_held)
             noted.extend(segment_noted)
@@ -269,17 +270,17 @@ class HoldbackRewriter:
             cache.put(whole_key, parts, self._tokenizer.state(), self._pending, held, noted)
         return self._join(parts)
 
-    def _cached_rewrite(self, cache: ChunkCache, chunk: bytes, chunk_digest: bytes) -> tuple[
+    def _cached_rewrite(self, cache: ChunkCache, chunk: bytes, chunk_digest: bytes, keep: bool) -> tuple[
             Sequence[bytes | None], Sequence[str], Sequence[Sighting], bool | None]:
         """(output parts, vendors held back, third-party elements noted, cacheable or None for a cache hit) of
-        one chunk."""
+        one segment; ``keep``: put in the cache when rewritten (its bytes were seen before)."""
         key = self._key(cache, chunk, chunk_digest)
         hit = cache.get(key)
         if hit is not None:
             return self._replay(hit), hit.held, hit.noted, None
         parts = self._rewrite(chunk, False)
         holdback = self._holdback
-        if holdback.cacheable:
+        if holdback.cacheable and keep:
             cache.put(key, parts, self._tokenizer.state(), self._pending, holdback.held, holdback.noted)
         return parts, holdback.held, holdback.noted, holdback.cacheable
 
