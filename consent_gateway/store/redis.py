@@ -95,6 +95,7 @@ from consent_gateway.store.redis_layout import (
     increments_of,
     index_values,
     load_events,
+    periods_of,
     profile_of,
     read_counter_hash,
     split_url,
@@ -287,6 +288,7 @@ class RedisConsentLog:
         index_keys: dict[tuple[Any, ...], list[int]] = {}
         rows: list[list[Any]] = []
         bodies: list[bytes] = []
+        vkeys, months, periods = visitor_periods(events, self._consent_key, self._counter_key, keys)
         for e in events:
             body = dump_bytes(e)  # a dataclass: the bytes of event_to_dict's, without the dict
             bodies.append(body)
@@ -321,12 +323,19 @@ class RedisConsentLog:
                     day[0],
                     filter_keys,
                     choices_of(e),
+                    periods_of(e, periods),
                 ]
             )
-        vkeys, months = visitor_periods(events, self._consent_key, self._counter_key, keys)
         try:
             await self._append_script(
-                keys=keys.keys, args=[dumps(rows), b"".join(bodies), dumps(increments), dumps(vkeys), dumps(months)]
+                keys=keys.keys,
+                args=[
+                    dumps(rows),
+                    b"".join(bodies),
+                    dumps(increments),
+                    dumps(vkeys),
+                    dumps(months),
+                ],
             )
         except REDIS_ERRORS as exc:
             raise self._unavailable("append", exc) from exc
@@ -459,7 +468,7 @@ class RedisConsentLog:
                         [keys(self._index_key(name, value)) for name, value in index_values(e)],
                     ]
                 )
-            vkeys, _ = visitor_periods(old, self._consent_key, self._counter_key, keys)
+            vkeys, _, _ = visitor_periods(old, self._consent_key, self._counter_key, keys)
             await self._purge_script(
                 keys=keys.keys, args=[dumps(rows), dumps(increments), instance, dumps(anchor), dumps(vkeys)]
             )

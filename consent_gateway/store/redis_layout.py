@@ -15,7 +15,16 @@ import orjson
 
 from consent_gateway.errors import ConfigError
 from consent_gateway.events import ConsentEvent, event_from_dict
-from consent_gateway.store.aggregates import DAY_MS, EVENTS, VISITOR_MONTH, Cells, day_bounds, visitor_keys
+from consent_gateway.store.aggregates import (
+    DAY_MS,
+    EVENTS,
+    VISITOR_MONTH,
+    Cells,
+    VisitorKey,
+    day_bounds,
+    period_keys,
+    visitor_keys,
+)
 from consent_gateway.store.base import EventFilter
 
 logger = logging.getLogger("consent_gateway.store.redis")
@@ -54,24 +63,39 @@ local function choices_of(member, known)
   if known[member] then return known[member] end
   local body = redis.call('HGET', KEYS[1], string.sub(member, 15))
   local choices = {}
-  if body then
-    for category, granted in pairs(cjson.decode(body)['categories']) do
+  -- only the event's flat "categories" object is decoded, not the whole event (a quote inside a JSON
+  -- string is escaped, so the first match is the field itself)
+  local categories = body and string.match(body, '"categories":(%b{})')
+  if categories then
+    for category, granted in pairs(cjson.decode(categories)) do
       choices[#choices + 1] = {category, granted and 1 or 0}
     end
   end
   known[member] = choices
   return choices
 end
+-- the counter fields of a period's label and a category, made once per script call
+local field_names = {}
+local function fields_of(label, category)
+  local by_label = field_names[label]
+  if not by_label then
+    by_label = {}
+    field_names[label] = by_label
+  end
+  local f = by_label[category]
+  if not f then
+    f = {'t\\31' .. label .. '\\31' .. category, 'g\\31' .. label .. '\\31' .. category}
+    by_label[category] = f
+  end
+  return f
+end
 local function move_visitor(acc, v, choices, sign)
   acc[v[4]] = acc[v[4]] or {}
   local cells = acc[v[4]]
   for _, c in ipairs(choices) do
-    local t = 't\\31' .. v[5] .. '\\31' .. c[1]
-    cells[t] = (cells[t] or 0) + sign
-    if c[2] == 1 then
-      local g = 'g\\31' .. v[5] .. '\\31' .. c[1]
-      cells[g] = (cells[g] or 0) + sign
-    end
+    local f = fields_of(v[5], c[1])
+    cells[f[1]] = (cells[f[1]] or 0) + sign
+    if c[2] == 1 then cells[f[2]] = (cells[f[2]] or 0) + sign end
   end
 end
 local function move_visitors(acc, vkeys, before, after, known)
@@ -96,7 +120,8 @@ end
 # KEYS: ev, t, chains, erasures, aggdays, then the batch's keys. ARGV[1]: a JSON array of rows
 # [event_id, time member, consent_id, its index key, instance, its chain key, seq, byte length of the
 # event's JSON, timestamp ms, profile, the day's low and high time bounds, the day's counter key, the day,
-# its filter index keys, its choices [[category, 1|0], …]] (keys as indexes into KEYS); ARGV[2]: the events'
+# its filter index keys, its choices [[category, 1|0], …], its day's and month's indexes in ARGV[4]] (keys as
+# indexes into KEYS); ARGV[2]: the events'
 # JSON, concatenated; ARGV[3]: the profiles' increments, [[key, field, n], …] each; ARGV[4]: the batch's
 # visitor periods (``vkeys`` above); ARGV[5]: the months' first days (per-visitor counters, in aggdays). A
 # few arguments per batch, and no JSON escaped inside JSON: packing thousands of small arguments costs the
@@ -112,6 +137,8 @@ local profiles = cjson.decode(ARGV[3])
 local vkeys = cjson.decode(ARGV[4])
 local before = latest_members(vkeys)
 local known = {}
+-- per period of vkeys: the one member this batch added to it, or true when it added several
+local added_to = {}
 local any_erasure = redis.call('HLEN', KEYS[4]) > 0
 local pos = 1
 local added = 0
@@ -159,6 +186,9 @@ for i = 1, #batch do
     used[e[10]] = (used[e[10]] or 0) + 1
     days[e[14]] = true
     known[member] = e[16]
+    for _, v in ipairs(e[17]) do
+      if added_to[v] == nil then added_to[v] = member else added_to[v] = true end
+    end
     added = added + 1
   end
 end
@@ -169,7 +199,26 @@ for k, members in pairs(zadds) do
 end
 for name in pairs(instances) do redis.call('SADD', KEYS[3], name) end
 if added > 0 then
-  move_visitors(acc, vkeys, before, latest_members(vkeys), known)
+  -- each period's latest member now: when the batch added one member to it, the later of that one and the
+  -- period's latest before, by time (a tie, or several members, asks the index)
+  local after = {}
+  for i, v in ipairs(vkeys) do
+    local got = added_to[i]
+    if got == nil then
+      after[i] = before[i]
+    elseif got ~= true and not before[i] then
+      after[i] = got
+    else
+      local t_old = before[i] and tonumber(string.sub(before[i], 1, 13))
+      local t_new = got ~= true and tonumber(string.sub(got, 1, 13))
+      if t_old and t_new and t_old ~= t_new then
+        after[i] = t_new > t_old and got or before[i]
+      else
+        after[i] = redis.call('ZREVRANGEBYLEX', KEYS[v[1]], v[3], v[2], 'LIMIT', 0, 1)[1] or false
+      end
+    end
+  end
+  move_visitors(acc, vkeys, before, after, known)
   for _, day in ipairs(cjson.decode(ARGV[5])) do days[day] = true end
 end
 add_profiles(profiles, used, 1, acc)
@@ -318,16 +367,26 @@ def visitor_periods(
     consent_key: Callable[[str], str],
     counter_key: Callable[[str, str], str],
     keys: BatchKeys,
-) -> tuple[list[list[Any]], list[str]]:
-    """The scripts' ``vkeys`` of ``events`` (each visitor's day and month), and the months' first days."""
+) -> tuple[list[list[Any]], list[str], dict[VisitorKey, int]]:
+    """The scripts' ``vkeys`` of ``events`` (each visitor's day and month), the months' first days, and each
+    period's index in ``vkeys`` (from 1, as Lua counts)."""
     vkeys: list[list[Any]] = []
     months: set[str] = set()
-    for consent_id, dim, period, label, start, end in visitor_keys(events):
+    index: dict[VisitorKey, int] = {}
+    for key in visitor_keys(events):
+        consent_id, dim, period, label, start, end = key
         low, high = time_bound(start, low=True), time_bound(end, low=False)
         vkeys.append([keys(consent_key(consent_id)), low, high, keys(counter_key(period, dim)), label])
+        index[key] = len(vkeys)
         if dim == VISITOR_MONTH:
             months.add(period)
-    return vkeys, sorted(months)
+    return vkeys, sorted(months), index
+
+
+def periods_of(event: ConsentEvent, index: dict[VisitorKey, int]) -> list[int]:
+    """An event's day and month as indexes into the scripts' ``vkeys``."""
+    day, month = period_keys(event)
+    return [index[day], index[month]]
 
 
 def choices_of(event: ConsentEvent) -> list[list[Any]]:
