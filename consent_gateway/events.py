@@ -311,12 +311,38 @@ class EventChain:
     Not thread-safe and not shared between processes: each gateway instance needs its own instance id.
     """
 
+    #: events whose salts one read of the system's random source provides (one system call per event
+    #: cost as much as a commitment); the bytes are used once each, in order, and never kept anywhere else
+    ENTROPY_EVENTS: Final = 256
+
     def __init__(self, instance_id: str, head: ChainHead | None = None, *, keys: LogKeys | None = None) -> None:
         if not instance_id:
             raise ValueError("a chain needs a non-empty instance id")
         self.instance_id = instance_id
         self.head = head or ChainHead(seq=0, hash="")
         self.keys = keys
+        self._entropy = ""
+        self._entropy_at = 0
+
+    @property
+    def head(self) -> ChainHead:
+        """The last event chained: what the next one follows."""
+        return ChainHead(seq=self._seq, hash=self._hash)
+
+    @head.setter
+    def head(self, head: ChainHead) -> None:
+        # two plain attributes: a ChainHead per event costs more than a commitment
+        self._seq, self._hash = head.seq, head.hash
+
+    def _salts(self) -> str:
+        """Fresh hex entropy for one event's salts (32 hex digits per personal field)."""
+        size = 32 * len(PERSONAL_FIELDS)
+        at = self._entropy_at
+        if at + size > len(self._entropy):
+            self._entropy = os.urandom(16 * len(PERSONAL_FIELDS) * self.ENTROPY_EVENTS).hex()
+            at = 0
+        self._entropy_at = at + size
+        return self._entropy[at : at + size]
 
     def append(self, event: ConsentEvent, *, timestamp_ms: int | None = None) -> ConsentEvent:
         """``event`` chained after the head (stamped ``timestamp_ms`` instead of its own time when given)."""
@@ -325,24 +351,23 @@ class EventChain:
             values[_I_TIMESTAMP] = timestamp_ms
         salts: dict[str, str] = {}
         commitments: dict[str, str] = {}
-        entropy = os.urandom(16 * len(PERSONAL_FIELDS)).hex()
+        entropy = self._salts()
         for name, index, offset in _SALT_SLOTS:
             value = values[index]
             if value is not None:
                 salt = entropy[offset : offset + 32]
                 salts[name] = salt
                 commitments[name] = _sha256(f"{salt}\x00{value}".encode()).hexdigest()
-        head = self.head
-        seq = head.seq + 1
+        seq = self._seq + 1
         values[_I_INSTANCE] = self.instance_id
         values[_I_SEQ] = seq
-        values[_I_PREV_HASH] = head.hash
+        values[_I_PREV_HASH] = self._hash
         values[_I_COMMITMENTS] = commitments
         values[_I_SALTS] = salts
         digest = _sha256(canonical(dict(zip(_HASHED_FIELDS, _hashed_items(values), strict=True)))).hexdigest()
         values[_I_HASH] = digest
         values[_I_MAC] = self.keys.mac(digest) if self.keys is not None else ""
-        self.head = ChainHead(seq=seq, hash=digest)
+        self._seq, self._hash = seq, digest
         chained: ConsentEvent = _build_event(values)
         return chained
 

@@ -71,6 +71,19 @@ def test_each_personal_field_has_its_own_salt() -> None:
     assert len(set(one.salts.values())) == len(PERSONAL_FIELDS)
 
 
+def test_no_salt_is_ever_used_twice_along_a_chain() -> None:
+    # salts come from one read of the random source per EventChain.ENTROPY_EVENTS events: across refills
+    # every salt of every event is still fresh, and a chain started again does not repeat the first one's
+    chain = EventChain("gw")
+    chained = [chain.append(event(i)) for i in range(3 * EventChain.ENTROPY_EVENTS + 5)]
+    chained += [EventChain("gw").append(event(1)) for _ in range(3)]
+    salts = [salt for e in chained for salt in e.salts.values()]
+    assert len(salts) == len(chained) * len(PERSONAL_FIELDS)
+    assert len(set(salts)) == len(salts)
+    assert all(len(salt) == 32 and int(salt, 16) >= 0 for salt in salts)
+    assert all(check_event(e) is None for e in chained)
+
+
 def test_absent_personal_fields_have_no_commitment() -> None:
     chained = EventChain("gw").append(event(referrer_host=None))
     assert "referrer_host" not in chained.commitments
