@@ -19,8 +19,10 @@ from starlette.routing import Route
 from consent_gateway import metrics
 from consent_gateway.charsets import Transcoder, header_encoding
 from consent_gateway.cli import proxy_app
+from consent_gateway.codings import UndecodableBody
 from consent_gateway.config import Config
 from consent_gateway.mimesniff import browser_content_type, sniffs_as_html
+from consent_gateway.scripted_xml import MAX_CONSTRUCT_BYTES, ScriptScan
 from tests.servers import WAIT_SECONDS, ServerThread
 
 TRACKER = "https://www.googletagmanager.com/gtag/js?id=G-BODIES"
@@ -96,6 +98,7 @@ def origin_app() -> Starlette:
 
         first = request.query_params.get("first")
         if first is not None:
+
             async def first_part() -> AsyncIterator[bytes]:
                 yield b"--frame\r\nContent-Type: " + first.encode() + b"\r\n\r\n" + PAGE.encode() + b"\r\n"
 
@@ -161,6 +164,17 @@ DOCUMENTS = {
     ),
     "svg-icon": '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8"><circle cx="4" cy="4" r="4"/></svg>',
     "xml-data": '<?xml version="1.0"?><rss version="2.0"><channel><title>News</title></channel></rss>',
+    # a feed about the web: its words and quoted markup run nothing
+    "xml-feed-about-scripts": (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>javascript: the good parts</title>'
+        "<description><![CDATA[<p>Paste <script src=x></script> and onload=go()</p>]]></description>"
+        "<!-- <script>old()</script> --><item><title>Someone = no one</title></item></channel></rss>"
+    ),
+    "svg-illustrator": (  # entities for namespaces, as Illustrator writes them: no markup in their values
+        '<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+        '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [<!ENTITY ns_svg "http://www.w3.org/2000/svg">]>'
+        '<svg xmlns="&ns_svg;"><circle r="4"/></svg>'
+    ),
 }
 
 
@@ -346,9 +360,10 @@ def test_a_camera_stream_of_images_passes_untouched(gateway: str) -> None:
 def test_a_part_a_browser_renders_as_a_page_never_reaches_it(gateway: str, part_type: str) -> None:
     before = metrics.value("html_refused_total", reason="multipart_page")
     received = b""
-    with httpx.Client(timeout=WAIT_SECONDS) as client, client.stream(
-        "GET", gateway + "/stream", params={"page": part_type}
-    ) as response:
+    with (
+        httpx.Client(timeout=WAIT_SECONDS) as client,
+        client.stream("GET", gateway + "/stream", params={"page": part_type}) as response,
+    ):
         assert response.status_code == 200  # the frames went out as they came
         with pytest.raises(httpx.HTTPError):  # then the connection breaks off: no well-formed end
             for piece in response.iter_raw():
@@ -470,11 +485,50 @@ def test_a_compressed_svg_is_read_decoded(gateway: str) -> None:
     assert icon.text == DOCUMENTS["svg-icon"]  # decoded by the client: the site's bytes, untouched
 
 
-@pytest.mark.parametrize("doc", ["svg-icon", "xml-data"])
+@pytest.mark.parametrize("doc", ["svg-icon", "xml-data", "xml-feed-about-scripts", "svg-illustrator"])
 def test_a_scriptless_document_passes_untouched(gateway: str, doc: str) -> None:
     media_type = "image/svg+xml" if doc.startswith("svg") else "application/rss+xml"
     response = httpx.get(gateway + "/xml", params={"doc": doc, "type": media_type}, timeout=WAIT_SECONDS)
     assert response.status_code == 200 and response.text == DOCUMENTS[doc]
+
+
+#: ways to run a script that a search for "<script" would miss, or that hide it from a naive reader
+HIDDEN_SCRIPTS = {
+    "entity-markup": "<!DOCTYPE svg [<!ENTITY s \"<script href='https://t.example/x.js'/>\">]><svg>&s;</svg>",
+    "entity-reference-markup": '<!DOCTYPE svg [<!ENTITY s "&#60;script/&#62;">]><svg>&s;</svg>',
+    "entity-javascript-url": '<!DOCTYPE svg [<!ENTITY j "javascript:go()">]><svg><a href="&j;">x</a></svg>',
+    "encoded-javascript-url": '<svg xmlns:x="http://www.w3.org/1999/xlink"><a x:href="&#106;ava\tscript:go()"/></svg>',
+    "xslt": '<?xml-stylesheet type="text/xsl" href="/page.xsl"?><data/>',
+    "event-attribute-prefixed": '<svg xmlns:e="http://www.w3.org/2000/svg"><rect e:onclick="go()"/></svg>',
+    "script-after-quoted-gt": '<svg><rect title="a > b"/><script>go()</script></svg>',
+}
+
+
+@pytest.mark.parametrize("doc", sorted(HIDDEN_SCRIPTS))
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+def test_a_hidden_script_is_found_at_every_chunking(doc: str, piece: int) -> None:
+    body = HIDDEN_SCRIPTS[doc].encode()
+    scan = ScriptScan([], 1 << 20)
+    with pytest.raises(UndecodableBody):
+        for start in range(0, len(body), piece):
+            scan.feed(body[start : start + piece])
+        scan.finish()
+
+
+@pytest.mark.parametrize("doc", ["xml-feed-about-scripts", "svg-illustrator", "svg-icon"])
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+def test_a_scriptless_document_reads_as_scriptless_at_every_chunking(doc: str, piece: int) -> None:
+    body = DOCUMENTS[doc].encode()
+    scan = ScriptScan([], 1 << 20)
+    for start in range(0, len(body), piece):
+        scan.feed(body[start : start + piece])
+    scan.finish()  # nothing raised: the document passes
+
+
+def test_a_tag_too_long_to_read_is_refused() -> None:
+    scan = ScriptScan([], 1 << 30)
+    with pytest.raises(UndecodableBody):
+        scan.feed(b'<svg><rect title="' + b"x" * (MAX_CONSTRUCT_BYTES + 1))
 
 
 def test_an_svg_shown_as_an_image_runs_no_script_and_passes_untouched(gateway: str) -> None:
@@ -516,7 +570,9 @@ def test_an_upstreams_early_hints_to_trackers_never_reach_the_visitor(config: Co
                 conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: " + GTM_PRELOAD.encode() + b"\r\n\r\n")
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\nContent-Length: "
-                    + str(len(page)).encode() + b"\r\n\r\n" + page
+                    + str(len(page)).encode()
+                    + b"\r\n\r\n"
+                    + page
                 )
 
     with socket.socket() as listener:
@@ -525,9 +581,10 @@ def test_an_upstreams_early_hints_to_trackers_never_reach_the_visitor(config: Co
         threading.Thread(target=answer, args=(listener,), daemon=True).start()
         upstream = f"http://127.0.0.1:{listener.getsockname()[1]}"
         plain = replace(config, gateway=replace(config.gateway, compress=False))
-        with ServerThread(proxy_app(upstream, plain)) as gateway, socket.create_connection(
-            ("127.0.0.1", gateway.port), timeout=WAIT_SECONDS
-        ) as visitor:
+        with (
+            ServerThread(proxy_app(upstream, plain)) as gateway,
+            socket.create_connection(("127.0.0.1", gateway.port), timeout=WAIT_SECONDS) as visitor,
+        ):
             visitor.sendall(b"GET / HTTP/1.1\r\nHost: shop.example\r\nAccept: text/html\r\nConnection: close\r\n\r\n")
             received = b""
             while chunk := visitor.recv(65536):
