@@ -1497,6 +1497,7 @@ class TestPostgresConsentLog(ConsentLogContract):
         late = chain.append(make_event(77, timestamp_ms=months[0] + 5))
         await log.append([late])
         assert await log.get(late.event_id) == late
+        await self.assert_counters_match_a_scan(log)  # its visitor counts in the month again, once
 
     async def test_erasure_deletes_the_personal_row_and_keeps_the_chained_record(
         self, log: ConsentLog, events: list[ConsentEvent]
