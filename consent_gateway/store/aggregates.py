@@ -47,7 +47,7 @@ import operator
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from consent_gateway.events import ConsentEvent
 from consent_gateway.store.base import VENDOR_CATEGORY, VISITOR_PERIODS, DayCount, EventFilter, StatRow
@@ -279,38 +279,49 @@ class Cells:
         cell[0] += sign
 
     def add_events(self, events: Iterable[ConsentEvent]) -> None:
-        """Count stored events, as :meth:`add_event` does one by one, in one tight loop (the SQLite append
-        counts every batch this way: the same counts in SQL cost several times more)."""
-        cells = self.cells
-        days: dict[int, str] = {}
+        """Count stored events, as :meth:`add_event` does one by one (the SQL backends count every batch
+        this way: the same counts in SQL cost several times more).
+
+        Events are first grouped by what their counters depend on (day, country, browser, device, policy,
+        choices): a batch of a thousand events has a few dozen such profiles, and each profile's cells are
+        then added once, by its number of events."""
+        profiles: dict[tuple[Any, ...], int] = {}
         for e in events:
-            n = e.timestamp_ms // DAY_MS
-            day = days.get(n)
-            if day is None:
-                day = days[n] = day_of(n * DAY_MS)
+            profile = (
+                e.timestamp_ms // DAY_MS,
+                e.country,
+                e.browser_family,
+                e.device_type,
+                e.policy_version,
+                tuple(e.categories.items()),
+                tuple(e.vendors.items()),
+            )
+            try:
+                profiles[profile] = profiles.get(profile, 0) + 1
+            except TypeError:  # a choice that is not a plain value (a hand-edited spool): counted alone
+                self.add_event(e)
+        cells = self.cells
+        for (n, country, browser, device, policy, categories, vendors), count in profiles.items():
+            day = day_of(n * DAY_MS)
             groups = (
                 ("day", day),
-                ("country", e.country or "unknown"),
-                ("browser", e.browser_family or "unknown"),
-                ("device", e.device_type or "unknown"),
-                ("policy_version", e.policy_version),
+                ("country", country or "unknown"),
+                ("browser", browser or "unknown"),
+                ("device", device or "unknown"),
+                ("policy_version", policy),
             )
-            for category, granted in e.categories.items():
+            for category, granted in categories:
                 for dim, value in groups:
-                    key = (day, dim, value, category)
-                    cell = cells.get(key)
-                    if cell is None:
-                        cells[key] = [1, 1 if granted else 0]
-                    else:
-                        cell[0] += 1
-                        if granted:
-                            cell[1] += 1
-            for vendor, granted in e.vendors.items():
+                    cell = cells.setdefault((day, dim, value, category), [0, 0])
+                    cell[0] += count
+                    if granted:
+                        cell[1] += count
+            for vendor, granted in vendors:
                 cell = cells.setdefault((day, "vendor", vendor, VENDOR_CATEGORY), [0, 0])
-                cell[0] += 1
-                cell[1] += 1 if granted else 0
-            cell = cells.setdefault((day, EVENTS, "", ""), [0, 0])
-            cell[0] += 1
+                cell[0] += count
+                if granted:
+                    cell[1] += count
+            cells.setdefault((day, EVENTS, "", ""), [0, 0])[0] += count
 
     def rows(self) -> list[tuple[str, str, str, str, int, int]]:
         """``(day, dim, value, category, total, granted)``, sorted (writers lock rows in one order)."""
