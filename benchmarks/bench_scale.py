@@ -220,6 +220,8 @@ async def timed(what: str, results: dict[str, Any], coro: Any) -> Any:
     start = time.perf_counter()
     value = await coro
     results[what] = time.perf_counter() - start
+    # printed at once: a step that fails an hour into a large run must not take the earlier figures with it
+    print(f"  {what[:-2]}: {results[what] * 1000:,.1f} ms", file=sys.stderr, flush=True)
     return value
 
 
