@@ -371,11 +371,7 @@ class Responder:
         except UndecodableBody as exc:
             await self._unreadable(UndecodableBody(scripted_xml.REASON, str(exc)), "an XML document")
             return
-        start = self._held_start
-        if start is not None:
-            self._held_start = None
-            await self._send(start)
-        await self._send(message)
+        await self._pass_on(message)
 
     async def _part_body(self, message: Message, parts: PartHeaders) -> None:
         try:
@@ -385,6 +381,10 @@ class Responder:
         except UndecodableBody as exc:
             await self._unreadable(exc, "a multipart stream")
             return
+        await self._pass_on(message)
+
+    async def _pass_on(self, message: Message) -> None:
+        """A body message the checks let through, after the response's start when it is still held."""
         start = self._held_start
         if start is not None:
             self._held_start = None
