@@ -28,6 +28,7 @@ from types import ModuleType
 #: the modules the build compiles: the rewriter's tokenizer, scanner and per-tag decisions
 COMPILED_MODULES = (
     "consent_gateway.html.cache",
+    "consent_gateway.html.css",
     "consent_gateway.html.decisions",
     "consent_gateway.html.head",
     "consent_gateway.html.holdback",

@@ -92,7 +92,58 @@ def minify_js(source: str) -> str:
                     j += 1
             emit(source[i:j])
             i = j
-    return "".join(out).strip() + "\n"
+    return "".join(_renamed_locals(out)).strip() + "\n"
+
+
+#: words never renamed (keywords and literals): a local is never named like one
+_RESERVED = frozenset(
+    "break case catch class const continue debugger default delete do else export extends false finally for "
+    "function if import in instanceof let new null return super switch this throw true try typeof undefined "
+    "var void while with yield arguments eval".split()
+)
+_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+
+def _renamed_locals(tokens: list[str]) -> list[str]:
+    """Give the script's own variables, functions and parameters short names (what most of a minifier's
+    gain is). Only a name declared in the script (after ``var``, ``function`` or in a parameter list) is
+    renamed, everywhere it appears, and only when it never appears as a property (after ".") or before ":"
+    (an object key, or a ternary's branch: left alone, to stay simple): so every use of a name keeps meaning
+    the same thing, whatever scope it is in, and no global or property is touched."""
+    words = [i for i, t in enumerate(tokens) if _NAME.fullmatch(t)]
+    significant = [t for t in tokens if t.strip()]
+    declared: set[str] = set()
+    in_params = False
+    for i, token in enumerate(significant):
+        before = significant[i - 1] if i else ""
+        if in_params:
+            if token == ")":
+                in_params = False
+            elif _NAME.fullmatch(token):
+                declared.add(token)
+        elif _NAME.fullmatch(token) and before in ("var", "function"):
+            declared.add(token)
+        if token == "(" and (before == "function" or before == "catch"
+                             or i > 1 and significant[i - 2] == "function" and _NAME.fullmatch(before)):
+            in_params = True
+    unsafe = {significant[i + 1] for i, t in enumerate(significant[:-1]) if t == "."}
+    unsafe |= {t for i, t in enumerate(significant[:-1]) if significant[i + 1] == ":"}
+    counts: dict[str, int] = {}
+    for i in words:
+        name = tokens[i]
+        if name in declared and name not in unsafe and name not in _RESERVED:
+            counts[name] = counts.get(name, 0) + 1
+    taken = {tokens[i] for i in words} | _RESERVED
+    fresh = (a + b for a in ("", *_LETTERS) for b in _LETTERS)
+    names: dict[str, str] = {}
+    for name in sorted(counts, key=lambda n: (-counts[n], n)):
+        short = next(f for f in fresh if f not in taken)
+        if len(short) < len(name):
+            names[name] = short
+    return [names.get(t, t) for t in tokens]
+
+
+_LETTERS = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def _starts_regex(before: str) -> bool:

@@ -64,7 +64,7 @@ def golden_cases(catalog: Catalog) -> dict[str, str]:
     found = {}
     for accelerated in (True, False):
         rewriter_module.use_accelerators(accelerated)
-        for source in sorted(GOLDEN.glob("*.src.html")):
+        for source in sorted([*GOLDEN.glob("*.src.html"), *(GOLDEN.parent / "rewriter_css").glob("*.src.html")]):
             page = source.read_bytes()
             for size in (0, 1, 7, 4096):
                 name = f"golden/{source.name}/{size or 'whole'}/{'native' if accelerated else 'regex'}"

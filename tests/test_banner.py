@@ -246,6 +246,22 @@ def test_the_minifier_keeps_strings_regexes_and_line_breaks() -> None:
     assert build_banner.minify_css("a :focus , b > c { color: red ; }") == "a :focus,b>c{color:red}\n"
 
 
+def test_the_minifier_shortens_only_the_scripts_own_names() -> None:
+    spec = importlib.util.spec_from_file_location("build_banner", ROOT / "scripts" / "build_banner.py")
+    assert spec is not None and spec.loader is not None
+    build_banner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_banner)
+    source = ("(function (w) { var total = 1, later = 2; var branch = 3; var o = { keep: total };"
+              " function helper(arg) { return arg.keep + o.keep + fetch(later) + (arg ? branch : 'total'); }"
+              " w.api = { helper: helper }; })(window);")
+    out = build_banner.minify_js(source)
+    # declared names go short; a property, an object key (or a ternary branch), a global and a name declared
+    # only after a comma stay as they are, and so does every string
+    assert "total=1" not in out and "arg" not in out and "'total'" in out and "?branch:" in out
+    assert ".keep" in out and "{keep:" in out and "fetch(later)" in out and "{helper:helper}" in out
+    assert out.startswith("(function(w){var ")
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [

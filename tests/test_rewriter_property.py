@@ -4,6 +4,7 @@ would load or run when the visitor granted nothing."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from urllib.parse import urljoin
 
@@ -59,6 +60,12 @@ TRACKERS = [
     b'<link rel=stylesheet href="https://static.hotjar.com/c.css">',
     b"<image src='https://tr.snapchat.com/p'>",
     b'<base href="https://www.google-analytics.com/"><img src="collect?v=1">',
+    # CSS fetches in markup (issue 8)
+    b'<div style="background:url(https://www.google-analytics.com/collect?v=1)">',
+    b"<p STYLE='color:red;background-image:URL( \"//bat.bing.com/action/0\" )'>",
+    b'<span style="background:url&#40;https://www.facebook.com/tr?id=1&#41;">',
+    b"<style>.a{background:url(https://www.google-analytics.com/a.gif)} @import 'https://static.hotjar.com/c.css';</style>",
+    b"<style>.e{background:\\75 rl(https://www.google-analytics.com/e.gif)}</style>",
 ]
 TRICKY = [
     b"<!--", b"-->", b"<!-->", b"<script>", b"</script>", b"<style>", b"</style>", b"<title>", b"</title>",
@@ -71,7 +78,12 @@ TRICKY = [
     b"<![endif]-->", b"<script/>", b"<style/>", b"<img alt='", b"<template>", b"</template>",
     b"<a href=/shopping>", b"</a>", b" ping ", b"<video>", b"</video>", b"<picture>", b"<object>", b"</object>",
     b"<frameset>", b"<base href=/en/>", b"<a ping='", b"<meta http-equiv=refresh content='",
+    b"url(", b")", b"@import ", b"<div style='", b"<b style=", b"&#40;", b"(", b"\\75 rl(", b"/own.png",
 ]
+#: a CSS url() or @import string of a style attribute or <style> text, as the rewriter reads them (a token
+#: holds no "<" and ends at ")" or its closing quote)
+CSS_URL = re.compile(r"""(?i:url)\(\s*(?:"([^"<]*)"|'([^'<]*)'|([^"'()\s<]*))\s*\)"""
+                     r"""|@import\s*(?:"([^"<]*)"|'([^'<]*)')""")
 
 fragments = st.lists(st.sampled_from(TRACKERS + TRICKY), min_size=1, max_size=30)
 
@@ -173,9 +185,14 @@ def live_trackers(page: bytes | str) -> list[str]:
             urls = [_refresh_url(attrs.get("content", ""))]
         elif tag == "body":
             urls = [attrs.get("background", "")]
+        elif tag == "style" and element.text:
+            urls = [next(u for u in m if u) for m in CSS_URL.findall(element.text.replace("\\75 rl(", "url("))
+                    if any(m)]
         elif tag == "base" and not base and "href" in attrs:
             href = attrs["href"].strip()
             base = href if href.startswith(("https://", "http://", "//")) else "-"
+        if "style" in attrs:
+            urls += [next(u for u in m if u) for m in CSS_URL.findall(attrs["style"]) if any(m)]
         found += [f"{tag} {u}" for u in urls if u and _vendor(u, kind, base if base != "-" else "")]
     return found
 

@@ -4,6 +4,7 @@ read — a tag too long for the buffer, or the rest of a page after an error."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,9 +13,32 @@ from .. import metrics
 from ..catalog import Catalog, VendorRule
 from ..decision import Decision
 from ..thirdparty import UNCLASSIFIED
+from ..urls import clean_url
 from .cache import TAG_CACHE_MAX_ENTRIES, TAG_CACHE_MAX_TAG_BYTES, Sighting
-from .holdback import HOLD_TAG_NAMES, INERT_ATTRS, hold_back_tag, parse_attributes
+from .css import has_css_fetch_hint, held_token, hold_back_css, token_url
+from .holdback import (
+    ELEMENT_KINDS,
+    HOLD_TAG_NAMES,
+    INERT_ATTRS,
+    hold_back_tag,
+    note_third_parties,
+    parse_attributes,
+    vendor_of_url,
+)
 from .inline_loaders import LOADER_SCAN_BYTES, loader_vendors
+
+#: a style attribute (or one whose name ends in "style": the attribute parser decides)
+_STYLE_ATTR = re.compile(rb"(?i:style)[\t\n\f\r ]*+=")
+#: the value of the attribute whose name ends at the match's start, up to its end
+_ATTR_VALUE = re.compile(rb"[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+)")
+#: CSS URLs are looked up as images first, then as any other kind (a tracker host is one whatever loads it)
+_CSS_SPEC = ELEMENT_KINDS["img"]
+
+
+def may_hold_css(tag: bytes) -> bool:
+    """Whether a start tag may carry a CSS url() in a style attribute (cheap; the holdback reads it)."""
+    return has_css_fetch_hint(tag) and _STYLE_ATTR.search(tag) is not None
+
 
 #: the start of every tag that can fetch or run something, for bail-outs that do not read tags
 _INERT_ALL = re.compile(b"<((?i:" + b"|".join(n.encode() for n in HOLD_TAG_NAMES) + rb"))(?=[\t\n\f\r />])")
@@ -122,12 +146,48 @@ class DocumentHoldback:
 
     def _decide(self, tag: bytes, kind: str, may_name_vendor: bool | None, base: str,
                 srcdoc: Callable[[str], list[VendorRule]] | None) -> bytes:
+        """``kind`` "": a tag that fetches nothing itself, read only for its style attribute."""
         held = hold_back_tag(tag, kind, self.catalog, self.decision, may_name_vendor=may_name_vendor, base=base,
-                             srcdoc_vendors=srcdoc, noted=self.noted)
-        if held is None:
+                             srcdoc_vendors=srcdoc, noted=self.noted) if kind else None
+        if held is not None:
+            self.held.append(held.vendor.id)
+            tag = held.tag
+        return self._styled(tag, base) if may_hold_css(tag) else tag
+
+    def _styled(self, tag: bytes, base: str) -> bytes:
+        """The start tag with the url()s of its style attribute that this visitor does not allow held back."""
+        _, attrs = parse_attributes(tag)
+        style = next((attr for attr in attrs if attr.name == b"style"), None)  # a browser uses the first
+        if style is None or not style.value or not has_css_fetch_hint(style.value):
             return tag
-        self.held.append(held.vendor.id)
-        return held.tag
+        text = style.value.decode("utf-8", "replace")
+        css = (html.unescape(text) if "&" in text else text).encode("utf-8", "surrogatepass")
+        parts: list[bytes | None] = []
+        held_before = len(self.held)
+        hold_back_css(css, 0, len(css), len(css), True, lambda token: self.css_token(token, base), parts)
+        if len(self.held) == held_before:
+            return tag  # nothing held
+        held_css = b"".join(part for part in parts if part is not None).decode("utf-8", "surrogatepass")
+        value = html.escape(held_css, quote=True).encode("utf-8", "surrogatepass")
+        value_end = _ATTR_VALUE.match(tag, style.name_end)
+        assert value_end is not None  # the attribute has a value: the parser read it
+        return b"".join((tag[: style.name_start], b'style="', value, b'"', tag[value_end.end() :]))
+
+    def css_token(self, token: re.Match[bytes], base: str) -> bytes | None:
+        """The held form of a CSS token (``css.TOKEN``) whose URL this visitor does not allow, else None."""
+        url = token_url(token)
+        if not url:
+            return None
+        hosts: list[tuple[VendorRule, str]] = []
+        vendor = vendor_of_url(self.catalog, clean_url(url), _CSS_SPEC, base, self.decision.site, hosts=hosts)
+        if vendor is None:
+            return None
+        held = not self.decision.allows_vendor(vendor.id, vendor.category)
+        note_third_parties(self.catalog, "css", [vendor], hosts, held, self.noted)
+        if not held:
+            return None
+        self.held.append(vendor.id)
+        return held_token(token, vendor.category, vendor.id)
 
     def inline_script(self, tag: bytes, body: bytes, signatures: list[bytes] | None = None, *,
                       too_long: bool = False, kind: str = "script", base: str = "") -> bytes:

@@ -239,7 +239,7 @@ def _first_disallowed(vendors: list[VendorRule], decision: Decision) -> VendorRu
     return None
 
 
-def _note_third_parties(catalog: Catalog, kind: str, vendors: list[VendorRule],
+def note_third_parties(catalog: Catalog, kind: str, vendors: list[VendorRule],
                         hosts: list[tuple[VendorRule, str]] | None, held: bool,
                         noted: list[tuple[str, str, str, bool]] | None) -> None:
     """Note each third party an element contacts, held back or let through: every unclassified host is
@@ -337,7 +337,13 @@ def _vendor_of_raw_url(catalog: Catalog, raw: bytes, spec: ElementKind, base: st
     """The vendor of one attribute's URL: the catalog's, else the classification of a host it does not know
     (first party or allowed: None; else the pseudo-vendor "unclassified"). ``catalog_free``: the caller
     proved that no catalog pattern can match (see ``hold_back_tag``), so only the host is classified."""
-    url = attribute_url(raw) if raw else ""
+    return vendor_of_url(catalog, attribute_url(raw) if raw else "", spec, base, site, catalog_free, hosts)
+
+
+def vendor_of_url(catalog: Catalog, url: str, spec: ElementKind, base: str, site: str,
+                  catalog_free: bool = False, hosts: list[tuple[VendorRule, str]] | None = None,
+                  ) -> VendorRule | None:
+    """The vendor of one cleaned URL (see ``_vendor_of_raw_url``)."""
     if base or not url.isascii():  # else the catalog reads it the same way (and caches what it read)
         url = resolve_url(url, base)
     if not url:
@@ -428,7 +434,7 @@ def hold_back_tag(tag: bytes, kind: str, catalog: Catalog, decision: Decision,
     vendors = vendors_of_tag(kind, attrs, catalog, inline_body, inline_vendors, base=base, site=decision.site,
                              srcdoc_vendors=srcdoc_vendors, catalog_free=catalog_free, hosts=hosts)
     vendor = _first_disallowed(vendors, decision)
-    _note_third_parties(catalog, kind, vendors, hosts, vendor is not None, noted)
+    note_third_parties(catalog, kind, vendors, hosts, vendor is not None, noted)
     if vendor is None:
         return None
     return HeldBack(rewrite_held_back(tag, kind, name_end, attrs, vendor.category, vendor.id), vendor)

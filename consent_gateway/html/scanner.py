@@ -150,20 +150,26 @@ class Modes:
             start_re = b"(?:" + start_re + cond_re + b")"
         end_re = _trie(ends) + DELIM if ends else None
         any_tag = b"(?:" + _FAST_TAG_SRC + rb"|[^\t\n\f\r />]*+" + TAG_REST_SRC + b")"
-        generic_start = b"<(?!" + exact_start_re + b")[a-zA-Z]" + any_tag
+        # a start tag that may hold a CSS url() (a "(" or "&") is a candidate: the same tag with neither
+        styleless_tag = any_tag.replace(b"[^", b"[^(&")
+        generic_start = b"<(?!" + exact_start_re + b")[a-zA-Z]" + styleless_tag
         generic_end = b"</" + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + any_tag
         text_lt = rb"<(?=[^a-zA-Z!?/])"
         self.skip = re.compile(rb"(?:[^<]++|" + generic_start + b"|" + generic_end + b"|" + text_lt + b")*+")
         # The same, ending every tag at its first ">": several times faster, and the same as `skip` unless a
         # quoted attribute value holds a "<" or ">" — which `_QUOTED_LT_GT` detects, sending the region to `skip`.
         loose_tag = rb"[^>]*+>"
+        # ...and in the loose scan, one with a "(", "&#" or "&lpar;" (what a url( in a style needs)
+        styleless_loose_tag = rb"[^>(&]*+(?:&(?!#|lpar;)[^>(&]*+)*+>"
         self.loose = re.compile(
-            rb"(?:[^<]++|<(?!" + start_re + rb")[a-zA-Z]" + loose_tag + b"|</"
+            rb"(?:[^<]++|<(?!" + start_re + rb")[a-zA-Z]" + styleless_loose_tag + b"|</"
             + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + loose_tag + b"|" + text_lt + b")*+"
         )
         alternatives = [b"(?P<tag>" + names_re(starts) + DELIM + bare_re + b")"]
         if end_re:
             alternatives.append(b"/(?P<etag>" + names_re(ends) + b")" + DELIM)
+        #: any other start tag the scanners stop at: one that may carry a CSS url() in its style
+        alternatives.append(rb"(?P<styled>[a-zA-Z][^\t\n\f\r />]*+)")
         alternatives.append(b"(?P<comment>!--)")
         if cdata:
             alternatives.append(rb"(?P<cdata>!\[CDATA\[)")
@@ -177,10 +183,10 @@ HTML_MODES = Modes(HTML_STARTS, HTML_ENDS, cdata=False, conditional=_CONDITIONAL
 HEAD_MODES = Modes(tuple(dict.fromkeys((*HTML_STARTS, "meta", "body"))), (*HTML_ENDS, "head"), cdata=False,
                    conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
 #: the native scanner's extra candidates: the conditional names with their word (what the lookaheads accept)
-_NATIVE_CONDITIONAL = tuple(
+_NATIVE_CONDITIONAL = (*(
     b"<" + name.encode() + rb"[\t\n\f\r /][^" + stop + b"]*" + word
     for name, word in CONDITIONAL.items() for stop in (b"<", b">")
-)
+), rb"<[a-zA-Z][^>]*(?:\(|&#|&lpar;)")  # a start tag that may carry a CSS url() (see Modes.loose)
 # raw-text elements are not raw text in svg/math: their content is markup there
 FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True,
                       conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from .decisions import DocumentHoldback
+from .css import OPENING_MAX_BYTES, hold_back_css
+from .decisions import DocumentHoldback, may_hold_css
 from .scanner import DELIM, HOLD_KINDS, RAWTEXT, TAG_REST, BufferScan, names_re
 from .states import (
     SCRIPT_DATA_TOKENS,
@@ -60,6 +61,22 @@ class TextStates:
         if self._hints is not None and at >= 0 and not _ESCAPES.search(tag):
             may = self._hints.needle_within(at, at + len(tag))
         return self._holdback.tag(tag, kind, may, self.base or "")
+
+    def _styled(self, tag: bytes) -> bytes:
+        """A start tag that fetches nothing itself, with the CSS url()s of its style attribute held back."""
+        return self._holdback.tag(tag, "", None, self.base or "") if may_hold_css(tag) else tag
+
+    def _css_text(self, data: bytes, pos: int, end: int, out: Out, bound: int = -1) -> int:
+        """Emit the text ``data[pos:end]`` of a <style> element (the raw text in ``_raw_name``) with the
+        CSS fetches this visitor does not allow held back; return where the emitted text ends (see
+        ``css.hold_back_css``). ``bound`` -1: ``end`` ends the text; else a token may reach up to ``bound``,
+        the end of the buffer, and more may follow."""
+        if self._raw_name != "style" or self.mode != Mode.NOSCRIPT:
+            out.append(data[pos:end])
+            return end
+        base = self.base or ""
+        return hold_back_css(data, pos, end, end if bound < 0 else bound, bound < 0,
+                             lambda token: self._holdback.css_token(token, base), out)
 
     # comments and friends -------------------------------------------------------------------------------
 
@@ -126,7 +143,8 @@ class TextStates:
     def _noscript(self, data: bytes, pos: int, final: bool, out: Out) -> int:
         """<noscript> content is text to a browser that runs scripts (so only </noscript> ends it) and
         markup to one that does not: rewrite the tracker tags in it as tags, and find the end as text. The
-        same for raw-text elements a <select> may ignore (`_raw_name`: xmp, style…)."""
+        same for raw-text elements a <select> may ignore (`_raw_name`: xmp, style…); a <style>'s text has
+        its CSS fetches held back too (``_css_text``: a CSS token never holds a "<", so a tag ends it)."""
         n = len(data)
         end_m = _RAWTEXT_END[self._raw_name].search(data, pos)
         if end_m is not None:
@@ -134,7 +152,8 @@ class TextStates:
         elif final:
             limit = n
         else:
-            limit = max(pos, n - max(len(self._raw_name) + 2, _NOSCRIPT_TAIL))
+            tail = OPENING_MAX_BYTES if self._raw_name == "style" else 0
+            limit = max(pos, n - max(len(self._raw_name) + 2, _NOSCRIPT_TAIL, tail))
         while True:
             m = _NOSCRIPT_CAND.search(data, pos)
             if m is None or m.start() >= limit:
@@ -145,29 +164,27 @@ class TextStates:
             rest = TAG_REST.match(data, m.end(), min(end_m.start() if end_m is not None else n, reach))
             if rest is None:
                 if end_m is None and n < reach and not final:
-                    if m.start() > pos:
-                        out.append(data[pos : m.start()])
+                    self._css_text(data, pos, m.start(), out)
                     raise NeedMore(m.start())
                 # cut by the end tag (text to a scripting browser), or too long: not a tag here. Look for
                 # tags after its name all the same (an unclosed quote may hide them: hold more, never less).
-                out.append(data[pos : m.end()])
+                self._css_text(data, pos, m.start(), out)
+                out.append(data[m.start() : m.end()])
                 pos = m.end()
                 continue
-            if m.start() > pos:
-                out.append(data[pos : m.start()])
+            self._css_text(data, pos, m.start(), out)
             name = m.group("tag").lower().decode()
             out.append(self._hold(data[m.start() : rest.end()], "img" if name == "image" else name, m.start()))
             pos = rest.end()
         if end_m is None:
-            if limit > pos:
-                out.append(data[pos:limit])
-            raise NeedMore(max(pos, limit))
+            if final:
+                raise NeedMore(self._css_text(data, pos, n, out))
+            raise NeedMore(self._css_text(data, pos, max(pos, limit), out, n))
+        self._css_text(data, pos, end_m.start(), out)
         tag_end = TAG_REST.match(data, end_m.end())
         if tag_end is None:
-            if end_m.start() > pos:
-                out.append(data[pos : end_m.start()])
             raise NeedMore(end_m.start())
-        out.append(data[pos : tag_end.end()])
+        out.append(data[end_m.start() : tag_end.end()])
         self.mode = _DATA
         return tag_end.end()
 

@@ -166,8 +166,11 @@ class Tokenizer(HeadPlacement):
             if m is None:
                 return self._not_a_candidate(data, pos, final, out)
             group = m.lastgroup
-            if group == "tag":
-                pos = self._start_tag(data, pos, m.end(), m.group("tag").lower().decode(), final, out)
+            if group == "tag" or group == "styled":
+                if group == "styled" and TAG_REST.match(data, m.end()) is None:
+                    return self._not_a_candidate(data, pos, final, out)  # cut or long: streamed as it is
+                name = m.group(group).lower().decode("latin-1")
+                pos = self._start_tag(data, pos, m.end(), name, final, out)
                 if self.mode != _DATA or bool(self._foreign) != bool(foreign) or self.charset_ahead != ahead:
                     return pos
             elif group == "etag":
@@ -267,7 +270,7 @@ class Tokenizer(HeadPlacement):
             href = first_value(parse_attributes(tag)[1], b"href")
             if href is not None:  # only the first <base> with an href counts
                 self.base = base_url(attribute_url(href))
-        out.append(tag)
+        out.append(self._styled(tag))
 
     def _kind(self, name: str) -> str:
         """The holdback kind of a tag name here: svg's own script and image; HTML reads <image> as <img>."""
@@ -303,7 +306,7 @@ class Tokenizer(HeadPlacement):
             return False
         if tag.endswith(b"/>") and name not in ("svg", "math"):
             # self-closing is honoured in foreign content: no text follows
-            out.append(self._hold(tag, self._kind(name), pos) if name in _HOLD_KIND_SET else tag)
+            out.append(self._hold(tag, self._kind(name), pos) if name in _HOLD_KIND_SET else self._styled(tag))
             return True
         return False
 

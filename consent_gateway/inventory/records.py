@@ -46,7 +46,7 @@ MAX_NAME_CHARS: Final = 256
 #: element kinds as bits of ``element_kinds``: stored, so only ever append to this tuple
 ELEMENT_KINDS: Final = (
     "script", "svg:script", "iframe", "frame", "object", "embed", "meta", "img", "svg:image", "video", "audio",
-    "source", "track", "input", "body", "table", "td", "th", "use", "feimage", "a", "link", "other",
+    "source", "track", "input", "body", "table", "td", "th", "use", "feimage", "a", "link", "other", "css",
 )  # fmt: skip
 _ELEMENT_BITS: Final = {name: 1 << i for i, name in enumerate(ELEMENT_KINDS)}
 #: separates the parts of a key (a character no host, cookie name or path carries)

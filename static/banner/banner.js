@@ -70,7 +70,18 @@
   }
 
   /* ---- bringing held-back elements back, in document order ---- */
+  // A CSS url() held back in place reads url(data:,cg;<category>;<vendor>;<the original, percent-encoded>).
+  function css(s) {
+    return s && s.replace(/url\(data:,cg;([^;]*);([^;]*);([^)]*)\)/g, function (m, c, v, u) {
+      return allowed(state, v, c) ? decodeURIComponent(u) : m;
+    });
+  }
   function restore() {
+    $$('style,[style*="data:,cg;"]').forEach(function (e) {
+      var s = e.getAttribute('style'), t = e.localName == 'style' && e.textContent;
+      if (css(s) != s) e.setAttribute('style', css(s));
+      if (css(t) != t) e.textContent = css(t);
+    });
     run($$(SEL_HELD).filter(function (el) {
       // Claimed once: a second grant while scripts still load must not run them twice.
       var ok = !el.cgRun && allowed(state, el.getAttribute('data-cg-vendor'), el.getAttribute('data-category'));
