@@ -3,6 +3,7 @@
     python benchmarks/bench_scale.py [--backend sqlite|redis|postgres|all] [--events 10000000] [--days 395]
                                      [--batch 2000] [--redis-url redis://127.0.0.1:6379/0]
                                      [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
+                                     [--postgres-server] [--redis-server] [--loader append|copy]
 
 Events go in through the product's own append path (``EventChain`` chains and MACs each event under a log
 key, ``ConsentLog.append`` stores a batch in one transaction or script), spread over ``--days`` days ending
@@ -82,6 +83,20 @@ CATEGORIES = [("analytics", 0.62), ("marketing", 0.31), ("preferences", 0.55), (
               ("personalisation", 0.45), ("session_replay", 0.22)]  # fmt: skip
 VENDORS = ["youtube", "google-analytics", "hotjar", "facebook-pixel", "matomo", "vimeo"]
 ACTIONS = ["consent-given"] * 14 + ["consent-updated"] * 3 + ["consent-withdrawn", "gpc-applied"]
+
+
+#: the throwaway server's settings (--postgres-server): room for a bulk load (buffers, WAL between checkpoints);
+#: commits stay durable (fsync and synchronous_commit on), as the append-path measurements need
+POSTGRES_SETTINGS = {
+    "shared_buffers": "1GB",
+    "maintenance_work_mem": "512MB",
+    "work_mem": "64MB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "fsync": "on",
+    "synchronous_commit": "on",
+    "max_connections": "50",
+}
 
 
 def zipf_weights(n: int, s: float = 1.1) -> list[float]:
@@ -176,30 +191,40 @@ async def load(log: ConsentLog, synthetic: Synthetic, batch: int, *, bulk: bool 
         assert isinstance(log, PostgresConsentLog), "the bulk loader is PostgreSQL's"
         loader = PostgresBulkLoader(log)
     loaded = 0
-    path_s = path_cpu = 0.0
+    path_s = 0.0
     start = time.perf_counter()
     events = iter(synthetic)
     reported = 0
-    while made := list(itertools.islice(events, batch)):
-        cpu0, t0 = _cpu(), time.perf_counter()
-        pending = [chains[(loaded + i) % INSTANCES].append(event) for i, event in enumerate(made)]
-        await (log.append(pending) if loader is None else loader.add(pending))
-        path_s += time.perf_counter() - t0
-        path_cpu += _cpu() - cpu0
-        loaded += len(pending)
-        if loaded - reported >= 100_000:
-            reported = loaded
-            rate = loaded / (time.perf_counter() - start)
-            print(
-                f"  … {loaded:,} events, {rate:,.0f}/s, load average {os.getloadavg()[0]:.1f}",
-                file=sys.stderr,
-                flush=True,
-            )
-    if loader is not None:
-        cpu0, t0 = _cpu(), time.perf_counter()
-        await loader.finish()
-        path_s += time.perf_counter() - t0
-        path_cpu += _cpu() - cpu0
+    cpu_start = _cpu()
+    synthetic_cpu = 0.0  # this thread's CPU making events: the bulk loader's writer thread works meanwhile
+    try:
+        while True:
+            made_cpu = time.thread_time()
+            made = list(itertools.islice(events, batch))
+            synthetic_cpu += time.thread_time() - made_cpu
+            if not made:
+                break
+            t0 = time.perf_counter()
+            pending = [chains[(loaded + i) % INSTANCES].append(event) for i, event in enumerate(made)]
+            await (log.append(pending) if loader is None else loader.add(pending))
+            path_s += time.perf_counter() - t0
+            loaded += len(pending)
+            if loaded - reported >= 100_000:
+                reported = loaded
+                rate = loaded / (time.perf_counter() - start)
+                print(
+                    f"  … {loaded:,} events, {rate:,.0f}/s, load average {os.getloadavg()[0]:.1f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if loader is not None:
+            t0 = time.perf_counter()
+            await loader.finish()
+            path_s += time.perf_counter() - t0
+        path_cpu = _cpu() - cpu_start - synthetic_cpu
+    finally:
+        if loader is not None:
+            loader.close()
     elapsed = time.perf_counter() - start
     return {
         "events": loaded,
@@ -207,6 +232,7 @@ async def load(log: ConsentLog, synthetic: Synthetic, batch: int, *, bulk: bool 
         "load_per_s": loaded / elapsed,
         "append_path_per_s": loaded / path_s,
         "load_cpu_us": path_cpu / loaded * 1e6,
+        "synthetic_cpu_us": synthetic_cpu / loaded * 1e6,
     }
 
 
@@ -428,7 +454,8 @@ def report(backend: str, r: dict[str, Any]) -> str:
     ms = {k: v * 1000 for k, v in r.items() if k.endswith("_s") and k != "load_s"}
     return (
         f"{backend:9} {r['events']:,} events: load {r['load_per_s']:,.0f}/s; the append path alone (chaining +"
-        f" append) {r['append_path_per_s']:,.0f}/s, {r['load_cpu_us']:.0f} µs CPU/event in this process;"
+        f" append) {r['append_path_per_s']:,.0f}/s, {r['load_cpu_us']:.0f} µs CPU/event in this process"
+        f" (making the synthetic events {r.get('synthetic_cpu_us', 0):.0f} µs more);"
         f" {r['disk_bytes_per_million'] / 1e6:,.0f} MB per million events"
         + (f"; ANALYZE of the partitions {r['analyze_s']:.1f} s" if "analyze_s" in r else "")
         + f"; load average {r['load_average_after_load']:.1f} after the load\n"
@@ -442,6 +469,7 @@ def report(backend: str, r: dict[str, Any]) -> str:
         f" verify with checkpoint {ms['verify_s'] / 1000:.1f} s ({r['verify_per_s']:,.0f} events/s,"
         f" {'OK' if r['verify_ok'] else 'BROKEN'}); purge of the oldest months ({r['purge_month_events']:,}"
         f" events) {ms['purge_month_s']:.0f} ms"
+        + (f"\n          throwaway server: {r['server_settings']}" if "server_settings" in r else "")
     )
 
 
@@ -470,6 +498,14 @@ def main() -> None:
         help="start a throwaway redis-server on a free loopback port for the Redis run (AOF, fsync every second),"
         " stopped afterwards: a large run never fills a Redis that others use",
     )
+    parser.add_argument(
+        "--postgres-server",
+        action="store_true",
+        help="start a throwaway PostgreSQL (initdb + pg_ctl in a temporary folder, free loopback port) for the"
+        " PostgreSQL run, with settings for a bulk run (POSTGRES_SETTINGS; fsync and synchronous_commit on),"
+        " stopped and deleted afterwards: a large run shares no buffers or disk with others",
+    )
+    parser.add_argument("--postgres-dir", help="the folder the throwaway server's data goes in (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep the loaded log (prints where)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
@@ -488,6 +524,15 @@ def main() -> None:
             with throwaway_redis() as url:
                 args.redis_url = url
                 figures[backend] = results = asyncio.run(run_backend(backend, args))
+        elif backend == "postgres" and args.postgres_server:
+            from benchmarks.throwaway_postgres import throwaway_postgres
+
+            settings = ", ".join(f"{k}={v}" for k, v in POSTGRES_SETTINGS.items())
+            with throwaway_postgres(POSTGRES_SETTINGS, parent=args.postgres_dir) as url:
+                print(f"postgres: a throwaway server at {url} ({settings})", file=sys.stderr, flush=True)
+                args.postgres_url = url
+                figures[backend] = results = asyncio.run(run_backend(backend, args))
+                results["server_settings"] = settings
         else:
             figures[backend] = results = asyncio.run(run_backend(backend, args))
         print(report(backend, results), flush=True)

@@ -9,14 +9,21 @@ whole load and written once at the end with the chain heads, in the append path'
 
 ``tests/store/test_bulk_load.py`` proves the identity on a sample: the same chained events appended to one
 schema and bulk-loaded into another leave equal rows in every table, and ``logs verify`` passes.
+
+The COPY of a chunk runs on a thread of its own with a connection of its own, so the server stores one chunk
+while the caller chains the next (the load was a relay: the client idle while the server wrote, the server
+idle while the client chained). Chunks are still stored one at a time, in order, each in one transaction.
 """
-
-
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
 
 from consent_gateway.events import ConsentEvent
 from consent_gateway.store import aggregates
@@ -33,6 +40,15 @@ from consent_gateway.store.postgres_schema import (
 
 COPY_EVENTS = f"COPY events ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
 COPY_PERSONAL = f"COPY event_personal (event_id, timestamp_ms, {', '.join(PERSONAL_COLUMNS)}) FROM STDIN"
+#: The secondary indexes of the two partitioned tables (not their primary keys), as ``CREATE INDEX``
+#: statements: a load drops them and makes them again at its end, a sorted build per partition instead of
+#: ten indexes (one a GIN) kept row by row, which cost the server most of a COPY.
+SECONDARY_INDEXES = (
+    "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid"
+    " JOIN pg_class AS t ON t.oid = i.indrelid JOIN pg_namespace AS n ON n.oid = t.relnamespace"
+    " WHERE n.nspname = current_schema() AND t.relname IN ('events', 'event_personal') AND NOT i.indisprimary"
+    " ORDER BY c.oid"
+)
 
 
 class BulkLoadRefused(Exception):
@@ -40,8 +56,9 @@ class BulkLoadRefused(Exception):
 
 
 class PostgresBulkLoader:
-    """``await add(events)`` per chunk (one transaction each), then ``await finish()`` for the counters and
-    the chain heads. Until ``finish`` the dashboard's counters lag the rows."""
+    """``await add(events)`` per chunk (one transaction each), then ``await finish()`` for the indexes, the
+    counters and the chain heads. Until ``finish`` the dashboard's counters lag the rows, and the tables have
+    only their primary keys (a load that fails leaves a log to drop, not to use)."""
 
     def __init__(self, log: PostgresConsentLog) -> None:
         self.log = log
@@ -50,6 +67,12 @@ class PostgresBulkLoader:
         self.heads: dict[str, tuple[int, str]] = {}
         self.loaded = 0
         self._checked = False
+        #: the dropped secondary indexes' definitions, made again by ``finish``
+        self._indexes: list[str] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        #: the chunk being COPYed by the writer thread, counted once it is stored
+        self._pending: tuple[Future[None], list[ConsentEvent]] | None = None
 
     async def _check_empty(self, conn: Any) -> None:
         cur = await conn.execute(
@@ -59,6 +82,12 @@ class PostgresBulkLoader:
         row = await cur.fetchone()
         if row is None or row[0]:
             raise BulkLoadRefused("a bulk load needs an empty log (no event, erasure, chain head or counter)")
+        cur = await conn.execute(SECONDARY_INDEXES)
+        indexes = await cur.fetchall()
+        for name, _ in indexes:
+            await conn.execute(pgsql.SQL("DROP INDEX {}").format(pgsql.Identifier(name)))
+        # the parent's definition reads ``ON ONLY events``: made again without ONLY, it is built on every partition
+        self._indexes = [definition.replace(" ON ONLY ", " ON ", 1) for _, definition in indexes]
         self._checked = True
 
     async def add(self, events: Iterable[ConsentEvent]) -> None:
@@ -71,23 +100,53 @@ class PostgresBulkLoader:
         personal = [row for e in batch if (row := personal_row(e)) is not None]
         months = {month_start(e.timestamp_ms) for e in batch}
 
-        async def run(conn: Any) -> None:
-            if not self._checked:
-                await self._check_empty(conn)
-            known = self.log._partitions
-            if not months <= known.months:
-                await known.create(conn, months - known.months)
-            async with conn.transaction():
-                cur = conn.cursor()
-                async with cur.copy(COPY_EVENTS) as copy:
-                    for row in records:
-                        await copy.write_row(row)
-                if personal:
-                    async with cur.copy(COPY_PERSONAL) as copy:
-                        for row in personal:
-                            await copy.write_row(row)
+        known = self.log._partitions
+        if not self._checked or not months <= known.months:
+            # a new month's partition is made while no COPY holds the parent table (PostgreSQL locks it)
+            await self._settle()
 
-        await self.log._write("bulk load", run)
+            async def prepare(conn: Any) -> None:
+                if not self._checked:
+                    await self._check_empty(conn)
+                if not months <= known.months:
+                    await known.create(conn, months - known.months)
+
+            await self.log._write("bulk load", prepare)
+        previous, self._pending = self._pending, None
+        if previous is not None:
+            await asyncio.wrap_future(previous[0])
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="bulk-copy")
+        self._pending = (self._writer.submit(self._copy, records, personal), batch)
+        if previous is not None:  # counted while the server stores this chunk
+            self._count(previous[1])
+
+    def _copy(self, records: list[list[Any]], personal: list[list[Any]]) -> None:
+        """One chunk in one transaction, on the writer thread (its blocking socket writes let go of the GIL)."""
+        if self._conn is None:
+            self._conn = psycopg.connect(self.log._conninfo, autocommit=True)
+            if self.log.schema is not None:
+                self._conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(self.log.schema)))
+        with self._conn.transaction():
+            cur = self._conn.cursor()
+            with cur.copy(COPY_EVENTS) as copy:
+                for row in records:
+                    copy.write_row(row)
+            if personal:
+                with cur.copy(COPY_PERSONAL) as copy:
+                    for row in personal:
+                        copy.write_row(row)
+
+    async def _settle(self) -> None:
+        """Wait for the chunk in flight (its error is raised here), then count it."""
+        if self._pending is None:
+            return
+        future, batch = self._pending
+        self._pending = None
+        await asyncio.wrap_future(future)
+        self._count(batch)
+
+    def _count(self, batch: list[ConsentEvent]) -> None:
         # counted only once stored: a refused chunk (a duplicate id) counts nothing
         self.cells.add_events(batch)
         for e in batch:
@@ -98,16 +157,32 @@ class PostgresBulkLoader:
                 self.heads[e.instance_id] = (e.seq, e.hash)
         self.loaded += len(batch)
 
+    def close(self) -> None:
+        """Stop the writer thread and close its connection (``finish`` does; call it when a load fails)."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     async def finish(self) -> None:
         """Write the counters (with the visitor-days) and the chain heads, in one transaction; the per-visitor
         counters (each visitor's latest choice per day and month) by the migration's own statement, over the
         loaded rows (in this process they would hold every visitor's latest event)."""
+        try:
+            await self._settle()
+        finally:
+            self.close()
         rows = self.cells.rows()
         rows += [(day, aggregates.VISITORS, "", "", len(ids), 0) for day, ids in sorted(self.visitors.items())]
         heads = sorted(self.heads.items())
         head_params = [[i for i, _ in heads], [s for _, (s, _) in heads], [h for _, (_, h) in heads]]
 
         async def run(conn: Any) -> None:
+            for definition in self._indexes:
+                await conn.execute(definition)
+            self._indexes = []
             async with conn.transaction():
                 if rows:
                     await conn.execute(ADD_CELLS, [list(column) for column in zip(*rows, strict=True)])

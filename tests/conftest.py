@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.throwaway_postgres import ServerUnavailable, answers, throwaway_postgres
 from consent_gateway import metrics
 from consent_gateway.config import Config, GatewayConfig, StoreConfig
 
@@ -86,27 +87,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.wait(timeout=10)
 
 
-def _postgres_answers(url: str) -> bool:
-    try:
-        import psycopg
-    except ImportError:
-        return False
-    try:
-        psycopg.connect(url, connect_timeout=2).close()
-    except psycopg.Error:
-        return False
-    return True
-
-
-def _postgres_binary(name: str) -> str | None:
-    """``initdb``/``pg_ctl`` on PATH, else in Debian's versioned folders (newest first)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]), reverse=True)
-    return str(candidates[0]) if candidates else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL server URL; tests make their own schema in it (see tests/store/conftest.py)."""
@@ -119,34 +99,15 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except ImportError:
         missing("psycopg (pip install 'consent-gateway[postgres]', or run scripts/install)")
     local = "postgresql://postgres@127.0.0.1:5432/postgres"
-    if _postgres_answers(local):
+    if answers(local):
         yield local
         return
-    initdb, pg_ctl = _postgres_binary("initdb"), _postgres_binary("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        missing("PostgreSQL (no server on 127.0.0.1:5432 and no initdb/pg_ctl to start one)")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        missing("PostgreSQL (no server on 127.0.0.1:5432, and initdb refuses to run as root)")
-    assert initdb is not None and pg_ctl is not None
-    workdir = tmp_path_factory.mktemp("postgres")
-    data = workdir / "data"
-    subprocess.run(
-        [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    port = free_port()
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {workdir} -c fsync=off"
-    started = subprocess.run(
-        [pg_ctl, "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "-t", "30", "start"],
-        stdout=subprocess.DEVNULL,
-        check=False,
-    )
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    if started.returncode != 0 or not _postgres_answers(url):
-        missing(f"PostgreSQL (pg_ctl could not start a server; see {workdir / 'log'})")
-    yield url
-    subprocess.run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], stdout=subprocess.DEVNULL, check=False)
+    # fsync off: the tests' data is thrown away (the torn-write tests kill processes, not the machine)
+    try:
+        with throwaway_postgres({"fsync": "off"}) as url:
+            yield url
+    except ServerUnavailable as exc:
+        missing(f"PostgreSQL (no server on 127.0.0.1:5432; {exc.reason})")
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,15 @@ TABLES = {
 }
 
 
+def indexes(url: str, schema: str) -> list[tuple[str, str, str]]:
+    """Every index of the schema (the loader drops the secondary ones and makes them again at its end)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = %s ORDER BY 1, 2", (schema,)
+        ).fetchall()
+    return [(table, name, definition.replace(f"{schema}.", "")) for table, name, definition in found]
+
+
 def rows(url: str, schema: str) -> dict[str, list[tuple[object, ...]]]:
     with psycopg.connect(url, autocommit=True) as conn:
         return {
@@ -71,6 +80,8 @@ async def test_bulk_loaded_rows_equal_appended_rows_and_the_log_verifies(
         assert {r[0] for r in a["aggregates"]} >= {"events", "visitors", "country", "vendor"}
         for table in TABLES:
             assert b[table] == a[table], table
+        assert len(indexes(postgres_url, schemas[1])) > 20  # both tables' on each of 3-4 partitions
+        assert indexes(postgres_url, schemas[1]) == indexes(postgres_url, schemas[0])
 
         # a second load into a log that holds events is refused and adds nothing
         with pytest.raises(BulkLoadRefused, match="empty log"):
