@@ -34,7 +34,9 @@ visitors whose events it deletes. Stored in the same counters: dimension :data:`
 
 A selection that is not whole UTC days and nothing else (a country filter, a time bound inside a day) is
 answered by a scan on the backend's indexes, as before (per visitor: each visitor's latest selected event in
-each period).
+each period). One kind of filtered **count** is exactly a sum of counters and is read from them
+(:func:`granted_cells`): whole UTC days, a granted category, and at most one of country, browser, device or
+policy version. Counters keep no action, visitor or IP, nor two dimensions crossed: those counts scan.
 """
 
 # ruff: noqa: S608
@@ -42,6 +44,7 @@ each period).
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import functools
 import operator
 import time
@@ -64,6 +67,8 @@ PERIOD_DIMS: Final = {"day": VISITOR_DAY, "month": VISITOR_MONTH}
 
 #: One counter: (day "YYYY-MM-DD", dimension, group value, category).
 CellKey = tuple[str, str, str, str]
+#: What ``granted_cells`` returns: (days, dimension, group value or None for ``day``, category).
+GrantedCells = tuple[tuple[str | None, str | None], str, str | None, str]
 
 
 def day_of(timestamp_ms: int) -> str:
@@ -203,6 +208,36 @@ def whole_periods(filters: EventFilter, period: str) -> tuple[str | None, str | 
     if any(b is not None and month_of(b)[2] != b for b in bounds):
         return None
     return days
+
+
+#: The filters a count may read from the counters (see ``granted_cells``): each is named as its dimension.
+_COUNTED_FILTERS: Final = ("country", "browser", "device", "policy_version")
+
+
+def granted_cells(filters: EventFilter) -> GrantedCells | None:
+    """``(days, dim, value, category)`` when the count of ``filters`` is the sum of the ``granted`` counters of
+    one dimension, ``value`` and ``category`` over whole days (``value`` ``None``: dimension ``day``, every
+    day's own cell); ``None`` when it needs a scan.
+
+    A cell's ``granted`` counts the events of its day and group whose choice for the category is a grant,
+    which is what the category filter selects. Only one dimension may be named (the counters do not cross
+    two), and not ``unknown`` or an empty value: the counters file an event with no country (browser,
+    device) under ``unknown``, where the filter would select only the events that say ``unknown``."""
+    category = filters.category
+    if category is None:
+        return None
+    named = [(dim, value) for dim in _COUNTED_FILTERS if (value := getattr(filters, dim)) is not None]
+    if len(named) > 1:
+        return None
+    days = whole_days(dataclasses.replace(filters, category=None, **{dim: None for dim, _ in named}))
+    if days is None:
+        return None
+    if not named:
+        return days, "day", None, category
+    dim, value = named[0]
+    if dim != "policy_version" and value in ("", "unknown"):
+        return None
+    return days, dim, value, category
 
 
 def whole_days(filters: EventFilter) -> tuple[str | None, str | None] | None:
@@ -557,6 +592,21 @@ def read_cells(dialect: SqlDialect) -> str:
         "SELECT value, category, total, granted FROM aggregates"
         f" WHERE dim = {p} AND day >= {p} AND day < {p} AND total > 0"
     )
+
+
+def read_granted(dialect: SqlDialect, cells: GrantedCells) -> tuple[str, list[Any]]:
+    """The statement and params summing the ``granted`` counters of ``cells`` (see ``granted_cells``)."""
+    days, dim, value, category = cells
+    p = dialect.param
+    sql = (
+        "SELECT coalesce(sum(granted), 0) FROM aggregates"
+        f" WHERE dim = {p} AND day >= {p} AND day < {p} AND category = {p}"
+    )
+    params: list[Any] = [dim, *day_range(days), category]
+    if value is not None:
+        sql += f" AND value = {p}"
+        params.append(value)
+    return sql, params
 
 
 def read_days(dialect: SqlDialect) -> str:

@@ -454,6 +454,8 @@ class PostgresConsentLog:
                 "SELECT coalesce(sum(total), 0) FROM aggregates WHERE dim = %s AND day >= %s AND day < %s",
                 (aggregates.EVENTS, *aggregates.day_range(days)),
             )
+        elif (cells := aggregates.granted_cells(filters)) is not None:
+            rows = await self._fetch("count", *aggregates.read_granted(aggregates.POSTGRES, cells))
         else:
             where, params = where_clause(filters)
             rows = await self._fetch("count", f"SELECT count(*) FROM events AS e{where}", params)

@@ -576,6 +576,9 @@ class RedisConsentLog:
             days = aggregates.whole_days(filters) if self._counted else None
             if days is not None:
                 return sum(c.events for c in await self._daily_counters(days))
+            cells = aggregates.granted_cells(filters) if self._counted else None
+            if cells is not None:
+                return await self._granted_count(cells)
             indexed = filter_index_values(filters)
             only_indexed = EventFilter(
                 since_ms=filters.since_ms,
@@ -627,11 +630,26 @@ class RedisConsentLog:
         except REDIS_ERRORS as exc:
             raise self._unavailable("visitor_stats", exc) from exc
 
-    async def _counter_hashes(self, days: tuple[str | None, str | None], dim: str) -> list[tuple[str, dict[str, str]]]:
-        """``(day, hash)`` of one dimension's counters for each day with counters in ``days``, oldest first."""
+    async def _counter_days(self, days: tuple[str | None, str | None]) -> list[str]:
+        """The days with counters in ``days``, oldest first."""
         low = "-" if days[0] is None else "[" + days[0]
         high = "+" if days[1] is None else "(" + days[1]
-        names = await self.client.zrange(self._k_aggdays, low, high, bylex=True)
+        return list(await self.client.zrange(self._k_aggdays, low, high, bylex=True))
+
+    async def _granted_count(self, cells: aggregates.GrantedCells) -> int:
+        """The sum of one granted counter field over days (``aggregates.granted_cells``), one HGET a day."""
+        days, dim, value, category = cells
+        names = await self._counter_days(days)
+        if not names:
+            return 0
+        async with self.client.pipeline(transaction=False) as pipe:
+            for day in names:
+                pipe.hget(self._counter_key(day, dim), f"g{US}{day if value is None else value}{US}{category}")
+            return sum(int(n or 0) for n in await pipe.execute())
+
+    async def _counter_hashes(self, days: tuple[str | None, str | None], dim: str) -> list[tuple[str, dict[str, str]]]:
+        """``(day, hash)`` of one dimension's counters for each day with counters in ``days``, oldest first."""
+        names = await self._counter_days(days)
         if not names:
             return []
         async with self.client.pipeline(transaction=False) as pipe:

@@ -356,6 +356,8 @@ class SQLiteConsentLog:
         if days is not None:
             sql = "SELECT coalesce(sum(total), 0) FROM aggregates WHERE dim = ? AND day >= ? AND day < ?"
             params: list[Any] = [aggregates.EVENTS, *aggregates.day_range(days)]
+        elif (cells := aggregates.granted_cells(filters)) is not None:
+            sql, params = aggregates.read_granted(aggregates.SQLITE, cells)
         else:
             where, params = where_clause(filters)
             sql = f"SELECT count(*) FROM events{where}"
