@@ -156,6 +156,21 @@ def add_visitor_moves(cells: Cells, stored: Iterable[ConsentEvent], before: Mapp
                 cell[1] += n
 
 
+def add_new_visitor_days(
+    cells: Cells, stored: Iterable[ConsentEvent], before: Mapping[VisitorKey, Latest | None]
+) -> None:
+    """Add to ``cells`` the visitor-days an append of ``stored`` opens: each (consent id, day) of a stored event
+    whose day had no stored event before it (``before``, read under the same write lock as the append), once.
+    The lookups the per-visitor counters make anyway answer it: no probe of the consent index per event."""
+    seen: set[VisitorKey] = set()
+    counters = cells.cells
+    for e in stored:
+        day = period_keys(e)[0]
+        if before.get(day) is None and day not in seen:
+            seen.add(day)
+            counters.setdefault((day[2], VISITORS, "", ""), [0, 0])[0] += 1
+
+
 _time_order = operator.attrgetter("timestamp_ms", "event_id")
 
 

@@ -62,7 +62,6 @@ from consent_gateway.store.base import (
     encode_cursor,
 )
 from consent_gateway.store.sqlite_schema import (
-    ADD_VISITORS,
     GROUP_EXPR,
     LATEST_AFTER,
     LATEST_BEFORE,
@@ -216,8 +215,8 @@ class SQLiteConsentLog:
                 cells = aggregates.Cells()
                 cells.add_events(stored)
                 aggregates.add_visitor_moves(cells, stored, latest)
+                aggregates.add_new_visitor_days(cells, stored, latest)
                 conn.executemany(UPSERT_CELL, cells.rows())
-                conn.execute(ADD_VISITORS, (before, before))
                 conn.executemany(UPDATE_HEAD, heads.values())
                 conn.execute("COMMIT")
             except BaseException:

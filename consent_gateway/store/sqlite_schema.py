@@ -182,11 +182,6 @@ MIGRATIONS: tuple[str, ...] = (
     aggregates.visitors_backfill(aggregates.SQLITE),
 )
 
-#: The visitor-days the events a batch added (``rowid_`` above the largest before it) open: parameters, that
-#: largest rowid twice. (Their other counters are summed in Python: ``aggregates.Cells.add_events``.)
-ADD_VISITORS = "WITH new AS (SELECT * FROM events WHERE rowid_ > ?) " + aggregates.upsert(
-    aggregates.new_visitors_select("new", aggregates.SQLITE, older=" AND o.rowid_ <= ?")
-)
 #: What a purge takes from the counters (``purged``: the deleted events, after the delete).
 SUBTRACT_CELLS = (
     aggregates.upsert(aggregates.cells_select("purged", aggregates.SQLITE), sign=-1),
