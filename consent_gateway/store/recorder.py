@@ -267,7 +267,13 @@ class EventRecorder:
                 batch: list[_Pending] = []
                 chained: list[ConsentEvent] = []
                 correction = self.clock.correction_ms() if self.clock is not None else 0
-                for _ in range(take):
+                for n in range(take):
+                    if n and not n % _CHAIN_SLICE:
+                        # let the committer hand the previous batch to the log now rather than after this
+                        # whole batch: chaining a thousand events holds the loop for tens of milliseconds
+                        # while the log would sit idle (the committer checks the whole batch's links, so a
+                        # chain reset during this pause is caught)
+                        await asyncio.sleep(0)
                     event, future = self._queue.popleft()
                     try:
                         chained.append(self._chain.append(event, timestamp_ms=self._stamp(event, correction)))
@@ -289,34 +295,56 @@ class EventRecorder:
 
     async def _commit_loop(self, handoff: asyncio.Queue[tuple[list[_Pending], list[ConsentEvent]] | None]) -> None:
         assert self._chain is not None
-        while (item := await handoff.get()) is not None:
-            batch, chained = item
-            durable = self._durable
-            first = chained[0]
-            if (first.instance_id, first.seq, first.prev_hash) != (self.instance_id, durable.seq + 1, durable.hash):
-                # Chained after a batch that was then refused: chain it again from what was kept.
-                chain = EventChain(self.instance_id, durable, keys=self.log_keys)
-                chained = [chain.append(event) for event in chained]  # keeps the times they were stamped with
-                self._chain.head = chain.head
-            try:
-                await self._persist(chained)
-            except Exception as exc:  # the loop must survive anything; callers learn of it
-                if not isinstance(exc, SpoolError):
-                    logger.exception("consent event writer failed")
-                    exc = SpoolError(f"event writer failed: {exc!r}")
-                # Nothing of this batch was kept: its seqs go to the next events, so no hole and no phantom.
-                self._chain.head = self._durable
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(SpoolError(str(exc)))
-            else:
-                self._durable = ChainHead(seq=chained[-1].seq, hash=chained[-1].hash)
-                for (_, future), event in zip(batch, chained, strict=True):
-                    if not future.done():
-                        future.set_result(event)
+        #: the batch last kept, its callers told only once the next batch's append is under way (their
+        #: wake-ups would otherwise run first and hold the log idle); told at once when nothing follows
+        kept: tuple[list[_Pending], list[ConsentEvent]] | None = None
+        try:
+            while True:
+                if kept is not None and handoff.empty():
+                    _tell(*kept)
+                    kept = None
+                item = await handoff.get()
+                if item is None:
+                    break
+                batch, chained = item
+                durable = self._durable
+                if not _follows(chained, self.instance_id, durable):
+                    # Chained after a batch that was then refused: chain it again from what was kept.
+                    chain = EventChain(self.instance_id, durable, keys=self.log_keys)
+                    chained = [chain.append(event) for event in chained]  # keeps the times they were stamped with
+                    self._chain.head = chain.head
+                append = self._start_append(chained)
+                if kept is not None:
+                    _tell(*kept)
+                    kept = None
+                try:
+                    await self._persist(chained, append)
+                except Exception as exc:  # the loop must survive anything; callers learn of it
+                    if not isinstance(exc, SpoolError):
+                        logger.exception("consent event writer failed")
+                        exc = SpoolError(f"event writer failed: {exc!r}")
+                    # Nothing of this batch was kept: its seqs go to the next events, so no hole and no phantom.
+                    self._chain.head = self._durable
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(SpoolError(str(exc)))
+                else:
+                    self._durable = ChainHead(seq=chained[-1].seq, hash=chained[-1].hash)
+                    kept = (batch, chained)
+        finally:
+            if kept is not None:
+                _tell(*kept)
 
-    async def _persist(self, events: list[ConsentEvent]) -> None:
-        """Keep ``events`` in the log, or else in the spool; :class:`SpoolError` when neither kept them.
+    def _start_append(self, events: list[ConsentEvent]) -> asyncio.Task[None] | None:
+        """The log append of ``events``, started now (its first step runs before anything scheduled after
+        it); None while the log is known to fail (the batch goes straight to the spool)."""
+        if self.spool.depth == 0 or self._log_ok:
+            return asyncio.ensure_future(self.log.append(events))
+        return None
+
+    async def _persist(self, events: list[ConsentEvent], append: asyncio.Task[None] | None) -> None:
+        """Keep ``events`` in the log (``append``, from :meth:`_start_append`), or else in the spool;
+        :class:`SpoolError` when neither kept them.
 
         Raising means *nothing* was kept: a log append that timed out is waited for before giving up, and
         if it cannot be told whether it landed, the chain moves to a fresh id (a landed batch then sits
@@ -325,8 +353,7 @@ class EventRecorder:
         late: asyncio.Task[None] | None = None
         # While the log is known to fail, go straight to the spool rather than wait for a timeout per
         # batch; once a replay succeeds, write directly again while the replay drains the rest.
-        if self.spool.depth == 0 or self._log_ok:
-            append = asyncio.ensure_future(self.log.append(events))
+        if append is not None:
             done, _ = await asyncio.wait({append}, timeout=self.append_timeout_s)
             if done and append.exception() is None:
                 return
@@ -414,6 +441,27 @@ class EventRecorder:
             metrics.inc("replayed_events_total", len(batch.events))
             await spool.mark_replayed(batch)
             logger.info("replayed %d spooled consent events (%d left)", len(batch.events), spool.depth)
+
+
+#: events chained between two yields to the event loop
+_CHAIN_SLICE = 64
+
+
+def _follows(chained: list[ConsentEvent], instance_id: str, head: ChainHead) -> bool:
+    """Whether ``chained`` continues the chain ``instance_id`` from ``head``, link by link."""
+    seq, prev = head.seq, head.hash
+    for e in chained:
+        if e.seq != seq + 1 or e.prev_hash != prev or e.instance_id != instance_id:
+            return False
+        seq, prev = e.seq, e.hash
+    return True
+
+
+def _tell(batch: list[_Pending], chained: list[ConsentEvent]) -> None:
+    """Give each caller of a kept batch its chained event."""
+    for (_, future), event in zip(batch, chained, strict=True):
+        if not future.done():
+            future.set_result(event)
 
 
 def _file_safe(name: str) -> str:
