@@ -15,6 +15,7 @@ for the next chunk.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from typing import Final
 
@@ -30,6 +31,7 @@ _BOMS: Final = ((codecs.BOM_UTF8, None), (codecs.BOM_UTF16_BE, "utf-16-be"), (co
 _BOM_BYTES: Final = 3
 
 
+@functools.lru_cache(maxsize=256)  # read on every page; a site sends a handful of distinct values
 def header_encoding(content_type: bytes) -> str | None:
     """The Python codec of a Content-Type charset the rewriter must transcode (UTF-16), else None."""
     found = _CHARSET.search(content_type)
@@ -53,7 +55,8 @@ class Transcoder:
         self._codec: str | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
         self._encoder: codecs.IncrementalEncoder | None = None
-        self._back = codecs.getincrementaldecoder("utf-8")("replace")
+        #: the rewriter's UTF-8 read back, made with the encoder: a UTF-8 page (nearly all) never needs it
+        self._back: codecs.IncrementalDecoder | None = None
         self._bom = b""
 
     @property
@@ -73,7 +76,7 @@ class Transcoder:
         return self._decoder.decode(data, final).encode("utf-8")
 
     def from_utf8(self, data: bytes, *, final: bool) -> bytes:
-        if self._encoder is None:
+        if self._encoder is None or self._back is None:
             return data
         out = self._encoder.encode(self._back.decode(data, final), final)
         if self._bom:
@@ -94,4 +97,5 @@ class Transcoder:
             # WHATWG decoders replace what is not valid (a lone surrogate) with U+FFFD: so does this one
             self._decoder = codecs.getincrementaldecoder(codec)("replace")
             self._encoder = codecs.getincrementalencoder(codec)("strict")
+            self._back = codecs.getincrementaldecoder("utf-8")("replace")
         return data

@@ -41,6 +41,8 @@ class UndecodableBody(Exception):
 
 def content_codings(value: bytes) -> list[str]:
     """The codings of a Content-Encoding value in the order they were applied, identity left out."""
+    if not value:
+        return []  # most responses: no header at all
     return [c for c in (part.strip().lower().decode("latin-1") for part in value.split(b",")) if c and c != "identity"]
 
 

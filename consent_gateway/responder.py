@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -47,6 +48,9 @@ _NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_-]+)'")
 _DROPPED_FOR_HTML = frozenset({b"content-length", b"content-encoding", b"etag", b"last-modified", b"accept-ranges"})
 #: a CDN obeys these before Cache-Control: a page rewritten for one visitor must not go out with them
 _CDN_CACHE_HEADERS = frozenset({b"surrogate-control", b"cdn-cache-control", b"cloudflare-cdn-cache-control"})
+#: what an HTML page's headers lose in one pass: the above, and Vary and Cache-Control (added back merged)
+_REPLACED_FOR_SHARED_PAGE = _DROPPED_FOR_HTML | {b"cache-control", b"vary"}
+_REPLACED_FOR_OWN_PAGE = _REPLACED_FOR_SHARED_PAGE | _CDN_CACHE_HEADERS
 _NO_BODY_STATUSES = frozenset({204, 304})
 _MULTIPART_REPLACE = b"multipart/x-mixed-replace"
 #: page headers a browser fetches from before it reads the body (see page_headers.py)
@@ -122,6 +126,7 @@ def _state_charset(headers: list[tuple[bytes, bytes]], charset: str | None) -> N
             return
 
 
+@functools.lru_cache(maxsize=256)  # every page merges the same few values (b"Cookie" + Accept-Encoding)
 def _merge_vary(value: bytes, name: bytes = b"Cookie") -> bytes:
     parts = [p.strip() for p in value.split(b",") if p.strip()]
     if any(p.lower() in (name.lower(), b"*") for p in parts):
@@ -413,11 +418,11 @@ class Responder:
                 return headers
         vary = _header_value(headers, b"vary", b"")
         cache_control: bytes | None = _header_value(headers, b"cache-control", b"") or None
-        fixed = [(k, v) for k, v in headers if k not in _DROPPED_FOR_HTML and k not in (b"cache-control", b"vary")]
         shared = self._shared
+        replaced = _REPLACED_FOR_OWN_PAGE if shared is None else _REPLACED_FOR_SHARED_PAGE
+        fixed = [(k, v) for k, v in headers if k not in replaced]
         page_decision = self.decision
         if shared is None:  # the page is this visitor's own
-            fixed = [(k, v) for k, v in fixed if k not in _CDN_CACHE_HEADERS]
             vary = _merge_vary(vary) if vary else b"Cookie"
             cache_control = _private_cache_control(cache_control)
         else:  # the same bytes for everyone: the site's caching stands, unless a header is this visitor's
