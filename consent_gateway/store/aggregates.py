@@ -176,12 +176,12 @@ _time_order = operator.attrgetter("timestamp_ms", "event_id")
 
 def period_keys(event: ConsentEvent) -> tuple[VisitorKey, VisitorKey]:
     """The (visitor, day) and (visitor, month) of an event."""
-    day, month = _periods_of_day(event.timestamp_ms // DAY_MS)
+    day, month = periods_of_day(event.timestamp_ms // DAY_MS)
     return (event.consent_id, *day), (event.consent_id, *month)
 
 
 @functools.lru_cache(maxsize=1024)
-def _periods_of_day(n: int) -> tuple[tuple[str, str, str, int, int], tuple[str, str, str, int, int]]:
+def periods_of_day(n: int) -> tuple[tuple[str, str, str, int, int], tuple[str, str, str, int, int]]:
     """The day and month periods of UTC day number ``n`` (a batch's events share a few days: computed once)."""
     start = n * DAY_MS
     day = day_of(start)

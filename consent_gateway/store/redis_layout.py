@@ -18,12 +18,11 @@ from consent_gateway.events import ConsentEvent, event_from_dict
 from consent_gateway.store.aggregates import (
     DAY_MS,
     EVENTS,
-    VISITOR_MONTH,
     Cells,
     VisitorKey,
     day_bounds,
     period_keys,
-    visitor_keys,
+    periods_of_day,
 )
 from consent_gateway.store.base import EventFilter
 
@@ -49,13 +48,30 @@ local function add_profiles(profiles, used, sign, acc)
   end
 end
 -- Per-visitor counters: vkeys is a list of [consent key, low lex bound, high lex bound, counter key, period
--- label] (one per visitor and period a write touches, keys as indexes into KEYS). latest_members returns
--- each one's latest time member now (false when none); move_visitors moves each visitor whose latest member
+-- label, and for a day the index in vkeys of its month] (one per visitor and period a write touches, keys as
+-- indexes into KEYS). latest_members returns each one's latest time member now (false when none): a month's
+-- from the index, a day's from its month's where that settles it (the month's latest is before the day: none;
+-- inside it: the same), so most days cost no lookup; move_visitors moves each visitor whose latest member
 -- changed from the old one's choices to the new one's (choices of a member: from `known`, else its event).
 local function latest_members(vkeys)
   local found = {}
   for i, v in ipairs(vkeys) do
-    found[i] = redis.call('ZREVRANGEBYLEX', KEYS[v[1]], v[3], v[2], 'LIMIT', 0, 1)[1] or false
+    if not v[6] then
+      found[i] = redis.call('ZREVRANGEBYLEX', KEYS[v[1]], v[3], v[2], 'LIMIT', 0, 1)[1] or false
+    end
+  end
+  for i, v in ipairs(vkeys) do
+    if v[6] then
+      local month = found[v[6]]
+      local t = month and string.sub(month, 1, 13)
+      if not t or t < string.sub(v[2], 2) then
+        found[i] = false
+      elseif t < string.sub(v[3], 2) then
+        found[i] = month
+      else
+        found[i] = redis.call('ZREVRANGEBYLEX', KEYS[v[1]], v[3], v[2], 'LIMIT', 0, 1)[1] or false
+      end
+    end
   end
   return found
 end
@@ -173,11 +189,13 @@ for i = 1, #batch do
     end
   end
   if redis.call('HSETNX', KEYS[1], id, body) == 1 then
-    if #redis.call('ZRANGEBYLEX', consent, e[11], e[12], 'LIMIT', 0, 1) == 0 then
+    -- a visitor-day opens with its first event: none stored before the batch (its latest before), none
+    -- added earlier in the batch
+    local visitor_day = e[17][1]
+    if not before[visitor_day] and added_to[visitor_day] == nil then
       acc[e[13]] = acc[e[13]] or {}
       acc[e[13]]['visitors'] = (acc[e[13]]['visitors'] or 0) + 1
     end
-    -- at once: the next event of this consent id and day must find this one (one visitor-day)
     redis.call('ZADD', consent, 0, member)
     later(2, 0, member)
     for _, k in ipairs(e[15]) do later(k, 0, member) end
@@ -368,19 +386,40 @@ def visitor_periods(
     counter_key: Callable[[str, str], str],
     keys: BatchKeys,
 ) -> tuple[list[list[Any]], list[str], dict[VisitorKey, int]]:
-    """The scripts' ``vkeys`` of ``events`` (each visitor's day and month), the months' first days, and each
-    period's index in ``vkeys`` (from 1, as Lua counts)."""
+    """The scripts' ``vkeys`` of ``events`` (each visitor's month, then day, which names its month's index), the
+    months' first days, and each period's index in ``vkeys`` (from 1, as Lua counts)."""
     vkeys: list[list[Any]] = []
     months: set[str] = set()
     index: dict[VisitorKey, int] = {}
-    for key in visitor_keys(events):
-        consent_id, dim, period, label, start, end = key
-        low, high = time_bound(start, low=True), time_bound(end, low=False)
-        vkeys.append([keys(consent_key(consent_id)), low, high, keys(counter_key(period, dim)), label])
-        index[key] = len(vkeys)
-        if dim == VISITOR_MONTH:
-            months.add(period)
+    #: day number → the bounds and counter keys of its day and month (a batch's events share a few days)
+    days: dict[int, tuple[list[Any], list[Any]]] = {}
+    for e in events:
+        n = e.timestamp_ms // DAY_MS
+        shapes = days.get(n)
+        if shapes is None:
+            shapes = days[n] = _period_shapes(n, counter_key, keys)
+            months.add(periods_of_day(n)[1][1])
+        day, month = period_keys(e)
+        if day in index:
+            continue
+        consent = keys(consent_key(e.consent_id))
+        m = index.get(month)
+        if m is None:
+            vkeys.append([consent, *shapes[1]])
+            m = index[month] = len(vkeys)
+        vkeys.append([consent, *shapes[0], m])
+        index[day] = len(vkeys)
     return vkeys, sorted(months), index
+
+
+def _period_shapes(n: int, counter_key: Callable[[str, str], str], keys: BatchKeys) -> tuple[list[Any], list[Any]]:
+    """``[low, high, counter key, label]`` of UTC day number ``n`` and of its month, as ``vkeys`` rows hold them."""
+    shapes = []
+    for dim, period, label, start, end in periods_of_day(n):
+        shapes.append(
+            [time_bound(start, low=True), time_bound(end, low=False), keys(counter_key(period, dim)), label]
+        )
+    return shapes[0], shapes[1]
 
 
 def periods_of(event: ConsentEvent, index: dict[VisitorKey, int]) -> list[int]:
