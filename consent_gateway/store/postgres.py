@@ -278,6 +278,7 @@ class PostgresConsentLog:
                 cells = aggregates.Cells()
                 cells.add_events(stored)
                 aggregates.add_visitor_moves(cells, stored, latest)
+                aggregates.add_new_visitor_days(cells, stored, latest)
                 if rows := cells.rows():
                     await cur.execute(ADD_CELLS, [list(column) for column in zip(*rows, strict=True)])
                 await cur.execute(UPSERT_HEADS, head_params)

@@ -209,14 +209,12 @@ MOVE_STAGED = (
     " ON CONFLICT DO NOTHING RETURNING event_id, timestamp_ms, erased_at_ms, consent_id, country, browser_family,"
     " device_type, policy_version, categories, vendors),"
     " personal AS (INSERT INTO event_personal SELECT p.* FROM staged_personal AS p"
-    " JOIN added USING (event_id, timestamp_ms) WHERE added.erased_at_ms IS NULL) "
-    # The new visitor-days in the same statement; its NOT EXISTS sees the events stored before it (and, after
-    # LOCK_VISITOR_DAYS, those another instance is storing), so a visitor-day counts once. The other
-    # counters of the events it returns are summed by the client (aggregates.Cells.add_events): the same
-    # sums in SQL, one jsonb_each pass per dimension, took about as long as the rest of the append.
-    + ", visitors AS ("
-    + aggregates.upsert(aggregates.new_visitors_select("added", aggregates.POSTGRES))
-    + ") SELECT event_id FROM added"
+    " JOIN added USING (event_id, timestamp_ms) WHERE added.erased_at_ms IS NULL)"
+    # The counters of the events it returns are summed by the client (aggregates.Cells.add_events: the same
+    # sums in SQL, one jsonb_each pass per dimension, took about as long as the rest of the append), the new
+    # visitor-days among them from each day's latest event before it, read after LOCK_VISITOR_DAYS (so those
+    # another instance is storing are in), by aggregates.add_new_visitor_days: a visitor-day counts once.
+    " SELECT event_id FROM added"
 )
 #: Add the cells of a batch (one array per column, ``Cells.rows()`` order) to the counters.
 ADD_CELLS = (
