@@ -284,21 +284,43 @@ def inserted_by_gateway(element: ElementTree.Element, prefix: str) -> bool:
 CSS_URL_RE = re.compile(r"""url\(\s*(['"]?)([^'")\s]+)\1\s*\)|@import\s+(['"])([^'"]+)\3""", re.I)
 
 
-def css_urls(root: ElementTree.Element, page_url: str, prefix: str) -> list[tuple[str, str]]:
-    """(where, URL) of every fetch in live CSS: ``<style>`` elements and ``style`` attributes outside
-    ``<template>``/``<noscript>`` (the gateway does not rewrite CSS: this measures what it leaves)."""
+#: a CSS fetch the gateway held back: ``url(data:,cg;<category>;<vendor>;<the original token>)``
+CSS_HELD_RE = re.compile(r"url\(data:,cg;([^;]*);([^;]*);([^)]*)\)")
+
+
+def css_texts(root: ElementTree.Element, prefix: str) -> list[tuple[str, str]]:
+    """(where, CSS) of live CSS: ``<style>`` elements and ``style`` attributes outside ``<template>``/
+    ``<noscript>``."""
     found = []
     for element, inside in walk(root):
         if any(local(tag) in ("template", "noscript") for tag in inside) or inserted_by_gateway(element, prefix):
             continue
-        texts = [("style attribute", element.get("style") or "")]
+        found.append(("style attribute", element.get("style") or ""))
         if local(element.tag) == "style":
-            texts.append(("<style>", "".join(element.itertext())))
-        for where, text in texts:
-            for match in CSS_URL_RE.finditer(text):
-                url = resolve(page_url, match.group(2) or match.group(4))
-                if url and url.startswith(("http:", "https:")):
-                    found.append((where, url))
+            found.append(("<style>", "".join(element.itertext())))
+    return found
+
+
+def css_urls(root: ElementTree.Element, page_url: str, prefix: str) -> list[tuple[str, str]]:
+    """(where, URL) of every fetch in live CSS (what the gateway leaves live)."""
+    found = []
+    for where, text in css_texts(root, prefix):
+        for match in CSS_URL_RE.finditer(text):
+            url = resolve(page_url, match.group(2) or match.group(4))
+            if url and url.startswith(("http:", "https:")):
+                found.append((where, url))
+    return found
+
+
+def css_held_urls(root: ElementTree.Element, page_url: str, prefix: str) -> list[tuple[str, str]]:
+    """(held as vendor, URL) of every CSS fetch the gateway held back, read from the original it carries."""
+    found = []
+    for _, text in css_texts(root, prefix):
+        for held in CSS_HELD_RE.finditer(text):
+            original = urllib.parse.unquote(held.group(3))
+            match = CSS_URL_RE.search(original.replace("\\3a ", ":"))
+            url = resolve(page_url, match.group(2) or match.group(4)) if match else None
+            found.append((held.group(2), url or ""))
     return found
 
 
@@ -684,7 +706,15 @@ class Judge:
                 css.append({"where": where, "host": host, "tracker": tracker[0] if tracker else None,
                             "class": self.kind_of(Fetch(kind="css", url=url, host=host, held=False, element=-1))})
         result["css_live"] = css
-        # held iframes of hosts nobody classified: the banner shows a placeholder only for catalog vendors'
+        css_held = []
+        for vendor, url in css_held_urls(after, page.url, self.prefix):
+            host = host_of(url) if url else ""
+            first_party = not host or self.first_party(host, page.host)
+            css_held.append({"vendor": vendor, "host": host, "first_party": first_party,
+                             "class": "first-party" if first_party else self.kind_of(
+                                 Fetch(kind="css", url=url, host=host, held=True, element=-1))})
+        result["css_held"] = css_held
+        # held iframes of hosts nobody classified (the banner shows a placeholder naming the host)
         result["iframes_unclassified_held"] = sum(
             1 for element, inside in walk(after)
             if local(element.tag) in ("iframe", "frame") and element.get("data-cg-vendor") == "unclassified"
@@ -907,6 +937,13 @@ def summarise(run_data: dict[str, Any], pages: list[Page], trackers: TrackerList
             "other_pages": pages_with(lambda r: any(not c["tracker"] and c["class"] != "allowed"
                                                     for c in r["css_live"])),
         },
+        "css_held": {
+            "urls": sum(len(r["css_held"]) for r in results),
+            "pages": pages_with(lambda r: r["css_held"]),
+            "unclassified": sum(1 for r in results for c in r["css_held"] if c["vendor"] == "unclassified"),
+            "first_party": sum(1 for r in results for c in r["css_held"] if c["first_party"]),
+            "allowed": sum(1 for r in results for c in r["css_held"] if c["class"] == "allowed"),
+        },
         "iframes_unclassified_held": {"elements": sum(r["iframes_unclassified_held"] for r in results),
                                       "pages": pages_with(lambda r: r["iframes_unclassified_held"])},
         "text_changed_pages": pages_with(lambda r: "text_changed" in r),
@@ -966,11 +1003,14 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| inline scripts held back restorably without tracker code: as a catalog vendor / unclassified | "
         f"{s['held_inline_no_tracker']['catalog']} / {s['held_inline_no_tracker']['unclassified']} on "
         f"{s['held_inline_no_tracker']['pages']} pages | |",
-        f"| CSS fetches live (`url()`, `@import` in `<style>` and `style=\"\"`; not rewritten): to tracker hosts / "
+        f"| CSS fetches live (`url()`, `@import` in `<style>` and `style=\"\"`): to tracker hosts / "
         f"to other third parties not allowed | {s['css_live']['tracker']} on {s['css_live']['tracker_pages']} pages / "
         f"{s['css_live']['other']} on {s['css_live']['other_pages']} pages | 0 / |",
-        f"| iframes held as unclassified, shown with no placeholder | {s['iframes_unclassified_held']['elements']} on "
-        f"{s['iframes_unclassified_held']['pages']} pages | |",
+        f"| CSS fetches held back restorably (`url(data:,cg;…)`): all (as unclassified) / to first-party hosts / "
+        f"to allowed hosts | {s['css_held']['urls']} on {s['css_held']['pages']} pages "
+        f"({s['css_held']['unclassified']}) / {s['css_held']['first_party']} / {s['css_held']['allowed']} | / 0 / 0 |",
+        f"| iframes held as unclassified (the banner shows each a placeholder naming its host) | "
+        f"{s['iframes_unclassified_held']['elements']} on {s['iframes_unclassified_held']['pages']} pages | |",
         f"| pages whose visible text changed | {s['text_changed_pages']} | 0 |",
         f"| pages whose element counts changed | {s['counts_changed_pages']} | 0 |",
         f"| pages whose `<meta charset>` left the first 1024 bytes, no charset in Content-Type | "

@@ -77,6 +77,52 @@ def held_token(token: re.Match[bytes], category: str, vendor_id: str) -> bytes:
     return kept + f"url(data:,cg;{quote(category, safe='')};{quote(vendor_id, safe='')};{original})".encode()
 
 
+def _next_opening(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(start, end) of the first opening ("url(" or "@import", see TRIGGER) starting in [pos, end), or
+    (-1, -1). Found by its "(" or "@", which byte searches find many times faster than the pattern (what
+    keeps a page's long inline CSS cheap): every "url(" ends at a "(", written plainly or escaped."""
+    stop = end + OPENING_MAX_BYTES
+    paren = _next_paren(data, pos, stop)
+    at = data.find(b"@", pos, end)
+    while paren != -1 or at != -1:
+        if at != -1 and (paren == -1 or at < paren):
+            import_opening = TRIGGER.match(data, at) if data[at + 1 : at + 2] in _IMPORT_SECOND else None
+            if import_opening is not None:
+                return at, import_opening.end()
+            at = data.find(b"@", at + 1, end)
+            continue
+        start = paren - 3
+        if start >= pos and data[start:paren].lower() == b"url":
+            return (start, paren + 1) if start < end else (-1, -1)
+        window = max(pos, paren - OPENING_MAX_BYTES + 1)
+        if b"\\" in data[window:paren]:  # an escaped letter: read by the pattern
+            for opening in TRIGGER.finditer(data, window, paren + 1):
+                if opening.end() == paren + 1:
+                    return (opening.start(), opening.end()) if opening.start() < end else (-1, -1)
+        paren = _next_paren(data, paren + 1, stop)
+    return -1, -1
+
+
+#: what may follow the "@" of an "@import" (its "i", or an escape)
+_IMPORT_SECOND = (b"i", b"I", b"\\")
+
+
+def _next_paren(data: bytes, start: int, stop: int) -> int:
+    """The first "(" in [start, stop) that may end a "url(": right after an "l" or "L", or within
+    OPENING_MAX_BYTES after a backslash (an escaped letter); -1 when there is none."""
+    low = data.find(b"l(", max(0, start - 1), stop)
+    up = data.find(b"L(", max(0, start - 1), stop if low == -1 else low)
+    plain = up + 1 if up != -1 else low + 1 if low != -1 else -1
+    limit = stop if plain == -1 else plain
+    backslash = data.find(b"\\", max(0, start - OPENING_MAX_BYTES), limit)
+    while backslash != -1:
+        escaped = data.find(b"(", max(backslash, start), min(limit, backslash + OPENING_MAX_BYTES))
+        if escaped != -1:
+            return escaped
+        backslash = data.find(b"\\", backslash + 1, limit)
+    return plain
+
+
 def hold_back_css(data: bytes, pos: int, end: int, bound: int, whole: bool,
                   judge: Callable[[re.Match[bytes]], bytes | None], out: list[bytes | None]) -> int:
     """Emit ``data[pos:end]`` (CSS text) with each token ``judge`` replaces replaced; return where the
@@ -85,16 +131,15 @@ def hold_back_css(data: bytes, pos: int, end: int, bound: int, whole: bool,
     complete a token (the end of the text or of the document), else more bytes may come."""
     last = reach = pos
     while True:
-        opening = TRIGGER.search(data, pos, bound)
-        if opening is None or opening.start() >= end:
+        start, opening_end = _next_opening(data, pos, min(end, bound))
+        if start < 0:
             break
-        start = opening.start()
         token = TOKEN.match(data, start, min(bound, start + MAX_TOKEN_BYTES))
         if token is None:
             if not whole and start + MAX_TOKEN_BYTES > bound:  # its end may be in the next chunk
                 end = start
                 break
-            pos = opening.end()
+            pos = opening_end
             continue
         pos = reach = token.end()
         replacement = judge(token)
