@@ -131,6 +131,7 @@ COOKIE_KINDS: Mapping[str, Mapping[str, str]] = {
         "session-replay": "d'enregistrement de session",
         "marketing": "marketing",
         "preferences": "de préférences",
+        "unclassified": "non décrits",
     },
     "en": {
         "necessary": "necessary",
@@ -138,6 +139,7 @@ COOKIE_KINDS: Mapping[str, Mapping[str, str]] = {
         "session-replay": "session recording",
         "marketing": "marketing",
         "preferences": "preference",
+        "unclassified": "undescribed",
     },
 }
 #: The catalog states cookie lifetimes in English ("13 months"); these words are translated for display.

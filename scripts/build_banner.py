@@ -112,7 +112,7 @@ def _renamed_locals(tokens: list[str]) -> list[str]:
     the same thing, whatever scope it is in, and no global or property is touched."""
     words = [i for i, t in enumerate(tokens) if _NAME.fullmatch(t)]
     significant = [t for t in tokens if t.strip()]
-    declared: set[str] = set()
+    declared = _var_lists(tokens)
     in_params = False
     for i, token in enumerate(significant):
         before = significant[i - 1] if i else ""
@@ -141,6 +141,33 @@ def _renamed_locals(tokens: list[str]) -> list[str]:
         if len(short) < len(name):
             names[name] = short
     return [names.get(t, t) for t in tokens]
+
+
+def _var_lists(tokens: list[str]) -> set[str]:
+    """The names a ``var`` statement declares after a comma (``var a = 1, b = f(x, y), c``): a comma at the
+    statement's own depth. The statement ends at ";", a line break, "in" (``for (var k in o)``) or a closing
+    bracket it did not open."""
+    declared: set[str] = set()
+    depth = -1  # -1: not in a var statement
+    after_comma = False
+    for token in tokens:
+        if token == "var":
+            depth, after_comma = 0, False
+            continue
+        if depth < 0 or token == " ":
+            continue
+        if after_comma and _NAME.fullmatch(token):
+            declared.add(token)
+        after_comma = False
+        if token in ("(", "[", "{"):
+            depth += 1
+        elif token in (")", "]", "}"):
+            depth -= 1
+        elif depth == 0 and token in (";", "\n", "in"):
+            depth = -1
+        elif depth == 0 and token == ",":
+            after_comma = True
+    return declared
 
 
 _LETTERS = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")

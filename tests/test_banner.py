@@ -255,10 +255,11 @@ def test_the_minifier_shortens_only_the_scripts_own_names() -> None:
               " function helper(arg) { return arg.keep + o.keep + fetch(later) + (arg ? branch : 'total'); }"
               " w.api = { helper: helper }; })(window);")
     out = build_banner.minify_js(source)
-    # declared names go short; a property, an object key (or a ternary branch), a global and a name declared
-    # only after a comma stay as they are, and so does every string
-    assert "total=1" not in out and "arg" not in out and "'total'" in out and "?branch:" in out
-    assert ".keep" in out and "{keep:" in out and "fetch(later)" in out and "{helper:helper}" in out
+    # declared names go short (after a comma of a var statement too); a property, an object key (or a
+    # ternary branch) and a global stay as they are, and so does every string
+    assert "total=1" not in out and "later" not in out and "arg" not in out and "'total'" in out
+    assert "?branch:" in out and ".keep" in out and "{keep:" in out and "{helper:helper}" in out
+    assert "fetch(" in out
     assert out.startswith("(function(w){var ")
 
 

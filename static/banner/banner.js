@@ -71,7 +71,7 @@
 
   /* ---- bringing held-back elements back, in document order ---- */
   // A CSS url() held back in place reads url(data:,cg;<category>;<vendor>;<the original, percent-encoded>).
-  function css(s) {
+  function unheld(s) {
     return s && s.replace(/url\(data:,cg;([^;]*);([^;]*);([^)]*)\)/g, function (m, c, v, u) {
       return allowed(state, v, c) ? decodeURIComponent(u) : m;
     });
@@ -79,8 +79,8 @@
   function restore() {
     $$('style,[style*="data:,cg;"]').forEach(function (e) {
       var s = e.getAttribute('style'), t = e.localName == 'style' && e.textContent;
-      if (css(s) != s) e.setAttribute('style', css(s));
-      if (css(t) != t) e.textContent = css(t);
+      if (unheld(s) != s) e.setAttribute('style', unheld(s));
+      if (unheld(t) != t) e.textContent = unheld(t);
     });
     run($$(SEL_HELD).filter(function (el) {
       // Claimed once: a second grant while scripts still load must not run them twice.
@@ -155,8 +155,12 @@
   function vendorOf(id) { return VENDORS.filter(function (v) { return v.id === id; })[0]; }
   function placeholders() {
     $$('iframe[data-cg-vendor]').forEach(function (f) {
-      var v = vendorOf(f.getAttribute('data-cg-vendor'));
+      var id = f.getAttribute('data-cg-vendor'), u = f.getAttribute(HELD), v = vendorOf(id);
       var cat = T.cats[f.getAttribute('data-category')];
+      // A host nobody classified ("unclassified") is named by its host.
+      try {
+        if (!v && u) v = { id: id, name: new URL(u, d.baseURI).hostname };
+      } catch (x) {}
       if (!v || !cat || f.cgPh) return;
       var host = h('div', { class: 'cg-ph-host', lang: L }), p = h('div', { class: 'cg-ph', role: 'region', 'aria-label': v.name }, [
         h('p', { text: fmt(T.placeholder, { vendor: v.name, category: cat[2] }) }),
@@ -376,10 +380,10 @@
       opener = t;
       showPreferences();
     } else if (t.hasAttribute('data-cg-allow')) {
-      var vs = {};
-      for (var k in state.vendors) vs[k] = state.vendors[k];
-      vs[t.getAttribute('data-cg-allow')] = true;
-      choose({ choices: state.choices, vendors: vs }, t.parentNode.lastChild);
+      var vs = Object.assign({}, state.vendors), cs = Object.assign({}, state.choices), a = t.getAttribute('data-cg-allow');
+      // "unclassified" is no vendor: its category is granted (every host nobody classified)
+      (a == 'unclassified' ? cs : vs)[a] = true;
+      choose({ choices: cs, vendors: vs }, t.parentNode.lastChild);
     } else {
       ACTIONS[t.getAttribute('data-cg-a')](layer2.hidden ? msg1 : msg2);
     }

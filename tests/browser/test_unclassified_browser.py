@@ -36,11 +36,14 @@ def _third_party_app() -> Starlette:
         body = f"(window.cgRan = window.cgRan || []).push({name!r});"
         return Response(body, media_type="text/javascript", headers={"Cache-Control": "no-store"})
 
-    return Starlette(routes=[Route("/{name}.js", script)])
+    async def frame(request: Request) -> Response:
+        return HTMLResponse("<!doctype html><p>the widget's frame</p>", headers={"Cache-Control": "no-store"})
+
+    return Starlette(routes=[Route("/{name}.js", script), Route("/frame", frame)])
 
 
-#: how the page carries the unknown widget: held by the gateway, marked by hand, or not at all
-PAGES = ("plain", "by-hand", "none")
+#: how the page carries the unknown widget: held by the gateway, marked by hand, not at all, or as an iframe
+PAGES = ("plain", "by-hand", "none", "frame")
 
 
 def _site(third_party_port: int, page_kind: str) -> Starlette:
@@ -51,6 +54,8 @@ def _site(third_party_port: int, page_kind: str) -> Starlette:
         "by-hand": f'<script type="text/plain" data-category="unclassified" data-cg-vendor="unclassified" '
         f'data-cg-src="{widget}"></script>',
         "none": "",
+        "frame": f'<iframe id="widget" width="300" height="120" src="http://widget.localhost:{third_party_port}/frame">'
+        "</iframe>",
     }[page_kind]
 
     async def page(request: Request) -> Response:
@@ -138,3 +143,27 @@ def test_the_demo_blog_names_its_weather_widget_and_accept_all_runs_it(visit: Op
     expect(demo_section.locator(".cg-hosts")).to_have_text("widgets.meteo-quartier.net.localhost")
     v.page.locator("#cg-root .cg-m").get_by_role("button", name="Tout accepter", exact=True).click()
     v.page.wait_for_function("() => (window.cgDemoLoaded || []).includes('unclassified')")
+
+
+def test_a_held_iframe_of_an_unclassified_host_shows_a_placeholder_that_allows_it(visit: Open, shop: Any) -> None:
+    v = visit(base_url=shop("frame"))
+    v.goto("/")
+    placeholder = v.page.get_by_role("region", name="widget.localhost")
+    expect(placeholder).to_contain_text("This content is provided by widget.localhost")
+    assert not any("widget.localhost" in url for url in v.requests)
+    navigations = len(v.navigations)
+    placeholder.get_by_role("button", name="Allow widget.localhost").click()
+    v.page.wait_for_function(
+        "() => { const f = document.getElementById('widget'); return !f.hidden && f.src.endsWith('/frame'); }"
+    )
+    expect(placeholder).to_have_count(0)
+    for _ in range(50):
+        if any("widget.localhost" in url and url.endswith("/frame") for url in v.requests):
+            break
+        v.page.wait_for_timeout(100)
+    assert any("widget.localhost" in url and url.endswith("/frame") for url in v.requests)
+    assert len(v.navigations) == navigations  # no reload
+    # the grant is the category of every host nobody classified
+    assert v.page.evaluate("() => window.consentGateway.acceptedCategory('unclassified')") is True
+    # the report-only CSP backstop of a page served before the grant reports the frame, and blocks nothing
+    assert [error for error in v.console_errors if "report-only" not in error] == []
