@@ -96,6 +96,30 @@ class PagePolicies(Protocol):
     def headers(self, scope: Scope, decision: Decision) -> tuple[tuple[bytes, bytes], ...]: ...
 
 
+#: what a response's type asks of the responder: nothing, a rewrite, sniffing, or a read of its parts or XML
+_OTHER, _HTML, _UNKNOWN, _PARTS, _XML = range(5)
+
+
+def _kind_of(mime: tuple[bytes, bytes | None] | None) -> int:
+    if mime is None:
+        return _UNKNOWN
+    essence = mime[0]
+    if essence in _HTML_TYPES:
+        return _HTML
+    if is_unknown_type(essence):
+        return _UNKNOWN
+    if essence == _MULTIPART_REPLACE:
+        return _PARTS
+    return _XML if is_scriptable_xml(essence) else _OTHER
+
+
+@functools.lru_cache(maxsize=256)  # every response has one; a site sends a handful of distinct values
+def _read_type(value: bytes) -> tuple[tuple[bytes, bytes | None] | None, int]:
+    """A single Content-Type line as a browser reads it, and its kind."""
+    mime = browser_content_type((value,))
+    return mime, _kind_of(mime)
+
+
 def csp_nonce(headers: list[tuple[bytes, bytes]]) -> str | None:
     for key, value in headers:
         if key == b"content-security-policy":
@@ -303,18 +327,17 @@ class Responder:
             elif key == b"x-content-type-options":
                 nosniff = nosniff or value.strip().lower() == b"nosniff"
         # the type as a browser reads it: several lines or a list, the last valid type wins
-        mime = browser_content_type(content_types) if content_types else None
-        is_html = mime is not None and mime[0] in _HTML_TYPES
+        if len(content_types) == 1:
+            mime, kind = _read_type(content_types[0])
+        else:
+            mime = browser_content_type(content_types) if content_types else None
+            kind = _kind_of(mime)
+        is_html = kind == _HTML
         # no usable type: a browser sniffs the first bytes, and runs what it reads as HTML
-        sniff = (
-            not is_html
-            and not nosniff
-            and (mime is None or is_unknown_type(mime[0]))
-            and self._has_body(message)
-        )
-        if mime is not None and mime[0] == _MULTIPART_REPLACE and self._has_body(message):
+        sniff = kind == _UNKNOWN and not nosniff and self._has_body(message)
+        if kind == _PARTS and self._has_body(message):
             self._read_parts(message, content_types[-1])
-        elif mime is not None and is_scriptable_xml(mime[0]) and self._has_body(message):
+        elif kind == _XML and self._has_body(message):
             self._read_xml(message)
         if not (has_cookies or is_html or sniff):
             return message  # the common case for assets and APIs: nothing to change
