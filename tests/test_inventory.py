@@ -347,6 +347,20 @@ def test_the_collector_is_bounded_and_says_what_it_dropped() -> None:
     assert metrics.value("inventory_sightings_dropped_total", kind=STORAGE) == 2
 
 
+def test_pages_seen_again_count_every_view_across_drains() -> None:
+    """Repeated pages (what the chunk cache serves) take a shortcut: alternating pages and a drain between
+    two views of one page still count each view once, on each host."""
+    collector = InventoryCollector()
+    tracker = [("t.example", UNCLASSIFIED, "script", True)]
+    both = [*tracker, ("u.example", UNCLASSIFIED, "img", False)]
+    for path, sightings in [("/a", tracker), ("/a", list(tracker)), ("/b", both), ("/b", both), ("/a", tracker)]:
+        collector.page_seen(path, sightings)
+    counts = {entry.key: (entry.count, entry.held, entry.allowed) for entry in collector.drain()}
+    assert counts == {"t.example": (5, 5, 0), "u.example": (2, 0, 2)}
+    collector.page_seen("/a", tracker)  # the same page as just before the drain: counted anew, once
+    assert [(entry.key, entry.count) for entry in collector.drain()] == [("t.example", 1)]
+
+
 async def test_a_store_that_does_not_answer_keeps_the_batch_for_the_next_flush(tmp_path: Path) -> None:
     log: ConsentLog = open_log(f"sqlite:///{tmp_path / 'consent.db'}")
     collector = InventoryCollector()

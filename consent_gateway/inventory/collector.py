@@ -52,6 +52,9 @@ class InventoryCollector:
         #: pages seen since the last flush, not yet spread over their hosts: (path, sightings) → [views,
         #: first seen ms, last seen ms]
         self._pages: dict[tuple[str, tuple[Sighting, ...]], list[int]] = {}
+        #: the last page counted (path, its sightings, its counts in `_pages`): a page served again from the
+        #: chunk cache notes the very same sightings, compared here without hashing them all again
+        self._last_page: tuple[str, list[Sighting], list[int]] | None = None
 
     def __len__(self) -> int:
         """Distinct entries waiting for the flusher (asked by the metrics, not on a page's path)."""
@@ -78,19 +81,27 @@ class InventoryCollector:
     def page_seen(self, path: str, sightings: Iterable[Sighting]) -> None:
         """The third-party elements of one page, as the rewriter noted them (chunk-cache hits included)."""
         now_ms = int(self._clock() * 1000)
-        key = (path, tuple(sightings))
-        views = self._pages.get(key)
-        if views is not None:
-            views[0] += 1
-            views[2] = now_ms
-            return
-        if len(self._pages) >= self.max_pending:
-            self._spread_pages()
-        self._pages[key] = [1, now_ms, now_ms]
+        seen = list(sightings)
+        last = self._last_page
+        if last is not None and last[0] == path and last[1] == seen:
+            views = last[2]
+        else:
+            key = (path, tuple(seen))
+            found = self._pages.get(key)
+            if found is None:
+                if len(self._pages) >= self.max_pending:
+                    self._spread_pages()
+                self._pages[key] = views = [0, now_ms, now_ms]
+            else:
+                views = found
+            self._last_page = (path, seen, views)
+        views[0] += 1
+        views[2] = now_ms
 
     def _spread_pages(self) -> None:
         """The pages seen, counted on their hosts' entries."""
         pages, self._pages = self._pages, {}
+        self._last_page = None
         for (path, sightings), (views, first_ms, last_ms) in pages.items():
             sample = page_path(path)
             for host, vendor, kind, held in sightings:
