@@ -37,7 +37,7 @@ _CSS_SPEC = ELEMENT_KINDS["img"]
 
 def may_hold_css(tag: bytes) -> bool:
     """Whether a start tag may carry a CSS url() in a style attribute (cheap; the holdback reads it)."""
-    return has_css_fetch_hint(tag) and _STYLE_ATTR.search(tag) is not None
+    return has_css_fetch_hint(tag) and b"style" in tag.lower() and _STYLE_ATTR.search(tag) is not None
 
 
 #: the start of every tag that can fetch or run something, for bail-outs that do not read tags
@@ -76,6 +76,7 @@ class DocumentHoldback:
     hands over, and which vendors were held back during the current run (a chunk, or a cached segment)."""
 
     __slots__ = ("catalog", "decision", "held", "noted", "cacheable", "srcdoc_vendors", "_allows_everything",
+                 "_css_vendors",
                  "_tag_cache", "_tag_key")
 
     def __init__(self, catalog: Catalog, decision: Decision, tag_cache: dict[Any, Any] | None = None,
@@ -93,6 +94,8 @@ class DocumentHoldback:
         #: the vendors an iframe's inline document holds back, as read by the driver (see ``vendors_of_tag``)
         self.srcdoc_vendors: Callable[[str, str], list[VendorRule]] | None = None
         self._allows_everything: bool | None = None
+        #: the vendor of each CSS URL of the document met so far (by URL as written and base)
+        self._css_vendors: dict[tuple[str, str], tuple[VendorRule | None, list[tuple[VendorRule, str]]]] = {}
 
     def allows_everything(self) -> bool:
         """Whether this visitor allowed every vendor the catalog knows and every unclassified host: then a
@@ -173,13 +176,25 @@ class DocumentHoldback:
         assert value_end is not None  # the attribute has a value: the parser read it
         return b"".join((tag[: style.name_start], b'style="', value, b'"', tag[value_end.end() :]))
 
+    def _css_vendor(self, url: str, base: str) -> tuple[VendorRule | None, list[tuple[VendorRule, str]]]:
+        """The vendor of a CSS URL (cleaned) and the (vendor, host) pairs the inventory notes."""
+        hosts: list[tuple[VendorRule, str]] = []
+        if not base and ":" not in url and "//" not in url and "\\" not in url and url.isascii() and (
+                not self.catalog.tag_may_name_vendor(url.encode())):
+            return None, hosts  # a path on the page's own host that names no catalog vendor (the common case)
+        return vendor_of_url(self.catalog, url, _CSS_SPEC, base, self.decision.site, hosts=hosts), hosts
+
     def css_token(self, token: re.Match[bytes], base: str) -> bytes | None:
         """The held form of a CSS token (``css.TOKEN``) whose URL this visitor does not allow, else None."""
         url = token_url(token)
         if not url:
             return None
-        hosts: list[tuple[VendorRule, str]] = []
-        vendor = vendor_of_url(self.catalog, clean_url(url), _CSS_SPEC, base, self.decision.site, hosts=hosts)
+        key = (url, base)
+        known = self._css_vendors.get(key)
+        if known is None:
+            known = self._css_vendor(clean_url(url), base)
+            self._css_vendors[key] = known
+        vendor, hosts = known
         if vendor is None:
             return None
         held = not self.decision.allows_vendor(vendor.id, vendor.category)

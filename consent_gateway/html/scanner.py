@@ -183,12 +183,10 @@ HTML_MODES = Modes(HTML_STARTS, HTML_ENDS, cdata=False, conditional=_CONDITIONAL
 HEAD_MODES = Modes(tuple(dict.fromkeys((*HTML_STARTS, "meta", "body"))), (*HTML_ENDS, "head"), cdata=False,
                    conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
 #: the native scanner's extra candidates: the conditional names with their word (what the lookaheads accept)
-_NATIVE_CONDITIONAL = (*(
+_NATIVE_CONDITIONAL = tuple(
     b"<" + name.encode() + rb"[\t\n\f\r /][^" + stop + b"]*" + word
     for name, word in CONDITIONAL.items() for stop in (b"<", b">")
-), rb"<[a-zA-Z][^>]*style[^>]*(?:\(|&#|&lpar;)")  # a start tag that may carry a CSS url() in its style
-# (a subset of the tags Modes.loose stops at for it: the others hold nothing, and fewer matches keep the scan
-# fast; a url() of a style attribute is always after the word "style")
+)
 # raw-text elements are not raw text in svg/math: their content is markup there
 FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True,
                       conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
@@ -231,7 +229,7 @@ class BufferScan:
 
     def __init__(self) -> None:
         self.candidates: list[int] = []  # start offsets of candidate tokens
-        self.quoted_ends: list[int] = []  # end offsets of quoted values holding "<" or ">"
+        self.quoted_ends: list[int] = []  # end offsets of quoted values holding "<" or ">", and of "style…("
         self.needles: list[tuple[int, int]] = []  # (start, end) of catalog host/path strings, any case
         self.signatures: list[tuple[int, int]] = []  # (start, end) of inline signatures
 
@@ -292,10 +290,14 @@ class NativeScanner:
             + b"".join(b"|" + extra for extra in extra_candidates)  # their leftmost start is the candidate
         )
         quoted = rb"""=[\t\n\f\r ]*(?:"[^"<>]*[<>]|'[^'<>]*[<>])"""
-        expressions = [candidate, quoted]
-        flags = [_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SOM_LEFTMOST, 0]
-        self._kinds = [_CANDIDATE, _QUOTED]
-        self._lengths = [0, 0]
+        # "style", then a "(" (or what may encode one) before the next "<" or ">": a start tag that may carry a
+        # CSS url() (Modes.loose stops at it). Reported like a quoted "<": the text around it is read by the
+        # regexes, a pattern with a literal start that keeps this scan fast (a tag's own start would not)
+        styled = rb"style[^<>]*(?:\(|&#|&lpar;)"
+        expressions = [candidate, quoted, styled]
+        flags = [_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SOM_LEFTMOST, 0, _hs.HS_FLAG_CASELESS]
+        self._kinds = [_CANDIDATE, _QUOTED, _QUOTED]
+        self._lengths = [0, 0, 0]
         for needle in needles:
             expressions.append(re.escape(needle))
             flags.append(_hs.HS_FLAG_CASELESS)
