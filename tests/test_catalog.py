@@ -31,7 +31,8 @@ def test_builtin_catalog_covers_the_common_trackers_with_complete_entries() -> N
         assert vendor.category in {"analytics", "session-replay", "marketing", "preferences"}, vendor.id
         assert vendor.name and vendor.policy_url.startswith("https://"), vendor.id
         assert vendor.script_hosts or vendor.iframe_hosts or vendor.paths, vendor.id
-        assert vendor.cookies or vendor.id == "google-tag-manager", vendor.id  # GTM itself sets none
+        # GTM itself sets none; DistroScale documents a cookie lifetime (TCF vendor list) but no names
+        assert vendor.cookies or vendor.id in {"google-tag-manager", "distroscale"}, vendor.id
     assert CATALOG.categories_used() == {"analytics", "session-replay", "marketing", "preferences"}
     assert Catalog.builtin() is CATALOG  # loaded once
 
@@ -290,6 +291,8 @@ def test_short_or_generic_cookie_names_are_bound_to_the_vendor_domain() -> None:
         ("https://sb.scorecardresearch.com/beacon.js", "script", "comscore"),
         ("https://sb.scorecardresearch.com/p?c1=2&c2=6035737&cv=2.0&cj=1", "img", "comscore"),
         ("https://cdn.taboola.com/libtrc/tmz/loader.js", "script", "taboola"),
+        ("https://c.jsrdn.com/s/cs.js?p=22445", "script", "distroscale"),
+        ("https://i.jsrdn.com/i/1.gif?r=h8yu", "img", "distroscale"),
         ("//cdn.taboolasyndication.com/libtrc/x/loader.js", "script", "taboola"),
         ("https://widgets.outbrain.com/outbrain.js", "script", "outbrain"),
         ("https://c.amazon-adsystem.com/aax2/apstag.js", "script", "amazon-ads"),

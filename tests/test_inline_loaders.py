@@ -131,3 +131,18 @@ def test_the_sites_code_reading_a_tag_managers_data_layer_runs_while_the_tag_man
     assert out.count(b'<script type="text/plain"') == 1
     assert b"<script>$(function(){if(window.utag_data.user){App.Login.start()}});</script>" in out
     assert rw.held_back == {"tealium": 1}
+
+
+def test_distroscales_embed_and_its_long_player_set_up_are_held_as_distroscale() -> None:
+    # the publisher embed, written by document.write, and the video player set-up it puts in the page: a
+    # script longer than the loader scan that names ad tags and tracks through vx.dvptrack()
+    set_up = (b"(function(){var ds_sbase='//c5x8i7c7.ssl.hwcdn.net/videojs/show.html';"
+              + b"var adtags={'googlea':'//googleads.g.doubleclick.net/pagead/ads?x=1'};" * 300
+              + b"vx.dvptrack('wf','{}');})();")
+    assert len(set_up) > LOADER_SCAN_BYTES
+    page = (b"<script>document.write('<scr'+'ipt async src=\"//c.jsrdn.com/s/cs.js?p=22507\"><\\/sc'+'ript>');"
+            b"</script><script>" + set_up + b"</script>")
+    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
+    out = rw.feed(page) + rw.close()
+    assert out.count(b'<script type="text/plain" data-category="marketing" data-cg-vendor="distroscale">') == 2
+    assert rw.held_back == {"distroscale": 2}
