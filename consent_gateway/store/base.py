@@ -10,7 +10,7 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -300,6 +300,12 @@ def day_counts_of(events: Iterable[ConsentEvent]) -> list[DayCount]:
         visitors.add(e.consent_id)
         days[group_of(e, "day")] = (count + 1, visitors)
     return [DayCount(day, n, len(v)) for day, (n, v) in sorted(days.items())]
+
+
+#: What ``prepare_append(events)`` returns, on a log that has it: the append itself, its arguments built already
+#: (sent when called). The recorder prepares a batch while the log still writes the one before it, so the
+#: building overlaps the store's work; a log without ``prepare_append`` is sent ``append(events)``.
+SendAppend = Callable[[], Coroutine[Any, Any, None]]
 
 
 @runtime_checkable

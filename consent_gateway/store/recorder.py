@@ -30,13 +30,15 @@ from pathlib import Path
 from consent_gateway import metrics
 from consent_gateway.errors import SpoolError, StoreUnavailable
 from consent_gateway.events import ChainHead, ConsentEvent, EventChain, LogKeys
-from consent_gateway.store.base import ConsentLog, EventFilter
+from consent_gateway.store.base import ConsentLog, EventFilter, SendAppend
 from consent_gateway.store.clock import LogClock, count_correction
 from consent_gateway.store.spool import AsyncSpool
 
 logger = logging.getLogger("consent_gateway.store.recorder")
 
 _Pending = tuple[ConsentEvent, "asyncio.Future[ConsentEvent]"]
+#: a chained batch on its way to the committer: its callers, its events, and its append prepared (or None)
+_Chained = tuple[list[_Pending], list[ConsentEvent], SendAppend | None]
 
 
 class EventRecorder:
@@ -251,7 +253,7 @@ class EventRecorder:
         Chaining (CPU on the loop) of the next batch overlaps the commit (fsync on a thread) of this one.
         """
         assert self._chain is not None
-        handoff: asyncio.Queue[tuple[list[_Pending], list[ConsentEvent]] | None] = asyncio.Queue(maxsize=1)
+        handoff: asyncio.Queue[_Chained | None] = asyncio.Queue(maxsize=1)
         committer = asyncio.create_task(self._commit_loop(handoff), name="consent-gateway recorder commit")
         try:
             while True:
@@ -284,7 +286,8 @@ class EventRecorder:
                         continue
                     batch.append((event, future))
                 if batch:
-                    await handoff.put((batch, chained))
+                    # the log's arguments built now, while it still writes the batch before
+                    await handoff.put((batch, chained, self._prepare(chained)))
         except BaseException:
             # Cancelled (the server is going down without stop()): do not wait on a committer that may be
             # cancelled too; the callers still waiting are cancelled with their requests.
@@ -293,7 +296,7 @@ class EventRecorder:
         await handoff.put(None)
         await committer
 
-    async def _commit_loop(self, handoff: asyncio.Queue[tuple[list[_Pending], list[ConsentEvent]] | None]) -> None:
+    async def _commit_loop(self, handoff: asyncio.Queue[_Chained | None]) -> None:
         assert self._chain is not None
         #: the batch last kept, its callers told only once the next batch's append is under way (their
         #: wake-ups would otherwise run first and hold the log idle); told at once when nothing follows
@@ -306,14 +309,15 @@ class EventRecorder:
                 item = await handoff.get()
                 if item is None:
                     break
-                batch, chained = item
+                batch, chained, prepared = item
                 durable = self._durable
                 if not _follows(chained, self.instance_id, durable):
                     # Chained after a batch that was then refused: chain it again from what was kept.
                     chain = EventChain(self.instance_id, durable, keys=self.log_keys)
                     chained = [chain.append(event) for event in chained]  # keeps the times they were stamped with
                     self._chain.head = chain.head
-                append = self._start_append(chained)
+                    prepared = None
+                append = self._start_append(chained, prepared)
                 if kept is not None:
                     _tell(*kept)
                     kept = None
@@ -335,11 +339,23 @@ class EventRecorder:
             if kept is not None:
                 _tell(*kept)
 
-    def _start_append(self, events: list[ConsentEvent]) -> asyncio.Task[None] | None:
-        """The log append of ``events``, started now (its first step runs before anything scheduled after
-        it); None while the log is known to fail (the batch goes straight to the spool)."""
+    def _prepare(self, events: list[ConsentEvent]) -> SendAppend | None:
+        """``events``' append with its arguments built, on a log that can (``base.SendAppend``)."""
+        prepare = getattr(self.log, "prepare_append", None)
+        if prepare is None:
+            return None
+        try:
+            send: SendAppend = prepare(events)
+        except Exception:  # built again by append() at commit time, which reports the failure
+            logger.debug("preparing a consent log append failed", exc_info=True)
+            return None
+        return send
+
+    def _start_append(self, events: list[ConsentEvent], prepared: SendAppend | None) -> asyncio.Task[None] | None:
+        """The log append of ``events`` (``prepared`` for it, if any), started now (its first step runs before
+        anything scheduled after it); None while the log is known to fail (the batch goes to the spool)."""
         if self.spool.depth == 0 or self._log_ok:
-            return asyncio.ensure_future(self.log.append(events))
+            return asyncio.ensure_future(prepared() if prepared is not None else self.log.append(events))
         return None
 
     async def _persist(self, events: list[ConsentEvent], append: asyncio.Task[None] | None) -> None:

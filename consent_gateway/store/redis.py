@@ -67,6 +67,7 @@ from consent_gateway.store.base import (
     EventFilter,
     EventPage,
     PurgeResult,
+    SendAppend,
     StatRow,
     StoredDocument,
     VerifyResult,
@@ -126,6 +127,10 @@ return 1
 _FILTER_FIELDS = {name: name for name in INDEXED_FILTERS}
 #: What a lost or refusing Redis raises (the Cluster client's start-up errors derive from none of the others).
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+
+
+async def _nothing() -> None:
+    """The append of no events."""
 
 
 class RedisConsentLog:
@@ -278,8 +283,12 @@ class RedisConsentLog:
         return f"{self._k_index}{name}:{value}"
 
     async def append(self, events: Sequence[ConsentEvent]) -> None:
+        await self.prepare_append(events)()
+
+    def prepare_append(self, events: Sequence[ConsentEvent]) -> SendAppend:
+        """The append of ``events`` with the script's arguments built now (``base.SendAppend``)."""
         if not events:
-            return
+            return _nothing
         keys = BatchKeys([self._k_ev, self._k_time, self._k_chains, self._k_erasures, self._k_aggdays])
         profiles: dict[tuple[Any, ...], int] = {}
         increments: list[list[list[Any]]] = []
@@ -326,19 +335,15 @@ class RedisConsentLog:
                     periods_of(e, periods),
                 ]
             )
-        try:
-            await self._append_script(
-                keys=keys.keys,
-                args=[
-                    dumps(rows),
-                    b"".join(bodies),
-                    dumps(increments),
-                    dumps(vkeys),
-                    dumps(months),
-                ],
-            )
-        except REDIS_ERRORS as exc:
-            raise self._unavailable("append", exc) from exc
+        args = [dumps(rows), b"".join(bodies), dumps(increments), dumps(vkeys), dumps(months)]
+
+        async def send() -> None:
+            try:
+                await self._append_script(keys=keys.keys, args=args)
+            except REDIS_ERRORS as exc:
+                raise self._unavailable("append", exc) from exc
+
+        return send
 
     async def _rewrite(self, events: Sequence[ConsentEvent]) -> None:
         async with self.client.pipeline(transaction=True) as pipe:

@@ -63,6 +63,7 @@ from consent_gateway.store.base import (
     EventFilter,
     EventPage,
     PurgeResult,
+    SendAppend,
     StatRow,
     StoredDocument,
     VerifyResult,
@@ -222,8 +223,12 @@ class SQLiteConsentLog:
     # -- writing ----------------------------------------------------------------------------------------
 
     async def append(self, events: Sequence[ConsentEvent]) -> None:
+        await self.prepare_append(events)()
+
+    def prepare_append(self, events: Sequence[ConsentEvent]) -> SendAppend:
+        """The append of ``events`` with its rows built now (``base.SendAppend``)."""
         if not events:
-            return
+            return _nothing
         rows = [to_row(e) for e in events]
         visitor_keys = aggregates.visitor_keys(events)
         heads: dict[str, tuple[str, int, str]] = {}
@@ -256,7 +261,10 @@ class SQLiteConsentLog:
                 conn.execute("ROLLBACK")
                 raise
 
-        await self._write("append", run)
+        async def send() -> None:
+            await self._write("append", run)
+
+        return send
 
     async def erase(self, consent_id: str) -> int:
         now_ms = int(time.time() * 1000)
@@ -728,6 +736,10 @@ _PUT_STATE = (
     "INSERT INTO coordination (name, value, expires_at_ms) VALUES (?, ?, ?) ON CONFLICT (name)"
     " DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms"
 )
+
+
+async def _nothing() -> None:
+    """The append of no events."""
 
 
 def _now_ms() -> int:

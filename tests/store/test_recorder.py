@@ -15,6 +15,7 @@ from consent_gateway import metrics
 from consent_gateway.errors import SpoolError, StoreUnavailable
 from consent_gateway.events import ConsentEvent
 from consent_gateway.store import EventFilter, open_log
+from consent_gateway.store.base import SendAppend
 from consent_gateway.store.recorder import EventRecorder
 from consent_gateway.store.redis import RedisConsentLog
 from consent_gateway.store.spool import Spool
@@ -29,9 +30,15 @@ class CountingSQLiteLog(SQLiteConsentLog):
         super().__init__(url)
         self.batches: list[int] = []
 
-    async def append(self, events: Sequence[ConsentEvent]) -> None:
-        self.batches.append(len(events))
-        await super().append(events)
+    def prepare_append(self, events: Sequence[ConsentEvent]) -> SendAppend:
+        # counted when sent: the recorder prepares each batch ahead, and append() goes through here too
+        send = super().prepare_append(events)
+
+        async def counted() -> None:
+            self.batches.append(len(events))
+            await send()
+
+        return counted
 
 
 async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
