@@ -67,6 +67,21 @@ def ids(body: bytes) -> list[str]:
         # no loading construct: a config map or a CSP list merely names hosts
         (b'window.cfg={"ga":"https://www.google-analytics.com/analytics.js","px":"//px.unknown.example/p.js"};',
          []),
+        # a URL split across adjacent literals joined with "+" is read whole
+        (b"var s=document.createElement('script');s.src='//c.evidon.com/' + 'sitenotice/' + 'tag.js';",
+         ["unclassified:c.evidon.com"]),
+        (b'var s=document.createElement("script");s.src="https://" + "px.tracker.example/collect";',
+         ["unclassified:px.tracker.example"]),
+        (b"document.write('<scr'+'ipt src=\"//' + 'asq.nugg.example/rc\"></scr'+'ipt>');",
+         ["unclassified:asq.nugg.example"]),
+        (b'var s=document.createElement("script");s.src="//static." + "chartbeat.com/js/chartbeat.js";',
+         ["chartbeat"]),
+        # a URL literal bound to a name, joined with a literal further on (no literal "script" element here)
+        (b"var d=document,sn='script',s=d.createElement(sn);var cdn = '//c.evidon.com/', n = cdn + 'notice/';"
+         b"s.src = cdn + 'geo/country.js';", ["unclassified:c.evidon.com"]),
+        # ... but not a folder joined with a run-time value, nor a joined URL that is a page or an image
+        (b"var s=document.createElement('x');var base='https://cdn.files.example/';s.src=base+v;", []),
+        (b"var a=document.createElement('a');var h='https://share.social.example/';a.href=h+'intent';", []),
         # a URL in a comment is not a string literal
         (b"// loaded from //px.unknown.example/p.js\nvar s=document.createElement('script');", []),
     ],
@@ -146,3 +161,37 @@ def test_distroscales_embed_and_its_long_player_set_up_are_held_as_distroscale()
     out = rw.feed(page) + rw.close()
     assert out.count(b'<script type="text/plain" data-category="marketing" data-cg-vendor="distroscale">') == 2
     assert rw.held_back == {"distroscale": 2}
+
+
+EVIDON = (b"(function (id) { function append(scriptid, url, async) { var d = document, sn = 'script',"
+          b" f = d.getElementsByTagName(sn)[0]; var s = d.createElement(sn); s.async = true; s.id = scriptid;"
+          b" s.src = url; f.parentNode.insertBefore(s, f); }"
+          b" window.evidon = {}; window.evidon.id = id;"
+          b" var cdn = '//c.evidon.com/', rootDomain = 'example', noticecdn = cdn + 'sitenotice/';"
+          b" append('evidon-notice', noticecdn + 'evidon-sitenotice-tag.js', false);"
+          b" append('evidon-location', cdn + 'geo/country.js', true); })(5279);")
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 4096])
+def test_a_consent_tools_loader_building_its_url_from_parts_is_held_as_unclassified(chunk_size: int | None) -> None:
+    # a site's former consent tool is a third party nobody classified (the catalog lists no consent tools):
+    # it waits for consent like any other, and comes back with the "unclassified" category
+    page = b"<html><head><script>" + EVIDON + b"</script></head><body><p>Hi</p></body></html>"
+    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
+    size = chunk_size or len(page)
+    out = b"".join(rw.feed(page[i : i + size]) for i in range(0, len(page), size)) + rw.close()
+    assert b'<script type="text/plain" data-category="unclassified" data-cg-vendor="unclassified">' + EVIDON in out
+    assert rw.held_back == {"unclassified": 1}
+    everything = HoldbackRewriter(CATALOG, EVERYTHING, b"", cache=None)
+    assert everything.feed(page) + everything.close() == page
+
+
+def test_a_long_first_party_script_that_joins_a_tracker_url_still_runs() -> None:
+    # an app (over the loader scan) that names the same loader in its strings is the site's code, not a loader
+    app = b"window.App={state:" + b'{"k":"v"},' * 2000 + b"};" + EVIDON
+    assert len(app) > LOADER_SCAN_BYTES
+    assert ids(app) == []
+    page = b"<script>" + app + b"</script>"
+    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
+    assert rw.feed(page) + rw.close() == page
+    assert rw.held_back == {}

@@ -13,9 +13,14 @@ other one. A literal URL in a loading script is held back as:
   ``SNIPPET_BYTES``) and the URL is not a folder (``…/``: a base the script appends to, such as WordPress's
   emoji images) or a static asset (an image, a style sheet, a font) that no script loader runs.
 
+A URL split across string literals is read whole, as a loader builds it: adjacent literals joined with ``+``
+(``'//c.evidon.com/' + 'sitenotice/x.js'``, ``"https://" + "host/path"``), and a URL literal bound to a name
+joined with a literal further on (``var cdn = '//c.evidon.com/'; … cdn + 'geo/country.js'``: each such
+``name + '…'`` is one more URL of the script, judged by the rules above).
+
 What is not held: a long script (more than ``LOADER_SCAN_BYTES``: an app, its state or a bundle, where a
 tracker host is a string in a config map), a script with no loading construct (a CSP list, a link map), a
-URL in a comment or built from parts, and first-party or allowed hosts.
+URL in a comment or built from run-time values, and first-party or allowed hosts.
 """
 
 from __future__ import annotations
@@ -45,6 +50,16 @@ _URL_LITERAL = re.compile(
     rb"""(?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+)(?::[0-9]+)?((?:\\?/)[^'"\s<>?#]*)?"""
 )
 
+#: the end of a string literal joined to the next one: ``' + '`` (the quotes may differ)
+_JOIN = re.compile(rb"""['"]\s*\+\s*['"]""")
+#: a name bound to the literal that follows (``cdn = '…'``; not a property such as ``s.src = '…'``)
+_BOUND_NAME = re.compile(rb"(?<![\w$.])([A-Za-z_$][\w$]*)\s*=\s*$")
+#: how far before a literal its name is looked for
+_NAME_LOOKBACK = 64
+
+#: a URL literal as read: (written as a tag's src=, has slashes, has a path, host, path)
+Candidate = tuple[bool, bool, bool, str, str]
+
 
 def loader_vendors(body: bytes, catalog: Catalog, site: str) -> list[VendorRule]:
     """The vendors (catalog or ``unclassified``) an inline script's literal URLs load, in order."""
@@ -53,16 +68,11 @@ def loader_vendors(body: bytes, catalog: Catalog, site: str) -> list[VendorRule]
     found: list[VendorRule] = []
     creates_script = len(body) <= SNIPPET_BYTES and _CREATES_SCRIPT_OR_PIXEL.search(body) is not None
     not_loaded = _FOLDER_OR_PAGE_ASSET if creates_script and _PIXEL.search(body) else _FOLDER_OR_ASSET
-    for match in _URL_LITERAL.finditer(body):
-        written_src, slashes, raw_host, raw_path = match.groups()
-        if not slashes and not raw_path:
-            continue  # a dotted name ("jquery.min.js", "window.location"), not a URL
-        host = raw_host.decode("ascii").lower()
-        path = (raw_path or b"/").replace(b"\\/", b"/").decode("ascii", "replace")
+    for written_src, slashes, has_path, host, path in _url_literals(body):
         vendor = _catalog_vendor(catalog, f"https://{host}{path}")
         if vendor is None and (
             (slashes and (written_src or path.endswith(".js")))
-            or (creates_script and raw_path and not not_loaded.search(path) and (
+            or (creates_script and has_path and not not_loaded.search(path) and (
                 slashes
                 # a bare "host.name/path" joined to a scheme at run time: a host of three labels or more, so
                 # that a file name ("jquery.min.js/") or a property chain is not read as a host
@@ -71,6 +81,30 @@ def loader_vendors(body: bytes, catalog: Catalog, site: str) -> list[VendorRule]
             vendor = catalog.third_parties.classify(host, site, path)
         if vendor is not None and vendor not in found:
             found.append(vendor)
+    return found
+
+
+def _url_literals(body: bytes) -> list[Candidate]:
+    """The URL literals of a script, in order, those split across literals read whole (see the module doc)."""
+    if _JOIN.search(body) is not None:
+        body = _JOIN.sub(b"", body)  # 'a' + 'b' is the literal 'ab'
+    found: list[Candidate] = []
+    for match in _URL_LITERAL.finditer(body):
+        written_src, slashes, raw_host, raw_path = match.groups()
+        if not slashes and not raw_path:
+            continue  # a dotted name ("jquery.min.js", "window.location"), not a URL
+        host = raw_host.decode("ascii").lower()
+        path = (raw_path or b"").replace(b"\\/", b"/").decode("ascii", "replace")
+        found.append((written_src is not None, slashes is not None, raw_path is not None, host, path or "/"))
+        if slashes and not written_src and body[match.end() : match.end() + 1] in (b"'", b'"'):
+            # the whole literal is a URL: a name bound to it, joined with a literal, is a URL too
+            bound = _BOUND_NAME.search(body, max(0, match.start() - _NAME_LOOKBACK), match.start())
+            if bound is not None:
+                name = re.escape(bound.group(1))
+                for use in re.finditer(rb"(?<![\w$.])" + name + rb"""\s*\+\s*['"]([^'"\s?#]*)""", body[match.end() :]):
+                    suffix = use.group(1).replace(b"\\/", b"/").decode("ascii", "replace")
+                    if suffix and (path or suffix.startswith("/")):
+                        found.append((False, True, True, host, path + suffix))
     return found
 
 
