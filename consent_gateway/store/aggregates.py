@@ -500,9 +500,9 @@ def cells_select(source: str, dialect: SqlDialect, *, visitors: bool = False) ->
     return " UNION ALL ".join(parts)
 
 
-def new_visitors_select(source: str, dialect: SqlDialect, *, older: str = "") -> str:
+def new_visitors_select(source: str, dialect: SqlDialect) -> str:
     """``SELECT day, 'visitors', '', '', count, 0``: the (consent id, day) pairs of ``source`` that no
-    other stored event has (``older``: an extra condition on ``o``, the other event).
+    other stored event has.
 
     Pairs are taken by day number and the day's name is made once per day, not per event (the date
     functions cost more than the rest of the statement on both engines); the fence keeps each pair's test
@@ -513,7 +513,7 @@ def new_visitors_select(source: str, dialect: SqlDialect, *, older: str = "") ->
         " '' AS value, '' AS category, count(*) AS total, 0 AS granted FROM"
         f" (SELECT DISTINCT consent_id, timestamp_ms / {DAY_MS} AS n FROM {source}) AS v"
         " WHERE NOT EXISTS (SELECT 1 FROM events AS o WHERE o.consent_id = v.consent_id"
-        f" AND o.timestamp_ms >= v.n * {DAY_MS} AND o.timestamp_ms < (v.n + 1) * {DAY_MS}{older}{dialect.fence})"
+        f" AND o.timestamp_ms >= v.n * {DAY_MS} AND o.timestamp_ms < (v.n + 1) * {DAY_MS}{dialect.fence})"
         " GROUP BY v.n"
     )
 
