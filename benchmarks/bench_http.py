@@ -374,7 +374,7 @@ def cpu_plan() -> tuple[list[str], list[str]]:
 class Servers:
     """Starts every process of the run in a temp dir and stops them all at the end."""
 
-    def __init__(self, workdir: Path, server_cpu: list[str], load_cpu: list[str]) -> None:
+    def __init__(self, workdir: Path, server_cpu: list[str], load_cpu: list[str], extra_config: str = "") -> None:
         self.workdir = workdir
         self.server_cpu = server_cpu
         self.load_cpu = load_cpu
@@ -383,7 +383,7 @@ class Servers:
         # A fixed key: no "generated a key" warning, nothing written outside the temp dir.
         self.env["CONSENT_GATEWAY_SECRET_KEYS"] = "bench-" + os.urandom(24).hex()
         self.config_path = workdir / "gateway.toml"
-        self.config_path.write_text(f'[gateway]\ndata_dir = "{(workdir / "data").as_posix()}"\n')
+        self.config_path.write_text(f'[gateway]\ndata_dir = "{(workdir / "data").as_posix()}"\n\n{extra_config}\n')
 
     def start(self, name: str, command: list[str], cpu: list[str], url: str) -> str:
         log = open(self.workdir / f"{name}.log", "wb")  # closed with the process
@@ -665,6 +665,10 @@ def main() -> int:
     parser.add_argument(
         "--only", default="", help="comma-separated subset of bare,gateway,shared,proxy,nginx,proxy-raw (default: all)"
     )
+    parser.add_argument(
+        "--gateway-config", default="", metavar="TOML",
+        help="extra sections for the gateway's config, e.g. '[csp]\\nmode = \"off\"' to measure a feature's cost",
+    )  # fmt: skip
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
@@ -694,11 +698,16 @@ def main() -> int:
         f"wrk -c{args.connections}, {args.stat} of {args.repeats} x {args.duration:g} s per figure; "
         + (f"server on core {server_cpu[-1]}, wrk on core {load_cpu[-1]}" if server_cpu else "no CPU pinning")
     )
+    if args.gateway_config:
+        print("  the gateway's config adds: " + " ".join(args.gateway_config.split()))
     if load_before > QUIET_LOAD:
         print(f"  warning: load average {load_before:.1f} before the run: other work shares these cores, "
               "so absolute figures are low and ratios noisy")  # fmt: skip
 
-    with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp, _servers(Path(tmp), server_cpu, load_cpu) as srv:
+    with (
+        tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp,
+        _servers(Path(tmp), server_cpu, load_cpu, args.gateway_config) as srv,
+    ):
         urls: dict[str, str] = {"bare": srv.python("bare", "bare", server_cpu)}
         skipped: dict[str, str] = {}
         for kind in ("gateway", "shared"):
@@ -847,8 +856,8 @@ def _summary(values: list[dict[str, float]], stat: str) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _servers(workdir: Path, server_cpu: list[str], load_cpu: list[str]) -> Iterator[Servers]:
-    servers = Servers(workdir, server_cpu, load_cpu)
+def _servers(workdir: Path, server_cpu: list[str], load_cpu: list[str], extra_config: str) -> Iterator[Servers]:
+    servers = Servers(workdir, server_cpu, load_cpu, extra_config)
     try:
         yield servers
     finally:
