@@ -280,6 +280,19 @@ def group_value(
     return policy_version
 
 
+def profile_of(event: ConsentEvent) -> tuple[Any, ...]:
+    """What an event's counters depend on: events with one profile share their increments."""
+    return (
+        event.timestamp_ms // DAY_MS,
+        event.country,
+        event.browser_family,
+        event.device_type,
+        event.policy_version,
+        tuple(event.categories.items()),
+        tuple(event.vendors.items()),
+    )
+
+
 class Cells:
     """Counter deltas of a batch of events, summed per cell before they reach the store (a batch of a
     thousand events touches a few hundred cells)."""
@@ -337,15 +350,7 @@ class Cells:
         then added once, by its number of events."""
         profiles: dict[tuple[Any, ...], int] = {}
         for e in events:
-            profile = (
-                e.timestamp_ms // DAY_MS,
-                e.country,
-                e.browser_family,
-                e.device_type,
-                e.policy_version,
-                tuple(e.categories.items()),
-                tuple(e.vendors.items()),
-            )
+            profile = profile_of(e)
             try:
                 profiles[profile] = profiles.get(profile, 0) + 1
             except TypeError:  # a choice that is not a plain value (a hand-edited spool): counted alone

@@ -59,7 +59,7 @@ from consent_gateway.events import (
 )
 from consent_gateway.inventory.records import InventoryEntry, InventoryPage, InventoryQuery, InventorySize
 from consent_gateway.store import aggregates, redis_inventory
-from consent_gateway.store.aggregates import day_of
+from consent_gateway.store.aggregates import day_of, profile_of
 from consent_gateway.store.base import (
     STAT_GROUPS,
     Checkpoint,
@@ -97,7 +97,6 @@ from consent_gateway.store.redis_layout import (
     index_values,
     load_events,
     periods_of,
-    profile_of,
     read_counter_hash,
     split_url,
     time_bound,

@@ -352,19 +352,6 @@ class BatchKeys:
         return index
 
 
-def profile_of(event: ConsentEvent) -> tuple[Any, ...]:
-    """What an event's counters depend on: events with one profile share their increments."""
-    return (
-        event.timestamp_ms // DAY_MS,
-        event.country,
-        event.browser_family,
-        event.device_type,
-        event.policy_version,
-        tuple(event.categories.items()),
-        tuple(event.vendors.items()),
-    )
-
-
 def increments_of(cells: Cells, counter_key: Callable[[str, str], str], keys: BatchKeys) -> list[list[Any]]:
     """Counter cells as script increments ``[key index, field, n]``."""
     increments: list[list[Any]] = []

@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from consent_gateway._types import Receive, Scope, Send
-
 from .conftest import SECRET_KEYS, Visit, gateway_config, serve
-from .test_held_elements_browser import GIF, settle
+from .test_held_elements_browser import GIF, TrackedSite, settle
 
 pytestmark = pytest.mark.browser
 
@@ -45,33 +43,17 @@ def page(port: str) -> bytes:
 """.encode()
 
 
-class TrackedSite:
-    """The site and its trackers on one port, recording (host, path) of every request."""
-
-    def __init__(self) -> None:
-        self.hits: list[tuple[str, str]] = []
-
-    def tracker_hits(self) -> list[tuple[str, str]]:
-        return [(host, path) for host, path in self.hits if host.endswith(".localhost")]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        host, _, port = dict(scope["headers"]).get(b"host", b"").decode().rpartition(":")
-        self.hits.append((host, scope["path"]))
-        if scope["path"].endswith(".css"):
-            body, media = b"#probe { color: rgb(1, 2, 3); }", b"text/css"
-        elif scope["path"].endswith(".gif"):
-            body, media = GIF, b"image/gif"
-        else:
-            body, media = page(port), b"text/html; charset=utf-8"
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", media)]})
-        await send({"type": "http.response.body", "body": body})
+def css_site(host: str, port: str, path: str) -> tuple[bytes, bytes]:
+    if path.endswith(".css"):
+        return b"#probe { color: rgb(1, 2, 3); }", b"text/css"
+    if path.endswith(".gif"):
+        return GIF, b"image/gif"
+    return page(port), b"text/html; charset=utf-8"
 
 
 @pytest.fixture(scope="module")
 def site() -> TrackedSite:
-    return TrackedSite()
+    return TrackedSite(css_site)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ is what that server saw, whatever the browser reports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -59,10 +59,15 @@ def long_tag_page(port: str) -> bytes:
 """.encode()
 
 
+#: (host, port, path) → (body, media type): what a test site answers.
+Route = Callable[[str, str, str], tuple[bytes, bytes]]
+
+
 class TrackedSite:
     """The site and its trackers on one port, recording (host, path) of every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, route: Route) -> None:
+        self.route = route
         self.hits: list[tuple[str, str]] = []
 
     def tracker_hits(self) -> list[tuple[str, str]]:
@@ -71,30 +76,30 @@ class TrackedSite:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        headers = dict(scope["headers"])
-        host = headers.get(b"host", b"").decode().rpartition(":")[0]
-        port = headers.get(b"host", b"").decode().rpartition(":")[2]
+        host, _, port = dict(scope["headers"]).get(b"host", b"").decode().rpartition(":")
         self.hits.append((host, scope["path"]))
-        if host.endswith(".localhost"):
-            if scope["path"].endswith(".css"):
-                body, media = b"#probe { color: rgb(1, 2, 3); }", b"text/css"
-            elif scope["path"] == "/collect":
-                body, media = b"", b"text/plain"
-            else:
-                body, media = GIF, b"image/gif"
-        elif scope["path"] == "/":
-            body, media = page(port), b"text/html; charset=utf-8"
-        elif scope["path"] == "/long":
-            body, media = long_tag_page(port), b"text/html; charset=utf-8"
-        else:
-            body, media = b"<!DOCTYPE html><title>Next</title><p>next page</p>", b"text/html; charset=utf-8"
+        body, media = self.route(host, port, scope["path"])
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", media)]})
         await send({"type": "http.response.body", "body": body})
 
 
+def held_elements_site(host: str, port: str, path: str) -> tuple[bytes, bytes]:
+    if host.endswith(".localhost"):
+        if path.endswith(".css"):
+            return b"#probe { color: rgb(1, 2, 3); }", b"text/css"
+        if path == "/collect":
+            return b"", b"text/plain"
+        return GIF, b"image/gif"
+    if path == "/":
+        return page(port), b"text/html; charset=utf-8"
+    if path == "/long":
+        return long_tag_page(port), b"text/html; charset=utf-8"
+    return b"<!DOCTYPE html><title>Next</title><p>next page</p>", b"text/html; charset=utf-8"
+
+
 @pytest.fixture(scope="module")
 def site() -> TrackedSite:
-    return TrackedSite()
+    return TrackedSite(held_elements_site)
 
 
 @pytest.fixture(scope="module")
