@@ -32,6 +32,8 @@ CACHE_WHOLE_AT_ONCE_BYTES = 16384
 CACHE_SEGMENT_BYTES = 512
 #: ...and at most this size
 CACHE_SEGMENT_MAX_BYTES = 4096
+#: a segment never seen before (it holds a change) is read in pieces of at least this size (see piece_cuts)
+CACHE_PIECE_BYTES = 64
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 CACHE_MAX_ENTRIES = 32768
 #: content digests of segments remembered (see ChunkCache.seen_segments); cleared when full
@@ -139,18 +141,23 @@ class ChunkCache:
             self._ids_bytes += size + CACHE_ENTRY_OVERHEAD_BYTES
         return known
 
-    def seen_segments(self, digests: list[bytes]) -> list[bool] | None:
+    def seen_segments(self, digests: Sequence[bytes]) -> list[bool] | None:
         """Which segments of a chunk (their ``segment_digests``) were seen in earlier chunks, when most were;
         else None. Notes them all. A chunk mostly never seen is rewritten in one run, which costs much less
         than segment by segment: only bytes that come back (the same page, or a variant of it) are worth
         caching in segments, and only the segments seen before (a token that changes on every request never
         comes back: caching it would only push out what does)."""
+        known = self.seen_pieces(digests)
+        return known if 2 * sum(known) > len(digests) else None
+
+    def seen_pieces(self, digests: Sequence[bytes]) -> list[bool]:
+        """Which of these digests were seen before (not in this list); notes them all."""
         seen = self._seen_segments
         if len(seen) + len(digests) > SEEN_SEGMENTS_MAX:
             seen.clear()
         known = [segment_digest in seen for segment_digest in digests]  # before, not in this chunk
         seen.update(digests)
-        return known if 2 * sum(known) > len(digests) else None
+        return known
 
     def clear(self) -> None:
         self._entries.clear()
@@ -225,10 +232,28 @@ def segment_cuts(chunk: bytes) -> list[int]:
     return cuts
 
 
-def segment_digests(chunk: bytes, cuts: list[int]) -> list[bytes]:
-    """The digest of each segment's bytes (its cache key's, when no pending bytes come before it)."""
+def piece_cuts(chunk: bytes, start: int, end: int) -> list[int]:
+    """Where ``chunk[start:end]``, a segment never seen before, is cut into pieces: after each anchor (as in
+    segment_cuts) at least ``CACHE_PIECE_BYTES`` into the piece and before the segment's last
+    ``CACHE_PIECE_BYTES``; the last cut is ``end``. A change (a token) is then read again with the ~100 bytes
+    around it, not the whole segment: the pieces around it come from the cache."""
+    cuts: list[int] = []
+    limit = end - CACHE_PIECE_BYTES
+    find = chunk.find
+    while True:
+        anchor = find(b">", start + CACHE_PIECE_BYTES, limit)
+        if anchor == -1:
+            break
+        start = anchor + 1
+        cuts.append(start)
+    cuts.append(end)
+    return cuts
+
+
+def segment_digests(chunk: bytes, cuts: Sequence[int], start: int = 0) -> list[bytes]:
+    """The digest of each segment's bytes (its cache key's, when no pending bytes come before it); the first
+    segment starts at ``start``."""
     digests = []
-    start = 0
     for end in cuts:
         digests.append(_digest(b"", chunk[start:end]))
         start = end

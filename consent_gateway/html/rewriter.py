@@ -22,6 +22,7 @@ from . import cache as _cache
 from . import scanner as _scanner
 from .cache import (
     CACHE_MIN_CHUNK_BYTES,
+    CACHE_PIECE_BYTES,
     CACHE_SEGMENT_BYTES,
     CACHE_WHOLE_AT_ONCE_BYTES,
     CHUNK_CACHE,
@@ -29,6 +30,7 @@ from .cache import (
     ChunkCache,
     Sighting,
     join_parts,
+    piece_cuts,
     segment_cuts,
     segment_digests,
 )
@@ -255,34 +257,70 @@ class HoldbackRewriter:
         parts: list[bytes | None] = []
         held: list[str] = []
         noted: list[Sighting] = []
-        cacheable = True
-        start = 0
-        for end, segment_digest, seen in zip(cuts, digests, known, strict=True):
-            segment_parts, segment_held, segment_noted, hit_or_cacheable = self._cached_rewrite(
-                cache, chunk[start:end], segment_digest, seen)
-            parts.extend(segment_parts)
-            held.extend(segment_held)
-            noted.extend(segment_noted)
-            cacheable = cacheable and hit_or_cacheable is not False
-            start = end
+        cacheable = self._segments(cache, chunk, 0, cuts, digests, known, parts, held, noted)
         # Kept whole from its second time on: a page that varies from request to request never comes back.
         if cacheable and cache.seen_before(whole_key):
             cache.put(whole_key, parts, self._tokenizer.state(), self._pending, held, noted)
         return self._join(parts)
 
-    def _cached_rewrite(self, cache: ChunkCache, chunk: bytes, chunk_digest: bytes, keep: bool) -> tuple[
-            Sequence[bytes | None], Sequence[str], Sequence[Sighting], bool | None]:
-        """(output parts, vendors held back, third-party elements noted, cacheable or None for a cache hit) of
-        one segment; ``keep``: put in the cache when rewritten (its bytes were seen before)."""
-        key = self._key(cache, chunk, chunk_digest)
-        hit = cache.get(key)
-        if hit is not None:
-            return self._replay(hit), hit.held, hit.noted, None
-        parts = self._rewrite(chunk, False)
-        holdback = self._holdback
-        if holdback.cacheable and keep:
-            cache.put(key, parts, self._tokenizer.state(), self._pending, holdback.held, holdback.noted)
-        return parts, holdback.held, holdback.noted, holdback.cacheable
+    def _segments(self, cache: ChunkCache, chunk: bytes, start: int, cuts: Sequence[int], digests: Sequence[bytes],
+                  keep: Sequence[bool], parts: list[bytes | None], held: list[str], noted: list[Sighting]) -> bool:
+        """Rewrite ``chunk[start:cuts[-1]]`` segment by segment (``cuts``: their ends, ``digests``: of their
+        bytes, ``keep``: seen before, so kept when rewritten), each found in the cache or rewritten; append
+        their output parts, vendors held back and third parties noted. Whether all of it may be cached.
+
+        A run of hits only hands on the state's number and the pending bytes: the tokenizer's state is restored
+        once, before the next rewrite or at the end. A segment never seen before (it holds a change) is read
+        in pieces of ~100 bytes cut the same way (``piece_cuts``): the pieces before and after the change are
+        found in the cache as soon as the tokenizer's state there is one it had before, so only the piece
+        holding the change is read again."""
+        cacheable = True
+        prefix_id = self._prefix_id
+        tokenizer = self._tokenizer
+        restore: CachedChunk | None = None  # the last hit, its tokenizer state not restored yet
+        for end, segment_digest, seen in zip(cuts, digests, keep, strict=True):
+            state_id = self._state_id
+            if self._pending or state_id is None:
+                key = self._key(cache, chunk[start:end], segment_digest)
+            else:
+                key = (prefix_id, state_id, 0, segment_digest)
+            hit = cache.get(key)
+            if hit is not None:
+                restore = hit
+                self._state_id = hit.state_id
+                self._pending = hit.pending
+                parts.extend(hit.parts)
+                if hit.held:
+                    held.extend(hit.held)
+                    self.held_back.update(hit.held)
+                if hit.noted:
+                    noted.extend(hit.noted)
+                    self._note(hit.noted)
+                start = end
+                continue
+            if restore is not None:
+                tokenizer.restore(restore.state)
+                restore = None
+            if not seen and end - start >= 2 * CACHE_PIECE_BYTES:
+                piece_ends = piece_cuts(chunk, start, end)
+                if len(piece_ends) > 1:
+                    piece_digests = segment_digests(chunk, piece_ends, start)
+                    cacheable = self._segments(cache, chunk, start, piece_ends, piece_digests,
+                                               cache.seen_pieces(piece_digests), parts, held, noted) and cacheable
+                    start = end
+                    continue
+            segment_parts = self._rewrite(chunk[start:end], False)
+            holdback = self._holdback
+            if holdback.cacheable and seen:
+                cache.put(key, segment_parts, tokenizer.state(), self._pending, holdback.held, holdback.noted)
+            cacheable = cacheable and holdback.cacheable
+            parts.extend(segment_parts)
+            held.extend(holdback.held)
+            noted.extend(holdback.noted)
+            start = end
+        if restore is not None:
+            tokenizer.restore(restore.state)
+        return cacheable
 
     def _replayed_bytes(self, hit: CachedChunk) -> bytes:
         """The output of a cached chunk as one bytes object, reused as it is when it can be: building a new
@@ -303,13 +341,17 @@ class HoldbackRewriter:
         self._pending = hit.pending
         if hit.held:
             self.held_back.update(hit.held)
-        if hit.noted:  # third parties are counted per page view, served from the cache or not
-            self.third_parties.extend(hit.noted)
-            note_seen = self.catalog.third_parties.note_seen
-            for host, vendor, _, held in hit.noted:
-                if vendor == UNCLASSIFIED:
-                    note_seen(host, held)
+        if hit.noted:
+            self._note(hit.noted)
         return hit.parts
+
+    def _note(self, noted: Sequence[Sighting]) -> None:
+        """Third parties are counted per page view, served from the cache or not."""
+        self.third_parties.extend(noted)
+        note_seen = self.catalog.third_parties.note_seen
+        for host, vendor, _, held in noted:
+            if vendor == UNCLASSIFIED:
+                note_seen(host, held)
 
     def _join(self, parts: Sequence[bytes | None]) -> bytes:
         return join_parts(parts, self.head_html)
