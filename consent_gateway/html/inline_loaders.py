@@ -33,9 +33,13 @@ from ..catalog import URL_KINDS, Catalog, VendorRule
 LOADER_SCAN_BYTES = 16384
 #: a loader snippet proper; longer scripts that create a script element are apps naming links and images
 SNIPPET_BYTES = 8192
-#: what makes a script load something by itself
-_LOADS = re.compile(
-    rb"createElement|document\.write|new\s+Image\b|\.src\s*=|setAttribute\(\s*['\"]src|getScript\(|sendBeacon\("
+#: what makes a script load something by itself: one of these strings, or one of the patterns below (a
+#: string is looked for first: `re` tries an alternation of words at almost every byte of a script)
+_LOAD_WORDS = (b"createElement", b"document.write", b"getScript(", b"sendBeacon(")
+_LOAD_PATTERNS = (
+    (b"Image", re.compile(rb"new\s+Image\b")),
+    (b".src", re.compile(rb"\.src\s*=")),
+    (b"setAttribute(", re.compile(rb"setAttribute\(\s*['\"]src")),
 )
 #: what makes every third-party URL of a loading script a fetch: it creates a script or a pixel
 _CREATES_SCRIPT_OR_PIXEL = re.compile(rb"createElement\(\s*['\"]script['\"]|getScript\(|new\s+Image\b")
@@ -44,9 +48,10 @@ _PIXEL = re.compile(rb"new\s+Image\b")
 _FOLDER_OR_ASSET = re.compile(r"(?:/|\.(?:png|jpe?g|gif|svg|webp|ico|css|woff2?|ttf|otf|eot|html?))$", re.IGNORECASE)
 _FOLDER_OR_PAGE_ASSET = re.compile(r"(?:/|\.(?:css|woff2?|ttf|otf|eot|html?))$", re.IGNORECASE)
 #: a string literal that starts with a URL: absolute or protocol-relative (slashes maybe escaped "\\/"), or a
-#: bare "host/path" (looked up in the catalog only); "src=" before it: a tag's source in written markup
+#: bare "host/path" (looked up in the catalog only); "src=" right before it (and after the previous literal
+#: read): a tag's source in written markup. The pattern starts at the quote, which `re` finds quickly.
 _URL_LITERAL = re.compile(
-    rb"""(src=)?['"]((?:https?:)?(?:\\?/){2})?([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9]"""
+    rb"""['"]((?:https?:)?(?:\\?/){2})?([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9]"""
     rb"""(?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+)(?::[0-9]+)?((?:\\?/)[^'"\s<>?#]*)?"""
 )
 
@@ -63,7 +68,7 @@ Candidate = tuple[bool, bool, bool, str, str]
 
 def loader_vendors(body: bytes, catalog: Catalog, site: str) -> list[VendorRule]:
     """The vendors (catalog or ``unclassified``) an inline script's literal URLs load, in order."""
-    if len(body) > LOADER_SCAN_BYTES or not _LOADS.search(body):
+    if len(body) > LOADER_SCAN_BYTES or not _loads(body):
         return []
     found: list[VendorRule] = []
     creates_script = len(body) <= SNIPPET_BYTES and _CREATES_SCRIPT_OR_PIXEL.search(body) is not None
@@ -84,18 +89,29 @@ def loader_vendors(body: bytes, catalog: Catalog, site: str) -> list[VendorRule]
     return found
 
 
+def _loads(body: bytes) -> bool:
+    """Whether a script has a loading construct (see ``_LOAD_WORDS``)."""
+    if any(word in body for word in _LOAD_WORDS):
+        return True
+    return any(word in body and pattern.search(body) is not None for word, pattern in _LOAD_PATTERNS)
+
+
 def _url_literals(body: bytes) -> list[Candidate]:
     """The URL literals of a script, in order, those split across literals read whole (see the module doc)."""
     if _JOIN.search(body) is not None:
         body = _JOIN.sub(b"", body)  # 'a' + 'b' is the literal 'ab'
     found: list[Candidate] = []
+    read_to = 0  # the end of the previous literal read: a "src=" before it is not this one's
     for match in _URL_LITERAL.finditer(body):
-        written_src, slashes, raw_host, raw_path = match.groups()
+        slashes, raw_host, raw_path = match.groups()
+        start = match.start()
+        written_src = start - 4 >= read_to and body[start - 4 : start] == b"src="
+        read_to = match.end()
         if not slashes and not raw_path:
             continue  # a dotted name ("jquery.min.js", "window.location"), not a URL
         host = raw_host.decode("ascii").lower()
         path = (raw_path or b"").replace(b"\\/", b"/").decode("ascii", "replace")
-        found.append((written_src is not None, slashes is not None, raw_path is not None, host, path or "/"))
+        found.append((written_src, slashes is not None, raw_path is not None, host, path or "/"))
         if slashes and not written_src and body[match.end() : match.end() + 1] in (b"'", b'"'):
             # the whole literal is a URL: a name bound to it, joined with a literal, is a URL too
             bound = _BOUND_NAME.search(body, max(0, match.start() - _NAME_LOOKBACK), match.start())
