@@ -76,7 +76,7 @@ def _extension_files(directory: Path, stem: str) -> list[Path]:
 def _remove_in_place(root: Path, settings: Any) -> None:
     """Compiled files an earlier editable build left next to the sources."""
     html_dir = root / "consent_gateway" / "html"
-    stems = [module.rpartition(".")[2] for module in settings.COMPILED_MODULES]
+    stems = [module.rpartition(".")[2] for module in (*settings.COMPILED_MODULES, *settings.C_EXTENSIONS)]
     stems.append(settings.GROUP_NAME.rpartition(".")[2] + "__mypyc")
     for stem in stems:
         for path in _extension_files(html_dir, stem):
@@ -87,7 +87,7 @@ def _remove_in_place(root: Path, settings: Any) -> None:
 def _compile(root: Path, settings: Any, *, in_place: bool) -> dict[Path, str]:
     """Compile the modules; return {built file: its path in the wheel}."""
     from mypyc.build import mypycify
-    from setuptools import Distribution
+    from setuptools import Distribution, Extension
 
     sources = [str(Path(*module.split(".")).with_suffix(".py")) for module in settings.COMPILED_MODULES]
     work = root / "build" / "mypyc"
@@ -107,6 +107,9 @@ def _compile(root: Path, settings: Any, *, in_place: bool) -> dict[Path, str]:
             group_name=settings.GROUP_NAME,
             opt_level=os.environ.get("CONSENT_GATEWAY_MYPYC_OPT_LEVEL", "3"),
         )
+        # the C extensions beside them (hot loops the mypyc-compiled code calls; pure-Python fallbacks exist)
+        extensions += [Extension(module, [str(Path(*module.split(".")).with_suffix(".c"))], extra_compile_args=["-O2"])
+                       for module in settings.C_EXTENSIONS]
         distribution = Distribution({"name": "consent-gateway-core", "ext_modules": extensions})
         command: Any = distribution.get_command_obj("build_ext")
         command.build_lib = str(out)

@@ -39,6 +39,9 @@ COMPILED_MODULES = (
     "consent_gateway.html.text_states",
     "consent_gateway.html.tokenizer",
 )
+#: C extension modules built with them (``<module>.c`` beside the Python module that uses it, which falls back
+#: to its own pure-Python code on the pure path)
+C_EXTENSIONS = ("consent_gateway.html._attrs",)
 #: the name mypyc gives the shared library of the compiled modules (``<group>__mypyc``)
 GROUP_NAME = "consent_gateway.html._core"
 #: written by the build next to the compiled modules: the hash of each source it compiled
@@ -55,9 +58,14 @@ def source_file(module: str, package_dir: Path = _PACKAGE_DIR) -> Path:
 
 
 def source_digests(package_dir: Path = _PACKAGE_DIR) -> dict[str, str]:
-    """sha256 of each compiled module's source, as the build records them."""
-    return {module: hashlib.sha256(source_file(module, package_dir).read_bytes()).hexdigest()
-            for module in COMPILED_MODULES}
+    """sha256 of each compiled module's source (and of each C extension's, keyed ``<module>.c``), as the build
+    records them."""
+    digests = {module: hashlib.sha256(source_file(module, package_dir).read_bytes()).hexdigest()
+               for module in COMPILED_MODULES}
+    for module in C_EXTENSIONS:
+        source = source_file(module, package_dir).with_suffix(".c")
+        digests[module + ".c"] = hashlib.sha256(source.read_bytes()).hexdigest()
+    return digests
 
 
 def env_wants_pure() -> bool:
@@ -74,7 +82,7 @@ def _why_not_compiled() -> str | None:
     """None when the compiled modules are there and were built from the sources at hand, else why not."""
     if env_wants_pure():
         return f"{PURE_ENV}=1"
-    if not all(_compiled_files(module) for module in COMPILED_MODULES):
+    if not all(_compiled_files(module) for module in (*COMPILED_MODULES, *C_EXTENSIONS)):
         return "not built (no C compiler at install, or built without it)"
     manifest = _PACKAGE_DIR / "html" / MANIFEST_NAME
     try:
@@ -86,8 +94,7 @@ def _why_not_compiled() -> str | None:
     except OSError as error:  # an install without the .py files: what is there is what was built
         return None if built else f"sources unreadable ({error})"
     if built != current:
-        changed = sorted(module.rpartition(".")[2] for module in COMPILED_MODULES
-                         if built.get(module) != current[module])
+        changed = sorted(module.rpartition(".")[2] for module in current if built.get(module) != current[module])
         return f"sources changed since the build ({', '.join(changed)}): run scripts/install to rebuild"
     return None
 

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consent_gateway.compiled import COMPILED_MODULES, PURE_ENV, core_path, running_compiled
+from consent_gateway.html import holdback
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_PAGES = Path(os.environ.get("CG_REAL_PAGES") or ROOT.parent / "shared" / "data" / "real-pages")
@@ -55,6 +58,26 @@ def test_ci_runs_the_compiled_core_it_built() -> None:
     for module in COMPILED_MODULES:
         loaded = sys.modules.get(module) or __import__(module, fromlist=["_"])
         assert not str(loaded.__file__).endswith(".py"), module
+    assert holdback._native_parse is not None  # the C attribute reader built with them
+
+
+_TAG_BYTES = [b"<", b">", b"a", b"SRC", b"=", b"'", b'"', b" ", b"\t", b"\n", b"\f", b"\r", b"\x0b", b"/", b"x",
+              b"\xc3\xa9", b"\x00", b"data-x", b"src", b"Href"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_TAG_BYTES), max_size=24), st.sampled_from([b"<img", b"<A", b"", b"<"]),
+       st.sampled_from([b">", b""]))
+def test_the_c_attribute_reader_reads_every_tag_as_the_python_one(parts: list[bytes], start: bytes,
+                                                                  end: bytes) -> None:
+    """Quotes left open, "=" starting a name, whitespace HTML does not count (\\x0b), bytes past ASCII, no
+    closing ">": the same attributes, offsets and values as ``holdback._parse_attributes``."""
+    _needs_compiled()
+    tag = start + b"".join(parts) + end
+    assert holdback._native_parse is not None
+    native = holdback._native_parse(tag, holdback.Attribute)
+    assert native == holdback._parse_attributes(tag)
+    assert all(type(attribute) is holdback.Attribute for attribute in native[1])
 
 
 def test_pure_env_runs_the_python_modules() -> None:

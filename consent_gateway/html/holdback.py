@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..catalog import URL_KINDS, Catalog, VendorRule
+from ..compiled import core_path
 from ..decision import Decision
 from ..urls import attribute_url, host_of, resolve_url
 
@@ -173,12 +174,13 @@ def parse_attributes(tag: bytes) -> tuple[int, list[Attribute]]:
     last = _last_parsed
     if last[0] == tag:
         return last[1]
-    parsed = _parse_attributes(tag)
+    parsed = _parse_attributes(tag) if _native_parse is None else _native_parse(tag, Attribute)
     _last_parsed = (tag, parsed)
     return parsed
 
 
 def _parse_attributes(tag: bytes) -> tuple[int, list[Attribute]]:
+    """The reference reader (the pure path's); ``_attrs.c`` reads the same in one pass on the compiled one."""
     name_match = _NAME_END_RE.match(tag)
     name_end = name_match.end() if name_match else 1
     attrs: list[Attribute] = []
@@ -193,6 +195,20 @@ def _parse_attributes(tag: bytes) -> tuple[int, list[Attribute]]:
                                double if double is not None else single if single is not None else unquoted))
         pos = m.end()
     return name_end, attrs
+
+
+def _native_parser() -> Callable[[bytes, type[Attribute]], tuple[int, list[Attribute]]] | None:
+    """The C attribute reader built beside the compiled core (``_attrs.c``); None on the pure path."""
+    if core_path()[0] != "compiled":
+        return None
+    try:
+        from ._attrs import parse_attributes as native
+    except ImportError:  # pragma: no cover - built together with the compiled modules
+        return None
+    return native
+
+
+_native_parse = _native_parser()
 
 
 def first_value(attrs: list[Attribute], name: bytes) -> bytes | None:
