@@ -154,8 +154,11 @@ class TextStates:
         else:
             tail = OPENING_MAX_BYTES if self._raw_name == "style" else 0
             limit = max(pos, n - max(len(self._raw_name) + 2, _NOSCRIPT_TAIL, tail))
+        # a candidate starting before the limit ends within _NOSCRIPT_TAIL bytes of it: the search stops
+        # there, not at the next tracker tag of the page (which may be far beyond this element)
+        search_end = min(n, limit + _NOSCRIPT_TAIL)
         while True:
-            m = _NOSCRIPT_CAND.search(data, pos)
+            m = _NOSCRIPT_CAND.search(data, pos, search_end)
             if m is None or m.start() >= limit:
                 break
             # A tag is read only within max_buffer_bytes of its "<" (and before the end tag): how far the
