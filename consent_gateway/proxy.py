@@ -41,15 +41,23 @@ HOP_BY_HOP_HEADERS = frozenset(
         "proxy-authorization",
     }
 )
+_HOP_BY_HOP = frozenset(name.encode("latin-1") for name in HOP_BY_HOP_HEADERS)
 #: Request headers the proxy sets itself (Expect is answered by the ASGI server, not forwarded).
-_REQUEST_OWN_HEADERS = frozenset({"host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
-#: The ASGI server adds its own Date and Server; like nginx (proxy_hide_header defaults) the upstream's are
-#: dropped so a response never carries two.
-_RESPONSE_DROPPED_HEADERS = frozenset({"date", "server"})
+_REQUEST_OWN_HEADERS = frozenset({b"host", b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 #: Headers of the WebSocket handshake that aiohttp generates for its own upstream connection.
 _WEBSOCKET_HANDSHAKE_HEADERS = frozenset(
-    {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
+    {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol"}
 )
+#: What a request loses on its way upstream (lowercased names, as bytes: each header is looked up once).
+_REQUEST_SKIPPED = _HOP_BY_HOP | _REQUEST_OWN_HEADERS
+_WEBSOCKET_REQUEST_SKIPPED = _REQUEST_SKIPPED | _WEBSOCKET_HANDSHAKE_HEADERS
+#: The ASGI server adds its own Date and Server; like nginx (proxy_hide_header defaults) the upstream's are
+#: dropped so a response never carries two.
+_RESPONSE_SKIPPED = _HOP_BY_HOP | {b"date", b"server"}
+#: A body of known length up to this size is read whole before it goes on: one message instead of as many
+#: as the upstream's packets, so the gateway keeps its Content-Length and its chunk cache sees the same
+#: bytes on every request. Longer bodies, and those of unknown length (event streams), go on as they arrive.
+WHOLE_BODY_MAX_BYTES = 256 * 1024
 WEBSOCKET_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _BODY_METHODS_WITHOUT_LENGTH = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 _INVALID_CLOSE_CODES = frozenset({1005, 1006, 1015})
@@ -61,28 +69,26 @@ _VISITOR_MESSAGES = {
 }
 
 
-def _is_hop_by_hop(name: str) -> bool:
-    return name in HOP_BY_HOP_HEADERS or name.startswith("proxy-")
-
-
-def _connection_tokens(headers: list[tuple[str, str]]) -> frozenset[str]:
+def _connection_tokens(values: list[bytes]) -> frozenset[bytes]:
     """Header names listed in Connection are hop-by-hop for this message only."""
-    tokens: set[str] = set()
-    for name, value in headers:
-        if name == "connection":
-            tokens.update(token.strip().lower() for token in value.split(",") if token.strip())
-    return frozenset(tokens)
+    return frozenset(token.strip().lower() for value in values for token in value.split(b",") if token.strip())
 
 
 def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
     """The upstream's headers minus hop-by-hop ones (and those its Connection names), Date and Server."""
-    raw = [(k.decode("latin-1").lower(), v) for k, v in response.raw_headers]
-    dropped = _connection_tokens([(k, v.decode("latin-1")) for k, v in raw if k == "connection"])
-    return [
-        (k.encode("latin-1"), v)
-        for k, v in raw
-        if not _is_hop_by_hop(k) and k not in dropped and k not in _RESPONSE_DROPPED_HEADERS
-    ]
+    kept: list[tuple[bytes, bytes]] = []
+    connection: list[bytes] = []
+    for raw_name, value in response.raw_headers:
+        name = raw_name.lower()
+        if name in _RESPONSE_SKIPPED or name.startswith(b"proxy-"):
+            if name == b"connection":
+                connection.append(value)
+        else:
+            kept.append((name, value))
+    if connection:
+        dropped = _connection_tokens(connection)
+        return [(name, value) for name, value in kept if name not in dropped]
+    return kept
 
 
 def map_upstream_error(exc: BaseException) -> UpstreamError:
@@ -196,20 +202,32 @@ class UpstreamProxy:
         # encoded=True: the visitor's percent-encoding reaches the upstream byte for byte.
         return URL(text, encoded=True)
 
-    def _request_headers(self, scope: Scope, *, websocket: bool = False) -> list[tuple[str, str]]:
-        incoming = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
-        dropped = _connection_tokens(incoming)
-        headers: list[tuple[str, str]] = []
+    def _request_headers(self, scope: Scope, *, websocket: bool = False) -> tuple[list[tuple[str, str]], bool]:
+        """The headers to send upstream, and whether the visitor's request has a body (a length or chunks)."""
+        skipped = _WEBSOCKET_REQUEST_SKIPPED if websocket else _REQUEST_SKIPPED
+        kept: list[tuple[bytes, bytes]] = []
         forwarded_for: list[str] = []
+        connection: list[bytes] = []
         host = ""
-        own = _WEBSOCKET_HANDSHAKE_HEADERS | _REQUEST_OWN_HEADERS if websocket else _REQUEST_OWN_HEADERS
-        for name, value in incoming:
-            if name == "x-forwarded-for":
-                forwarded_for.append(value)
-            elif name == "host":
-                host = value
-            if not (_is_hop_by_hop(name) or name in dropped or name in own):
-                headers.append((name, value))
+        chunked = False
+        for raw_name, value in scope["headers"]:
+            name = raw_name.lower()
+            if name in skipped or name.startswith(b"proxy-"):
+                if name == b"x-forwarded-for":
+                    forwarded_for.append(value.decode("latin-1"))
+                elif name == b"host":
+                    host = value.decode("latin-1")
+                elif name == b"connection":
+                    connection.append(value)
+                elif name == b"transfer-encoding":
+                    chunked = True
+            else:
+                kept.append((name, value))
+        if connection:
+            dropped = _connection_tokens(connection)
+            kept = [(name, value) for name, value in kept if name not in dropped]
+        has_body = chunked or any(name == b"content-length" for name, _ in kept)
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in kept]
         client = scope.get("client")
         if client:
             forwarded_for.append(str(client[0]))
@@ -221,16 +239,13 @@ class UpstreamProxy:
             headers.append(("x-forwarded-host", host))
             if self.preserve_host:
                 headers.append(("host", host))
-        return headers
+        return headers, has_body
 
     # -- HTTP ----------------------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         session = self._get_session()
         method: str = scope["method"]
-        headers = self._request_headers(scope)
-        has_body = any(name in ("content-length", "transfer-encoding") for name, _ in headers) or any(
-            k.lower() == b"transfer-encoding" for k, _ in scope["headers"]
-        )
+        headers, has_body = self._request_headers(scope)
         body_state = {"done": not has_body, "visitor_gone": False}
 
         async def request_body() -> Any:
@@ -274,6 +289,11 @@ class UpstreamProxy:
     ) -> None:
         await send({"type": "http.response.start", "status": response.status, "headers": _response_headers(response)})
         content = response.content
+        length = response.content_length
+        # A short body of known length goes on in one piece, however many packets it came in.
+        whole_length = length if length is not None and length <= WHOLE_BODY_MAX_BYTES else -1
+        held: list[bytes] = []
+        held_bytes = 0
         gone = asyncio.Event()
         watcher: asyncio.Future[None] | None = None
 
@@ -301,8 +321,16 @@ class UpstreamProxy:
                     raise UpstreamError("the upstream broke off the body", kind="broken_body") from exc
                 if not chunk:
                     break
-                # Each chunk goes out as soon as it arrives; the last one says so when the end is known.
+                # Any other chunk goes out as soon as it arrives; the last one says so when the end is known.
                 more_body = not content.at_eof()
+                if more_body and held_bytes + len(chunk) < whole_length:
+                    held.append(chunk)
+                    held_bytes += len(chunk)
+                    continue
+                if held:
+                    held.append(chunk)
+                    chunk = b"".join(held)
+                    held.clear()
                 await send({"type": "http.response.body", "body": chunk, "more_body": more_body})
                 if not more_body:
                     return
@@ -310,6 +338,8 @@ class UpstreamProxy:
             if watcher is not None and not watcher.done():
                 watcher.cancel()
         try:
+            if held:  # the upstream ended short of its Content-Length: what came still goes on
+                await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except RuntimeError:
             # A body shorter than its Content-Length cannot end cleanly: the server drops the
@@ -337,7 +367,7 @@ class UpstreamProxy:
         try:
             upstream = await session.ws_connect(
                 self._target(scope, self._ws_origin),
-                headers=self._request_headers(scope, websocket=True),
+                headers=self._request_headers(scope, websocket=True)[0],
                 protocols=tuple(scope.get("subprotocols", ())),
                 max_msg_size=WEBSOCKET_MAX_MESSAGE_BYTES,
                 autoping=True,

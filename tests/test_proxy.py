@@ -269,6 +269,62 @@ def test_head_of_an_endless_stream_through_the_gateway_answers_at_once_and_stops
         assert shared.sse_closed.wait(WAIT_SECONDS)
 
 
+def _sized_upstream(pieces: list[bytes], gate: threading.Event | None = None) -> Any:
+    """An upstream that declares its body's length and sends it in pieces, pausing between them (the way a
+    page comes off a slower network); with a gate, it waits for the gate before its last piece."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        length = str(sum(map(len, pieces))).encode()
+        headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for index, piece in enumerate(pieces):
+            if index == len(pieces) - 1 and gate is not None:
+                await _wait_thread_event(gate)
+            await send({"type": "http.response.body", "body": piece, "more_body": index < len(pieces) - 1})
+            await asyncio.sleep(0.05)
+
+    return app
+
+
+def test_page_of_known_length_arriving_in_pieces_keeps_its_length_through_the_gateway(config: Any) -> None:
+    # Passed on in one piece, the page keeps a Content-Length (no chunked framing) and is rewritten whole
+    from consent_gateway.middleware import ConsentGateway
+    from tests.conftest import TEST_SECRET_KEYS
+
+    page = TRACKED_PAGE.encode() + b"<p>filler</p>" * 2000
+    pieces = [page[:1000], page[1000:9000], page[9000:]]
+    with ServerThread(_sized_upstream(pieces)) as site:
+        app = ConsentGateway(UpstreamProxy(site.url), config, secret_keys=TEST_SECRET_KEYS)
+        with ServerThread(app) as gateway:
+            response = httpx.get(gateway.url + "/", headers={"Accept-Encoding": "identity"}, timeout=WAIT_SECONDS)
+    assert response.status_code == 200
+    assert "transfer-encoding" not in response.headers
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert 'data-cg-src="https://www.googletagmanager.com/gtag/js?id=G-E2E"' in response.text
+    assert response.text.endswith("<p>filler</p>" * 2000)
+
+
+def test_large_body_of_known_length_streams_before_the_upstream_finishes() -> None:
+    # Past WHOLE_BODY_MAX_BYTES nothing is gathered: the visitor reads the start while the upstream waits
+    from consent_gateway.proxy import WHOLE_BODY_MAX_BYTES
+
+    gate = threading.Event()
+    first = b"a" * (WHOLE_BODY_MAX_BYTES + 1)
+    with ServerThread(_sized_upstream([first, b"end"], gate)) as site, ServerThread(UpstreamProxy(site.url)) as proxy:
+        with httpx.stream("GET", proxy.url + "/", timeout=WAIT_SECONDS) as response:
+            assert response.headers["content-length"] == str(len(first) + 3)
+            received = b""
+            chunks = response.iter_raw()
+            while len(received) < len(first):
+                received += next(chunks)
+            assert not gate.is_set()  # the upstream still holds its last piece back
+            gate.set()
+            received += b"".join(chunks)
+    assert received == first + b"end"
+
+
 # -- headers -----------------------------------------------------------------------------------------
 def test_hop_by_hop_request_headers_are_stripped(client: httpx.Client) -> None:
     echoed = client.get(
