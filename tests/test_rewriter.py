@@ -467,20 +467,21 @@ def test_a_page_that_differs_in_a_few_places_is_served_from_the_cache_but_for_th
     bytes around each change once a variant of the page was served twice."""
     source = (GOLDEN / "head_trackers.src.html").read_bytes()
     body = b"".join(b'<p class="para">paragraph %d with <a href="/x">a link</a></p>\n' % i for i in range(2000))
-    tokens = [b"1", b"22", b"333", b"4" * 40, b"", b"55"]
+    tokens = [b"1", b"22", b"333", b"4" * 40, b"", b"55", b"6" * 300, b"7777"]
     pages = [source.replace(b"<h1>", body[:30_000] + b'<input name="csrf" value="%s">\n' % token + body[30_000:90_000]
                             + b"<span>%s</span>" % token[::-1] + body[90_000:] + b"<h1>") for token in tokens]
     rewrite(pages[0], cached=True)  # never seen: rewritten in one run
     rewrite(pages[1], cached=True)  # seen before, but for two places: kept in segments
     rewrite(pages[2], cached=True)  # ...and the pieces of the two segments around the changes
+    rewrite(pages[3], cached=True)  # ...and the runs of segments between them (after tokens of another length)
     entries = len(CHUNK_CACHE._entries)
-    for page in pages[3:]:
+    for page in pages[4:]:
         misses, hits = CHUNK_CACHE.misses, CHUNK_CACHE.hits
         out, rw = rewrite(page, cached=True)
         # the whole page, then the segment around each change (its cut points are the page's own), then the
         # piece of it holding the change (and the piece after it when a longer token moved its cut)
         assert CHUNK_CACHE.misses - misses <= 1 + 2 * 3
-        assert CHUNK_CACHE.hits - hits > 100
+        assert CHUNK_CACHE.hits - hits > 0  # the segments around them, or runs of them at once
         uncached, uncached_rw = rewrite(page, 7)  # the same bytes as without any cache
         assert out == uncached
         assert rw.held_back == uncached_rw.held_back

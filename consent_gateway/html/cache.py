@@ -34,6 +34,15 @@ CACHE_SEGMENT_BYTES = 512
 CACHE_SEGMENT_MAX_BYTES = 4096
 #: a segment never seen before (it holds a change) is read in pieces of at least this size (see piece_cuts)
 CACHE_PIECE_BYTES = 64
+#: a chunk's layout (see ChunkCache.layout) is found by the digest of its first bytes, besides its key's prefix
+LINEAGE_BYTES = 256
+#: what one layout item costs (a tuple, its key's, its first bytes), counted against the layouts' budget
+#: (max_bytes // 8)
+LAYOUT_ITEM_BYTES = 192
+#: a run of a layout is found again by this many of its first bytes after a change of another length...
+LAYOUT_HEAD_BYTES = 32
+#: ...at most this far after where it was
+LAYOUT_RESYNC_BYTES = 1024
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 CACHE_MAX_ENTRIES = 32768
 #: content digests of segments remembered (see ChunkCache.seen_segments); cleared when full
@@ -54,6 +63,9 @@ HEAD_MARK = None
 Parts = Sequence[bytes | None]
 #: one third-party element noted for the inventory: (host, vendor id or "unclassified", element kind, held back)
 Sighting = tuple[str, str, str, bool]
+#: how a chunk was read last time, span by span: (length, None, b"") read again, (length, key, first bytes)
+#: found in the cache
+Layout = tuple[tuple[int, "tuple[object, ...] | None", bytes], ...]
 
 
 class CachedChunk(NamedTuple):
@@ -69,6 +81,17 @@ class CachedChunk(NamedTuple):
     memo: list[bytes | None]  # the last banner block and the output joined with it
 
 
+class Step(NamedTuple):
+    """One span of a chunk read segment by segment: found in the cache (``hit``) or read again (``kept``: and
+    put in the cache)."""
+
+    start: int
+    end: int
+    key: tuple[object, ...]
+    hit: CachedChunk | None
+    kept: bool
+
+
 class ChunkCache:
     """A bounded LRU of rewritten chunks, shared by every rewriter of the process (one event loop)."""
 
@@ -81,6 +104,9 @@ class ChunkCache:
         self._entries: collections.OrderedDict[Any, tuple[CachedChunk, int]] = collections.OrderedDict()
         self._seen: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._seen_segments: set[bytes] = set()
+        #: the layout of each chunk read in segments, by its lineage (see layout); an LRU within max_bytes // 8
+        self._layouts: collections.OrderedDict[Any, Layout] = collections.OrderedDict()
+        self._layouts_bytes = 0
         #: small numbers standing for the values keys are made of (see intern); never given twice
         self._ids: dict[Any, int] = {}
         self._ids_bytes = 0
@@ -159,7 +185,31 @@ class ChunkCache:
         seen.update(digests)
         return known
 
+    def layout(self, lineage: Any) -> Layout | None:
+        """How the last chunk of this lineage (catalog, decision, state, first bytes) was read: its runs of
+        segments found in the cache are checked next time with one digest each, without cutting them again.
+        A hint only: every run is looked up by its key as any entry."""
+        layout = self._layouts.get(lineage)
+        if layout is not None:
+            self._layouts.move_to_end(lineage)
+        return layout
+
+    def set_layout(self, lineage: Any, layout: Layout) -> None:
+        old = self._layouts.pop(lineage, None)
+        if old is not None:
+            self._layouts_bytes -= len(old) * LAYOUT_ITEM_BYTES
+        size = len(layout) * LAYOUT_ITEM_BYTES
+        if not layout or size > self.max_bytes // 64:
+            return
+        self._layouts[lineage] = layout
+        self._layouts_bytes += size
+        while self._layouts_bytes > self.max_bytes // 8:  # one at a time: never a long pause
+            _, dropped = self._layouts.popitem(last=False)
+            self._layouts_bytes -= len(dropped) * LAYOUT_ITEM_BYTES
+
     def clear(self) -> None:
+        self._layouts.clear()
+        self._layouts_bytes = 0
         self._entries.clear()
         self._seen.clear()
         self._seen_segments.clear()

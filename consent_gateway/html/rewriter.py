@@ -26,9 +26,14 @@ from .cache import (
     CACHE_SEGMENT_BYTES,
     CACHE_WHOLE_AT_ONCE_BYTES,
     CHUNK_CACHE,
+    LAYOUT_HEAD_BYTES,
+    LAYOUT_RESYNC_BYTES,
+    LINEAGE_BYTES,
     CachedChunk,
     ChunkCache,
+    Layout,
     Sighting,
+    Step,
     join_parts,
     piece_cuts,
     segment_cuts,
@@ -244,30 +249,124 @@ class HoldbackRewriter:
         hit = cache.get(whole_key)
         if hit is not None:
             return self._replayed_bytes(hit)
-        cuts = segment_cuts(chunk) if len(chunk) >= 2 * CACHE_SEGMENT_BYTES else None
-        digests = segment_digests(chunk, cuts) if cuts is not None else None
-        known = cache.seen_segments(digests) if digests is not None else None
-        if cuts is None or digests is None or known is None:
-            chunk_parts = self._rewrite(chunk, False)
-            # a long chunk is kept from its second time on: a page that varies by request never comes back
-            if self._holdback.cacheable and (len(chunk) < CACHE_WHOLE_AT_ONCE_BYTES or cache.seen_before(whole_key)):
-                cache.put(whole_key, chunk_parts, self._tokenizer.state(), self._pending, self._holdback.held,
-                          self._holdback.noted)
-            return self._join(chunk_parts)
+        if len(chunk) < 2 * CACHE_SEGMENT_BYTES:
+            return self._uncached_run(cache, chunk, whole_key)
         parts: list[bytes | None] = []
         held: list[str] = []
         noted: list[Sighting] = []
-        cacheable = self._segments(cache, chunk, 0, cuts, digests, known, parts, held, noted)
+        trail: list[Step] = []
+        # The layout of the chunk's last variant (same catalog, decision, state and first bytes): its runs of
+        # unchanged segments are checked with one digest each, its changed spans read again.
+        lineage = (*whole_key[:3], _cache.digest(self._pending, chunk[:LINEAGE_BYTES]))
+        layout = cache.layout(lineage)
+        start, cacheable, same = 0, True, layout is not None
+        if layout is not None:
+            start, cacheable, same = self._follow(cache, chunk, layout, parts, held, noted, trail)
+        if start < len(chunk):
+            cuts = segment_cuts(chunk)  # from the chunk's start, so they fall where they fell before
+            if start:
+                cuts = [cut for cut in cuts if cut > start]
+            digests = segment_digests(chunk, cuts, start)
+            known = cache.seen_segments(digests)
+            if known is None:  # mostly never seen: one run (start == 0: the chunk as it is)
+                if start == 0:
+                    return self._uncached_run(cache, chunk, whole_key)
+                parts.extend(self._rewrite(chunk[start:], False))
+                held.extend(self._holdback.held)
+                noted.extend(self._holdback.noted)
+                cacheable = cacheable and self._holdback.cacheable
+                trail = []  # no layout: the rest was not read in segments
+                same = True
+            else:
+                cacheable = self._segments(cache, chunk, start, cuts, digests, known, parts, held, noted,
+                                           trail) and cacheable
+                same = False
+        if not same:
+            cache.set_layout(lineage, self._layout(cache, chunk, trail))
         # Kept whole from its second time on: a page that varies from request to request never comes back.
         if cacheable and cache.seen_before(whole_key):
             cache.put(whole_key, parts, self._tokenizer.state(), self._pending, held, noted)
         return self._join(parts)
 
+    def _uncached_run(self, cache: ChunkCache, chunk: bytes, whole_key: tuple[object, ...]) -> bytes:
+        """A chunk rewritten in one run; a long one is kept from its second time on (a page that varies by
+        request never comes back)."""
+        chunk_parts = self._rewrite(chunk, False)
+        if self._holdback.cacheable and (len(chunk) < CACHE_WHOLE_AT_ONCE_BYTES or cache.seen_before(whole_key)):
+            cache.put(whole_key, chunk_parts, self._tokenizer.state(), self._pending, self._holdback.held,
+                      self._holdback.noted)
+        return self._join(chunk_parts)
+
+    def _follow(self, cache: ChunkCache, chunk: bytes, layout: Layout, parts: list[bytes | None], held: list[str],
+                noted: list[Sighting], trail: list[Step]) -> tuple[int, bool, bool]:
+        """Rewrite the chunk along the layout of its last variant: each run of segments found then is checked
+        by the digest of its bytes and replayed at once; each span read again then (a change) is looked up,
+        else read again. Stops where the chunk differs from the layout: (where, cacheable so far, whether the
+        layout still describes the chunk)."""
+        cacheable, same = True, True
+        tokenizer = self._tokenizer
+        restore: CachedChunk | None = None
+        pos, n = 0, len(chunk)
+        last = len(layout) - 1
+        for i, (length, key, _) in enumerate(layout):
+            end = pos + length
+            if key is None:  # read again last time (a change): read again up to where the run after it starts
+                if i < last:
+                    end = self._run_after(chunk, pos, end, layout[i + 1])
+                    if end < 0:
+                        break
+                else:
+                    end = n
+                if restore is not None:
+                    tokenizer.restore(restore.state)
+                    restore = None
+                if end > pos:
+                    before = len(trail)
+                    segment_digest = _cache.digest(b"", chunk[pos:end])
+                    cacheable = self._segments(cache, chunk, pos, (end,), (segment_digest,),
+                                               cache.seen_pieces((segment_digest,)), parts, held, noted, trail,
+                                               split=False) and cacheable
+                    if trail[before].hit is not None or trail[before].kept:
+                        same = False  # found or kept now: part of a run next time
+                pos = end
+                continue
+            if end > n:
+                return pos, cacheable, False
+            pending = self._pending
+            state_id = self._state_id
+            if state_id is None:
+                state = tokenizer.state()
+                state_id = self._state_id = cache.intern(state, _cache.state_bytes(state))
+            if key[1] != state_id or key[2] != len(pending) or (
+                    (pending or i == 0 or layout[i - 1][1] is not None)
+                    and key[3] != _cache.digest(pending, chunk[pos:end])):  # (else checked before the span)
+                break
+            hit = cache.get(key)
+            if hit is None:
+                break
+            restore = hit
+            trail.append(Step(pos, end, key, hit, False))
+            self._state_id = hit.state_id
+            self._pending = hit.pending
+            parts.extend(hit.parts)
+            if hit.held:
+                held.extend(hit.held)
+                self.held_back.update(hit.held)
+            if hit.noted:
+                noted.extend(hit.noted)
+                self._note(hit.noted)
+            pos = end
+        if restore is not None:
+            tokenizer.restore(restore.state)
+        return pos, cacheable, same and pos == n
+
     def _segments(self, cache: ChunkCache, chunk: bytes, start: int, cuts: Sequence[int], digests: Sequence[bytes],
-                  keep: Sequence[bool], parts: list[bytes | None], held: list[str], noted: list[Sighting]) -> bool:
+                  keep: Sequence[bool], parts: list[bytes | None], held: list[str], noted: list[Sighting],
+                  trail: list[Step], split: bool = True) -> bool:
         """Rewrite ``chunk[start:cuts[-1]]`` segment by segment (``cuts``: their ends, ``digests``: of their
         bytes, ``keep``: seen before, so kept when rewritten), each found in the cache or rewritten; append
-        their output parts, vendors held back and third parties noted. Whether all of it may be cached.
+        their output parts, vendors held back and third parties noted, and each span to ``trail``. Whether all
+        of it may be cached.
 
         A run of hits only hands on the state's number and the pending bytes: the tokenizer's state is restored
         once, before the next rewrite or at the end. A segment never seen before (it holds a change) is read
@@ -287,6 +386,7 @@ class HoldbackRewriter:
             hit = cache.get(key)
             if hit is not None:
                 restore = hit
+                trail.append(Step(start, end, key, hit, False))
                 self._state_id = hit.state_id
                 self._pending = hit.pending
                 parts.extend(hit.parts)
@@ -301,18 +401,21 @@ class HoldbackRewriter:
             if restore is not None:
                 tokenizer.restore(restore.state)
                 restore = None
-            if not seen and end - start >= 2 * CACHE_PIECE_BYTES:
+            if split and not seen and end - start >= 2 * CACHE_PIECE_BYTES:
                 piece_ends = piece_cuts(chunk, start, end)
                 if len(piece_ends) > 1:
                     piece_digests = segment_digests(chunk, piece_ends, start)
                     cacheable = self._segments(cache, chunk, start, piece_ends, piece_digests,
-                                               cache.seen_pieces(piece_digests), parts, held, noted) and cacheable
+                                               cache.seen_pieces(piece_digests), parts, held, noted,
+                                               trail) and cacheable
                     start = end
                     continue
             segment_parts = self._rewrite(chunk[start:end], False)
             holdback = self._holdback
-            if holdback.cacheable and seen:
+            kept = holdback.cacheable and seen
+            if kept:
                 cache.put(key, segment_parts, tokenizer.state(), self._pending, holdback.held, holdback.noted)
+            trail.append(Step(start, end, key, None, kept))
             cacheable = cacheable and holdback.cacheable
             parts.extend(segment_parts)
             held.extend(holdback.held)
@@ -321,6 +424,63 @@ class HoldbackRewriter:
         if restore is not None:
             tokenizer.restore(restore.state)
         return cacheable
+
+    @staticmethod
+    def _run_after(chunk: bytes, pos: int, end: int, run: tuple[int, tuple[object, ...] | None, bytes]) -> int:
+        """Where the run after a changed span starts in the chunk (the span started at ``pos`` and ended at
+        ``end`` last time): there again, or where its first bytes are found, its digest checked; -1: not found."""
+        length, key, head = run
+        if key is None or key[2] != 0:
+            return -1
+        n = len(chunk)
+        if end + length <= n and key[3] == _cache.digest(b"", chunk[end : end + length]):
+            return end
+        search = pos  # the change is of another length this time
+        for _ in range(4):
+            found = chunk.find(head, search, end + LAYOUT_RESYNC_BYTES + len(head))
+            if found < 0:
+                return -1
+            if found != end and found + length <= n and key[3] == _cache.digest(b"", chunk[found : found + length]):
+                return found
+            search = found + 1
+        return -1
+
+    def _layout(self, cache: ChunkCache, chunk: bytes, trail: list[Step]) -> Layout:
+        """The layout of a chunk read in segments: each span read again as (length, None), each run of spans
+        found in the cache as (length, key), the run kept as one entry (its bytes were all kept before: a
+        token that changes on every request is never in a run)."""
+        layout: list[tuple[int, tuple[object, ...] | None, bytes]] = []
+        i, count = 0, len(trail)
+        while i < count:
+            step = trail[i]
+            if step.hit is None:
+                layout.append((step.end - step.start, None, b""))
+                i += 1
+                continue
+            j = i + 1
+            while j < count and trail[j].hit is not None:
+                j += 1
+            key = step.key
+            if j - i > 1 and key[2] == 0:  # a run of hits, from a state without pending bytes
+                run_parts: list[bytes | None] = []
+                run_held: list[str] = []
+                run_noted: list[Sighting] = []
+                for run_step in trail[i:j]:
+                    hit = run_step.hit
+                    assert hit is not None
+                    run_parts.extend(hit.parts)
+                    run_held.extend(hit.held)
+                    run_noted.extend(hit.noted)
+                last = trail[j - 1].hit
+                assert last is not None
+                key = (key[0], key[1], 0, _cache.digest(b"", chunk[step.start : trail[j - 1].end]))
+                cache.put(key, run_parts, last.state, last.pending, run_held, run_noted)
+                layout.append((trail[j - 1].end - step.start, key, chunk[step.start : step.start + LAYOUT_HEAD_BYTES]))
+                i = j
+            else:
+                layout.append((step.end - step.start, key, chunk[step.start : step.start + LAYOUT_HEAD_BYTES]))
+                i += 1
+        return tuple(layout)
 
     def _replayed_bytes(self, hit: CachedChunk) -> bytes:
         """The output of a cached chunk as one bytes object, reused as it is when it can be: building a new
