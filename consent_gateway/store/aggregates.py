@@ -127,14 +127,39 @@ def settle_days(
     return found, left
 
 
+def newest_of_periods(events: Iterable[ConsentEvent]) -> dict[VisitorKey, ConsentEvent]:
+    """The latest of ``events`` (by time, then event id) in each (visitor, day) and (visitor, month) they fall
+    in; its keys are the periods ``visitor_keys`` lists."""
+    newest: dict[VisitorKey, ConsentEvent] = {}
+    for e in sorted(events, key=_time_order):  # the later event of a period replaces the earlier
+        day, month = period_keys(e)
+        newest[day] = newest[month] = e
+    return newest
+
+
 def add_visitor_moves(cells: Cells, stored: Iterable[ConsentEvent], before: Mapping[VisitorKey, Latest | None]) -> None:
     """Add to ``cells`` what an append of ``stored`` (the events it stored) changes in the per-visitor counters,
     given each (visitor, period)'s latest event before it: where a stored event is the newer, the visitor
     leaves the old latest choice's cells and joins the new one's."""
-    newest: dict[VisitorKey, ConsentEvent] = {}
-    for e in sorted(stored, key=_time_order):  # the later event of a period replaces the earlier
-        day, month = period_keys(e)
-        newest[day] = newest[month] = e
+    _add_period_changes(cells, newest_of_periods(stored), before, new_days=False)
+
+
+def add_period_changes(
+    cells: Cells, newest: Mapping[VisitorKey, ConsentEvent], before: Mapping[VisitorKey, Latest | None]
+) -> None:
+    """:func:`add_visitor_moves` and :func:`add_new_visitor_days` in one pass, from the stored events' latest of
+    each period (``newest_of_periods``, which an append computes before it takes the write lock)."""
+    _add_period_changes(cells, newest, before, new_days=True)
+
+
+def _add_period_changes(
+    cells: Cells,
+    newest: Mapping[VisitorKey, ConsentEvent],
+    before: Mapping[VisitorKey, Latest | None],
+    *,
+    new_days: bool,
+) -> None:
+    counters = cells.cells
     # visitors moving out of / into each (period, choices): many visitors share a few sets of choices, so
     # each set is spread over its categories once
     moved: dict[tuple[str, str, str, tuple[tuple[str, bool], ...]], int] = {}
@@ -145,9 +170,10 @@ def add_visitor_moves(cells: Cells, stored: Iterable[ConsentEvent], before: Mapp
                 continue
             out = (key[1], key[2], key[3], tuple(old[2].items()))
             moved[out] = moved.get(out, 0) - 1
+        elif new_days and key[1] == VISITOR_DAY:  # a visitor-day with no stored event before: a new visitor
+            counters.setdefault((key[2], VISITORS, "", ""), [0, 0])[0] += 1
         into = (key[1], key[2], key[3], tuple(e.categories.items()))
         moved[into] = moved.get(into, 0) + 1
-    counters = cells.cells
     for (dim, first_day, label, choices), n in moved.items():
         for category, granted in choices:
             cell = counters.setdefault((first_day, dim, label, category), [0, 0])
@@ -299,6 +325,11 @@ class Cells:
 
     def __init__(self) -> None:
         self.cells: dict[CellKey, list[int]] = {}
+
+    def copy(self) -> Cells:
+        copied = Cells()
+        copied.cells = {key: [total, granted] for key, (total, granted) in self.cells.items()}
+        return copied
 
     def add_event(self, event: ConsentEvent) -> None:
         """Count one stored event (its anonymous fields only)."""

@@ -6,11 +6,15 @@ writer and a reader — never on the event loop; WAL lets the reader (dashboard,
 writer commits.
 
 Copying the WAL back into the database file (a checkpoint, with its own fsync) is queued on the writer's
-thread right after each write has answered, instead of running inside the commit as SQLite's automatic
-checkpoint does: the caller learns that its events are durable (their WAL frames are synced) a checkpoint
-earlier, and the next batch's preparation on the event loop overlaps the checkpoint. Being on the writer's
-thread, it ends before the next write begins, so the WAL starts over from its beginning and stays about one
-batch long. The automatic checkpoint stays on, at a far larger WAL, as a backstop.
+thread after a write has answered, instead of running inside the commit as SQLite's automatic checkpoint
+does: the caller learns that its events are durable (their WAL frames are synced) a checkpoint earlier, and
+the next batch's preparation on the event loop overlaps the checkpoint. It is queued once the writes since
+the last one added a few thousand events (or after a few dozen small writes): a page that several batches
+touched (the consent-id index's leaves are scattered) is then copied once, and the database file's fsync
+is paid once per several commits. Being on the writer's thread, it ends before the next write begins, so
+the WAL starts over from its beginning and stays a few batches long. Durability does not depend on it: every
+commit has already synced its WAL frames. The automatic checkpoint stays on, at a far larger WAL, as a
+backstop.
 """
 
 # SQL here is assembled only from constant fragments (column names, the WHERE clauses of ``where_clause``);
@@ -103,6 +107,14 @@ _OPEN_ATTEMPTS = 5
 #: WAL pages after which a commit checkpoints by itself: only when the queued checkpoints fail (SQLite's
 #: default, 1,000 pages, put a checkpoint inside about every commit of a busy log)
 _AUTOCHECKPOINT_BACKSTOP_PAGES = 16_384
+#: a checkpoint is queued once the writes since the last one added this many events, or after this many
+#: writes of any size (four batches of a thousand events: ~4,500-6,000 WAL pages at 100,000 to a million
+#: events; one checkpoint per batch copied the consent index's scattered leaves again each time)
+_CHECKPOINT_EVENTS = 4000
+_CHECKPOINT_WRITES = 32
+#: the writer connection's page cache (KiB; SQLite's default is 2 MiB): an append probes and inserts into
+#: the consent-id index at scattered places, which a small cache reads again from the file at every batch
+_WRITER_CACHE_KIB = 16_384
 
 
 def path_from_url(url: str) -> Path:
@@ -127,10 +139,14 @@ class SQLiteConsentLog:
         self._reader: ThreadPoolExecutor | None = None
         #: a checkpoint is queued on the writer (one is enough: it copies whatever the WAL holds)
         self._checkpoint_queued = False
+        #: writes, and events they added, since the last checkpoint was queued (writer thread only)
+        self._writes_since_checkpoint = 0
+        self._events_since_checkpoint = 0
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, writer: bool = False) -> sqlite3.Connection:
+        """This thread's connection (``writer``: the writer thread's, made with a larger page cache)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
@@ -138,6 +154,8 @@ class SQLiteConsentLog:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_BACKSTOP_PAGES}")
+            if writer:
+                conn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
             self._local.conn = conn
         return conn
 
@@ -159,13 +177,21 @@ class SQLiteConsentLog:
 
         return await asyncio.get_running_loop().run_in_executor(pool, call)
 
-    async def _write(self, operation: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, operation: str, fn: Callable[[sqlite3.Connection], T], *, events: int = 0) -> T:
+        """Run ``fn`` on the writer's thread (``events``: how many events it adds, for the checkpoints)."""
         pool = self._writer
 
         def write() -> T:
-            result = fn(self._connect())
-            if pool is not None and not self._checkpoint_queued:
+            result = fn(self._connect(writer=True))
+            self._writes_since_checkpoint += 1
+            self._events_since_checkpoint += events
+            due = (
+                self._events_since_checkpoint >= _CHECKPOINT_EVENTS
+                or self._writes_since_checkpoint >= _CHECKPOINT_WRITES
+            )
+            if due and pool is not None and not self._checkpoint_queued:
                 self._checkpoint_queued = True
+                self._writes_since_checkpoint = self._events_since_checkpoint = 0
                 with contextlib.suppress(RuntimeError):  # the pool is closing: closing checkpoints anyway
                     pool.submit(self._checkpoint)
             return result
@@ -177,7 +203,7 @@ class SQLiteConsentLog:
         self._checkpoint_queued = False
         try:
             # PASSIVE: copies what no reader still needs, never waits for a reader
-            self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._connect(writer=True).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # the next write queues another; the backstop bounds the WAL meanwhile
             logger.debug("sqlite checkpoint failed: %s", exc)
 
@@ -229,8 +255,14 @@ class SQLiteConsentLog:
         """The append of ``events`` with its rows built now (``base.SendAppend``)."""
         if not events:
             return _nothing
-        rows = [to_row(e) for e in events]
-        visitor_keys = aggregates.visitor_keys(events)
+        # the INSERTs' parameters built here, on the event loop, while the writer still writes the batch before
+        inserts = list(insert_statements([to_row(e) for e in events]))
+        # what the batch adds to the counters whatever is stored already, counted here on the event loop
+        # rather than on the writer's thread, which holds the write lock (used when every event is stored)
+        newest = aggregates.newest_of_periods(events)
+        visitor_keys = sorted(newest)
+        counted = aggregates.Cells()
+        counted.add_events(events)
         heads: dict[str, tuple[str, int, str]] = {}
         for e in events:
             if e.instance_id not in heads or e.seq > heads[e.instance_id][1]:
@@ -240,20 +272,22 @@ class SQLiteConsentLog:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 erased = _erasures_of(conn, {e.consent_id for e in events})
+                statements = inserts
                 if erased:
-                    late = [erase_late(e, erased) for e in events]
-                    rows[:] = [to_row(e) for e in late]
+                    statements = list(insert_statements([to_row(erase_late(e, erased)) for e in events]))
                 before = conn.execute("SELECT coalesce(max(rowid_), 0) FROM events").fetchone()[0]
                 latest = _latest_before(conn, visitor_keys)
                 changes = conn.total_changes
-                for sql, params in insert_statements(rows):
+                for sql, params in statements:
                     conn.execute(sql, params)
                 # only the events stored now count (a replayed batch adds nothing)
-                stored = events if conn.total_changes - changes == len(events) else _stored_now(conn, events, before)
-                cells = aggregates.Cells()
-                cells.add_events(stored)
-                aggregates.add_visitor_moves(cells, stored, latest)
-                aggregates.add_new_visitor_days(cells, stored, latest)
+                if conn.total_changes - changes == len(events):
+                    cells, stored_newest = counted.copy(), newest
+                else:
+                    stored = _stored_now(conn, events, before)
+                    cells, stored_newest = aggregates.Cells(), aggregates.newest_of_periods(stored)
+                    cells.add_events(stored)
+                aggregates.add_period_changes(cells, stored_newest, latest)
                 conn.executemany(UPSERT_CELL, cells.rows())
                 conn.executemany(UPDATE_HEAD, heads.values())
                 conn.execute("COMMIT")
@@ -262,7 +296,7 @@ class SQLiteConsentLog:
                 raise
 
         async def send() -> None:
-            await self._write("append", run)
+            await self._write("append", run, events=len(events))
 
         return send
 
@@ -706,7 +740,6 @@ class SQLiteConsentLog:
             return cursor.rowcount == 1
 
         return await self._write("document_put", run)
-
 
     async def archive_banner(self, version: str, document: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
