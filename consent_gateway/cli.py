@@ -47,8 +47,9 @@ def _serve(
 ) -> None:
     import uvicorn
 
-    from .serving import http_protocol
+    from .serving import http_protocol, settle_garbage_collector
 
+    settle_garbage_collector()
     uvicorn.run(
         app,
         host=host,
