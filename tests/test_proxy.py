@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -354,6 +355,32 @@ def test_hop_by_hop_response_headers_are_stripped() -> None:
     for hop in ("x-upstream-hop", "keep-alive", "proxy-authenticate"):
         assert hop not in response.headers
     assert "x-upstream-hop" not in response.headers.get("connection", "")
+
+
+def _raw_request(port: int, request: bytes) -> dict[str, Any]:
+    """The upstream's echo of a request sent byte for byte (an HTTP library would add headers of its own)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT_SECONDS) as sock:
+        sock.sendall(request)
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return dict(json.loads(body))
+
+
+def test_proxy_adds_no_client_headers_of_its_own(proxy: ServerThread) -> None:
+    # A visitor that sends no Accept, Accept-Encoding, User-Agent or Content-Type: the upstream sees none
+    get = _raw_request(proxy.port, b"GET /echo HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n")
+    post = _raw_request(
+        proxy.port,
+        b"POST /echo HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody",
+    )
+    assert post["body"] == "body"
+    for echoed in (get, post):
+        names = _header_names(echoed)
+        for added in ("accept", "accept-encoding", "user-agent", "content-type"):
+            assert added not in names
 
 
 def test_forwarded_headers_name_the_visitor_and_original_host(client: httpx.Client, upstream: ServerThread) -> None:
