@@ -12,6 +12,7 @@ counts what it produced, so a 100 KB bomb stops at the bound instead of filling 
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator
 from typing import Any, Final, Protocol
@@ -66,6 +67,7 @@ def _accepted(value: str) -> dict[str, float]:
     return weights
 
 
+@functools.lru_cache(maxsize=256)  # every request; browsers send a handful of distinct values
 def decodable_accept_encoding(value: str) -> str:
     """The visitor's Accept-Encoding, less the codings the gateway could not undo.
 
@@ -84,6 +86,7 @@ def decodable_accept_encoding(value: str) -> str:
     return ", ".join(name if q == 1.0 else f"{name};q={q:g}" for name, q in kept.items())
 
 
+@functools.lru_cache(maxsize=256)  # every page; browsers send a handful of distinct values
 def visitor_encoding(value: str | None) -> str | None:
     """The coding to send a rewritten page in: br, else gzip, when the visitor accepts it; else None."""
     if not value:

@@ -59,6 +59,7 @@ from .visitor import DECISION_SCOPE_KEY, RECORD_SCOPE_KEY, REPAIR_SCOPE_KEY, Vis
 
 logger = logging.getLogger("consent_gateway.middleware")
 
+
 class ConsentGateway:
     """Makes the wrapped ASGI app honour each visitor's cookie choices.
 
@@ -231,9 +232,12 @@ class ConsentGateway:
                 await self.api(scope, receive, send)
                 return
             decision = self.visitors.read(scope)
-            _drop_range_for_html(scope)
+            for key, _ in scope["headers"]:  # most requests carry neither header: one pass, no list
+                if key == b"range" or key == b"accept-encoding":
+                    _drop_range_for_html(scope)
+                    _decodable_codings_only(scope)
+                    break
             extra: list[tuple[bytes, bytes]] = []
-            _decodable_codings_only(scope)
             if REPAIR_SCOPE_KEY in scope:
                 extra += self._repair(scope)
             if not decision.explicit and USER_ID_SCOPE_KEY in scope:
@@ -437,10 +441,15 @@ def _decodable_codings_only(scope: Scope) -> None:
     values = [value for key, value in headers if key == b"accept-encoding"]
     if not values:
         return
-    kept = decodable_accept_encoding(b", ".join(values).decode("latin-1")).encode("latin-1")
+    kept = _decodable_value(values[0] if len(values) == 1 else b", ".join(values))
     if len(values) == 1 and kept == values[0]:
         return
     scope["headers"] = [(k, v) for k, v in headers if k != b"accept-encoding"] + [(b"accept-encoding", kept)]
+
+
+@functools.lru_cache(maxsize=256)  # every request of a browser; a handful of distinct values
+def _decodable_value(value: bytes) -> bytes:
+    return decodable_accept_encoding(value.decode("latin-1")).encode("latin-1")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -86,6 +86,7 @@ class RewriterFactory(Protocol):
     def make_inert(self, chunk: bytes) -> bytes: ...
     def hold_back_links(self, value: bytes, decision: Decision) -> bytes | None:
         """A page's Link header less what the decision holds back (browsers fetch preloads before the body)."""
+
     def holds_back_refresh(self, value: bytes, decision: Decision) -> bool:
         """Whether a page's Refresh header navigates to a URL the decision holds back."""
 
@@ -158,6 +159,7 @@ def _merge_vary(value: bytes, name: bytes = b"Cookie") -> bytes:
     return b", ".join([*parts, name])
 
 
+@functools.lru_cache(maxsize=256)  # every page; a site sends a handful of distinct values
 def _private_cache_control(value: bytes | None) -> bytes:
     """Keep the site's directives, minus anything that lets a shared cache store the page."""
     if not value:
@@ -210,6 +212,7 @@ class Responder:
         "_failed",
         "_charset_stated",
         "_done",
+        "_plain",
         "head_answered",
     )
 
@@ -253,10 +256,16 @@ class Responder:
         self._charset_stated = True
         #: the answer is complete (a 502 went out instead): what the app still sends goes nowhere
         self._done = False
+        #: the start went out as the site sent it and nothing reads the body (assets, APIs): what follows
+        #: passes straight on
+        self._plain = False
         #: a HEAD request got its headers and its end: the app was stopped (see `HeadAnswered`)
         self.head_answered = False
 
     async def send(self, message: Message) -> None:
+        if self._plain:
+            await self._send(message)
+            return
         if self._done:
             if self.head_answered:
                 raise HeadAnswered("a HEAD answer has no body")
@@ -277,6 +286,7 @@ class Responder:
                 self._held_start = message
             else:
                 await self._send(message)
+                self._plain = self._rewriter is None and not self._done
         elif self._sniffed is not None:
             await self._sniff(message)
         elif kind == "http.response.body" and self._rewriter is not None:
