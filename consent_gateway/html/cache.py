@@ -4,8 +4,11 @@ A bounded LRU keyed by (catalog, decision, tokenizer state at chunk start, hash 
 rewritten chunk and the state at its end. The driver also caches a long chunk in segments of ~1 KiB whose
 cut points depend only on the bytes around them (:func:`segment_cuts`): a page that differs from request to
 request in a few places (CSRF tokens, a user name, timestamps) is served from the cache but for the
-segments holding the changes, wherever they are and whatever their length. The per-request banner block is
-not in the cached bytes: only its insertion point is (``HEAD_MARK``).
+segments holding the changes, wherever they are and whatever their length; a segment holding a change is
+read in pieces of ~100 bytes (:func:`piece_cuts`), so only the piece holding it is read again. A chunk read in
+segments leaves its layout (:meth:`ChunkCache.layout`): the next variant of it is read along it, each run of
+unchanged segments checked by one digest and replayed at once. The per-request banner block is not in the
+cached bytes: only its insertion point is (``HEAD_MARK``).
 """
 
 from __future__ import annotations
