@@ -346,30 +346,75 @@ class EventChain:
 
     def append(self, event: ConsentEvent, *, timestamp_ms: int | None = None) -> ConsentEvent:
         """``event`` chained after the head (stamped ``timestamp_ms`` instead of its own time when given)."""
-        values = list(_all_values(event))
-        if timestamp_ms is not None:
-            values[_I_TIMESTAMP] = timestamp_ms
-        salts: dict[str, str] = {}
-        commitments: dict[str, str] = {}
-        entropy = self._salts()
-        for name, index, offset in _SALT_SLOTS:
-            value = values[index]
-            if value is not None:
-                salt = entropy[offset : offset + 32]
-                salts[name] = salt
-                commitments[name] = _sha256(f"{salt}\x00{value}".encode()).hexdigest()
+        size = 32 * len(PERSONAL_FIELDS)
+        at = self._entropy_at
+        if at + size > len(self._entropy):
+            self._entropy = os.urandom(16 * len(PERSONAL_FIELDS) * self.ENTROPY_EVENTS).hex()
+            at = 0
+        self._entropy_at = at + size
         seq = self._seq + 1
-        values[_I_INSTANCE] = self.instance_id
-        values[_I_SEQ] = seq
-        values[_I_PREV_HASH] = self._hash
-        values[_I_COMMITMENTS] = commitments
-        values[_I_SALTS] = salts
-        digest = _sha256(canonical(dict(zip(_HASHED_FIELDS, _hashed_items(values), strict=True)))).hexdigest()
-        values[_I_HASH] = digest
-        values[_I_MAC] = self.keys.mac(digest) if self.keys is not None else ""
-        self._seq, self._hash = seq, digest
-        chained: ConsentEvent = _build_event(values)
+        keys = self.keys
+        chained: ConsentEvent = _chain_one(
+            event, timestamp_ms, self.instance_id, seq, self._hash, self._entropy, at, keys.mac if keys else None
+        )
+        self._seq, self._hash = seq, chained.hash
         return chained
+
+
+def _compile_chainer() -> Any:
+    """``chain_one(event, timestamp_ms, instance_id, seq, prev_hash, entropy, at, mac) -> ConsentEvent``:
+    :meth:`EventChain.append`'s work in one straight line of code, generated from the field names as
+    ``_build_event`` is: each personal field's salt (32 hex digits of ``entropy`` from ``at``, in
+    :data:`PERSONAL_FIELDS` order) and commitment, the hashed fields read as attributes into a dict display
+    (no value list, no ``zip``), its canonical JSON's sha256, the MAC, and the chained event's slots set
+    from the event's own attributes. Same values, same dict orders, same bytes as the loop it replaces
+    (tests/test_events.py chains the golden record and compares both with the reference)."""
+    lines = [
+        "def chain_one(event, timestamp_ms, instance_id, seq, prev_hash, entropy, at, mac):",
+        "    salts = {}",
+        "    commitments = {}",
+    ]
+    for n, name in enumerate(PERSONAL_FIELDS):
+        lines += [
+            f"    value = event.{name}",
+            "    if value is not None:",
+            f"        salt = entropy[at + {32 * n} : at + {32 * (n + 1)}]",
+            f"        salts[{name!r}] = salt",
+            f"        commitments[{name!r}] = _sha256(f'{{salt}}\\x00{{value}}'.encode()).hexdigest()",
+        ]
+    replaced = {
+        "timestamp_ms": "timestamp_ms",
+        "instance_id": "instance_id",
+        "seq": "seq",
+        "prev_hash": "prev_hash",
+        "commitments": "commitments",
+        "salts": "salts",
+        "hash": "digest",
+        "mac": "mac(digest) if mac is not None else ''",
+    }
+    body = ", ".join(f"{name!r}: {replaced.get(name, f'event.{name}')}" for name in _HASHED_FIELDS)
+    lines += [
+        "    if timestamp_ms is None:",
+        "        timestamp_ms = event.timestamp_ms",
+        f"    digest = _sha256(_dumps({{{body}}}, option=_SORT_KEYS)).hexdigest()",
+        "    chained = _new(ConsentEvent)",
+    ]
+    lines += [f"    _set{i}(chained, {replaced.get(name, f'event.{name}')})" for i, name in enumerate(EVENT_FIELDS)]
+    lines.append("    return chained")
+    setters = {f"_set{i}": ConsentEvent.__dict__[name].__set__ for i, name in enumerate(EVENT_FIELDS)}
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "ConsentEvent": ConsentEvent,
+        "_sha256": _sha256,
+        "_dumps": orjson.dumps,
+        "_SORT_KEYS": orjson.OPT_SORT_KEYS,
+        **setters,
+    }
+    exec("\n".join(lines), namespace)  # noqa: S102 - constant source built from the field names above
+    return namespace["chain_one"]
+
+
+_chain_one = _compile_chainer()
 
 
 def check_event(event: ConsentEvent) -> str | None:

@@ -285,3 +285,21 @@ def test_stored_dicts_are_verified_as_the_events_they_load() -> None:
     verifier.feed_values(ev.values_from_dict(older))
     verifier.feed_values(ev.values_from_dict({**data, "seq": 2, "categories": {"analytics": False}}))
     assert verifier.problems == [("e0", "content altered (hash mismatch)")]
+
+
+def test_chaining_the_golden_event_from_its_salts_writes_the_golden_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the chain's salts come from the random source in PERSONAL_FIELDS order (32 hex digits each): feed it
+    # the golden salts and the chain must write exactly the stored record (hash, commitments, MAC, dict orders)
+    entropy = bytes.fromhex("".join(_GOLDEN_SALTS.values()) + "ab" * 16)
+    monkeypatch.setattr(ev.os, "urandom", lambda n: entropy + bytes(n - len(entropy)))
+    chain = ev.EventChain("gw-1", ChainHead(seq=41, hash=_GOLDEN_PREV), keys=ev.LogKeys(["log-key-0"]))
+    unchained = _golden_event(instance_id="", prev_hash="", hash="", seq=0, commitments={}, salts={}, mac="")
+    chained = chain.append(dataclasses.replace(unchained, timestamp_ms=1), timestamp_ms=1_767_225_600_123)
+    golden = _golden_event()
+    assert chained == golden
+    assert list(chained.salts) == list(golden.salts) and list(chained.commitments) == list(golden.commitments)
+    assert chain.head == ChainHead(seq=42, hash=_GOLDEN_HASH)
+    # a field orjson cannot write fails that event alone and leaves the chain where it was
+    with pytest.raises(TypeError):
+        chain.append(dataclasses.replace(unchained, categories={"x": {1, 2}}))  # type: ignore[dict-item]
+    assert chain.head == ChainHead(seq=42, hash=_GOLDEN_HASH)
