@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consent_gateway.compiled import COMPILED_MODULES, PURE_ENV, core_path, running_compiled
-from consent_gateway.html import holdback
+from consent_gateway.html import holdback, scanner
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_PAGES = Path(os.environ.get("CG_REAL_PAGES") or ROOT.parent / "shared" / "data" / "real-pages")
@@ -58,7 +58,8 @@ def test_ci_runs_the_compiled_core_it_built() -> None:
     for module in COMPILED_MODULES:
         loaded = sys.modules.get(module) or __import__(module, fromlist=["_"])
         assert not str(loaded.__file__).endswith(".py"), module
-    assert holdback._native_parse is not None  # the C attribute reader built with them
+    assert holdback._native_parse is not None  # the C readers built with them
+    assert scanner._native_tag_rest_end is not None
 
 
 _TAG_BYTES = [b"<", b">", b"a", b"SRC", b"=", b"'", b'"', b" ", b"\t", b"\n", b"\f", b"\r", b"\x0b", b"/", b"x",
@@ -78,6 +79,21 @@ def test_the_c_attribute_reader_reads_every_tag_as_the_python_one(parts: list[by
     native = holdback._native_parse(tag, holdback.Attribute)
     assert native == holdback._parse_attributes(tag)
     assert all(type(attribute) is holdback.Attribute for attribute in native[1])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from([*_TAG_BYTES, b"=>", b' "a>b" ']), max_size=24), st.integers(0, 4),
+       st.integers(0, 3))
+def test_the_c_tag_end_reader_ends_every_tag_where_the_pattern_does(parts: list[bytes], pos: int,
+                                                                    short: int) -> None:
+    """Where a tag's rest ends (after its ">"), or that it is not complete (an open quote, no ">" yet),
+    within the whole buffer or a shorter reach: as ``scanner.TAG_REST`` says."""
+    _needs_compiled()
+    data = b"".join(parts)
+    assert scanner._native_tag_rest_end is not None
+    endpos = max(0, len(data) - short)
+    m = scanner.TAG_REST.match(data, pos, endpos)
+    assert scanner.tag_rest_end(data, pos, endpos) == (-1 if m is None else m.end())
 
 
 def test_pure_env_runs_the_python_modules() -> None:

@@ -157,9 +157,63 @@ static PyObject *parse_attributes(PyObject *module, PyObject *const *args, Py_ss
     return result;
 }
 
+/* tag_rest_end(data: bytes, pos: int, endpos: int) -> int: where scanner.TAG_REST matched at ``pos`` (within
+ * data[:endpos]) ends, -1 where it does not match. The rest of a tag after its name: whitespace and "/",
+ * attributes (a name, then maybe whitespace, "=", whitespace and a value: quoted, which must be closed, else
+ * unquoted up to whitespace or ">"), then ">". A quoted value left open means more bytes are needed: -1. */
+static PyObject *tag_rest_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "tag_rest_end(data: bytes, pos: int, endpos: int)");
+        return NULL;
+    }
+    Py_ssize_t p = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+    if ((p == -1 || n == -1) && PyErr_Occurred()) return NULL;
+    const char *data = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (n > size) n = size;
+    if (p < 0) p = 0;
+    for (;;) {
+        if (p >= n) return PyLong_FromLong(-1);
+        unsigned char c = (unsigned char)data[p];
+        if (c == '>') return PyLong_FromSsize_t(p + 1);
+        if (is_ws(c) || c == '/') {
+            p++;
+            continue;
+        }
+        /* an attribute name: its first byte may be "=" or a quote */
+        p++;
+        while (p < n) {
+            c = (unsigned char)data[p];
+            if (is_ws(c) || c == '/' || c == '>' || c == '=') break;
+            p++;
+        }
+        Py_ssize_t q = p;
+        while (q < n && is_ws((unsigned char)data[q])) q++;
+        if (q >= n || data[q] != '=') continue; /* a bare name: whitespace after it is read next */
+        q++;
+        while (q < n && is_ws((unsigned char)data[q])) q++;
+        if (q < n && (data[q] == '"' || data[q] == '\'')) {
+            const char *found = memchr(data + q + 1, data[q], (size_t)(n - q - 1));
+            if (found == NULL) return PyLong_FromLong(-1); /* an open quote: not complete here */
+            p = (found - data) + 1;
+            continue;
+        }
+        while (q < n) {
+            c = (unsigned char)data[q];
+            if (is_ws(c) || c == '>') break;
+            q++;
+        }
+        p = q;
+    }
+}
+
 static PyMethodDef methods[] = {
     {"parse_attributes", (PyCFunction)(void (*)(void))parse_attributes, METH_FASTCALL,
      "(end of the tag name, attributes) of a complete start tag, as holdback._parse_attributes reads them."},
+    {"tag_rest_end", (PyCFunction)(void (*)(void))tag_rest_end, METH_FASTCALL,
+     "Where scanner.TAG_REST matched at pos (within data[:endpos]) ends, -1 where it does not match."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from .cache import HEAD_MARK
-from .scanner import DELIM, TAG_REST
+from .scanner import DELIM, tag_rest_end
 from .states import Mode, NeedMore
 from .text_states import Out, TextStates
 
@@ -76,12 +76,12 @@ class HeadPlacement(TextStates):
     def _pre_head_tag_end(self, data: bytes, pos: int, name_end: int, final: bool) -> int:
         """The end of an <html> or <head> start tag, or -1 when it is longer than the buffer: decided on
         the tag's length, not on how much of it this buffer holds, so that any chunking agrees."""
-        rest = TAG_REST.match(data, name_end)
-        if rest is None and len(data) - pos <= self.max_buffer_bytes and not final:
+        rest = tag_rest_end(data, name_end)
+        if rest < 0 and len(data) - pos <= self.max_buffer_bytes and not final:
             raise NeedMore(pos)
-        if rest is None or rest.end() - pos > self.max_buffer_bytes:
+        if rest < 0 or rest - pos > self.max_buffer_bytes:
             return -1
-        return rest.end()
+        return rest
 
     def _place_mark(self, out: Out) -> None:
         """The banner block goes here, or after the <meta charset> still ahead."""

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from typing import Any
 
+from ..compiled import core_path
 from .holdback import HOLD_TAG_NAMES
 
 _hs: Any
@@ -36,6 +38,32 @@ TAG_REST_SRC = (
     rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\t\n\f\r >]*+)|(?![\t\n\f\r ]*+=)))*+>"
 )
 TAG_REST = re.compile(TAG_REST_SRC)
+
+
+def _native_tag_rest() -> Callable[[bytes, int, int], int] | None:
+    """The C reader of a tag's rest built beside the compiled core (``_attrs.c``); None on the pure path."""
+    if core_path()[0] != "compiled":
+        return None
+    try:
+        from ._attrs import tag_rest_end as native
+    except ImportError:  # pragma: no cover - built together with the compiled modules
+        return None
+    return native
+
+
+_native_tag_rest_end = _native_tag_rest()
+
+
+def tag_rest_end(data: bytes, pos: int, endpos: int = -1) -> int:
+    """Where ``TAG_REST`` matched at ``pos`` (within ``data[:endpos]``) ends, after the tag's ">"; -1 where it
+    does not match (the tag is not complete there)."""
+    if endpos < 0:
+        endpos = len(data)
+    if _native_tag_rest_end is not None:
+        return _native_tag_rest_end(data, pos, endpos)
+    m = TAG_REST.match(data, pos, endpos)
+    return -1 if m is None else m.end()
+
 #: the common well-formed subset of a tag (quoted values, plain unquoted values, bare names), which `re` runs
 #: several times faster; whenever it matches, the tokenizer reads the tag the same way, and when it does
 #: not, the exact TAG_REST_SRC is tried

@@ -10,7 +10,7 @@ import re
 
 from .css import OPENING_MAX_BYTES, hold_back_css
 from .decisions import DocumentHoldback, may_hold_css
-from .scanner import DELIM, HOLD_KINDS, RAWTEXT, TAG_REST, BufferScan, names_re
+from .scanner import DELIM, HOLD_KINDS, RAWTEXT, BufferScan, names_re, tag_rest_end
 from .states import (
     SCRIPT_DATA_TOKENS,
     SCRIPT_TOKENS,
@@ -133,12 +133,12 @@ class TextStates:
             raise NeedMore(keep)
         if m.start() > pos:
             out.append(data[pos : m.start()])
-        tag_end = TAG_REST.match(data, m.end())
-        if tag_end is None:
+        tag_end = tag_rest_end(data, m.end())
+        if tag_end < 0:
             raise NeedMore(m.start())
-        out.append(data[m.start() : tag_end.end()])
+        out.append(data[m.start() : tag_end])
         self.mode = _DATA
-        return tag_end.end()
+        return tag_end
 
     def _noscript(self, data: bytes, pos: int, final: bool, out: Out) -> int:
         """<noscript> content is text to a browser that runs scripts (so only </noscript> ends it) and
@@ -164,8 +164,8 @@ class TextStates:
             # A tag is read only within max_buffer_bytes of its "<" (and before the end tag): how far the
             # buffer reaches must not change what is read.
             reach = m.start() + self.max_buffer_bytes
-            rest = TAG_REST.match(data, m.end(), min(end_m.start() if end_m is not None else n, reach))
-            if rest is None:
+            rest = tag_rest_end(data, m.end(), min(end_m.start() if end_m is not None else n, reach))
+            if rest < 0:
                 if end_m is None and n < reach and not final:
                     self._css_text(data, pos, m.start(), out)
                     raise NeedMore(m.start())
@@ -177,19 +177,19 @@ class TextStates:
                 continue
             self._css_text(data, pos, m.start(), out)
             name = m.group("tag").lower().decode()
-            out.append(self._hold(data[m.start() : rest.end()], "img" if name == "image" else name, m.start()))
-            pos = rest.end()
+            out.append(self._hold(data[m.start() : rest], "img" if name == "image" else name, m.start()))
+            pos = rest
         if end_m is None:
             if final:
                 raise NeedMore(self._css_text(data, pos, n, out))
             raise NeedMore(self._css_text(data, pos, max(pos, limit), out, n))
         self._css_text(data, pos, end_m.start(), out)
-        tag_end = TAG_REST.match(data, end_m.end())
-        if tag_end is None:
+        tag_end = tag_rest_end(data, end_m.end())
+        if tag_end < 0:
             raise NeedMore(end_m.start())
-        out.append(data[end_m.start() : tag_end.end()])
+        out.append(data[end_m.start() : tag_end])
         self.mode = _DATA
-        return tag_end.end()
+        return tag_end
 
     # scripts --------------------------------------------------------------------------------------------
 
@@ -218,11 +218,11 @@ class TextStates:
                 if classify and start - pos > limit:
                     scan = start
                     continue  # handled by the too-long branch above
-                tag_end = TAG_REST.match(data, m.end() - 1)
-                if tag_end is None:
+                tag_end = tag_rest_end(data, m.end() - 1)
+                if tag_end < 0:
                     keep = start
                     break
-                return self._end_script(data, pos, start, tag_end.end(), classify, out)
+                return self._end_script(data, pos, start, tag_end, classify, out)
             step = script_escape_step(data, m, state)
             if step is None:
                 keep = start

@@ -29,10 +29,10 @@ from .scanner import (
     MARKUP_IN_SELECT,
     MIN_SCAN_BYTES,
     RAWTEXT,
-    TAG_REST,
     TOO_LONG_INERT,
     Modes,
     native_scanner_for,
+    tag_rest_end,
     text_end,
 )
 from .states import LongTag, Mode, NeedMore, ScriptState, TokenizerState
@@ -167,7 +167,7 @@ class Tokenizer(HeadPlacement):
                 return self._not_a_candidate(data, pos, final, out)
             group = m.lastgroup
             if group == "tag" or group == "styled":
-                if group == "styled" and TAG_REST.match(data, m.end()) is None:
+                if group == "styled" and tag_rest_end(data, m.end()) < 0:
                     return self._not_a_candidate(data, pos, final, out)  # cut or long: streamed as it is
                 name = m.group(group).lower().decode("latin-1")
                 pos = self._start_tag(data, pos, m.end(), name, final, out)
@@ -215,17 +215,17 @@ class Tokenizer(HeadPlacement):
 
     def _end_tag(self, data: bytes, pos: int, after_name: int, closed: str, out: Out) -> int:
         """An end tag that may close svg/math content."""
-        m = TAG_REST.match(data, after_name)
-        if m is None:
+        tag_end = tag_rest_end(data, after_name)
+        if tag_end < 0:
             raise NeedMore(pos)
         if closed == "head":  # only a candidate while the banner block waits for a <meta charset>
             self._place_deferred_mark(out)
-        out.append(data[pos : m.end()])
+        out.append(data[pos:tag_end])
         if closed in ("p", "br") and self._foreign:
             self._foreign = ()
         elif closed in self._foreign:  # an end tag without its start tag open is ignored
             self._foreign = self._foreign[: len(self._foreign) - 1 - self._foreign[::-1].index(closed)]
-        return m.end()
+        return tag_end
 
     def _landmark(self, tag: bytes, name: str, pos: int, end: int, out: Out) -> int:
         """<meta> or <body> while the banner block waits for a <meta charset>: it goes after the first
@@ -242,10 +242,9 @@ class Tokenizer(HeadPlacement):
 
     def _start_tag(self, data: bytes, pos: int, name_end: int, name: str, final: bool, out: Out) -> int:
         """Handle a complete candidate start tag at ``pos``; return where scanning resumes."""
-        m = TAG_REST.match(data, name_end)
-        if m is None:
+        end = tag_rest_end(data, name_end)
+        if end < 0:
             return self._unfinished_start_tag(data, pos, name_end, name, out)
-        end = m.end()
         if end - pos > self.max_buffer_bytes:  # as if the buffer had cut it: the same at every chunking
             return self._start_tag_too_long(data, pos, name_end, name, out)
         tag = data[pos:end]
