@@ -360,6 +360,23 @@ def test_generic_tag_longer_than_the_buffer_streams_through_unchanged(chunk_size
 
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
+def test_a_long_tag_that_may_carry_css_has_its_style_shadowed(chunk_size: int | None) -> None:
+    """Any element too long to read whose first part shows "style" and a "(": its style attribute (a CSS
+    url() to a tracker) is shadowed by an empty one written first, which a browser keeps (fail closed)."""
+    style = b'style="background:url(https://www.google-analytics.com/a.gif)"'
+    page = (b"<html><head></head><body><div " + style + b" data-x='" + b"b>" * 3000 + b"'>x</div>"
+            b"<span " + style + b">short</span></body></html>")
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=1024)
+    assert out.startswith(b"<html><head>" + HEAD + b'</head><body><div data-cg-bailout="" style="" ' + style)
+    assert b"b>" * 3000 + b"'>x</div>" in out
+    assert b"<span style=\"background:url(data:,cg;analytics;google-analytics;" in out  # short: read and held
+    assert metrics.value("rewrite_bailouts_total", reason="tag_too_long") == 1
+    # the same element for a visitor who allowed everything: as it is
+    assert rewrite(page, chunk_size, max_buffer_bytes=1024, decision=_everything())[0] == page.replace(
+        b"<head>", b"<head>" + HEAD)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
 def test_inline_script_longer_than_the_buffer_runs_unless_its_first_part_shows_a_tracker(
     chunk_size: int | None,
 ) -> None:

@@ -17,9 +17,11 @@ from ..urls import clean_url
 from .cache import TAG_CACHE_MAX_ENTRIES, TAG_CACHE_MAX_TAG_BYTES, Sighting
 from .css import has_css_fetch_hint, held_token, hold_back_css, token_url
 from .holdback import (
+    BAILOUT_MARK,
     ELEMENT_KINDS,
     HOLD_TAG_NAMES,
     INERT_ATTRS,
+    INERT_STYLE,
     hold_back_tag,
     note_third_parties,
     parse_attributes,
@@ -239,9 +241,10 @@ class DocumentHoldback:
         name_end, _ = parse_attributes(tag)
         return tag[:name_end] + self.inert_attributes(kind, reason) + tag[name_end:]
 
-    def inert_attributes(self, kind: str, reason: str) -> bytes:
+    def inert_attributes(self, kind: str | None, reason: str) -> bytes:
         """Fail closed on a tag that cannot be read: what to write right after its name. Counted, and never
-        cached (the decision depends on where the buffer limit fell).
+        cached (the decision depends on where the buffer limit fell). ``kind`` None: a tag that fetches
+        nothing by its own attributes, whose style attribute alone is made inert.
 
         The inert form hides the tag's own URLs from the DOM (first duplicate attribute wins), so the banner
         cannot restore it in place: once the visitor allowed everything, the page comes with the tag as it
@@ -251,4 +254,4 @@ class DocumentHoldback:
             metrics.inc("rewrite_passthrough_total", reason=reason)
             return b""
         metrics.inc("rewrite_bailouts_total", reason=reason)
-        return INERT_ATTRS[kind]
+        return (INERT_ATTRS[kind] if kind is not None else BAILOUT_MARK) + INERT_STYLE

@@ -141,6 +141,10 @@ INERT_ATTRS: dict[str, bytes] = {
     "meta": b' http-equiv="" data-cg-bailout=""',
     "a": b' ping="" data-cg-bailout=""',
 }
+#: what a bail-out writes after the name of any other tag it cannot read
+BAILOUT_MARK = b' data-cg-bailout=""'
+#: and after every name, tracker-capable or not: its style attribute (CSS url(), @import) is not read either
+INERT_STYLE = b' style=""'
 #: a refresh's content: the delay, then "; url=" (each part optional) and the URL, maybe quoted
 _REFRESH_RE = re.compile(
     r"[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:[uU][rR][lL][\t\n\f\r ]*=[\t\n\f\r ]*)?(.*)", re.DOTALL

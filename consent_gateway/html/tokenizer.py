@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from ..catalog import Catalog
 from ..urls import attribute_url, base_url
+from .css import has_css_fetch_hint
 from .decisions import DocumentHoldback, inert_all
 from .head import HeadPlacement
 from .holdback import first_value, parse_attributes, script_is_executable
@@ -192,10 +193,13 @@ class Tokenizer(HeadPlacement):
         """A "<" the candidate patterns do not read: a tag that does not matter, still incomplete."""
         generic = _GENERIC_NAME.match(data, pos)
         if not final and len(data) - pos > self.max_buffer_bytes and generic:
-            name = data[pos + 1 : generic.end()].lower().decode("latin-1")
-            if name in CONDITIONAL and self._shows_conditional_word(data, pos, generic.end(), name):
-                return self._too_long_tag(data, pos, generic.end(), name, out)
-            # too long to keep: stream it while tracking its end
+            name_end = generic.end()
+            name = data[pos + 1 : name_end].lower().decode("latin-1")
+            if name in CONDITIONAL and self._shows_conditional_word(data, pos, name_end, name):
+                return self._too_long_tag(data, pos, name_end, name, out)
+            if data[pos + 1] != 0x2F and self._may_hold_css(data, pos, name_end):
+                return self._long_styled_tag(data, pos, name_end, out)
+            # nothing to read in it: stream it while tracking its end
             self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.NAME, _DATA
             return pos
         raise NeedMore(pos)
@@ -287,10 +291,27 @@ class Tokenizer(HeadPlacement):
         unread (its attributes are never looked at, as where a chunk boundary cut it)."""
         if name in TOO_LONG_INERT or (name in CONDITIONAL and self._shows_conditional_word(data, pos, name_end, name)):
             return self._too_long_tag(data, pos, name_end, name, out)
-        out.append(data[pos:name_end])
         if self._foreign and name in BREAKOUT:
             self._foreign = ()
         then = self._mode_after(name, None)
+        if self._may_hold_css(data, pos, name_end):
+            return self._long_styled_tag(data, pos, name_end, out, then)
+        out.append(data[pos:name_end])
+        self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.BEFORE_ATTR, then
+        return name_end
+
+    def _may_hold_css(self, data: bytes, pos: int, name_end: int) -> bool:
+        """Whether a start tag too long to read may carry a CSS url() in a style attribute, decided on its first
+        buffer's worth of bytes ("style" and a "(" or what encodes one), so that a whole tag and a cut one
+        agree (a tag whose first "(" comes later is streamed unread: see the README's limits)."""
+        first = data[name_end : pos + self.max_buffer_bytes]
+        return has_css_fetch_hint(first) and b"style" in first.lower()
+
+    def _long_styled_tag(self, data: bytes, pos: int, name_end: int, out: Out, then: Mode = _DATA) -> int:
+        """A start tag too long to read that may carry CSS: streamed unread, its style attribute shadowed by
+        an empty one written first (first duplicate wins)."""
+        out.append(data[pos:name_end])
+        out.append(self._holdback.inert_attributes(None, "tag_too_long"))
         self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.BEFORE_ATTR, then
         return name_end
 
