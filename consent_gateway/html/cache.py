@@ -6,7 +6,7 @@ cut points depend only on the bytes around them (:func:`segment_cuts`): a page t
 request in a few places (CSRF tokens, a user name, timestamps) is served from the cache but for the
 segments holding the changes, wherever they are and whatever their length; a segment holding a change is
 read in pieces of ~100 bytes (:func:`piece_cuts`), so only the piece holding it is read again. A chunk read in
-segments leaves its layout (:meth:`ChunkCache.layout`): the next variant of it is read along it, each run of
+segments leaves its layout (:meth:`ChunkCache.layouts`): the next variant of it is read along it, each run of
 unchanged segments checked by one digest and replayed at once. The per-request banner block is not in the
 cached bytes: only its insertion point is (``HEAD_MARK``).
 """
@@ -37,8 +37,13 @@ CACHE_SEGMENT_BYTES = 512
 CACHE_SEGMENT_MAX_BYTES = 4096
 #: a segment never seen before (it holds a change) is read in pieces of at least this size (see piece_cuts)
 CACHE_PIECE_BYTES = 64
-#: a chunk's layout (see ChunkCache.layout) is found by the digest of its first bytes, besides its key's prefix
+#: a chunk's layout (see ChunkCache.layouts) is found by the digest of its first bytes, besides its key's prefix
 LINEAGE_BYTES = 256
+#: layouts kept per lineage (pages of one site share their first bytes)
+LAYOUT_WAYS = 4
+#: when none of a lineage's layouts fits a chunk, a layout is made of it every this many times (more pages
+#: of a site than ways, or a page that changed for good), not every time: making one costs a rewrite's worth
+LAYOUT_RETRY = 16
 #: what one layout item costs (a tuple, its key's, its first bytes), counted against the layouts' budget
 #: (max_bytes // 8)
 LAYOUT_ITEM_BYTES = 192
@@ -108,8 +113,10 @@ class ChunkCache:
         self._seen: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._seen_segments: set[bytes] = set()
         #: the layout of each chunk read in segments, by its lineage (see layout); an LRU within max_bytes // 8
-        self._layouts: collections.OrderedDict[Any, Layout] = collections.OrderedDict()
+        self._layouts: collections.OrderedDict[Any, tuple[Layout, ...]] = collections.OrderedDict()
         self._layouts_bytes = 0
+        #: chunks of each lineage that none of its layouts fitted (see layout_missed)
+        self._layout_misses: dict[Any, int] = {}
         #: small numbers standing for the values keys are made of (see intern); never given twice
         self._ids: dict[Any, int] = {}
         self._ids_bytes = 0
@@ -188,30 +195,49 @@ class ChunkCache:
         seen.update(digests)
         return known
 
-    def layout(self, lineage: Any) -> Layout | None:
-        """How the last chunk of this lineage (catalog, decision, state, first bytes) was read: its runs of
-        segments found in the cache are checked next time with one digest each, without cutting them again.
-        A hint only: every run is looked up by its key as any entry."""
-        layout = self._layouts.get(lineage)
-        if layout is not None:
-            self._layouts.move_to_end(lineage)
-        return layout
+    def layouts(self, lineage: Any) -> tuple[Layout, ...]:
+        """How the last chunks of this lineage (catalog, decision, state, first bytes: pages of one site share
+        it) were read, the latest first, at most ``LAYOUT_WAYS``: the runs of segments found in the cache are
+        checked next time with one digest each, without cutting them again. A hint only: every run is looked
+        up by its key as any entry."""
+        ways = self._layouts.get(lineage)
+        if ways is None:
+            return ()
+        self._layouts.move_to_end(lineage)
+        return ways
 
-    def set_layout(self, lineage: Any, layout: Layout) -> None:
-        old = self._layouts.pop(lineage, None)
-        if old is not None:
-            self._layouts_bytes -= len(old) * LAYOUT_ITEM_BYTES
-        size = len(layout) * LAYOUT_ITEM_BYTES
-        if not layout or size > self.max_bytes // 64:
+    def layout_wanted(self, lineage: Any, ways: int) -> bool:
+        """Whether to make a layout of a chunk of this lineage that no layout fitted (``ways``: the lineage's
+        layouts): on its second sighting (a lineage seen once, e.g. the later chunks of a stream whose first
+        bytes shift, never comes back), in a free way, or every ``LAYOUT_RETRY``-th time."""
+        if not ways:
+            return self.seen_before(("layout", lineage))
+        if ways < LAYOUT_WAYS:
+            return True
+        misses = self._layout_misses.get(lineage, 0) + 1
+        self._layout_misses[lineage] = misses
+        return misses % LAYOUT_RETRY == 0
+
+    def set_layout(self, lineage: Any, layout: Layout, replacing: Layout | None = None) -> None:
+        """Keep a chunk's layout first among its lineage's, in place of the one it was read along (if any)."""
+        old = self._layouts.pop(lineage, ())
+        self._layouts_bytes -= sum(len(way) for way in old) * LAYOUT_ITEM_BYTES
+        ways = [way for way in old if way is not replacing]
+        if layout and len(layout) * LAYOUT_ITEM_BYTES <= self.max_bytes // 64:
+            ways.insert(0, layout)
+        kept = tuple(ways[:LAYOUT_WAYS])
+        if not kept:
             return
-        self._layouts[lineage] = layout
-        self._layouts_bytes += size
+        self._layouts[lineage] = kept
+        self._layouts_bytes += sum(len(way) for way in kept) * LAYOUT_ITEM_BYTES
         while self._layouts_bytes > self.max_bytes // 8:  # one at a time: never a long pause
-            _, dropped = self._layouts.popitem(last=False)
-            self._layouts_bytes -= len(dropped) * LAYOUT_ITEM_BYTES
+            dropped_lineage, dropped = self._layouts.popitem(last=False)
+            self._layouts_bytes -= sum(len(way) for way in dropped) * LAYOUT_ITEM_BYTES
+            self._layout_misses.pop(dropped_lineage, None)
 
     def clear(self) -> None:
         self._layouts.clear()
+        self._layout_misses.clear()
         self._layouts_bytes = 0
         self._entries.clear()
         self._seen.clear()

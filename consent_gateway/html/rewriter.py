@@ -24,6 +24,7 @@ from .cache import (
     CACHE_MIN_CHUNK_BYTES,
     CACHE_PIECE_BYTES,
     CACHE_SEGMENT_BYTES,
+    CACHE_SEGMENT_MAX_BYTES,
     CACHE_WHOLE_AT_ONCE_BYTES,
     CHUNK_CACHE,
     LAYOUT_HEAD_BYTES,
@@ -258,10 +259,19 @@ class HoldbackRewriter:
         # The layout of the chunk's last variant (same catalog, decision, state and first bytes): its runs of
         # unchanged segments are checked with one digest each, its changed spans read again.
         lineage = (*whole_key[:3], _cache.digest(self._pending, chunk[:LINEAGE_BYTES]))
-        layout = cache.layout(lineage)
-        start, cacheable, same = 0, True, layout is not None
-        if layout is not None:
-            start, cacheable, same = self._follow(cache, chunk, layout, parts, held, noted, trail)
+        layout: Layout | None = None
+        ends: list[int] | None = None
+        ways = cache.layouts(lineage)
+        for way in ways:
+            ends = self._fit(chunk, way)
+            if ends is not None:
+                layout = way
+                break
+        start, cacheable, same = 0, True, False
+        if layout is not None and ends is not None:
+            start, cacheable, same = self._follow(cache, chunk, layout, ends, parts, held, noted, trail)
+        else:
+            same = not cache.layout_wanted(lineage, len(ways))
         if start < len(chunk):
             cuts = segment_cuts(chunk)  # from the chunk's start, so they fall where they fell before
             if start:
@@ -280,9 +290,9 @@ class HoldbackRewriter:
             else:
                 cacheable = self._segments(cache, chunk, start, cuts, digests, known, parts, held, noted,
                                            trail) and cacheable
-                same = False
+                same = same and layout is None  # (a layout followed part of the way is made again)
         if not same:
-            cache.set_layout(lineage, self._layout(cache, chunk, trail))
+            cache.set_layout(lineage, self._layout(cache, chunk, trail), layout)
         # Kept whole from its second time on: a page that varies from request to request never comes back.
         if cacheable and cache.seen_before(whole_key):
             cache.put(whole_key, parts, self._tokenizer.state(), self._pending, held, noted)
@@ -297,26 +307,46 @@ class HoldbackRewriter:
                       self._holdback.noted)
         return self._join(chunk_parts)
 
-    def _follow(self, cache: ChunkCache, chunk: bytes, layout: Layout, parts: list[bytes | None], held: list[str],
-                noted: list[Sighting], trail: list[Step]) -> tuple[int, bool, bool]:
-        """Rewrite the chunk along the layout of its last variant: each run of segments found then is checked
-        by the digest of its bytes and replayed at once; each span read again then (a change) is looked up,
-        else read again. Stops where the chunk differs from the layout: (where, cacheable so far, whether the
-        layout still describes the chunk)."""
-        cacheable, same = True, True
-        tokenizer = self._tokenizer
-        restore: CachedChunk | None = None
+    def _fit(self, chunk: bytes, layout: Layout) -> list[int] | None:
+        """Where each span of the layout ends in this chunk, when every run of it is there (checked by its
+        digest; a changed span ends where the run after it is found): else None, and the layout (of another
+        page of the same site, say) is not followed."""
+        ends: list[int] = []
         pos, n = 0, len(chunk)
         last = len(layout) - 1
         for i, (length, key, _) in enumerate(layout):
             end = pos + length
+            if key is None:
+                end = self._run_after(chunk, pos, end, layout[i + 1]) if i < last else n
+                if end < 0:
+                    return None
+            elif i == 0 or layout[i - 1][1] is not None:  # (else checked with the span before it)
+                if end > n:
+                    return None
+                if i == 0:
+                    if key[2] != len(self._pending) or key[3] != _cache.digest(self._pending, chunk[:end]):
+                        return None
+                elif key[2] == 0 and key[3] != _cache.digest(b"", chunk[pos:end]):
+                    return None
+            ends.append(end)
+            pos = end
+        return ends if pos == n else None
+
+    def _follow(self, cache: ChunkCache, chunk: bytes, layout: Layout, ends: list[int], parts: list[bytes | None],
+                held: list[str], noted: list[Sighting], trail: list[Step]) -> tuple[int, bool, bool]:
+        """Rewrite the chunk along the layout of its last variant: each run of segments found then is checked
+        by the digest of its bytes (``ends``: see _fit) and replayed at once; each span read again then (a
+        change) is looked up, else read again. Stops where the tokenizer's state is not the run's: (where,
+        cacheable so far, whether the layout still describes the chunk)."""
+        cacheable, same = True, True
+        tokenizer = self._tokenizer
+        restore: CachedChunk | None = None
+        pos, n = 0, len(chunk)
+        for i, (_, key, _) in enumerate(layout):
+            end = ends[i]
             if key is None:  # read again last time (a change): read again up to where the run after it starts
-                if i < last:
-                    end = self._run_after(chunk, pos, end, layout[i + 1])
-                    if end < 0:
-                        break
-                else:
-                    end = n
+                if end - pos > CACHE_SEGMENT_MAX_BYTES:
+                    break  # more than a change: the segment walk takes over
                 if restore is not None:
                     tokenizer.restore(restore.state)
                     restore = None
@@ -324,22 +354,19 @@ class HoldbackRewriter:
                     before = len(trail)
                     segment_digest = _cache.digest(b"", chunk[pos:end])
                     cacheable = self._segments(cache, chunk, pos, (end,), (segment_digest,),
-                                               cache.seen_pieces((segment_digest,)), parts, held, noted, trail,
-                                               split=False) and cacheable
-                    if trail[before].hit is not None or trail[before].kept:
-                        same = False  # found or kept now: part of a run next time
+                                               cache.seen_pieces((segment_digest,)), parts, held, noted,
+                                               trail) and cacheable
+                    if len(trail) != before + 1 or trail[before].hit is not None or trail[before].kept:
+                        same = False  # found, kept or read in pieces now: the layout changes
                 pos = end
                 continue
-            if end > n:
-                return pos, cacheable, False
             pending = self._pending
             state_id = self._state_id
             if state_id is None:
                 state = tokenizer.state()
                 state_id = self._state_id = cache.intern(state, _cache.state_bytes(state))
             if key[1] != state_id or key[2] != len(pending) or (
-                    (pending or i == 0 or layout[i - 1][1] is not None)
-                    and key[3] != _cache.digest(pending, chunk[pos:end])):  # (else checked before the span)
+                    pending and key[3] != _cache.digest(pending, chunk[pos:end])):  # (else checked by _fit)
                 break
             hit = cache.get(key)
             if hit is None:
@@ -453,9 +480,12 @@ class HoldbackRewriter:
         i, count = 0, len(trail)
         while i < count:
             step = trail[i]
-            if step.hit is None:
-                layout.append((step.end - step.start, None, b""))
-                i += 1
+            if step.hit is None:  # spans read again side by side: one changed span
+                j = i + 1
+                while j < count and trail[j].hit is None:
+                    j += 1
+                layout.append((trail[j - 1].end - step.start, None, b""))
+                i = j
                 continue
             j = i + 1
             while j < count and trail[j].hit is not None:
@@ -480,6 +510,8 @@ class HoldbackRewriter:
             else:
                 layout.append((step.end - step.start, key, chunk[step.start : step.start + LAYOUT_HEAD_BYTES]))
                 i += 1
+        if all(key is None for _, key, _ in layout):
+            return ()  # nothing found in the cache: nothing to follow
         return tuple(layout)
 
     def _replayed_bytes(self, hit: CachedChunk) -> bytes:
