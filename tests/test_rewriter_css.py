@@ -123,3 +123,16 @@ def test_a_token_longer_than_the_limit_is_left_as_it_is() -> None:
     data_url = b"url(data:image/png;base64," + b"A" * 10000 + b")"
     page = b"<html><body><style>.x{background:" + data_url + b"}</style><p style='background:" + data_url + b"'>"
     assert rewrite(page)[0] == page
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7])
+def test_a_style_element_whose_text_looks_like_a_tag_is_read_as_css(chunk_size: int | None) -> None:
+    """<style>'s text is CSS to a browser (outside a <select>) even where it looks like a tracker-capable tag:
+    a quoted value hiding the next "<" must not hide a url() behind it."""
+    page = (b"<style/><a ping='<p STYLE='color:red;background-image:URL( \"//bat.bing.com/action/0\" )'>"
+            b"</style><p>after</p>")
+    out, _ = rewrite(page, chunk_size)
+    assert LIVE.findall(out) == []
+    assert HELD.findall(out) == [(b"marketing", b"microsoft-uet",
+                                  b"URL%28%20%22%2F%2Fbat.bing.com%2Faction%2F0%22%20%29")]
+    assert out.endswith(b"</style><p>after</p>")

@@ -17,6 +17,7 @@ from consent_gateway.catalog import URL_KINDS, Catalog
 from consent_gateway.decision import Decision
 from consent_gateway.html import HoldbackRewriter
 from consent_gateway.html.holdback import JS_TYPES
+from consent_gateway.html.scanner import tag_rest_end
 
 CATALOG = Catalog.builtin()
 NOTHING = Decision(granted=frozenset({"necessary"}))
@@ -197,6 +198,21 @@ def live_trackers(page: bytes | str) -> list[str]:
     return found
 
 
+def _late_in_unread_tags(page: bytes, found: list[str], limit: int) -> list[str]:
+    """The documented limit (README, CSS): a start tag longer than the buffer streams unread unless its first
+    buffer's worth shows a "(" (or what encodes one); a style url() further on in it is not held. The
+    trackers found whose URL lies past such a tag's first ``limit`` bytes (an over-approximation of "in
+    that tag's style": tags are found from every "<" and a letter, raw text or not)."""
+    tails = []
+    for m in re.finditer(rb"<[a-zA-Z]", page):
+        end = tag_rest_end(page, m.end())
+        end = len(page) if end < 0 else end
+        head = page[m.start() : m.start() + limit]
+        if end - m.start() > limit and b"(" not in head and b"&#" not in head and b"&lpar" not in head:
+            tails.append(page[m.start() + limit : end].decode("utf-8", "replace"))
+    return [item for item in found if any(item.partition(" ")[2] in tail for tail in tails)]
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(parts=fragments, cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
        repeat=st.sampled_from([1, 1, 40]))
@@ -208,7 +224,8 @@ def test_random_html_is_rewritten_the_same_at_any_chunking_and_no_tracker_surviv
     assert rewrite(page, [], NOTHING, accelerated=False) == whole
     assert rewrite(page, cuts, NOTHING) == whole
     assert rewrite(page, list(range(0, len(page), 7)), NOTHING) == whole
-    assert live_trackers(whole) == []
+    live = live_trackers(whole)
+    assert live == _late_in_unread_tags(page, live, 256)
 
 
 _UNTERMINATED_COMMENT = re.compile(rb"\s*(?:<html(?:[\t\n\f\r /][^>]*)?>\s*)?<[!?/]", re.I)

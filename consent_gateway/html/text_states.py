@@ -177,7 +177,9 @@ class TextStates:
                 continue
             self._css_text(data, pos, m.start(), out)
             name = m.group("tag").lower().decode()
-            out.append(self._hold(data[m.start() : rest], "img" if name == "image" else name, m.start()))
+            held = self._hold(data[m.start() : rest], "img" if name == "image" else name, m.start())
+            # to a browser outside a <select>, a <style>'s "tag" is CSS text too: its url()s are read as such
+            self._css_text(held, 0, len(held), out)
             pos = rest
         if end_m is None:
             if final:
