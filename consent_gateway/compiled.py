@@ -16,6 +16,7 @@ the package: the build hook reads ``COMPILED_MODULES`` from it too.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.machinery
 import importlib.util
 import json
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 #: the modules the build compiles: the rewriter's tokenizer, scanner and per-tag decisions
 COMPILED_MODULES = (
@@ -140,3 +142,15 @@ def running_compiled() -> bool:
 # build hook reads this file under another name.
 if __name__ == "consent_gateway.compiled":
     select()
+
+
+def native_function(name: str) -> Any:
+    """A function of the C helpers built beside the compiled core (``html/_attrs.c``; see C_EXTENSIONS), or
+    None on the pure path, where the caller's own Python code is the reference."""
+    if core_path()[0] != "compiled":
+        return None
+    try:
+        module = importlib.import_module(C_EXTENSIONS[0])
+    except ImportError:  # pragma: no cover - built together with the compiled modules
+        return None
+    return getattr(module, name)

@@ -334,16 +334,6 @@ class EventChain:
         # two plain attributes: a ChainHead per event costs more than a commitment
         self._seq, self._hash = head.seq, head.hash
 
-    def _salts(self) -> str:
-        """Fresh hex entropy for one event's salts (32 hex digits per personal field)."""
-        size = 32 * len(PERSONAL_FIELDS)
-        at = self._entropy_at
-        if at + size > len(self._entropy):
-            self._entropy = os.urandom(16 * len(PERSONAL_FIELDS) * self.ENTROPY_EVENTS).hex()
-            at = 0
-        self._entropy_at = at + size
-        return self._entropy[at : at + size]
-
     def append(self, event: ConsentEvent, *, timestamp_ms: int | None = None) -> ConsentEvent:
         """``event`` chained after the head (stamped ``timestamp_ms`` instead of its own time when given)."""
         size = 32 * len(PERSONAL_FIELDS)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..catalog import URL_KINDS, Catalog, VendorRule
-from ..compiled import core_path
+from ..compiled import native_function
 from ..decision import Decision
 from ..urls import attribute_url, host_of, resolve_url
 
@@ -201,18 +201,9 @@ def _parse_attributes(tag: bytes) -> tuple[int, list[Attribute]]:
     return name_end, attrs
 
 
-def _native_parser() -> Callable[[bytes, type[Attribute]], tuple[int, list[Attribute]]] | None:
-    """The C attribute reader built beside the compiled core (``_attrs.c``); None on the pure path."""
-    if core_path()[0] != "compiled":
-        return None
-    try:
-        from ._attrs import parse_attributes as native
-    except ImportError:  # pragma: no cover - built together with the compiled modules
-        return None
-    return native
-
-
-_native_parse = _native_parser()
+#: the C attribute reader built beside the compiled core (``_attrs.c``); None on the pure path
+_native_parse: Callable[[bytes, type[Attribute]], tuple[int, list[Attribute]]] | None = native_function(
+    "parse_attributes")
 
 
 def first_value(attrs: list[Attribute], name: bytes) -> bytes | None:

@@ -373,15 +373,7 @@ class HoldbackRewriter:
                 break
             restore = hit
             trail.append(Step(pos, end, key, hit, False))
-            self._state_id = hit.state_id
-            self._pending = hit.pending
-            parts.extend(hit.parts)
-            if hit.held:
-                held.extend(hit.held)
-                self.held_back.update(hit.held)
-            if hit.noted:
-                noted.extend(hit.noted)
-                self._note(hit.noted)
+            self._take_hit(hit, parts, held, noted)
             pos = end
         if restore is not None:
             tokenizer.restore(restore.state)
@@ -414,15 +406,7 @@ class HoldbackRewriter:
             if hit is not None:
                 restore = hit
                 trail.append(Step(start, end, key, hit, False))
-                self._state_id = hit.state_id
-                self._pending = hit.pending
-                parts.extend(hit.parts)
-                if hit.held:
-                    held.extend(hit.held)
-                    self.held_back.update(hit.held)
-                if hit.noted:
-                    noted.extend(hit.noted)
-                    self._note(hit.noted)
+                self._take_hit(hit, parts, held, noted)
                 start = end
                 continue
             if restore is not None:
@@ -526,6 +510,20 @@ class HoldbackRewriter:
         out = self._join(parts)
         memo[0], memo[1] = self.head_html, out
         return out
+
+    def _take_hit(self, hit: CachedChunk, parts: list[bytes | None], held: list[str], noted: list[Sighting]
+                  ) -> None:
+        """A span found in the cache, within a run of hits: its output, vendors and third parties appended,
+        its end state's number and pending bytes handed on (the tokenizer's state is restored once, later)."""
+        self._state_id = hit.state_id
+        self._pending = hit.pending
+        parts.extend(hit.parts)
+        if hit.held:
+            held.extend(hit.held)
+            self.held_back.update(hit.held)
+        if hit.noted:
+            noted.extend(hit.noted)
+            self._note(hit.noted)
 
     def _replay(self, hit: CachedChunk) -> Sequence[bytes | None]:
         self._tokenizer.restore(hit.state)

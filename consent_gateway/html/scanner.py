@@ -19,7 +19,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Any
 
-from ..compiled import core_path
+from ..compiled import native_function
 from .holdback import HOLD_TAG_NAMES
 
 _hs: Any
@@ -40,18 +40,8 @@ TAG_REST_SRC = (
 TAG_REST = re.compile(TAG_REST_SRC)
 
 
-def _native_tag_rest() -> Callable[[bytes, int, int], int] | None:
-    """The C reader of a tag's rest built beside the compiled core (``_attrs.c``); None on the pure path."""
-    if core_path()[0] != "compiled":
-        return None
-    try:
-        from ._attrs import tag_rest_end as native
-    except ImportError:  # pragma: no cover - built together with the compiled modules
-        return None
-    return native
-
-
-_native_tag_rest_end = _native_tag_rest()
+#: the C reader of a tag's rest built beside the compiled core (``_attrs.c``); None on the pure path
+_native_tag_rest_end: Callable[[bytes, int, int], int] | None = native_function("tag_rest_end")
 
 
 def tag_rest_end(data: bytes, pos: int, endpos: int = -1) -> int:
