@@ -198,6 +198,12 @@ def live_trackers(page: bytes | str) -> list[str]:
     return found
 
 
+#: svg/math content followed by </p> or </br>: since whatwg/html#6736 (2021; Blink, WebKit and Gecko alike) the
+#: end tag closes the foreign content, so a <title> after it is text; html5lib 1.1 keeps it foreign and
+#: would see markup where a browser sees none
+_FOREIGN_THEN_P_OR_BR = re.compile(rb"<(?:svg|math)[\t\n\f\r />].*?</(?:p|br)[\t\n\f\r />]", re.I | re.S)
+
+
 def _late_in_unread_tags(page: bytes, found: list[str], limit: int) -> list[str]:
     """The documented limit (README, CSS): a start tag longer than the buffer streams unread unless its first
     buffer's worth shows a "(" (or what encodes one); a style url() further on in it is not held. The
@@ -224,6 +230,8 @@ def test_random_html_is_rewritten_the_same_at_any_chunking_and_no_tracker_surviv
     assert rewrite(page, [], NOTHING, accelerated=False) == whole
     assert rewrite(page, cuts, NOTHING) == whole
     assert rewrite(page, list(range(0, len(page), 7)), NOTHING) == whole
+    if _FOREIGN_THEN_P_OR_BR.search(page):
+        reject()  # html5lib 1.1 predates the rule browsers and the rewriter follow (see the pattern)
     live = live_trackers(whole)
     assert live == _late_in_unread_tags(page, live, 256)
 
