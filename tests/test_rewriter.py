@@ -377,6 +377,16 @@ def test_a_long_tag_that_may_carry_css_has_its_style_shadowed(chunk_size: int | 
 
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
+def test_a_long_breakout_tag_ends_svg_or_math_content_as_a_short_one_does(chunk_size: int | None) -> None:
+    """<meta> ends math content whatever its length: the <style> after it is HTML, its url() read as CSS."""
+    page = (b"<html><head></head><body><math><meta http-equiv=refresh content='" + b"x" * 3000 + b"'>"
+            b"<style>.e{background:url(https://www.google-analytics.com/e.gif)}</style></body></html>")
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=1024)
+    assert b"<meta http-equiv=\"\" data-cg-bailout=\"\"" in out
+    assert b".e{background:url(data:,cg;analytics;google-analytics;" in out
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
 def test_inline_script_longer_than_the_buffer_runs_unless_its_first_part_shows_a_tracker(
     chunk_size: int | None,
 ) -> None:

@@ -385,7 +385,7 @@ class Tokenizer(HeadPlacement):
         """Fail closed on a tracker-capable tag too long to read: make it inert, stream the rest of it."""
         out.append(data[pos:name_end])
         out.append(self._holdback.inert_attributes(name, "tag_too_long"))
-        if self._foreign and name == "img":
+        if self._foreign and name in BREAKOUT:  # <img>, <meta>, <embed>… end svg/math content
             self._foreign = ()
         then = self._mode_after(name, None)
         self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.BEFORE_ATTR, then
