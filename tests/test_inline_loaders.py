@@ -18,6 +18,14 @@ NOTHING = Decision(granted=frozenset({"necessary"}), site=SITE)
 EVERYTHING = Decision(granted=frozenset({"necessary", "analytics", "marketing", "unclassified"}), site=SITE)
 
 
+def rewrite(page: bytes, decision: Decision = NOTHING, chunk_size: int | None = None
+            ) -> tuple[bytes, HoldbackRewriter]:
+    """The page rewritten for ``decision``, fed in chunks of ``chunk_size`` (whole by default)."""
+    rw = HoldbackRewriter(CATALOG, decision, b"", cache=None)
+    size = chunk_size or len(page)
+    return b"".join(rw.feed(page[i : i + size]) for i in range(0, len(page), size)) + rw.close(), rw
+
+
 def ids(body: bytes) -> list[str]:
     return [v.id if v.id != "unclassified" else f"unclassified:{v.name}" for v in loader_vendors(body, CATALOG, SITE)]
 
@@ -114,23 +122,19 @@ PAGE = (b"<html><head><script>var a=1;</script>"
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 7, 4096])
 def test_a_page_holds_generic_loaders_restorably_at_every_chunking(chunk_size: int | None) -> None:
-    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
-    size = chunk_size or len(PAGE)
-    out = b"".join(rw.feed(PAGE[i : i + size]) for i in range(0, len(PAGE), size)) + rw.close()
+    out, rw = rewrite(PAGE, chunk_size=chunk_size)
     assert b'<script type="text/plain" data-category="unclassified" data-cg-vendor="unclassified" nonce=n>' in out
     assert b'<script type="text/plain" data-category="analytics" data-cg-vendor="chartbeat">' in out
     assert b"<script>var a=1;</script>" in out
     assert rw.held_back == {"unclassified": 1, "chartbeat": 1}
-    everything = HoldbackRewriter(CATALOG, EVERYTHING, b"", cache=None)
-    assert everything.feed(PAGE) + everything.close() == PAGE
+    assert rewrite(PAGE, EVERYTHING)[0] == PAGE
 
 
 def test_a_vendor_include_that_builds_its_url_at_run_time_is_held_as_that_vendor() -> None:
     page = (b'<script>(function(s, p, d) { var h=d.location.protocol, i=p+"-"+s,'
             b' u=h==="https:"?"d1z2jf7jlzjs58.cloudfront.net":"static."+p+".com";'
             b' e = d.createElement(s); e.src = h+"//"+u+"/p.js"; })("script", "parsely", document);</script>')
-    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
-    out = rw.feed(page) + rw.close()
+    out, rw = rewrite(page)
     assert out.startswith(b'<script type="text/plain" data-category="analytics" data-cg-vendor="parsely">')
     assert rw.held_back == {"parsely": 1}
 
@@ -141,8 +145,7 @@ def test_the_sites_code_reading_a_tag_managers_data_layer_runs_while_the_tag_man
             b"<script>$(function(){if(window.utag_data.user){App.Login.start()}});</script>"
             b"<script>(function(a){a='//tags.tiqcdn.com/utag/acme/main/prod/utag.js';"
             b"var b=document.createElement('script');b.src=a;document.head.appendChild(b)})();</script>")
-    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
-    out = rw.feed(page) + rw.close()
+    out, rw = rewrite(page)
     assert out.count(b'<script type="text/plain"') == 1
     assert b"<script>$(function(){if(window.utag_data.user){App.Login.start()}});</script>" in out
     assert rw.held_back == {"tealium": 1}
@@ -157,8 +160,7 @@ def test_distroscales_embed_and_its_long_player_set_up_are_held_as_distroscale()
     assert len(set_up) > LOADER_SCAN_BYTES
     page = (b"<script>document.write('<scr'+'ipt async src=\"//c.jsrdn.com/s/cs.js?p=22507\"><\\/sc'+'ript>');"
             b"</script><script>" + set_up + b"</script>")
-    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
-    out = rw.feed(page) + rw.close()
+    out, rw = rewrite(page)
     assert out.count(b'<script type="text/plain" data-category="marketing" data-cg-vendor="distroscale">') == 2
     assert rw.held_back == {"distroscale": 2}
 
@@ -177,13 +179,10 @@ def test_a_consent_tools_loader_building_its_url_from_parts_is_held_as_unclassif
     # a site's former consent tool is a third party nobody classified (the catalog lists no consent tools):
     # it waits for consent like any other, and comes back with the "unclassified" category
     page = b"<html><head><script>" + EVIDON + b"</script></head><body><p>Hi</p></body></html>"
-    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
-    size = chunk_size or len(page)
-    out = b"".join(rw.feed(page[i : i + size]) for i in range(0, len(page), size)) + rw.close()
+    out, rw = rewrite(page, chunk_size=chunk_size)
     assert b'<script type="text/plain" data-category="unclassified" data-cg-vendor="unclassified">' + EVIDON in out
     assert rw.held_back == {"unclassified": 1}
-    everything = HoldbackRewriter(CATALOG, EVERYTHING, b"", cache=None)
-    assert everything.feed(page) + everything.close() == page
+    assert rewrite(page, EVERYTHING)[0] == page
 
 
 def test_a_long_first_party_script_that_joins_a_tracker_url_still_runs() -> None:
@@ -192,6 +191,6 @@ def test_a_long_first_party_script_that_joins_a_tracker_url_still_runs() -> None
     assert len(app) > LOADER_SCAN_BYTES
     assert ids(app) == []
     page = b"<script>" + app + b"</script>"
-    rw = HoldbackRewriter(CATALOG, NOTHING, b"", cache=None)
-    assert rw.feed(page) + rw.close() == page
+    out, rw = rewrite(page)
+    assert out == page
     assert rw.held_back == {}
