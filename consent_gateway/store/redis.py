@@ -291,7 +291,7 @@ class RedisConsentLog:
         keys = BatchKeys([self._k_ev, self._k_time, self._k_chains, self._k_erasures, self._k_aggdays])
         profiles: dict[tuple[Any, ...], int] = {}
         increments: list[list[list[Any]]] = []
-        days: dict[int, tuple[str, str, str, int]] = {}
+        days: dict[int, tuple[str, int]] = {}
         #: filter index values → their keys: events share them, so each batch names each key once
         index_keys: dict[tuple[Any, ...], list[int]] = {}
         rows: list[list[Any]] = []
@@ -312,7 +312,7 @@ class RedisConsentLog:
             day = days.get(profile[0])
             if day is None:
                 name = day_of(e.timestamp_ms)
-                day = days[profile[0]] = (name, *day_lex_bounds(name), keys(self._counter_key(name, "n")))
+                day = days[profile[0]] = (name, keys(self._counter_key(name, "n")))
             rows.append(
                 [
                     e.event_id,
@@ -326,8 +326,6 @@ class RedisConsentLog:
                     e.timestamp_ms,
                     index,
                     day[1],
-                    day[2],
-                    day[3],
                     day[0],
                     filter_keys,
                     choices_of(e),

@@ -135,13 +135,12 @@ end
 
 # KEYS: ev, t, chains, erasures, aggdays, then the batch's keys. ARGV[1]: a JSON array of rows
 # [event_id, time member, consent_id, its index key, instance, its chain key, seq, byte length of the
-# event's JSON, timestamp ms, profile, the day's low and high time bounds, the day's counter key, the day,
-# its filter index keys, its choices [[category, 1|0], …], its day's and month's indexes in ARGV[4]] (keys as
-# indexes into KEYS); ARGV[2]: the events'
-# JSON, concatenated; ARGV[3]: the profiles' increments, [[key, field, n], …] each; ARGV[4]: the batch's
-# visitor periods (``vkeys`` above); ARGV[5]: the months' first days (per-visitor counters, in aggdays). A
-# few arguments per batch, and no JSON escaped inside JSON: packing thousands of small arguments costs the
-# client more than the script costs Redis.
+# event's JSON, timestamp ms, profile, the day's counter key, the day, its filter index keys, its choices
+# [[category, 1|0], …], its day's and month's indexes in ARGV[4]] (keys as indexes into KEYS); ARGV[2]: the
+# events' JSON, concatenated; ARGV[3]: the profiles' increments, [[key, field, n], …] each; ARGV[4]: the
+# batch's visitor periods (``vkeys`` above); ARGV[5]: the months' first days (per-visitor counters, in
+# aggdays). A few arguments per batch, and no JSON escaped inside JSON: packing thousands of small
+# arguments costs the client more than the script costs Redis.
 # An event older than an erasure of its consent id (replayed late from a spool) is stored erased, as
 # `events.erase_personal` does: personal fields and salts gone, commitments kept.
 APPEND_LUA = (
@@ -191,20 +190,20 @@ for i = 1, #batch do
   if redis.call('HSETNX', KEYS[1], id, body) == 1 then
     -- a visitor-day opens with its first event: none stored before the batch (its latest before), none
     -- added earlier in the batch
-    local visitor_day = e[17][1]
+    local visitor_day = e[15][1]
     if not before[visitor_day] and added_to[visitor_day] == nil then
-      acc[e[13]] = acc[e[13]] or {}
-      acc[e[13]]['visitors'] = (acc[e[13]]['visitors'] or 0) + 1
+      acc[e[11]] = acc[e[11]] or {}
+      acc[e[11]]['visitors'] = (acc[e[11]]['visitors'] or 0) + 1
     end
     redis.call('ZADD', consent, 0, member)
     later(2, 0, member)
-    for _, k in ipairs(e[15]) do later(k, 0, member) end
+    for _, k in ipairs(e[13]) do later(k, 0, member) end
     later(e[6], e[7], id)
     instances[instance] = true
     used[e[10]] = (used[e[10]] or 0) + 1
-    days[e[14]] = true
-    known[member] = e[16]
-    for _, v in ipairs(e[17]) do
+    days[e[12]] = true
+    known[member] = e[14]
+    for _, v in ipairs(e[15]) do
       if added_to[v] == nil then added_to[v] = member else added_to[v] = true end
     end
     added = added + 1
