@@ -1,10 +1,10 @@
 """Reverse proxy to the site's upstream, as an ASGI app (``consent-gateway proxy --upstream URL``).
 
-Built on aiohttp rather than httpx because of a measurement: on the same loopback set-up a streaming
-proxy on ``httpx.AsyncClient`` served several times fewer requests per second (figures in
-``benchmarks/README.md``). Bodies stream both ways — nothing is buffered whole — so the gateway's
-middleware can rewrite HTML chunk by chunk as the upstream sends it. Content-Encoding passes through
-untouched (``auto_decompress=False``): the gateway decodes HTML itself and leaves everything else alone.
+Plain HTTP goes through `upstream_http.UpstreamClient`, a keep-alive HTTP/1.1 client written for this one
+upstream (chosen by measurement over aiohttp's client, itself chosen over httpx: figures in
+``benchmarks/README.md``); WebSockets go through aiohttp. Bodies stream both ways — nothing is buffered
+whole — so the gateway's middleware can rewrite HTML chunk by chunk as the upstream sends it.
+Content-Encoding passes through untouched: the gateway decodes HTML itself and leaves everything else alone.
 
 Upstream failures answer a generic 502 (refused, reset, bad answer) or 504 (timeout) and log the details;
 nothing internal reaches the visitor. Once the response has started, a failure can only end the body.
@@ -13,9 +13,10 @@ nothing internal reaches the visitor. Once the response has started, a failure c
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
-from collections.abc import Iterable
-from typing import Any
+import ssl
+from collections.abc import AsyncIterator, Iterable
 from urllib.parse import quote
 
 import aiohttp
@@ -26,6 +27,7 @@ from . import metrics
 from ._types import Message, Receive, Scope, Send
 from .errors import UpstreamError, UpstreamTimeout
 from .responses import error_for, error_response
+from .upstream_http import UpstreamClient, UpstreamConnection
 
 logger = logging.getLogger("consent_gateway.proxy")
 
@@ -91,12 +93,19 @@ def _connection_tokens(values: list[bytes]) -> frozenset[bytes]:
     return frozenset(token.strip().lower() for value in values for token in value.split(b",") if token.strip())
 
 
-def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+class _VisitorGone(Exception):
+    """The visitor left while sending the request body."""
+
+
+class _UnsafeRequest(Exception):
+    """A request line or header that would not reach the upstream as one request (answered 400)."""
+
+
+def _response_headers(response: UpstreamConnection) -> list[tuple[bytes, bytes]]:
     """The upstream's headers minus hop-by-hop ones (and those its Connection names), Date and Server."""
     kept: list[tuple[bytes, bytes]] = []
     connection: list[bytes] = []
-    for raw_name, value in response.raw_headers:
-        name = raw_name.lower()
+    for name, value in response.headers:  # names come lowercased
         if name in _RESPONSE_SKIPPED or name.startswith(b"proxy-"):
             if name == b"connection":
                 connection.append(value)
@@ -155,6 +164,17 @@ class UpstreamProxy:
         self._origin = f"{base.scheme}://{base.raw_authority}"
         self._base_path = base.raw_path.rstrip("/")
         self._ws_origin = ("wss" if base.scheme == "https" else "ws") + self._origin[len(base.scheme) :]
+        self._https = base.scheme == "https"
+        self._host = base.raw_host or ""
+        self._port = base.port or (443 if self._https else 80)
+        bracketed = f"[{self._host}]" if ":" in self._host else self._host
+        self._host_header = (bracketed if base.is_default_port() else f"{bracketed}:{self._port}").encode("ascii")
+        self._base_path_bytes = self._base_path.encode("latin-1")
+        #: credentials in the upstream URL (http://user:pass@host) go upstream as Basic auth, as aiohttp sent them
+        self._authorization = b""
+        if base.user is not None:
+            token = base64.b64encode(f"{base.user}:{base.password or ''}".encode("latin-1"))
+            self._authorization = b"authorization: Basic " + token
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
@@ -168,10 +188,12 @@ class UpstreamProxy:
             sock_read=read_timeout,
         )
         self._session: aiohttp.ClientSession | None = None
+        self._client: UpstreamClient | None = None
 
     # -- session -------------------------------------------------------------------------------------
     def _get_session(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the loop that serves requests (aiohttp binds to the running loop).
+        # For WebSockets only (plain HTTP goes through `UpstreamClient`). Created on first use, inside the
+        # loop that serves requests (aiohttp binds to the running loop).
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
@@ -185,6 +207,9 @@ class UpstreamProxy:
         return self._session
 
     async def aclose(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -259,18 +284,96 @@ class UpstreamProxy:
         return headers, has_body
 
     # -- HTTP ----------------------------------------------------------------------------------------
+    def _get_client(self) -> UpstreamClient:
+        # Created on first use, inside the loop that serves requests (its connections belong to that loop).
+        if self._client is None:
+            self._client = UpstreamClient(
+                self._host,
+                self._port,
+                ssl_context=self._ssl_context(),
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                max_connections=self.max_connections,
+            )
+        return self._client
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context() if self._https else None
+
+    def _request_head(self, scope: Scope, method: str) -> tuple[bytes, bool, bool]:
+        """The request line and headers to send upstream, whether the visitor's request has a body, and
+        whether that body comes in chunks (no length)."""
+        kept: list[bytes] = []
+        forwarded_for: list[bytes] = []
+        connection: list[bytes] = []
+        host = b""
+        chunked = False
+        has_length = False
+        for raw_name, value in scope["headers"]:
+            name = raw_name.lower()
+            if name in _REQUEST_SKIPPED or name.startswith(b"proxy-"):
+                if name == b"x-forwarded-for":
+                    forwarded_for.append(value)
+                elif name == b"host":
+                    host = value
+                elif name == b"connection":
+                    connection.append(value)
+                elif name == b"transfer-encoding":
+                    chunked = True
+            else:
+                if name == b"content-length":
+                    has_length = True
+                elif name == b"authorization" and self._authorization:
+                    continue  # the upstream URL's own credentials are sent instead
+                kept.append(name + b": " + value)
+        if connection:
+            dropped = _connection_tokens(connection)
+            kept = [line for line in kept if line.partition(b":")[0] not in dropped]
+        client = scope.get("client")
+        if client:
+            forwarded_for.append(str(client[0]).encode("latin-1"))
+        if forwarded_for:
+            kept.append(b"x-forwarded-for: " + b", ".join(forwarded_for))
+        scheme: str = scope.get("scheme", "http")
+        kept.append(b"x-forwarded-proto: " + _HTTP_SCHEMES.get(scheme, scheme).encode("latin-1"))
+        if host:
+            kept.append(b"x-forwarded-host: " + host)
+        kept.append(b"host: " + (host if host and self.preserve_host else self._host_header))
+        if self._authorization:
+            kept.append(self._authorization)
+        has_body = chunked or has_length
+        if chunked and not has_length:
+            kept.append(b"transfer-encoding: chunked")
+        elif not has_body and method not in _BODY_METHODS_WITHOUT_LENGTH:
+            # A POST without a body still says so, as the visitor's client did (or should have).
+            kept.append(b"content-length: 0")
+        raw_path: bytes | None = scope.get("raw_path")
+        path = raw_path or quote(scope["path"], safe="/:@!$&'()*+,;=-._~%").encode("latin-1")
+        query: bytes = scope.get("query_string", b"")
+        target = self._base_path_bytes + path + (b"?" + query if query else b"")
+        head = b"".join((method.encode("latin-1"), b" ", target, b" HTTP/1.1\r\n", b"\r\n".join(kept), b"\r\n\r\n"))
+        # Header names and values come from the ASGI server, which has parsed them; a server that let a
+        # line break through must not get to split this request in two upstream (request smuggling).
+        lines = len(kept) + 2
+        if head.count(b"\n") != lines or head.count(b"\r") != lines or b" " in target:
+            raise _UnsafeRequest(scope["path"])
+        return head, has_body, chunked and not has_length
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session = self._get_session()
         method: str = scope["method"]
-        headers, has_body = self._request_headers(scope)
+        try:
+            head, has_body, chunked = self._request_head(scope, method)
+        except _UnsafeRequest:
+            await error_response(400, "bad_request", "The request could not be forwarded.")(scope, receive, send)
+            return
         body_state = {"done": not has_body, "visitor_gone": False}
 
-        async def request_body() -> Any:
+        async def request_body() -> AsyncIterator[bytes]:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     body_state["done"] = body_state["visitor_gone"] = True
-                    raise aiohttp.ClientPayloadError("client disconnected while sending the request body")
+                    raise _VisitorGone("client disconnected while sending the request body")
                 chunk = message.get("body", b"")
                 if chunk:
                     yield chunk
@@ -278,18 +381,9 @@ class UpstreamProxy:
                     body_state["done"] = True
                     return
 
-        data = request_body() if has_body else None
-        if data is None and method not in _BODY_METHODS_WITHOUT_LENGTH:
-            # A POST without a body still says so, as the visitor's client did (or should have).
-            headers.append(("content-length", "0"))
         try:
-            response = await session.request(
-                method,
-                self._target(scope, self._origin),
-                headers=headers,
-                data=data,
-                allow_redirects=False,
-                compress=None,
+            response = await self._get_client().request(
+                method, head, request_body() if has_body else None, chunked=chunked
             )
         except Exception as exc:  # every failure maps to a clean 502/504
             if body_state["visitor_gone"]:
@@ -297,41 +391,46 @@ class UpstreamProxy:
             await self._send_error(scope, receive, send, map_upstream_error(exc))
             return
         try:
-            await self._relay_response(response, receive, send, body_state)
+            await self._relay_response(response, scope, receive, send, body_state)
         finally:
             response.release()
 
     async def _relay_response(
-        self, response: aiohttp.ClientResponse, receive: Receive, send: Send, body_state: dict[str, bool]
+        self,
+        response: UpstreamConnection,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body_state: dict[str, bool],
     ) -> None:
         await send({"type": "http.response.start", "status": response.status, "headers": _response_headers(response)})
-        content = response.content
         length = response.content_length
         # A short body of known length goes on in one piece, however many packets it came in.
         whole_length = length if length is not None and length <= WHOLE_BODY_MAX_BYTES else -1
         held: list[bytes] = []
         held_bytes = 0
-        gone = asyncio.Event()
+        gone = False
         watcher: asyncio.Future[None] | None = None
 
         async def watch_disconnect() -> None:
+            nonlocal gone
             await _wait_disconnect(receive)
-            gone.set()
+            gone = True
             response.close()  # wakes a pending read: an endless stream (SSE) stops when its reader leaves
 
         try:
             while True:
-                if watcher is None and body_state["done"] and not _has_buffered(content):
+                if watcher is None and body_state["done"] and not response.has_buffered():
                     # Only a read that will wait on the upstream needs to notice the visitor leaving.
                     watcher = asyncio.ensure_future(watch_disconnect())
                 try:
-                    chunk = await content.readany()
+                    chunk = await response.read()
                 except Exception as exc:  # the response has started: end the body, log the rest
-                    if gone.is_set():
+                    if gone:
                         return
                     timeout = isinstance(map_upstream_error(exc), UpstreamTimeout)
                     metrics.inc("upstream_errors_total", kind="timeout" if timeout else "broken_body")
-                    logger.warning("upstream %s broke off the body of %s: %r", self.upstream, response.url, exc)
+                    logger.warning("upstream %s broke off the body of %s: %r", self.upstream, scope["path"], exc)
                     response.close()
                     # No well-formed end: raising makes the server drop the connection, so the visitor's
                     # browser sees a broken page, not a truncated one that looks complete.
@@ -339,7 +438,7 @@ class UpstreamProxy:
                 if not chunk:
                     break
                 # Any other chunk goes out as soon as it arrives; the last one says so when the end is known.
-                more_body = not content.at_eof()
+                more_body = not response.at_eof()
                 if more_body and held_bytes + len(chunk) < whole_length:
                     held.append(chunk)
                     held_bytes += len(chunk)
@@ -361,7 +460,7 @@ class UpstreamProxy:
         except RuntimeError:
             # A body shorter than its Content-Length cannot end cleanly: the server drops the
             # connection instead, so the visitor sees a short answer rather than a complete-looking one.
-            logger.info("ended a short body of %s by closing the connection", response.url)
+            logger.info("ended a short body of %s by closing the connection", scope["path"])
 
     async def _send_error(self, scope: Scope, receive: Receive, send: Send, error: UpstreamError) -> None:
         metrics.inc("upstream_errors_total", kind=error.kind)
@@ -407,11 +506,6 @@ class UpstreamProxy:
             await _pump_websocket(upstream, receive, send)
         finally:
             await upstream.close()
-
-
-def _has_buffered(content: aiohttp.StreamReader) -> bool:
-    """Whether the next read returns at once (aiohttp has no public way to ask)."""
-    return content.is_eof() or bool(getattr(content, "_buffer", True))
 
 
 async def _wait_disconnect(receive: Receive) -> None:
