@@ -208,8 +208,8 @@ class UpstreamProxy:
 
     async def aclose(self) -> None:
         if self._client is not None:
-            self._client.close()
-            self._client = None
+            client, self._client = self._client, None
+            await client.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -54,6 +54,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._last_data = 0.0
         self._waiting_since = 0.0
         self._writer: asyncio.Future[None] | None = None
+        #: done when the transport is gone
+        self.lost: asyncio.Future[None] = self._loop.create_future()
         self._begin(head_request=False)
         self._busy = False
 
@@ -98,6 +100,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._forget()
+        if not self.lost.done():
+            self.lost.set_result(None)
         if self._until_close and self.headers_done and not self._complete and exc is None:
             self._complete = True  # a body without a length ends with the connection
             self._wake()
@@ -442,7 +446,12 @@ class UpstreamClient:
                 waiter.set_result(None)
                 return
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Close the idle connections, waiting (briefly) until they are closed: a TLS connection needs
+        a few turns of the loop to say goodbye, and a loop closed before would leave it open."""
         idle, self._idle = self._idle, []
+        lost = [connection.lost for connection in idle if not connection.lost.done()]
         for connection in idle:
             connection.close()
+        if lost:
+            await asyncio.wait(lost, timeout=1.0)

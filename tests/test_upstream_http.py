@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -269,3 +271,26 @@ def test_slow_visitor_pauses_the_upstream_instead_of_filling_memory() -> None:
     # socket buffers hold a few MB; a proxy reading on regardless would have taken all 64
     assert stalled_at < total // 2
     assert received == total
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_upstream_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.responses import PlainTextResponse
+
+    from tests.test_forwarded import self_signed
+
+    async def site(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await PlainTextResponse("over tls")(scope, receive, send)
+
+    cert, key = self_signed(tmp_path)
+    with ServerThread(site, ssl_certfile=str(cert), ssl_keyfile=str(key)) as upstream:
+        url = f"https://127.0.0.1:{upstream.port}"
+        with ServerThread(UpstreamProxy(url)) as untrusting:
+            refused = httpx.get(untrusting.url + "/", timeout=WAIT_SECONDS)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the system's trust store, as the proxy reads it
+        with ServerThread(UpstreamProxy(url)) as trusting:
+            with httpx.Client(timeout=WAIT_SECONDS) as client:
+                answers = [client.get(trusting.url + "/") for _ in range(2)]
+    assert refused.status_code == 502
+    assert [(answer.status_code, answer.text) for answer in answers] == [(200, "over tls")] * 2
