@@ -700,3 +700,68 @@ def test_a_tracker_tag_cut_inside_its_name_in_noscript_text_is_held_at_every_cut
     for cut in range(start, start + 9):
         rw = HoldbackRewriter(CATALOG, NOTHING, HEAD, cache=None)
         assert rw.feed(page[:cut]) + rw.feed(page[cut:]) + rw.close() == whole, cut
+
+
+# svg/math content: what a script there runs, and where the tree builder leaves that content -----------------
+
+FBQ = b"fbq('init', '1');"
+HELD_FBQ = b'<script type="text/plain" data-category="marketing" data-cg-vendor="meta-pixel"'
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 100])
+@pytest.mark.parametrize("svg_script", [
+    # a nested script's end tag ends it, not the outer one: the outer runs the text after it (property
+    # test, seed 483)
+    b"<svg><script>var a;<script></script>" + FBQ + b"</script>",
+    b"<svg><script><script src=/own.js></script>" + FBQ + b"</script>",
+    # a "</script>" in a CDATA section or a comment does not end it
+    b"<svg><script><![CDATA[</script>]]>" + FBQ + b"</script>",
+    b"<svg><script><!--</script>-->" + FBQ + b"</script>",
+    # its text is what the character references stand for
+    b"<svg><script>fbq&#40;'init', '1');</script>",
+])
+def test_an_svg_script_is_judged_by_the_text_it_runs(svg_script: bytes, chunk_size: int | None) -> None:
+    out, _ = rewrite(b"<html><head></head><body>" + svg_script + b"</svg></body></html>", chunk_size,
+                     max_buffer_bytes=256)
+    assert out.split(b"<svg>")[1].startswith(HELD_FBQ)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7])
+def test_a_first_party_svg_script_in_a_cdata_section_runs_as_it_is(chunk_size: int | None) -> None:
+    page = b"<html><head></head><body><svg><g></g><script><![CDATA[ if (a < b) go(); ]]></script></svg></body></html>"
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=256)
+    assert out == page.replace(b"<head>", b"<head>" + HEAD)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 100])
+@pytest.mark.parametrize(("page", "held"), [
+    # </template>, </a>, </div>… close the svg content when that HTML element is open below it: <script/> is
+    # then an HTML script, its text runs (property test, seed 489)
+    (b"<template><svg></template><script/>" + FBQ + b"</script>", HELD_FBQ),
+    (b"<a href=/x><svg></a><script/>" + FBQ + b"</script>", HELD_FBQ),
+    # an HTML <style> (its CSS applies), an HTML <img> for <image>
+    (b"<div><svg></div><style/>.a{background:url(https://www.google-analytics.com/a.gif)}</style>",
+     b".a{background:url(data:,cg;analytics;google-analytics;"),
+    (b"<a><svg></a><image src=https://tr.snapchat.com/p>", b'<image data-category="marketing"'),
+    # ...and the text of an HTML <xmp> or <script> does not start a comment that hides the tags after it
+    (b'<a><svg></a><xmp><!--</xmp><img src="https://www.facebook.com/tr?id=1">-->',
+     b'<img data-category="marketing"'),
+    (b'<a><svg></a><script>x<!--</script><img src="https://www.facebook.com/tr?id=1">-->',
+     b'<img data-category="marketing"'),
+    # ...while to a tree builder still in the svg content, a <script> in its <style> runs
+    (b"<svg><g></g><style/><script>" + FBQ + b"</script>", HELD_FBQ),
+])
+def test_an_end_tag_that_may_close_svg_content_holds_what_either_reading_runs(
+    page: bytes, held: bytes, chunk_size: int | None
+) -> None:
+    out, _ = rewrite(b"<html><head></head><body>" + page + b"</body></html>", chunk_size, max_buffer_bytes=256)
+    assert held in out
+    assert rewrite(page, chunk_size, decision=_everything(), max_buffer_bytes=256)[0] == HEAD + page
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7])
+def test_once_svg_content_in_doubt_ends_a_comment_is_a_comment_again(chunk_size: int | None) -> None:
+    page = (b'<html><head></head><body><svg><g></x></svg><!-- <img src="https://www.facebook.com/tr?id=1"> -->'
+            b"</body></html>")
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=256)
+    assert out == page.replace(b"<head>", b"<head>" + HEAD)

@@ -5,7 +5,6 @@ would load or run when the visitor granted nothing."""
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from urllib.parse import urljoin
 
 import html5lib
@@ -160,7 +159,7 @@ def live_trackers(page: bytes | str) -> list[str]:
             src = attrs.get("src") if tag == "script" else attrs.get("href", attrs.get(XLINK + "href"))
             if src is not None:
                 urls, kind = [src], "script"
-            elif CATALOG.vendor_for_inline(_first_part(ET.tostring(element, encoding="unicode", method="text"))):
+            elif CATALOG.vendor_for_inline(_first_part("".join(element.itertext()))):  # not its tail
                 found.append("inline script")
         elif tag in ("iframe", "img"):
             kind = tag

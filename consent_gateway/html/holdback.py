@@ -93,7 +93,8 @@ ELEMENT_KINDS: dict[str, ElementKind] = {
     "embed": ElementKind("iframe", (b"src",)),
     "meta": ElementKind("iframe", (), renamed=(b"content",)),  # http-equiv=refresh: navigates to its URL
     "img": ElementKind("img", (b"src",), True, (b"srcset",)),
-    "svg:image": ElementKind("img", (b"href", b"xlink:href")),
+    # src and srcset too, as for svg:script: where the tree builder left the svg content, it is an <img>
+    "svg:image": ElementKind("img", (b"href", b"xlink:href", b"src"), srcsets=(b"srcset",)),
     "video": ElementKind("img", (b"src", b"poster")),
     "audio": ElementKind("img", (b"src",)),
     "source": ElementKind("img", (b"src",), srcsets=(b"srcset",)),

@@ -120,10 +120,9 @@ INTEGRATION_POINTS = {"svg": frozenset(("foreignobject", "desc", "title")),
 #: and the tree builder's differ ("<math></a>" ends it for the tree builder), they are HTML elements, and
 #: over-matching fails closed
 _FOREIGN_STARTS = tuple(dict.fromkeys((
-    *(name for name in HOLD_KINDS if name not in CONDITIONAL), "image", "svg", "math", *_BREAKOUT,
+    *(name for name in HOLD_KINDS if name not in CONDITIONAL), "image", "svg", "math", "style", *_BREAKOUT,
     *_INTEGRATION_NAMES,
 )))
-_FOREIGN_ENDS = ("svg", "math", "p", "br")  # </p> and </br> end foreign content too
 
 
 def _trie(names: tuple[str, ...]) -> bytes:
@@ -154,7 +153,7 @@ class Modes:
     """The compiled scanners of one flavour of data state (HTML, or svg/math foreign content)."""
 
     def __init__(self, starts: tuple[str, ...], ends: tuple[str, ...], *, cdata: bool,
-                 conditional: dict[str, bytes] | None = None) -> None:
+                 conditional: dict[str, bytes] | None = None, any_end: bool = False) -> None:
         start_re = _trie(starts) + DELIM
         # a conditional name: the name, then its lookahead (which starts with the delimiter)
         cond_re = b"".join(
@@ -171,20 +170,25 @@ class Modes:
         # a start tag that may hold a CSS url() (a "(" or "&") is a candidate: the same tag with neither
         styleless_tag = any_tag.replace(b"[^", b"[^(&")
         generic_start = b"<(?!" + exact_start_re + b")[a-zA-Z]" + styleless_tag
-        generic_end = b"</" + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + any_tag
+        # ``any_end``: every end tag is a candidate (none is skipped as one that does not matter)
+        generic_end = b"|</" + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + any_tag
+        generic_end = b"" if any_end else generic_end
         text_lt = rb"<(?=[^a-zA-Z!?/])"
-        self.skip = re.compile(rb"(?:[^<]++|" + generic_start + b"|" + generic_end + b"|" + text_lt + b")*+")
+        self.skip = re.compile(rb"(?:[^<]++|" + generic_start + generic_end + b"|" + text_lt + b")*+")
         # The same, ending every tag at its first ">": several times faster, and the same as `skip` unless a
         # quoted attribute value holds a "<" or ">" — which `_QUOTED_LT_GT` detects, sending the region to `skip`.
         loose_tag = rb"[^>]*+>"
         # ...and in the loose scan, one with a "(", "&#" or "&lpar;" (what a url( in a style needs)
         styleless_loose_tag = rb"[^>(&]*+(?:&(?!#|lpar;)[^>(&]*+)*+>"
         self.loose = re.compile(
-            rb"(?:[^<]++|<(?!" + start_re + rb")[a-zA-Z]" + styleless_loose_tag + b"|</"
-            + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + loose_tag + b"|" + text_lt + b")*+"
+            rb"(?:[^<]++|<(?!" + start_re + rb")[a-zA-Z]" + styleless_loose_tag
+            + (b"" if any_end else b"|</" + (b"(?!" + end_re + b")" if end_re else b"") + b"[a-zA-Z]" + loose_tag)
+            + b"|" + text_lt + b")*+"
         )
         alternatives = [b"(?P<tag>" + names_re(starts) + DELIM + bare_re + b")"]
-        if end_re:
+        if any_end:
+            alternatives.append(rb"/(?P<etag>[a-zA-Z][^\t\n\f\r />]*+)" + DELIM)
+        elif end_re:
             alternatives.append(b"/(?P<etag>" + names_re(ends) + b")" + DELIM)
         #: any other start tag the scanners stop at: one that may carry a CSS url() in its style
         alternatives.append(rb"(?P<styled>[a-zA-Z][^\t\n\f\r />]*+)")
@@ -205,9 +209,11 @@ _NATIVE_CONDITIONAL = tuple(
     b"<" + name.encode() + rb"[\t\n\f\r /][^" + stop + b"]*" + word
     for name, word in CONDITIONAL.items() for stop in (b"<", b">")
 )
-# raw-text elements are not raw text in svg/math: their content is markup there
-FOREIGN_MODES = Modes(_FOREIGN_STARTS, _FOREIGN_ENDS, cdata=True,
-                      conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
+# raw-text elements are not raw text in svg/math: their content is markup there. Every end tag is read: one
+# that closes no open svg/math element may close an HTML element below them, and so the foreign content
+FOREIGN_MODES = Modes(_FOREIGN_STARTS, (), cdata=True,
+                      conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"},
+                      any_end=True)
 
 
 def text_end(data: bytes, pos: int, n: int, modes: Modes, hints: BufferScan | None,

@@ -54,6 +54,7 @@ class TokenizerState(NamedTuple):
     head_pending: bool  # the place of the banner block is not found yet
     charset_ahead: bool  # the banner block goes after a <meta charset> still ahead (see Tokenizer)
     foreign: tuple[str, ...]  # the open svg/math elements
+    foreign_doubt: bool  # in svg/math content, the tree builder may have left it already (see Tokenizer)
     raw_name: str  # the raw-text element open in Mode.RAWTEXT
     comment_fresh: bool  # right after "<!--" ("<!-->" is a whole comment)
     script_state: ScriptState

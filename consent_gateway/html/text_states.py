@@ -50,6 +50,7 @@ class TextStates:
     _hints: BufferScan | None
     _comment_fresh: bool
     _raw_name: str
+    _foreign: tuple[str, ...]
     _script_state: ScriptState
     _script_scan: int
     _long_tag_state: LongTag
@@ -61,6 +62,10 @@ class TextStates:
         if self._hints is not None and at >= 0 and not _ESCAPES.search(tag):
             may = self._hints.needle_within(at, at + len(tag))
         return self._holdback.tag(tag, kind, may, self.base or "")
+
+    def _foreign_script_tag(self, data: bytes, pos: int, end: int, final: bool) -> bytes:
+        """The start tag of an svg/math script, classified (see Tokenizer)."""
+        raise NotImplementedError
 
     def _styled(self, tag: bytes) -> bytes:
         """A start tag that fetches nothing itself, with the CSS url()s of its style attribute held back."""
@@ -177,7 +182,12 @@ class TextStates:
                 continue
             self._css_text(data, pos, m.start(), out)
             name = m.group("tag").lower().decode()
-            held = self._hold(data[m.start() : rest], "img" if name == "image" else name, m.start())
+            if name == "script" and self._foreign:
+                # a <style> in svg/math content in doubt (see Tokenizer): to a tree builder still in that
+                # content, an svg script that runs its text (read on here as the style's)
+                held = self._foreign_script_tag(data, m.start(), rest, final)
+            else:
+                held = self._hold(data[m.start() : rest], "img" if name == "image" else name, m.start())
             # to a browser outside a <select>, a <style>'s "tag" is CSS text too: its url()s are read as such
             self._css_text(held, 0, len(held), out)
             pos = rest

@@ -9,6 +9,7 @@ lives here; the states whose content is text are in ``text_states``.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 
@@ -47,6 +48,64 @@ _GENERIC_NAME = re.compile(rb"</?[a-zA-Z][^\t\n\f\r />]*+")
 _DATA = Mode.DATA
 #: membership tests at every candidate tag: a set, not the ordered tuple the scanner's patterns are built from
 _HOLD_KIND_SET = frozenset(HOLD_KINDS)
+#: in svg/math content in doubt: self-closing start tags an HTML reading opens with text to read
+_DOUBTFUL = frozenset(("script", "style"))
+#: HTML elements never open when the tree builder reads a tag: void ones, and those whose text ends only at
+#: their end tag (and svg/math, never HTML): an end tag of theirs in svg/math content closes no HTML element
+_NEVER_OPEN = frozenset((
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "hr", "image", "img", "input", "keygen", "link",
+    "meta", "param", "source", "track", "wbr", "script", "style", "title", "textarea", "xmp", "iframe", "noembed",
+    "noframes", "noscript", "svg", "math",
+))
+
+
+#: in an svg/math script's content: its end tag, a CDATA section (text to the tree builder), or other markup
+_FOREIGN_SCRIPT_MARKUP = re.compile(rb"<(?:(/(?i:script)[\t\n\f\r />])|(!\[CDATA\[)|[a-zA-Z!?/])")
+#: what a "<" near the end of the bytes at hand may still turn into: the end tag or a CDATA section
+_UNDECIDED_TAIL = len(b"<![CDATA[")
+_FOREIGN_SCRIPT_MARKUP_FOUND = -2
+#: a tag or comment, as far as the text between them goes (what an svg script's text is, roughly)
+_TAG = re.compile(rb"<[a-zA-Z!?/][^>]*+>?")
+
+
+def foreign_script_text(data: bytes, start: int, stop: int, final: bool) -> tuple[int, bytes]:
+    """The text of an svg/math script whose content starts at ``start``, read within ``data[:stop]`` as the
+    tree builder reads it: CDATA sections are text (a "</script>" in one does not end the script), character
+    references are decoded. Returns (where its end tag starts, the text), (-1, the text so far) when the end
+    is not within ``stop``, or (``_FOREIGN_SCRIPT_MARKUP_FOUND``, b"") when the content holds markup: a
+    nested element (another script, whose end tag ends it and not this one), a comment, an end tag. The
+    script's text is then its children's text around them, which this reading cannot tell.
+    Unless ``final``, a "<" too near ``stop`` to be told apart is not read (the caller waits or cuts)."""
+    parts: list[bytes] = []
+    i = start
+    while True:
+        m = _FOREIGN_SCRIPT_MARKUP.search(data, i, stop)
+        if (m is not None and not final and m.lastindex is None and data[m.start() + 1] in b"/!"
+                and m.start() + _UNDECIDED_TAIL > stop):
+            m = None  # "</scr" or "<![CDA" at the edge: the end tag or a CDATA section may follow
+        if m is None:
+            lt = data.find(b"<", max(i, stop - _UNDECIDED_TAIL), stop)
+            edge = stop if final or lt < 0 else lt
+            parts.append(_decoded(data[i:edge]))
+            return -1, b"".join(parts)
+        parts.append(_decoded(data[i : m.start()]))
+        if m.group(1) is not None:
+            return m.start(), b"".join(parts)
+        if m.group(2) is None:
+            return _FOREIGN_SCRIPT_MARKUP_FOUND, b""
+        close = data.find(b"]]>", m.end(), stop)
+        if close < 0:
+            parts.append(data[m.end() : stop])
+            return -1, b"".join(parts)
+        parts.append(data[m.end() : close])
+        i = close + 3
+
+
+def _decoded(text: bytes) -> bytes:
+    """Text with its character references decoded, as a script element's text holds it."""
+    if b"&" not in text:
+        return text
+    return html.unescape(text.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
 
 
 class Tokenizer(HeadPlacement):
@@ -69,6 +128,11 @@ class Tokenizer(HeadPlacement):
         self._exact_until = -1
         self._exact_modes: Modes | None = None
         self._foreign: tuple[str, ...] = ()
+        #: an end tag in svg/math content closed none of its open elements: the tree builder closes them all
+        #: when an HTML element of that name is open below (``<template><svg></template>``), which is not
+        #: tracked. Until the content ends, what either reading would run is held (``<script/>`` may be
+        #: an HTML script, ``<style>`` HTML CSS text).
+        self._foreign_doubt = False
         self._raw_name = ""
         self._comment_fresh = False
         self._script_state = ScriptState.DATA
@@ -87,12 +151,14 @@ class Tokenizer(HeadPlacement):
         }
 
     def state(self) -> TokenizerState:
-        return TokenizerState(self.mode, self.head_pending, self.charset_ahead, self._foreign, self._raw_name,
+        return TokenizerState(self.mode, self.head_pending, self.charset_ahead, self._foreign,
+                              self._foreign_doubt and bool(self._foreign), self._raw_name,
                               self._comment_fresh, self._script_state, self.script_open, self._script_scan,
                               self._long_tag_state, self._long_tag_then, self.base)
 
     def restore(self, state: TokenizerState) -> None:
-        (self.mode, self.head_pending, self.charset_ahead, self._foreign, self._raw_name, self._comment_fresh,
+        (self.mode, self.head_pending, self.charset_ahead, self._foreign, self._foreign_doubt, self._raw_name,
+         self._comment_fresh,
          self._script_state, self.script_open, self._script_scan, self._long_tag_state,
          self._long_tag_then, self.base) = state
 
@@ -175,9 +241,14 @@ class Tokenizer(HeadPlacement):
                 if self.mode != _DATA or bool(self._foreign) != bool(foreign) or self.charset_ahead != ahead:
                     return pos
             elif group == "etag":
-                pos = self._end_tag(data, pos, m.end(), m.group("etag").lower().decode(), out)
+                pos = self._end_tag(data, pos, m.end(), m.group("etag").lower().decode("latin-1"), out)
                 if self._foreign != foreign or self.charset_ahead != ahead:
                     return pos
+            elif (group == "comment" or group == "cdata") and foreign and self._foreign_doubt:
+                # In doubt, what hides its content in svg/math may start inside an HTML element's text (a
+                # script's, an <xmp>'s) and hide tags after its end: read on, as markup
+                out.append(data[pos : m.end()])
+                pos = m.end()
             elif group == "comment":
                 out.append(b"<!--")
                 self.mode, self._comment_fresh = Mode.COMMENT, True
@@ -199,6 +270,8 @@ class Tokenizer(HeadPlacement):
                 return self._too_long_tag(data, pos, name_end, name, out)
             if data[pos + 1] != 0x2F and self._may_hold_css(data, pos, name_end):
                 return self._long_styled_tag(data, pos, name_end, out)
+            if self._foreign and data[pos + 1] == 0x2F:
+                self._foreign_doubt = True  # an end tag of a name too long to read: it may close an HTML one
             # nothing to read in it: stream it while tracking its end
             self.mode, self._long_tag_state, self._long_tag_then = Mode.LONG_TAG, LongTag.NAME, _DATA
             return pos
@@ -222,13 +295,16 @@ class Tokenizer(HeadPlacement):
         tag_end = tag_rest_end(data, after_name)
         if tag_end < 0:
             raise NeedMore(pos)
-        if closed == "head":  # only a candidate while the banner block waits for a <meta charset>
+        if closed == "head" and not self._foreign:  # a candidate while the banner block waits for a <meta charset>
             self._place_deferred_mark(out)
         out.append(data[pos:tag_end])
         if closed in ("p", "br") and self._foreign:
             self._foreign = ()
-        elif closed in self._foreign:  # an end tag without its start tag open is ignored
+        elif closed in self._foreign:
             self._foreign = self._foreign[: len(self._foreign) - 1 - self._foreign[::-1].index(closed)]
+        elif self._foreign and closed not in _NEVER_OPEN:
+            # ignored, or it closes an HTML element below the svg/math ones, and them with it
+            self._foreign_doubt = True
         return tag_end
 
     def _landmark(self, tag: bytes, name: str, pos: int, end: int, out: Out) -> int:
@@ -324,7 +400,7 @@ class Tokenizer(HeadPlacement):
         if name in BREAKOUT:
             self._foreign = ()  # an HTML element closes every open svg/math element
             return False
-        if tag.endswith(b"/>") and name not in ("svg", "math"):
+        if tag.endswith(b"/>") and name not in ("svg", "math") and not (self._foreign_doubt and name in _DOUBTFUL):
             # self-closing is honoured in foreign content: no text follows
             out.append(self._hold(tag, self._kind(name), pos) if name in _HOLD_KIND_SET else self._styled(tag))
             return True
@@ -342,30 +418,46 @@ class Tokenizer(HeadPlacement):
         return end
 
     def _foreign_script(self, data: bytes, pos: int, end: int, final: bool, out: Out) -> int:
-        """An svg/math <script>: its content is markup to the parser (scanned as such), but it runs, so it
-        is classified by the text up to its end tag. The end tag is looked for only within
-        ``max_buffer_bytes`` of the start tag: how far the buffer reaches must not change the decision."""
-        limit = pos + self.max_buffer_bytes
-        close = _SCRIPT_END.search(data, end, limit)
-        tag = data[pos:end]
-        if close is None and (not final or len(data) > limit):
-            if len(data) < limit and not final:
-                raise NeedMore(pos)
-            first_part = data[end : pos + self.max_buffer_bytes]  # the same bytes whatever the chunking
-            out.append(self._holdback.inline_script(tag, first_part, kind="svg:script", base=self.base or "",
-                                                    too_long=True))
-            return end
-        body = data[end : close.start() if close is not None else len(data)]
-        out.append(self._holdback.inline_script(tag, body, kind="svg:script", base=self.base or ""))
+        """An svg/math <script>: its content is markup to the parser (scanned as such), but it runs."""
+        out.append(self._foreign_script_tag(data, pos, end, final))
         return end
+
+    def _foreign_script_tag(self, data: bytes, pos: int, end: int, final: bool) -> bytes:
+        """The start tag of an svg/math script at ``pos``, classified by its text (``foreign_script_text``) up
+        to its end tag. The end tag is looked for only within ``max_buffer_bytes`` of the start tag: how far
+        the buffer reaches must not change the decision. Content holding markup is classified on that much of
+        it, as written and without its tags, like the first part of a long script."""
+        limit = pos + self.max_buffer_bytes
+        n = len(data)
+        stop = min(n, limit)
+        close, text = foreign_script_text(data, end, stop, final and n <= limit)
+        if close < 0 and n < limit and not final:
+            raise NeedMore(pos)
+        tag = data[pos:end]
+        if close == _FOREIGN_SCRIPT_MARKUP_FOUND:
+            written = data[end:stop]
+            return self._holdback.inline_script(tag, written + b"\n" + _TAG.sub(b"", written), kind="svg:script",
+                                                base=self.base or "", too_long=True)
+        written = data[end : close if close >= 0 else stop]
+        if text != written:
+            text += b"\n" + written  # as written too: fail closed
+        return self._holdback.inline_script(tag, text, kind="svg:script", base=self.base or "",
+                                            too_long=close < 0 and (n > limit or not final))
 
     def _mode_after(self, name: str, tag: bytes | None) -> Mode:
         """The mode after a start tag (``tag`` is None for a long one streamed unread)."""
         if name in ("svg", "math"):
             if tag is None or not tag.endswith(b"/>"):
+                if not self._foreign:
+                    self._foreign_doubt = False
                 self._foreign = (*self._foreign, name)[-_MAX_FOREIGN_DEPTH:]
             return _DATA
         if self._foreign:
+            if self._foreign_doubt and name == "style":
+                # an HTML <style> to a tree builder that left the svg/math content: its text is CSS (read
+                # both ways, as in a <select>)
+                self._raw_name = name
+                return Mode.NOSCRIPT
             return _DATA
         if name == "script":
             self.script_open, self._script_state, self._script_scan = None, ScriptState.DATA, 0
