@@ -4,6 +4,7 @@ read — a tag too long for the buffer, or the rest of a page after an error."""
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Callable
@@ -73,6 +74,11 @@ def make_inert(chunk: bytes) -> bytes:
     return _INERT_ALL.sub(lambda m: m.group() + INERT_ATTRS[m.group(1).lower().decode()], chunk)
 
 
+def _srcdoc_at(srcdoc: Callable[[str, str], list[VendorRule]], base: str, document: str) -> list[VendorRule]:
+    """The vendors an iframe's inline document holds back, its URLs resolved against ``base``."""
+    return srcdoc(document, base)
+
+
 class DocumentHoldback:
     """The holdback decisions of one document: what this visitor's decision makes of each tag the tokenizer
     hands over, and which vendors were held back during the current run (a chunk, or a cached segment)."""
@@ -118,13 +124,10 @@ class DocumentHoldback:
     def tag(self, tag: bytes, kind: str, may_name_vendor: bool | None = None, base: str = "") -> bytes:
         """The start tag or its held-back form (``may_name_vendor``, ``base``: see :func:`hold_back_tag`)."""
         srcdoc = self.srcdoc_vendors
-        inner: Callable[[str], list[VendorRule]] | None = None
         if srcdoc is not None and kind == "iframe":
             if b"srcdoc" in tag.lower():  # its inline document is rewritten as a page: not kept
-                def inner(document: str) -> list[VendorRule]:
-                    assert srcdoc is not None
-                    return srcdoc(document, base)
-                return self._decide(tag, kind, may_name_vendor, base, inner)
+                # a partial, not a nested function: compiled, its closure would hold itself (a reference cycle)
+                return self._decide(tag, kind, may_name_vendor, base, functools.partial(_srcdoc_at, srcdoc, base))
         cache = self._tag_cache
         if cache is None or len(tag) > TAG_CACHE_MAX_TAG_BYTES:
             return self._decide(tag, kind, may_name_vendor, base, None)

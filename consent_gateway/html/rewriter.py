@@ -10,6 +10,7 @@ An exception switches the rest of the document to a cheap mode that makes every
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -73,6 +74,17 @@ def use_accelerators(enabled: bool) -> None:
     _scanner.use_native(enabled)
 
 
+def _srcdoc_vendors(catalog: Catalog, decision: Decision, max_buffer_bytes: int, document: str, base: str
+                    ) -> list[VendorRule]:
+    """The vendors an iframe's inline document holds back, rewritten as a page of its own (its URLs resolve
+    against this page's base, as about:srcdoc's do)."""
+    inner = HoldbackRewriter(catalog, decision, b"", max_buffer_bytes=max_buffer_bytes, cache=None)
+    inner._tokenizer.base = base or None
+    inner.feed(document.encode("utf-8", "surrogatepass"))
+    inner.close()
+    return [catalog.vendors.get(vendor_id) or VendorRule(vendor_id, vendor_id) for vendor_id in inner.held_back]
+
+
 class HoldbackRewriter:
     """Rewrites one HTML document, chunk by chunk.
 
@@ -107,18 +119,10 @@ class HoldbackRewriter:
         self.declared_charset: str | None = None
         self._holdback = DocumentHoldback(catalog, decision, cache.tag_decisions if cache is not None else None,
                                           self._prefix_id)
-        self._holdback.srcdoc_vendors = self._srcdoc_vendors
+        # a partial of what it reads, not a bound method: that would tie the rewriter into a reference cycle,
+        # left for the garbage collector after each page
+        self._holdback.srcdoc_vendors = functools.partial(_srcdoc_vendors, catalog, decision, self.max_buffer_bytes)
         self._tokenizer = Tokenizer(catalog, self._holdback, self.max_buffer_bytes)
-
-    def _srcdoc_vendors(self, document: str, base: str) -> list[VendorRule]:
-        """The vendors an iframe's inline document holds back, rewritten as a page of its own (its URLs
-        resolve against this page's base, as about:srcdoc's do)."""
-        inner = HoldbackRewriter(self.catalog, self.decision, b"", max_buffer_bytes=self.max_buffer_bytes, cache=None)
-        inner._tokenizer.base = base or None
-        inner.feed(document.encode("utf-8", "surrogatepass"))
-        inner.close()
-        return [self.catalog.vendors.get(vendor_id) or VendorRule(vendor_id, vendor_id)
-                for vendor_id in inner.held_back]
 
     # -- public API ---------------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 
 from ..catalog import Catalog
 from ..urls import attribute_url, base_url
@@ -46,6 +45,13 @@ _SCRIPT_END = re.compile(rb"</(?i:script)" + DELIM)
 _GENERIC_NAME = re.compile(rb"</?[a-zA-Z][^\t\n\f\r />]*+")
 # enum members as module constants: looking one up on its class costs ten times more in the hot loops
 _DATA = Mode.DATA
+_SCRIPT = Mode.SCRIPT
+_RAWTEXT = Mode.RAWTEXT
+_COMMENT = Mode.COMMENT
+_BOGUS = Mode.BOGUS
+_NOSCRIPT = Mode.NOSCRIPT
+_LONG_TAG = Mode.LONG_TAG
+_CDATA = Mode.CDATA
 #: membership tests at every candidate tag: a set, not the ordered tuple the scanner's patterns are built from
 _HOLD_KIND_SET = frozenset(HOLD_KINDS)
 #: in svg/math content in doubt: self-closing start tags an HTML reading opens with text to read
@@ -139,16 +145,6 @@ class Tokenizer(HeadPlacement):
         self._script_scan = 0
         self._long_tag_state = LongTag.NAME
         self._long_tag_then = Mode.DATA
-        self._handlers: dict[Mode, Callable[[bytes, int, bool, Out], int]] = {
-            Mode.DATA: self._data,
-            Mode.COMMENT: self._comment,
-            Mode.BOGUS: self._bogus,
-            Mode.CDATA: self._cdata,
-            Mode.RAWTEXT: self._rawtext,
-            Mode.SCRIPT: self._script,
-            Mode.NOSCRIPT: self._noscript,
-            Mode.LONG_TAG: self._long_tag,
-        }
 
     def state(self) -> TokenizerState:
         return TokenizerState(self.mode, self.head_pending, self.charset_ahead, self._foreign,
@@ -179,7 +175,6 @@ class Tokenizer(HeadPlacement):
     def _run(self, data: bytes, final: bool, out: Out) -> int:
         pos = 0
         n = len(data)
-        handlers = self._handlers
         while True:
             mode = self.mode
             if mode == Mode.PLAINTEXT:
@@ -189,9 +184,31 @@ class Tokenizer(HeadPlacement):
             if mode == Mode.BAILED:
                 return inert_all(data, pos, final, out)
             try:
-                pos = handlers[mode](data, pos, final, out)
+                pos = self._handle(mode, data, pos, final, out)
             except NeedMore as stop:
                 return self._need_more(data, stop.pos, final, out)
+
+    def _handle(self, mode: Mode, data: bytes, pos: int, final: bool, out: Out) -> int:
+        """The state's handler over ``data`` from ``pos``, until the mode changes or the data ends. Chosen
+        here, not from a dict of bound methods: that dict would tie every tokenizer into a reference cycle,
+        left for the garbage collector after each page."""
+        if mode == _DATA:
+            return self._data(data, pos, final, out)
+        if mode == _SCRIPT:
+            return self._script(data, pos, final, out)
+        if mode == _RAWTEXT:
+            return self._rawtext(data, pos, final, out)
+        if mode == _COMMENT:
+            return self._comment(data, pos, final, out)
+        if mode == _BOGUS:
+            return self._bogus(data, pos, final, out)
+        if mode == _NOSCRIPT:
+            return self._noscript(data, pos, final, out)
+        if mode == _LONG_TAG:
+            return self._long_tag(data, pos, final, out)
+        if mode == _CDATA:
+            return self._cdata(data, pos, final, out)
+        raise KeyError(mode)
 
     def _need_more(self, data: bytes, pos: int, final: bool, out: Out) -> int:
         """The token at ``pos`` is unfinished. At the end of the document, emit it as it is."""
