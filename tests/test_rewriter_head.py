@@ -94,3 +94,21 @@ def test_a_meta_cut_by_the_end_of_a_short_document_does_not_delay_the_banner_blo
     page = b"<script><meta http-equiv=refresh content='"
     rw = HoldbackRewriter(CATALOG, NOTHING, b"@@", cache=None)
     assert rw.feed(page) + rw.close() == b"@@" + page
+
+
+@pytest.mark.parametrize(
+    ("page", "declared"),
+    [
+        (b"<html><head><meta name=viewport content=x><META Charset='Windows-1252'><title>t</title>", "windows-1252"),
+        (b"<html><head><title>t</title><mEtA http-equiv=content-type content='text/html; charset=koi8-r'>", "koi8-r"),
+        (b"<html><head><title>t</title>" + b"<!-- filler -->" * 80 + b"<meta charset=utf-8>", None),
+        (b"<html><head><title>t</title><p>" * 20, None),
+    ],
+)
+def test_the_charset_a_meta_of_the_first_kib_declares_is_found_in_any_case_after_other_metas(
+    page: bytes, declared: str | None
+) -> None:
+    rw = HoldbackRewriter(CATALOG, NOTHING, BANNER, cache=None)
+    rw.feed(page)
+    rw.close()
+    assert rw.declared_charset == declared

@@ -101,7 +101,9 @@ class HoldbackRewriter:
         self.decision = decision
         self.head_html = head_html
         self.max_buffer_bytes = max(64, max_buffer_bytes)
-        self.held_back: collections.Counter[str] = collections.Counter()
+        #: the vendor of each tag held back so far: extended per run or cache hit, counted when asked
+        self._held: list[str] = []
+        self._held_counted: tuple[int, collections.Counter[str]] | None = None
         #: every third-party element of the page, cached chunks included: what the inventory counts
         self.third_parties: list[Sighting] = []
         #: called with ``third_parties`` when the page ends (``close``): the inventory's collector
@@ -125,6 +127,19 @@ class HoldbackRewriter:
         self._tokenizer = Tokenizer(catalog, self._holdback, self.max_buffer_bytes)
 
     # -- public API ---------------------------------------------------------------------------------------
+
+    @property
+    def held_back(self) -> collections.Counter[str]:
+        """How many tags of each vendor were held back so far (a Counter updated per cache hit costs more than
+        the hit's list extended, and most pages ask once, at their end)."""
+        held = self._held
+        counted = self._held_counted
+        if counted is None or counted[0] != len(held):
+            counts: collections.Counter[str] = collections.Counter()
+            for vendor in held:  # (Counter(held) goes through its Python-level update: ten times the cost)
+                counts[vendor] = counts.get(vendor, 0) + 1
+            counted = self._held_counted = (len(held), counts)
+        return counted[1]
 
     def feed(self, chunk: bytes) -> bytes:
         if self._closed:
@@ -199,18 +214,23 @@ class HoldbackRewriter:
             metrics.inc("rewrite_passthrough_total", reason=reason)
             return data
         self._tokenizer.mode = Mode.DATA
-        declared = _DECLARED_CHARSET.search(data, 0, PRESCAN_WAIT_BYTES)
-        if declared is not None and declared.start() < PRESCAN_BYTES:
-            self.declared_charset = declared.group(1).decode("ascii").lower()
-        self._tokenizer.charset_ahead = self._banner_would_push_out_charset(data)
+        # both regexes match from a "<meta" only: they start at the first one (most pages have one early, and
+        # a page without one in its first KiB is not searched at all; ignoring case, a search tries every byte)
+        meta_at = data[:PRESCAN_WAIT_BYTES].lower().find(b"<meta")
+        if meta_at != -1:
+            declared = _DECLARED_CHARSET.search(data, meta_at, PRESCAN_WAIT_BYTES)
+            if declared is not None and declared.start() < PRESCAN_BYTES:
+                self.declared_charset = declared.group(1).decode("ascii").lower()
+            self._tokenizer.charset_ahead = self._banner_would_push_out_charset(data, meta_at)
         if data.startswith(_UTF8_BOM):
             return _UTF8_BOM + self._step(data[3:], final)
         return self._step(data, final)
 
-    def _banner_would_push_out_charset(self, data: bytes) -> bool:
+    def _banner_would_push_out_charset(self, data: bytes, meta_at: int) -> bool:
         """Whether the banner block, inserted before the first KiB's <meta charset>, would push it out of the
-        KiB, where a browser looks for it: then it goes right after that <meta> instead."""
-        meta = _META_CHARSET.search(data, 0, PRESCAN_BYTES)
+        KiB, where a browser looks for it: then it goes right after that <meta> instead (``meta_at``: where
+        the first "<meta" of the prescan's bytes is, in any case)."""
+        meta = _META_CHARSET.search(data, meta_at, PRESCAN_BYTES)
         if meta is None:
             return False
         end = data.find(b">", meta.start(), PRESCAN_BYTES)
@@ -524,7 +544,7 @@ class HoldbackRewriter:
         parts.extend(hit.parts)
         if hit.held:
             held.extend(hit.held)
-            self.held_back.update(hit.held)
+            self._held.extend(hit.held)
         if hit.noted:
             noted.extend(hit.noted)
             self._note(hit.noted)
@@ -534,7 +554,7 @@ class HoldbackRewriter:
         self._state_id = hit.state_id
         self._pending = hit.pending
         if hit.held:
-            self.held_back.update(hit.held)
+            self._held.extend(hit.held)
         if hit.noted:
             self._note(hit.noted)
         return hit.parts
@@ -561,7 +581,7 @@ class HoldbackRewriter:
         pos = self._tokenizer.run(data, final, out)
         self._pending = data[pos:] if pos < len(data) else b""
         if self._holdback.held:
-            self.held_back.update(self._holdback.held)
+            self._held.extend(self._holdback.held)
         if self._holdback.noted:
             self.third_parties.extend(self._holdback.noted)
         return out
