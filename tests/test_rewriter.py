@@ -776,6 +776,21 @@ def test_an_end_tag_that_may_close_svg_content_holds_what_either_reading_runs(
     assert rewrite(page, chunk_size, decision=_everything(), max_buffer_bytes=256)[0] == HEAD + page
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 100])
+@pytest.mark.parametrize("style", [
+    b"<style>body{background:url(https://www.google-analytics.com/a.gif)}</style>",
+    b"<style><![CDATA[body{background:url(https://www.google-analytics.com/a.gif)}]]></style>",
+])
+def test_an_svg_style_has_its_css_fetches_held_as_an_html_one(style: bytes, chunk_size: int | None) -> None:
+    page = b"<html><head></head><body><svg>" + style + b"<script>" + FBQ + b"</script></svg></body></html>"
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=256)
+    assert b"body{background:url(data:,cg;analytics;google-analytics;" in out
+    assert HELD_FBQ in out  # and a script after it is still an svg script
+    # a math <style> is no style at all
+    math = page.replace(b"<svg>", b"<math>").replace(b"</svg>", b"</math>")
+    assert b"url(https://www.google-analytics.com/a.gif)" in rewrite(math, chunk_size, max_buffer_bytes=256)[0]
+
+
 @pytest.mark.parametrize("chunk_size", [None, 1, 7])
 def test_once_svg_content_in_doubt_ends_a_comment_is_a_comment_again(chunk_size: int | None) -> None:
     page = (b'<html><head></head><body><svg><g></x></svg><!-- <img src="https://www.facebook.com/tr?id=1"> -->'

@@ -185,9 +185,9 @@ def live_trackers(page: bytes | str) -> list[str]:
             urls = [_refresh_url(attrs.get("content", ""))]
         elif tag == "body":
             urls = [attrs.get("background", "")]
-        elif tag == "style" and element.text:
-            urls = [next(u for u in m if u) for m in CSS_URL.findall(element.text.replace("\\75 rl(", "url("))
-                    if any(m)]
+        elif tag in ("style", SVG + "style"):  # an svg <style> applies its text too
+            text = "".join(element.itertext()).replace("\\75 rl(", "url(")
+            urls = [next(u for u in m if u) for m in CSS_URL.findall(text) if any(m)]
         elif tag == "base" and not base and "href" in attrs:
             href = attrs["href"].strip()
             base = href if href.startswith(("https://", "http://", "//")) else "-"

@@ -183,8 +183,8 @@ class TextStates:
             self._css_text(data, pos, m.start(), out)
             name = m.group("tag").lower().decode()
             if name == "script" and self._foreign:
-                # a <style> in svg/math content in doubt (see Tokenizer): to a tree builder still in that
-                # content, an svg script that runs its text (read on here as the style's)
+                # a <style> in svg content, or in svg/math content in doubt (see Tokenizer): to a tree builder
+                # in that content, an svg script that runs its text (read on here as the style's)
                 held = self._foreign_script_tag(data, m.start(), rest, final)
             else:
                 held = self._hold(data[m.start() : rest], "img" if name == "image" else name, m.start())

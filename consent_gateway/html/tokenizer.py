@@ -470,9 +470,9 @@ class Tokenizer(HeadPlacement):
                 self._foreign = (*self._foreign, name)[-_MAX_FOREIGN_DEPTH:]
             return _DATA
         if self._foreign:
-            if self._foreign_doubt and name == "style":
-                # an HTML <style> to a tree builder that left the svg/math content: its text is CSS (read
-                # both ways, as in a <select>)
+            if name == "style" and (self._foreign_doubt or self._foreign[-1] == "svg"):
+                # an svg <style> applies its text as CSS, and so does an HTML one to a tree builder that left
+                # the svg/math content: read both ways, as in a <select> (tags held, CSS fetches held)
                 self._raw_name = name
                 return Mode.NOSCRIPT
             return _DATA

@@ -29,6 +29,8 @@ PAGES = {
     "xmp": '<a><svg></a><xmp><!--</xmp><img src="https://www.facebook.com/tr?id=1">-->',
     "html style": "<div><svg></div><style/>body{background:url(https://www.google-analytics.com/a.gif)}</style>",
     "image": '<a><svg></a><image src="https://tr.snapchat.com/p">',
+    # an svg <style> applies its CSS
+    "svg style css": "<svg><style>body{background:url(https://www.google-analytics.com/a.gif)}</style></svg>",
 }
 TRACKER_HOSTS = ("www.facebook.com", "www.google-analytics.com", "tr.snapchat.com")
 
