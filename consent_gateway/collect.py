@@ -26,7 +26,7 @@ from .catalog import Catalog, VendorRule
 from .csrf import SAFE_METHODS, is_same_origin
 from .decision import Decision
 from .errors import APIError, UpstreamTimeout
-from .proxy import map_upstream_error
+from .proxy_websocket import map_upstream_error
 from .responses import error_response
 
 logger = logging.getLogger("consent_gateway.collect")

@@ -92,6 +92,8 @@ class UpstreamError(ConsentGatewayError):
 
     status = 502
     code = "upstream_unavailable"
+    #: all the visitor is told: nothing of the upstream's internals
+    visitor_message = "The site could not be reached."
 
     def __init__(self, message: str, *, kind: str = "connect", original_error: BaseException | None = None) -> None:
         self.kind = kind
@@ -104,3 +106,4 @@ class UpstreamTimeout(UpstreamError):
 
     status = 504
     code = "upstream_timeout"
+    visitor_message = "The site did not answer in time."

@@ -16,16 +16,15 @@ import asyncio
 import base64
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-import aiohttp
-from multidict import CIMultiDict
 from yarl import URL
 
 from . import metrics
-from ._types import Message, Receive, Scope, Send
+from ._types import Receive, Scope, Send
 from .errors import UpstreamError, UpstreamTimeout
+from .proxy_websocket import WebSocketRelay, map_upstream_error, refuse_websocket
 from .responses import error_for, error_response
 from .upstream_http import UpstreamClient, UpstreamConnection
 
@@ -62,30 +61,8 @@ _RESPONSE_SKIPPED = _HOP_BY_HOP | {b"date", b"server"}
 #: as the upstream's packets, so the gateway keeps its Content-Length and its chunk cache sees the same
 #: bytes on every request. Longer bodies, and those of unknown length (event streams), go on as they arrive.
 WHOLE_BODY_MAX_BYTES = 256 * 1024
-WEBSOCKET_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _BODY_METHODS_WITHOUT_LENGTH = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
-_INVALID_CLOSE_CODES = frozenset({1005, 1006, 1015})
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
-#: What the visitor is told, by error code: nothing about the upstream's internals.
-_VISITOR_MESSAGES = {
-    UpstreamTimeout.code: "The site did not answer in time.",
-    UpstreamError.code: "The site could not be reached.",
-}
-
-
-#: What aiohttp would add to a request of its own accord; the proxy forwards the visitor's headers as they are.
-_AIOHTTP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
-
-
-class _ForwardedRequest(aiohttp.ClientRequest):
-    """aiohttp's request, adding none of its own headers: the same as ``skip_auto_headers`` naming them all,
-    without building and sorting that list again for every request (~3 % of the proxy's CPU)."""
-
-    _NONE_ADDED: CIMultiDict[None] = CIMultiDict((name, None) for name in _AIOHTTP_AUTO_HEADERS)
-
-    def update_auto_headers(self, skip_auto_headers: Iterable[str] | None) -> None:
-        # aiohttp reads the attribute again where it would add a default Content-Type to a body
-        self._skip_auto_headers = self._NONE_ADDED
 
 
 def _connection_tokens(values: list[bytes]) -> frozenset[bytes]:
@@ -115,23 +92,6 @@ def _response_headers(response: UpstreamConnection) -> list[tuple[bytes, bytes]]
         dropped = _connection_tokens(connection)
         return [(name, value) for name, value in kept if name not in dropped]
     return kept
-
-
-def map_upstream_error(exc: BaseException) -> UpstreamError:
-    """aiohttp's and asyncio's failures as the gateway's own, sorted in this one place.
-
-    The proxy (HTTP and WebSocket) and the beacon forwarder answer and count from the result, the way httpx
-    maps its transport's errors once (`map_httpcore_exceptions`). The original stays as `original_error`.
-    """
-    if isinstance(exc, UpstreamError):
-        return exc
-    if isinstance(exc, asyncio.TimeoutError):
-        return UpstreamTimeout("the upstream did not answer in time", kind="timeout", original_error=exc)
-    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ServerDisconnectedError):
-        kind = "bad_response"
-    else:
-        kind = "connect"
-    return UpstreamError(f"the upstream failed: {exc!r}", kind=kind, original_error=exc)
 
 
 class UpstreamProxy:
@@ -180,39 +140,21 @@ class UpstreamProxy:
         self.max_connections = max_connections
         self.websocket = websocket
         self.preserve_host = preserve_host
-        # Waiting for a free pooled connection counts against connect + read, never forever.
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=connect_timeout + read_timeout,
-            sock_connect=connect_timeout,
-            sock_read=read_timeout,
-        )
-        self._session: aiohttp.ClientSession | None = None
         self._client: UpstreamClient | None = None
-
-    # -- session -------------------------------------------------------------------------------------
-    def _get_session(self) -> aiohttp.ClientSession:
-        # For WebSockets only (plain HTTP goes through `UpstreamClient`). Created on first use, inside the
-        # loop that serves requests (aiohttp binds to the running loop).
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
-                timeout=self._timeout,
-                auto_decompress=False,
-                # Visitors must never share cookies: the proxy keeps none of its own.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # Forward the visitor's headers as they are; add nothing of aiohttp's.
-                request_class=_ForwardedRequest,
-            )
-        return self._session
+        self._websockets = WebSocketRelay(
+            upstream,
+            target=lambda scope: self._target(scope, self._ws_origin),
+            headers=self._websocket_headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._websockets.aclose()
 
     # -- ASGI ----------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -223,6 +165,14 @@ class UpstreamProxy:
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        if self.websocket:
+            await self._websockets.relay(scope, receive, send)
+        else:
+            await refuse_websocket(scope, receive, send, 501, "websocket_unsupported", "WebSocket is not proxied here.")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -244,14 +194,13 @@ class UpstreamProxy:
         # encoded=True: the visitor's percent-encoding reaches the upstream byte for byte.
         return URL(text, encoded=True)
 
-    def _request_headers(self, scope: Scope, *, websocket: bool = False) -> tuple[list[tuple[str, str]], bool]:
-        """The headers to send upstream, and whether the visitor's request has a body (a length or chunks)."""
-        skipped = _WEBSOCKET_REQUEST_SKIPPED if websocket else _REQUEST_SKIPPED
+    def _websocket_headers(self, scope: Scope) -> list[tuple[str, str]]:
+        """The headers of a WebSocket handshake to send upstream (aiohttp writes its own handshake ones)."""
+        skipped = _WEBSOCKET_REQUEST_SKIPPED
         kept: list[tuple[bytes, bytes]] = []
         forwarded_for: list[str] = []
         connection: list[bytes] = []
         host = ""
-        chunked = False
         for raw_name, value in scope["headers"]:
             name = raw_name.lower()
             if name in skipped or name.startswith(b"proxy-"):
@@ -261,14 +210,11 @@ class UpstreamProxy:
                     host = value.decode("latin-1")
                 elif name == b"connection":
                     connection.append(value)
-                elif name == b"transfer-encoding":
-                    chunked = True
             else:
                 kept.append((name, value))
         if connection:
             dropped = _connection_tokens(connection)
             kept = [(name, value) for name, value in kept if name not in dropped]
-        has_body = chunked or any(name == b"content-length" for name, _ in kept)
         headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in kept]
         client = scope.get("client")
         if client:
@@ -281,7 +227,7 @@ class UpstreamProxy:
             headers.append(("x-forwarded-host", host))
             if self.preserve_host:
                 headers.append(("host", host))
-        return headers, has_body
+        return headers
 
     # -- HTTP ----------------------------------------------------------------------------------------
     def _get_client(self) -> UpstreamClient:
@@ -467,98 +413,10 @@ class UpstreamProxy:
         logger.warning(
             "upstream %s failed for %s %s: %r", self.upstream, scope["method"], scope["path"], error.original_error
         )
-        message = _VISITOR_MESSAGES[error.code]
-        answer = error_for(scope, error.status, error.code, message, {"cache-control": "no-store"})
+        answer = error_for(scope, error.status, error.code, error.visitor_message, {"cache-control": "no-store"})
         await answer(scope, receive, send)
-
-    # -- WebSocket -----------------------------------------------------------------------------------
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
-        if not self.websocket:
-            await _deny_websocket(scope, receive, send, 501, "websocket_unsupported", "WebSocket is not proxied here.")
-            return
-        session = self._get_session()
-        try:
-            upstream = await session.ws_connect(
-                self._target(scope, self._ws_origin),
-                headers=self._request_headers(scope, websocket=True)[0],
-                protocols=tuple(scope.get("subprotocols", ())),
-                max_msg_size=WEBSOCKET_MAX_MESSAGE_BYTES,
-                autoping=True,
-            )
-        except aiohttp.WSServerHandshakeError as exc:  # the upstream's own answer, passed on
-            metrics.inc("upstream_errors_total", kind="websocket_refused")
-            logger.info("upstream %s refused a WebSocket on %s: %s", self.upstream, scope["path"], exc.status)
-            status = exc.status if 400 <= exc.status < 600 else 502
-            await _deny_websocket(scope, receive, send, status, "websocket_refused", "The site refused the WebSocket.")
-            return
-        except Exception as exc:  # every failure maps to a clean 502/504
-            error = map_upstream_error(exc)
-            kind = "timeout" if isinstance(error, UpstreamTimeout) else "connect"
-            metrics.inc("upstream_errors_total", kind=kind)
-            logger.warning("upstream %s WebSocket failed on %s: %r", self.upstream, scope["path"], exc)
-            await _deny_websocket(scope, receive, send, error.status, error.code, _VISITOR_MESSAGES[error.code])
-            return
-        try:
-            await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
-            await _pump_websocket(upstream, receive, send)
-        finally:
-            await upstream.close()
 
 
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-async def _deny_websocket(scope: Scope, receive: Receive, send: Send, status: int, code: str, text: str) -> None:
-    """Refuse a WebSocket before accepting it: an HTTP answer when the server can send one."""
-    if "websocket.http.response" in scope.get("extensions", {}):
-        await error_response(status, code, text)(scope, receive, send)
-    else:
-        await send({"type": "websocket.close", "code": 1011 if status >= 500 else 1008})
-
-
-async def _pump_websocket(upstream: aiohttp.ClientWebSocketResponse, receive: Receive, send: Send) -> None:
-    async def visitor_to_upstream() -> None:
-        while True:
-            message: Message = await receive()
-            if message["type"] == "websocket.receive":
-                if message.get("text") is not None:
-                    await upstream.send_str(message["text"])
-                else:
-                    await upstream.send_bytes(message.get("bytes") or b"")
-            elif message["type"] == "websocket.disconnect":
-                code = message.get("code", 1000)
-                await upstream.close(code=1000 if code in _INVALID_CLOSE_CODES else code)
-                return
-
-    async def upstream_to_visitor() -> None:
-        while True:
-            message = await upstream.receive()
-            if message.type == aiohttp.WSMsgType.TEXT:
-                await send({"type": "websocket.send", "text": message.data})
-            elif message.type == aiohttp.WSMsgType.BINARY:
-                await send({"type": "websocket.send", "bytes": message.data})
-            else:  # CLOSE, CLOSING, CLOSED or ERROR: the upstream side is over
-                code = upstream.close_code
-                if message.type == aiohttp.WSMsgType.ERROR or code is None:
-                    code = 1011 if message.type == aiohttp.WSMsgType.ERROR else 1000
-                elif code in _INVALID_CLOSE_CODES:
-                    code = 1000
-                await send({"type": "websocket.close", "code": code})
-                return
-
-    tasks = [asyncio.ensure_future(visitor_to_upstream()), asyncio.ensure_future(upstream_to_visitor())]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in done:
-        exc = task.exception()
-        if exc is not None and not isinstance(exc, OSError | aiohttp.ClientError):
-            raise exc
