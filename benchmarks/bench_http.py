@@ -22,8 +22,9 @@ interleaved so drift hits every server alike.
 
     python benchmarks/bench_http.py [--duration 5] [--repeats 3] [--json out.json] [--clients]
 
-``--clients`` adds the measurement behind the proxy's HTTP client: the same minimal streaming proxy on
-``httpx.AsyncClient`` and on aiohttp (``UpstreamProxy``), in front of the bare app.
+``--clients`` adds the measurement behind the proxy's HTTP client: a minimal streaming proxy on
+``httpx.AsyncClient`` against ``UpstreamProxy`` (aiohttp's client until issue 15, its own since), in front
+of the bare app.
 """
 
 from __future__ import annotations
@@ -661,7 +662,7 @@ def main() -> int:
         help="only measure the gateway's own CPU cost per request, calling the apps without sockets",
     )  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="also print the figures as a Markdown table")
-    parser.add_argument("--clients", action="store_true", help="also compare httpx and aiohttp proxies")
+    parser.add_argument("--clients", action="store_true", help="also compare an httpx proxy with UpstreamProxy")
     parser.add_argument(
         "--only", default="", help="comma-separated subset of bare,gateway,shared,proxy,nginx,proxy-raw (default: all)"
     )

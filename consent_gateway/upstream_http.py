@@ -30,6 +30,8 @@ from .errors import UpstreamError, UpstreamTimeout
 
 #: what may wait in a connection for its reader before the socket is no longer read
 BUFFER_MAX_BYTES: Final = 256 * 1024
+#: an answer whose header lines add up to more is refused (502), as nginx refuses "too big" headers
+HEADERS_MAX_BYTES: Final = 64 * 1024
 #: a pooled connection idle longer than this is closed, not used (upstreams close idle ones themselves)
 IDLE_SECONDS: Final = 15.0
 #: methods a client may send again when a reused connection turned out closed (RFC 9110 §9.2.2)
@@ -64,6 +66,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_request = head_request
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
         self.content_length: int | None = None
         self._chunked = False
         self.headers_done = False
@@ -121,10 +124,14 @@ class UpstreamConnection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.headers = []  # an interim (1xx) answer's headers are not the final one's
+        self._header_bytes = 0
         self.content_length = None
         self._chunked = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > HEADERS_MAX_BYTES:
+            raise ValueError(f"the upstream's headers pass {HEADERS_MAX_BYTES} bytes")  # the parser fails
         name = name.lower()
         self.headers.append((name, value))
         if name == b"content-length":

@@ -201,6 +201,18 @@ def test_malformed_answer_is_a_clean_502() -> None:
     assert response.status_code == 502
 
 
+def test_answer_with_oversized_headers_is_a_clean_502() -> None:
+    from consent_gateway.upstream_http import HEADERS_MAX_BYTES
+
+    huge = b"".join(b"x-filler-%d: %s\r\n" % (n, b"v" * 1000) for n in range(HEADERS_MAX_BYTES // 1000 + 1))
+    with proxied(lambda conn, index, request: _ok(b"hello", huge if conn == 1 else b"")) as (upstream, url):
+        with httpx.Client(timeout=WAIT_SECONDS) as client:
+            refused = client.get(url + "/")
+            fine = client.get(url + "/")
+    assert refused.status_code == 502
+    assert (fine.status_code, fine.content) == (200, b"hello")
+
+
 def test_requests_beyond_the_pool_wait_for_a_connection() -> None:
     def script(conn: int, index: int, request: bytes) -> bytes | None:
         time.sleep(0.1)
