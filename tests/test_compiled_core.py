@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,7 @@ def test_ci_runs_the_compiled_core_it_built() -> None:
         assert not str(loaded.__file__).endswith(".py"), module
     assert holdback._native_parse is not None  # the C readers built with them
     assert scanner._native_tag_rest_end is not None
+    assert scanner._native_candidate_starts is not None
 
 
 _TAG_BYTES = [b"<", b">", b"a", b"SRC", b"=", b"'", b'"', b" ", b"\t", b"\n", b"\f", b"\r", b"\x0b", b"/", b"x",
@@ -94,6 +97,49 @@ def test_the_c_tag_end_reader_ends_every_tag_where_the_pattern_does(parts: list[
     endpos = max(0, len(data) - short)
     m = scanner.TAG_REST.match(data, pos, endpos)
     assert scanner.tag_rest_end(data, pos, endpos) == (-1 if m is None else m.end())
+
+
+_CANDIDATE_PARTS = [b"<", b"</", b">", b"<!", b"<?", b" ", b"\t", b"\x0b", b"/", b"=", b"'", b"\x00", b"\xc3\xa9",
+                    b"\xff", b"x", b"a", b"A", b"script", b"sCrIpT", b"img", b"svg", b"MATH", b"meta", b"td",
+                    b"th", b"table", b"input", b"ping", b"PING", b"pin", b"refresh", b"image", b"Background"]
+
+
+def _candidate_reference() -> re.Pattern[bytes]:
+    """Every offset where the candidate pattern matches (a lookahead: overlapping starts too)."""
+    pattern = scanner.candidate_pattern(scanner.HTML_STARTS, scanner.HTML_ENDS, scanner.CONDITIONAL)
+    return re.compile(b"(?i)(?=(?:" + pattern + b"))", re.DOTALL)
+
+
+_CANDIDATES = _candidate_reference()
+_CANDIDATE_NAMES = (tuple(n.encode() for n in scanner.HTML_STARTS), tuple(n.encode() for n in scanner.HTML_ENDS),
+                    tuple((name.encode(), word) for name, word in scanner.CONDITIONAL.items()))
+
+
+@settings(max_examples=5000, deadline=None)
+@given(st.lists(st.sampled_from(_CANDIDATE_PARTS), max_size=40))
+def test_the_c_candidate_finder_finds_every_start_the_pattern_does(parts: list[bytes]) -> None:
+    """Names in any case, cut by the end of the data, conditional words before or after the next "<" or ">",
+    NULs and bytes past ASCII: the offsets where ``scanner.candidate_pattern`` matches (what hyperscan reports
+    on the pure path). Each is a hint the tokenizer confirms, so a missing one would skip a tag."""
+    _needs_compiled()
+    data = b"".join(parts)
+    assert scanner._native_candidate_starts is not None
+    found = scanner._native_candidate_starts(data, *_CANDIDATE_NAMES)
+    assert found == [m.start() for m in _CANDIDATES.finditer(data)]
+
+
+def test_the_c_candidate_finder_stays_linear_on_hostile_input() -> None:
+    """Conditional names without a ">" anywhere after them, with their word far away or nowhere: each looks
+    ahead no further than the last one did (a search from every "<a" to the end would take minutes here)."""
+    _needs_compiled()
+    assert scanner._native_candidate_starts is not None
+    cases = [(b"<a " * 300_000, []), (b"<a <a>" * 150_000, []),
+             (b"<td x" * 200_000 + b" BackGround", list(range(0, 1_000_000, 5)))]
+    for data, expected in cases:
+        started = time.process_time()
+        found = scanner._native_candidate_starts(data, *_CANDIDATE_NAMES)
+        assert time.process_time() - started < 1.0
+        assert found == expected
 
 
 def test_pure_env_runs_the_python_modules() -> None:

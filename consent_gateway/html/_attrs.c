@@ -1,8 +1,13 @@
-/* The attributes of a complete start tag, read in one pass over its bytes: the compiled core's version of
- * holdback._parse_attributes (the pure-Python function is the reference; tests/test_compiled_core.py compares
- * the two on generated tags, and the golden pages and real pages on both cores).
+/* The compiled core's C helpers: the hot byte loops its mypyc-compiled modules call. Each has a pure-Python
+ * reference that the pure path runs (tests/test_compiled_core.py compares the two on generated cases, and the
+ * golden pages and real pages on both cores). They read only within the bytes object they are given (NULs and
+ * bytes past ASCII are bytes like any other) and are linear in its length.
  *
- *     parse_attributes(tag: bytes, attribute: type[Attribute]) -> tuple[int, list[Attribute]]
+ *     parse_attributes(tag, attribute)   holdback._parse_attributes: a start tag's attributes
+ *     tag_rest_end(data, pos, endpos)    scanner.TAG_REST: where a tag's rest ends
+ *     candidate_starts(data, ...)        scanner.candidate_pattern: where candidate tokens start
+ *
+ * parse_attributes(tag: bytes, attribute: type[Attribute]) -> tuple[int, list[Attribute]]
  *
  * The same rules as holdback._NAME_END_RE and _ATTR_RE (the tokenizer's): the tag name runs to whitespace,
  * "/" or ">"; then attributes one after the other up to the closing ">" (the last byte, never read), each
@@ -209,16 +214,236 @@ static PyObject *tag_rest_end(PyObject *module, PyObject *const *args, Py_ssize_
     }
 }
 
+/* candidate_starts(data: bytes, start_names: tuple[bytes, ...], end_names: tuple[bytes, ...],
+ *                  conditional: tuple[tuple[bytes, bytes], ...]) -> list[int]
+ *
+ * Every offset of ``data`` where scanner.candidate_pattern() matches (any case), ascending: what the
+ * hyperscan candidate expression reports with its start-of-match, found here with memchr for "<" (hyperscan's
+ * start-of-match tracking made it the slowest part of that scan). At a "<":
+ *   "<" name "[\t\n\f\r />]"           for a name of start_names;
+ *   "</" name "[\t\n\f\r />]"          for a name of end_names;
+ *   "<!", "<?", "</" + a non-letter;
+ *   "<" name "[\t\n\f\r /]" then word, with no "<" (or no ">") between the delimiter and the word's end, for a
+ *   (name, word) of conditional.
+ * Names and words are given in lowercase ASCII; the data is folded to lowercase ASCII byte by byte (other
+ * bytes, NULs and invalid UTF-8 included, compare as they are). Every pattern must match within data. Linear
+ * in len(data): a name is read at most one byte past the longest name, and the next "<", ">" and word after a
+ * conditional name are searched forward once and reused by the "<"s after it. */
+
+#define CAND_MAX_NAMES 128
+#define CAND_MAX_NAME_LEN 32
+#define CAND_MAX_CONDITIONAL 16
+
+typedef struct {
+    const char *bytes;
+    Py_ssize_t len;
+} name_t;
+
+/* the next "<" or ">" at or after some offset, remembered: a later query at or after that offset reuses it
+ * while it lies at or after the query's start (the queries come in ascending order: linear in all) */
+typedef struct {
+    Py_ssize_t from;  /* the offset last searched from; -1 before the first search */
+    Py_ssize_t found; /* the first occurrence at or after ``from``, or the data's length when there is none */
+} next_t;
+
+/* a word's first occurrence in [from, searched): only as far as a query needs it, and resumed from there */
+typedef struct {
+    Py_ssize_t from;     /* -1 before the first search */
+    Py_ssize_t searched; /* where the search stopped: no occurrence lies within [from, searched) when found is -1 */
+    Py_ssize_t found;    /* the first occurrence at or after ``from``, or -1 */
+} word_memo_t;
+
+static inline unsigned char lower_ascii(unsigned char c) { return (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c); }
+
+static inline int is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+static Py_ssize_t next_byte(next_t *memo, const char *data, Py_ssize_t n, Py_ssize_t start, char byte) {
+    if (memo->from < 0 || start < memo->from || memo->found < start) {
+        const char *hit = start < n ? memchr(data + start, byte, (size_t)(n - start)) : NULL;
+        memo->from = start;
+        memo->found = hit == NULL ? n : hit - data;
+    }
+    return memo->found;
+}
+
+/* whether the word (lowercase) occurs in data[start:limit], any case */
+static int word_within(word_memo_t *memo, const char *data, Py_ssize_t start, Py_ssize_t limit,
+                       const name_t *word) {
+    if (memo->from < 0 || start < memo->from || (memo->found >= 0 && memo->found < start)) {
+        memo->from = start; /* what is known does not cover this query: search afresh */
+        memo->searched = start;
+        memo->found = -1;
+    }
+    if (memo->found < 0) {
+        /* none in [from, searched): resume where the last search stopped, re-reading the bytes an occurrence
+         * cut there may start at (what lies before start is no longer asked about) */
+        memo->from = start;
+        Py_ssize_t j = memo->searched - word->len + 1;
+        if (j < start) j = start;
+        unsigned char first = (unsigned char)word->bytes[0];
+        for (; j + word->len <= limit; j++) {
+            if (lower_ascii((unsigned char)data[j]) != first) continue;
+            Py_ssize_t t = 1;
+            while (t < word->len && lower_ascii((unsigned char)data[j + t]) == (unsigned char)word->bytes[t]) t++;
+            if (t == word->len) {
+                memo->found = j;
+                break;
+            }
+        }
+        if (limit > memo->searched) memo->searched = limit;
+    }
+    return memo->found >= 0 && memo->found + word->len <= limit;
+}
+
+/* names from a tuple of lowercase bytes; -1 with an exception set when the tuple is not one */
+static Py_ssize_t read_names(PyObject *tuple, name_t *names, Py_ssize_t max, const char *what) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) > max) {
+        PyErr_Format(PyExc_TypeError, "candidate_starts: %s must be a tuple of at most %zd bytes", what, max);
+        return -1;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(tuple);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) < 1 || PyBytes_GET_SIZE(item) > CAND_MAX_NAME_LEN) {
+            PyErr_Format(PyExc_TypeError, "candidate_starts: %s must hold bytes of 1 to %d bytes", what,
+                         CAND_MAX_NAME_LEN);
+            return -1;
+        }
+        names[i].bytes = PyBytes_AS_STRING(item);
+        names[i].len = PyBytes_GET_SIZE(item);
+    }
+    return count;
+}
+
+/* the index of the name data[start:end] folds to, or -1 */
+static Py_ssize_t find_name(const char *data, Py_ssize_t start, Py_ssize_t end, const name_t *names,
+                            Py_ssize_t count) {
+    Py_ssize_t len = end - start;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (names[k].len != len) continue;
+        Py_ssize_t t = 0;
+        while (t < len && lower_ascii((unsigned char)data[start + t]) == (unsigned char)names[k].bytes[t]) t++;
+        if (t == len) return k;
+    }
+    return -1;
+}
+
+static PyObject *candidate_starts(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "candidate_starts(data: bytes, start_names: tuple[bytes, ...], "
+                                         "end_names: tuple[bytes, ...], conditional: tuple[tuple[bytes, bytes], ...])");
+        return NULL;
+    }
+    name_t starts[CAND_MAX_NAMES], ends[CAND_MAX_NAMES];
+    name_t cond_names[CAND_MAX_CONDITIONAL], cond_words[CAND_MAX_CONDITIONAL];
+    word_memo_t word_memo[CAND_MAX_CONDITIONAL];
+    Py_ssize_t n_starts = read_names(args[1], starts, CAND_MAX_NAMES, "start_names");
+    if (n_starts < 0) return NULL;
+    Py_ssize_t n_ends = read_names(args[2], ends, CAND_MAX_NAMES, "end_names");
+    if (n_ends < 0) return NULL;
+    PyObject *cond = args[3];
+    if (!PyTuple_Check(cond) || PyTuple_GET_SIZE(cond) > CAND_MAX_CONDITIONAL) {
+        PyErr_SetString(PyExc_TypeError, "candidate_starts: conditional must be a short tuple of (name, word)");
+        return NULL;
+    }
+    Py_ssize_t n_cond = PyTuple_GET_SIZE(cond);
+    for (Py_ssize_t k = 0; k < n_cond; k++) {
+        PyObject *pair = PyTuple_GET_ITEM(cond, k);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "candidate_starts: conditional must hold (name, word) pairs");
+            return NULL;
+        }
+        PyObject *name = PyTuple_GET_ITEM(pair, 0), *word = PyTuple_GET_ITEM(pair, 1);
+        if (!PyBytes_Check(name) || !PyBytes_Check(word) || PyBytes_GET_SIZE(name) < 1 ||
+            PyBytes_GET_SIZE(word) < 1 || PyBytes_GET_SIZE(name) > CAND_MAX_NAME_LEN ||
+            PyBytes_GET_SIZE(word) > CAND_MAX_NAME_LEN) {
+            PyErr_SetString(PyExc_TypeError, "candidate_starts: conditional names and words are short bytes");
+            return NULL;
+        }
+        cond_names[k].bytes = PyBytes_AS_STRING(name);
+        cond_names[k].len = PyBytes_GET_SIZE(name);
+        cond_words[k].bytes = PyBytes_AS_STRING(word);
+        cond_words[k].len = PyBytes_GET_SIZE(word);
+        word_memo[k].from = -1;
+        word_memo[k].searched = 0;
+        word_memo[k].found = -1;
+    }
+    Py_ssize_t longest = 0;
+    for (Py_ssize_t k = 0; k < n_starts; k++) longest = starts[k].len > longest ? starts[k].len : longest;
+    for (Py_ssize_t k = 0; k < n_ends; k++) longest = ends[k].len > longest ? ends[k].len : longest;
+    for (Py_ssize_t k = 0; k < n_cond; k++) longest = cond_names[k].len > longest ? cond_names[k].len : longest;
+
+    const char *data = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    next_t lt_memo = {-1, 0}, gt_memo = {-1, 0};
+    PyObject *found = PyList_New(0);
+    if (found == NULL) return NULL;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        const char *hit = memchr(data + i, '<', (size_t)(n - i));
+        if (hit == NULL) break;
+        i = hit - data;
+        int candidate = 0;
+        if (i + 1 < n) {
+            unsigned char c = (unsigned char)data[i + 1];
+            int closing = c == '/';
+            if (c == '!' || c == '?') {
+                candidate = 1;
+            } else if (closing && i + 2 < n && !is_letter((unsigned char)data[i + 2])) {
+                candidate = 1;
+            } else if (closing || is_letter(c)) {
+                /* the name: up to a delimiter, read no further than one byte past the longest name */
+                Py_ssize_t start = i + 1 + closing, end = start;
+                while (end < n && end - start <= longest) {
+                    unsigned char d = (unsigned char)data[end];
+                    if (is_ws(d) || d == '/' || d == '>') break;
+                    end++;
+                }
+                if (end < n && end > start && end - start <= longest) { /* a delimiter ends it, within data */
+                    if (closing) {
+                        candidate = find_name(data, start, end, ends, n_ends) >= 0;
+                    } else if (find_name(data, start, end, starts, n_starts) >= 0) {
+                        candidate = 1;
+                    } else if (data[end] != '>') {
+                        Py_ssize_t k = find_name(data, start, end, cond_names, n_cond);
+                        if (k >= 0) {
+                            Py_ssize_t after = end + 1;
+                            Py_ssize_t lt = next_byte(&lt_memo, data, n, after, '<');
+                            Py_ssize_t gt = next_byte(&gt_memo, data, n, after, '>');
+                            Py_ssize_t limit = lt > gt ? lt : gt; /* [^<]* or [^>]* up to the word */
+                            candidate = word_within(&word_memo[k], data, after, limit, &cond_words[k]);
+                        }
+                    }
+                }
+            }
+        }
+        if (candidate) {
+            PyObject *offset = PyLong_FromSsize_t(i);
+            if (offset == NULL || PyList_Append(found, offset) < 0) {
+                Py_XDECREF(offset);
+                Py_DECREF(found);
+                return NULL;
+            }
+            Py_DECREF(offset);
+        }
+        i++;
+    }
+    return found;
+}
+
 static PyMethodDef methods[] = {
     {"parse_attributes", (PyCFunction)(void (*)(void))parse_attributes, METH_FASTCALL,
      "(end of the tag name, attributes) of a complete start tag, as holdback._parse_attributes reads them."},
     {"tag_rest_end", (PyCFunction)(void (*)(void))tag_rest_end, METH_FASTCALL,
      "Where scanner.TAG_REST matched at pos (within data[:endpos]) ends, -1 where it does not match."},
+    {"candidate_starts", (PyCFunction)(void (*)(void))candidate_starts, METH_FASTCALL,
+     "Every offset where scanner.candidate_pattern() matches (any case), ascending."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_attrs", "The compiled core's attribute reader (see holdback._parse_attributes).",
+    PyModuleDef_HEAD_INIT, "_attrs", "The compiled core's C helpers: attribute and tag readers, a candidate finder.",
     -1, methods, NULL, NULL, NULL, NULL,
 };
 

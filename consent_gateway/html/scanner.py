@@ -10,6 +10,8 @@ Two paths behind one interface, :func:`text_end`:
   inline-script signature and quoted attribute value holding "<" or ">" (a :class:`BufferScan`). Everything
   it reports is a *hint*: the tokenizer confirms each one with the code the pure path runs, and only skips
   work where the scan proves there is nothing to find. So both paths give the same bytes (the tests run both).
+  On the compiled core, a C finder (``_attrs.c``) reports the candidates instead: the same offsets, without
+  hyperscan's start-of-match tracking (which had made them the slowest part of its scan).
 """
 
 from __future__ import annotations
@@ -204,11 +206,6 @@ HTML_MODES = Modes(HTML_STARTS, HTML_ENDS, cdata=False, conditional=_CONDITIONAL
 #: while the banner block waits for a <meta charset> in the first KiB: every <meta>, <body> and </head> too
 HEAD_MODES = Modes(tuple(dict.fromkeys((*HTML_STARTS, "meta", "body"))), (*HTML_ENDS, "head"), cdata=False,
                    conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
-#: the native scanner's extra candidates: the conditional names with their word (what the lookaheads accept)
-_NATIVE_CONDITIONAL = tuple(
-    b"<" + name.encode() + rb"[\t\n\f\r /][^" + stop + b"]*" + word
-    for name, word in CONDITIONAL.items() for stop in (b"<", b">")
-)
 # raw-text elements are not raw text in svg/math: their content is markup there. Every end tag is read: one
 # that closes no open svg/math element may close an HTML element below them, and so the foreign content
 FOREIGN_MODES = Modes(_FOREIGN_STARTS, (), cdata=True,
@@ -300,28 +297,54 @@ class BufferScan:
         return chosen
 
 
+def candidate_pattern(start_names: tuple[str, ...], end_names: tuple[str, ...],
+                      conditional: dict[str, bytes]) -> bytes:
+    """Where a candidate token starts (matched in any case): a start tag of ``start_names``, an end tag of
+    ``end_names``, a comment, doctype, processing instruction or bogus comment, and a conditional name whose
+    word follows before the next "<" or the next ">" (what the ``Modes`` lookaheads accept)."""
+    return (
+        b"<(?:" + b"|".join(n.encode() for n in start_names) + rb")[\t\n\f\r />]"
+        + b"|</(?:" + b"|".join(n.encode() for n in end_names) + rb")[\t\n\f\r />]"
+        + rb"|<[!?]|</[^a-zA-Z]"
+        + b"".join(b"|<" + name.encode() + rb"[\t\n\f\r /][^" + stop + b"]*" + word
+                   for name, word in conditional.items() for stop in (b"<", b">"))
+    )
+
+
+#: the C finder of candidate starts built beside the compiled core (``_attrs.c``); None on the pure path,
+#: where hyperscan finds them with the other strings (its start-of-match tracking made that the slow part
+#: of the scan: the C finder is a memchr for "<" and a look at the name after it)
+_native_candidate_starts: Callable[[bytes, tuple[bytes, ...], tuple[bytes, ...],
+                                    tuple[tuple[bytes, bytes], ...]], list[int]] | None = native_function(
+    "candidate_starts")
+
+
 class NativeScanner:
-    """A compiled hyperscan database for one catalog and one set of candidate names."""
+    """A compiled hyperscan database for one catalog and one set of candidate names (and, on the compiled
+    core, the C candidate finder's arguments)."""
 
     def __init__(self, start_names: tuple[str, ...], end_names: tuple[str, ...], needles: list[bytes],
-                 signatures: list[bytes], extra_candidates: tuple[bytes, ...] = ()) -> None:
+                 signatures: list[bytes], conditional: dict[str, bytes] | None = None) -> None:
         if _hs is None:
             raise RuntimeError("hyperscan is not installed")
-        candidate = (
-            b"<(?:" + b"|".join(n.encode() for n in start_names) + rb")[\t\n\f\r />]"
-            + b"|</(?:" + b"|".join(n.encode() for n in end_names) + rb")[\t\n\f\r />]"
-            + rb"|<[!?]|</[^a-zA-Z]"
-            + b"".join(b"|" + extra for extra in extra_candidates)  # their leftmost start is the candidate
-        )
+        conditional = conditional or {}
+        self._names = (tuple(n.encode() for n in start_names), tuple(n.encode() for n in end_names),
+                       tuple((name.encode(), word.lower()) for name, word in conditional.items()))
+        self._c_candidates = _native_candidate_starts is not None
         quoted = rb"""=[\t\n\f\r ]*(?:"[^"<>]*[<>]|'[^'<>]*[<>])"""
         # "style", then a "(" (or what may encode one) before the next "<" or ">": a start tag that may carry a
         # CSS url() (Modes.loose stops at it). Reported like a quoted "<": the text around it is read by the
         # regexes, a pattern with a literal start that keeps this scan fast (a tag's own start would not)
         styled = rb"style[^<>]*(?:\(|&#|&lpar;)"
-        expressions = [candidate, quoted, styled]
-        flags = [_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SOM_LEFTMOST, 0, _hs.HS_FLAG_CASELESS]
-        self._kinds = [_CANDIDATE, _QUOTED, _QUOTED]
-        self._lengths = [0, 0, 0]
+        expressions = [quoted, styled]
+        flags = [0, _hs.HS_FLAG_CASELESS]
+        self._kinds = [_QUOTED, _QUOTED]
+        self._lengths = [0, 0]
+        if not self._c_candidates:
+            expressions.append(candidate_pattern(start_names, end_names, conditional))
+            flags.append(_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SOM_LEFTMOST)
+            self._kinds.append(_CANDIDATE)
+            self._lengths.append(0)
         for needle in needles:
             expressions.append(re.escape(needle))
             flags.append(_hs.HS_FLAG_CASELESS)
@@ -354,6 +377,8 @@ class NativeScanner:
                 signatures.append((end - lengths[ident], end))
 
         self._db.scan(data, match_event_handler=on_match)
+        if _native_candidate_starts is not None and self._c_candidates:
+            result.candidates = _native_candidate_starts(data, *self._names)  # ascending
         # matches arrive in order of their end; the candidates and spans are wanted by start
         candidates.sort()
         needles.sort()
@@ -363,7 +388,7 @@ class NativeScanner:
 
 def native_scanner_for(catalog: Any, start_names: tuple[str, ...] = HTML_STARTS,
                        end_names: tuple[str, ...] = HTML_ENDS,
-                       extra_candidates: tuple[bytes, ...] = _NATIVE_CONDITIONAL) -> NativeScanner | None:
+                       conditional: dict[str, bytes] = CONDITIONAL) -> NativeScanner | None:
     """The native scanner of a catalog (compiled once per catalog), or None without hyperscan or when the
     accelerators are switched off."""
     if _hs is None or not _native_enabled:
@@ -371,7 +396,7 @@ def native_scanner_for(catalog: Any, start_names: tuple[str, ...] = HTML_STARTS,
     scanner: NativeScanner | None = getattr(catalog, "_hs_scanner", None)
     if scanner is None:
         needles, signatures = catalog.scan_strings()
-        scanner = NativeScanner(start_names, end_names, needles, signatures, extra_candidates)
+        scanner = NativeScanner(start_names, end_names, needles, signatures, conditional)
         catalog._hs_scanner = scanner
     return scanner
 
