@@ -47,6 +47,9 @@ from .tokenizer import Tokenizer
 
 logger = logging.getLogger("consent_gateway.html")
 
+#: a span this short read again (a changed token) is first checked for passing as it is (see
+#: Tokenizer.passes_unchanged): a long one seldom does, and the check would cost a second scan
+SHORT_RUN_BYTES = 1024
 #: bytes looked at for a BOM and a <meta charset> before anything is emitted (the HTML prescan's window)
 PRESCAN_BYTES = 1024
 #: a <meta> declaring the charset (charset=… or http-equiv content=…; charset=…), or one the end of the first
@@ -575,8 +578,11 @@ class HoldbackRewriter:
     def _rewrite(self, chunk: bytes, final: bool) -> list[bytes | None]:
         """Run the tokenizer over pending + chunk; keep the unfinished tail as the new pending."""
         data = self._pending + chunk if self._pending else chunk
-        out: list[bytes | None] = []
         self._holdback.start_run()
+        if not final and len(data) <= SHORT_RUN_BYTES and self._tokenizer.passes_unchanged(data):
+            self._pending = b""  # the state (and its number) stays as it is
+            return [data]
+        out: list[bytes | None] = []
         self._state_id = None
         pos = self._tokenizer.run(data, final, out)
         self._pending = data[pos:] if pos < len(data) else b""
