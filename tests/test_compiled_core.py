@@ -142,6 +142,56 @@ def test_the_c_candidate_finder_stays_linear_on_hostile_input() -> None:
         assert found == expected
 
 
+_PLAIN_PARTS = [b"text ", b"<p>", b"</p>", b'<a href="/x">', b"</a>", b'<input type="hidden" name="t" value="',
+                b'">', b"<meta name=csrf content=", b">", b"<td class=c>", b"&amp;", b"&lp", b"ar;", b"a < b",
+                b"<b", b"r>", b"<!--", b"(", b"<img src=/i.png>", b"ping", b"ima", b"ge", b"0", b"x1", b"Z", b"<i",
+                b"x src=/i.png>", b"<p title=&lpa", b"x;>"]
+_TOKEN_BYTES = [b"a", b"9", b"pin", b"g", b"im", b"age", b"refresh", b"BACKGROUND", b"lpar", b"script", b"<", b'"',
+                b"&", b" ", b"x", b"mg", b"r"]
+
+
+@settings(max_examples=4000, deadline=None)
+@given(st.lists(st.sampled_from(_PLAIN_PARTS), max_size=8), st.integers(0, 80), st.integers(0, 6),
+       st.lists(st.sampled_from(_TOKEN_BYTES), max_size=4))
+def test_a_span_said_to_read_like_a_plain_one_reads_as_plain(parts: list[bytes], at: int, cut: int,
+                                                              token: list[bytes]) -> None:
+    """A changed span is known to pass as it is from the bytes that passed last time (``scanner.reads_like``,
+    read in C): only when the scan itself reads it as plain text and tags that do not matter — whatever the
+    change makes (a tag name, a conditional word, an ``&lpar;``)."""
+    _needs_compiled()
+    plain = b"".join(parts)
+    if not scanner.reads_plain(plain):
+        return
+    at = min(at, len(plain))
+    data = plain[:at] + b"".join(token) + plain[at + cut :]
+    if scanner.reads_like(plain, data):
+        assert scanner.reads_plain(data)
+
+
+@pytest.mark.parametrize(("plain", "data"), [
+    (b"<ix src=/i.png>", b"<img src=/i.png>"),  # a tag's name
+    (b"a <1mg src=/i.png> b", b"a <img src=/i.png> b"),  # right after "<"
+    (b"<p title=&lpax;>", b"<p title=&lpar;>"),  # a "(" in a style-capable tag
+    (b'<input type="imagx" src=/i.png>', b'<input type="image" src=/i.png>'),  # a conditional word
+    (b"<a href=/x>pinx</a>", b"<a href=/x>PING</a>"),
+])
+def test_a_change_that_makes_a_tag_matter_is_not_read_like_the_last_variant(plain: bytes, data: bytes) -> None:
+    _needs_compiled()
+    assert scanner.reads_plain(plain) and not scanner.reads_plain(data)
+    assert not scanner.reads_like(plain, data)
+
+
+def test_a_changed_token_in_a_value_or_text_reads_like_the_last_variant() -> None:
+    _needs_compiled()
+    # the C reader knows the conditional words by heart
+    assert set(scanner.CONDITIONAL.values()) == {b"ping", b"refresh", b"image", b"background"}
+    plain = b'<input type="hidden" name="t1" value="a1f8d3d88"> <p>Hello Camille</p>'
+    assert scanner.reads_plain(plain)
+    assert scanner.reads_like(plain, plain.replace(b"a1f8d3d88", b"07c4"))
+    assert scanner.reads_like(plain, plain.replace(b"Camille", b"Dominique"))
+    assert scanner.reads_like(plain, plain)
+
+
 def test_pure_env_runs_the_python_modules() -> None:
     code = ("import consent_gateway, json, sys\n"
             "from consent_gateway.compiled import core_path, running_compiled\n"

@@ -432,6 +432,58 @@ static PyObject *candidate_starts(PyObject *module, PyObject *const *args, Py_ss
     return found;
 }
 
+static int is_alnum(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_name_end(unsigned char c) { return is_ws(c) || c == '/' || c == '>'; }
+
+/* whether `word` (lowercase) occurs in data[lo:hi], in any case */
+static int has_word(const char *data, Py_ssize_t lo, Py_ssize_t hi, const char *word, Py_ssize_t len) {
+    for (Py_ssize_t p = lo; p + len <= hi; p++) {
+        Py_ssize_t k = 0;
+        while (k < len && (data[p + k] | 0x20) == word[k]) k++;
+        if (k == len) return 1;
+    }
+    return 0;
+}
+
+/* reads_like(plain: bytes, data: bytes) -> bool: scanner.reads_like, in one call (see there): data differs from
+ * plain in one run of letters and digits on both sides, not in a tag's name nor right after "<" or "</", with
+ * no "&" in the five bytes before it and no conditional word (ping, refresh, image, background; any case)
+ * within reach of it. */
+static PyObject *reads_like(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "reads_like(plain: bytes, data: bytes)");
+        return NULL;
+    }
+    const char *a = PyBytes_AS_STRING(args[0]);
+    const char *b = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t na = PyBytes_GET_SIZE(args[0]), nb = PyBytes_GET_SIZE(args[1]);
+    Py_ssize_t shorter = na < nb ? na : nb;
+    Py_ssize_t prefix = 0, suffix = 0;
+    while (prefix < shorter && a[prefix] == b[prefix]) prefix++;
+    while (suffix < shorter - prefix && a[na - 1 - suffix] == b[nb - 1 - suffix]) suffix++;
+    Py_ssize_t end_a = na - suffix, end_b = nb - suffix;
+    for (Py_ssize_t p = prefix; p < end_a; p++)
+        if (!is_alnum((unsigned char)a[p])) Py_RETURN_FALSE;
+    for (Py_ssize_t p = prefix; p < end_b; p++)
+        if (!is_alnum((unsigned char)b[p])) Py_RETURN_FALSE;
+    /* in a tag's name: back from the change over name bytes to a "<" (or "</") */
+    Py_ssize_t p = prefix;
+    while (p > 0 && b[p - 1] != '<' && !is_name_end((unsigned char)b[p - 1])) p--;
+    if (p > 0 && b[p - 1] == '<') Py_RETURN_FALSE;
+    if (p > 1 && b[p - 1] == '/' && b[p - 2] == '<') Py_RETURN_FALSE;
+    for (Py_ssize_t q = prefix > 5 ? prefix - 5 : 0; q < prefix; q++)
+        if (b[q] == '&') Py_RETURN_FALSE;
+    Py_ssize_t lo = prefix > 9 ? prefix - 9 : 0, hi = end_b + 9 < nb ? end_b + 9 : nb;
+    if (has_word(b, lo, hi, "ping", 4) || has_word(b, lo, hi, "image", 5) || has_word(b, lo, hi, "refresh", 7)
+        || has_word(b, lo, hi, "background", 10))
+        Py_RETURN_FALSE;
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"parse_attributes", (PyCFunction)(void (*)(void))parse_attributes, METH_FASTCALL,
      "(end of the tag name, attributes) of a complete start tag, as holdback._parse_attributes reads them."},
@@ -439,6 +491,8 @@ static PyMethodDef methods[] = {
      "Where scanner.TAG_REST matched at pos (within data[:endpos]) ends, -1 where it does not match."},
     {"candidate_starts", (PyCFunction)(void (*)(void))candidate_starts, METH_FASTCALL,
      "Every offset where scanner.candidate_pattern() matches (any case), ascending."},
+    {"reads_like", (PyCFunction)(void (*)(void))reads_like, METH_FASTCALL,
+     "Whether data reads as plain does, known from how they differ (see scanner.reads_like)."},
     {NULL, NULL, 0, NULL},
 };
 

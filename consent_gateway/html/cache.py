@@ -71,8 +71,8 @@ HEAD_MARK = None
 Parts = Sequence[bytes | None]
 #: one third-party element noted for the inventory: (host, vendor id or "unclassified", element kind, held back)
 Sighting = tuple[str, str, str, bool]
-#: how a chunk was read last time, span by span: (length, None, b"") read again, (length, key, first bytes)
-#: found in the cache
+#: how a chunk was read last time, span by span: (length, None, its bytes when they passed as they are, else
+#: b"") read again, (length, key, first bytes) found in the cache
 Layout = tuple[tuple[int, "tuple[object, ...] | None", bytes], ...]
 
 
@@ -221,18 +221,18 @@ class ChunkCache:
     def set_layout(self, lineage: Any, layout: Layout, replacing: Layout | None = None) -> None:
         """Keep a chunk's layout first among its lineage's, in place of the one it was read along (if any)."""
         old = self._layouts.pop(lineage, ())
-        self._layouts_bytes -= sum(len(way) for way in old) * LAYOUT_ITEM_BYTES
+        self._layouts_bytes -= sum(layout_bytes(way) for way in old)
         ways = [way for way in old if way is not replacing]
-        if layout and len(layout) * LAYOUT_ITEM_BYTES <= self.max_bytes // 64:
+        if layout and layout_bytes(layout) <= self.max_bytes // 64:
             ways.insert(0, layout)
         kept = tuple(ways[:LAYOUT_WAYS])
         if not kept:
             return
         self._layouts[lineage] = kept
-        self._layouts_bytes += sum(len(way) for way in kept) * LAYOUT_ITEM_BYTES
+        self._layouts_bytes += sum(layout_bytes(way) for way in kept)
         while self._layouts_bytes > self.max_bytes // 8:  # one at a time: never a long pause
             dropped_lineage, dropped = self._layouts.popitem(last=False)
-            self._layouts_bytes -= sum(len(way) for way in dropped) * LAYOUT_ITEM_BYTES
+            self._layouts_bytes -= sum(layout_bytes(way) for way in dropped)
             self._layout_misses.pop(dropped_lineage, None)
 
     def clear(self) -> None:
@@ -249,6 +249,11 @@ class ChunkCache:
 
 
 CHUNK_CACHE = ChunkCache()
+
+
+def layout_bytes(layout: Layout) -> int:
+    """What a layout costs against the layouts' budget: its items, and the bytes of its changed spans kept."""
+    return len(layout) * LAYOUT_ITEM_BYTES + sum(len(item[2]) for item in layout if item[1] is None)
 
 
 def state_bytes(state: TokenizerState) -> int:

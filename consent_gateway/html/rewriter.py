@@ -369,7 +369,7 @@ class HoldbackRewriter:
         tokenizer = self._tokenizer
         restore: CachedChunk | None = None
         pos, n = 0, len(chunk)
-        for i, (_, key, _) in enumerate(layout):
+        for i, (_, key, plain) in enumerate(layout):
             end = ends[i]
             if key is None:  # read again last time (a change): read again up to where the run after it starts
                 if end - pos > CACHE_SEGMENT_MAX_BYTES:
@@ -377,6 +377,13 @@ class HoldbackRewriter:
                 if restore is not None:
                     tokenizer.restore(restore.state)
                     restore = None
+                if plain and not self._pending:  # it passed as it was last time: maybe again (a token)
+                    span = chunk[pos:end]
+                    if tokenizer.passes_unchanged(span, plain):
+                        trail.append(Step(pos, end, (), None, False))
+                        parts.append(span)
+                        pos = end
+                        continue
                 if end > pos:
                     before = len(trail)
                     segment_digest = _cache.digest(b"", chunk[pos:end])
@@ -495,7 +502,10 @@ class HoldbackRewriter:
                 j = i + 1
                 while j < count and trail[j].hit is None:
                     j += 1
-                layout.append((trail[j - 1].end - step.start, None, b""))
+                # its bytes, when they pass as they are: the next variant's may be known to pass from them
+                span = chunk[step.start : trail[j - 1].end]
+                plain = span if len(span) <= SHORT_RUN_BYTES and _scanner.reads_plain(span) else b""
+                layout.append((len(span), None, plain))
                 i = j
                 continue
             j = i + 1

@@ -237,6 +237,28 @@ def text_end(data: bytes, pos: int, n: int, modes: Modes, hints: BufferScan | No
     return end, exact_until
 
 
+#: the C reader telling a span that reads like its last variant (``_attrs.c``); None on the pure path
+_native_reads_like: Callable[[bytes, bytes], bool] | None = native_function("reads_like")
+
+
+def reads_plain(data: bytes) -> bool:
+    """Whether the HTML data state's loose scan reads all of ``data`` as text and tags that do not matter, with
+    no quoted value holding "<" or ">" (which would send it to the exact scan)."""
+    return HTML_MODES.loose.match(data).end() == len(data) and _QUOTED_LT_GT.search(data) is None  # type: ignore[union-attr]
+
+
+def reads_like(plain: bytes, data: bytes) -> bool:
+    """Whether ``data`` reads as ``plain`` (of which reads_plain holds) does, known from how they differ: in one
+    run of letters and digits (a token) on both sides, not in a tag's name nor right after "<" or "</",
+    without an "&" in the five bytes before it (``&lpar;``) and making no word of a conditional tag
+    (``CONDITIONAL``: ping, refresh, image, background, in any case) within reach of it. Then every "<", ">",
+    "(", "&", quote and tag name is where it was, in the same order: each tag that did not matter still does
+    not, and reads_plain holds of ``data`` too. Read in C (``_attrs.c``), a few hundred instructions against
+    a scan's thousands; False on the pure path, where the scan decides."""
+    native = _native_reads_like
+    return native is not None and native(plain, data)
+
+
 # -- the native path --------------------------------------------------------------------------------------
 
 _CANDIDATE, _QUOTED, _NEEDLE, _SIGNATURE = 0, 1, 2, 3

@@ -33,6 +33,7 @@ from .scanner import (
     TOO_LONG_INERT,
     Modes,
     native_scanner_for,
+    reads_like,
     tag_rest_end,
     text_end,
 )
@@ -162,16 +163,19 @@ class Tokenizer(HeadPlacement):
         """Whether the end of the document still has something to emit besides the pending bytes."""
         return self.script_open is not None or ((self.head_pending or self.charset_ahead) and self.mode == _DATA)
 
-    def passes_unchanged(self, data: bytes) -> bool:
+    def passes_unchanged(self, data: bytes, like: bytes = b"") -> bool:
         """Whether a run over ``data`` (not the document's end) would emit it as it is and leave the state as
         it is: the data state, and nothing but text and tags that do not matter up to its end — what a token
         of a personalised page read again usually is. Decided by the scanner the run starts with, so the
-        driver may skip the run (its per-run cost is most of what a short span costs)."""
+        driver may skip the run (its per-run cost is most of what a short span costs); ``like``: bytes of
+        which ``scanner.reads_plain`` holds (the span's last variant), which ``data`` may read like."""
         if self.mode != _DATA or self.head_pending or self.charset_ahead or self._foreign:
             return False
         n = len(data)
         if self._native is not None and n >= MIN_SCAN_BYTES:
             return False  # the run would read it with the native hints: left to the run
+        if like and reads_like(like, data):
+            return True
         return text_end(data, 0, n, HTML_MODES, None)[0] == n
 
     def run(self, data: bytes, final: bool, out: Out) -> int:
