@@ -845,3 +845,13 @@ def test_once_svg_content_in_doubt_ends_a_comment_is_a_comment_again(chunk_size:
             b"</body></html>")
     out, _ = rewrite(page, chunk_size, max_buffer_bytes=256)
     assert out == page.replace(b"<head>", b"<head>" + HEAD)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 100])
+@pytest.mark.parametrize("svg", [b"<svg>", b"<a><svg></a>"])
+def test_a_tag_in_an_svg_style_has_its_style_attribute_read(svg: bytes, chunk_size: int | None) -> None:
+    """Markup to a tree builder in svg content: the <span> ends it, its style applies (property test, seed 778)."""
+    page = (b"<html><head></head><body>" + svg + b'<style><span style="background:url&#40;'
+            b'https://www.facebook.com/tr?id=1&#41;">x</span></style></body></html>')
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=256)
+    assert b'<span style="background:url(data:,cg;marketing;meta-pixel;' in out

@@ -30,6 +30,12 @@ _NOSCRIPT_CAND = re.compile(b"<(?P<tag>" + names_re(HOLD_KINDS) + b")" + DELIM)
 #: what the end of a buffer may hold of a candidate start tag ("<" + the longest name + a delimiter) or of
 #: the end tag: kept for the next chunk, so a tag cut by the chunking is found whole
 _NOSCRIPT_TAIL = max(len(name) for name in HOLD_KINDS) + 2
+#: ...and in a <style> in svg/math content, whose content is markup there: any start tag too (a <span> ends
+#: the svg content, and its style attribute applies), up to a name length that keeps the tail kept short
+_FOREIGN_STYLE_CAND = re.compile(
+    b"<(?:(?P<tag>" + names_re(HOLD_KINDS) + b")" + DELIM + rb"|(?P<styled>[a-zA-Z][^\t\n\f\r />]{0,15})" + DELIM + b")"
+)
+_FOREIGN_STYLE_TAIL = 18
 #: characters that make a URL in a tag differ from its bytes (entities, percent-escapes, stripped whitespace)
 _ESCAPES = re.compile(rb"[&%\\\t\n\r]")
 _DATA = Mode.DATA
@@ -152,18 +158,21 @@ class TextStates:
         its CSS fetches held back too (``_css_text``: a CSS token never holds a "<", so a tag ends it)."""
         n = len(data)
         end_m = _RAWTEXT_END[self._raw_name].search(data, pos)
+        foreign = bool(self._foreign)  # a <style> in svg/math content (see Tokenizer._mode_after)
+        cand = _FOREIGN_STYLE_CAND if foreign else _NOSCRIPT_CAND
+        cand_tail = _FOREIGN_STYLE_TAIL if foreign else _NOSCRIPT_TAIL
         if end_m is not None:
             limit = end_m.start()
         elif final:
             limit = n
         else:
             tail = OPENING_MAX_BYTES if self._raw_name == "style" else 0
-            limit = max(pos, n - max(len(self._raw_name) + 2, _NOSCRIPT_TAIL, tail))
-        # a candidate starting before the limit ends within _NOSCRIPT_TAIL bytes of it: the search stops
+            limit = max(pos, n - max(len(self._raw_name) + 2, cand_tail, tail))
+        # a candidate starting before the limit ends within cand_tail bytes of it: the search stops
         # there, not at the next tracker tag of the page (which may be far beyond this element)
-        search_end = min(n, limit + _NOSCRIPT_TAIL)
+        search_end = min(n, limit + cand_tail)
         while True:
-            m = _NOSCRIPT_CAND.search(data, pos, search_end)
+            m = cand.search(data, pos, search_end)
             if m is None or m.start() >= limit:
                 break
             # A tag is read only within max_buffer_bytes of its "<" (and before the end tag): how far the
@@ -181,6 +190,11 @@ class TextStates:
                 pos = m.end()
                 continue
             self._css_text(data, pos, m.start(), out)
+            if m.group("tag") is None:  # any other start tag, in svg/math content
+                held = self._styled(data[m.start() : rest])
+                self._css_text(held, 0, len(held), out)
+                pos = rest
+                continue
             name = m.group("tag").lower().decode()
             if name == "script" and self._foreign:
                 # a <style> in svg content, or in svg/math content in doubt (see Tokenizer): to a tree builder
