@@ -855,3 +855,35 @@ def test_a_tag_in_an_svg_style_has_its_style_attribute_read(svg: bytes, chunk_si
             b'https://www.facebook.com/tr?id=1&#41;">x</span></style></body></html>')
     out, _ = rewrite(page, chunk_size, max_buffer_bytes=256)
     assert b'<span style="background:url(data:,cg;marketing;meta-pixel;' in out
+
+
+FB_IMG = b'<img src="https://www.facebook.com/tr?id=1">'
+HELD_FB_IMG = b'<img data-category="marketing"'
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 100])
+@pytest.mark.parametrize("point", [
+    b"<svg><title></title>", b"<svg><desc>d</desc>", b"<svg><foreignObject><p>x</p></foreignObject>",
+    b"<svg><title><span>t</span></title>", b"<math><mi>x</mi>", b"<math><annotation-xml></annotation-xml>",
+    # nested: the end tag of the outer integration point leads back to the outer svg
+    b"<svg><title><svg><title></title></svg></title>",
+])
+@pytest.mark.parametrize("raw", [b"script", b"textarea"])
+def test_the_end_of_an_integration_point_leads_back_to_svg_content(
+    point: bytes, raw: bytes, chunk_size: int | None
+) -> None:
+    """Past </title>, the tree builder is in the svg content again: a <script>, <textarea>… there is an svg
+    element whose content is markup, the tracker tag in it loads (property test; Chromium)."""
+    page = (b"<html><head></head><body>" + point + b"<" + raw + b">" + FB_IMG + b"</" + raw + b"></svg></body></html>")
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=256)
+    assert HELD_FB_IMG in out
+    assert rewrite(page, chunk_size, decision=_everything(), max_buffer_bytes=256)[0] == page.replace(
+        b"<head>", b"<head>" + HEAD)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7])
+def test_an_svg_title_with_its_svg_closed_leaves_the_html_after_it_as_it_was(chunk_size: int | None) -> None:
+    page = (b"<html><head></head><body><svg><title>Menu</title><path d='M0 0'/></svg>"
+            b"<textarea>" + FB_IMG + b"</textarea><!-- " + FB_IMG + b" --></body></html>")
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=256)
+    assert out == page.replace(b"<head>", b"<head>" + HEAD)

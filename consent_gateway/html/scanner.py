@@ -113,8 +113,8 @@ _BREAKOUT = ("b", "big", "blockquote", "body", "br", "center", "code", "dd", "di
              "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul",
              "var")
 BREAKOUT = frozenset(_BREAKOUT)
-#: svg/math elements whose content the parser reads with HTML rules. Past one, the rest is read as HTML
-#: (the way back to svg after it is not tracked: reading more as HTML only ever finds more tags)
+#: svg/math elements whose content the parser reads with HTML rules. Their end tag leads back to the svg/math
+#: content (the tokenizer then reads it in doubt: see Tokenizer)
 _INTEGRATION_NAMES = ("foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml")
 INTEGRATION_POINTS = {"svg": frozenset(("foreignobject", "desc", "title")),
                       "math": frozenset(("mi", "mo", "mn", "ms", "mtext", "annotation-xml"))}
@@ -203,9 +203,15 @@ class Modes:
 
 
 HTML_MODES = Modes(HTML_STARTS, HTML_ENDS, cdata=False, conditional=_CONDITIONAL_AHEAD)
+_HEAD_CONDITIONAL = {name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"}
 #: while the banner block waits for a <meta charset> in the first KiB: every <meta>, <body> and </head> too
 HEAD_MODES = Modes(tuple(dict.fromkeys((*HTML_STARTS, "meta", "body"))), (*HTML_ENDS, "head"), cdata=False,
-                   conditional={name: ahead for name, ahead in _CONDITIONAL_AHEAD.items() if name != "meta"})
+                   conditional=_HEAD_CONDITIONAL)
+#: the same inside an svg/math integration point: the end tag of one leads back to the svg/math content
+INTEGRATION_MODES = Modes(HTML_STARTS, (*HTML_ENDS, *_INTEGRATION_NAMES), cdata=False, conditional=_CONDITIONAL_AHEAD)
+HEAD_INTEGRATION_MODES = Modes(tuple(dict.fromkeys((*HTML_STARTS, "meta", "body"))),
+                               (*HTML_ENDS, "head", *_INTEGRATION_NAMES), cdata=False,
+                               conditional=_HEAD_CONDITIONAL)
 # raw-text elements are not raw text in svg/math: their content is markup there. Every end tag is read: one
 # that closes no open svg/math element may close an HTML element below them, and so the foreign content
 FOREIGN_MODES = Modes(_FOREIGN_STARTS, (), cdata=True,

@@ -55,6 +55,7 @@ class TokenizerState(NamedTuple):
     charset_ahead: bool  # the banner block goes after a <meta charset> still ahead (see Tokenizer)
     foreign: tuple[str, ...]  # the open svg/math elements
     foreign_doubt: bool  # in svg/math content, the tree builder may have left it already (see Tokenizer)
+    foreign_left: tuple[str, ...]  # the svg/math elements open around the integration points entered
     raw_name: str  # the raw-text element open in Mode.RAWTEXT
     comment_fresh: bool  # right after "<!--" ("<!-->" is a whole comment)
     script_state: ScriptState

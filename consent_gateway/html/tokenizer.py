@@ -23,9 +23,11 @@ from .scanner import (
     CONDITIONAL,
     DELIM,
     FOREIGN_MODES,
+    HEAD_INTEGRATION_MODES,
     HEAD_MODES,
     HOLD_KINDS,
     HTML_MODES,
+    INTEGRATION_MODES,
     INTEGRATION_POINTS,
     MARKUP_IN_SELECT,
     MIN_SCAN_BYTES,
@@ -55,6 +57,8 @@ _LONG_TAG = Mode.LONG_TAG
 _CDATA = Mode.CDATA
 #: membership tests at every candidate tag: a set, not the ordered tuple the scanner's patterns are built from
 _HOLD_KIND_SET = frozenset(HOLD_KINDS)
+#: the svg/math elements whose content the tree builder reads as HTML: the end tag of one leads back
+_INTEGRATION_NAMES = frozenset().union(*INTEGRATION_POINTS.values())
 #: in svg/math content in doubt: self-closing start tags an HTML reading opens with text to read
 _DOUBTFUL = frozenset(("script", "style"))
 #: HTML elements never open when the tree builder reads a tag: void ones, and those whose text ends only at
@@ -140,6 +144,11 @@ class Tokenizer(HeadPlacement):
         #: tracked. Until the content ends, what either reading would run is held (``<script/>`` may be
         #: an HTML script, ``<style>`` HTML CSS text).
         self._foreign_doubt = False
+        #: the svg/math elements open around the integration points entered (``<svg><title>``), outermost
+        #: first: an end tag of an integration point's name leads back to them (``<svg><title></title><script>``
+        #: is an svg script). Which integration point, if any, it closes is not tracked (``<svg><title><div>
+        #: </title>`` is still HTML): the content after it is read in doubt, all of them open
+        self._foreign_left: tuple[str, ...] = ()
         self._raw_name = ""
         self._comment_fresh = False
         self._script_state = ScriptState.DATA
@@ -149,13 +158,13 @@ class Tokenizer(HeadPlacement):
 
     def state(self) -> TokenizerState:
         return TokenizerState(self.mode, self.head_pending, self.charset_ahead, self._foreign,
-                              self._foreign_doubt and bool(self._foreign), self._raw_name,
+                              self._foreign_doubt and bool(self._foreign), self._foreign_left, self._raw_name,
                               self._comment_fresh, self._script_state, self.script_open, self._script_scan,
                               self._long_tag_state, self._long_tag_then, self.base)
 
     def restore(self, state: TokenizerState) -> None:
-        (self.mode, self.head_pending, self.charset_ahead, self._foreign, self._foreign_doubt, self._raw_name,
-         self._comment_fresh,
+        (self.mode, self.head_pending, self.charset_ahead, self._foreign, self._foreign_doubt, self._foreign_left,
+         self._raw_name, self._comment_fresh,
          self._script_state, self.script_open, self._script_scan, self._long_tag_state,
          self._long_tag_then, self.base) = state
 
@@ -169,7 +178,7 @@ class Tokenizer(HeadPlacement):
         of a personalised page read again usually is. Decided by the scanner the run starts with, so the
         driver may skip the run (its per-run cost is most of what a short span costs); ``like``: bytes of
         which ``scanner.reads_plain`` holds (the span's last variant), which ``data`` may read like."""
-        if self.mode != _DATA or self.head_pending or self.charset_ahead or self._foreign:
+        if self.mode != _DATA or self.head_pending or self.charset_ahead or self._foreign or self._foreign_left:
             return False
         n = len(data)
         if self._native is not None and n >= MIN_SCAN_BYTES:
@@ -249,8 +258,14 @@ class Tokenizer(HeadPlacement):
             return self._pre_head(data, pos, final, out)
         foreign = self._foreign
         ahead = self.charset_ahead
-        modes: Modes = FOREIGN_MODES if foreign else HEAD_MODES if ahead else HTML_MODES
-        hints = None if foreign or ahead else self._hints
+        left = self._foreign_left
+        if foreign:
+            modes: Modes = FOREIGN_MODES
+        elif left:
+            modes = HEAD_INTEGRATION_MODES if ahead else INTEGRATION_MODES
+        else:
+            modes = HEAD_MODES if ahead else HTML_MODES
+        hints = None if foreign or ahead or left else self._hints
         n = len(data)
         exact_until = self._exact_until if self._exact_modes is modes else -1
         self._exact_modes = modes
@@ -337,6 +352,12 @@ class Tokenizer(HeadPlacement):
             self._foreign = self._foreign[: len(self._foreign) - 1 - self._foreign[::-1].index(closed)]
         elif self._foreign and closed not in _NEVER_OPEN:
             # ignored, or it closes an HTML element below the svg/math ones, and them with it
+            self._foreign_doubt = True
+        if closed in _INTEGRATION_NAMES and self._foreign_left:
+            # it may close an integration point: back in the svg/math content around it, in doubt (it may also
+            # be ignored, or close another one)
+            self._foreign = (*self._foreign_left, *self._foreign)[-_MAX_FOREIGN_DEPTH:]
+            self._foreign_left = ()
             self._foreign_doubt = True
         return tag_end
 
@@ -427,6 +448,7 @@ class Tokenizer(HeadPlacement):
     def _foreign_start_tag(self, tag: bytes, name: str, pos: int, out: Out) -> bool:
         """A start tag inside svg/math; True when it is emitted already."""
         if name in INTEGRATION_POINTS[self._foreign[-1]] and not tag.endswith(b"/>"):
+            self._foreign_left = (*self._foreign_left, *self._foreign)[-_MAX_FOREIGN_DEPTH:]
             self._foreign = ()
             out.append(tag)
             return True  # its content is markup with HTML rules (an svg <title> is not RCDATA)

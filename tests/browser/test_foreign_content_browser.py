@@ -31,6 +31,12 @@ PAGES = {
     "image": '<a><svg></a><image src="https://tr.snapchat.com/p">',
     # an svg <style> applies its CSS
     "svg style css": "<svg><style>body{background:url(https://www.google-analytics.com/a.gif)}</style></svg>",
+    # past the end of an integration point (<title>, <desc>, <foreignObject>), svg content again: the content
+    # of a <script> or <textarea> there is markup
+    "svg title": '<svg><title></title><script><img src="https://www.facebook.com/tr?id=1"></script></svg>',
+    "svg desc": '<svg><desc>d</desc><textarea><img src="https://www.facebook.com/tr?id=1"></textarea></svg>',
+    "foreignObject": ('<svg><foreignObject><p>x</p></foreignObject><textarea>'
+                      '<img src="https://www.facebook.com/tr?id=1"></textarea></svg>'),
 }
 TRACKER_HOSTS = ("www.facebook.com", "www.google-analytics.com", "tr.snapchat.com")
 
