@@ -378,6 +378,19 @@ def test_a_long_tag_that_may_carry_css_has_its_style_shadowed(chunk_size: int | 
 
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
+def test_a_long_link_never_pings_whatever_its_first_part_shows(chunk_size: int | None) -> None:
+    """An <a> too long to read gets an empty ping first (a browser keeps the first), even when its own ping
+    comes only past the buffer: pings are beacons, the link itself still works."""
+    page = (b"<html><head></head><body><a href='/next' title='" + b"x" * 3000 + b"'"
+            b" ping='https://www.google-analytics.com/collect'>next</a></body></html>")
+    out, _ = rewrite(page, chunk_size, max_buffer_bytes=1024)
+    assert b'<a ping="" data-cg-bailout="" style="" href=\'/next\'' in out
+    assert b" ping='https://www.google-analytics.com/collect'>next</a>" in out  # streamed, shadowed
+    assert rewrite(page, chunk_size, max_buffer_bytes=1024, decision=_everything())[0] == page.replace(
+        b"<head>", b"<head>" + HEAD)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 100, 333])
 def test_a_long_breakout_tag_ends_svg_or_math_content_as_a_short_one_does(chunk_size: int | None) -> None:
     """<meta> ends math content whatever its length: the <style> after it is HTML, its url() read as CSS."""
     page = (b"<html><head></head><body><math><meta http-equiv=refresh content='" + b"x" * 3000 + b"'>"

@@ -327,8 +327,10 @@ class Tokenizer(HeadPlacement):
 
     def _shows_conditional_word(self, data: bytes, pos: int, name_end: int, name: str) -> bool:
         """Whether a long <a>/<input>/<meta> shows its word (ping, image, refresh) in its first buffer's worth
-        of bytes: decided on those bytes only, so that a whole tag and a cut one agree."""
-        return CONDITIONAL[name] in data[name_end : pos + self.max_buffer_bytes].lower()
+        of bytes: decided on those bytes only, so that a whole tag and a cut one agree. A long <a> is taken
+        as showing it whatever its bytes: a ping only ever reports a click, so an empty one written first
+        costs the page nothing, where one past the first buffer would reach its tracker unread."""
+        return name == "a" or CONDITIONAL[name] in data[name_end : pos + self.max_buffer_bytes].lower()
 
     def _bogus_start(self, data: bytes, pos: int, final: bool) -> int:
         if self._foreign and not final and data[pos + 1 : pos + 2] == b"!":
